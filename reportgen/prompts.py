@@ -1,0 +1,127 @@
+"""Prompt sets: a fixed list of prompts (plain or chat), with optional references and categories.
+
+A prompt set is YAML (``name``, ``format``, ``system``, ``prompts``, ``lm_corpus``) or JSONL (one
+prompt object a line). Bad files get the same one-line-per-problem errors as bad study configs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from reportgen.config import Strict
+from reportgen.errors import ConfigError
+from reportgen.yamlfile import load_yaml, validate
+
+PROMPT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class Message(Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Prompt(Strict):
+    id: str = Field(pattern=PROMPT_ID)
+    category: str = "general"
+    prompt: str | None = None
+    messages: tuple[Message, ...] | None = None
+    system: str | None = None
+    format: Literal["chat", "plain"] | None = None
+    reference: str | None = None
+    references: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _text_or_messages(self) -> "Prompt":
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of 'prompt' (text) and 'messages' (chat)")
+        if self.messages is not None and not any(m.role == "user" for m in self.messages):
+            raise ValueError("'messages' needs at least one user message")
+        return self
+
+    @property
+    def all_references(self) -> tuple[str, ...]:
+        return ((self.reference,) if self.reference else ()) + self.references
+
+
+class CorpusText(Strict):
+    id: str = Field(pattern=PROMPT_ID)
+    text: str = Field(min_length=1)
+
+
+class PromptSet(Strict):
+    name: str = "prompts"
+    description: str | None = None
+    format: Literal["chat", "plain"] = "chat"
+    system: str | None = None
+    prompts: tuple[Prompt, ...] = Field(min_length=1)
+    lm_corpus: tuple[CorpusText, ...] = ()
+
+    @field_validator("prompts")
+    @classmethod
+    def _unique(cls, prompts: tuple[Prompt, ...]) -> tuple[Prompt, ...]:
+        seen: set[str] = set()
+        for prompt in prompts:
+            if prompt.id in seen:
+                raise ValueError(f"prompt id '{prompt.id}' appears twice; ids must be unique")
+            seen.add(prompt.id)
+        return prompts
+
+    def format_of(self, prompt: Prompt) -> str:
+        return prompt.format or self.format
+
+    def messages_for(self, prompt: Prompt) -> list[dict[str, str]]:
+        """Chat messages for a prompt, with the default system prompt where none is given."""
+        if prompt.messages is not None:
+            messages = [m.model_dump() for m in prompt.messages]
+        else:
+            messages = [{"role": "user", "content": prompt.prompt}]
+        system = prompt.system or self.system
+        if system and not any(m["role"] == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": system})
+        return messages
+
+    def plain_text_for(self, prompt: Prompt) -> str:
+        """The prompt as plain text (for plain-format prompts and models without a chat template)."""
+        if prompt.prompt is not None and not (prompt.system or self.system) :
+            return prompt.prompt
+        parts = [m["content"] for m in self.messages_for(prompt)]
+        return "\n\n".join(parts)
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _load_jsonl(path: Path) -> tuple[dict, dict]:
+    prompts, lines = [], {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{number}: invalid JSON: {exc.msg}. Fix: one JSON object per line") from None
+        lines[("prompts", len(prompts))] = number
+        if isinstance(item, dict):
+            for key in item:
+                lines[("prompts", len(prompts), key)] = number
+        prompts.append(item)
+    return {"name": path.stem, "prompts": prompts}, lines
+
+
+def load_prompt_set(path: str | Path) -> PromptSet:
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        if not path.exists():
+            raise ConfigError(f"{path}: prompt set not found. Fix: check the study's 'prompts' key")
+        data, lines = _load_jsonl(path)
+    else:
+        data, lines = load_yaml(path, what="prompt set")
+        if isinstance(data, list):  # a bare list of prompts
+            data = {"prompts": data}
+            lines = {("prompts", *k): v for k, v in lines.items()}
+    return validate(PromptSet, data, lines, path)

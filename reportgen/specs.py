@@ -1,0 +1,807 @@
+"""Spec extraction: what a model *is*, computed from its files, never typed by hand.
+
+Sources:
+
+* a Hugging Face ``config.json`` (and, beside it, a PEFT ``adapter_config.json``);
+* a GGUF file's metadata and tensor table.
+
+Facts read straight from the config (sizes, layer counts, context length, vocabulary) need no heavy
+packages. Exact parameter counts do: the architecture is instantiated on PyTorch's ``meta`` device
+(shapes only, no memory, no weights, well under a second even for 7B models) and its unique parameters
+are counted, so tied embeddings count once. torch / transformers / gguf are imported inside the
+functions that need them, so ``import reportgen.specs`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from reportgen.errors import ConfigError, MissingExtraError
+
+__all__ = [
+    "AdapterSpec",
+    "ModelSpec",
+    "adapter_spec",
+    "count_parameters",
+    "estimate_4bit_bytes",
+    "spec_from_config_dict",
+    "spec_from_config_file",
+    "spec_from_gguf",
+    "spec_from_path",
+]
+
+# --------------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------------
+
+#: model_type -> human family name. Unknown types fall back to the model_type itself.
+FAMILIES: dict[str, str] = {
+    "llama": "Llama",
+    "llama4": "Llama 4",
+    "mistral": "Mistral",
+    "mixtral": "Mixtral",
+    "gpt2": "GPT-2",
+    "gpt_neo": "GPT-Neo",
+    "gpt_neox": "GPT-NeoX",
+    "gptj": "GPT-J",
+    "gpt_bigcode": "GPT-BigCode",
+    "openai-gpt": "GPT",
+    "t5": "T5",
+    "mt5": "mT5",
+    "umt5": "UMT5",
+    "longt5": "LongT5",
+    "bart": "BART",
+    "mbart": "mBART",
+    "pegasus": "Pegasus",
+    "marian": "Marian",
+    "opt": "OPT",
+    "bloom": "BLOOM",
+    "falcon": "Falcon",
+    "phi": "Phi",
+    "phi3": "Phi-3",
+    "qwen2": "Qwen2",
+    "qwen2_moe": "Qwen2-MoE",
+    "qwen3": "Qwen3",
+    "qwen3_moe": "Qwen3-MoE",
+    "gemma": "Gemma",
+    "gemma2": "Gemma 2",
+    "gemma3": "Gemma 3",
+    "gemma3_text": "Gemma 3",
+    "starcoder2": "StarCoder2",
+    "stablelm": "StableLM",
+    "olmo": "OLMo",
+    "olmo2": "OLMo 2",
+    "smollm3": "SmolLM3",
+    "cohere": "Command-R",
+    "mamba": "Mamba",
+    "rwkv": "RWKV",
+    "bert": "BERT",
+    "roberta": "RoBERTa",
+    "distilbert": "DistilBERT",
+}
+
+#: model types whose models are encoder-decoder (seq2seq) even when config.json omits is_encoder_decoder.
+ENCODER_DECODER_TYPES = frozenset(
+    {
+        "t5", "mt5", "umt5", "longt5", "bart", "mbart", "pegasus", "pegasus_x", "marian", "led",
+        "m2m_100", "fsmt", "prophetnet", "blenderbot", "blenderbot-small", "bigbird_pegasus",
+        "plbart", "mvp", "switch_transformers", "nllb-moe", "encoder-decoder", "t5gemma",
+    }
+)
+
+#: GGUF ``general.architecture`` -> (HF model_type, HF architecture class).
+GGUF_ARCHITECTURES: dict[str, tuple[str, str]] = {
+    "llama": ("llama", "LlamaForCausalLM"),
+    "mistral": ("mistral", "MistralForCausalLM"),
+    "gpt2": ("gpt2", "GPT2LMHeadModel"),
+    "gptj": ("gptj", "GPTJForCausalLM"),
+    "gptneox": ("gpt_neox", "GPTNeoXForCausalLM"),
+    "falcon": ("falcon", "FalconForCausalLM"),
+    "bloom": ("bloom", "BloomForCausalLM"),
+    "mpt": ("mpt", "MptForCausalLM"),
+    "starcoder": ("gpt_bigcode", "GPTBigCodeForCausalLM"),
+    "starcoder2": ("starcoder2", "Starcoder2ForCausalLM"),
+    "stablelm": ("stablelm", "StableLmForCausalLM"),
+    "qwen2": ("qwen2", "Qwen2ForCausalLM"),
+    "qwen2moe": ("qwen2_moe", "Qwen2MoeForCausalLM"),
+    "qwen3": ("qwen3", "Qwen3ForCausalLM"),
+    "qwen3moe": ("qwen3_moe", "Qwen3MoeForCausalLM"),
+    "phi2": ("phi", "PhiForCausalLM"),
+    "phi3": ("phi3", "Phi3ForCausalLM"),
+    "gemma": ("gemma", "GemmaForCausalLM"),
+    "gemma2": ("gemma2", "Gemma2ForCausalLM"),
+    "gemma3": ("gemma3_text", "Gemma3ForCausalLM"),
+    "command-r": ("cohere", "CohereForCausalLM"),
+    "olmo": ("olmo", "OlmoForCausalLM"),
+    "olmo2": ("olmo2", "Olmo2ForCausalLM"),
+    "mamba": ("mamba", "MambaForCausalLM"),
+    "t5": ("t5", "T5ForConditionalGeneration"),
+}
+
+#: activation of GGUF architectures (GGUF metadata does not record it).
+GGUF_ACTIVATIONS: dict[str, str] = {
+    "llama": "silu", "mistral": "silu", "qwen2": "silu", "qwen3": "silu", "qwen2moe": "silu",
+    "qwen3moe": "silu", "phi3": "silu", "starcoder2": "gelu_pytorch_tanh", "gpt2": "gelu_new",
+    "gemma": "gelu_pytorch_tanh", "gemma2": "gelu_pytorch_tanh", "gemma3": "gelu_pytorch_tanh",
+    "olmo": "silu", "olmo2": "silu", "command-r": "silu",
+}
+
+#: bytes per parameter of a stored (torch) dtype.
+DTYPE_BYTES: dict[str, int] = {
+    "float64": 8, "double": 8,
+    "float32": 4, "float": 4,
+    "float16": 2, "half": 2, "bfloat16": 2,
+    "int8": 1, "uint8": 1, "float8_e4m3fn": 1, "float8_e5m2": 1,
+}
+
+#: config keys that cannot change a model's parameter shapes: dropped before the count cache key.
+_SHAPE_IRRELEVANT_KEYS = frozenset(
+    {
+        "_name_or_path", "transformers_version", "torch_dtype", "dtype", "use_cache",
+        "quantization_config", "_attn_implementation", "attn_implementation",
+    }
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data classes
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """A PEFT adapter (LoRA and friends), as its ``adapter_config.json`` describes it."""
+
+    peft_type: str
+    r: int | None
+    alpha: float | None
+    dropout: float | None
+    target_modules: tuple[str, ...]
+    base_model: str | None
+    task_type: str | None
+    trainable_parameters: int | None  # exact: LoRA adds r*(in_features+out_features) per targeted Linear
+    share_of_base: float | None  # trainable / base parameters
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["target_modules"] = list(self.target_modules)
+        return d
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The facts about one model that a report states. ``None`` means: the source does not say."""
+
+    source: str  # "config.json" or "gguf"
+    architecture: str | None
+    model_type: str | None
+    family: str | None
+    task: str | None  # "causal-lm" | "seq2seq-lm" | None
+    hidden_size: int | None
+    intermediate_size: int | None
+    num_attention_heads: int | None
+    num_key_value_heads: int | None
+    num_hidden_layers: int | None
+    context_length: int | None
+    vocab_size: int | None
+    activation: str | None
+    dtype: str | None  # torch dtype name; for GGUF the file type's short name ("Q4_1", "F16")
+    tie_word_embeddings: bool | None
+    transformers_version: str | None
+    parameters: int | None  # exact count, tied weights once
+    weight_bytes: int | None  # at the stored dtype; for GGUF the tensor data size in the file
+    weight_bytes_4bit: int | None  # see estimate_4bit_bytes()
+    gguf_file_type: str | None  # e.g. "MOSTLY_Q4_1"
+    gguf_tensor_types: dict | None  # {"Q4_1": 210, "F32": 61, ...}
+    adapter: AdapterSpec | None = None
+    notes: tuple[str, ...] = field(default=())  # why a fact is missing, and similar caveats
+
+    def as_dict(self) -> dict:
+        """Flat-ish, JSON-serialisable; ``adapter`` is a nested dict (or None)."""
+        d: dict[str, Any] = {}
+        for f in self.__dataclass_fields__:
+            value = getattr(self, f)
+            if f == "adapter":
+                value = value.as_dict() if value is not None else None
+            elif f == "gguf_tensor_types" and value is not None:
+                value = dict(value)
+            elif f == "notes":
+                value = list(value)
+            d[f] = value
+        return d
+
+
+# --------------------------------------------------------------------------------------------------
+# Meta-device model summary (cached)
+# --------------------------------------------------------------------------------------------------
+
+
+class _Module(NamedTuple):
+    name: str
+    kind: str  # "linear" | "conv1d" (GPT-2 style, weight is (in, out)) | "embedding" | "convnd" | "other"
+    in_features: int
+    out_features: int
+    weight_numel: int
+    bias_numel: int
+    kernel_numel: int  # prod(kernel_size) for convnd, else 1
+    is_output_head: bool
+
+
+class _Summary(NamedTuple):
+    parameters: int
+    tied_embeddings: bool | None
+    modules: tuple[_Module, ...]  # every module that owns parameters directly
+
+
+def _canonical_key(cfg: dict) -> str:
+    reduced = {k: v for k, v in cfg.items() if k not in _SHAPE_IRRELEVANT_KEYS}
+    return json.dumps(reduced, sort_keys=True, default=str)
+
+
+def _import_torch_transformers():
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingExtraError(exc.name or "transformers", "hf", "Counting model parameters") from exc
+    return torch, transformers
+
+
+def _build_meta_model(cfg: dict):
+    """Instantiate the config's architecture on the meta device (shapes only)."""
+    torch, transformers = _import_torch_transformers()
+    from transformers import AutoConfig
+
+    kwargs = {k: v for k, v in cfg.items() if k not in _SHAPE_IRRELEVANT_KEYS}
+    model_type = kwargs.pop("model_type", None)
+    if not model_type:
+        raise ConfigError("config has no 'model_type': cannot build the architecture to count its parameters")
+    if kwargs.get("auto_map"):
+        raise ConfigError(f"model_type {model_type!r} needs remote code (auto_map); its parameters are not counted")
+    try:
+        config = AutoConfig.for_model(model_type, **kwargs)
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(
+            f"transformers {transformers.__version__} does not know model_type {model_type!r}: {exc}"[:300]
+        ) from exc
+
+    archs = cfg.get("architectures") or []
+    cls = getattr(transformers, archs[0], None) if archs else None
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
+        if getattr(config, "is_encoder_decoder", False):
+            cls = transformers.AutoModelForSeq2SeqLM
+        else:
+            cls = transformers.AutoModelForCausalLM
+    with torch.device("meta"):
+        try:
+            if hasattr(cls, "_from_config"):
+                return cls._from_config(config, attn_implementation="eager")
+            return cls.from_config(config, attn_implementation="eager")
+        except ValueError:
+            if cls is transformers.AutoModelForCausalLM:  # e.g. an encoder-only model
+                return transformers.AutoModel.from_config(config, attn_implementation="eager")
+            raise
+
+
+@functools.lru_cache(maxsize=64)
+def _meta_summary(canonical: str) -> _Summary:
+    torch, _ = _import_torch_transformers()
+    from transformers.pytorch_utils import Conv1D
+
+    model = _build_meta_model(json.loads(canonical))
+    parameters = sum(p.numel() for p in model.parameters())  # parameters() yields shared tensors once
+
+    out_emb = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    in_emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    tied = None
+    if isinstance(out_emb, torch.nn.Module) and isinstance(in_emb, torch.nn.Module):
+        ow, iw = getattr(out_emb, "weight", None), getattr(in_emb, "weight", None)
+        tied = ow is not None and ow is iw
+
+    # transformers' bitsandbytes integration also keeps the module owning the last parameter unquantized
+    named = list(model.named_parameters())
+    last_module = named[-1][0].rsplit(".", 1)[0] if named else None
+
+    modules = []
+    seen: set[int] = set()
+    for name, mod in model.named_modules():
+        own = [p for p in mod.parameters(recurse=False) if id(p) not in seen]
+        if not own and not isinstance(mod, (torch.nn.Linear, Conv1D, torch.nn.Embedding)):
+            continue
+        seen.update(id(p) for p in own)
+        weight = getattr(mod, "weight", None)
+        bias = getattr(mod, "bias", None)
+        own_ids = {id(p) for p in own}
+        bias_numel = bias.numel() if isinstance(bias, torch.nn.Parameter) and id(bias) in own_ids else 0
+        weight_numel = weight.numel() if isinstance(weight, torch.nn.Parameter) and id(weight) in own_ids else 0
+        other = sum(p.numel() for p in own) - weight_numel - bias_numel
+        is_head = mod is out_emb or (name == last_module and isinstance(mod, (torch.nn.Linear, Conv1D)))
+        kernel = 1
+        if isinstance(mod, torch.nn.Linear):
+            kind, fin, fout = "linear", mod.in_features, mod.out_features
+        elif isinstance(mod, Conv1D):
+            kind, fin, fout = "conv1d", mod.weight.shape[0], mod.weight.shape[1]
+        elif isinstance(mod, torch.nn.Embedding):
+            kind, fin, fout = "embedding", mod.num_embeddings, mod.embedding_dim
+        elif isinstance(mod, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
+            kind, fin, fout = "convnd", mod.in_channels, mod.out_channels
+            kernel = math.prod(mod.kernel_size)
+        else:
+            kind, fin, fout = "other", 0, 0
+        modules.append(_Module(name, kind, fin, fout, weight_numel, bias_numel, kernel, is_head))
+        if other:  # extra parameters owned directly by a Linear-like module (rare): record them apart
+            modules.append(_Module(name + "#other", "other", 0, 0, other, 0, 1, False))
+    return _Summary(int(parameters), tied, tuple(modules))
+
+
+def _summary(cfg: dict) -> _Summary:
+    return _meta_summary(_canonical_key(cfg))
+
+
+def count_parameters(cfg: dict) -> int:
+    """Exact parameter count of the architecture a ``config.json`` dict describes.
+
+    The model is built on the ``meta`` device (no weights, no memory) and its unique parameters are
+    counted, so tied input/output embeddings count once. Results are cached per canonical config.
+    Raises ConfigError when transformers cannot build the architecture.
+    """
+    return _summary(cfg).parameters
+
+
+def _param_elements(modules) -> int:
+    return sum(m.weight_numel + m.bias_numel for m in modules)
+
+
+def _nf4_bytes(numel: int, *, double_quant: bool, blocksize: int = 64) -> int:
+    blocks = math.ceil(numel / blocksize)
+    packed = math.ceil(numel / 2)
+    if double_quant:
+        # absmax quantized to 8 bit, one fp32 scale per 256 absmax values, one fp32 offset per tensor
+        return packed + blocks + 4 * math.ceil(blocks / 256) + 4
+    return packed + 4 * blocks
+
+
+def estimate_4bit_bytes(cfg: dict, *, double_quant: bool = False, blocksize: int = 64) -> int:
+    """Memory of the weights when loaded bitsandbytes-4-bit (``load_in_4bit``, nf4 or fp4).
+
+    Formula, per weight matrix of every ``nn.Linear`` / GPT-2 ``Conv1D`` except the output head
+    (``lm_head``) and the module owning the model's last parameter (transformers' bitsandbytes
+    integration keeps both unquantized), with ``n`` elements:
+
+    * packed 4-bit values: ``ceil(n / 2)`` bytes;
+    * absmax scales, one per block of ``blocksize`` (64) values: ``4 * ceil(n / 64)`` bytes (fp32);
+      with double quantization instead ``ceil(n / 64)`` bytes (8-bit) plus ``4 * ceil(blocks / 256)``
+      (fp32 second-level scales) plus 4 (fp32 offset).
+
+    Everything else (embeddings, norms, biases, the output head) stays at 16 bits: 2 bytes per
+    parameter (shared/tied tensors once). Per-tensor constants (the 16-entry nf4 code table) are ignored.
+    """
+    summary = _summary(cfg)
+    quantized = [m for m in summary.modules if m.kind in ("linear", "conv1d") and not m.is_output_head]
+    q_bytes = sum(_nf4_bytes(m.weight_numel, double_quant=double_quant, blocksize=blocksize) for m in quantized)
+    rest = summary.parameters - sum(m.weight_numel for m in quantized)
+    return q_bytes + 2 * rest
+
+
+# --------------------------------------------------------------------------------------------------
+# Adapters
+# --------------------------------------------------------------------------------------------------
+
+
+def _peft_matches(adapter_cfg: dict, key: str) -> bool:
+    """Whether PEFT would wrap module ``key`` (mirrors peft.tuners.tuners_utils.check_target_module_exists)."""
+    exclude = adapter_cfg.get("exclude_modules")
+    if exclude:
+        if isinstance(exclude, str):
+            if re.fullmatch(exclude, key):
+                return False
+        elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
+            return False
+    to_save = adapter_cfg.get("modules_to_save")
+    if to_save and any(re.match(rf"(^|.*\.){m}($|\..*)", key) for m in to_save):
+        return False
+
+    targets = adapter_cfg.get("target_modules")
+    if targets is None:
+        return False
+    if isinstance(targets, str):
+        return re.fullmatch(targets, key) is not None
+    if key in targets:
+        return True
+    found = any(key.endswith(f".{t}") for t in targets)
+    layer_indexes = adapter_cfg.get("layers_to_transform")
+    using_indexes = layer_indexes is not None and (len(layer_indexes) != 0 if isinstance(layer_indexes, list) else True)
+    if found and using_indexes:
+        patterns = adapter_cfg.get("layers_pattern")
+        match = None
+        if not patterns:
+            match = re.match(r".*?\.[^.]*\.(?P<idx>\d+)\.", key)
+        else:
+            for pattern in [patterns] if isinstance(patterns, str) else patterns:
+                match = re.match(rf"(?:^|.*?\.){pattern}\.(?P<idx>\d+)\.", key)
+                if match is not None:
+                    break
+        if match is None:
+            return False
+        idx = int(match.group("idx"))
+        return idx == layer_indexes if isinstance(layer_indexes, int) else idx in layer_indexes
+    return found
+
+
+def _pattern_value(patterns: dict, key: str, default):
+    """PEFT's rank_pattern / alpha_pattern lookup (peft.utils.other.get_pattern_key)."""
+    for pattern, value in (patterns or {}).items():
+        if re.match(rf"(.*\.)?({pattern})$", key):
+            return value
+    return default
+
+
+def _lora_trainable(adapter_cfg: dict, summary: _Summary) -> int:
+    r_default = int(adapter_cfg.get("r") or 8)
+    rank_pattern = adapter_cfg.get("rank_pattern") or {}
+    use_dora = bool(adapter_cfg.get("use_dora"))
+    bias_mode = adapter_cfg.get("bias") or "none"
+    targets = adapter_cfg.get("target_modules")
+
+    real = [m for m in summary.modules if not m.name.endswith("#other")]
+    if isinstance(targets, str) and targets.lower() == "all-linear":
+        matched = [m for m in real if m.kind in ("linear", "conv1d") and not m.is_output_head]
+    else:
+        matched = [m for m in real if m.name and _peft_matches(adapter_cfg, m.name)]
+    if not matched:
+        raise ConfigError(f"adapter target_modules {targets!r} match no module of the base model")
+
+    total = 0
+    for m in matched:
+        r = int(_pattern_value(rank_pattern, m.name, r_default))
+        if m.kind in ("linear", "conv1d", "embedding"):
+            total += r * (m.in_features + m.out_features)
+        elif m.kind == "convnd":  # lora_A: Conv(in, r, kernel), lora_B: Conv(r, out, 1)
+            total += r * (m.in_features * m.kernel_numel + m.out_features)
+        else:
+            raise ConfigError(f"LoRA cannot target module {m.name!r}: it is not a Linear, Conv or Embedding layer")
+        if use_dora:
+            total += m.out_features  # magnitude vector
+        if bias_mode == "lora_only":
+            total += m.bias_numel
+    if bias_mode == "all":
+        total += sum(m.bias_numel for m in real)
+
+    to_save = list(adapter_cfg.get("modules_to_save") or [])
+    if (adapter_cfg.get("task_type") or "").upper() == "SEQ_CLS":
+        to_save += ["classifier", "score"]
+    if to_save:
+        saved = [
+            m for m in real
+            if any(m.name == s or m.name.endswith(f".{s}") or m.name.startswith(f"{s}.") or f".{s}." in f".{m.name}."
+                   for s in to_save)
+        ]
+        total += _param_elements(saved)
+    return total
+
+
+def adapter_spec(adapter_cfg: dict, base_cfg: dict | None) -> AdapterSpec:
+    """Describe a PEFT adapter; with the base model's config, count its trainable parameters exactly.
+
+    LoRA adds, per targeted layer, A (r x in) and B (out x r): ``r * (in_features + out_features)``.
+    Targets are matched the way PEFT matches them: a string is a full-match regex on the module name,
+    a list matches a module whose name equals an entry or ends with ``.entry`` (``layers_to_transform``,
+    ``exclude_modules``, ``rank_pattern``, ``all-linear``, DoRA, ``bias`` and ``modules_to_save`` honoured).
+    Only LoRA adapters get a count; other PEFT types report ``None``.
+    """
+    peft_type = str(adapter_cfg.get("peft_type") or "LORA").upper()
+    targets = adapter_cfg.get("target_modules")
+    if targets is None:
+        target_tuple: tuple[str, ...] = ()
+    elif isinstance(targets, str):
+        target_tuple = (targets,)
+    else:
+        target_tuple = tuple(sorted(str(t) for t in targets))
+
+    r = adapter_cfg.get("r")
+    alpha = adapter_cfg.get("lora_alpha")
+    dropout = adapter_cfg.get("lora_dropout")
+    trainable = share = None
+    if base_cfg is not None and peft_type == "LORA":
+        summary = _summary(base_cfg)
+        trainable = _lora_trainable(adapter_cfg, summary)
+        share = trainable / summary.parameters if summary.parameters else None
+    return AdapterSpec(
+        peft_type=peft_type,
+        r=int(r) if r is not None else None,
+        alpha=float(alpha) if alpha is not None else None,
+        dropout=float(dropout) if dropout is not None else None,
+        target_modules=target_tuple,
+        base_model=adapter_cfg.get("base_model_name_or_path"),
+        task_type=adapter_cfg.get("task_type"),
+        trainable_parameters=trainable,
+        share_of_base=share,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# config.json
+# --------------------------------------------------------------------------------------------------
+
+
+def _first(cfg: dict, *keys: str):
+    for k in keys:
+        if cfg.get(k) is not None:
+            return cfg[k]
+    return None
+
+
+def _int_or_none(v) -> int | None:
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _normalise_dtype(v) -> str | None:
+    if v is None:
+        return None
+    s = str(v)
+    return s[len("torch."):] if s.startswith("torch.") else s
+
+
+def _family(model_type: str | None, architecture: str | None) -> str | None:
+    if model_type:
+        return FAMILIES.get(model_type, model_type)
+    if architecture:
+        arch = architecture.lower()
+        for mt in sorted(FAMILIES, key=len, reverse=True):
+            if arch.startswith(mt.replace("_", "")):
+                return FAMILIES[mt]
+    return None
+
+
+def _task(cfg: dict, architecture: str | None, model_type: str | None) -> str | None:
+    if cfg.get("is_encoder_decoder") or (model_type in ENCODER_DECODER_TYPES):
+        return "seq2seq-lm"
+    if architecture and (architecture.endswith("ForCausalLM") or architecture.endswith("LMHeadModel")):
+        return "causal-lm"
+    return None
+
+
+def spec_from_config_dict(cfg: dict, adapter_cfg: dict | None = None, *, count: bool = True) -> ModelSpec:
+    """Spec of the model a ``config.json`` dict describes (plus its PEFT adapter, when given).
+
+    ``count=False`` skips everything that needs torch/transformers (parameters and byte sizes).
+    Unknown keys are ignored; a model_type transformers cannot build leaves the counts ``None``
+    and says why in ``notes``.
+    """
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"a model config must be a JSON object, not {type(cfg).__name__}")
+    archs = cfg.get("architectures") or []
+    architecture = archs[0] if archs else None
+    model_type = cfg.get("model_type")
+
+    hidden = _int_or_none(_first(cfg, "hidden_size", "n_embd", "d_model", "dim"))
+    intermediate = _int_or_none(_first(cfg, "intermediate_size", "n_inner", "ffn_dim", "d_ff", "encoder_ffn_dim"))
+    if intermediate is None and "n_inner" in cfg and hidden is not None:
+        intermediate = 4 * hidden  # GPT-2 family: n_inner null means 4 * n_embd
+    heads = _int_or_none(_first(cfg, "num_attention_heads", "n_head", "num_heads", "encoder_attention_heads"))
+    kv_heads = _int_or_none(_first(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv"))
+    if kv_heads is None:
+        kv_heads = 1 if cfg.get("multi_query") else heads
+    layers = _int_or_none(_first(cfg, "num_hidden_layers", "n_layer", "num_layers", "encoder_layers"))
+    context = _int_or_none(_first(cfg, "max_position_embeddings", "n_positions", "n_ctx"))
+    vocab = _int_or_none(_first(cfg, "vocab_size", "n_vocab"))
+    activation = _first(cfg, "hidden_act", "activation_function", "hidden_activation", "feed_forward_proj")
+    dtype = _normalise_dtype(_first(cfg, "torch_dtype", "dtype"))
+    tie = cfg.get("tie_word_embeddings")
+    tie = bool(tie) if tie is not None else None
+
+    notes: list[str] = []
+    parameters = weight_bytes = weight_bytes_4bit = None
+    if count:
+        try:
+            summary = _summary(cfg)
+        except ConfigError as exc:
+            notes.append(f"parameters not counted: {exc.format_message()}")
+        else:
+            parameters = summary.parameters
+            if summary.tied_embeddings is not None:
+                tie = summary.tied_embeddings
+            if dtype in DTYPE_BYTES:
+                weight_bytes = parameters * DTYPE_BYTES[dtype]
+            elif dtype is not None:
+                notes.append(f"weight size unknown for dtype {dtype!r}")
+            qcfg = cfg.get("quantization_config") or {}
+            weight_bytes_4bit = estimate_4bit_bytes(cfg, double_quant=bool(qcfg.get("bnb_4bit_use_double_quant")))
+
+    adapter = None
+    if adapter_cfg is not None:
+        try:
+            adapter = adapter_spec(adapter_cfg, cfg if (count and parameters is not None) else None)
+        except ConfigError as exc:
+            notes.append(f"adapter parameters not counted: {exc.format_message()}")
+            adapter = adapter_spec(adapter_cfg, None)
+
+    return ModelSpec(
+        source="config.json",
+        architecture=architecture,
+        model_type=model_type,
+        family=_family(model_type, architecture),
+        task=_task(cfg, architecture, model_type),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        num_hidden_layers=layers,
+        context_length=context,
+        vocab_size=vocab,
+        activation=str(activation) if activation is not None else None,
+        dtype=dtype,
+        tie_word_embeddings=tie,
+        transformers_version=cfg.get("transformers_version"),
+        parameters=parameters,
+        weight_bytes=weight_bytes,
+        weight_bytes_4bit=weight_bytes_4bit,
+        gguf_file_type=None,
+        gguf_tensor_types=None,
+        adapter=adapter,
+        notes=tuple(notes),
+    )
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such file") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    return data
+
+
+def spec_from_config_file(path, *, count: bool = True) -> ModelSpec:
+    """Spec from a ``config.json`` file, or a folder holding one.
+
+    An ``adapter_config.json`` in the same folder is read as the model's PEFT adapter. Passing an
+    ``adapter_config.json`` itself reads the ``config.json`` beside it as the base.
+    """
+    p = Path(path)
+    if p.is_dir():
+        folder, cfg_path = p, p / "config.json"
+    elif p.name == "adapter_config.json":
+        folder, cfg_path = p.parent, p.parent / "config.json"
+        if not cfg_path.exists():
+            raise ConfigError(f"{p}: an adapter needs its base model's config.json beside it ({cfg_path} is missing)")
+    else:
+        folder, cfg_path = p.parent, p
+    cfg = _read_json(cfg_path)
+    adapter_path = folder / "adapter_config.json"
+    adapter_cfg = _read_json(adapter_path) if adapter_path.exists() and cfg_path.name == "config.json" else None
+    return spec_from_config_dict(cfg, adapter_cfg, count=count)
+
+
+# --------------------------------------------------------------------------------------------------
+# GGUF
+# --------------------------------------------------------------------------------------------------
+
+
+def _gguf_value(field):
+    """Decoded scalar/string value of a GGUFReader field (arrays are not decoded)."""
+    if field is None:
+        return None
+    if hasattr(field, "contents"):
+        return field.contents()
+    import gguf  # older gguf: decode by hand
+
+    part = field.parts[field.data[0]]
+    if field.types and field.types[0] == gguf.GGUFValueType.STRING:
+        return bytes(part).decode("utf-8")
+    return part.tolist()[0]
+
+
+def spec_from_gguf(path) -> ModelSpec:
+    """Spec from a GGUF file's metadata and tensor table (the tensor data are not read).
+
+    gguf.GGUFReader parses every tokenizer string (seconds for a 49k-token vocabulary), so results
+    are cached per (path, size, mtime).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such GGUF file")
+    st = p.stat()
+    return _spec_from_gguf_cached(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _spec_from_gguf_cached(path: str, size: int, mtime_ns: int) -> ModelSpec:
+    try:
+        import gguf
+    except ImportError as exc:
+        raise MissingExtraError("gguf", "gguf", "Reading GGUF metadata") from exc
+    p = Path(path)
+    try:
+        reader = gguf.GGUFReader(str(p))
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"{p}: not a readable GGUF file ({exc})") from exc
+    fields = reader.fields
+
+    def get(key):
+        return _gguf_value(fields.get(key))
+
+    arch = get("general.architecture")
+    model_type, architecture = GGUF_ARCHITECTURES.get(arch, (arch, None))
+
+    def arch_int(suffix):
+        return _int_or_none(get(f"{arch}.{suffix}"))
+
+    tokens = fields.get("tokenizer.ggml.tokens")
+    vocab = len(tokens.data) if tokens is not None else arch_int("vocab_size")
+    tensors = list(reader.tensors)
+    names = {t.name for t in tensors}
+    if vocab is None:
+        emb = next((t for t in tensors if t.name == "token_embd.weight"), None)
+        vocab = int(emb.shape[-1]) if emb is not None else None
+
+    file_type_id = get("general.file_type")
+    file_type = None
+    if file_type_id is not None:
+        try:
+            file_type = gguf.LlamaFileType(int(file_type_id)).name
+        except ValueError:
+            file_type = f"UNKNOWN_{int(file_type_id)}"
+    dtype = re.sub(r"^(MOSTLY|ALL)_", "", file_type) if file_type else None
+
+    histogram = Counter(gguf.GGMLQuantizationType(int(t.tensor_type)).name for t in tensors)
+    parameters = sum(int(t.n_elements) for t in tensors)
+    weight_bytes = sum(int(t.n_bytes) for t in tensors)
+    # 4-bit estimate with the same rule as estimate_4bit_bytes: 2-D weight matrices inside the blocks
+    # ("blk.N.*") at nf4 + fp32 absmax, everything else (embeddings, norms, output) at 16 bits.
+    q = [int(t.n_elements) for t in tensors if t.name.startswith("blk.") and len(t.shape) == 2]
+    weight_bytes_4bit = sum(_nf4_bytes(n, double_quant=False) for n in q) + 2 * (parameters - sum(q))
+
+    heads = arch_int("attention.head_count")
+    kv = arch_int("attention.head_count_kv")
+    tie = None
+    if "token_embd.weight" in names:
+        tie = "output.weight" not in names
+
+    return ModelSpec(
+        source="gguf",
+        architecture=architecture,
+        model_type=model_type,
+        family=_family(model_type, architecture),
+        task="seq2seq-lm" if model_type in ENCODER_DECODER_TYPES else ("causal-lm" if architecture else None),
+        hidden_size=arch_int("embedding_length"),
+        intermediate_size=arch_int("feed_forward_length"),
+        num_attention_heads=heads,
+        num_key_value_heads=kv if kv is not None else heads,
+        num_hidden_layers=arch_int("block_count"),
+        context_length=arch_int("context_length"),
+        vocab_size=vocab,
+        activation=GGUF_ACTIVATIONS.get(arch),
+        dtype=dtype,
+        tie_word_embeddings=tie,
+        transformers_version=None,
+        parameters=parameters,
+        weight_bytes=weight_bytes,
+        weight_bytes_4bit=weight_bytes_4bit,
+        gguf_file_type=file_type,
+        gguf_tensor_types=dict(sorted(histogram.items(), key=lambda kv_: (-kv_[1], kv_[0]))),
+        adapter=None,
+        notes=(),
+    )
+
+
+def spec_from_path(path, *, count: bool = True) -> ModelSpec:
+    """Dispatch on the path: a ``.gguf`` file, or a config.json / adapter_config.json / model folder."""
+    p = Path(path)
+    if p.suffix.lower() == ".gguf":
+        return spec_from_gguf(p)
+    if p.is_dir() and not (p / "config.json").exists():
+        ggufs = sorted(p.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return spec_from_gguf(ggufs[0])
+    return spec_from_config_file(p, count=count)

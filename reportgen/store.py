@@ -1,0 +1,247 @@
+"""The results store: one SQLite file per study, in its report folder.
+
+One row per (model fingerprint, prompt id, request hash). The fingerprint hashes what determines a
+model's outputs (weights, adapter, quantization, precision); the request hash covers the prompt's
+content and the generation settings that can change the output. Rows are committed batch by batch in
+WAL mode, so a run killed at any moment loses at most the batch in flight and resumes where it stopped.
+Every run is kept (runs, model_runs), which gives a model's history across retrainings.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+from reportgen.backends.base import GenerationResult, LoadInfo, LogLikelihoodResult
+from reportgen.errors import StoreError
+
+SCHEMA_VERSION = 1
+STORE_NAME = "results.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    manifest TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS model_runs (
+    run_id TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    settings_hash TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    load_time_s REAL,
+    precision TEXT,
+    device TEXT,
+    weight_bytes INTEGER,
+    peak_memory_bytes INTEGER,
+    prompts_run INTEGER NOT NULL DEFAULT 0,
+    prompts_cached INTEGER NOT NULL DEFAULT 0,
+    generated_tokens INTEGER NOT NULL DEFAULT 0,
+    generate_time_s REAL NOT NULL DEFAULT 0,
+    notes TEXT NOT NULL DEFAULT '[]',
+    details TEXT NOT NULL DEFAULT '{}',
+    fingerprint_parts TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (run_id, model_id)
+);
+CREATE TABLE IF NOT EXISTS results (
+    fingerprint TEXT NOT NULL,
+    prompt_id TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    model_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    settings_hash TEXT NOT NULL,
+    text TEXT NOT NULL,
+    prompt_text TEXT,
+    prompt_tokens INTEGER,
+    output_tokens INTEGER,
+    finish_reason TEXT NOT NULL,
+    latency_s REAL,
+    ttft_s REAL,
+    batch_size INTEGER,
+    error TEXT,
+    extra TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    PRIMARY KEY (fingerprint, prompt_id, request_hash)
+);
+CREATE TABLE IF NOT EXISTS loglik (
+    fingerprint TEXT NOT NULL,
+    text_id TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    model_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    nll_nats REAL NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    n_bytes INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (fingerprint, text_id, text_hash)
+);
+CREATE INDEX IF NOT EXISTS results_by_model ON results (model_id, fingerprint);
+"""
+
+
+class Store:
+    """A results store on disk. Use as a context manager or call close()."""
+
+    def __init__(self, path: str | Path, create: bool = True):
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StoreError(f"{self.path}: no results store. Fix: run `reportgen run CONFIG` first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            found = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a readable results store ({exc}). Fix: move it aside and run again") from None
+        if found is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(found["value"]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written by a newer reportgen (schema {found['value']}, this one reads {SCHEMA_VERSION}). Fix: upgrade reportgen"
+            )
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    # -- runs --------------------------------------------------------------------------------
+    def start_run(self, run_id: str, config_hash: str, manifest: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?)",
+                (run_id, time.time(), config_hash, json.dumps(manifest, sort_keys=True, default=str)),
+            )
+
+    def finish_run(self, run_id: str, status: str, manifest: dict[str, Any] | None = None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished_at=?, status=? WHERE run_id=?", (time.time(), status, run_id))
+            if manifest is not None:
+                db.execute("UPDATE runs SET manifest=? WHERE run_id=?", (json.dumps(manifest, sort_keys=True, default=str), run_id))
+
+    def start_model_run(self, run_id: str, model_id: str, fingerprint: str, settings_hash: str, parts: dict) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO model_runs (run_id, model_id, fingerprint, settings_hash, started_at, fingerprint_parts)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, model_id, fingerprint, settings_hash, time.time(), json.dumps(parts, sort_keys=True, default=str)),
+            )
+
+    def update_model_run(self, run_id: str, model_id: str, **values: Any) -> None:
+        if "load" in values:
+            load: LoadInfo = values.pop("load")
+            values.update(
+                load_time_s=load.load_time_s,
+                precision=load.precision,
+                device=load.device,
+                weight_bytes=load.weight_bytes,
+                notes=json.dumps(load.notes),
+                details=json.dumps(load.details, sort_keys=True, default=str),
+            )
+        if not values:
+            return
+        columns = ", ".join(f"{key}=?" for key in values)
+        with self.transaction() as db:
+            db.execute(f"UPDATE model_runs SET {columns} WHERE run_id=? AND model_id=?", (*values.values(), run_id, model_id))
+
+    # -- results -----------------------------------------------------------------------------
+    def done_keys(self, fingerprint: str) -> set[tuple[str, str]]:
+        """(prompt_id, request_hash) pairs already answered (failures do not count: they are retried)."""
+        rows = self.db.execute(
+            "SELECT prompt_id, request_hash FROM results WHERE fingerprint=? AND finish_reason != 'error'", (fingerprint,)
+        )
+        return {(row["prompt_id"], row["request_hash"]) for row in rows}
+
+    def save_results(
+        self,
+        *,
+        fingerprint: str,
+        model_id: str,
+        run_id: str,
+        settings_hash: str,
+        request_hashes: dict[str, str],
+        results: list[GenerationResult],
+        batch_size: int,
+    ) -> None:
+        """Commit one batch of results atomically (a re-run replaces a failed row, never duplicates)."""
+        now = time.time()
+        rows = [
+            (
+                fingerprint, r.prompt_id, request_hashes[r.prompt_id], SCHEMA_VERSION, model_id, run_id, settings_hash,
+                r.text, r.prompt_text, r.prompt_tokens, r.output_tokens, r.finish_reason, r.latency_s, r.ttft_s,
+                batch_size, r.error, json.dumps(r.extra, sort_keys=True, default=str), now,
+            )
+            for r in results
+        ]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+
+    def done_loglik(self, fingerprint: str) -> set[tuple[str, str]]:
+        rows = self.db.execute("SELECT text_id, text_hash FROM loglik WHERE fingerprint=?", (fingerprint,))
+        return {(row["text_id"], row["text_hash"]) for row in rows}
+
+    def save_loglik(self, *, fingerprint: str, model_id: str, run_id: str, text_hashes: dict[str, str], results: list[LogLikelihoodResult]) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO loglik VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (fingerprint, r.text_id, text_hashes[r.text_id], SCHEMA_VERSION, model_id, run_id, r.nll_nats, r.n_tokens, r.n_bytes, now)
+                    for r in results
+                ],
+            )
+
+    # -- reading (for aggregation) -----------------------------------------------------------
+    def frame(self, sql: str, params: tuple = ()) -> pd.DataFrame:
+        return pd.read_sql_query(sql, self.db, params=params)
+
+    def results_frame(self) -> pd.DataFrame:
+        return self.frame("SELECT * FROM results ORDER BY model_id, prompt_id, created_at")
+
+    def model_runs_frame(self) -> pd.DataFrame:
+        return self.frame("SELECT * FROM model_runs ORDER BY started_at")
+
+    def loglik_frame(self) -> pd.DataFrame:
+        return self.frame("SELECT * FROM loglik ORDER BY model_id, text_id")
+
+    def runs_frame(self) -> pd.DataFrame:
+        return self.frame("SELECT * FROM runs ORDER BY started_at")
+
+
+def result_as_row(result: GenerationResult) -> dict[str, Any]:
+    return asdict(result)

