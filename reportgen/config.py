@@ -302,14 +302,15 @@ class Study(Strict):
     _path: Path = PrivateAttr()
     _lines: dict = PrivateAttr(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _unique_ids(self) -> "Study":
+    @field_validator("models")
+    @classmethod
+    def _unique_ids(cls, models: tuple[ModelConfig, ...]) -> tuple[ModelConfig, ...]:
         seen: set[str] = set()
-        for model in self.models:
+        for model in models:
             if model.id in seen:
                 raise ValueError(f"two models have the id '{model.id}'; ids must be unique")
             seen.add(model.id)
-        return self
+        return models
 
     # -- derived ---------------------------------------------------------------------------
     @property

@@ -96,10 +96,11 @@ class _Failure(Exception):
 
     def __init__(
         self, reason: str, kind: str, retry: bool, wait_s: float | None = None, loading: bool = False,
-        status: int | None = None,
+        status: int | None = None, detail: str | None = None,
     ):
         super().__init__(reason)
         self.status = status
+        self.detail = detail      # e.g. the server's error message, appended after the retry count
         self.reason = reason
         self.kind = kind          # "http", "timeout", "connection", "malformed", "shape"
         self.retry = retry
@@ -325,10 +326,12 @@ class HTTPBackend(Backend):
     def _final_reason(self, failure: _Failure, retries: int) -> str:
         after = f"after {retries} {'retry' if retries == 1 else 'retries'}" if retries else "(no retry)"
         if failure.kind == "timeout":
-            return f"timeout after {self.source.timeout_s:g} s {after}"
-        if failure.retry:
-            return f"{failure.reason} {after}"
-        return failure.reason
+            reason = f"timeout after {self.source.timeout_s:g} s {after}"
+        elif failure.retry:
+            reason = f"{failure.reason} {after}"
+        else:
+            reason = failure.reason
+        return f"{reason}: {failure.detail}" if failure.detail else reason
 
     def _error(self, request: GenerationRequest, reason: str, started: float, attempts: int) -> GenerationResult:
         return GenerationResult(
@@ -456,13 +459,10 @@ class HTTPBackend(Backend):
             if status == 503 and isinstance(data.get("estimated_time"), (int, float)):
                 loading = True
                 wait = float(data["estimated_time"]) if wait is None else wait
-        reason = f"HTTP {status}"
-        if message:
-            reason += f": {self._excerpt(message)}"
-        elif body.strip() and status not in RETRYABLE_STATUS:
-            reason += f": {self._excerpt(body)}"
+        detail = self._excerpt(message) if message else self._excerpt(body) if body.strip() else None
         return _Failure(
-            reason, "http", retry=status in RETRYABLE_STATUS or status >= 500, wait_s=wait, loading=loading, status=status
+            f"HTTP {status}", "http", retry=status in RETRYABLE_STATUS or status >= 500, wait_s=wait,
+            loading=loading, status=status, detail=detail,
         )
 
     def _parse_json(self, data: Any) -> _Answer:

@@ -1,0 +1,380 @@
+"""Metric functions, registered by name.
+
+Every number the report shows comes from a metric registered here, so its unit, its direction and its
+description live in one place (``METRICS[name]``). Kinds:
+
+``reference``   per prompt; ``fn(output, references) -> float``. The score is the best (max) over the
+                acceptable references. A prompt without references gets NaN: the metric does not apply
+                (NaN values are left out of means, so ``n`` in a summary counts the prompts scored).
+``text``        per prompt; ``fn(output) -> float``, or ``fn(output, *, finish_reason, output_tokens)``
+                for the two that need the generation record.
+``lm``          per model, from the ``loglik`` table (summed over texts).
+``efficiency``  per model, from ``model_runs`` and the results' timings (see aggregate.efficiency_frame).
+
+Scales: BLEU and chrF are sacrebleu's 0–100 scale; ROUGE-L F1, exact match, contains-answer, distinct-n,
+the repeated-4-gram rate and hit-token-limit are 0–1 (the last three are shares, exact match and
+contains-answer are 0/1 per prompt, so their mean is a share of prompts).
+
+Empty inputs get defined values, never exceptions: an empty output scores 0 on every reference metric
+(unless a reference normalises to empty too), 0 distinct-n and 0 repeated-4-gram rate; an output with
+fewer than n words has no n-grams and scores 0 on distinct-n. References that are empty or blank are
+ignored; with none left the reference metrics are NaN.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Literal, Sequence
+
+Kind = Literal["reference", "text", "lm", "efficiency"]
+KINDS: tuple[str, ...] = ("reference", "text", "lm", "efficiency")
+PER_PROMPT_KINDS: tuple[str, ...] = ("reference", "text")
+
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: the function and what a reader needs to read its number."""
+
+    name: str
+    kind: Kind
+    higher_is_better: bool | None  # None: no better direction (e.g. output length)
+    unit: str
+    description: str
+    fn: Callable[..., float] = field(repr=False, compare=False)
+    # the optional keyword arguments a text metric wants from the generation record
+    wants: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> float:
+        return self.fn(*args, **kwargs)
+
+    def score(
+        self,
+        output: str,
+        references: Sequence[str] = (),
+        *,
+        finish_reason: str | None = None,
+        output_tokens: int | None = None,
+    ) -> float:
+        """Score one generation (per-prompt kinds only), whatever this metric needs from it."""
+        if self.kind == "reference":
+            return self.fn(output, references)
+        if self.kind == "text":
+            extra = {"finish_reason": finish_reason, "output_tokens": output_tokens}
+            return self.fn(output, **{key: extra[key] for key in self.wants})
+        raise TypeError(f"metric '{self.name}' is a per-model ({self.kind}) metric, computed in aggregate")
+
+    def better(self, a: float, b: float) -> int:
+        """1 if a is better than b, -1 if worse, 0 if equal or the metric has no direction."""
+        if self.higher_is_better is None or a == b or math.isnan(a) or math.isnan(b):
+            return 0
+        return 1 if (a > b) == self.higher_is_better else -1
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def metric(name: str, kind: Kind, higher_is_better: bool | None, unit: str, description: str) -> Callable:
+    """Register a metric function under ``name``."""
+    if kind not in KINDS:
+        raise ValueError(f"metric kind must be one of {KINDS}, not {kind!r}")
+
+    def register(fn: Callable[..., float]) -> Callable[..., float]:
+        if name in METRICS:
+            raise ValueError(f"metric '{name}' is registered twice")
+        params = inspect.signature(fn).parameters
+        wants = frozenset(p for p in ("finish_reason", "output_tokens") if p in params)
+        METRICS[name] = Metric(name, kind, higher_is_better, unit, description, fn, wants)
+        return fn
+
+    return register
+
+
+def metrics_of_kind(*kinds: str) -> list[Metric]:
+    """Registered metrics of the given kinds, in registration order."""
+    return [m for m in METRICS.values() if m.kind in kinds]
+
+
+def get_metric(name: str) -> Metric:
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(f"unknown metric '{name}'; known: {', '.join(METRICS)}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation (SQuAD-style) and tokenisation
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def _strip_punctuation(text: str) -> str:
+    # Unicode punctuation (category P*), not only ASCII: curly quotes and dashes are punctuation too.
+    return "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))
+
+
+def normalize_answer(text: str) -> str:
+    """Lowercase, drop punctuation and the articles a/an/the, collapse whitespace (SQuAD's rule)."""
+    text = _strip_punctuation(text.lower())
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def words(text: str) -> list[str]:
+    """Lowercased word and punctuation tokens, for the diversity and repetition metrics."""
+    return _WORD.findall(text.lower())
+
+
+def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def _usable(references: Iterable[str] | None) -> list[str]:
+    if references is None:
+        return []
+    if isinstance(references, str):  # a lone string is one reference, not a list of characters
+        references = [references]
+    return [r for r in references if r is not None and r.strip()]
+
+
+def _best(output: str, references: Iterable[str] | None, score: Callable[[str, str], float]) -> float:
+    refs = _usable(references)
+    if not refs:
+        return NAN
+    return max(score(output or "", ref) for ref in refs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference metrics (per prompt; max over the acceptable references)
+
+
+@metric("exact_match", "reference", True, "share",
+        "Output equals a reference after SQuAD normalisation (lowercase, no punctuation, no a/an/the, "
+        "collapsed whitespace); 1 or 0 per prompt.")
+def exact_match(output: str, references: Sequence[str]) -> float:
+    return _best(output, references, lambda out, ref: float(normalize_answer(out) == normalize_answer(ref)))
+
+
+def _contains(output: str, reference: str) -> float:
+    ref = normalize_answer(reference)
+    out = normalize_answer(output)
+    if not ref:  # a reference that is only punctuation/articles: only an equally empty output matches
+        return float(not out)
+    # whole words only: "cat" is not in "concatenate"
+    return float(f" {ref} " in f" {out} ")
+
+
+@metric("contains_answer", "reference", True, "share",
+        "The normalised reference appears, as whole words, in the normalised output; 1 or 0 per prompt.")
+def contains_answer(output: str, references: Sequence[str]) -> float:
+    return _best(output, references, _contains)
+
+
+@lru_cache(maxsize=1)
+def _rouge_scorer() -> Any:
+    from rouge_score import rouge_scorer  # imports nltk (~0.7 s): only when a score is asked for
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+@metric("rouge_l", "reference", True, "F1 (0–1)",
+        "ROUGE-L F1 (longest common subsequence of words, Porter-stemmed; rouge-score package). "
+        "Its tokenizer keeps only [a-z0-9] words, so non-Latin text scores 0.")
+def rouge_l(output: str, references: Sequence[str]) -> float:
+    return _best(output, references, lambda out, ref: float(_rouge_scorer().score(ref, out)["rougeL"].fmeasure))
+
+
+def _clip100(value: float) -> float:
+    # sacrebleu returns 100.00000000000004 for identical text
+    return min(100.0, max(0.0, float(value)))
+
+
+@metric("bleu", "reference", True, "BLEU (0–100)",
+        "Sentence BLEU (sacrebleu defaults: 13a tokenizer, exponential smoothing), 0–100 scale; "
+        "the best single reference counts.")
+def bleu(output: str, references: Sequence[str]) -> float:
+    import sacrebleu
+
+    return _best(output, references, lambda out, ref: _clip100(sacrebleu.sentence_bleu(out, [ref]).score))
+
+
+@metric("chrf", "reference", True, "chrF (0–100)",
+        "Sentence chrF (character 6-grams, beta 2; sacrebleu), 0–100 scale; the best single reference counts.")
+def chrf(output: str, references: Sequence[str]) -> float:
+    import sacrebleu
+
+    return _best(output, references, lambda out, ref: _clip100(sacrebleu.sentence_chrf(out, [ref]).score))
+
+
+# ---------------------------------------------------------------------------------------------
+# Text metrics (per prompt, output only)
+
+
+@metric("output_words", "text", None, "words", "Length of the output in whitespace-separated words.")
+def output_words(output: str) -> float:
+    return float(len((output or "").split()))
+
+
+@metric("output_tokens", "text", None, "tokens",
+        "Length of the output in the model's own tokens (as the backend counted them); NaN when unknown.")
+def output_token_count(output: str, *, output_tokens: int | None = None) -> float:
+    if output_tokens is None or (isinstance(output_tokens, float) and math.isnan(output_tokens)):
+        return NAN
+    return float(output_tokens)
+
+
+def distinct_n(output: str, n: int) -> float:
+    grams = ngrams(words(output or ""), n)
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+@metric("distinct_1", "text", True, "share",
+        "Unique words / words in the output (lowercased word and punctuation tokens); 0 for an empty output.")
+def distinct_1(output: str) -> float:
+    return distinct_n(output, 1)
+
+
+@metric("distinct_2", "text", True, "share",
+        "Unique word bigrams / bigrams in the output; 0 when the output has fewer than two words.")
+def distinct_2(output: str) -> float:
+    return distinct_n(output, 2)
+
+
+@metric("repeated_4gram_rate", "text", False, "share",
+        "Share of the output's word 4-grams that repeat an earlier 4-gram of the same output "
+        "(a looping text approaches 1); 0 when there are no 4-grams.")
+def repeated_4gram_rate(output: str) -> float:
+    grams = ngrams(words(output or ""), 4)
+    if not grams:
+        return 0.0
+    return (len(grams) - len(set(grams))) / len(grams)
+
+
+@metric("hit_token_limit", "text", False, "share",
+        "The generation stopped at max_new_tokens (finish_reason 'length'), so the answer may be cut off; 1 or 0.")
+def hit_token_limit(output: str, *, finish_reason: str | None = None) -> float:
+    return float(finish_reason == "length")
+
+
+# ---------------------------------------------------------------------------------------------
+# Language-modelling metrics (per model, from summed log-likelihoods)
+
+LN2 = math.log(2.0)
+
+
+@metric("bits_per_byte", "lm", False, "bits/byte",
+        "Total negative log-likelihood over the corpus in bits, divided by its UTF-8 bytes: "
+        "nats / (ln 2 × bytes). Comparable across tokenizers.")
+def bits_per_byte(nll_nats: float, n_bytes: int) -> float:
+    if not n_bytes or n_bytes <= 0:
+        return NAN
+    return float(nll_nats) / (LN2 * float(n_bytes))
+
+
+@metric("perplexity", "lm", False, "per token",
+        "exp(total NLL nats / total tokens scored). Depends on the tokenizer: compare only models that share one.")
+def perplexity(nll_nats: float, n_tokens: int) -> float:
+    if not n_tokens or n_tokens <= 0:
+        return NAN
+    try:
+        return math.exp(float(nll_nats) / float(n_tokens))
+    except OverflowError:
+        return math.inf
+
+
+# ---------------------------------------------------------------------------------------------
+# Efficiency metrics (per model; computed in aggregate.efficiency_frame, registered for their units)
+
+
+def _ratio(num: float | None, den: float | None) -> float:
+    if num is None or den is None or not den or den <= 0 or math.isnan(num) or math.isnan(den):
+        return NAN
+    return float(num) / float(den)
+
+
+@metric("load_time_s", "efficiency", False, "s", "Time to load the model, from the latest run that loaded it.")
+def load_time_s(value: float | None) -> float:
+    return NAN if value is None else float(value)
+
+
+@metric("ttft_p50_s", "efficiency", False, "s", "Median time to first token over the prompts.")
+def ttft_p50_s(values: Sequence[float]) -> float:
+    return _quantile(values, 0.5)
+
+
+@metric("ttft_p95_s", "efficiency", False, "s", "95th-percentile time to first token over the prompts.")
+def ttft_p95_s(values: Sequence[float]) -> float:
+    return _quantile(values, 0.95)
+
+
+@metric("latency_p50_s", "efficiency", False, "s",
+        "Median wall time per prompt (a batched prompt counts its whole batch's time).")
+def latency_p50_s(values: Sequence[float]) -> float:
+    return _quantile(values, 0.5)
+
+
+@metric("latency_p95_s", "efficiency", False, "s", "95th-percentile wall time per prompt.")
+def latency_p95_s(values: Sequence[float]) -> float:
+    return _quantile(values, 0.95)
+
+
+@metric("tokens_per_s", "efficiency", True, "tokens/s",
+        "Generated tokens / generation time of the latest run that generated (all sequences of a batch count).")
+def tokens_per_s(tokens: float | None, seconds: float | None) -> float:
+    return _ratio(tokens, seconds)
+
+
+@metric("decode_steps_per_s", "efficiency", True, "steps/s",
+        "Forward passes of the decoder per second: one step yields one token for every sequence of a batch. "
+        "Measured over the whole generation time, prefill included, so a lower bound on the decode rate.")
+def decode_steps_per_s(steps: float | None, seconds: float | None) -> float:
+    return _ratio(steps, seconds)
+
+
+@metric("peak_memory_bytes", "efficiency", False, "bytes", "Peak memory the backend reported while generating.")
+def peak_memory_bytes(value: float | None) -> float:
+    return NAN if value is None else float(value)
+
+
+@metric("bandwidth_share", "efficiency", True, "share",
+        "Achieved share of the measured memory bandwidth: weight bytes × decode steps/s ÷ bandwidth. "
+        "Assumes each decode step reads every weight once (a batch shares that read, hence steps, not tokens), "
+        "ignores KV-cache and activation traffic; near 1 means generation is memory-bound at the hardware limit.")
+def bandwidth_share(weight_bytes: float | None, steps_per_s: float | None, bandwidth_bytes_per_s: float | None) -> float:
+    if weight_bytes is None or steps_per_s is None:
+        return NAN
+    return _ratio(float(weight_bytes) * float(steps_per_s), bandwidth_bytes_per_s)
+
+
+def _quantile(values: Iterable[float | None], q: float) -> float:
+    clean = sorted(float(v) for v in values if v is not None and not math.isnan(float(v)))
+    if not clean:
+        return NAN
+    import numpy as np
+
+    return float(np.quantile(np.asarray(clean), q))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def score_all(
+    output: str,
+    references: Sequence[str] = (),
+    *,
+    finish_reason: str | None = None,
+    output_tokens: int | None = None,
+    names: Iterable[str] | None = None,
+) -> dict[str, float]:
+    """Every per-prompt metric (or the named ones) for one generation."""
+    chosen = [get_metric(n) for n in names] if names is not None else metrics_of_kind(*PER_PROMPT_KINDS)
+    return {
+        m.name: m.score(output, references, finish_reason=finish_reason, output_tokens=output_tokens) for m in chosen
+    }
