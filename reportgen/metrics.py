@@ -217,14 +217,14 @@ def chrf(output: str, references: Sequence[str]) -> float:
 # Text metrics (per prompt, output only)
 
 
-@metric("output_words", "text", None, "words", "Length of the output in whitespace-separated words.")
-def output_words(output: str) -> float:
+@metric("length_words", "text", None, "words", "Length of the output in whitespace-separated words.")
+def length_words(output: str) -> float:
     return float(len((output or "").split()))
 
 
-@metric("output_tokens", "text", None, "tokens",
+@metric("length_tokens", "text", None, "tokens",
         "Length of the output in the model's own tokens (as the backend counted them); NaN when unknown.")
-def output_token_count(output: str, *, output_tokens: int | None = None) -> float:
+def length_tokens(output: str, *, output_tokens: int | None = None) -> float:
     if output_tokens is None or (isinstance(output_tokens, float) and math.isnan(output_tokens)):
         return NAN
     return float(output_tokens)

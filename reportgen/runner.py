@@ -39,10 +39,12 @@ class ModelRunSummary:
     failures: int = 0
     generated_tokens: int = 0
     generate_time_s: float = 0.0
+    decode_steps: int = 0  # forward passes of the decoder: a batch costs as many steps as its longest output
     load_time_s: float | None = None
     peak_memory_bytes: int | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    reason: str = ""  # why it (re-)ran: "first run", "weights changed", "2 prompts changed", ...
 
     @property
     def reran(self) -> bool:
@@ -52,6 +54,8 @@ class ModelRunSummary:
         if self.error:
             return f"{self.model_id}: FAILED — {self.error}"
         parts = [f"{self.model_id}: {self.prompts_total} prompts ({self.prompts_run} run, {self.prompts_cached} cached)"]
+        if self.reason:
+            parts.append(f"re-ran because {self.reason}" if self.prompts_cached or "changed" in self.reason else self.reason)
         if self.prompts_run:
             rate = self.generated_tokens / self.generate_time_s if self.generate_time_s else 0.0
             parts.append(f"{self.generated_tokens:,} tokens in {self.generate_time_s:.1f} s, {rate:.1f} tok/s")
@@ -136,7 +140,7 @@ def run_manifest(study: Study, prompt_set: PromptSet) -> dict:
     try:
         from reportgen.hardware import hardware_summary
 
-        hardware = hardware_summary()
+        hardware = hardware_summary(measure_bandwidth=True)
     except Exception as exc:  # hardware facts are informative, never fatal
         hardware = {"error": str(exc)}
     return {
@@ -186,6 +190,7 @@ def run_model(
 
     if not pending and not corpus_pending:
         return summary
+    summary.reason = rerun_reason(store, model.id, parts, len(pending), len(requests), force)
 
     settings_hash = study.generation_for(model).settings_hash()
     store.start_model_run(run_id, model.id, fingerprint, settings_hash, parts)
@@ -212,9 +217,11 @@ def run_model(
                 summary.prompts_run += len(results)
                 summary.failures += sum(1 for r in results if r.failed)
                 summary.generated_tokens += sum(r.output_tokens or 0 for r in results if not r.failed)
+                summary.decode_steps += max((r.output_tokens or 0 for r in results if not r.failed), default=0)
                 store.update_model_run(
                     run_id, model.id, prompts_run=summary.prompts_run, prompts_cached=summary.prompts_cached,
                     generated_tokens=summary.generated_tokens, generate_time_s=summary.generate_time_s,
+                    decode_steps=summary.decode_steps,
                     peak_memory_bytes=backend.peak_memory_bytes(),
                 )
                 if task is not None:
@@ -231,6 +238,24 @@ def run_model(
     finally:
         backend.close()
     return summary
+
+
+def rerun_reason(store: Store, model_id: str, parts: dict, pending: int, total: int, force: bool) -> str:
+    """Say why a model has work to do, by comparing its fingerprint parts with its last recorded run."""
+    if force:
+        return "--force was given"
+    previous = store.db.execute(
+        "SELECT fingerprint_parts FROM model_runs WHERE model_id=? ORDER BY started_at DESC LIMIT 1", (model_id,)
+    ).fetchone()
+    if previous is None:
+        return "first run"
+    before = json.loads(previous["fingerprint_parts"])
+    changed = sorted(key for key in set(before) | set(parts) if before.get(key) != parts.get(key))
+    if changed:
+        return ", ".join(changed) + (" changed" if len(changed) > 1 else " changed")
+    if pending < total:
+        return f"{pending} of {total} prompts are new, changed or unfinished"
+    return "the prompts or generation settings changed"
 
 
 def current_fingerprints(study: Study, models: list[ModelConfig] | None = None) -> dict[str, str]:

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS model_runs (
     prompts_cached INTEGER NOT NULL DEFAULT 0,
     generated_tokens INTEGER NOT NULL DEFAULT 0,
     generate_time_s REAL NOT NULL DEFAULT 0,
+    decode_steps INTEGER NOT NULL DEFAULT 0,
     notes TEXT NOT NULL DEFAULT '[]',
     details TEXT NOT NULL DEFAULT '{}',
     fingerprint_parts TEXT NOT NULL DEFAULT '{}',

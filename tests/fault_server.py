@@ -61,19 +61,26 @@ class _Script:
         return None
 
 
-def answer_for(text: str, max_tokens: int, stop: list[str] | None = None) -> tuple[str, str, int]:
-    """(answer, finish_reason, completion_tokens) for an input text: its words reversed."""
+def answer_for(
+    text: str, max_tokens: int, stop: list[str] | None = None, keep_stop: bool = False
+) -> tuple[str, str, int, str | None]:
+    """(answer, finish_reason, completion_tokens, matched stop string) for an input text: its words reversed.
+
+    Like vLLM, the OpenAI paths cut the stop string off; like TGI, the HF path keeps it (``keep_stop``).
+    """
     words = text.split()[::-1]
     finish = "stop"
     if len(words) > max_tokens:
         words = words[:max_tokens]
         finish = "length"
     answer = " ".join(words)
+    matched = None
     for s in stop or []:
         if s and s in answer:
-            answer = answer[: answer.index(s)]
-            finish = "stop"
-    return answer, finish, len(answer.split())
+            answer = answer[: answer.index(s) + (len(s) if keep_stop else 0)]
+            finish, matched = "stop", s
+            break
+    return answer, finish, len(answer.split()), matched
 
 
 class FaultServer:
@@ -269,14 +276,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         if kind == "hf":
             params = body.get("parameters") or {}
-            answer, finish, n = answer_for(text, int(params.get("max_new_tokens", 20)), params.get("stop"))
+            answer, finish, n, _ = answer_for(text, int(params.get("max_new_tokens", 20)), params.get("stop"), keep_stop=True)
             self._send(200, [{"generated_text": answer}])
             return
         stream = bool(body.get("stream"))
         if stream and owner.reject_stream:
             self._send(400, {"error": {"message": "streaming is not supported", "type": "invalid_request_error"}})
             return
-        answer, finish, n = answer_for(text, int(body.get("max_tokens", 16)), body.get("stop"))
+        answer, finish, n, matched = answer_for(text, int(body.get("max_tokens", 16)), body.get("stop"))
         usage = {"prompt_tokens": len(text.split()), "completion_tokens": n, "total_tokens": len(text.split()) + n}
         obj = "chat.completion" if kind == "chat" else "text_completion"
         if not stream:
@@ -284,10 +291,11 @@ class _Handler(BaseHTTPRequestHandler):
                 choice = {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": finish}
             else:
                 choice = {"index": 0, "text": answer, "finish_reason": finish}
+            if matched is not None:
+                choice["stop_reason"] = matched
             self._send(200, {"id": f"x{hit.number}", "object": obj, "model": body.get("model"), "choices": [choice], "usage": usage})
             return
-        words = answer.split()
-        pieces = [(" " if i else "") + w for i, w in enumerate(words)]
+        pieces = [answer[i:i + 2] for i in range(0, len(answer), 2)]  # 2-character "tokens", spaces kept
         events: list[Any] = []
         if kind == "chat":
             events.append({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
@@ -295,7 +303,8 @@ class _Handler(BaseHTTPRequestHandler):
             delta = {"delta": {"content": piece}} if kind == "chat" else {"text": piece}
             events.append({"object": obj + ".chunk", "choices": [{"index": 0, **delta, "finish_reason": None}]})
         last = {"delta": {}} if kind == "chat" else {"text": ""}
-        events.append({"object": obj + ".chunk", "choices": [{"index": 0, **last, "finish_reason": finish}]})
+        final = {"index": 0, **last, "finish_reason": finish, **({"stop_reason": matched} if matched else {})}
+        events.append({"object": obj + ".chunk", "choices": [final]})
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append({"object": obj + ".chunk", "choices": [], "usage": usage})
         self._send_sse(events)

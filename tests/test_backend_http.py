@@ -113,6 +113,13 @@ def test_faults_every_prompt_ends_with_result_or_recorded_failure(server):
     assert time.perf_counter() - start < 6
 
 
+def test_stop_strings_are_cut_off_hf(server):
+    backend = make_backend(server.hf_url)
+    results = backend.generate(requests_for(["a b STOP c d", "a b c"], stop=["STOP"]))
+    assert [(r.text, r.finish_reason) for r in results] == [("d c ", "stop"), ("c b a", "eos")]
+    assert server.requests[0].body["parameters"]["stop"] == ["STOP"]
+
+
 def test_retry_counts_follow_max_retries(server):
     server.script("dead", ["500"], repeat=True)
     backend = make_backend(server.hf_url, max_retries=2)
@@ -250,7 +257,7 @@ def test_openai_streaming(server, protocol):
     assert results[0].prompt_tokens == 5 and results[0].output_tokens == 4
     assert results[0].ttft_s is not None and 0 <= results[0].ttft_s <= results[0].latency_s
     assert results[0].extra["streamed"] is True
-    assert results[2].text == "d c b " and results[2].finish_reason == "stop"
+    assert results[2].text == "d c " and results[2].finish_reason == "stop"  # the server's stop_reason says so
     assert results[3].text == "y x" and results[3].finish_reason == "eos"
     body = server.requests[0].body
     assert body["stream"] is True and body["model"] == "test-model" and body["temperature"] == 0.0

