@@ -723,5 +723,6 @@ def claim_lines(results: Iterable[ClaimResult]) -> list[str]:
     for r in results:
         values = ", ".join(f"{md_inline_code(ref)} = {num(v)}" for ref, v in r.values.items())
         mark = "✓" if r.passed else "✗"
-        lines.append(f"{mark} {md_escape(r.claim.text)} — checked: {md_inline_code(r.claim.check)} with {values}.")
+        text = " ".join(line for line in md_escape(r.claim.text).split("\n") if line)
+        lines.append(f"{mark} {text} — checked: {md_inline_code(r.claim.check)} with {values}.")
     return lines

@@ -46,7 +46,7 @@ def tiny_config(tmp_path: Path, name: str, **overrides) -> Path:
     """A small real config.json (GPT-2 shaped unless overridden), so specs are computed quickly."""
     cfg = {
         "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 64, "n_head": 4,
-        "n_layer": 2, "n_positions": 256, "vocab_size": 500, "torch_dtype": "float32",
+        "n_layer": 2, "n_positions": 256, "vocab_size": 500, "torch_dtype": "float32", "bos_token_id": 0, "eos_token_id": 0,
     }
     cfg.update(overrides)
     folder = tmp_path / name

@@ -272,9 +272,13 @@ def test_templates_use_only_documented_keys():
     for name in _template_names():
         source = env.loader.get_source(env, name)[0]
         ast = env.parse(source)
-        undeclared = jinja2.meta.find_undeclared_variables(ast)
+        imported = {node.target for node in ast.find_all(jinja2.nodes.Import)}
+        undeclared = jinja2.meta.find_undeclared_variables(ast) - imported  # blocks see top-level imports
         assert undeclared <= top_level, f"{name} uses undocumented variables: {sorted(undeclared - top_level)}"
-        used = {node.attr for node in ast.find_all(jinja2.nodes.Getattr)}
+        used = {
+            node.attr for node in ast.find_all(jinja2.nodes.Getattr)
+            if not (isinstance(node.node, jinja2.nodes.Name) and node.node.name == "loop")
+        }
         macros_module = {"table", "bullets", "chart", "warning"}  # `m.table(...)`: the imported macros
         unknown = used - attributes - macros_module
         assert not unknown, f"{name} reads undocumented attributes: {sorted(unknown)}"
@@ -301,7 +305,7 @@ def hostile_study(tmp_path: Path):
     for name, ctx_len in (("a", 256), ("b", 512)):
         (folder / f"{name}.json").write_text(json.dumps({
             "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2,
-            "n_positions": ctx_len, "vocab_size": 500, "torch_dtype": "float32",
+            "n_positions": ctx_len, "vocab_size": 500, "torch_dtype": "float32", "bos_token_id": 0, "eos_token_id": 0,
         }))
     text = json.dumps(HOSTILE)
     body = f"""
@@ -352,18 +356,37 @@ def assert_no_html_injection(html: str) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
+def assert_markdown_is_inert(markdown: str) -> None:
+    """Parse as GitHub would: raw HTML only from our templates, links only http(s)/#, images only our charts."""
+    from reportgen.render.markdown import _parser
+
+    ours = re.compile(r'^(<div class="(table-wrap[^"]*|chart)"( data-chart="[a-z0-9-]+")?>(</div>)?|</div>|<details>|</details>|<summary>Raw config.json</summary>|<!-- reportgen:\w+ -->|<br>)\s*$')
+    for token in _parser().parse(markdown):
+        if token.type == "html_block":
+            for line in token.content.strip().splitlines():
+                assert ours.match(line), line
+        for child in token.children or []:
+            if child.type == "html_inline":
+                assert child.content == "<br>", child.content
+            if child.type == "link_open":
+                assert child.attrGet("href").startswith(("https://", "http://", "#")), child.attrGet("href")
+            if child.type == "image":
+                assert child.attrGet("src").startswith("charts/"), child.attrGet("src")
+
+
 def test_hostile_text_is_escaped_everywhere(tmp_path):
     study = hostile_study(tmp_path)
     rendered = render_in_memory(study, out_dir=tmp_path / "out")
     readme = rendered.files["README.md"].decode()
-    assert "<script" not in readme and "<img" not in readme and "](file:" not in readme and "](javascript:" not in readme
+    assert_markdown_is_inert(readme)
     assert "\n# " not in readme.split("\n", 1)[1]  # one h1 only: the title
+    assert "# not a heading \\- second line \\| c \\| d \\|\n" in readme  # a multi-line card field stays one list item
     assert_no_html_injection(markdown_to_html(readme))
     html = rendered.files["report.html"].decode()
     assert_no_html_injection(html.split('<main class="report">', 1)[1].split("</main>")[0])
     assert "<title>&lt;script&gt;alert(1)&lt;/script&gt;" in html
     # the chart label is escaped for plotly (which reads HTML tags in labels)
-    assert "Evil &amp;lt;b&amp;gt;model" in html or "Evil \\u0026lt;b\\u0026gt;model" in html
+    assert '"x":["Evil\\u003cbr\\u003e&lt;b&gt;model&lt;\\u002fb&gt;' in html
 
     # the PDF shows the text literally and WeasyPrint fetched nothing outside the report folder
     assert rendered.refused == []
@@ -389,7 +412,8 @@ def test_weasyprint_fetcher_refuses_everything_outside_the_folder(tmp_path):
     assert sorted(fetcher.refused) == sorted(["file:///etc/passwd", "http://127.0.0.1:9/x.png", tmp_path.parent.resolve().as_uri() + "/outside.svg",
                                               "https://example.com/x.css"])
     served = [u for u in fetcher.requested if u not in fetcher.refused]
-    assert sorted(served, key=len)[:2] == sorted([f"{base}/inside.svg", f"{base}/pending.svg"], key=len)
+    assert sorted(served) == sorted([f"{base}/inside.svg", f"{base}/pending.svg",
+                                     "data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E"])
     assert ReportFolderFetcher(tmp_path).resolve(f"{base}/../../etc/passwd") is None
 
 

@@ -123,6 +123,12 @@ def render_in_memory(
     chosen = _check_formats(formats if formats is not None else study.output.formats)
     folder = Path(out_dir) if out_dir is not None else study.output_dir
     env = make_environment(templates_dir)  # a bad --templates folder fails before any work
+    if extra_context:
+        from reportgen.render.context import ReportContext
+
+        unknown = sorted(set(extra_context) - {f.name for f in dataclasses.fields(ReportContext)})
+        if unknown:
+            raise RenderError(f"extra_context: unknown report field(s) {', '.join(unknown)}; see ReportContext")
 
     specs = dict(specs) if specs is not None else study_specs(study)
     table = spec_table(specs)
@@ -149,10 +155,6 @@ def render_in_memory(
         generated_at=_generated_at(study),
     )
     if extra_context:
-        known = {f.name for f in dataclasses.fields(context)}
-        unknown = sorted(set(extra_context) - known)
-        if unknown:
-            raise RenderError(f"extra_context: unknown report field(s) {', '.join(unknown)}; see ReportContext")
         context = dataclasses.replace(context, **dict(extra_context))
 
     def body(target: str) -> tuple[ReportContext, str]:

@@ -98,32 +98,50 @@ class ChartSet:
 
     # -- SVG --------------------------------------------------------------------------------------
     def svgs(self) -> dict[str, bytes]:
-        """name → SVG bytes, all exported in one kaleido (Chromium) session. RenderError if that fails."""
+        """name → SVG bytes, all exported in one kaleido (Chromium) session. RenderError if that fails.
+
+        Exports are memoised per process by (figure JSON, size): the output of a figure does not change,
+        and re-rendering a report (or a test suite rendering many) need not start Chromium again.
+        """
         if not self.charts:
             return {}
+        keys = {chart.name: _svg_key(chart) for chart in self}
+        todo = [chart for chart in self if keys[chart.name] not in _SVG_CACHE]
+        if todo:
+            for name, data in self._export(todo).items():
+                _SVG_CACHE[keys[name]] = data
+        return {chart.name: deterministic_svg(chart.name, _SVG_CACHE[keys[chart.name]]) for chart in self}
+
+    def _export(self, charts: list[Chart]) -> dict[str, bytes]:
         try:
             import kaleido
         except ImportError as exc:  # pragma: no cover - a core dependency
             raise RenderError("static charts need the Python package 'kaleido'. Fix: pip install 'kaleido>=1'") from exc
-        import asyncio
 
         async def export() -> dict[str, bytes]:
             results = {}
             async with kaleido.Kaleido(n=1, mathjax=False) as session:
-                for chart in self:
+                for chart in charts:
                     results[chart.name] = await session.calc_fig(
                         chart.figure, opts={"format": "svg", "width": chart.width, "height": chart.height}
                     )
             return results
 
         try:
-            raw = _run(export())
+            return _run(export())
         except Exception as exc:  # kaleido/choreographer raise many kinds; all mean "no browser session"
             raise RenderError(
                 f"static charts (SVG) could not be exported: {type(exc).__name__}: {str(exc)[:300]}. "
                 "Fix: install Chromium (apt-get install chromium) or set BROWSER_PATH to a Chrome/Chromium binary"
             ) from exc
-        return {name: deterministic_svg(name, data) for name, data in raw.items()}
+
+
+_SVG_CACHE: dict[str, bytes] = {}
+
+
+def _svg_key(chart: Chart) -> str:
+    payload = f"{chart.width}x{chart.height}:{chart.figure.to_json()}"
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def _run(coro):

@@ -58,10 +58,10 @@ class ModelView:
     id: the model id (Markdown-safe).
     name: display name (Markdown-safe).
     heading: "Model N: name" (Markdown-safe), the model's section heading.
-    description: the card's description (Markdown-safe; "" when absent).
-    application: the card's application (Markdown-safe; "" when absent).
-    use: the card's intended use (Markdown-safe; "" when absent).
-    limitation: the card's limitation (Markdown-safe; "" when absent).
+    description: the card's description (Markdown-safe, one line; "" when absent).
+    application: the card's application (Markdown-safe, one line; "" when absent).
+    use: the card's intended use (Markdown-safe, one line; "" when absent).
+    limitation: the card's limitation (Markdown-safe, one line; "" when absent).
     summary: key spec facts as (label, value) pairs (Markdown-safe), for the Models section.
     overview: the card's metadata as a two-column Table (library, language, pipeline tag, tags, license, base model).
     links: Markdown links (title and http(s) URL), from the card.
@@ -73,7 +73,7 @@ class ModelView:
     adapter: the adapter (LoRA) settings and counts as a two-column Table (empty when none).
     adapter_source: the adapter_config.json the adapter facts come from, relative to the study config's folder (Markdown-safe), or "".
     api_usage: a fenced code block querying the model's HTTP endpoint (Markdown-safe), or "".
-    notes: the card's notes (Markdown-safe paragraphs).
+    notes: the card's notes (Markdown-safe, one line each).
     warnings: consistency warnings about this model (Markdown-safe).
     """
 
@@ -211,6 +211,11 @@ def _paragraphs(text: str | None) -> list[str]:
         return []
     blocks = [b for b in str(text).replace("\r\n", "\n").split("\n\n") if b.strip()]
     return [md_escape(" ".join(b.split("\n"))) for b in blocks]
+
+
+def _inline(text: object) -> str:
+    """Untrusted text for one list item or line: escaped, its line breaks folded into spaces."""
+    return " ".join(line for line in md_escape(text).split("\n") if line)
 
 
 def _kv_table(pairs: Sequence[tuple[str, str]], header: tuple[str, str] = ("Property", "Value")) -> Table:
@@ -462,10 +467,10 @@ def model_view(
         id=md_escape(model.id),
         name=name,
         heading=f"Model {number}: {name}",
-        description=md_escape(card.description),
-        application=md_escape(card.application),
-        use=md_escape(card.use),
-        limitation=md_escape(card.limitation),
+        description=_inline(card.description),
+        application=_inline(card.application),
+        use=_inline(card.use),
+        limitation=_inline(card.limitation),
         summary=_summary(model, spec),
         overview=_overview(model),
         links=[md_link(link.url, link.title) for link in card.links],
@@ -477,7 +482,7 @@ def model_view(
         adapter=_adapter_table(spec),
         adapter_source=_display_path(files.adapter_config_path, base) if files is not None and spec is not None and spec.adapter else "",
         api_usage=md_code(snippet, "python") if (snippet := api_usage_snippet(model)) else "",
-        notes=[md_escape(n) for n in card.notes],
+        notes=[_inline(n) for n in card.notes],
         warnings=warnings,
     )
 
@@ -547,7 +552,7 @@ def build_context(
         claims=claim_lines(claim_results),
         conclusion_points=[s.text for s in conclusion_points],
         conclusion=_paragraphs(study.conclusion),
-        glossary=[GlossaryItem(md_escape(g.term).replace("\n", " "), md_escape(g.definition)) for g in study.glossary],
+        glossary=[GlossaryItem(_inline(g.term), _inline(g.definition)) for g in study.glossary],
         specs={model_id: spec.as_dict() for model_id, spec in specs.items()},
         **later_sections,
     )
