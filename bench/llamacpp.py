@@ -92,39 +92,43 @@ def main() -> None:
     llm = Llama(model_path=str(backend.path), n_ctx=info.details["n_ctx"], n_batch=512, n_threads=threads,
                 n_threads_batch=threads, n_gpu_layers=0, verbose=False)
 
-    def run_direct() -> tuple[float, int, list[str]]:
-        start = time.perf_counter()
+    def run_direct() -> tuple[float, float, int, list[str]]:
+        start, cpu = time.perf_counter(), time.process_time()
         tokens, texts = 0, []
         for text in prompt_texts:
             out = llm.create_completion(text, max_tokens=args.tokens, temperature=0.0, top_k=1, repeat_penalty=1.0)
             tokens += out["usage"]["completion_tokens"]
             texts.append(out["choices"][0]["text"])
-        return time.perf_counter() - start, tokens, texts
+        return time.perf_counter() - start, time.process_time() - cpu, tokens, texts
 
-    def run_backend() -> tuple[float, int, list[str]]:
-        start = time.perf_counter()
+    def run_backend() -> tuple[float, float, int, list[str]]:
+        start, cpu = time.perf_counter(), time.process_time()
         results = backend.generate(requests)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         assert not any(r.failed for r in results), [r.error for r in results if r.failed]
-        return wall, sum(r.output_tokens for r in results), [r.text for r in results]
+        return wall, cpu, sum(r.output_tokens for r in results), [r.text for r in results]
 
     run_direct()  # warm-up (page cache, thread pools)
     run_backend()
-    best: dict[str, tuple[float, int, list[str]]] = {}
-    for _ in range(args.repeats):
+    best: dict[str, tuple[float, float, int, list[str]]] = {}
+    for _ in range(args.repeats):  # interleaved, so that load from other processes hits both alike
         for name, fn in (("direct", run_direct), ("backend", run_backend)):
-            wall, tokens, texts = fn()
-            if name not in best or tokens / wall > best[name][1] / best[name][0]:
-                best[name] = (wall, tokens, texts)
+            run = fn()
+            if name not in best or run[0] < best[name][0]:
+                best[name] = run
 
     print(f"model: {backend.path.name} ({info.precision}), threads={threads}, prompts={len(requests)}, "
           f"max_new_tokens={args.tokens}, greedy, cpus={os.cpu_count()}")
-    rate = {}
-    for name, (wall, tokens, _) in best.items():
-        rate[name] = tokens / wall
-        print(f"  {name:8s} {tokens:5d} tokens in {wall:6.2f} s = {rate[name]:7.1f} tokens/s")
-    same = sum(a == b for a, b in zip(best["direct"][2], best["backend"][2]))
-    print(f"  ratio backend/direct: {rate['backend'] / rate['direct']:.2f}x  (same text for {same}/{len(requests)} prompts)")
+    rate, cpu_rate = {}, {}
+    for name, (wall, cpu, tokens, _) in best.items():
+        rate[name], cpu_rate[name] = tokens / wall, tokens / cpu
+        print(f"  {name:8s} {tokens:5d} tokens in {wall:6.2f} s = {rate[name]:7.1f} tokens/s"
+              f"   ({cpu:6.2f} CPU s = {cpu_rate[name]:7.1f} tokens per CPU second)")
+    same = sum(a == b for a, b in zip(best["direct"][3], best["backend"][3]))
+    print(f"  ratio backend/direct: {rate['backend'] / rate['direct']:.2f}x wall, "
+          f"{cpu_rate['backend'] / cpu_rate['direct']:.2f}x CPU  (same text for {same}/{len(requests)} prompts)")
+    print(f"  load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (other processes skew wall times; "
+          f"CPU seconds are steadier with --threads 1)")
     backend.close()
     llm.close()
 

@@ -114,7 +114,7 @@ def render_in_memory(
     """Phase one: compute and render every file of the report, write nothing."""
     from reportgen import analysis
     from reportgen.model_specs import model_files, spec_table, study_specs
-    from reportgen.render.charts import PLOTLY_JS, static_charts_available, write_plotly_js
+    from reportgen.render.charts import PLOTLY_JS, plotly_js, static_charts_available
     from reportgen.render.context import ChartView, build_context, chart_views
     from reportgen.render.html import html_page, render_html
     from reportgen.render.markdown import insert_toc, markdown_to_html
@@ -177,7 +177,7 @@ def render_in_memory(
         divs = charts.html_divs(inline_js=single_file) if charts else {}
         files["report.html"] = render_html(env, ctx.variables(), text, chart_divs=divs, single_file=single_file).encode("utf-8")
         if divs and not single_file:
-            files[PLOTLY_JS] = write_plotly_js()
+            files[PLOTLY_JS] = plotly_js()
     if "pdf" in chosen:
         from reportgen.render.pdf import render_pdf
 

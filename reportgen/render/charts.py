@@ -168,11 +168,24 @@ def deterministic_svg(name: str, svg: bytes) -> bytes:
     return text.encode("utf-8")
 
 
-def write_plotly_js() -> bytes:
-    """The plotly.js bundle that ships with the installed plotly (written once next to the report)."""
+def plotly_js() -> bytes:
+    """The plotly.js bundle of the installed plotly (never a CDN)."""
     from plotly.offline import get_plotlyjs
 
     return get_plotlyjs().encode("utf-8")
+
+
+def write_plotly_js(out_dir) -> "Path":
+    """Write plotly.min.js next to the report, once: an identical file already there is left alone."""
+    from pathlib import Path
+
+    from reportgen.render.write import atomic_write
+
+    target = Path(out_dir) / PLOTLY_JS
+    data = plotly_js()
+    if not (target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data):
+        atomic_write(target, data)
+    return target
 
 
 def chart_label(text: str) -> str:
