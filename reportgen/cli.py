@@ -103,7 +103,7 @@ def init(folders: tuple[Path, ...], output: Path | None, title: str | None) -> N
     if output is None:
         click.echo(text, nl=False)
     else:
-        from reportgen.render.write import write_atomic
+        from reportgen.render.write import atomic_write as write_atomic
 
         write_atomic(output, text)
         _console().print(f"wrote {output}; fill in the TODO fields, then run `reportgen validate {output}`")

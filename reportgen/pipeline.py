@@ -105,7 +105,7 @@ def print_tables(tables: Tables, console) -> None:
 
 
 def write_tables(tables: Tables, *, csv_dir: Path | None = None, json_file: Path | None = None) -> list[Path]:
-    from reportgen.render.write import write_atomic
+    from reportgen.render.write import atomic_write as write_atomic
 
     frames = {
         "per_prompt": tables.per_prompt,
@@ -203,3 +203,150 @@ def print_diff(study: Study, model_id: str, console) -> None:
     console.print(table)
     if delta.worse:
         console.print(f"[bold red]{model_id} got worse after retraining on: {', '.join(delta.worse)}[/bold red]")
+
+
+# -- render and build ---------------------------------------------------------------------------
+
+BUILD_STATE = ".reportgen-build.json"
+FORMAT_TEMPLATES = {  # which template files each output format depends on
+    "markdown": (".md.j2",),
+    "html": (".md.j2", ".html.j2", ".css"),
+    "pdf": (".md.j2", ".html.j2", ".css"),
+}
+
+
+def latest_manifest(study: Study) -> dict | None:
+    path = store_path(study)
+    if not path.exists():
+        return None
+    with Store(path, create=False) as store:
+        row = store.db.execute("SELECT manifest FROM runs WHERE status != 'running' ORDER BY started_at DESC LIMIT 1").fetchone()
+    return json.loads(row["manifest"]) if row else None
+
+
+def render_study(
+    study: Study,
+    *,
+    templates_dir: Path | None = None,
+    into: Path | None = None,
+    single_file: bool = False,
+    out_dir: Path | None = None,
+    formats: list[str] | None = None,
+    log: Log = print,
+) -> list[Path]:
+    """Render the report from the specs and whatever the store holds; never loads a model."""
+    from reportgen import render
+
+    tables = metric_tables(study, must_exist=False)
+    if tables is not None and tables.per_prompt.empty:
+        tables = None
+    deltas = retraining_deltas(study) if tables is not None else []
+    manifest = latest_manifest(study) if tables is not None else None
+    if into is not None:
+        report = render.render_in_memory(
+            study, templates_dir=templates_dir, formats=["markdown"], out_dir=out_dir,
+            tables=tables, deltas=deltas, manifest=manifest,
+        )
+        return [render.replace_between_markers(into, report.markdown)]
+    return render.render_report(
+        study, templates_dir=templates_dir, formats=formats, out_dir=out_dir, single_file=single_file,
+        tables=tables, deltas=deltas, manifest=manifest,
+    )
+
+
+def _digest_files(paths: list[Path]) -> str:
+    import hashlib
+
+    sha = hashlib.sha256()
+    for path in sorted(paths):
+        sha.update(str(path.name).encode() + b"\0" + path.read_bytes() + b"\0")
+    return sha.hexdigest()
+
+
+def render_inputs(study: Study, templates_dir: Path | None) -> dict[str, str]:
+    """A digest per output format of everything that can change it: config and the files it names,
+    the prompt set, the stored results, the templates that format uses, and reportgen's own code."""
+    import hashlib
+
+    import reportgen
+    from reportgen.render.templates import default_templates_dir
+
+    named: list[Path] = [study.path]
+    if study.prompts is not None and study.prompts.exists():
+        named.append(study.prompts)
+    for model in study.models:
+        for path in (model.config, model.adapter.config_file if model.adapter else None):
+            if path is not None and Path(path).is_file():
+                named.append(Path(path))
+    data = hashlib.sha256(_digest_files(named).encode())
+    path = store_path(study)
+    if path.exists():
+        with Store(path, create=False) as store:
+            for sql in (
+                "SELECT fingerprint, prompt_id, request_hash, created_at FROM results ORDER BY 1, 2, 3",
+                "SELECT run_id, model_id, finished_at, prompts_run FROM model_runs ORDER BY 1, 2",
+                "SELECT fingerprint, text_id, text_hash, created_at FROM loglik ORDER BY 1, 2, 3",
+            ):
+                for row in store.db.execute(sql):
+                    data.update(repr(tuple(row)).encode())
+    code = _digest_files(sorted(Path(reportgen.__file__).parent.rglob("*.py")))
+    template_dirs = [default_templates_dir()] + ([Path(templates_dir)] if templates_dir else [])
+    digests = {}
+    for fmt, suffixes in FORMAT_TEMPLATES.items():
+        files = [f for d in template_dirs for f in d.rglob("*") if f.is_file() and f.name.endswith(suffixes)]
+        digests[fmt] = hashlib.sha256(f"{data.hexdigest()}|{code}|{_digest_files(files)}|{templates_dir}".encode()).hexdigest()
+    return digests
+
+
+@dataclass
+class BuildResult:
+    reran: list[str]
+    rendered: list[str]  # formats re-rendered
+    paths: list[Path]
+
+
+def build_study(
+    study: Study,
+    *,
+    force: bool = False,
+    templates_dir: Path | None = None,
+    log: Log = print,
+    progress_factory=None,
+) -> BuildResult:
+    """Run the models whose inputs changed, then re-render the formats whose inputs changed."""
+    from reportgen.errors import ReportgenError
+    from reportgen.render.write import atomic_write
+    from reportgen.runner import run_study
+
+    reran: list[str] = []
+    failed = []
+    if study.prompts is not None and any(m.runnable for m in study.models):
+        summary = run_study(study, force=force, log=log, progress_factory=progress_factory)
+        for model in summary.models:
+            log(model.line())
+        reran = summary.reran_models
+        failed = summary.failed_models
+        if not reran and not failed:
+            log("every stored result is current: no model re-ran")
+    out_dir = study.output_dir
+    state_file = out_dir / BUILD_STATE
+    try:
+        previous = json.loads(state_file.read_text()) if state_file.exists() else {}
+    except ValueError:
+        previous = {}
+    digests = render_inputs(study, templates_dir)
+    names = {"markdown": "README.md", "html": "report.html", "pdf": "report.pdf"}
+    stale = [
+        fmt for fmt in study.output.formats
+        if force or previous.get(fmt) != digests[fmt] or not (out_dir / names[fmt]).exists()
+    ]
+    paths: list[Path] = []
+    if stale:
+        paths = render_study(study, templates_dir=templates_dir, formats=stale, log=log)
+        atomic_write(state_file, json.dumps({fmt: digests[fmt] for fmt in study.output.formats}, indent=2, sort_keys=True) + "\n")
+        log(f"rendered {', '.join(names[f] for f in stale)} in {out_dir}")
+    else:
+        log(f"{out_dir}: the report is up to date; nothing rendered")
+    if failed:
+        raise ReportgenError("; ".join(m.line() for m in failed) + " (everything else is saved and rendered)")
+    return BuildResult(reran, stale, paths)

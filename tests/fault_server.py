@@ -29,9 +29,15 @@ import json
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+OPENAI_FIELDS = {
+    "model", "prompt", "messages", "max_tokens", "temperature", "top_p", "seed", "stop", "stream", "stream_options",
+    "n", "presence_penalty", "frequency_penalty", "logprobs", "user",
+}
 
 
 @dataclass
@@ -84,9 +90,13 @@ def answer_for(
 
 
 class FaultServer:
-    def __init__(self, delay_s: float = 0.0, reject_stream: bool = False, model_path: str = "/models/test-model"):
+    def __init__(
+        self, delay_s: float = 0.0, reject_stream: bool = False, strict_params: bool = False,
+        model_path: str = "/models/test-model",
+    ):
         self.delay_s = delay_s
         self.reject_stream = reject_stream
+        self.strict_params = strict_params  # reject fields the OpenAI API does not know, as OpenAI does
         self.model_path = model_path
         self.requests: list[Hit] = []
         self.in_flight = 0
@@ -278,6 +288,11 @@ class _Handler(BaseHTTPRequestHandler):
             params = body.get("parameters") or {}
             answer, finish, n, _ = answer_for(text, int(params.get("max_new_tokens", 20)), params.get("stop"), keep_stop=True)
             self._send(200, [{"generated_text": answer}])
+            return
+        unknown = sorted(set(body) - OPENAI_FIELDS)
+        if owner.strict_params and unknown:
+            message = f"Unrecognized request argument supplied: {unknown[0]}"
+            self._send(400, {"error": {"message": message, "type": "invalid_request_error"}})
             return
         stream = bool(body.get("stream"))
         if stream and owner.reject_stream:

@@ -14,7 +14,7 @@ from reportgen.backends.base import GenerationRequest
 from reportgen.backends.http import HTTPBackend, api_usage_snippet, endpoint_url, parse_retry_after
 from reportgen.config import GenerationSettings, HTTPSource, ModelConfig
 from reportgen.errors import BackendError
-from tests.fault_server import FaultServer
+from fault_server import FaultServer
 
 TOKEN = "hf_SeCrEtToKeN_0123456789abcdefXYZ"
 TOKEN_ENV = "REPORTGEN_TEST_HF_TOKEN"
@@ -129,6 +129,17 @@ def test_retry_counts_follow_max_retries(server):
     backend = make_backend(server.hf_url, max_retries=0)
     [result] = backend.generate(requests_for(["dead again"]))
     assert result.error.startswith("HTTP 500 (no retry)") and len(server.requests) == 4
+
+
+def test_backoff_is_exponential_with_jitter(server):
+    server.script("dead", ["500"], repeat=True)
+    backend = make_backend(server.hf_url, max_retries=4)
+    waits: list[float] = []
+    backend._sleep = waits.append
+    [result] = backend.generate(requests_for(["dead end"]))
+    assert result.failed and len(waits) == 4
+    for n, wait in enumerate(waits):
+        assert 0.01 * 2**n * 0.5 <= wait <= 0.01 * 2**n
 
 
 def test_fault_by_request_number(server):
@@ -270,7 +281,21 @@ def test_openai_falls_back_when_streaming_is_rejected():
         results = backend.generate(requests_for(["a b c", "d e f"]))
         assert [r.text for r in results] == ["c b a", "f e d"]
         assert [r.output_tokens for r in results] == [3, 3] and results[0].ttft_s is None
-        assert [bool(h.body.get("stream")) for h in srv.requests] == [True, False, False]
+        # streaming with the extra fields, streaming without them, then plainly (remembered for the next prompt)
+        assert [bool(h.body.get("stream")) for h in srv.requests] == [True, True, False, False]
+
+
+def test_openai_drops_non_standard_fields_when_rejected():
+    with FaultServer(strict_params=True) as srv:
+        backend = make_backend(srv.url, "openai-chat", concurrency=1)
+        results = backend.generate(requests_for(["a b c", "d e f"], repetition_penalty=1.2))
+        assert [r.text for r in results] == ["c b a", "f e d"] and results[0].ttft_s is not None
+        assert results[1].extra["ignored_settings"]
+        sent = [(h.body.get("repeat_penalty"), h.body.get("repetition_penalty"), h.body.get("stream")) for h in srv.requests]
+        assert sent == [(1.2, 1.2, True), (None, None, True), (None, None, True)]  # remembered after one rejection
+    with FaultServer() as srv:  # a lenient server gets them: llama.cpp servers default to repeat_penalty 1.1
+        make_backend(srv.url, "openai-completions").generate(requests_for(["x"]))
+        assert srv.requests[0].body["repeat_penalty"] == 1.0 and "repetition_penalty" not in srv.requests[0].body
 
 
 def test_openai_non_streaming(server):

@@ -75,6 +75,7 @@ def test_missing_package_names_the_extra(monkeypatch):
     assert "pip install 'reportgen[llamacpp]'" in info.value.format_message()
 
 
+@pytest.mark.slow
 def test_load_info(backend):
     info = backend.info
     assert info.precision == "Q4_1" and info.device == "cpu"
@@ -84,6 +85,7 @@ def test_load_info(backend):
     assert backend.peak_memory_bytes() >= info.weight_bytes
 
 
+@pytest.mark.slow
 def test_fingerprint_does_not_load():
     pytest.importorskip("llama_cpp")
     gguf_path()
@@ -94,6 +96,7 @@ def test_fingerprint_does_not_load():
     assert parts == create_backend(smol_model(threads=2)).fingerprint_parts()  # threads do not change outputs
 
 
+@pytest.mark.slow
 def test_greedy_generation_is_deterministic(backend):
     first = backend.generate(make_requests())
     second = backend.generate(make_requests())
@@ -112,6 +115,7 @@ def test_greedy_generation_is_deterministic(backend):
     assert alone.text == first[1].text
 
 
+@pytest.mark.slow
 def test_finish_reasons(backend):
     [short] = backend.generate(make_requests(max_new_tokens=3)[:1])
     assert short.finish_reason == "length" and short.output_tokens == 3
@@ -123,6 +127,7 @@ def test_finish_reasons(backend):
     assert stopped.finish_reason == "stop" and stopped.text == full.text[: full.text.index(word)]
 
 
+@pytest.mark.slow
 def test_loglikelihood(backend):
     text = "The quick brown fox jumps over the lazy dog. " * 3
     [res] = backend.loglikelihood([("fox", text)])
@@ -196,6 +201,7 @@ def http_model(url: str, protocol: str, stream: bool = True) -> ModelConfig:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stream", [True, False])
 def test_llama_server_completions_match_in_process(llama_server, backend, stream):
     remote = create_backend(http_model(llama_server, "openai-completions", stream))
@@ -213,6 +219,7 @@ def test_llama_server_completions_match_in_process(llama_server, backend, stream
         assert result.prompt_tokens == local.prompt_tokens and result.output_tokens == local.output_tokens
 
 
+@pytest.mark.slow
 def test_llama_server_chat(llama_server, backend):
     remote = create_backend(http_model(llama_server, "openai-chat"))
     requests = make_requests(max_new_tokens=20, prompts=[p for p in PROMPTS if p[1] == "chat"])
@@ -223,3 +230,6 @@ def test_llama_server_chat(llama_server, backend):
         assert not r.failed, r.error
         assert r.text.strip() and r.finish_reason in ("eos", "length")
     assert "Paris" in results[0].text
+    # the server formats chat prompts with the same GGUF template: greedy outputs match the in-process backend
+    local = backend.generate(requests)
+    assert [r.text for r in results] == [r.text for r in local]

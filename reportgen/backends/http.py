@@ -14,7 +14,7 @@ Protocols (``HTTPSource.protocol``):
 Every request of a batch ends as a :class:`GenerationResult`: a prompt that still fails after the retries
 is recorded with ``finish_reason="error"`` and a short reason, and the rest of the batch goes on. Requests
 run on up to ``source.concurrency`` threads sharing one ``httpx.Client``. Connection errors, timeouts, 429
-and 5xx are retried up to ``source.max_retries`` times with exponential backoff and full jitter, honouring
+and 5xx are retried up to ``source.max_retries`` times with exponential backoff and jitter, honouring
 ``Retry-After`` (seconds or an HTTP date).
 
 The bearer token is read from ``os.environ[source.token_env]`` and kept out of every result, error
@@ -39,7 +39,8 @@ from reportgen.config import HTTPSource, ModelConfig
 from reportgen.errors import BackendError, ConfigError
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})  # and every other 5xx
-# Answers to a streaming request that mean "this server does not stream": retry once without streaming.
+# Answers meaning "this server does not take that request shape" (streaming, non-standard fields): ask again
+# without the optional parts (see HTTPBackend._attempt).
 STREAM_REJECTED_STATUS = frozenset({400, 404, 405, 415, 422, 501})
 DEFAULT_EXAMPLE_INPUT = "Can you please let us know more details about your "
 
@@ -117,6 +118,7 @@ class _Answer:
     output_tokens: int | None = None
     ttft_s: float | None = None
     streamed: bool = False
+    chunks: int | None = None       # streamed pieces of text (about one per token on llama.cpp servers)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -168,6 +170,7 @@ class HTTPBackend(Backend):
         self._client = None
         self._client_lock = threading.Lock()
         self._stream_supported: bool | None = None if self.source.stream else False
+        self._extras_supported: bool | None = None  # repeat_penalty & co. (see _payload)
         self._token_cache: str | None = None
 
     def __repr__(self) -> str:  # never the token, never the headers
@@ -226,6 +229,9 @@ class HTTPBackend(Backend):
             )
         self._token_cache = value
         return value
+
+    def _sleep(self, seconds: float) -> None:  # one place for every wait (tests record them)
+        time.sleep(seconds)
 
     def _model_index(self) -> str:
         return f"models[{self.config_index}]" if self.config_index is not None else "models[]"
@@ -292,7 +298,7 @@ class HTTPBackend(Backend):
                 if loading_waited + wait <= self.loading_wait_max_s:
                     loading_waited += wait
                     loading_waits += 1
-                    time.sleep(wait)
+                    self._sleep(wait)
                     continue
                 return self._error(request, f"model still loading after {loading_waited:.0f} s of waiting", started, attempts)
             if not last.retry or retries >= self.source.max_retries:
@@ -301,16 +307,24 @@ class HTTPBackend(Backend):
             if last.wait_s is not None:
                 wait = min(last.wait_s, self.retry_after_cap_s)
             else:
-                wait = random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2 ** (retries - 1)))
-            time.sleep(wait)
+                # exponential backoff with jitter (half fixed, half random, so retries never bunch up at ~0)
+                delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (retries - 1))
+                wait = delay * (0.5 + 0.5 * random.random())
+            self._sleep(wait)
 
         text, finish = self._finish(answer, request)
         extra: dict[str, Any] = {"attempts": attempts, "wall_s": time.perf_counter() - started}
         if answer.finish_reason is not None:
             extra["server_finish_reason"] = answer.finish_reason
         extra["streamed"] = answer.streamed
+        if answer.streamed and answer.output_tokens is None:
+            extra["stream_chunks"] = answer.chunks  # the server sent no usage: a rough count, not stored as tokens
         if loading_waited:
             extra["loading_wait_s"] = loading_waited
+        if self._extras_supported is False and (
+            request.settings.repetition_penalty not in (None, 1.0) or (request.settings.do_sample and request.settings.top_k)
+        ):
+            extra["ignored_settings"] = "the server rejected repetition_penalty/top_k, so they were not sent"
         return GenerationResult(
             prompt_id=request.prompt_id,
             text=self._scrub(text) or "",
@@ -355,7 +369,7 @@ class HTTPBackend(Backend):
 
     # -- one attempt -------------------------------------------------------------------------
 
-    def _payload(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+    def _payload(self, request: GenerationRequest, stream: bool, extras: bool = False) -> dict[str, Any]:
         s = request.settings
         if self.source.protocol == "hf-inference":
             params: dict[str, Any] = {
@@ -386,13 +400,18 @@ class HTTPBackend(Backend):
         if s.do_sample:
             body["temperature"] = s.temperature
             body["top_p"] = s.top_p
-            if s.top_k is not None:
-                body["top_k"] = s.top_k
             body["seed"] = s.seed
+            if s.top_k is not None and extras:
+                body["top_k"] = s.top_k
         else:
             body["temperature"] = 0.0
-        if s.repetition_penalty is not None:
-            body["repetition_penalty"] = s.repetition_penalty
+        if extras:
+            # Not in the OpenAI API, but servers built on llama.cpp default to a repeat penalty of 1.1 (which
+            # changes even greedy outputs) and vLLM reads repetition_penalty. Servers that reject unknown fields
+            # (OpenAI's own) get the request again without them.
+            body["repeat_penalty"] = s.repetition_penalty or 1.0
+            if s.repetition_penalty is not None:
+                body["repetition_penalty"] = s.repetition_penalty
         if s.stop:
             body["stop"] = list(s.stop)
         if stream:
@@ -401,25 +420,41 @@ class HTTPBackend(Backend):
         return body
 
     def _attempt(self, client, request: GenerationRequest) -> _Answer:
+        """One attempt. A 4xx answer to a request that streams or carries the non-standard sampler fields is
+        taken to mean "not supported here": the request is repeated without them (extras first, then
+        streaming), and what worked is remembered for the rest of the run."""
         import httpx
 
-        stream = self.source.protocol != "hf-inference" and self._stream_supported is not False
+        openai = self.source.protocol != "hf-inference"
+        stream = openai and self._stream_supported is not False
+        extras = openai and self._extras_supported is not False
+        variants = [(stream, extras)]
+        if extras:
+            variants.append((stream, False))
+        if stream:
+            variants += [(False, extras)] + ([(False, False)] if extras else [])
         try:
-            try:
-                return self._send(client, request, stream)
-            except _Failure as failure:
-                if not (stream and failure.kind == "http" and failure.status in STREAM_REJECTED_STATUS):
-                    raise
-            answer = self._send(client, request, False)  # the server rejected streaming: ask plainly
-            self._stream_supported = False
-            return answer
+            for index, (use_stream, use_extras) in enumerate(variants):
+                try:
+                    answer = self._send(client, request, use_stream, use_extras)
+                except _Failure as failure:
+                    rejected = failure.kind == "http" and failure.status in STREAM_REJECTED_STATUS
+                    if not rejected or index == len(variants) - 1:
+                        raise
+                    continue
+                if extras and not use_extras:
+                    self._extras_supported = False
+                if stream and not use_stream:
+                    self._stream_supported = False
+                return answer
+            raise AssertionError("unreachable")
         except httpx.TimeoutException:
             raise _Failure("timeout", "timeout", retry=True) from None
         except httpx.TransportError as exc:
             raise _Failure(f"connection failed ({type(exc).__name__}: {self._scrub(str(exc))[:120]})", "connection", retry=True) from None
 
-    def _send(self, client, request: GenerationRequest, stream: bool) -> _Answer:
-        payload = self._payload(request, stream)
+    def _send(self, client, request: GenerationRequest, stream: bool, extras: bool = False) -> _Answer:
+        payload = self._payload(request, stream, extras)
         sent = time.perf_counter()
         with client.stream("POST", self.url, json=payload, headers=self._headers()) as response:
             if response.status_code >= 400:
@@ -540,5 +575,5 @@ class HTTPBackend(Backend):
         return _Answer(
             text="".join(parts), finish_reason=finish, stop_reason=stop_reason,
             prompt_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens"),
-            ttft_s=ttft, streamed=True,
+            ttft_s=ttft, streamed=True, chunks=len(parts),
         )

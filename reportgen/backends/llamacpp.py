@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import importlib.metadata
 import math
 import os

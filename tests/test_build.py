@@ -1,0 +1,75 @@
+"""`reportgen build`: only what changed re-runs and re-renders; a retrained model shows its delta."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from reportgen.cli import main
+from reportgen.config import load_config
+from reportgen.pipeline import build_study
+
+from tiny_models import make_tiny_llama
+
+
+def make_study(folder: Path, tiny_llama_dir: Path, tiny_gpt2_dir: Path) -> Path:
+    shutil.copytree(tiny_llama_dir, folder / "llama")
+    shutil.copytree(tiny_gpt2_dir, folder / "gpt2")
+    prompts = ["prompts:"] + [
+        f"  - {{id: p{i}, category: {'ab'[i % 2]}, prompt: 'Count to {i} please.', reference: '{i}'}}" for i in range(8)
+    ]
+    (folder / "prompts.yaml").write_text("\n".join(prompts) + "\n")
+    (folder / "study.yaml").write_text(
+        f"""title: Build study
+prompts: prompts.yaml
+generation: {{max_new_tokens: 6}}
+output: {{dir: {folder / 'report'}, formats: [markdown, html]}}
+models:
+  - {{id: llama, name: Tiny Llama, source: {{type: local, path: llama}}}}
+  - {{id: gpt2, name: Tiny GPT-2, source: {{type: local, path: gpt2}}}}
+"""
+    )
+    return folder / "study.yaml"
+
+
+def test_build_reruns_and_rerenders_only_what_changed(tmp_path: Path, tiny_llama_dir: Path, tiny_gpt2_dir: Path):
+    config = make_study(tmp_path, tiny_llama_dir, tiny_gpt2_dir)
+    messages: list[str] = []
+    first = build_study(load_config(config), log=messages.append)
+    assert sorted(first.reran) == ["gpt2", "llama"]
+    assert sorted(first.rendered) == ["html", "markdown"]
+    readme = tmp_path / "report" / "README.md"
+    assert "Tiny Llama" in readme.read_text()
+
+    make_tiny_llama(tmp_path / "llama", seed=11)  # retrain one model
+    messages.clear()
+    second = build_study(load_config(config), log=messages.append)
+    assert second.reran == ["llama"]
+    assert any("llama" in m and "changed" in m for m in messages), messages
+    assert sorted(second.rendered) == ["html", "markdown"]
+    text = readme.read_text()
+    assert "What retraining changed" in text
+
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "report").iterdir() if p.is_file()}
+    messages.clear()
+    third = build_study(load_config(config), log=messages.append)
+    assert third.reran == [] and third.rendered == []
+    assert any("up to date" in m for m in messages)
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_diff_command_states_the_change(tmp_path: Path, tiny_llama_dir: Path, tiny_gpt2_dir: Path):
+    config = make_study(tmp_path, tiny_llama_dir, tiny_gpt2_dir)
+    runner = CliRunner()
+    assert runner.invoke(main, ["run", str(config)]).exit_code == 0
+    result = runner.invoke(main, ["diff", str(config), "--model", "llama"])
+    assert result.exit_code == 0 and "single version" in result.output
+    make_tiny_llama(tmp_path / "llama", seed=12)
+    assert runner.invoke(main, ["run", str(config)]).exit_code == 0
+    result = runner.invoke(main, ["diff", str(config), "--model", "llama"])
+    assert result.exit_code == 0, result.output
+    assert "exact_match" in result.output or "length_words" in result.output
+    result = runner.invoke(main, ["diff", str(config), "--model", "nope"])
+    assert result.exit_code == 2 and "Known: llama, gpt2" in result.output
