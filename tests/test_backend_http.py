@@ -110,7 +110,7 @@ def test_faults_every_prompt_ends_with_result_or_recorded_failure(server):
     assert by["p6"].failed and by["p6"].error.startswith("HTTP 401") and len(server.hits("denied")) == 1
     for r in results:
         assert (r.error is None) != r.failed
-    assert time.perf_counter() - start < 6
+    assert time.perf_counter() - start < 10
 
 
 def test_stop_strings_are_cut_off_hf(server):

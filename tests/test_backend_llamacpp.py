@@ -233,3 +233,22 @@ def test_llama_server_chat(llama_server, backend):
     # the server formats chat prompts with the same GGUF template: greedy outputs match the in-process backend
     local = backend.generate(requests)
     assert [r.text for r in results] == [r.text for r in local]
+
+
+@pytest.mark.slow
+def test_context_grows_and_a_failing_prompt_does_not_stop_the_batch(backend, monkeypatch):
+    real = backend._formatter
+
+    def formatter(messages, **kwargs):
+        if "haiku" in messages[-1]["content"]:
+            raise ValueError("template says no")
+        return real(messages=messages, **kwargs)
+
+    monkeypatch.setattr(backend, "_formatter", formatter)
+    prompts = [*PROMPTS[:2], ("italy", "chat", "What is the capital of Italy? Answer in one sentence.")]
+    results = backend.generate(make_requests(max_new_tokens=3000, prompts=prompts))  # needs over 2048 positions
+    assert backend._n_ctx == 4096
+    assert [r.prompt_id for r in results] == ["capital", "haiku", "italy"]
+    assert results[0].text == "The capital of France is Paris." and results[0].finish_reason == "eos"
+    assert results[1].failed and "template says no" in results[1].error
+    assert results[2].finish_reason == "eos" and "Rome" in results[2].text

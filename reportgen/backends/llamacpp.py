@@ -153,15 +153,27 @@ class LlamaCppBackend(Backend):
     def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         if self._llm is None:
             self.load()
-        prepared = [self._prepare(request) for request in requests]
-        need = max((len(tokens) + request.settings.max_new_tokens for request, tokens, _, _ in prepared), default=0)
+        prepared = []
+        for request in requests:
+            try:
+                prepared.append(self._prepare(request))
+            except Exception as exc:  # e.g. a chat template that raises for these messages
+                prepared.append((request, None, None, f"{type(exc).__name__}: {exc}"[:300]))
+        need = max((len(p[1]) + p[0].settings.max_new_tokens for p in prepared if p[1] is not None), default=0)
         self._ensure_ctx(need)
         results = []
         for request, tokens, prompt_text, template in prepared:
             start = time.perf_counter()
+            if tokens is None:
+                results.append(GenerationResult(
+                    prompt_id=request.prompt_id, text="", prompt_tokens=None, output_tokens=None,
+                    finish_reason="error", latency_s=0.0, error=f"prompt formatting failed: {template}",
+                ))
+                continue
             try:
                 result = self._generate_one(request, tokens, start)
             except Exception as exc:  # one prompt never stops the batch (e.g. a decode failure)
+                self._llm.reset()
                 result = GenerationResult(
                     prompt_id=request.prompt_id, text="", prompt_tokens=len(tokens), output_tokens=None,
                     finish_reason="error", latency_s=time.perf_counter() - start,
