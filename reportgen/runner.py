@@ -175,7 +175,7 @@ def run_model(
     log: Log = print,
     progress=None,
 ) -> ModelRunSummary:
-    backend = create_backend(model)
+    backend = create_backend(model, config_index=study.models.index(model))
     fingerprint, parts = model_fingerprint(backend)
     requests = build_requests(study, prompt_set, model)
     hashes = {r.prompt_id: request_hash(r) for r in requests}

@@ -25,8 +25,12 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def create_backend(model: ModelConfig) -> Backend:
+def create_backend(model: ModelConfig, config_index: int | None = None) -> Backend:
+    """The backend for a model; ``config_index`` (its place in the study) lets errors name the key."""
     name = model.effective_backend
     if name is None:
         raise ConfigError(f"model '{model.id}' has no source: it is spec-only and cannot be run")
-    return backend_class(name)(model)
+    backend = backend_class(name)(model)
+    if hasattr(backend, "config_index"):
+        backend.config_index = config_index
+    return backend
