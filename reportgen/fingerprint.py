@@ -2,65 +2,99 @@
 
 A model's fingerprint must change when its weights change (a retrained checkpoint keeps its file
 names), so it hashes content. Hashing a few hundred MB costs seconds, so a digest is remembered in
-a small JSON cache keyed by (absolute path, size, mtime_ns) and recomputed only when those change.
+a small JSON cache (``<cache>/digests.json``) keyed by (absolute path, size, mtime_ns) and recomputed
+only when those change.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import threading
+import tempfile
 from pathlib import Path
 from typing import Any
 
-_LOCK = threading.Lock()
+from reportgen.errors import BackendError
+
+DIGEST_CACHE = "digests.json"
+_DIGEST_CACHE_MAX_ENTRIES = 2000
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json", ".model", ".txt", ".jinja")
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("REPORTGEN_CACHE") or Path.home() / ".cache" / "reportgen")
+    """``$REPORTGEN_CACHE`` if set (and not empty), else ``~/.cache/reportgen``."""
+    env = os.environ.get("REPORTGEN_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "reportgen"
 
 
-def _digest_cache_file() -> Path:
-    return cache_dir() / "digests.json"
-
-
-def _read_cache() -> dict[str, Any]:
+def _read_digest_cache(path: Path) -> dict:
     try:
-        return json.loads(_digest_cache_file().read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
-def _write_cache(cache: dict[str, Any]) -> None:
-    target = _digest_cache_file()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(cache, sort_keys=True))
-    os.replace(tmp, target)
+def write_json_atomic(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's content (remembered while its size and mtime do not change)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = str(path)
+def file_digest(path: Path, cache_dir: Path | None = None) -> str:
+    """The sha256 (hex) of a file's content.
+
+    A small JSON sidecar (``<cache>/digests.json``) remembers the digest of each file by absolute path,
+    size and ``mtime_ns``, so asking again about an unchanged 100 MB file costs one ``stat``. Any change
+    in size or modification time makes it hash again. The sidecar is best-effort: when it cannot be read
+    or written the digest is simply computed. Its entries (``{"stamp": [size, mtime_ns], "sha256": ...}``)
+    """
+    path = Path(path)
+    try:
+        resolved = path.resolve(strict=True)
+        stat = resolved.stat()
+    except OSError as exc:
+        raise BackendError(f"{path}: cannot read file ({exc.strerror or exc}). Fix: check the path") from None
+    if not resolved.is_file():
+        raise BackendError(f"{path}: not a regular file. Fix: give the path of the file itself")
+
+    sidecar = (Path(cache_dir) if cache_dir is not None else cache_dir()) / DIGEST_CACHE
+    key = str(resolved)
     stamp = [stat.st_size, stat.st_mtime_ns]
-    with _LOCK:
-        cache = _read_cache()
-        hit = cache.get(key)
-        if hit and hit.get("stamp") == stamp:
-            return hit["sha256"]
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(chunk)
-    digest = sha.hexdigest()
-    with _LOCK:
-        cache = _read_cache()
-        cache[key] = {"stamp": stamp, "sha256": digest}
-        _write_cache(cache)
+    cached = _read_digest_cache(sidecar)
+    entry = cached.get(key)
+    if (
+        isinstance(entry, dict)
+        and entry.get("stamp") == stamp
+        and isinstance(entry.get("sha256"), str)
+        and len(entry["sha256"]) == 64
+    ):
+        return entry["sha256"]
+
+    with open(resolved, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+
+    # Re-read just before writing so concurrent writers lose as little as possible; the file is
+    # replaced atomically, so a reader never sees it half-written.
+    cached = _read_digest_cache(sidecar)
+    cached.pop(key, None)
+    if len(cached) >= _DIGEST_CACHE_MAX_ENTRIES:  # keep the newest entries (dicts keep insertion order)
+        cached = dict(list(cached.items())[-(_DIGEST_CACHE_MAX_ENTRIES - 1):])
+    cached[key] = {"stamp": stamp, "sha256": digest}
+    with contextlib.suppress(OSError):
+        write_json_atomic(sidecar, cached)
     return digest
 
 

@@ -26,90 +26,14 @@ import uuid
 from pathlib import Path
 
 from reportgen.errors import BackendError, MissingExtraError
+from reportgen.fingerprint import cache_dir, file_digest, write_json_atomic
 
 CONVERSION_INFO = "reportgen-conversion.json"
-DIGEST_CACHE = "digests.json"
-_DIGEST_CACHE_MAX_ENTRIES = 2000
 _TMP_PREFIX = ".tmp-"
 
 
-def default_cache_dir() -> Path:
-    """``$REPORTGEN_CACHE`` if set (and not empty), else ``~/.cache/reportgen``."""
-    env = os.environ.get("REPORTGEN_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "reportgen"
-
-
-# --------------------------------------------------------------------------------------------- digests
-
-
-def _read_digest_cache(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_json_atomic(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def file_digest(path: Path, cache_dir: Path | None = None) -> str:
-    """The sha256 (hex) of a file's content.
-
-    A small JSON sidecar (``<cache>/digests.json``) remembers the digest of each file by absolute path,
-    size and ``mtime_ns``, so asking again about an unchanged 100 MB file costs one ``stat``. Any change
-    in size or modification time makes it hash again. The sidecar is best-effort: when it cannot be read
-    or written the digest is simply computed.
-    """
-    path = Path(path)
-    try:
-        resolved = path.resolve(strict=True)
-        stat = resolved.stat()
-    except OSError as exc:
-        raise BackendError(f"{path}: cannot read file ({exc.strerror or exc}). Fix: check the path") from None
-    if not resolved.is_file():
-        raise BackendError(f"{path}: not a regular file. Fix: give the path of the file itself")
-
-    sidecar = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / DIGEST_CACHE
-    key = str(resolved)
-    cached = _read_digest_cache(sidecar)
-    entry = cached.get(key)
-    if (
-        isinstance(entry, dict)
-        and entry.get("size") == stat.st_size
-        and entry.get("mtime_ns") == stat.st_mtime_ns
-        and isinstance(entry.get("sha256"), str)
-        and len(entry["sha256"]) == 64
-    ):
-        return entry["sha256"]
-
-    with open(resolved, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-
-    # Re-read just before writing so concurrent writers lose as little as possible; the file is
-    # replaced atomically, so a reader never sees it half-written.
-    cached = _read_digest_cache(sidecar)
-    cached[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
-    if len(cached) > _DIGEST_CACHE_MAX_ENTRIES:  # keep the newest entries (dicts keep insertion order)
-        cached.pop(key)
-        cached = dict(list(cached.items())[-(_DIGEST_CACHE_MAX_ENTRIES - 1):])
-        cached[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
-    with contextlib.suppress(OSError):
-        _write_json_atomic(sidecar, cached)
-    return digest
+# Digests and the cache folder live in reportgen.fingerprint (one implementation, one digest cache).
+default_cache_dir = cache_dir
 
 
 # ------------------------------------------------------------------------------------------ conversion
@@ -262,7 +186,7 @@ def _convert_into(gguf_path: Path, digest: str, target: Path) -> None:
         "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     # written last: its presence (with the digest) is what marks the folder complete
-    _write_json_atomic(target / CONVERSION_INFO, info)
+    write_json_atomic(target / CONVERSION_INFO, info)
 
 
 def converted_model_dir(gguf_path: Path, cache_dir: Path | None = None) -> Path:

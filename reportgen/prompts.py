@@ -86,11 +86,14 @@ class PromptSet(Strict):
         return messages
 
     def plain_text_for(self, prompt: Prompt) -> str:
-        """The prompt as plain text (for plain-format prompts and models without a chat template)."""
-        if prompt.prompt is not None and not (prompt.system or self.system) :
-            return prompt.prompt
-        parts = [m["content"] for m in self.messages_for(prompt)]
-        return "\n\n".join(parts)
+        """The prompt as plain text: for plain-format prompts, and for chat prompts on models without a
+        chat template. A plain prompt is sent exactly as written (the set's default system prompt is a
+        chat notion and is not prepended); a chat prompt's messages are joined with blank lines."""
+        if self.format_of(prompt) == "plain":
+            if prompt.prompt is not None:
+                return f"{prompt.system}\n\n{prompt.prompt}" if prompt.system else prompt.prompt
+            return "\n\n".join(m.content for m in prompt.messages)
+        return "\n\n".join(m["content"] for m in self.messages_for(prompt))
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]

@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from reportgen.gguf_convert import converted_model_dir, file_digest
+    from reportgen.fingerprint import file_digest
+    from reportgen.gguf_convert import converted_model_dir
 
     torch.set_num_threads(args.threads)
     random.seed(args.seed)

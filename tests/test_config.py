@@ -183,3 +183,11 @@ def test_demo_config_is_valid():
     prompts = load_prompt_set(study.prompts)
     assert len(prompts.prompts) >= 24
     assert len({p.category for p in prompts.prompts}) >= 4
+
+
+def test_plain_prompts_are_sent_as_written(tmp_path: Path):
+    path = write(tmp_path, "p.yaml", "system: Be brief.\nprompts:\n  - {id: a, prompt: 'The capital of Italy is', format: plain}\n  - {id: b, prompt: Hi}\n")
+    prompts = load_prompt_set(path)
+    a, b = prompts.prompts
+    assert prompts.plain_text_for(a) == "The capital of Italy is"
+    assert prompts.plain_text_for(b) == "Be brief.\n\nHi"  # chat prompt on a model without a chat template
