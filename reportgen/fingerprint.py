@@ -53,7 +53,7 @@ def write_json_atomic(path: Path, data: object) -> None:
         raise
 
 
-def file_digest(path: Path, cache_dir: Path | None = None) -> str:
+def file_digest(path: str | Path, cache_dir: Path | None = None) -> str:
     """The sha256 (hex) of a file's content.
 
     A small JSON sidecar (``<cache>/digests.json``) remembers the digest of each file by absolute path,
@@ -70,7 +70,7 @@ def file_digest(path: Path, cache_dir: Path | None = None) -> str:
     if not resolved.is_file():
         raise BackendError(f"{path}: not a regular file. Fix: give the path of the file itself")
 
-    sidecar = (Path(cache_dir) if cache_dir is not None else cache_dir()) / DIGEST_CACHE
+    sidecar = (Path(cache_dir) if cache_dir is not None else _default_cache_dir()) / DIGEST_CACHE
     key = str(resolved)
     stamp = [stat.st_size, stat.st_mtime_ns]
     cached = _read_digest_cache(sidecar)
@@ -112,3 +112,6 @@ def folder_digest(folder: str | Path, suffixes: tuple[str, ...] = WEIGHT_SUFFIXE
 
 def hash_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+_default_cache_dir = cache_dir  # file_digest's parameter of the same name shadows it

@@ -15,12 +15,10 @@ Heavy packages (torch, transformers, gguf) are imported only inside :func:`conve
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 import uuid
 from pathlib import Path

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import sys
 import time
@@ -174,7 +173,9 @@ def run_model(
     force: bool = False,
     log: Log = print,
     progress=None,
+    begin: Callable[[], None] = lambda: None,
 ) -> ModelRunSummary:
+    """Run one model's pending prompts; ``begin`` is called once before anything is written."""
     backend = create_backend(model, config_index=study.models.index(model))
     fingerprint, parts = model_fingerprint(backend)
     requests = build_requests(study, prompt_set, model)
@@ -191,6 +192,7 @@ def run_model(
     if not pending and not corpus_pending:
         return summary
     summary.reason = rerun_reason(store, model.id, parts, len(pending), len(requests), force)
+    begin()
 
     settings_hash = study.generation_for(model).settings_hash()
     store.start_model_run(run_id, model.id, fingerprint, settings_hash, parts)
@@ -288,24 +290,32 @@ def run_study(
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     summaries: list[ModelRunSummary] = []
     with Store(store_path(study)) as store:
-        manifest = run_manifest(study, prompt_set)
-        store.start_run(run_id, manifest["config_hash"], manifest)
+        manifest: dict = {}
+
+        def begin() -> None:  # a run is recorded only when some model has work to do
+            if not manifest:
+                manifest.update(run_manifest(study, prompt_set))
+                store.start_run(run_id, manifest["config_hash"], manifest)
+
         status = "failed"
         try:
             progress = progress_factory() if progress_factory else None
             with progress if progress is not None else _null():
                 for model in models:
                     try:
-                        summary = run_model(store, run_id, study, prompt_set, model, force=force, log=log, progress=progress)
+                        summary = run_model(
+                            store, run_id, study, prompt_set, model, force=force, log=log, progress=progress, begin=begin
+                        )
                     except ReportgenError as exc:
                         summary = ModelRunSummary(model.id, "", len(prompt_set.prompts), error=exc.format_message())
                     summaries.append(summary)
             status = "complete" if not any(s.error for s in summaries) else "partial"
         finally:
-            manifest["fingerprints"] = {s.model_id: s.fingerprint for s in summaries}
-            manifest["models"] = [s.__dict__ for s in summaries]
-            store.finish_run(run_id, status, manifest)
-    return RunSummary(run_id, summaries)
+            if manifest:
+                manifest["fingerprints"] = {s.model_id: s.fingerprint for s in summaries}
+                manifest["models"] = [s.__dict__ for s in summaries]
+                store.finish_run(run_id, status, manifest)
+    return RunSummary(run_id if manifest else None, summaries)
 
 
 class _null:
@@ -316,9 +326,3 @@ class _null:
         return False
 
 
-def environment_threads() -> int:
-    return int(os.environ.get("REPORTGEN_THREADS") or os.cpu_count() or 1)
-
-
-def dumps(value) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str)

@@ -37,3 +37,11 @@ def tiny_lora_dir(tmp_path_factory, tiny_llama_dir) -> Path:
     from tiny_models import make_lora_adapter
 
     return make_lora_adapter(tiny_llama_dir, tmp_path_factory.mktemp("tiny-lora"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_path(tmp_path_factory) -> Path:
+    """A tiny llama GGUF file (float32 tensors, BPE tokenizer, chat template) that transformers can load."""
+    from tiny_models import make_tiny_gguf
+
+    return make_tiny_gguf(tmp_path_factory.mktemp("tiny-gguf") / "tiny-llama.gguf")

@@ -52,7 +52,7 @@ def test_build_reruns_and_rerenders_only_what_changed(tmp_path: Path, tiny_llama
     text = readme.read_text()
     assert "What retraining changed" in text
 
-    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "report").iterdir() if p.is_file()}
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "report").rglob("*") if p.is_file() and "results.sqlite" not in p.name}
     messages.clear()
     third = build_study(load_config(config), log=messages.append)
     assert third.reran == [] and third.rendered == []

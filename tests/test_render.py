@@ -249,7 +249,8 @@ def _template_names() -> list[str]:
 
 
 def _view_classes():
-    return (ctx.ReportContext, ctx.ModelView, ctx.Table, ctx.ChartView, ctx.GlossaryItem)
+    return (ctx.ReportContext, ctx.ModelView, ctx.Table, ctx.ChartView, ctx.GlossaryItem, ctx.AnalysisGroup,
+            ctx.SampleView, ctx.SampleOutput, ctx.RetrainingView)
 
 
 def test_every_context_field_is_documented():
@@ -279,7 +280,7 @@ def test_templates_use_only_documented_keys():
             node.attr for node in ast.find_all(jinja2.nodes.Getattr)
             if not (isinstance(node.node, jinja2.nodes.Name) and node.node.name == "loop")
         }
-        macros_module = {"table", "bullets", "chart", "warning"}  # `m.table(...)`: the imported macros
+        macros_module = {"table", "bullets", "chart", "warning", "captioned", "charts_of"}  # `m.table(...)`: the imported macros
         unknown = used - attributes - macros_module
         assert not unknown, f"{name} reads undocumented attributes: {sorted(unknown)}"
         filters = {node.name for node in ast.find_all(jinja2.nodes.Filter)}

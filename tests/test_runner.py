@@ -16,7 +16,7 @@ from reportgen.config import load_config
 from reportgen.runner import run_study, store_path
 from reportgen.store import Store
 
-from tiny_models import make_tiny_gpt2, make_tiny_llama
+from tiny_models import make_tiny_llama
 
 ROOT = Path(__file__).parent.parent
 
@@ -74,6 +74,9 @@ def test_second_run_reuses_everything_and_batch_size_is_not_in_the_key(study_fol
     again = run_study(study, log=quiet)
     assert [m.prompts_run for m in again.models] == [0, 0]
     assert [m.load_time_s for m in again.models] == [None, None]  # not even loaded
+    assert again.run_id is None  # nothing to do is not recorded as a run
+    with Store(store_path(study)) as store:
+        assert store.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
 
     rebatched = load_config(write_study(study_folder, batch_size=5))
     assert [m.prompts_run for m in run_study(rebatched, log=quiet).models] == [0, 0]

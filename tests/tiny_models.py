@@ -120,7 +120,7 @@ def make_tiny_gpt2(out_dir: Path, seed: int = 0) -> Path:
     tok = gpt2_tokenizer()
     config = GPT2Config(
         vocab_size=len(tok), n_positions=512, n_embd=64, n_layer=2, n_head=4,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(config).eval()

@@ -6,8 +6,8 @@ leaves the previous report untouched. Output is deterministic: the same inputs g
 Markdown and HTML (no timestamps unless ``output.timestamp``; chart ids derived from names).
 
 One module per job: ``templates`` (Jinja environment), ``context`` (the template context),
-``markdown`` (escaping, slugs, Markdown → HTML), ``charts`` (plotly / kaleido), ``html``, ``pdf``,
-``write`` (atomic writes). Heavy imports (plotly, weasyprint, kaleido) happen inside functions.
+``sections`` (the results sections: measured frames → views and charts), ``markdown`` (escaping, slugs,
+Markdown → HTML), ``charts`` (plotly / kaleido), ``html``, ``pdf``, ``write`` (atomic writes). Heavy imports (plotly, weasyprint, kaleido) happen inside functions.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from reportgen.errors import RenderError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from reportgen.aggregate import Tables
     from reportgen.config import Study
+    from reportgen.pipeline import RetrainingDelta
     from reportgen.render.charts import ChartSet
     from reportgen.render.context import ReportContext
 
@@ -91,6 +93,22 @@ def spec_charts(study: Study, specs: Mapping[str, Any]) -> ChartSet:
     return charts
 
 
+def _prompt_texts(study: Study) -> dict[str, str]:
+    """prompt id → the prompt as written, for the samples; {} when the study's prompt set cannot be read."""
+    if study.prompts is None:
+        return {}
+    from reportgen.errors import ReportgenError
+    from reportgen.prompts import load_prompt_set
+    from reportgen.render.sections import prompt_text
+
+    try:
+        prompt_set = load_prompt_set(study.prompts)
+    except (ReportgenError, OSError) as exc:
+        log.warning("samples without prompt texts: %s", exc)
+        return {}
+    return {p.id: prompt_text(p) for p in prompt_set.prompts}
+
+
 def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(formats))
     unknown = [f for f in chosen if f not in FORMATS]
@@ -110,8 +128,16 @@ def render_in_memory(
     single_file: bool = False,
     extra_context: Mapping[str, Any] | None = None,
     specs: Mapping[str, Any] | None = None,
+    tables: Tables | None = None,
+    deltas: Sequence[RetrainingDelta] | None = None,
+    manifest: Mapping[str, Any] | None = None,
 ) -> RenderedReport:
-    """Phase one: compute and render every file of the report, write nothing."""
+    """Phase one: compute and render every file of the report, write nothing.
+
+    ``tables`` (aggregate.compute_tables), ``deltas`` (pipeline.retraining_deltas) and ``manifest`` (the
+    latest run's manifest) add the results sections; with ``tables=None`` (or no generation in it) the
+    report is the spec-only report. A claim naming a measured value is checked against ``tables``.
+    """
     from reportgen import analysis
     from reportgen.model_specs import model_files, spec_table, study_specs
     from reportgen.render.charts import PLOTLY_JS, plotly_js, static_charts_available
@@ -134,8 +160,19 @@ def render_in_memory(
     table = spec_table(specs)
     statements = analysis.spec_statements(study, specs)
     warnings = analysis.consistency_warnings(study, specs)
-    claim_results = analysis.check_claims(study, table)  # a false claim raises ClaimError: nothing is written
+    results = analysis.has_results(tables)
+    measured = analysis.metrics_claim_table(tables) if results else None
+    # a false claim raises ClaimError: nothing is written
+    claim_results = analysis.check_claims(study, table, metrics=measured)
     charts = spec_charts(study, specs)
+    later: dict[str, Any] = {}
+    result_points: list = []
+    if results:
+        from reportgen.render.sections import result_sections
+
+        later = result_sections(study, tables, deltas=list(deltas or []), manifest=manifest, specs=specs, charts=charts,
+                                prompts=_prompt_texts(study))
+        result_points = analysis.result_conclusion(study, tables, list(deltas or []), specs)
 
     files: dict[str, bytes] = {}
     static_ok = bool(charts) and ("markdown" in chosen or "pdf" in chosen) and static_charts_available()
@@ -150,21 +187,24 @@ def render_in_memory(
         study, specs, statements, warnings, claim_results,
         files={m.id: model_files(m) for m in study.models if m.id in specs},
         warnings_by_model=analysis.warnings_by_model(study, specs),
-        conclusion_points=analysis.conclusion_points(study, specs),
+        conclusion_points=result_points + analysis.conclusion_points(study, specs),
         charts=charts,
         generated_at=_generated_at(study),
+        **later,
     )
     if extra_context:
         context = dataclasses.replace(context, **dict(extra_context))
 
     def body(target: str) -> tuple[ReportContext, str]:
         ctx = dataclasses.replace(context, target=target)
-        if target in ("markdown", "pdf"):
-            ctx.charts = chart_views(charts, target) if static_ok else [
-                ChartView(c.name, c.title, "*(chart not drawn: no Chromium for the static export; see report.html)*") for c in ctx.charts
-            ]
+        if target in ("markdown", "pdf") and not static_ok:
+            views = [ChartView(v.name, v.title, "*(chart not drawn: no Chromium for the static export; see report.html)*", v.group)
+                     for v in chart_views(charts, target)]
         else:
-            ctx.charts = chart_views(charts, "html")
+            views = chart_views(charts, "html" if target == "html" else target)
+        ctx.charts = [v for v in views if v.group == "spec"]
+        if results:
+            ctx.metric_charts = [v for v in views if v.group != "spec"]
         text = render_template(env, "report.md.j2", ctx.variables())
         return ctx, insert_toc(_normalise_blank_lines(text))
 
@@ -197,6 +237,9 @@ def render_report(
     out_dir: str | Path | None = None,
     single_file: bool = False,
     extra_context: Mapping[str, Any] | None = None,
+    tables: Tables | None = None,
+    deltas: Sequence[RetrainingDelta] | None = None,
+    manifest: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Render the study's report and write it; return the written paths.
 
@@ -204,16 +247,38 @@ def render_report(
     (report.pdf); default ``study.output.formats``. ``out_dir``: default ``study.output_dir``.
     ``templates_dir``: a folder whose templates win over the defaults. ``single_file``: plotly.js
     inline in report.html instead of a plotly.min.js beside it. ``extra_context``: ReportContext
-    fields to set (e.g. later sections). Raises ConfigError / ClaimError / RenderError; on any
-    error nothing is written.
+    fields to set. ``tables`` (aggregate.Tables), ``deltas`` (pipeline.RetrainingDelta list) and
+    ``manifest`` (the latest run's manifest dict) add the measured results: summary, metric tables,
+    charts, analysis, samples, what retraining changed, the run manifest; ``tables=None`` gives the
+    spec-only report. Raises ConfigError / ClaimError / RenderError; on any error nothing is written.
     """
     from reportgen.render.write import write_files
 
     report = render_in_memory(
         study, templates_dir=templates_dir, formats=formats, out_dir=out_dir,
-        single_file=single_file, extra_context=extra_context,
+        single_file=single_file, extra_context=extra_context, tables=tables, deltas=deltas, manifest=manifest,
     )
-    return write_files(report.out_dir, report.files)
+    written = write_files(report.out_dir, report.files)
+    _remove_stale_charts(report.out_dir, report.files)
+    return written
+
+
+def _remove_stale_charts(folder: Path, files: Mapping[str, bytes]) -> None:
+    """Delete charts/*.svg of an earlier render that this one no longer draws (a chart that went away).
+
+    Only when this render drew static charts: an HTML-only render leaves the README's SVGs alone.
+    """
+    from reportgen.render.charts import CHART_DIR
+
+    drawn = {name for name in files if name.startswith(f"{CHART_DIR}/")}
+    if not drawn:
+        return
+    for path in sorted((Path(folder) / CHART_DIR).glob("*.svg")):
+        if f"{CHART_DIR}/{path.name}" not in drawn:
+            try:
+                path.unlink()
+            except OSError as exc:  # pragma: no cover - a read-only folder: the stale file is harmless
+                log.warning("could not remove the stale chart %s: %s", path, exc)
 
 
 def replace_between_markers(path: str | Path, new_text: str) -> Path:

@@ -45,6 +45,7 @@ class Chart:
     figure: Any
     width: int = 900
     height: int = 420
+    group: str = "spec"  # where the report shows it: "spec", "quality", "speed", "memory", "tradeoff", "category", "lm", "retraining"
 
     @property
     def svg_path(self) -> str:
@@ -61,12 +62,12 @@ class ChartSet:
 
     charts: dict[str, Chart] = field(default_factory=dict)
 
-    def add(self, name: str, figure: Any, title: str, *, width: int = 900, height: int = 420) -> Chart:
+    def add(self, name: str, figure: Any, title: str, *, width: int = 900, height: int = 420, group: str = "spec") -> Chart:
         if not _NAME.match(name):
             raise ValueError(f"chart name {name!r}: use lowercase letters, digits and '-'")
         if name in self.charts:
             raise ValueError(f"two charts are named {name!r}")
-        chart = Chart(name, title, figure, width, height)
+        chart = Chart(name, title, figure, width, height, group)
         self.charts[name] = chart
         return chart
 
@@ -278,3 +279,359 @@ def wrap_label(text: str, width: int = 18) -> str:
     if line:
         lines.append(line)
     return "<br>".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# The charts of measured results: pure functions, frames (aggregate.Tables) → plotly figures.
+#
+# Every builder takes ``names`` (model id → display name, raw text: escaped here for plotly) and
+# ``colours`` (model id → colour, the same for a model in every chart: ``model_colours``), and returns
+# None when the frame holds nothing to draw. Fonts are sized for the PDF, where a 900 px wide figure
+# is printed about 670 px wide (A4 between the margins): 14 px text prints at about 8 pt.
+
+FONT = {"family": "DejaVu Sans, Arial, sans-serif", "size": 14, "color": "#1f2328"}
+OLD_COLOUR = "#9AA0A6"
+_FRONT_COLOUR = "#59636e"
+
+
+def model_colours(model_ids) -> dict[str, str]:
+    """One colour per model, in study order (the palette repeats after eight models)."""
+    return {model_id: PALETTE[i % len(PALETTE)] for i, model_id in enumerate(dict.fromkeys(model_ids))}
+
+
+def _finite(value: Any) -> bool:
+    import math
+
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _capital(label: str) -> str:
+    return label[:1].upper() + label[1:] if label == label.lower() else label
+
+
+def _axis_label(metric: str) -> str:
+    from reportgen.metrics import METRICS
+    from reportgen.render.format import metric_label
+
+    unit = METRICS[metric].unit if metric in METRICS else ""
+    label = metric_label(metric)
+    if unit == "share":
+        return f"{label} (share of prompts)" if metric in ("exact_match", "contains_answer", "hit_token_limit") else f"{label} (share)"
+    if unit.startswith(label):  # "chrF (0–100)" for chrF
+        return unit
+    if unit.startswith("F1"):
+        return f"{label} {unit}"
+    return f"{label} ({unit})" if unit and unit not in label else label
+
+
+def _metric_range(metric: str, highest: float) -> list[float] | None:
+    from reportgen.metrics import METRICS
+
+    unit = METRICS[metric].unit if metric in METRICS else ""
+    if unit in ("share", "F1 (0–1)"):
+        return [0, max(1.0, highest) * 1.12]
+    if unit in ("BLEU (0–100)", "chrF (0–100)"):
+        return [0, max(100.0, highest) * 1.12]
+    return None
+
+
+def _style(fig, title: str, *, legend: bool = False, bottom: int = 90) -> None:
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 17}},
+        font=FONT,
+        margin={"l": 80, "r": 24, "t": 64, "b": bottom},
+        showlegend=legend,
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+        hoverlabel={"font": {"size": 13}},
+    )
+    fig.update_xaxes(automargin=True, tickfont={"size": 13})
+    fig.update_yaxes(automargin=True, tickfont={"size": 13}, zeroline=True, zerolinecolor="#d1d9e0")
+
+
+def _label(names, model_id: str, width: int = 16) -> str:
+    return wrap_label(chart_label(names.get(model_id, model_id)), width)
+
+
+def _summary_rows(summary, metric: str, order=None):
+    rows = summary[(summary["metric"] == metric) & summary["mean"].map(_finite)]
+    if order is not None:
+        rank = {m: i for i, m in enumerate(order)}
+        rows = rows.assign(_r=rows["model_id"].map(lambda m: rank.get(m, len(rank)))).sort_values("_r", kind="stable")
+    return rows
+
+
+def quality_figure(summary, metric: str, names, colours, order=None) -> go.Figure | None:
+    """One reference metric per model: the mean as a bar, its 95% bootstrap CI as an error bar."""
+    import plotly.graph_objects as go
+
+    from reportgen.render.format import metric_label, metric_value
+
+    rows = _summary_rows(summary, metric, order)
+    if rows.empty:
+        return None
+    ids = list(rows["model_id"])
+    means = rows["mean"].astype(float).tolist()
+    lows = [m if not _finite(v) else v for m, v in zip(means, rows["ci_low"])]
+    highs = [m if not _finite(v) else v for m, v in zip(means, rows["ci_high"])]
+    labels = [_label(names, m) for m in ids]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(
+        x=labels, y=means, marker_color=[colours.get(m, PALETTE[0]) for m in ids], width=0.55,
+        error_y={"type": "data", "symmetric": False, "array": [h - m for h, m in zip(highs, means)],
+                 "arrayminus": [m - lo for m, lo in zip(means, lows)], "color": "#1f2328", "thickness": 1.5, "width": 8},
+        customdata=[[metric_value(metric, lo), metric_value(metric, h), int(n)] for lo, h, n in zip(lows, highs, rows["n"])],
+        hovertemplate="%{x}<br>mean %{y:.3f}<br>95% CI [%{customdata[0]}, %{customdata[1]}]<br>n = %{customdata[2]}<extra></extra>",
+        name=metric_label(metric),
+    ))
+    fig.add_trace(go.Scatter(
+        x=labels, y=highs, mode="text", text=[metric_value(metric, m) for m in means], textposition="top center",
+        textfont={"size": 14}, hoverinfo="skip", showlegend=False, cliponaxis=False,
+    ))
+    _style(fig, f"{_capital(metric_label(metric))} per model (mean, 95% CI)")
+    fig.update_yaxes(title_text=_axis_label(metric), range=_metric_range(metric, max(highs)))
+    return fig
+
+
+def speed_figure(efficiency, names, colours) -> go.Figure | None:
+    """Throughput (tokens/s) and latency per prompt (p50 bar, p95 marker) per model: horizontal bars side by
+    side, one row per model, so long model names stay readable however many models there are."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from reportgen.render.format import metric_value
+
+    rows = efficiency[efficiency["tokens_per_s"].map(_finite) | efficiency["latency_p50_s"].map(_finite)]
+    if rows.empty:
+        return None
+    ids = list(rows["model_id"])
+    labels = [_label(names, m, 24) for m in ids]
+    colour = [colours.get(m, PALETTE[0]) for m in ids]
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=("Throughput, tokens/s (higher is better)", "Latency, s per prompt (lower is better)"))
+    tps = [float(v) if _finite(v) else None for v in rows["tokens_per_s"]]
+    fig.add_trace(go.Bar(
+        y=labels, x=tps, orientation="h", marker_color=colour, width=0.6, showlegend=False, name="tokens/s",
+        text=[metric_value("tokens_per_s", v) for v in rows["tokens_per_s"]], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}<br>%{x:.1f} tokens/s<extra></extra>",
+    ), row=1, col=1)
+    p50 = [float(v) if _finite(v) else None for v in rows["latency_p50_s"]]
+    p95 = [float(v) if _finite(v) else None for v in rows["latency_p95_s"]]
+    fig.add_trace(go.Bar(
+        y=labels, x=p50, orientation="h", marker_color=colour, width=0.6, name="p50, median (bar)",
+        text=[metric_value("latency_p50_s", v) for v in rows["latency_p50_s"]], textposition="auto", insidetextanchor="end",
+        hovertemplate="%{y}<br>p50 %{x:.3f} s<extra></extra>",
+    ), row=1, col=2)
+    fig.add_trace(go.Scatter(
+        y=labels, x=p95, mode="markers", name="p95 (marker)",
+        marker={"symbol": "line-ns-open", "size": 26, "color": "#1f2328", "line": {"width": 3, "color": "#1f2328"}},
+        hovertemplate="%{y}<br>p95 %{x:.3f} s<extra></extra>",
+    ), row=1, col=2)
+    _style(fig, "Speed per model", legend=True, bottom=90)
+    fig.update_layout(legend={"x": 1, "xanchor": "right", "y": -0.12}, margin={"l": 24, "t": 80})
+    highest_tps = max([v for v in tps if v is not None], default=1.0)
+    highest_latency = max([v for v in p50 + p95 if v is not None], default=1.0)
+    fig.update_xaxes(range=[0, highest_tps * 1.2], row=1, col=1)
+    fig.update_xaxes(range=[0, highest_latency * 1.08], row=1, col=2)
+    fig.update_yaxes(autorange="reversed", row=1, col=1)  # the first model on top, as in the tables
+    fig.update_annotations(font={"size": 14})
+    return fig
+
+
+def chart_height(n_models: int, base: int = 150, per_model: int = 62, least: int = 320) -> int:
+    """The height of a chart with one row (or legend line) per model."""
+    return max(least, base + per_model * n_models)
+
+
+def memory_figure(efficiency, names, colours) -> go.Figure | None:
+    """Peak memory while generating (solid) and the weights' memory (hatched) per model."""
+    import plotly.graph_objects as go
+
+    from reportgen.render.format import human_bytes
+
+    rows = efficiency[efficiency["peak_memory_bytes"].map(_finite) | efficiency["weight_bytes"].map(_finite)]
+    if rows.empty:
+        return None
+    ids = list(rows["model_id"])
+    labels = [_label(names, m) for m in ids]
+    colour = [colours.get(m, PALETTE[0]) for m in ids]
+    values = [float(v) for column in ("peak_memory_bytes", "weight_bytes") for v in rows[column] if _finite(v)]
+    scale, unit = (1024**3, "GiB") if max(values) >= 1024**3 else (1024**2, "MiB")
+    fig = go.Figure()
+    for column, label, extra in (
+        ("peak_memory_bytes", "peak memory while generating (solid)", {}),
+        ("weight_bytes", "weights (hatched)", {"pattern": {"shape": "/", "fgcolor": "#ffffff", "size": 8}}),
+    ):
+        data = [float(v) / scale if _finite(v) else None for v in rows[column]]
+        fig.add_trace(go.Bar(
+            x=labels, y=data, name=label, marker={"color": colour, **extra},
+            text=[human_bytes(v) if _finite(v) else "" for v in rows[column]], textposition="outside", cliponaxis=False,
+            hovertemplate="%{x}<br>" + label.split(" (")[0] + ": %{text}<extra></extra>",
+        ))
+    _style(fig, "Memory per model", legend=True, bottom=110)
+    fig.update_layout(barmode="group", bargap=0.3, bargroupgap=0.08)
+    fig.update_yaxes(title_text=unit, range=[0, max(values) / scale * 1.18])
+    return fig
+
+
+def tradeoff_figure(summary, efficiency, metric: str, names, colours, front: list[str], numbers=None) -> go.Figure | None:
+    """Speed (x, tokens/s) against quality (y, ``metric`` with its CI); the Pareto front as a dashed line.
+
+    Points are labelled with the model's number (``numbers``: model id → its position in the study) and
+    named in the legend, so close points never hide each other's names; Pareto-optimal points are filled.
+    """
+    import plotly.graph_objects as go
+
+    from reportgen.render.format import metric_label, metric_value
+
+    quality = {r.model_id: r for r in _summary_rows(summary, metric).itertuples()}
+    speed = {r.model_id: float(r.tokens_per_s) for r in efficiency.itertuples() if _finite(r.tokens_per_s)}
+    ids = [m for m in efficiency["model_id"] if m in quality and m in speed]
+    if len(ids) < 2:
+        return None
+    numbers = numbers or {m: i for i, m in enumerate(ids, 1)}
+    fig = go.Figure()
+    for m in ids:
+        row = quality[m]
+        mean = float(row.mean)
+        high = float(row.ci_high) if _finite(row.ci_high) else mean
+        low = float(row.ci_low) if _finite(row.ci_low) else mean
+        optimal = m in front
+        colour = colours.get(m, PALETTE[0])
+        fig.add_trace(go.Scatter(
+            x=[speed[m]], y=[mean], mode="markers+text", name=f"{numbers.get(m, '')}. {chart_label(names.get(m, m))}" + (" ★" if optimal else ""),
+            text=[str(numbers.get(m, ""))], textposition="middle right", textfont={"size": 15, "color": colour}, cliponaxis=False,
+            marker={"color": colour, "size": 16 if optimal else 13, "symbol": "circle" if optimal else "circle-open",
+                    "line": {"width": 2.5, "color": colour}},
+            error_y={"type": "data", "symmetric": False, "array": [high - mean], "arrayminus": [mean - low],
+                     "color": colour, "thickness": 1.5, "width": 6},
+            hovertemplate=f"%{{x:.1f}} tokens/s<br>{metric_label(metric)} {metric_value(metric, mean)}<extra>{chart_label(names.get(m, m))}</extra>",
+        ))
+    on_front = [m for m in sorted(front, key=lambda m: speed[m]) if m in speed and m in quality]
+    if len(on_front) >= 2:
+        fig.add_trace(go.Scatter(
+            x=[speed[m] for m in on_front], y=[float(quality[m].mean) for m in on_front], mode="lines",
+            line={"color": _FRONT_COLOUR, "dash": "dash", "width": 2}, name="Pareto front (★: Pareto-optimal)", hoverinfo="skip",
+        ))
+    xs = [speed[m] for m in ids]
+    span = max(xs) - min(xs) or max(xs) or 1.0
+    _style(fig, f"Speed versus {metric_label(metric)}", legend=True, bottom=40)
+    fig.update_layout(legend={"orientation": "v", "y": -0.2, "yanchor": "top", "x": 0, "xanchor": "left"})
+    fig.update_xaxes(title_text="throughput (tokens/s, higher is better)", range=[max(0.0, min(xs) - 0.15 * span), max(xs) + 0.15 * span])
+    highs = [float(quality[m].ci_high) if _finite(quality[m].ci_high) else float(quality[m].mean) for m in ids]
+    fig.update_yaxes(title_text=_axis_label(metric), range=_metric_range(metric, max(highs)))
+    return fig
+
+
+def category_figure(category_summary, metric: str, names, colours, order=None) -> go.Figure | None:
+    """``metric`` per category (x) and model (grouped bars, one colour per model), with 95% CIs."""
+    import plotly.graph_objects as go
+
+    from reportgen.render.format import metric_label
+
+    rows = category_summary[(category_summary["metric"] == metric) & category_summary["mean"].map(_finite)]
+    if rows.empty or rows["category"].nunique() < 2:
+        return None
+    categories = list(dict.fromkeys(rows["category"]))
+    models = [m for m in (order or list(dict.fromkeys(rows["model_id"]))) if m in set(rows["model_id"])]
+    fig = go.Figure()
+    highest = 0.0
+    for m in models:
+        mine = rows[rows["model_id"] == m].set_index("category")
+        means = [float(mine.at[c, "mean"]) if c in mine.index else None for c in categories]
+        up = [float(mine.at[c, "ci_high"]) - float(mine.at[c, "mean"]) if c in mine.index and _finite(mine.at[c, "ci_high"]) else 0 for c in categories]
+        down = [float(mine.at[c, "mean"]) - float(mine.at[c, "ci_low"]) if c in mine.index and _finite(mine.at[c, "ci_low"]) else 0 for c in categories]
+        highest = max([highest] + [a + b for a, b in zip(means, up) if a is not None])
+        fig.add_trace(go.Bar(
+            x=[wrap_label(chart_label(c), 14) for c in categories], y=means, name=chart_label(names.get(m, m)),
+            marker_color=colours.get(m, PALETTE[0]),
+            error_y={"type": "data", "symmetric": False, "array": up, "arrayminus": down, "color": "#1f2328", "thickness": 1.2, "width": 4},
+            customdata=[int(mine.at[c, "n"]) if c in mine.index else 0 for c in categories],
+            hovertemplate="%{x}<br>%{y:.3f} (n = %{customdata})<extra>" + chart_label(names.get(m, m)) + "</extra>",
+        ))
+    title = metric_label(metric)
+    _style(fig, f"{_capital(title)} per category and model (mean, 95% CI)", legend=True, bottom=120)
+    fig.update_layout(barmode="group", bargap=0.22, bargroupgap=0.05)
+    fig.update_yaxes(title_text=_axis_label(metric), range=_metric_range(metric, highest))
+    return fig
+
+
+def bits_per_byte_figure(lm, names, colours) -> go.Figure | None:
+    """Bits per byte on the reference texts per model (lower is better), with the bootstrap CI."""
+    import plotly.graph_objects as go
+
+    from reportgen.render.format import metric_value
+
+    rows = lm[lm["bits_per_byte"].map(_finite)] if len(lm) else lm
+    if rows is None or rows.empty:
+        return None
+    ids = list(rows["model_id"])
+    means = rows["bits_per_byte"].astype(float).tolist()
+    highs = [float(h) if _finite(h) else m for h, m in zip(rows["bpb_ci_high"], means)]
+    lows = [float(lo) if _finite(lo) else m for lo, m in zip(rows["bpb_ci_low"], means)]
+    labels = [_label(names, m) for m in ids]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(
+        x=labels, y=means, marker_color=[colours.get(m, PALETTE[0]) for m in ids], width=0.55, name="bits per byte",
+        error_y={"type": "data", "symmetric": False, "array": [h - m for h, m in zip(highs, means)],
+                 "arrayminus": [m - lo for m, lo in zip(means, lows)], "color": "#1f2328", "thickness": 1.5, "width": 8},
+        hovertemplate="%{x}<br>%{y:.3f} bits/byte<extra></extra>",
+    ))
+    fig.add_trace(go.Scatter(
+        x=labels, y=highs, mode="text", text=[metric_value("bits_per_byte", m) for m in means], textposition="top center",
+        hoverinfo="skip", showlegend=False, cliponaxis=False,
+    ))
+    _style(fig, "Bits per byte on the reference texts (lower is better; 95% CI)")
+    fig.update_yaxes(title_text="bits per UTF-8 byte", range=[0, max(highs) * 1.18])
+    return fig
+
+
+def retraining_figure(deltas, colour: str) -> go.Figure | None:
+    """What retraining changed: the old and the new mean of each metric, 0–1 metrics and 0–100 metrics apart.
+
+    A ▲ / ▼ over the new bar marks a significant improvement / deterioration (paired bootstrap, 95%).
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from reportgen.metrics import METRICS
+    from reportgen.render.format import metric_label
+
+    if deltas is None or deltas.empty:
+        return None
+    groups = {"unit": [], "hundred": []}
+    for row in deltas.itertuples():
+        unit = METRICS[row.metric].unit if row.metric in METRICS else ""
+        if not (_finite(row.mean_old) or _finite(row.mean_new)):
+            continue
+        if unit in ("share", "F1 (0–1)"):
+            groups["unit"].append(row)
+        elif unit in ("BLEU (0–100)", "chrF (0–100)"):
+            groups["hundred"].append(row)
+    panels = [(key, rows) for key, rows in groups.items() if rows]
+    if not panels:
+        return None
+    widths = [max(len(rows), 1) for _, rows in panels]
+    fig = make_subplots(rows=1, cols=len(panels), column_widths=[w / sum(widths) for w in widths], horizontal_spacing=0.1,
+                        subplot_titles=[{"unit": "0–1 scales", "hundred": "0–100 scales"}[key] for key, _ in panels])
+    for col, (key, rows) in enumerate(panels, 1):
+        labels = [wrap_label(metric_label(r.metric), 12) for r in rows]
+        marks = ["▲" if r.improved is True else "▼" if r.improved is False else ("●" if r.significant else "") for r in rows]
+        for which, column, fill in (("before", "mean_old", OLD_COLOUR), ("after", "mean_new", colour)):
+            fig.add_trace(go.Bar(
+                x=labels, y=[float(getattr(r, column)) if _finite(getattr(r, column)) else None for r in rows],
+                name=f"{which} retraining", marker_color=fill, showlegend=col == 1,
+                text=marks if which == "after" else None, textposition="outside", cliponaxis=False, textfont={"size": 15},
+                hovertemplate="%{x}<br>" + which + ": %{y:.3f}<extra></extra>",
+            ), row=1, col=col)
+        top = max([float(v) for r in rows for v in (r.mean_old, r.mean_new) if _finite(v)] + [0.0])
+        fig.update_yaxes(range=[0, max(1.0 if key == "unit" else 100.0, top) * 1.15], row=1, col=col,
+                         title_text="mean (0–1)" if key == "unit" else "mean (0–100)")
+    _style(fig, "What retraining changed (▲ significantly better, ▼ significantly worse)", legend=True, bottom=130)
+    fig.update_layout(barmode="group", bargap=0.25, bargroupgap=0.05)
+    fig.update_xaxes(tickangle=0)
+    fig.update_annotations(font={"size": 14})
+    return fig

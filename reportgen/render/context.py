@@ -29,6 +29,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from reportgen.specs import ModelSpec
 
 TARGETS = ("markdown", "html", "pdf")
+#: The context fields only a study with measured results fills (build_context's ``later_sections``).
+RESULT_FIELDS = (
+    "has_results", "headline_metric", "results_summary", "quality_tables", "category_table", "efficiency_table", "lm_table",
+    "metric_charts", "result_analysis", "samples", "samples_note", "retraining", "manifest", "manifest_notes",
+)
 
 
 @dataclass
@@ -39,15 +44,23 @@ class Table:
     rows: rows of cells (Markdown-safe; no raw newlines or pipes).
     align: per column "left" or "right".
     css_class: a class name for the HTML/PDF table (wide tables get a smaller font in the PDF).
+    caption: a short title printed above the table (Markdown-safe), or "".
+    legend: what the table's abbreviations and marks mean, printed below it (Markdown-safe), or "".
     """
 
     header: list[str]
     rows: list[list[str]]
     align: list[str]
     css_class: str = ""
+    caption: str = ""
+    legend: str = ""
 
     def __bool__(self) -> bool:
         return bool(self.rows)
+
+
+def empty_table() -> Table:
+    return Table([], [], [])
 
 
 @dataclass
@@ -107,11 +120,91 @@ class ChartView:
     name: the chart's name (file stem of charts/NAME.svg; HTML id chart-NAME).
     title: caption and alt text (Markdown-safe).
     markdown: what the template prints: an SVG image (markdown, pdf) or a placeholder the HTML writer replaces with the interactive chart.
+    group: the section the chart belongs to: spec, quality, speed, memory, tradeoff, category, lm or retraining.
     """
 
     name: str
     title: str
     markdown: str
+    group: str = "spec"
+
+
+@dataclass
+class AnalysisGroup:
+    """A titled group of statements computed from the measured results.
+
+    title: the group's heading (Markdown-safe).
+    statements: the statements (analysis.Statement: .text Markdown-safe, .numbers, .topic).
+    """
+
+    title: str
+    statements: list[Any]
+
+
+@dataclass
+class SampleOutput:
+    """One model's answer to one prompt.
+
+    model: the model's display name (Markdown-safe).
+    number: the model's 1-based position in the study.
+    status: how the generation ended, its length and its scores, in words (Markdown-safe).
+    flagged: True when the answer failed, stopped at the token limit or loops.
+    text: the answer as a fenced code block (Markdown-safe whatever the model wrote), or a note when it is empty or failed.
+    """
+
+    model: str
+    number: int
+    status: str
+    flagged: bool
+    text: str
+
+
+@dataclass
+class SampleView:
+    """One prompt of the prompt set with every model's answer, side by side.
+
+    number: 1-based position among the prompts shown.
+    prompt_id: the prompt's id (Markdown-safe).
+    category: the prompt's category (Markdown-safe).
+    summary: "Prompt N: id (category)", HTML-escaped for a raw <summary> element.
+    heading: the same line Markdown-safe, for a heading where <details> does not fit (the PDF).
+    prompt: the prompt as a fenced code block (Markdown-safe), or "" when the prompt set is not available.
+    references: the accepted answers, each as inline code (Markdown-safe); empty when the prompt has none.
+    outputs: SampleOutputs, in study order.
+    """
+
+    number: int
+    prompt_id: str
+    category: str
+    summary: str
+    heading: str
+    prompt: str
+    references: list[str]
+    outputs: list[SampleOutput]
+
+
+@dataclass
+class RetrainingView:
+    """What retraining changed for one model: its last two versions compared on the same prompts.
+
+    model: the model's display name (Markdown-safe).
+    heading: the section heading, "MODEL: what changed" (Markdown-safe).
+    versions: the old and the new fingerprint and when each last ran (Markdown-safe).
+    statement: the verdict in one paragraph (Markdown-safe; bold when the model got worse).
+    worse: True when at least one metric got significantly worse.
+    table: a Table, per metric: before, after, change, 95% CI, verdict.
+    history: a Table of every version of the model, oldest first.
+    chart_name: the name of its before/after chart among metric_charts ("" when none).
+    """
+
+    model: str
+    heading: str
+    versions: str
+    statement: str
+    worse: bool
+    table: Table
+    history: Table
+    chart_name: str = ""
 
 
 @dataclass
@@ -148,11 +241,20 @@ class ReportContext:
     conclusion: paragraphs of the hand-written conclusion (Markdown-safe).
     glossary: GlossaryItems, in config order.
     specs: raw ModelSpec.as_dict() by model id (NOT escaped: for custom templates, use the md/cell filters).
-    metrics_tables: later: metric Tables (per model, per category); empty until a run exists.
-    metric_charts: later: ChartViews of measured results; empty until a run exists.
-    samples: later: side-by-side prompt outputs; empty until a run exists.
-    manifest: later: what produced the report (versions, fingerprints, settings); empty until a run exists.
-    history: later: results of earlier builds; empty until a run exists.
+    has_results: True when the report shows measured results (the render got non-empty metric tables); the results sections print only then.
+    headline_metric: the quality metric the report leads with, in words (Markdown-safe), e.g. "exact match"; "" without one.
+    results_summary: the Table at the top: one row per model with the headline metric, speed, memory, bits per byte and failures.
+    quality_tables: Tables of the per-prompt metrics (rows: metrics, columns: models; mean and 95% CI): reference metrics, then text statistics.
+    category_table: the headline metric per prompt category and model (a Table; empty without categories).
+    efficiency_table: speed and memory per model (rows: measurements, columns: models).
+    lm_table: bits per byte and perplexity per model (a Table; empty when no LM texts were scored).
+    metric_charts: ChartViews of the measured results (group says where each belongs); empty without results.
+    result_analysis: AnalysisGroups of statements computed from the results (quality, trade-off, speed, variants, behaviour).
+    samples: SampleViews: prompts with every model's answer side by side.
+    samples_note: which prompts the samples show and why (Markdown-safe), or "".
+    retraining: RetrainingViews, one per model whose weights changed since its previous run; empty when none.
+    manifest: the run manifest as captioned Tables (software, hardware, run, generation settings, models).
+    manifest_notes: notes the run recorded per model (Markdown-safe lines), e.g. a precision fallback.
     """
 
     target: str
@@ -173,11 +275,20 @@ class ReportContext:
     conclusion: list[str] = field(default_factory=list)
     glossary: list[GlossaryItem] = field(default_factory=list)
     specs: dict[str, dict] = field(default_factory=dict)
-    metrics_tables: list[Table] = field(default_factory=list)
+    has_results: bool = False
+    headline_metric: str = ""
+    results_summary: Table = field(default_factory=empty_table)
+    quality_tables: list[Table] = field(default_factory=list)
+    category_table: Table = field(default_factory=empty_table)
+    efficiency_table: Table = field(default_factory=empty_table)
+    lm_table: Table = field(default_factory=empty_table)
     metric_charts: list[ChartView] = field(default_factory=list)
-    samples: list[Any] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
-    history: list[Any] = field(default_factory=list)
+    result_analysis: list[AnalysisGroup] = field(default_factory=list)
+    samples: list[SampleView] = field(default_factory=list)
+    samples_note: str = ""
+    retraining: list[RetrainingView] = field(default_factory=list)
+    manifest: list[Table] = field(default_factory=list)
+    manifest_notes: list[str] = field(default_factory=list)
 
     def variables(self) -> dict[str, Any]:
         """The template variables: one per field (shallow: the views stay objects)."""
@@ -187,7 +298,12 @@ class ReportContext:
         """The same context for another target (charts are shown differently per target)."""
         if target not in TARGETS:
             raise ValueError(target)
-        return dataclasses.replace(self, target=target, charts=chart_views(charts, target) if charts else list(self.charts))
+        if not charts:
+            return dataclasses.replace(self, target=target)
+        views = chart_views(charts, target)
+        return dataclasses.replace(
+            self, target=target, charts=[v for v in views if v.group == "spec"], metric_charts=[v for v in views if v.group != "spec"]
+        )
 
 
 def documented_fields(cls: type) -> dict[str, str]:
@@ -497,7 +613,7 @@ def chart_views(charts: ChartSet | None, target: str) -> list[ChartView]:
             markdown = f'<div class="chart" data-chart="{chart.name}"></div>'
         else:
             markdown = f"![{title}]({chart.svg_path})"
-        views.append(ChartView(chart.name, title, markdown))
+        views.append(ChartView(chart.name, title, markdown, chart.group))
     return views
 
 
@@ -516,10 +632,10 @@ def build_context(
     generated_at: str = "",
     **later_sections: Any,
 ) -> ReportContext:
-    """Assemble the context. ``later_sections`` fill the optional fields (metrics_tables, samples, …)."""
+    """Assemble the context. ``later_sections`` fill the results fields (RESULT_FIELDS: results_summary, samples, …)."""
     from reportgen.analysis import claim_lines
 
-    allowed = {"metrics_tables", "metric_charts", "samples", "manifest", "history"}
+    allowed = set(RESULT_FIELDS)
     unknown = set(later_sections) - allowed
     if unknown:
         raise RenderError(f"unknown report sections: {', '.join(sorted(unknown))} (known: {', '.join(sorted(allowed))})")
@@ -534,6 +650,11 @@ def build_context(
         f"This report compares {len(models)} language model{'s' if len(models) != 1 else ''}: what each one is "
         "for, its architecture and size, its adapter and quantization settings, and how the models differ. "
         "Every number in it is computed from the models' configuration files."
+    ] if not later_sections.get("has_results") else [
+        f"This report compares {len(models)} language model{'s' if len(models) != 1 else ''}: what each one is "
+        "for, its architecture and size, its adapter and quantization settings, and how each one behaves on the same "
+        "prompts: quality against the references, speed, memory, and what it writes. Every number in it is computed "
+        "from the models' configuration files and the stored generations."
     ]
     return ReportContext(
         target=target,
@@ -546,7 +667,7 @@ def build_context(
         introduction=introduction,
         models=models,
         comparison=comparison_table(study, specs),
-        charts=chart_views(charts, target),
+        charts=[v for v in chart_views(charts, target) if v.group == "spec"],
         statements=list(statements),
         warnings=list(warnings),
         claims=claim_lines(claim_results),

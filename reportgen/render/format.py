@@ -86,3 +86,110 @@ def ratio(value: object) -> str:
     if v >= 10:
         return f"{v:.1f}×"
     return f"{v:.2f}×"
+
+
+# --------------------------------------------------------------------------------------------------
+# Measured values: one way to write each metric, from its registered unit
+
+#: How the report names each metric and measurement (short, lower case; the tables capitalise).
+METRIC_LABELS = {
+    "exact_match": "exact match",
+    "contains_answer": "contains answer",
+    "rouge_l": "ROUGE-L",
+    "bleu": "BLEU",
+    "chrf": "chrF",
+    "length_words": "length (words)",
+    "length_tokens": "length (tokens)",
+    "distinct_1": "distinct-1",
+    "distinct_2": "distinct-2",
+    "repeated_4gram_rate": "repeated 4-grams",
+    "hit_token_limit": "hit token limit",
+    "bits_per_byte": "bits per byte",
+    "perplexity": "perplexity",
+    "load_time_s": "load time",
+    "ttft_p50_s": "time to first token p50",
+    "ttft_p95_s": "time to first token p95",
+    "latency_p50_s": "latency p50",
+    "latency_p95_s": "latency p95",
+    "tokens_per_s": "throughput",
+    "decode_steps_per_s": "decode steps/s",
+    "peak_memory_bytes": "peak memory",
+    "weight_bytes": "weight memory",
+    "bandwidth_share": "memory-bandwidth share",
+}
+
+
+def metric_label(name: str) -> str:
+    """``exact_match`` → ``exact match``; unknown names are shown with spaces for underscores."""
+    return METRIC_LABELS.get(name, name.replace("_", " "))
+
+
+def _unit(name: str) -> str:
+    from reportgen.metrics import METRICS
+
+    metric = METRICS.get(name)
+    if metric is not None:
+        return metric.unit
+    return {"weight_bytes": "bytes"}.get(name, "")
+
+
+def _fixed(value: float, digits: int, signed: bool) -> str:
+    sign = "+" if signed and value > 0 else ""
+    if value != 0 and abs(value) < 0.5 * 10**-digits:  # would print as 0.00: keep two significant digits
+        return f"{sign}{value:.2g}"
+    text = f"{value:,.{digits}f}"
+    return sign + ("0" + text[2:] if text.startswith("-0") and float(text) == 0 else text)
+
+
+def _significant(value: float, signed: bool) -> str:
+    sign = "+" if signed and value > 0 else ""
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{sign}{value:,.0f}"
+    if magnitude >= 10:
+        return f"{sign}{value:.1f}"
+    if magnitude >= 1:
+        return f"{sign}{value:.2f}"
+    if magnitude == 0:
+        return "0"
+    return f"{sign}{value:#.3g}"  # keep trailing zeros: 0.550, not 0.55, next to 0.605
+
+
+def metric_value(name: str, value: object, *, signed: bool = False, unit: bool = False) -> str:
+    """A metric's value as the report writes it everywhere (``—`` when missing).
+
+    Shares and 0–1 scores: two decimals; BLEU/chrF (0–100), lengths: one decimal; bits per byte: three
+    decimals; rates and times: three significant digits; bytes: binary units. ``signed`` prints a
+    ``+`` on positive values (changes); ``unit`` appends the unit where it is not a plain number.
+    """
+    if is_missing(value):
+        return MISSING
+    v = float(value)  # type: ignore[arg-type]
+    kind = _unit(name)
+    if kind == "bytes":
+        text = ("+" if signed and v > 0 else "") + human_bytes(v) if v >= 0 else "-" + human_bytes(-v)
+        return text
+    if name == "bandwidth_share":
+        return percent(v)
+    if kind in ("share", "F1 (0–1)"):
+        text = _fixed(v, 2, signed)
+    elif kind in ("BLEU (0–100)", "chrF (0–100)", "words", "tokens"):
+        text = _fixed(v, 1, signed)
+    elif kind == "bits/byte":
+        text = _fixed(v, 3, signed)
+    else:
+        text = _significant(v, signed)
+    if unit and kind in ("s", "tokens/s", "steps/s", "bits/byte", "words", "tokens"):
+        text += f" {kind}"
+    return text
+
+
+def metric_ci(name: str, mean: object, low: object, high: object, *, unit: bool = False) -> str:
+    """``0.62 [0.45, 0.78]``: a mean and its 95% interval (the interval left out when unknown)."""
+    text = metric_value(name, mean, unit=unit)
+    if is_missing(low) or is_missing(high):
+        return text
+    if unit and " " in text:
+        value, _, suffix = text.partition(" ")
+        return f"{value} [{metric_value(name, low)}, {metric_value(name, high)}] {suffix}"
+    return f"{text} [{metric_value(name, low)}, {metric_value(name, high)}]"

@@ -1,0 +1,742 @@
+"""The results sections of a report: measured frames (aggregate.Tables) → Markdown-safe views and charts.
+
+``result_sections`` is the one entry point: it returns the ReportContext fields a study with results
+fills (``context.RESULT_FIELDS``) and adds the result charts to the report's ChartSet, so every chart
+of a report is still exported in one kaleido session. Pure functions: the frames, the study and the
+prompt texts in, views out; nothing is read or written here.
+
+Conventions every table follows: models are columns headed ``N. name`` (N: the model's position in the
+study, as in "Model N"), metrics are rows labelled with ↑ (higher is better) or ↓ (lower is better),
+a cell is ``mean [95% CI low, high]``, a missing value is ``—``. Text that came from a model, a prompt or a
+config is escaped here (``md_cell``, ``md_code``, ``md_inline_code``).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from reportgen import analysis
+from reportgen.render.context import (
+    AnalysisGroup,
+    RetrainingView,
+    SampleOutput,
+    SampleView,
+    Table,
+    empty_table,
+)
+from reportgen.render.format import MISSING, human_bytes, metric_ci, metric_label, metric_value, num, percent
+from reportgen.render.markdown import md_cell, md_code, md_escape, md_inline_code
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reportgen.aggregate import Tables
+    from reportgen.config import Study
+    from reportgen.render.charts import ChartSet
+    from reportgen.specs import ModelSpec
+
+__all__ = [
+    "analysis_groups",
+    "category_table",
+    "efficiency_table",
+    "lm_table",
+    "manifest_tables",
+    "quality_tables",
+    "result_charts",
+    "result_sections",
+    "retraining_views",
+    "sample_views",
+    "summary_table",
+]
+
+#: Characters of one output shown in the samples; longer outputs are cut with a note (the store keeps all).
+MAX_SAMPLE_CHARS = 4000
+CI_LEGEND = "mean [95% bootstrap CI over prompts]"
+ARROWS_LEGEND = "↑ higher is better, ↓ lower is better"
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _finite(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, str)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _numbers(study: Study) -> dict[str, int]:
+    return {m.id: i for i, m in enumerate(study.models, 1)}
+
+
+def _display(study: Study) -> dict[str, str]:
+    """model id → display name, raw (for charts, which escape for plotly themselves)."""
+    return {m.id: " ".join(m.name.split()) for m in study.models}
+
+
+def _model_header(study: Study, model_id: str) -> str:
+    number = _numbers(study).get(model_id)
+    name = md_cell(_display(study).get(model_id, model_id))
+    return f"{number}. {name}" if number else name
+
+
+def _arrow(metric: str) -> str:
+    from reportgen.metrics import METRICS
+
+    metric_def = METRICS.get(metric)
+    if metric_def is None or metric_def.higher_is_better is None:
+        return ""
+    return " ↑" if metric_def.higher_is_better else " ↓"
+
+
+def _capital(label: str) -> str:
+    return label[:1].upper() + label[1:] if label == label.lower() else label
+
+
+def _row_label(metric: str) -> str:
+    return f"{_capital(metric_label(metric))}{_arrow(metric)}"
+
+
+def _best(values: Mapping[str, float], higher: bool | None) -> set[str]:
+    finite = {m: float(v) for m, v in values.items() if _finite(v)}
+    if higher is None or len(finite) < 2 or len(set(finite.values())) == 1:
+        return set()
+    target = max(finite.values()) if higher else min(finite.values())
+    return {m for m, v in finite.items() if v == target}
+
+
+def _bold(text: str, on: bool) -> str:
+    return f"**{text}**" if on and text != MISSING else text
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "model"
+
+
+def _when(epoch: Any) -> str:
+    if not _finite(epoch):
+        return "unknown time"
+    return datetime.fromtimestamp(float(epoch), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables
+
+
+def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
+    """One row per model: headline metric with its CI, throughput, latency p50, peak memory, bits per byte, failures."""
+    efficiency = {r["model_id"]: r for r in tables.efficiency.to_dict("records")}
+    summary = tables.summary
+    means = {r["model_id"]: r for r in summary[summary["metric"] == headline].to_dict("records")} if headline else {}
+    lm = {r["model_id"]: r for r in tables.lm.to_dict("records")} if not tables.lm.empty else {}
+    show_lm = any(_finite(r.get("bits_per_byte")) for r in lm.values())
+    header = ["Model"]
+    if headline:
+        header.append(f"{_row_label(headline)}<br>[95% CI]")
+    header += ["Throughput ↑<br>(tokens/s)", "Latency p50 ↓<br>(s per prompt)", "Peak memory ↓"]
+    if show_lm:
+        header.append("Bits per byte ↓<br>[95% CI]")
+    header.append("Failed")
+    from reportgen.metrics import METRICS
+
+    best = {
+        "headline": _best({m: r["mean"] for m, r in means.items()}, METRICS[headline].higher_is_better if headline else None),
+        "speed": _best({m: r["tokens_per_s"] for m, r in efficiency.items()}, True),
+        "latency": _best({m: r["latency_p50_s"] for m, r in efficiency.items()}, False),
+        "memory": _best({m: r["peak_memory_bytes"] for m, r in efficiency.items()}, False),
+        "bpb": _best({m: r["bits_per_byte"] for m, r in lm.items()}, False),
+    }
+    rows = []
+    for model_id in tables.model_ids:
+        eff = efficiency.get(model_id, {})
+        row = [_model_header(study, model_id)]
+        if headline:
+            r = means.get(model_id)
+            cell = metric_ci(headline, r["mean"], r["ci_low"], r["ci_high"]).replace(" [", "<br>[", 1) if r else MISSING
+            row.append(_bold(cell, model_id in best["headline"]))
+        row.append(_bold(metric_value("tokens_per_s", eff.get("tokens_per_s")), model_id in best["speed"]))
+        row.append(_bold(metric_value("latency_p50_s", eff.get("latency_p50_s")), model_id in best["latency"]))
+        row.append(_bold(metric_value("peak_memory_bytes", eff.get("peak_memory_bytes")), model_id in best["memory"]))
+        if show_lm:
+            r = lm.get(model_id)
+            cell = metric_ci("bits_per_byte", r["bits_per_byte"], r["bpb_ci_low"], r["bpb_ci_high"]).replace(" [", "<br>[", 1) if r else MISSING
+            row.append(_bold(cell, model_id in best["bpb"]))
+        failed, total = int(eff.get("n_failed") or 0), int(eff.get("n_prompts") or 0)
+        row.append(f"**{failed} of {total}**" if failed else f"0 of {total}")
+        rows.append(row)
+    legend = (f"{CI_LEGEND}; {ARROWS_LEGEND}; **bold**: the best value in its column (not necessarily significantly "
+              "better: see the analysis). p50: median. Throughput and memory are one measured run per model.")
+    return Table(header, rows, ["left", *("right" for _ in header[1:])], "results summary", legend=legend)
+
+
+def _metric_rows(study: Study, tables: Tables, metrics: Sequence[str]) -> list[list[str]]:
+    from reportgen.metrics import METRICS
+
+    rows = []
+    summary = tables.summary
+    for metric in metrics:
+        mine = {r["model_id"]: r for r in summary[summary["metric"] == metric].to_dict("records")}
+        if not any(_finite(r["mean"]) for r in mine.values()):
+            continue
+        best = _best({m: r["mean"] for m, r in mine.items()}, METRICS[metric].higher_is_better if metric in METRICS else None)
+        cells = [_row_label(metric)]
+        for model_id in tables.model_ids:
+            r = mine.get(model_id)
+            cell = metric_ci(metric, r["mean"], r["ci_low"], r["ci_high"]) if r is not None and _finite(r["mean"]) else MISSING
+            cells.append(_bold(cell, model_id in best))
+        counts = sorted({int(r["n"]) for r in mine.values()})
+        cells.append(num(counts[0]) if len(counts) == 1 else f"{num(counts[0])}–{num(counts[-1])}")
+        rows.append(cells)
+    return rows
+
+
+def quality_tables(study: Study, tables: Tables) -> list[Table]:
+    """Two Tables, rows = metrics and columns = models: the reference metrics, then the text statistics."""
+    from reportgen.metrics import METRICS
+
+    header = ["Metric", *(_model_header(study, m) for m in tables.model_ids), "n"]
+    align = ["left", *("right" for _ in tables.model_ids), "right"]
+    css = "metrics with-n wide" if len(tables.model_ids) >= 5 else "metrics with-n"
+    reference = [m for m in tables.metrics if m in METRICS and METRICS[m].kind == "reference"]
+    text = [m for m in tables.metrics if m in METRICS and METRICS[m].kind == "text"]
+    out = []
+    rows = _metric_rows(study, tables, reference)
+    if rows:
+        out.append(Table(header, rows, align, css, caption="Quality against the references",
+                         legend=(f"{CI_LEGEND}; {ARROWS_LEGEND}; **bold**: best mean. n: prompts scored (prompts with a "
+                                 "reference that the model answered). Exact match and contains answer are shares of prompts "
+                                 "(0–1); ROUGE-L is an F1 score (0–1); BLEU and chrF are on sacrebleu's 0–100 scale.")))
+    rows = _metric_rows(study, tables, text)
+    if rows:
+        out.append(Table(header, rows, align, css, caption="Text statistics",
+                         legend=(f"{CI_LEGEND}; {ARROWS_LEGEND}. Distinct-n: unique n-grams / n-grams of an answer; "
+                                 "repeated 4-grams: share of an answer's word 4-grams that repeat an earlier one (looping "
+                                 "text nears 1); hit token limit: share of answers that stopped at max_new_tokens.")))
+    return out
+
+
+def category_table(study: Study, tables: Tables, headline: str | None) -> Table:
+    """The headline metric per category (rows) and model (columns), with the number of prompts scored."""
+    if headline is None or tables.category_summary.empty:
+        return empty_table()
+    frame = tables.category_summary[tables.category_summary["metric"] == headline]
+    categories = list(dict.fromkeys(frame["category"]))
+    if len(categories) < 2:
+        return empty_table()
+    from reportgen.metrics import METRICS
+
+    header = ["Category", *(_model_header(study, m) for m in tables.model_ids), "n"]
+    rows = []
+    for category in categories:
+        mine = {r["model_id"]: r for r in frame[frame["category"] == category].to_dict("records")}
+        if not any(_finite(r["mean"]) for r in mine.values()):
+            continue
+        best = _best({m: r["mean"] for m, r in mine.items()}, METRICS[headline].higher_is_better)
+        cells = [md_cell(category)]
+        for model_id in tables.model_ids:
+            r = mine.get(model_id)
+            cell = metric_ci(headline, r["mean"], r["ci_low"], r["ci_high"]) if r is not None and _finite(r["mean"]) else MISSING
+            cells.append(_bold(cell, model_id in best))
+        counts = sorted({int(r["n"]) for r in mine.values()})
+        cells.append(num(counts[0]) if len(counts) == 1 else f"{num(counts[0])}–{num(counts[-1])}")
+        rows.append(cells)
+    if not rows:
+        return empty_table()
+    label = metric_label(headline)
+    return Table(header, rows, ["left", *("right" for _ in tables.model_ids), "right"],
+                 "metrics with-n wide" if len(tables.model_ids) >= 5 else "metrics with-n",
+                 caption=f"{_capital(label)} per category",
+                 legend=(f"{CI_LEGEND}; **bold**: best mean in the category. n: prompts of the category with a reference. "
+                         "Few prompts per category give wide intervals."))
+
+
+_EFFICIENCY_ROWS = (
+    ("device", "Device", "text"),
+    ("tokens_per_s", "Throughput ↑ (tokens/s)", "tokens_per_s"),
+    ("decode_steps_per_s", "Decode steps/s ↑", "decode_steps_per_s"),
+    ("mean_batch_size", "Mean batch size", "plain"),
+    ("ttft_p50_s", "Time to first token p50 ↓ (s)", "ttft_p50_s"),
+    ("latency_p50_s", "Latency p50 ↓ (s per prompt)", "latency_p50_s"),
+    ("latency_p95_s", "Latency p95 ↓ (s per prompt)", "latency_p95_s"),
+    ("load_time_s", "Load time ↓ (s)", "load_time_s"),
+    ("peak_memory_bytes", "Peak memory ↓", "peak_memory_bytes"),
+    ("weight_bytes", "Weight memory ↓", "weight_bytes"),
+    ("bandwidth_share", "Memory-bandwidth share", "bandwidth_share"),
+    ("generated_tokens", "Tokens generated", "count"),
+    ("n_failed", "Failed prompts ↓", "failed"),
+)
+_BEST_DIRECTION = {"tokens_per_s": True, "decode_steps_per_s": True, "ttft_p50_s": False, "latency_p50_s": False,
+                   "latency_p95_s": False, "load_time_s": False, "peak_memory_bytes": False, "weight_bytes": False}
+
+
+def efficiency_table(study: Study, tables: Tables) -> Table:
+    """Speed and memory: one row per measurement (rows all missing are left out), one column per model."""
+    rows_by_model = {r["model_id"]: r for r in tables.efficiency.to_dict("records")}
+    if not rows_by_model:
+        return empty_table()
+    ids = [m for m in tables.model_ids if m in rows_by_model]
+    rows = []
+    for column, label, kind in _EFFICIENCY_ROWS:
+        values = {m: rows_by_model[m].get(column) for m in ids}
+        if kind == "text":
+            if not any(isinstance(v, str) and v for v in values.values()):
+                continue
+            rows.append([label, *(md_inline_code(v) if isinstance(v, str) and v else MISSING for v in values.values())])
+            continue
+        if not any(_finite(v) for v in values.values()):
+            continue
+        best = _best(values, _BEST_DIRECTION[column]) if column in _BEST_DIRECTION else set()
+        cells = [label]
+        for m, v in values.items():
+            if kind == "plain":
+                text = num(float(v), 1) if _finite(v) else MISSING
+            elif kind == "count":
+                text = num(int(float(v))) if _finite(v) else MISSING
+            elif kind == "failed":
+                text = f"**{int(v)} of {int(rows_by_model[m]['n_prompts'])}**" if _finite(v) and int(v) else (
+                    f"0 of {int(rows_by_model[m]['n_prompts'])}" if _finite(v) else MISSING)
+            else:
+                text = metric_value(kind, v)
+            cells.append(_bold(text, m in best))
+        rows.append(cells)
+    header = ["Measurement", *(_model_header(study, m) for m in ids)]
+    per_stream = [m for m in ids if rows_by_model[m].get("throughput_source") == "latency"]
+    legend = ("One measured run per model (no interval). **bold**: best in the row. Throughput: generated tokens / "
+              "generation time of the latest run (all sequences of a batch count); p50/p95: median / 95th percentile "
+              "over prompts (a batched prompt counts its batch's time); memory-bandwidth share: weight bytes × decode "
+              "steps/s ÷ measured bandwidth (near 100%: memory-bound).")
+    if per_stream:
+        legend += " Throughput of " + ", ".join(_model_header(study, m) for m in per_stream) + " is per request stream."
+    return Table(header, rows, ["left", *("right" for _ in ids)], "metrics" + (" wide" if len(ids) >= 5 else ""),
+                 caption="Measured per model, from its latest run", legend=legend)
+
+
+def lm_table(study: Study, tables: Tables) -> Table:
+    """Bits per byte (with CI), perplexity and what was scored, one row per model."""
+    if tables.lm is None or tables.lm.empty:
+        return empty_table()
+    rows = []
+    best = _best({r["model_id"]: r["bits_per_byte"] for r in tables.lm.to_dict("records")}, False)
+    for r in tables.lm.to_dict("records"):
+        rows.append([
+            _model_header(study, r["model_id"]),
+            _bold(metric_ci("bits_per_byte", r["bits_per_byte"], r["bpb_ci_low"], r["bpb_ci_high"]), r["model_id"] in best),
+            metric_value("perplexity", r["perplexity"]),
+            num(int(r["n_texts"])), num(int(r["n_tokens"])), num(int(r["n_bytes"])),
+        ])
+    return Table(["Model", "Bits per byte ↓ [95% CI]", "Perplexity ↓", "Texts", "Tokens", "Bytes"], rows,
+                 ["left", "right", "right", "right", "right", "right"], "metrics", caption="Language modelling on the reference texts",
+                 legend=("Bits per byte: negative log-likelihood in bits per UTF-8 byte, comparable across tokenizers; "
+                         "95% CI: bootstrap over texts. Perplexity is per token of the model's own tokenizer: compare it only "
+                         "between models that share one."))
+
+
+# --------------------------------------------------------------------------------------------------
+# Charts
+
+
+def _chart_caption(text: str) -> str:
+    return md_escape(text).replace("\n", " ")
+
+
+def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequence[Any], headline: str | None) -> None:
+    """Add the result charts to ``charts`` (quality per metric, speed, memory, trade-off, category, bits per byte, retraining)."""
+    from reportgen.render import charts as ch
+
+    names = _display(study)
+    colours = ch.model_colours([m.id for m in study.models])
+    order = list(tables.model_ids)
+    for metric in [m for m in analysis.HEADLINE_METRICS if m in analysis.quality_metrics(tables)]:
+        rows = tables.summary[tables.summary["metric"] == metric]
+        if not (rows["ci_high"].fillna(0) > 0).any():  # every model scores 0: the analysis says so, a chart adds nothing
+            continue
+        figure = ch.quality_figure(tables.summary, metric, names, colours, order)
+        if figure is not None:
+            charts.add(f"quality-{_slug(metric)}", figure,
+                       f"{_capital(metric_label(metric))} per model: bars are means, error bars "
+                       "95% bootstrap confidence intervals over prompts.", group="quality", height=380)
+    n_models = len(tables.model_ids)
+    figure = ch.speed_figure(tables.efficiency, names, colours)
+    if figure is not None:
+        charts.add("speed", figure, "Throughput in generated tokens per second (left) and latency per prompt (right: "
+                   "bar = median, marker = 95th percentile).", group="speed", height=ch.chart_height(n_models))
+    figure = ch.memory_figure(tables.efficiency, names, colours)
+    if figure is not None:
+        charts.add("memory", figure, "Peak memory while generating and the memory of the weights, per model.", group="memory")
+    if headline is not None:
+        points = analysis.speed_quality_points(tables, headline)
+        figure = ch.tradeoff_figure(tables.summary, tables.efficiency, headline, names, colours, analysis.pareto_front(points),
+                                    _numbers(study))
+        if figure is not None:
+            charts.add("tradeoff", figure, f"Speed against {metric_label(headline)}: models on the dashed Pareto front "
+                       "(★, filled) are not beaten on both at once; points are numbered as the models; error bars are 95% CIs.",
+                       group="tradeoff", height=ch.chart_height(n_models, base=460, per_model=26, least=480))
+        figure = ch.category_figure(tables.category_summary, headline, names, colours, order)
+        if figure is not None:
+            charts.add("category", figure, f"{_capital(metric_label(headline))} per prompt "
+                       "category and model, with 95% CIs (few prompts per category: wide intervals).", group="category")
+    figure = ch.bits_per_byte_figure(tables.lm, names, colours)
+    if figure is not None:
+        charts.add("bits-per-byte", figure, "Bits per byte on the reference texts (lower is better), with 95% bootstrap "
+                   "CIs over texts.", group="lm")
+    used: set[str] = set()
+    for delta in deltas:
+        name = f"retraining-{_slug(delta.model_id)}"
+        while name in used or name in charts.charts:
+            name += "-x"
+        figure = ch.retraining_figure(delta.deltas, colours.get(delta.model_id, ch.PALETTE[0]))
+        if figure is not None:
+            used.add(name)
+            charts.add(name, figure, _chart_caption(
+                f"{names.get(delta.model_id, delta.model_id)}: each metric before and after retraining "
+                "(▲ significantly better, ▼ significantly worse; paired bootstrap, 95%)."), group="retraining", height=460)
+
+
+def retraining_chart_name(charts: ChartSet, model_id: str) -> str:
+    name = f"retraining-{_slug(model_id)}"
+    return name if name in charts.charts else ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Samples
+
+
+_FINISH = {"eos": "ended by itself", "stop": "ended at a stop string", "length": "**stopped at the token limit**",
+           "error": "**failed**"}
+
+
+def _sample_text(output: str, failed: bool, error: Any) -> str:
+    if failed:
+        message = str(error) if isinstance(error, str) and error else "no error message recorded"
+        return "*The generation failed:*\n\n" + md_code(message[:MAX_SAMPLE_CHARS], "text")
+    if not output.strip():
+        return "*(empty output)*"
+    shown = output
+    note = ""
+    if len(output) > MAX_SAMPLE_CHARS:
+        shown = output[:MAX_SAMPLE_CHARS]
+        note = f"\n\n*… {num(len(output) - MAX_SAMPLE_CHARS)} more characters not shown.*"
+    return md_code(shown, "text") + note
+
+
+def prompt_text(prompt: Any) -> str:
+    """A prompt as its author wrote it: the text, or the chat messages as ``role: content`` lines."""
+    if getattr(prompt, "prompt", None) is not None:
+        return str(prompt.prompt)
+    lines = []
+    for message in getattr(prompt, "messages", None) or ():
+        lines.append(f"{message.role}: {message.content}")
+    return "\n\n".join(lines)
+
+
+def sample_views(study: Study, tables: Tables, prompts: Mapping[str, str] | None = None,
+                 limit: int | str | None = None) -> tuple[list[SampleView], str]:
+    """Every model's answer per prompt (the first ``limit`` prompts, or all), and a note on what is shown."""
+    frame = tables.per_prompt
+    if frame.empty:
+        return [], ""
+    prompt_ids = list(dict.fromkeys(frame["prompt_id"]))
+    total = len(prompt_ids)
+    limit = study.output.samples if limit is None else limit
+    if limit != "all":
+        prompt_ids = prompt_ids[: int(limit)]
+    prompts = prompts or {}
+    names = _display(study)
+    numbers = _numbers(study)
+    views = []
+    for index, prompt_id in enumerate(prompt_ids, 1):
+        rows = frame[frame["prompt_id"] == prompt_id]
+        first = rows.iloc[0]
+        category = str(first["category"]) if isinstance(first["category"], str) else ""
+        line = f"Prompt {index}: {prompt_id}" + (f" ({category})" if category else "")
+        references = [md_inline_code(r) for r in (first["references"] or ())]
+        outputs = []
+        for model_id in tables.model_ids:
+            mine = rows[rows["model_id"] == model_id]
+            if mine.empty:
+                continue
+            r = mine.iloc[0]
+            failed = bool(r["failed"])
+            status = [_FINISH.get(str(r["finish_reason"]), md_escape(str(r["finish_reason"])))]
+            if _finite(r["output_tokens"]) and not failed:
+                count = int(r["output_tokens"])
+                status.append(f"{num(count)} token{'' if count == 1 else 's'}")
+            for metric, label in (("exact_match", "exact match"), ("contains_answer", "contains answer")):
+                if metric in r and _finite(r[metric]):
+                    status.append(f"{label} {'✓' if float(r[metric]) >= 1 else '✗'}")
+            loops = "repeated_4gram_rate" in r and _finite(r["repeated_4gram_rate"]) and float(r["repeated_4gram_rate"]) > analysis.LOOP_PROMPT
+            if loops:
+                status.append(f"**loops** ({percent(float(r['repeated_4gram_rate']))} of 4-grams repeated)")
+            outputs.append(SampleOutput(
+                model=md_escape(names.get(model_id, model_id)).replace("\n", " "),
+                number=numbers.get(model_id, 0),
+                status=" · ".join(status),
+                flagged=failed or str(r["finish_reason"]) == "length" or loops,
+                text=_sample_text(str(r["output"] or ""), failed, r.get("error")),
+            ))
+        text = prompts.get(prompt_id)
+        views.append(SampleView(
+            number=index,
+            prompt_id=md_escape(prompt_id),
+            category=md_escape(category).replace("\n", " "),
+            summary=html.escape(" ".join(line.split()), quote=True),
+            heading=md_escape(" ".join(line.split())),
+            prompt=md_code(text, "text") if text else "",
+            references=references,
+            outputs=outputs,
+        ))
+    if len(prompt_ids) < total:
+        note = (f"The first {len(prompt_ids)} of the {total} prompts, in prompt-set order (`output.samples` in the study "
+                "config sets how many; `all` shows every prompt).")
+    else:
+        note = f"All {total} prompts, in prompt-set order."
+    return views, note
+
+
+# --------------------------------------------------------------------------------------------------
+# What retraining changed
+
+
+def retraining_views(study: Study, deltas: Sequence[Any], charts: ChartSet | None, headline: str | None) -> list[RetrainingView]:
+    """One view per re-trained model: the verdict, the per-metric table, its versions, its chart's name."""
+    names = _display(study)
+    views = []
+    for delta in deltas:
+        name = md_escape(names.get(delta.model_id, delta.model_id)).replace("\n", " ")
+        statement = analysis.retraining_statement(delta, name)
+        rows = []
+        for row in delta.deltas.itertuples():
+            verdict = analysis.retraining_verdict(row)
+            shown = {"worse": "**worse**", "better": "better"}.get(verdict, verdict)
+            interval = (f"[{metric_value(row.metric, row.ci_low)}, {metric_value(row.metric, row.ci_high)}]"
+                        if _finite(row.ci_low) else MISSING)
+            rows.append([_row_label(row.metric), metric_value(row.metric, row.mean_old), metric_value(row.metric, row.mean_new),
+                         metric_value(row.metric, row.diff, signed=True), interval, num(int(row.n)), shown])
+        table = Table(["Metric", "Before", "After", "Change", "95% CI of the change", "n", "Verdict"], rows,
+                      ["left", "right", "right", "right", "right", "right", "left"], "metrics retraining",
+                      legend=("Change = after − before on the prompts both versions answered; 95% CI: paired bootstrap. "
+                              "Verdict: better / **worse** when the interval excludes 0 (by the metric's direction), "
+                              "changed when the metric has no direction."))
+        history = delta.history
+        hist_rows = []
+        metric = headline if headline and headline in history.columns else None
+        for h in history.to_dict("records"):
+            cells = [md_inline_code(str(h["fingerprint"])[:16]), _when(h["first_run_at"]), _when(h["last_run_at"]),
+                     num(int(h["n_runs"])), num(int(h["n_prompts"])), num(int(h["n_failed"]))]
+            if metric:
+                cells.append(metric_value(metric, h[metric]))
+            hist_rows.append(cells)
+        hist_header = ["Version (fingerprint)", "First run", "Last run", "Runs", "Prompts", "Failed"]
+        if metric:
+            hist_header.append(f"{_row_label(metric)} (mean)")
+        history_table = Table(hist_header, hist_rows, ["left", "left", "left", "right", "right", "right", *(["right"] if metric else [])],
+                              "metrics", caption="Every version of the model, oldest first")
+        views.append(RetrainingView(
+            model=name,
+            heading=f"{name}: what changed",
+            versions=(f"Version {md_inline_code(str(delta.old_fingerprint)[:16])} (last run {_when(delta.old_run_at)}) → "
+                      f"{md_inline_code(str(delta.new_fingerprint)[:16])} (last run {_when(delta.new_run_at)}), compared on the "
+                      "same prompts."),
+            statement=statement.text,
+            worse=bool(statement.numbers["worse"]),
+            table=table,
+            history=history_table if len(hist_rows) else empty_table(),
+            chart_name=retraining_chart_name(charts, delta.model_id) if charts is not None else "",
+        ))
+    return views
+
+
+# --------------------------------------------------------------------------------------------------
+# The run manifest
+
+
+def _kv(pairs: Iterable[tuple[str, str]], caption: str, header: tuple[str, str] = ("Item", "Value")) -> Table:
+    rows = [[label, value] for label, value in pairs if value not in (None, "")]
+    return Table(list(header), rows, ["left", "left"], "kv", caption=caption)
+
+
+def _plain(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return num(value)
+    if isinstance(value, (list, tuple)):
+        return md_cell(", ".join(str(v) for v in value))
+    if isinstance(value, dict):
+        return md_cell(", ".join(f"{k}: {v}" for k, v in value.items()))
+    return md_cell(str(value))
+
+
+_HARDWARE = (
+    ("cpu_model", "CPU"),
+    ("cpu_physical_cores", "CPU physical cores"),
+    ("cpu_cores", "CPU logical cores"),
+    ("cpu_cores_usable", "CPU cores usable by the run"),
+    ("memory_total_bytes", "Memory"),
+    ("memory_bandwidth_bytes_per_s", "Measured memory bandwidth"),
+    ("gpu_name", "GPU"),
+    ("gpus", "GPUs"),
+    ("cuda_available", "CUDA available"),
+    ("cuda_version", "CUDA version"),
+    ("torch", "torch (as the run saw it)"),
+    ("numpy", "numpy"),
+    ("platform", "Platform"),
+    ("python", "Python"),
+)
+
+
+def _hardware_value(key: str, value: Any) -> str:
+    if key == "memory_total_bytes" and _finite(value):
+        return human_bytes(value)
+    if key == "memory_bandwidth_bytes_per_s" and _finite(value):
+        return f"{float(value) / 1e9:.1f} GB/s"
+    if key == "gpus" and isinstance(value, list):
+        parts = []
+        for gpu in value:
+            if isinstance(gpu, dict):
+                memory = f" ({human_bytes(gpu['memory_bytes'])})" if _finite(gpu.get("memory_bytes")) else ""
+                parts.append(f"{gpu.get('name', '?')}{memory}")
+        return md_cell("; ".join(parts)) if parts else "none"
+    return _plain(value)
+
+
+def _decoding(settings: Any) -> str:
+    if not settings.do_sample:
+        return "greedy"
+    parts = [f"T = {num(settings.temperature)}", f"top-p = {num(settings.top_p)}"]
+    if settings.top_k:
+        parts.append(f"top-k = {num(settings.top_k)}")
+    return "sampling, " + ", ".join(parts)
+
+
+def manifest_tables(study: Study, tables: Tables, manifest: Mapping[str, Any] | None,
+                    specs: Mapping[str, ModelSpec] | None = None) -> tuple[list[Table], list[str]]:
+    """The appendix: software, hardware, run, generation settings per model, models and fingerprints."""
+    import reportgen
+
+    manifest = dict(manifest or {})
+    out: list[Table] = []
+    notes: list[str] = []
+    packages = manifest.get("packages") if isinstance(manifest.get("packages"), dict) else {}
+    software = [("reportgen (this report)", md_cell(reportgen.__version__))]
+    if packages.get("reportgen") and packages.get("reportgen") != reportgen.__version__:
+        software.append(("reportgen (the run)", md_cell(packages["reportgen"])))
+    software.append(("Python (the run)", _plain(manifest.get("python"))))
+    for name, version in sorted(packages.items()):
+        if name != "reportgen":
+            software.append((md_inline_code(name), md_cell(version)))
+    out.append(_kv(software, "Software", ("Package", "Version")))
+    hardware = manifest.get("hardware") if isinstance(manifest.get("hardware"), dict) else {}
+    if hardware:
+        pairs = [(label, _hardware_value(key, hardware.get(key))) for key, label in _HARDWARE if key in hardware]
+        if hardware.get("error"):
+            pairs.append(("Hardware facts", f"not recorded: {md_cell(hardware['error'])}"))
+        out.append(_kv(pairs, "Hardware"))
+    from pathlib import Path
+
+    config = manifest.get("config")
+    run = [
+        ("Study config", md_inline_code(Path(str(config)).name) if config else ""),
+        ("Config hash", md_inline_code(manifest["config_hash"]) if manifest.get("config_hash") else ""),
+        ("Prompt set", _plain(manifest.get("prompt_set"))),
+        ("Prompt-set hash", md_inline_code(manifest["prompt_set_hash"]) if manifest.get("prompt_set_hash") else ""),
+        ("Prompts", _plain(manifest.get("prompts"))),
+        ("Seed (study default)", _plain(manifest.get("seed"))),
+        ("Platform", _plain(manifest.get("platform"))),
+    ]
+    if not manifest:
+        run = [("Run manifest", "not recorded: the store holds results but no finished run")]
+    out.append(_kv(run, "Run"))
+
+    rows = []
+    for model in study.models:
+        if model.id not in tables.model_ids:
+            continue
+        g = study.generation_for(model)
+        rows.append([_model_header(study, model.id), num(g.max_new_tokens), _decoding(g),
+                     num(g.repetition_penalty) if g.repetition_penalty else "none", num(g.seed) if g.do_sample else "— (greedy)",
+                     ", ".join(md_inline_code(s) for s in g.stop) or "none"])
+    out.append(Table(["Model", "Max new tokens", "Decoding", "Repetition penalty", "Seed", "Stop strings"], rows,
+                     ["left", "right", "left", "right", "right", "left"], "metrics", caption="Generation settings"))
+
+    runs = {m.get("model_id"): m for m in manifest.get("models", []) if isinstance(m, dict)}
+    fingerprints = dict(manifest.get("fingerprints") or {})
+    fingerprints.update(tables.fingerprints)
+    rows = []
+    for model in study.models:
+        if model.id not in tables.model_ids:
+            continue
+        fingerprint = fingerprints.get(model.id)
+        precision = None
+        effs = tables.efficiency[tables.efficiency["model_id"] == model.id]
+        if "precision" in effs and len(effs) and isinstance(effs.iloc[0]["precision"], str):
+            precision = effs.iloc[0]["precision"]
+        summary = runs.get(model.id, {})
+        last = ""
+        if summary:
+            last = f"{num(summary.get('prompts_run', 0))} run, {num(summary.get('prompts_cached', 0))} cached"
+            if summary.get("reason"):
+                last += f" ({md_cell(summary['reason'])})"
+        rows.append([_model_header(study, model.id), md_inline_code(str(fingerprint)[:16]) if fingerprint else MISSING,
+                     analysis.runtime_label(model, (specs or {}).get(model.id), precision), last or MISSING])
+        for note in summary.get("notes") or []:
+            notes.append(f"{_model_header(study, model.id)}: {md_escape(str(note))}".replace("\n", " "))
+        if summary.get("error"):
+            notes.append(f"{_model_header(study, model.id)}: the last run failed: {md_escape(str(summary['error']))}".replace("\n", " "))
+    out.append(Table(["Model", "Fingerprint (first 16 hex digits)", "Backend", "Last run (prompts)"], rows,
+                     ["left", "left", "left", "left"], "metrics", caption="Models as reported",
+                     legend=("The fingerprint hashes what determines a model's outputs (weights, adapter, quantization, "
+                             "precision): the results shown are those of this fingerprint.")))
+    return out, notes
+
+
+# --------------------------------------------------------------------------------------------------
+# Everything
+
+
+def analysis_groups(statements: Sequence[analysis.Statement]) -> list[AnalysisGroup]:
+    groups: dict[str, list] = {}
+    for statement in statements:
+        groups.setdefault(analysis.RESULT_TOPICS.get(statement.topic, "Other findings"), []).append(statement)
+    return [AnalysisGroup(title, items) for title, items in groups.items()]
+
+
+def result_sections(
+    study: Study,
+    tables: Tables,
+    *,
+    deltas: Sequence[Any] = (),
+    manifest: Mapping[str, Any] | None = None,
+    specs: Mapping[str, ModelSpec] | None = None,
+    charts: ChartSet | None = None,
+    prompts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The ReportContext fields of the results (context.RESULT_FIELDS); adds the result charts to ``charts``."""
+    headline = analysis.headline_metric(tables)
+    if charts is not None:
+        result_charts(charts, study, tables, deltas, headline)
+    samples, note = sample_views(study, tables, prompts)
+    manifest_views, manifest_notes = manifest_tables(study, tables, manifest, specs)
+    return {
+        "has_results": True,
+        "headline_metric": metric_label(headline) if headline else "",
+        "results_summary": summary_table(study, tables, headline),
+        "quality_tables": quality_tables(study, tables),
+        "category_table": category_table(study, tables, headline),
+        "efficiency_table": efficiency_table(study, tables),
+        "lm_table": lm_table(study, tables),
+        "result_analysis": analysis_groups(analysis.result_statements(study, tables, specs)),
+        "samples": samples,
+        "samples_note": note,
+        "retraining": retraining_views(study, deltas, charts, headline),
+        "manifest": manifest_views,
+        "manifest_notes": manifest_notes,
+    }

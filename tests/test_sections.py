@@ -1,0 +1,735 @@
+"""The results sections: a real results store with synthetic generations → Tables → README / HTML / PDF.
+
+Three models of one source (a base, the base + a LoRA adapter, the same weights under llama.cpp), twenty
+prompts in four categories, outputs written so that the numbers are known: the adapter is clearly
+better on exact match, llama.cpp is faster, smaller and agrees with the base on most prompts, loops on
+two prompts and hits the token limit on three, and some outputs are hostile. Tests change the data and
+check that the analysis text follows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from reportgen import analysis  # noqa: E402
+from reportgen.aggregate import compute_tables  # noqa: E402
+from reportgen.backends.base import GenerationResult, LogLikelihoodResult  # noqa: E402
+from reportgen.config import load_config  # noqa: E402
+from reportgen.errors import ClaimError  # noqa: E402
+from reportgen.model_specs import study_specs  # noqa: E402
+from reportgen.prompts import load_prompt_set  # noqa: E402
+from reportgen.render import render_in_memory, render_report  # noqa: E402
+from reportgen.render import charts as ch  # noqa: E402
+from reportgen.render.charts import static_charts_available  # noqa: E402
+from reportgen.render.format import metric_value  # noqa: E402
+from reportgen.render.markdown import _parser, headings  # noqa: E402
+from reportgen.render.write import write_files  # noqa: E402
+from reportgen.store import Store  # noqa: E402
+
+needs_chromium = pytest.mark.skipif(not static_charts_available(), reason="no Chrome/Chromium for kaleido's SVG export")
+
+# ------------------------------------------------------------------------------------------------
+# the synthetic study
+
+HOSTILE = {
+    "poem": "<script>alert('x')</script> and <img src=x onerror=alert(1)>",
+    "story": "| a | b |\n|---|---|\n| c | d |",
+    "recipe": "![x](file:///etc/passwd) [click](javascript:alert(1)) <img src=\"file:///etc/passwd\">",
+    "letter": "&lt;b&gt;entity&amp; &#x3C;script&#x3E; ``` `tick` ````\n```\nbreak out of the fence\n```",
+    "essay": "# not a heading\n## nor this\n</details><script>alert(2)</script>\n<div class=\"chart\" data-chart=\"speed\"></div>",
+}
+LONG_LINE = "x" * 2500  # no spaces: must wrap, not widen the page
+
+PROMPTS = {
+    # id: (category, prompt, reference or None)
+    "capital-france": ("factual", "What is the capital of France?", "Paris"),
+    "capital-japan": ("factual", "What is the capital of Japan?", "Tokyo"),
+    "largest-planet": ("factual", "Which planet is the largest?", "Jupiter"),
+    "red-planet": ("factual", "Which planet is the Red Planet?", "Mars"),
+    "water": ("factual", "Chemical formula of water?", "H2O"),
+    "author": ("factual", "Who wrote Romeo and Juliet?", "Shakespeare"),
+    "add": ("arithmetic", "What is 2 + 2?", "4"),
+    "mul": ("arithmetic", "What is 6 × 7?", "42"),
+    "sub": ("arithmetic", "What is 10 − 3?", "7"),
+    "div": ("arithmetic", "What is 12 / 4?", "3"),
+    "square": ("arithmetic", "What is 9 squared?", "81"),
+    "opposite": ("instruction", "Opposite of hot, one word.", "cold"),
+    "plural": ("instruction", "Plural of mouse, one word.", "mice"),
+    "color": ("instruction", "Colour of the sky, one word.", "blue"),
+    "yes": ("instruction", "Answer yes.", "yes"),
+    "poem": ("open <i>ended</i> | x", "Write a short poem.", None),
+    "story": ("open <i>ended</i> | x", "Tell a story.", None),
+    "recipe": ("open <i>ended</i> | x", "Give a recipe.", None),
+    "letter": ("open <i>ended</i> | x", "Write a letter.", None),
+    "essay": ("open <i>ended</i> | x", "Write an essay.", None),
+}
+REFERENCED = [p for p, (_, _, ref) in PROMPTS.items() if ref]
+NAMES = {"base": "Tiny base (transformers)", "lora": "Tiny base + LoRA", "q4": "Tiny Q4_1 <i>llama.cpp</i> | fast"}
+LOOP = "the cat sat on the mat " * 8
+
+
+def answers(exact: set[str], contains: set[str]) -> dict[str, str]:
+    """Outputs of one model: the bare reference (exact match), a sentence with it (contains), else a wrong answer."""
+    out = {}
+    for prompt_id, (_, _, ref) in PROMPTS.items():
+        if ref is None:
+            out[prompt_id] = f"An answer to {prompt_id}, in a few plain words."
+        elif prompt_id in exact:
+            out[prompt_id] = ref
+        elif prompt_id in contains:
+            out[prompt_id] = f"I think the answer is {ref}, surely."
+        else:
+            out[prompt_id] = "I do not know."
+    return out
+
+
+def default_outputs() -> dict[str, dict[str, str]]:
+    base = answers(set(REFERENCED[:4]), set(REFERENCED[4:8]))
+    lora = answers(set(REFERENCED[:11]), set(REFERENCED[11:13]))
+    q4 = dict(base)
+    q4["author"] = "Somebody wrote it."  # five answers differ from the base, three stop at the token limit
+    q4["poem"] = LOOP
+    q4["story"] = LOOP
+    q4["sub"] = base["sub"] = "Ten minus three is a question that I would like to think about for a long …"
+    lora["recipe"] = HOSTILE["recipe"]
+    lora["letter"] = HOSTILE["letter"]
+    base["essay"] = HOSTILE["essay"] + "\n" + LONG_LINE
+    q4["letter"] = HOSTILE["story"]
+    return {"base": base, "lora": lora, "q4": q4}
+
+
+EFFICIENCY = {  # model: (tokens/s, latency per prompt, peak memory, weight bytes, device)
+    "base": (100.0, 0.50, 900 * 2**20, 540 * 2**20, "cpu"),
+    "lora": (90.0, 0.55, 950 * 2**20, 560 * 2**20, "cpu"),
+    "q4": (300.0, 0.15, 160 * 2**20, 90 * 2**20, "cpu"),
+}
+
+
+def write_study(folder: Path, *, claims: list[tuple[str, str]] = (), samples: int | str = 6) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cfg").mkdir(exist_ok=True)
+    (folder / "cfg" / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+        "num_attention_heads": 4, "num_key_value_heads": 4, "num_hidden_layers": 2, "max_position_embeddings": 512,
+        "vocab_size": 1000, "torch_dtype": "float32", "hidden_act": "silu", "tie_word_embeddings": True,
+    }))
+    (folder / "cfg" / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"],
+        "task_type": "CAUSAL_LM", "base_model_name_or_path": "tiny",
+    }))
+    prompts = {"name": "synthetic", "format": "chat", "prompts": [
+        {"id": pid, "category": cat, "prompt": text, **({"reference": ref} if ref else {})} for pid, (cat, text, ref) in PROMPTS.items()
+    ]}
+    (folder / "prompts.json").write_text(json.dumps(prompts))  # JSON is YAML
+    source = "{type: gguf, path: weights/tiny.gguf}"
+    claim_lines = "".join(f"  - text: {json.dumps(text)}\n    check: {json.dumps(check)}\n" for text, check in claims)
+    body = f"""
+title: A synthetic study
+prompts: prompts.json
+generation: {{max_new_tokens: 16}}
+models:
+  - id: base
+    name: {json.dumps(NAMES["base"])}
+    source: {source}
+    backend: transformers
+    config: cfg/config.json
+  - id: lora
+    name: {json.dumps(NAMES["lora"])}
+    source: {source}
+    backend: transformers
+    config: cfg/config.json
+    adapter: {{config: cfg/adapter_config.json}}
+  - id: q4
+    name: {json.dumps(NAMES["q4"])}
+    source: {source}
+    backend: llamacpp
+    config: cfg/config.json
+{"claims:" + chr(10) + claim_lines if claims else ""}
+output: {{samples: {json.dumps(samples)}}}
+"""
+    path = folder / "study.yaml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+MANIFEST = {
+    "config": "/home/someone/study.yaml", "config_hash": "c0ffee1234567890", "prompt_set": "synthetic",
+    "prompt_set_hash": "abcdef0123456789", "prompts": len(PROMPTS), "generation": {"max_new_tokens": 16},
+    "python": "3.11.9", "platform": "Linux-6.1-x86_64", "seed": 0,
+    "packages": {"reportgen": "0.1.0", "torch": "2.5.1", "transformers": "4.57.0", "pandas": "3.1.1"},
+    "hardware": {"cpu_model": "Synthetic CPU <b>9000</b>", "cpu_cores": 16, "cpu_physical_cores": 8, "cpu_cores_usable": 16,
+                 "memory_total_bytes": 64 * 2**30, "gpus": [], "gpu_name": None, "cuda_available": False,
+                 "memory_bandwidth_bytes_per_s": 2.0e10, "torch": "2.5.1"},
+    "fingerprints": {"base": "fp-base", "lora": "fp-lora-2", "q4": "fp-q4"},
+    "models": [{"model_id": "q4", "prompts_run": 20, "prompts_cached": 0, "reason": "first run",
+                "notes": ["llama.cpp ran with 4 threads"], "error": None}],
+}
+
+
+def fill_store(path: Path, outputs: dict[str, dict[str, str]], *, old_lora: dict[str, str] | None = None,
+               failures: dict[str, dict[str, str]] | None = None) -> None:
+    """A real results store: one run per model version, results, efficiency figures, LM scores."""
+    failures = failures or {}
+    with Store(path) as store:
+        versions = []
+        if old_lora is not None:
+            versions.append(("r0", "lora", "fp-lora-1", old_lora))
+        versions += [("r1", model, {"lora": "fp-lora-2"}.get(model, f"fp-{model}"), texts) for model, texts in outputs.items()]
+        for run_id, model, fingerprint, texts in versions:
+            if run_id not in set(store.runs_frame()["run_id"]):
+                store.start_run(run_id, "c0ffee", {})
+            store.start_model_run(run_id, model, fingerprint, "s1", {})
+            tps, latency, peak, weights, device = EFFICIENCY[model]
+            results = []
+            for prompt_id, text in texts.items():
+                if prompt_id in failures.get(model, {}):
+                    results.append(GenerationResult(prompt_id, "", 9, 0, "error", latency, None, failures[model][prompt_id]))
+                    continue
+                cut = text == LOOP or text.endswith(" …")  # stopped at max_new_tokens
+                tokens = 16 if cut else max(1, len(text.split()))
+                finish = "length" if cut else "eos"
+                results.append(GenerationResult(prompt_id, text, 9, tokens, finish, latency * (1 + len(results) % 3 / 10), None))
+            store.save_results(fingerprint=fingerprint, model_id=model, run_id=run_id, settings_hash="s1",
+                               request_hashes={r.prompt_id: "h" for r in results}, results=results, batch_size=1)
+            generated = sum(r.output_tokens or 0 for r in results)
+            store.update_model_run(run_id, model, generated_tokens=generated, generate_time_s=generated / tps, device=device,
+                                   weight_bytes=weights, peak_memory_bytes=peak, load_time_s=0.5)
+            store.save_loglik(fingerprint=fingerprint, model_id=model, run_id=run_id, text_hashes={f"t{i}": "h" for i in range(6)},
+                              results=[LogLikelihoodResult(f"t{i}", 40.0 * (1.3 if model == "q4" else 1.0) + i, 20, 100 + 7 * i)
+                                       for i in range(6)])
+            time.sleep(0.01)  # versions are ordered by time
+
+
+def make_study(folder: Path, outputs=None, *, old_lora=None, failures=None, claims=(), samples=6):
+    """(study, tables, deltas) for a synthetic study in ``folder``."""
+    from reportgen.pipeline import retraining_delta
+
+    study = load_config(write_study(folder, claims=claims, samples=samples))
+    fill_store(folder / "results.sqlite", outputs or default_outputs(), old_lora=old_lora, failures=failures)
+    prompt_set = load_prompt_set(folder / "prompts.json")
+    with Store(folder / "results.sqlite", create=False) as store:
+        tables = compute_tables(store, study, prompt_set, n_boot=1000)
+        deltas = [d for d in (retraining_delta(store, study, prompt_set, m.id) for m in study.models) if d is not None]
+    return study, tables, deltas
+
+
+def old_lora_outputs() -> dict[str, str]:
+    """The adapter before its retraining: better on exact match than it is now (so it got WORSE)."""
+    old = answers(set(REFERENCED), set())
+    return old
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    study, tables, deltas = make_study(folder, old_lora=old_lora_outputs(), samples="all")
+    return folder, study, tables, deltas
+
+
+@pytest.fixture(scope="module")
+def rendered(synthetic):
+    folder, study, tables, deltas = synthetic
+    out = folder / "report"
+    report = render_in_memory(study, out_dir=out, tables=tables, deltas=deltas, manifest=MANIFEST)
+    written = write_files(out, report.files)  # what render_report does after rendering in memory
+    return out, report, written
+
+
+def pdf_text(data: bytes, tmp: Path) -> str:
+    from pypdf import PdfReader
+
+    path = tmp / "x.pdf"
+    path.write_bytes(data)
+    return " ".join(" ".join(page.extract_text() or "" for page in PdfReader(str(path)).pages).split())
+
+
+# ------------------------------------------------------------------------------------------------
+# the data behind the tests is what we think it is
+
+
+def test_the_synthetic_tables(synthetic):
+    _, _, tables, deltas = synthetic
+    assert tables.model_ids == ["base", "lora", "q4"]
+    means = tables.summary.set_index(["model_id", "metric"])["mean"]
+    assert means[("lora", "exact_match")] == pytest.approx(11 / 15)
+    assert means[("base", "exact_match")] == pytest.approx(4 / 15)
+    assert [d.model_id for d in deltas] == ["lora"] and deltas[0].worse[0] == "exact_match"
+    assert analysis.headline_metric(tables) == "exact_match"
+
+
+# ------------------------------------------------------------------------------------------------
+# sections in every format
+
+SECTIONS = ["Results at a glance", "Results", "Quality", "Quality by category", "Speed and memory", "Speed against quality",
+            "Language modelling", "What retraining changed", "Comparative analysis", "Computed from the results",
+            "Sample outputs", "Conclusion", "Appendix: run manifest", "Software", "Hardware", "Generation settings",
+            "Models as reported"]
+
+
+def test_every_section_in_every_format(rendered, tmp_path):
+    out, report, _ = rendered
+    readme = report.files["README.md"].decode()
+    found = headings(readme)  # as a Markdown parser sees them: a "# line" inside a code block is no heading
+    for title in SECTIONS:
+        assert title in [text for _, text, _ in found], title
+    top = [text for level, text, _ in found if level == 2]
+    assert top == ["Table of contents", "Introduction", "Results at a glance", "Specifications at a glance",
+                   "Models", "Results", "What retraining changed", "Comparative analysis", "Sample outputs",
+                   "Conclusion", "Deep details", "Appendix: run manifest"]
+    assert not any("heading" in text or "nor this" in text for _, text, _ in found)
+    for anchor in ("#results-at-a-glance", "#what-retraining-changed", "#sample-outputs", "#appendix-run-manifest"):
+        assert f"]({anchor})" in readme  # in the table of contents
+    html = report.files["report.html"].decode()
+    for title in SECTIONS:
+        assert re.search(rf"<h[2-4] id=\"[^\"]+\">{re.escape(title)}</h", html), title
+    text = pdf_text(report.files["report.pdf"], tmp_path)
+    for title in SECTIONS + ["Prompt 1: capital-france (factual)", "Tiny base + LoRA got worse after retraining"]:
+        assert title in text, title
+
+
+def test_summary_table_numbers_come_from_the_frames(rendered, synthetic):
+    _, report, _ = rendered
+    _, _, tables, _ = synthetic
+    readme = report.files["README.md"].decode()
+    row = tables.summary.set_index(["model_id", "metric"]).loc[("lora", "exact_match")]
+    cell = f"{metric_value('exact_match', row['mean'])}<br>[{metric_value('exact_match', row['ci_low'])}, {metric_value('exact_match', row['ci_high'])}]"
+    line = next(line for line in readme.splitlines() if line.startswith("| 2. Tiny base + LoRA |"))
+    assert f"**{cell}**" in line  # the best exact match, bold
+    q4 = next(line for line in readme.splitlines() if line.startswith("| 3. Tiny Q4_1 &lt;i&gt;llama.cpp&lt;/i&gt; \\| fast |"))
+    assert "**300**" in q4 and "**160.0 MiB**" in q4 and "0 of 20" in q4
+
+
+@needs_chromium
+def test_charts_as_svg_files_and_plotly_divs(rendered):
+    out, report, written = rendered
+    names = {p.relative_to(out).as_posix() for p in written}
+    expected = ["quality-exact-match", "quality-contains-answer", "quality-rouge-l", "quality-chrf", "speed", "memory",
+                "tradeoff", "category", "bits-per-byte", "retraining-lora"]
+    for name in expected:
+        assert f"charts/{name}.svg" in names, name
+        svg = (out / "charts" / f"{name}.svg").read_text()
+        assert svg.startswith("<svg") and "file:" not in svg
+        assert "![" in report.markdown and f"](charts/{name}.svg)" in report.markdown
+    html = report.files["report.html"].decode()
+    for name in expected:
+        assert html.count(f'id="chart-{name}"') == 1, name
+    assert "cdn.plot.ly" not in html and '<script src="plotly.min.js" charset="utf-8"></script>' in html
+    # a hostile model name is escaped in the chart labels
+    assert "<i>llama.cpp</i>" not in html.split("<main", 1)[1].replace("\\u003ci\\u003e", "")
+
+
+def test_rerender_with_tables_is_byte_identical(rendered, synthetic, tmp_path):
+    out, report, _ = rendered
+    _, study, tables, deltas = synthetic
+    again = render_in_memory(study, out_dir=out, tables=tables, deltas=deltas, manifest=MANIFEST)
+    assert set(again.files) == set(report.files)
+    for name, data in report.files.items():
+        assert again.files[name] == data, name
+
+
+def test_without_tables_the_report_has_no_results_sections(synthetic):
+    _, study, _, _ = synthetic
+    markdown = render_in_memory(study, formats=["markdown"], out_dir=synthetic[0] / "plain").markdown
+    for title in ("## Results", "## Sample outputs", "## Appendix: run manifest", "## What retraining changed"):
+        assert title not in markdown
+
+
+# ------------------------------------------------------------------------------------------------
+# hostile model outputs
+
+
+def _outside_code(markdown: str) -> str:
+    """The Markdown with fenced code blocks removed (as GitHub would see the structure)."""
+    kept = []
+    for token in _parser().parse(markdown):
+        if token.type in ("fence", "code_block"):
+            continue
+        if token.type == "inline":
+            kept.append("".join(c.content for c in token.children or [] if c.type != "code_inline"))
+        elif token.type == "html_block":
+            kept.append(token.content)
+    return "\n".join(kept)
+
+
+def test_hostile_outputs_are_text_in_the_readme(rendered):
+    _, report, _ = rendered
+    readme = report.markdown
+    structure = _outside_code(readme)
+    assert "<script" not in structure.lower()
+    assert "<img" not in structure.lower()
+    allowed_html = re.compile(r'^(<div class="(table-wrap[^"]*|legend|chart)"( data-chart="[a-z0-9-]+")?>(</div>)?|</div>|'
+                              r"<details>|</details>|<summary>[^<>]*</summary>|<!-- reportgen:\w+ -->|<br>)\s*$")
+    for token in _parser().parse(readme):
+        if token.type == "html_block":
+            for line in token.content.strip().splitlines():
+                assert allowed_html.match(line), line
+        for child in token.children or []:
+            if child.type == "html_inline":
+                assert child.content == "<br>", child.content
+            if child.type == "image":
+                assert child.attrGet("src").startswith("charts/"), child.attrGet("src")
+            if child.type == "link_open":
+                assert child.attrGet("href").startswith(("https://", "http://", "#")), child.attrGet("href")
+    # the hostile texts are there, verbatim, inside code blocks
+    fences = [t.content for t in _parser().parse(readme) if t.type == "fence"]
+    for text in (HOSTILE["recipe"], HOSTILE["letter"], HOSTILE["story"]):
+        assert any(text in fence for fence in fences), text
+    assert "<summary>Prompt 16: poem (open &lt;i&gt;ended&lt;/i&gt; | x)</summary>" in readme  # a hostile category
+    assert "<summary>Prompt 1: capital-france (factual)</summary>" in readme
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.scripts: list[tuple[dict, str]] = []
+        self.tags: list[tuple[str, dict]] = []
+        self._in_script: dict | None = None
+        self._data = ""
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        if tag == "script":
+            self._in_script, self._data = attrs, ""
+
+    def handle_data(self, data):
+        if self._in_script is not None:
+            self._data += data
+
+    def handle_endtag(self, tag):
+        if tag == "script" and self._in_script is not None:
+            self.scripts.append((self._in_script, self._data))
+            self._in_script = None
+
+
+def test_hostile_outputs_are_text_in_the_html(rendered):
+    _, report, _ = rendered
+    html = report.files["report.html"].decode()
+    parser = _Tags()
+    parser.feed(html)
+    chart_ids = set(re.findall(r'<div id="(chart-[a-z0-9-]+)"', html))
+    for attrs, body in parser.scripts:
+        if attrs.get("src"):
+            assert attrs["src"] == "plotly.min.js"
+        else:  # plotly's own: draws one chart of ours
+            drawn = re.findall(r'document.getElementById\("(chart-[a-z0-9-]+)"\)', body)
+            assert drawn and set(drawn) <= chart_ids, body[:200]
+            assert "alert(" not in body
+    for tag, attrs in parser.tags:
+        if tag == "img":
+            assert not str(attrs.get("src", "")).startswith("file:"), attrs
+        assert not any(str(v).startswith(("javascript:", "file:")) for v in attrs.values() if v), (tag, attrs)
+        assert "onerror" not in attrs
+    assert html.count('data-chart="speed"') == 0  # the injected placeholder stayed text, and ours were replaced
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+    assert html.count("<details>\n<summary>Prompt ") == len(PROMPTS)
+    assert html.count("<details>") == html.count("</details>") == len(PROMPTS) + 3  # + raw config.json; the injected one is text
+    assert "white-space: pre-wrap" in html  # long lines wrap
+
+
+def test_hostile_outputs_in_the_pdf(rendered, tmp_path):
+    out, report, _ = rendered
+    assert report.refused == []
+    base = out.resolve().as_uri() + "/"
+    assert report.fetched and all(u.startswith((base + "charts/", "data:")) for u in report.fetched), report.fetched
+    text = pdf_text(report.files["report.pdf"], tmp_path)
+    assert "</details><script>alert(2)</script>" in text.replace(" ", "") or "<script>alert(2)</script>" in text
+    assert "![x](file:///etc/passwd)" in text
+    # the line without spaces wraps inside its box (a clipped line would come out whole, 2,500 characters long)
+    from pypdf import PdfReader
+
+    (tmp_path / "r.pdf").write_bytes(report.files["report.pdf"])
+    lines = "\n".join(page.extract_text() or "" for page in PdfReader(str(tmp_path / "r.pdf")).pages)
+    runs = [len(run) for run in re.findall(r"x{20,}", lines)]
+    assert runs and max(runs) < 200 and len(LONG_LINE) - 20 < sum(runs) <= len(LONG_LINE)
+
+
+def test_samples_follow_output_samples(tmp_path, synthetic):
+    folder, _, tables, _ = synthetic
+    study = load_config(write_study(tmp_path / "all", samples="all"))
+    markdown = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "o", tables=tables).markdown
+    assert markdown.count("<summary>Prompt ") == len(PROMPTS) and "All 20 prompts" in markdown
+    # the long line is kept whole in the README (GitHub scrolls code), but cut at 4,000 characters
+    assert LONG_LINE in markdown
+    study = load_config(write_study(tmp_path / "two", samples=2))
+    markdown = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "o", tables=tables).markdown
+    assert markdown.count("<summary>Prompt ") == 2 and "The first 2 of the 20 prompts" in markdown
+
+
+# ------------------------------------------------------------------------------------------------
+# the analysis follows the data
+
+
+def _statement(statements, start: str):
+    found = [s for s in statements if s.text.startswith(start)]
+    assert found, [s.text for s in statements]
+    return found[0]
+
+
+def test_best_model_is_computed_and_significant(synthetic):
+    _, study, tables, _ = synthetic
+    statements = analysis.result_statements(study, tables)
+    exact = _statement(statements, "**Exact match:**")
+    test = analysis.paired_difference(tables, "exact_match", "lora", "base")
+    assert exact.numbers["best"] == "lora" and exact.numbers["runner_up"] == "base" and test["significant"]
+    assert (f"Tiny base + LoRA is best, {metric_value('exact_match', 11 / 15)}" in exact.text
+            and "significantly better than the runner-up Tiny base (transformers)" in exact.text)
+    assert f"diff {metric_value('exact_match', test['diff'])}, 95% CI [{metric_value('exact_match', test['ci_low'])}, " \
+           f"{metric_value('exact_match', test['ci_high'])}]" in exact.text
+
+
+def test_swapping_the_data_swaps_the_best(tmp_path):
+    outputs = default_outputs()
+    outputs["base"], outputs["lora"] = answers(set(REFERENCED[:13]), set()), answers(set(REFERENCED[:4]), set())
+    study, tables, _ = make_study(tmp_path, outputs)
+    exact = _statement(analysis.result_statements(study, tables), "**Exact match:**")
+    assert exact.numbers["best"] == "base" and "Tiny base (transformers) is best" in exact.text
+    conclusion = analysis.result_conclusion(study, tables)
+    assert any("**Best exact match:** Tiny base (transformers)" in s.text for s in conclusion)
+    adapter = _statement(analysis.result_statements(study, tables, study_specs(study)), "**The LoRA adapter:**")
+    assert "**significantly worse**" in adapter.text
+
+
+def test_a_small_difference_is_called_not_significant(tmp_path):
+    outputs = default_outputs()
+    outputs["lora"] = answers(set(REFERENCED[:5]), set(REFERENCED[5:8]))  # one more exact match than the base
+    study, tables, _ = make_study(tmp_path, outputs)
+    statements = analysis.result_statements(study, tables)
+    exact = _statement(statements, "**Exact match:**")
+    test = analysis.paired_difference(tables, "exact_match", "lora", "base")
+    assert not test["significant"]
+    assert (f"Tiny base + LoRA and Tiny base (transformers) are not significantly different on exact match "
+            f"(diff {metric_value('exact_match', test['diff'])}, 95% CI [{metric_value('exact_match', test['ci_low'])}, "
+            f"{metric_value('exact_match', test['ci_high'])}])") in exact.text
+    conclusion = analysis.result_conclusion(study, tables)
+    assert any(s.text.startswith("**Best exact match: no clear winner.**") for s in conclusion)
+    markdown = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "out", tables=tables).markdown
+    assert "are not significantly different on exact match" in markdown and "no clear winner" in markdown
+
+
+def test_variants_speed_memory_and_agreement(synthetic):
+    _, study, tables, _ = synthetic
+    pairs = analysis.model_pairs(study)
+    assert [(p.kind, p.base, p.variant) for p in pairs] == [("adapter", "base", "lora"), ("runtime", "base", "q4")]
+    runtime = _statement(analysis.result_statements(study, tables), "**Backend and precision:**")
+    n = runtime.numbers
+    eff = tables.efficiency.set_index("model_id")
+    assert n["speed_ratio"] == pytest.approx(eff.at["q4", "tokens_per_s"] / eff.at["base", "tokens_per_s"])
+    assert n["memory_ratio"] == pytest.approx(160 / 900)
+    assert (n["identical_outputs"], n["shared_prompts"]) == (15, 20)
+    assert "(llama.cpp)" in runtime.text and "(transformers)" in runtime.text
+    assert "identical greedy output on 15 of 20 prompts (75.0%)" in runtime.text
+    assert "throughput 3.00×" in runtime.text or "throughput 3×" in runtime.text
+
+
+def test_rambling_looping_and_failures_are_shown(tmp_path):
+    outputs = default_outputs()
+    outputs["q4"] = {p: LOOP for p in PROMPTS}  # every answer loops until the limit
+    study, tables, _ = make_study(tmp_path, outputs, failures={"base": {"add": "<script>boom</script>", "mul": "timeout"}})
+    statements = analysis.result_statements(study, tables)
+    texts = " ".join(s.text for s in statements)
+    assert "**Tiny Q4_1 &lt;i&gt;llama.cpp&lt;/i&gt; \\| fast hit the 16-token limit on 20 of 20 prompts (100.0%): it rambles" in texts
+    assert "**Tiny Q4_1 &lt;i&gt;llama.cpp&lt;/i&gt; \\| fast loops:**" in texts
+    assert "**Tiny base (transformers) failed on 2 of 20 prompts**; first error: `<script>boom</script>`" in texts
+    watch = _statement(analysis.result_conclusion(study, tables), "**Watch out:**")
+    assert "rambles" in watch.text and "loops" in watch.text and "failed on 2 prompts" in watch.text
+
+
+def test_no_rambling_when_nobody_hits_the_limit(tmp_path):
+    outputs = default_outputs()
+    outputs["base"]["sub"] = "7"
+    outputs["q4"] = dict(outputs["base"])
+    study, tables, _ = make_study(tmp_path, outputs)
+    texts = [s.text for s in analysis.result_statements(study, tables)]
+    assert "No model hit the token limit: every answer ended on its own." in texts
+    assert any(t.startswith("No generation failed (60 generations over 3 models)") for t in texts)
+
+
+def test_pareto_front():
+    assert analysis.pareto_front({"a": (1, 1), "b": (2, 0.5), "c": (0.5, 0.5), "d": (2, 0.5)}) == ["a", "b", "d"]
+    assert analysis.pareto_front({"a": (3, 0.9), "b": (1, 0.5)}) == ["a"]
+
+
+def test_retraining_worse_is_bold_everywhere(rendered, synthetic):
+    _, report, _ = rendered
+    _, _, _, deltas = synthetic
+    readme = report.markdown
+    row = deltas[0].deltas.set_index("metric").loc["exact_match"]
+    sentence = (f"**Tiny base + LoRA got worse after retraining: exact match {metric_value('exact_match', row.mean_old)} → "
+                f"{metric_value('exact_match', row.mean_new)} (change {metric_value('exact_match', row['diff'], signed=True)}")
+    assert sentence in readme
+    assert re.search(r"\| Exact match ↑ \| 1\.00 \| 0\.73 \| -0\.27 \| \[[^]]+\] \| 15 \| \*\*worse\*\* \|", readme)
+    assert "**Tiny base + LoRA got worse after retraining** on exact match, ROUGE-L, BLEU and chrF." in readme  # the conclusion
+    assert "<strong>Tiny base + LoRA got worse after retraining" in report.files["report.html"].decode()
+
+
+# ------------------------------------------------------------------------------------------------
+# claims over measured values
+
+
+def test_metric_claims_true_pass_and_are_listed(tmp_path):
+    claims = [("The adapter beats its base on exact match.", "lora.exact_match > base.exact_match"),
+              ("llama.cpp is at least twice as fast.", "q4.tokens_per_s >= 2 * base.tokens_per_s"),
+              ("The base predicts text better than Q4.", "base.bits_per_byte < q4.bits_per_byte and q4.n_failed == 0")]
+    study, tables, _ = make_study(tmp_path, claims=claims)
+    markdown = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "out", tables=tables).markdown
+    assert "✓ The adapter beats its base on exact match. — checked: `lora.exact_match > base.exact_match` with " \
+           "`lora.exact_match` = 0.7333, `base.exact_match` = 0.2667." in markdown
+    assert "✓ llama.cpp is at least twice as fast." in markdown and "`q4.tokens_per_s` = 300" in markdown
+    # without results the metric claims are shown as not checked, and the render does not fail
+    plain = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "out2").markdown
+    assert plain.count("not checked yet") == 3
+
+
+def test_a_false_metric_claim_stops_the_render_with_the_numbers(tmp_path):
+    claims = [("The base beats the adapter.", "base.exact_match > lora.exact_match")]
+    study, tables, _ = make_study(tmp_path, claims=claims)
+    with pytest.raises(ClaimError) as err:
+        render_report(study, out_dir=tmp_path / "out", formats=["markdown"], tables=tables)
+    message = err.value.format_message()
+    assert "claim 'The base beats the adapter.' is false" in message
+    assert "base.exact_match = 0.26666" in message and "lora.exact_match = 0.73333" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_metrics_claim_table(synthetic):
+    _, _, tables, _ = synthetic
+    table = analysis.metrics_claim_table(tables)
+    assert list(table.index) == ["base", "lora", "q4"]
+    assert table.at["q4", "tokens_per_s"] == pytest.approx(300.0)
+    assert table.at["lora", "exact_match"] == pytest.approx(11 / 15)
+    assert table.at["base", "bits_per_byte"] < table.at["q4", "bits_per_byte"]
+
+
+# ------------------------------------------------------------------------------------------------
+# layout: nothing runs off the A4 page
+
+
+@pytest.mark.skipif(not __import__("shutil").which("pdftoppm"), reason="needs pdftoppm (poppler-utils) to rasterise the PDF")
+def test_nothing_crosses_the_right_margin_of_the_pdf(rendered, tmp_path):
+    """Wide tables, long lines without spaces and charts stay inside the page: the right margin stays blank."""
+    import subprocess
+
+    from PIL import Image
+
+    _, report, _ = rendered
+    (tmp_path / "r.pdf").write_bytes(report.files["report.pdf"])
+    subprocess.run(["pdftoppm", "-png", "-r", "40", str(tmp_path / "r.pdf"), str(tmp_path / "page")], check=True)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert pages
+    for page in pages:
+        image = Image.open(page).convert("L")
+        width, height = image.size
+        margin = int(12 / 25.4 * 40)  # the outer 12 of the 16 mm right margin
+        strip = image.crop((width - margin, 0, width, height))
+        assert strip.getextrema()[0] > 240, f"{page.name}: something is drawn in the right margin"
+
+
+def test_without_chromium_the_charts_are_named_not_drawn(synthetic, tmp_path, monkeypatch):
+    from reportgen.render import charts
+
+    _, study, tables, deltas = synthetic
+    monkeypatch.setattr(charts, "static_charts_available", lambda: False)
+    report = render_in_memory(study, out_dir=tmp_path, tables=tables, deltas=deltas, formats=["markdown", "html"])
+    assert not [name for name in report.files if name.startswith("charts/")]
+    assert report.markdown.count("*(chart not drawn: no Chromium for the static export; see report.html)*") == 11
+    assert report.files["report.html"].decode().count('<div id="chart-') == 11  # interactive charts need no Chromium
+
+
+@needs_chromium
+def test_a_chart_that_went_away_is_removed(synthetic, tmp_path):
+    _, study, tables, deltas = synthetic
+    render_report(study, out_dir=tmp_path, formats=["markdown"], tables=tables, deltas=deltas)
+    assert (tmp_path / "charts" / "retraining-lora.svg").exists()
+    (tmp_path / "charts" / "notes.txt").write_text("mine")  # not a chart of ours: kept
+    render_report(study, out_dir=tmp_path, formats=["markdown"], tables=tables)  # no retraining this time
+    assert not (tmp_path / "charts" / "retraining-lora.svg").exists()
+    assert (tmp_path / "charts" / "speed.svg").exists() and (tmp_path / "charts" / "notes.txt").exists()
+    render_report(study, out_dir=tmp_path, formats=["html"])  # draws no SVG: leaves the README's charts alone
+    assert (tmp_path / "charts" / "speed.svg").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# small pieces
+
+
+@pytest.mark.parametrize(
+    "metric, value, kwargs, shown",
+    [
+        ("exact_match", 0.625, {}, "0.62"),
+        ("exact_match", -0.06, {}, "-0.06"),
+        ("exact_match", 0.03, {"signed": True}, "+0.03"),
+        ("exact_match", 0.004, {}, "0.004"),
+        ("exact_match", -0.0, {}, "0.00"),
+        ("chrf", 45.33, {}, "45.3"),
+        ("bits_per_byte", 1.23456, {}, "1.235"),
+        ("tokens_per_s", 123.4, {"unit": True}, "123 tokens/s"),
+        ("tokens_per_s", 12.34, {}, "12.3"),
+        ("latency_p50_s", 0.55, {"unit": True}, "0.550 s"),
+        ("peak_memory_bytes", 900 * 2**20, {}, "900.0 MiB"),
+        ("bandwidth_share", 0.0805, {}, "8.05%"),
+        ("exact_match", float("nan"), {}, "—"),
+    ],
+)
+def test_metric_value(metric, value, kwargs, shown):
+    assert metric_value(metric, value, **kwargs) == shown
+
+
+def test_chart_builders_draw_nothing_from_empty_frames():
+    import pandas as pd
+
+    from reportgen.aggregate import CATEGORY_COLUMNS, EFFICIENCY_COLUMNS, LM_COLUMNS, SUMMARY_COLUMNS
+
+    names, colours = {"a": "A"}, {"a": ch.PALETTE[0]}
+    summary, efficiency = pd.DataFrame(columns=SUMMARY_COLUMNS), pd.DataFrame(columns=EFFICIENCY_COLUMNS)
+    assert ch.quality_figure(summary, "exact_match", names, colours) is None
+    assert ch.speed_figure(efficiency, names, colours) is None
+    assert ch.memory_figure(efficiency, names, colours) is None
+    assert ch.tradeoff_figure(summary, efficiency, "exact_match", names, colours, []) is None
+    assert ch.category_figure(pd.DataFrame(columns=CATEGORY_COLUMNS), "exact_match", names, colours) is None
+    assert ch.bits_per_byte_figure(pd.DataFrame(columns=LM_COLUMNS), names, colours) is None
+    assert ch.retraining_figure(pd.DataFrame(), ch.PALETTE[0]) is None
+
+
+def test_model_colours_follow_the_study_order():
+    assert ch.model_colours(["x", "y", "x", "z"]) == {"x": ch.PALETTE[0], "y": ch.PALETTE[1], "z": ch.PALETTE[2]}
+
+
+def test_each_model_has_one_colour_in_every_chart(synthetic):
+    from reportgen.render.charts import ChartSet
+    from reportgen.render.sections import result_charts
+
+    _, study, tables, deltas = synthetic
+    charts = ChartSet()
+    result_charts(charts, study, tables, deltas, analysis.headline_metric(tables))
+    expected = {"base": ch.PALETTE[0], "lora": ch.PALETTE[1], "q4": ch.PALETTE[2]}
+    for name in ("quality-exact-match", "speed", "memory", "bits-per-byte"):
+        bars = [t for t in charts[name].figure.data if t.type == "bar"]
+        assert list(bars[0].marker.color) == list(expected.values()), name
+    for trace in charts["category"].figure.data:
+        model = {"Tiny base (transformers)": "base", "Tiny base + LoRA": "lora"}.get(trace.name, "q4")
+        assert trace.marker.color == expected[model]
+    points = [t for t in charts["tradeoff"].figure.data if t.mode == "markers+text"]
+    assert [t.marker.color for t in points] == list(expected.values())
+    after = [t for t in charts["retraining-lora"].figure.data if t.name == "after retraining"]
+    assert after and all(t.marker.color == expected["lora"] for t in after)
+
+
+def test_single_file_html_with_results(synthetic, tmp_path):
+    _, study, tables, deltas = synthetic
+    written = render_report(study, out_dir=tmp_path, formats=["html"], single_file=True, tables=tables, deltas=deltas)
+    assert [p.name for p in written] == ["report.html"]
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'src="plotly.min.js"' not in html and not re.search(r"<(script|link|img)[^>]+(src|href)=\"?https?:", html)
+    assert html.count('<div id="chart-') == 11 and len(html) > 3_000_000  # plotly.js once, inline
+    bundle = max(re.findall(r"<script[^>]*>(.*?)</script>", html, re.S), key=len)
+    assert "cdn.plot.ly" not in html.replace(bundle, "")  # only plotly.js itself names its CDN (for geo maps we never draw)
