@@ -22,6 +22,7 @@ from reportgen.backends.base import Backend, GenerationRequest
 from reportgen.config import ModelConfig, Study, config_hash
 from reportgen.errors import BackendError, ReportgenError
 from reportgen.fingerprint import hash_json
+from reportgen.memory import MemorySampler
 from reportgen.prompts import PromptSet, load_prompt_set
 from reportgen.store import STORE_NAME, Store
 
@@ -224,7 +225,7 @@ def run_model(
                     run_id, model.id, prompts_run=summary.prompts_run, prompts_cached=summary.prompts_cached,
                     generated_tokens=summary.generated_tokens, generate_time_s=summary.generate_time_s,
                     decode_steps=summary.decode_steps,
-                    peak_memory_bytes=backend.peak_memory_bytes(),
+                    peak_memory_bytes=_peak_memory(backend, load, sampler),
                 )
                 if task is not None:
                     progress.advance(task, len(batch))
@@ -235,11 +236,22 @@ def run_model(
                 log(f"[yellow]{model.id}: no bits-per-byte ({exc})[/yellow]")
             else:
                 store.save_loglik(fingerprint=fingerprint, model_id=model.id, run_id=run_id, text_hashes=corpus_hashes, results=scores)
-        summary.peak_memory_bytes = backend.peak_memory_bytes()
+        summary.peak_memory_bytes = _peak_memory(backend, load, sampler)
         store.update_model_run(run_id, model.id, finished_at=time.time(), peak_memory_bytes=summary.peak_memory_bytes)
     finally:
+        sampler.__exit__(None, None, None)
         backend.close()
     return summary
+
+
+def _peak_memory(backend: Backend, load, sampler: MemorySampler) -> int | None:
+    """On a GPU the backend knows (allocator peak); on the CPU, the RSS the model added, sampled alike
+    for every backend so that the figures compare. Remote models use no local memory worth reporting."""
+    if load.device.startswith("cuda"):
+        return backend.peak_memory_bytes()
+    if load.device == "remote":
+        return None
+    return sampler.peak_delta_bytes
 
 
 def rerun_reason(store: Store, model_id: str, parts: dict, pending: int, total: int, force: bool) -> str:
