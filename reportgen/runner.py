@@ -197,7 +197,13 @@ def run_model(
 
     settings_hash = study.generation_for(model).settings_hash()
     store.start_model_run(run_id, model.id, fingerprint, settings_hash, parts)
-    load = backend.load()
+    sampler = MemorySampler().__enter__()
+    try:
+        load = backend.load()
+    except BaseException:
+        sampler.__exit__(None, None, None)
+        backend.close()
+        raise
     summary.load_time_s = load.load_time_s
     summary.notes = list(load.notes)
     for note in load.notes:
