@@ -51,7 +51,7 @@ PAIRWISE_COLUMNS = [
     "p_value", "p_holm", "significant", "better",
 ]
 EFFICIENCY_COLUMNS = [
-    "model_id", "device", "n_prompts", "n_failed", "load_time_s", "ttft_p50_s", "ttft_p95_s",
+    "model_id", "device", "precision", "n_prompts", "n_failed", "load_time_s", "ttft_p50_s", "ttft_p95_s",
     "latency_p50_s", "latency_p95_s", "generated_tokens", "generate_time_s", "tokens_per_s",
     "throughput_source", "decode_steps", "decode_steps_per_s", "mean_batch_size", "peak_memory_bytes",
     "weight_bytes", "bandwidth_bytes_per_s", "bandwidth_share",
@@ -527,6 +527,7 @@ def efficiency_frame(
         steps_per_s = METRICS["decode_steps_per_s"](steps, seconds)
 
         device = _none_if_nan(_last_value(runs, "device", run))
+        precision = _none_if_nan(_last_value(runs, "precision", run))
         weights = (weight_bytes or {}).get(model_id)
         if weights is None:
             weights = _none_if_nan(_last_value(runs, "weight_bytes", run))
@@ -539,6 +540,7 @@ def efficiency_frame(
             {
                 "model_id": model_id,
                 "device": device,
+                "precision": precision,
                 "n_prompts": int(len(rows)),
                 "n_failed": int(len(rows) - len(ok)),
                 "load_time_s": METRICS["load_time_s"](load_time),

@@ -447,10 +447,11 @@ class TransformersBackend(Backend):
         return self._thread_governor
 
     def _retune_threads(self) -> None:
-        """Between steps: follow the machine's load (cheap unless a probe is due)."""
+        """Before a forward pass outside the decoding loop: the best thread count known so far."""
         import torch
 
-        wanted = self._threads()
+        governor = self._governor()
+        wanted = governor.best() if governor is not None and governor.cost else self._threads()
         if torch.get_num_threads() != wanted:
             torch.set_num_threads(wanted)
 
@@ -1067,41 +1068,62 @@ def _make_buffer_layer():
 
 
 class _ThreadGovernor:
-    """Picks the torch thread count for each decoding step from the measured step times.
+    """Picks the torch thread count for each forward pass from the measured times of the passes themselves.
 
-    A shared machine's load comes and goes within seconds, and a probe of a few milliseconds can miss a
-    burst: so the steps themselves are the measurement. Each step's time, normalised by its batch size
-    (a CPU step costs about one read of the weights plus a little per row), feeds a running average per
-    thread count; the fastest count is used, and every ``explore``-th step (or right after a step much
-    slower than usual) tries another one. The results do not depend on the thread count.
+    A shared machine's load comes and goes within seconds and a probe of a few milliseconds can miss it,
+    so the steps are the measurement. Each decoding step's time, normalised by its batch size (a CPU step
+    costs about one read of the weights plus a little per row), feeds a running average per thread count.
+    The fastest count is used; another is tried now and then, less and less often while it keeps losing
+    (a crowded machine can make the wrong count 10x slower, so exploring is not free), and at once when the
+    current count suddenly gets much slower. The results do not depend on the thread count.
     """
 
     ROW_EQUIVALENT_OF_FIXED_COST = 16  # the weight read of a step costs about as much as this many rows
+    FIRST_INTERVAL, MAX_INTERVAL = 8, 512
 
-    def __init__(self, candidates: list[int], explore: int = 8):
+    def __init__(self, candidates: list[int]):
         self.candidates = candidates
-        self.explore = explore
         self.cost: dict[int, float] = {}
-        self.step = 0
+        self.interval = self.FIRST_INTERVAL
+        self.countdown = self.FIRST_INTERVAL
+        self.exploring: int | None = None
         self.surprised = False
 
+    def best(self) -> int:
+        return min(self.cost, key=self.cost.get) if self.cost else self.candidates[0]
+
     def choose(self) -> int:
-        self.step += 1
         untried = [n for n in self.candidates if n not in self.cost]
-        if untried and (self.surprised or self.step % self.explore == 0 or not self.cost):
-            return untried[0]
-        best = min(self.cost, key=self.cost.get) if self.cost else self.candidates[0]
-        if self.surprised or self.step % self.explore == 0:
-            others = [n for n in self.candidates if n != best]
-            if others:
-                return others[(self.step // self.explore) % len(others)]
-        return best
+        if not self.cost:
+            self.exploring = None
+            return self.candidates[0]
+        self.countdown -= 1
+        if untried and (self.countdown <= 0 or self.surprised):
+            self.exploring = untried[0]
+        elif self.countdown <= 0 or self.surprised:
+            others = [n for n in self.candidates if n != self.best()]
+            self.exploring = min(others, key=self.cost.get) if others else None
+        else:
+            self.exploring = None
+        if self.exploring is not None:
+            self.countdown = self.interval
+            self.surprised = False
+            return self.exploring
+        return self.best()
 
     def record(self, threads: int, seconds: float, rows: int) -> None:
         cost = seconds / (rows + self.ROW_EQUIVALENT_OF_FIXED_COST)
+        leader = self.best() if self.cost else None
         previous = self.cost.get(threads)
-        self.surprised = previous is not None and cost > 2.0 * previous
         self.cost[threads] = cost if previous is None else 0.5 * previous + 0.5 * cost
+        if self.exploring is not None and leader is not None and self.exploring != leader:
+            if self.best() == self.exploring:  # it won: keep exploring at the usual pace
+                self.interval = self.FIRST_INTERVAL
+            else:  # it lost: look again later, each time later
+                self.interval = min(self.interval * 2, self.MAX_INTERVAL)
+            self.countdown = self.interval
+        elif previous is not None and threads == leader and cost > 3.0 * previous:
+            self.surprised = True
 
 
 class _FastEngine:
