@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from reportgen.backends.base import GenerationRequest  # noqa: E402
-from reportgen.config import GenerationSettings, ModelConfig  # noqa: E402
+from reportgen.backends.base import GenerationRequest
+from reportgen.config import GenerationSettings, ModelConfig
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TOPICS = [

@@ -11,10 +11,15 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from reportgen.backends.base import GenerationRequest  # noqa: E402
-from reportgen.backends.hf import TransformersBackend, _buckets  # noqa: E402
-from reportgen.config import GenerationSettings, ModelConfig  # noqa: E402
-from reportgen.errors import BackendError  # noqa: E402
+from reportgen.backends.base import GenerationRequest
+from reportgen.backends.hf import (
+    CPU_BATCH_CAP,
+    TransformersBackend,
+    _buckets,
+    _ThreadGovernor,
+)
+from reportgen.config import GenerationSettings, ModelConfig
+from reportgen.errors import BackendError
 
 SYSTEM = "You are a helpful assistant."
 PROMPTS = [
@@ -103,7 +108,7 @@ def test_llama_chat_generation(tiny_llama_dir):
         assert 0 < res.ttft_s <= res.latency_s
         assert res.extra["batch_size"] == len(reqs) and res.extra["engine"] == "fast"
     assert b.peak_memory_bytes() > 0
-    assert 1 <= b.suggested_batch_size(reqs) <= 32
+    assert 1 <= b.suggested_batch_size(reqs) <= CPU_BATCH_CAP
 
 
 def test_gpt2_without_chat_template_uses_plain_text(tiny_gpt2_dir):
@@ -195,6 +200,34 @@ def test_sampling_is_seeded_and_independent_of_the_batch(tiny_llama_dir):
     assert greedy != first
 
 
+def test_thread_count_does_not_change_outputs(tiny_llama_dir):
+    reqs = mixed_requests(max_new_tokens=12)
+    one = summary(backend(tiny_llama_dir, threads=1).generate(reqs))
+    assert summary(backend(tiny_llama_dir, threads=2).generate(reqs)) == one
+
+
+def test_thread_governor_follows_the_faster_count_and_explores_less_when_it_loses():
+    speed = {1: 1.0, 2: 10.0}  # seconds per step-row: two threads are crowded out
+    governor = _ThreadGovernor([2, 1])
+    used = []
+    for _ in range(200):
+        n = governor.choose()
+        used.append(n)
+        governor.record(n, speed[n] * 32, 16)
+    assert governor.best() == 1
+    assert used.count(2) <= 8  # tried first and then ever more rarely
+    speed = {1: 1.0, 2: 0.5}  # the machine became quiet: two threads win again
+    for _ in range(600):
+        n = governor.choose()
+        governor.record(n, speed[n] * 32, 16)
+    assert governor.best() == 2
+    vetoed = _ThreadGovernor([1, 2], probe=lambda c: {1: 0.001, 2: 0.1})
+    for _ in range(50):
+        n = vetoed.choose()
+        assert n == 1  # the probe keeps the crowded count from ever being tried
+        vetoed.record(n, 1.0, 16)
+
+
 def test_bucketing_is_optimal_and_keeps_order():
     assert _buckets([]) == []
     assert _buckets([5]) == [[0]]
@@ -238,6 +271,12 @@ def test_finish_reason_eos(engine, tiny_llama_dir, tmp_path):
     result, _ = b.generate([req, *other])
     assert result.finish_reason == "eos"
     assert result.output_tokens == tokens.index(target) + 1  # up to and including the EOS
+    # rows ending at different steps (dropped from the batch, or carried along until worth dropping)
+    for new_tokens in (9, 16):  # finishing near the end keeps finished rows in the batch for a few steps
+        mixed = mixed_requests(max_new_tokens=new_tokens)
+        batched = summary(b.generate(mixed))
+        assert len({r[2] for r in batched}) > 1 and any(r[3] == "eos" for r in batched)
+        assert batched == [summary(b.generate([r]))[0] for r in mixed]
 
 
 # ------------------------------------------------------------------------------------------------- LoRA
@@ -332,7 +371,7 @@ def test_missing_config_is_a_one_line_error(tiny_llama_dir, tmp_path):
 
 
 def test_hub_repo_missing_from_cache(tmp_path, monkeypatch):
-    import huggingface_hub.constants as constants
+    from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(constants, "HF_HOME", str(tmp_path))
@@ -346,7 +385,7 @@ def test_hub_repo_missing_from_cache(tmp_path, monkeypatch):
 
 
 def test_hub_repo_found_in_cache(tiny_llama_dir, tmp_path, monkeypatch):
-    import huggingface_hub.constants as constants
+    from huggingface_hub import constants
 
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--someone--tiny-llama"

@@ -57,8 +57,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reportgen.backends.base import Backend, GenerationRequest, GenerationResult, LoadInfo, LogLikelihoodResult
-from reportgen.config import GenerationSettings, GGUFSource, HubSource, LocalSource, ModelConfig
+from reportgen.backends.base import (
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    LoadInfo,
+    LogLikelihoodResult,
+)
+from reportgen.config import (
+    GenerationSettings,
+    GGUFSource,
+    HubSource,
+    LocalSource,
+    ModelConfig,
+)
 from reportgen.errors import BackendError, ConfigError, MissingExtraError
 from reportgen.fingerprint import file_digest, folder_digest
 
@@ -67,6 +79,7 @@ GPU_BATCH_CAP = 256
 MIN_SHARED_PREFIX = 4     # tokens a group of prompts must share before the prefix is computed once for them
 MIN_PREFIX_GAIN = 16      # prefill tokens a deeper shared prefix must save to be worth one more small forward
 BUCKET_OVERHEAD_TOKENS = 24  # the fixed cost of one more prefill forward, in prompt tokens of compute
+COMPACT_MIN_ROW_STEPS = 12   # finished rows × steps left that justify copying the cache to drop them
 MAX_PREFILL_TOKENS = 8192     # padded tokens in one prefill forward (bounds activation memory)
 LOGLIK_MAX_LOGIT_BYTES = 256 << 20  # logits memory per scoring forward
 
@@ -203,7 +216,7 @@ def _pack_linears(model, hidden: int, force: bool = False) -> tuple[int, str | N
             slow = best(lambda: torch.nn.functional.linear(x, w))
         if fast > slow * 0.9 and not force:
             return 0, f"oneDNN is not faster here ({fast * 1e3:.2f} ms vs {slow * 1e3:.2f} ms)"
-    except Exception as exc:  # op missing, unsupported CPU
+    except Exception as exc:  # noqa: BLE001 - op missing, unsupported CPU: run without packing
         return 0, f"oneDNN linear unavailable ({_short(exc)})"
 
     count = 0
@@ -264,7 +277,7 @@ class _Prefix:
     """A prompt prefix shared by several prompts of a batch, prefilled once (its KV extends its parent's)."""
 
     tokens: tuple[int, ...]
-    parent: "_Prefix | None" = None
+    parent: _Prefix | None = None
     kv: list | None = None
 
     @property
@@ -319,7 +332,7 @@ class TransformersBackend(Backend):
 
         try:
             folder = snapshot_download(source.repo, revision=source.revision, local_files_only=True)
-        except Exception:  # LocalEntryNotFoundError and friends: not in the cache
+        except Exception:  # noqa: BLE001 - LocalEntryNotFoundError and friends: not in the cache
             revision = f" (revision {source.revision})" if source.revision else ""
             raise BackendError(
                 f"{self._label}: '{source.repo}'{revision} is not in the local Hugging Face cache "
@@ -415,9 +428,10 @@ class TransformersBackend(Backend):
     def _threads(self, recheck: bool = True) -> int:
         """model.threads when set; else the usable CPUs, or fewer when a probe shows other work crowding them.
 
-        The probe (a few ms) runs again when the last one is older than THREAD_RECHECK_S, also between decoding
-        steps, since the load of a shared machine comes and goes; the thread count does not change the results
-        (the row-independent matmuls and attention give the same bits on 1 or N threads).
+        The probe (a few ms) runs again when the last one is older than THREAD_RECHECK_S, since the load of a
+        shared machine comes and goes; during decoding the step times themselves decide (_ThreadGovernor).
+        The thread count does not change the results here (row-independent matmuls: the same bits on 1 or N
+        threads; checked for oneDNN and SDPA on x86).
         """
         if self.model.threads:
             return self.model.threads
@@ -435,7 +449,7 @@ class TransformersBackend(Backend):
             self._threads_checked = time.monotonic()
         return self._threads_chosen
 
-    def _governor(self) -> "_ThreadGovernor | None":
+    def _governor(self) -> _ThreadGovernor | None:
         """The per-step thread chooser for decoding (None when the thread count is fixed)."""
         if self.model.threads or _cuda_available() or _usable_cpus() == 1:
             return None
@@ -443,7 +457,10 @@ class TransformersBackend(Backend):
             cpus = _usable_cpus()
             first = self._threads(recheck=False)
             others = sorted({cpus, max(1, cpus // 2), 1} - {first}, reverse=True)
-            self._thread_governor = _ThreadGovernor([first, *others])
+            config = self._base_model().config.get_text_config(decoder=True)
+            hidden = min(2048, int(getattr(config, "hidden_size", None) or getattr(config, "n_embd", None) or 512))
+            self._thread_governor = _ThreadGovernor([first, *others],
+                                                    probe=lambda candidates: _probe_threads(hidden, candidates)[1])
         return self._thread_governor
 
     def _retune_threads(self) -> None:
@@ -459,7 +476,12 @@ class TransformersBackend(Backend):
         if self._info is not None:
             return self._info
         torch = _import_torch()
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+        from transformers import (
+            AutoConfig,
+            AutoModelForCausalLM,
+            AutoModelForSeq2SeqLM,
+            AutoTokenizer,
+        )
 
         started = time.perf_counter()
         rss_before = _rss_bytes()
@@ -633,8 +655,11 @@ class TransformersBackend(Backend):
         params = inspect.signature(base.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._accepts_logits_to_keep = "logits_to_keep" in params
-        self._fast_ok = (not self._is_seq2seq) and "position_ids" in params and self._cache_kwarg in params \
-            and self._plain_kv_layers(base.config)
+        # the fast loop drives the model's forward with its own cache object: only for transformers' own model
+        # classes (custom code from the checkpoint may handle caches its own way)
+        native = type(base).__module__.startswith("transformers.")
+        self._fast_ok = (native and not self._is_seq2seq and "position_ids" in params and self._cache_kwarg in params
+                         and self._plain_kv_layers(base.config))
 
     @staticmethod
     def _plain_kv_layers(config) -> bool:
@@ -642,7 +667,7 @@ class TransformersBackend(Backend):
             from transformers.cache_utils import get_layer_types_and_kwargs
 
             types, _ = get_layer_types_and_kwargs(config.get_text_config(decoder=True))
-        except Exception:
+        except Exception:  # noqa: BLE001 - an older transformers: use model.generate
             return False
         return bool(types) and all(t == "full_attention" for t in types)
 
@@ -977,13 +1002,15 @@ class TransformersBackend(Backend):
 # ------------------------------------------------------------------------------------------- bucketing
 
 
-def _buckets(lengths: list[int], new_tokens: int = 0, overhead: int = BUCKET_OVERHEAD_TOKENS,
-             max_tokens: int = MAX_PREFILL_TOKENS) -> list[list[int]]:
+def _buckets(lengths: list[int], new_tokens: int = 0, overhead: int | None = None,
+             max_tokens: int | None = None) -> list[list[int]]:
     """Split indices of ``lengths`` (sorted longest first) into contiguous buckets minimising padded work.
 
     The cost of a bucket is its padded token count (rows × longest row) plus ``overhead`` tokens for the extra
     forward; an optimal split is found by dynamic programming over the sorted order.
     """
+    overhead = BUCKET_OVERHEAD_TOKENS if overhead is None else overhead
+    max_tokens = MAX_PREFILL_TOKENS if max_tokens is None else max_tokens
     n = len(lengths)
     if n == 0:
         return []
@@ -1081,11 +1108,12 @@ class _ThreadGovernor:
     ROW_EQUIVALENT_OF_FIXED_COST = 16  # the weight read of a step costs about as much as this many rows
     FIRST_INTERVAL, MAX_INTERVAL = 8, 512
 
-    def __init__(self, candidates: list[int]):
+    def __init__(self, candidates: list[int], probe=None):
         self.candidates = candidates
+        self.probe = probe  # probe([a, b]) -> {threads: seconds}: a cheap look before a costly exploration
         self.cost: dict[int, float] = {}
         self.interval = self.FIRST_INTERVAL
-        self.countdown = self.FIRST_INTERVAL
+        self.countdown = 1  # try the other counts early (unless the probe already rules them out)
         self.exploring: int | None = None
         self.surprised = False
 
@@ -1108,6 +1136,13 @@ class _ThreadGovernor:
         if self.exploring is not None:
             self.countdown = self.interval
             self.surprised = False
+            if self.probe is not None:
+                timings = self.probe([self.best(), self.exploring])
+                if timings[self.exploring] > 1.5 * timings[self.best()]:  # clearly worse right now: skip
+                    self.exploring = None
+                    self.interval = min(self.interval * 2, self.MAX_INTERVAL)
+                    self.countdown = self.interval
+                    return self.best()
             return self.exploring
         return self.best()
 
@@ -1115,7 +1150,8 @@ class _ThreadGovernor:
         cost = seconds / (rows + self.ROW_EQUIVALENT_OF_FIXED_COST)
         leader = self.best() if self.cost else None
         previous = self.cost.get(threads)
-        self.cost[threads] = cost if previous is None else 0.5 * previous + 0.5 * cost
+        fresh = previous is None or threads == self.exploring  # an explored count's old figure is stale
+        self.cost[threads] = cost if fresh else 0.5 * previous + 0.5 * cost
         if self.exploring is not None and leader is not None and self.exploring != leader:
             if self.best() == self.exploring:  # it won: keep exploring at the usual pace
                 self.interval = self.FIRST_INTERVAL
@@ -1160,8 +1196,13 @@ class _FastEngine:
         return logits[:, -1, :]
 
     def _processors(self):
-        from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
-                                  TopKLogitsWarper, TopPLogitsWarper)
+        from transformers import (
+            LogitsProcessorList,
+            RepetitionPenaltyLogitsProcessor,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
 
         s = self.settings
         processors = LogitsProcessorList()
@@ -1218,7 +1259,7 @@ class _FastEngine:
 
     # ---- prefixes
 
-    def _prefix_tree(self, items: list[_Item]) -> dict[int, "_Prefix"]:
+    def _prefix_tree(self, items: list[_Item]) -> dict[int, _Prefix]:
         """Shared prompt prefixes as a tree: map item position → the deepest prefix it shares with others.
 
         A prefix becomes a node when at least two prompts share it, it is at least MIN_SHARED_PREFIX tokens
@@ -1268,7 +1309,7 @@ class _FastEngine:
                     break
         return {r: node for r, node in owner.items() if node is not None}
 
-    def _prefill(self, seqs: list[tuple["_Prefix | None", list[int]]]):
+    def _prefill(self, seqs: list[tuple[_Prefix | None, list[int]]]):
         """One forward over several token sequences, each continuing its own prefix's KV (or none).
 
         Columns: ``[pad | prefix (right-aligned at start) | pad | tokens (left-padded)]``; the mask hides the
@@ -1304,9 +1345,8 @@ class _FastEngine:
         logits = self._forward(ids, mask, pos, cache, last_only=True)
         return cache, mask, logits
 
-    def _prefill_prefixes(self, nodes: list["_Prefix"]) -> None:
+    def _prefill_prefixes(self, nodes: list[_Prefix]) -> None:
         """Compute the KV of every shared prefix: one forward per tree level, each node extending its parent."""
-        torch = self.torch
         todo = {id(node): node for node in nodes}
         for node in list(todo.values()):  # include the ancestors
             parent = node.parent
@@ -1398,9 +1438,16 @@ class _FastEngine:
             if governor is not None:
                 governor.record(threads, time.perf_counter() - step_started, len(live))
             now = time.perf_counter() - started
-            keep = [r for r, (it, token) in enumerate(zip(live, tokens)) if not self._accept(it, token, now)]
+            # rows finished earlier and not yet dropped are skipped (their extra tokens are discarded)
+            keep = [r for r, (it, token) in enumerate(zip(live, tokens))
+                    if it.finish is None and not self._accept(it, token, now)]
             current = torch.tensor(tokens, dtype=torch.long, device=self.device)
-            if len(keep) < len(live):
+            if not keep:
+                break
+            dead = len(live) - len(keep)
+            horizon = max(s.max_new_tokens - len(live[r].out) for r in keep)
+            # dropping rows copies the cache: worth it when they would otherwise cost enough future row-steps
+            if dead and (dead * horizon >= COMPACT_MIN_ROW_STEPS or 4 * dead >= len(live)):
                 live, current, mask, positions, generators = self._compact(main, live, keep, current, mask,
                                                                            positions, generators)
         for it in items:
