@@ -583,12 +583,19 @@ def lm_frame(
     if loglik.empty:
         return pd.DataFrame(columns=LM_COLUMNS)
     order = model_order if model_order is not None else (list(fingerprints) if fingerprints is not None else None)
-    for model_id in _ordered_models(loglik["model_id"], order):
+    candidates = list(loglik["model_id"]) + [m for m, fp in (fingerprints or {}).items() if fp]
+    for model_id in _ordered_models(candidates, order):
         if fingerprints is not None and model_id not in fingerprints:
             continue
-        rows = loglik[loglik["model_id"] == model_id]
-        fingerprint = (fingerprints or {}).get(model_id) or _current_fingerprint(rows, "created_at")
-        rows = rows[rows["fingerprint"] == fingerprint].sort_values(["created_at", "text_hash"], kind="stable")
+        fingerprint = (fingerprints or {}).get(model_id)
+        if not fingerprint:
+            own = loglik[loglik["model_id"] == model_id]
+            if own.empty:
+                continue
+            fingerprint = _current_fingerprint(own, "created_at")
+        # Scores belong to the weights, not to the model entry: two entries with the same weights (e.g.
+        # greedy and sampled decoding) share them, whichever entry stored them.
+        rows = loglik[loglik["fingerprint"] == fingerprint].sort_values(["created_at", "text_hash"], kind="stable")
         rows = rows.drop_duplicates("text_id", keep="last").sort_values("text_id", kind="stable")
         if rows.empty:
             continue
@@ -707,6 +714,10 @@ class Tables:
     fingerprints: dict[str, str] = field(default_factory=dict)  # model_id → fingerprint reported
 
 
+def _result_fingerprints(results: pd.DataFrame) -> dict[str, str]:
+    return dict(zip(results["model_id"], results["fingerprint"])) if len(results) else {}
+
+
 def compute_tables(
     store: "Store",
     study: "Study",
@@ -739,7 +750,7 @@ def compute_tables(
         efficiency=efficiency_frame(
             results, model_runs, bandwidth_bytes_per_s=bandwidth_bytes_per_s, model_order=order, runs=store.runs_frame()
         ),
-        lm=lm_frame(store.loglik_frame(), wanted, n_boot=n_boot, seed=seed, model_order=order),
+        lm=lm_frame(store.loglik_frame(), {**wanted, **_result_fingerprints(results)}, n_boot=n_boot, seed=seed, model_order=order),
         metrics=names,
         model_ids=list(dict.fromkeys(per_prompt["model_id"])),
         fingerprints={m: fp for m, fp in zip(results["model_id"], results["fingerprint"])} if len(results) else {},

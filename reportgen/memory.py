@@ -10,6 +10,19 @@ from __future__ import annotations
 import threading
 
 
+def release_free_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc), so the next baseline is honest:
+    memory a previous model freed but the allocator kept would otherwise hide the next model's use."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the baseline is merely less exact
+        pass
+
+
 class MemorySampler:
     """Context manager: ``peak_delta_bytes`` = highest RSS seen while active − RSS at the start."""
 
@@ -31,6 +44,7 @@ class MemorySampler:
             self.peak_bytes = max(self.peak_bytes, self._rss())
 
     def __enter__(self) -> "MemorySampler":
+        release_free_memory()
         self.baseline_bytes = self.peak_bytes = self._rss()
         self._thread = threading.Thread(target=self._sample, name="reportgen-memory", daemon=True)
         self._thread.start()

@@ -197,11 +197,14 @@ def run_model(
 
     settings_hash = study.generation_for(model).settings_hash()
     store.start_model_run(run_id, model.id, fingerprint, settings_hash, parts)
-    sampler = MemorySampler().__enter__()
+    sampler = None
     try:
+        backend.import_dependencies()
+        sampler = MemorySampler().__enter__()
         load = backend.load()
     except BaseException:
-        sampler.__exit__(None, None, None)
+        if sampler is not None:
+            sampler.__exit__(None, None, None)
         backend.close()
         raise
     summary.load_time_s = load.load_time_s

@@ -417,3 +417,19 @@ def test_hardware_summary_without_torch():
     assert summary["cpu_cores"] >= 1 and summary["memory_total_bytes"] > 0
     assert summary["gpu_name"] is None and summary["gpus"] == []
     assert "memory_bandwidth_bytes_per_s" not in summary
+
+
+def test_lm_scores_follow_the_weights_not_the_entry_that_stored_them():
+    """Greedy and sampled entries of one model share a fingerprint; its scores serve both."""
+    import pandas as pd
+
+    from reportgen.aggregate import lm_frame
+
+    loglik = pd.DataFrame(
+        [
+            {"fingerprint": "w1", "text_id": "t", "text_hash": "h", "model_id": "sampled", "nll_nats": 6.93, "n_tokens": 5, "n_bytes": 10, "created_at": 1.0},
+        ]
+    )
+    frame = lm_frame(loglik, {"greedy": "w1", "sampled": "w1"}, model_order=["greedy", "sampled"])
+    assert list(frame["model_id"]) == ["greedy", "sampled"]
+    assert frame["bits_per_byte"].round(3).tolist() == [1.0, 1.0]

@@ -86,6 +86,9 @@ class Backend(abc.ABC):
         """Score (id, text) pairs. Backends that cannot score raise NotImplementedError."""
         raise NotImplementedError(f"backend '{self.name}' cannot score log-likelihoods")
 
+    def import_dependencies(self) -> None:
+        """Import the backend's heavy packages, so that the memory they take is not counted as the model's."""
+
     def suggested_batch_size(self, requests: list[GenerationRequest]) -> int:
         """Batch size for ``batch_size: auto``."""
         return 8

@@ -984,6 +984,11 @@ class TransformersBackend(Backend):
             return None
         return int(peak * 1024) if os.uname().sysname == "Linux" else int(peak)  # process-wide peak
 
+    def import_dependencies(self) -> None:
+        _import_torch()
+        if self.model.adapter is not None and self.model.adapter.path is not None:
+            import peft  # noqa: F401
+
     def close(self) -> None:
         self._model = None
         self._tokenizer = None

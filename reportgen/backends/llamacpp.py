@@ -190,7 +190,16 @@ class LlamaCppBackend(Backend):
         if self._llm is None:
             self.load()
         llama_cpp, llm = self._llama_cpp, self._llm
-        tokenized = [(text_id, text, llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)) for text_id, text in texts]
+        # Score every token of the text given BOS, as the transformers backend does: llama.cpp adds BOS only
+        # when the GGUF asks for it (SmolLM2's does not), which would leave the first token unscored and
+        # make bits per byte incomparable across backends.
+        bos = llm.token_bos()
+        tokenized = []
+        for text_id, text in texts:
+            tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+            if bos is not None and bos >= 0 and (not tokens or tokens[0] != bos):
+                tokens = [bos, *tokens]
+            tokenized.append((text_id, text, tokens))
         self._ensure_ctx(max((len(t) for _, _, t in tokenized), default=0))
         n_vocab = llm.n_vocab()
         results = []
@@ -231,6 +240,9 @@ class LlamaCppBackend(Backend):
             )
         self._clear_memory()
         return results
+
+    def import_dependencies(self) -> None:
+        import_llama_cpp()
 
     def peak_memory_bytes(self) -> int | None:
         if self._llm is None:
