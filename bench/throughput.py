@@ -29,43 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from reportgen.backends.base import GenerationRequest
-from reportgen.config import GenerationSettings, ModelConfig
+from common import demo_requests
+from reportgen.config import ModelConfig
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-TOPICS = [
-    "the water cycle", "photosynthesis", "a binary search", "the French Revolution", "black holes",
-    "how vaccines work", "recursion in programming", "the stock market", "plate tectonics", "the immune system",
-    "machine learning", "the Roman Empire", "climate change", "how a bicycle works", "the internet",
-    "DNA replication", "supply and demand", "the solar system", "electric cars", "the printing press",
-    "quantum computing", "honey bees", "the Great Wall of China", "compilers", "volcanoes",
-    "the human heart", "renewable energy", "chess openings", "the moon landing", "coffee brewing",
-    "public key cryptography", "rainbows",
-]
-
-
-def load_requests(n: int, max_new_tokens: int) -> list[GenerationRequest]:
-    settings = GenerationSettings(max_new_tokens=max_new_tokens)
-    demo = ROOT / "configs" / "prompts" / "demo.yaml"
-    requests: list[GenerationRequest] = []
-    if demo.exists():
-        from reportgen.prompts import load_prompt_set
-
-        prompt_set = load_prompt_set(demo)
-        for prompt in prompt_set.prompts[:n]:
-            requests.append(GenerationRequest(
-                prompt_id=prompt.id, messages=tuple(prompt_set.messages_for(prompt)),
-                text=prompt_set.plain_text_for(prompt), format=prompt_set.format_of(prompt), settings=settings,
-            ))
-    for i, topic in enumerate(TOPICS):
-        if len(requests) >= n:
-            break
-        text = f"Explain {topic} in two sentences."
-        requests.append(GenerationRequest(
-            prompt_id=f"topic-{i}", messages=({"role": "user", "content": text},), text=text, format="chat",
-            settings=settings,
-        ))
-    return requests[:n]
 
 
 def model_config(threads: int | None) -> ModelConfig:
@@ -127,7 +94,7 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    requests = load_requests(args.prompts, args.tokens)
+    requests = demo_requests(args.prompts, args.tokens)
     backend = TransformersBackend(model_config(args.threads))
     info = backend.load()
     batch = args.batch or backend.suggested_batch_size(requests)

@@ -19,7 +19,7 @@ from typing import Callable
 
 from reportgen.backends import create_backend
 from reportgen.backends.base import Backend, GenerationRequest
-from reportgen.config import ModelConfig, Study, config_hash
+from reportgen.config import GenerationSettings, ModelConfig, Study, config_hash
 from reportgen.errors import BackendError, ReportgenError
 from reportgen.fingerprint import hash_json
 from reportgen.memory import MemorySampler
@@ -92,8 +92,8 @@ def study_prompt_set(study: Study) -> PromptSet:
     return load_prompt_set(study.prompts)
 
 
-def build_requests(study: Study, prompt_set: PromptSet, model: ModelConfig) -> list[GenerationRequest]:
-    settings = study.generation_for(model)
+def requests_for(prompt_set: PromptSet, settings: GenerationSettings) -> list[GenerationRequest]:
+    """One request per prompt of the set, in the set's order."""
     return [
         GenerationRequest(
             prompt_id=prompt.id,
@@ -104,6 +104,10 @@ def build_requests(study: Study, prompt_set: PromptSet, model: ModelConfig) -> l
         )
         for prompt in prompt_set.prompts
     ]
+
+
+def build_requests(study: Study, prompt_set: PromptSet, model: ModelConfig) -> list[GenerationRequest]:
+    return requests_for(prompt_set, study.generation_for(model))
 
 
 def request_hash(request: GenerationRequest) -> str:

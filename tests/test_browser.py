@@ -38,6 +38,7 @@ def open_report(browser, html: Path):
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("dialog", lambda d: (problems.append(f"a script opened a dialog: {d.message}"), d.dismiss()))
     page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
 
     def check_request(request):
@@ -83,3 +84,20 @@ def test_a_cdn_script_would_be_caught(browser, tmp_path: Path):
     html.write_text('<html><head><script src="https://cdn.plot.ly/plotly-2.35.2.min.js"></script></head><body></body></html>')
     page, problems = open_report(browser, html)
     assert any("outside the report folder" in p for p in problems)
+
+
+def test_report_with_results_in_chromium(browser, tmp_path: Path):
+    """A report with every results chart, hostile model outputs included: all charts draw, no console
+    error, no request leaves the folder, the samples open."""
+    from test_sections import MANIFEST, make_study, old_lora_outputs
+
+    from reportgen.render import render_report
+
+    study, tables, deltas = make_study(tmp_path, old_lora=old_lora_outputs(), samples="all")
+    render_report(study, out_dir=tmp_path / "report", formats=["html"], tables=tables, deltas=deltas, manifest=MANIFEST)
+    page, problems = open_report(browser, tmp_path / "report" / "report.html")
+    assert assert_charts_drawn_and_links_resolve(page) >= 5
+    details = page.locator("details")
+    assert details.count() >= 1
+    details.first.locator("summary").click()
+    assert problems == []  # includes: no alert() from a hostile output ever ran

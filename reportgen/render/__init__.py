@@ -88,7 +88,8 @@ def spec_charts(study: Study, specs: Mapping[str, Any]) -> ChartSet:
     charts = ChartSet()
     names = {m.id: m.name for m in study.models}
     figure = spec_size_figure(specs, names)
-    if figure is not None and len([s for s in specs.values() if s.parameters]) >= 2:
+    sizes = {(s.parameters, s.weight_bytes) for s in specs.values() if s.parameters}
+    if figure is not None and len(sizes) >= 2:  # identical sizes (variants of one model) make no chart
         charts.add("spec-size", figure, "Parameters and weight memory per model (log scale)")
     return charts
 

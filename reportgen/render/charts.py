@@ -176,7 +176,7 @@ def plotly_js() -> bytes:
     return get_plotlyjs().encode("utf-8")
 
 
-def write_plotly_js(out_dir) -> "Path":
+def write_plotly_js(out_dir) -> "pathlib.Path":  # noqa: F821 (imported inside)
     """Write plotly.min.js next to the report, once: an identical file already there is left alone."""
     from pathlib import Path
 
