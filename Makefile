@@ -28,7 +28,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=
 
 report: install $(ADAPTER)
 	$(VENV)/bin/reportgen build configs/demo.yaml
-	$(VENV)/bin/reportgen render configs/assignment.yaml
+	$(VENV)/bin/reportgen build configs/assignment.yaml
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -65,7 +65,7 @@ retrain: install
 	$(PY) scripts/train_demo_adapter.py --out models/demo-lora --seed $${SEED:-$$(date +%s)}
 
 assignment: install
-	$(VENV)/bin/reportgen render configs/assignment.yaml
+	$(VENV)/bin/reportgen build configs/assignment.yaml
 
 bench: install
 	$(PY) bench/throughput.py
