@@ -1484,3 +1484,28 @@ def metrics_claim_table(tables: Any) -> pd.DataFrame:
     missing = sorted(metric_fields() - set(frame.columns))  # not measured in this study: known, but empty
     frame = frame.reindex(columns=list(frame.columns) + missing)
     return frame.apply(pd.to_numeric, errors="coerce")
+
+
+def parse_claims(study: Study) -> list[Check]:
+    """Parse every claim's check (no data needed), for `reportgen validate`: syntax errors and unknown
+    model ids are reported at once, each with ``file:line``."""
+    import difflib
+
+    checks, problems = [], []
+    ids = [m.id for m in study.models]
+    for index, claim in enumerate(study.claims):
+        where = study.where("claims", index, "check")
+        try:
+            check = parse_check(claim.check, index)
+        except ConfigError as exc:
+            problems.extend(f"{where}: {p}" for p in exc.problems)
+            continue
+        for model, _ in check.references:
+            if model not in ids:
+                close = difflib.get_close_matches(model, ids, n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else f" Known models: {', '.join(ids)}."
+                problems.append(f"{where}: claims[{index}].check: unknown model '{model}'.{hint}")
+        checks.append(check)
+    if problems:
+        raise ConfigError(problems)
+    return checks

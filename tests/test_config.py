@@ -191,3 +191,24 @@ def test_plain_prompts_are_sent_as_written(tmp_path: Path):
     a, b = prompts.prompts
     assert prompts.plain_text_for(a) == "The capital of Italy is"
     assert prompts.plain_text_for(b) == "Be brief.\n\nHi"  # chat prompt on a model without a chat template
+
+
+def test_validate_checks_claim_syntax_and_models(study_dir: Path):
+    claims = "claims:\n  - {text: ok, check: 'base.context_length > 1'}\n  - {text: bad, check: 'base.context_length >> 2'}\n  - {text: who, check: 'bsae.vocab_size == 1'}\n"
+    config = write(study_dir, "study.yaml", GOOD + claims)
+    result = run_cli("validate", str(config))
+    assert result.exit_code == 2, result.output
+    assert f"{config}:9: claims[1].check" in result.output
+    assert f"{config}:10: claims[2].check: unknown model 'bsae'. Did you mean 'base'?" in result.output
+
+
+def test_validate_the_shipped_configs():
+    root = Path(__file__).parent.parent
+    result = run_cli("validate", str(root / "configs" / "assignment.yaml"))
+    assert result.exit_code == 0, result.output
+    result = run_cli("validate", str(root / "configs" / "demo.yaml"))
+    if (root / "models" / "demo-lora" / "adapter_config.json").exists():
+        assert result.exit_code == 0, result.output
+    else:  # `make test` does not train the demo adapter; `make report` does
+        assert result.exit_code == 2
+        assert "models[1].adapter.path: adapter folder" in result.output and "train the adapter" in result.output
