@@ -641,8 +641,9 @@ def test_without_chromium_the_charts_are_named_not_drawn(synthetic, tmp_path, mo
     monkeypatch.setattr(charts, "static_charts_available", lambda: False)
     report = render_in_memory(study, out_dir=tmp_path, tables=tables, deltas=deltas, formats=["markdown", "html"])
     assert not [name for name in report.files if name.startswith("charts/")]
-    assert report.markdown.count("*(chart not drawn: no Chromium for the static export; see report.html)*") == 11
-    assert report.files["report.html"].decode().count('<div id="chart-') == 11  # interactive charts need no Chromium
+    # 10 results charts; no spec-size chart, since all three models share one config (identical sizes)
+    assert report.markdown.count("*(chart not drawn: no Chromium for the static export; see report.html)*") == 10
+    assert report.files["report.html"].decode().count('<div id="chart-') == 10  # interactive charts need no Chromium
 
 
 @needs_chromium
@@ -730,6 +731,6 @@ def test_single_file_html_with_results(synthetic, tmp_path):
     assert [p.name for p in written] == ["report.html"]
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert 'src="plotly.min.js"' not in html and not re.search(r"<(script|link|img)[^>]+(src|href)=\"?https?:", html)
-    assert html.count('<div id="chart-') == 11 and len(html) > 3_000_000  # plotly.js once, inline
+    assert html.count('<div id="chart-') == 10 and len(html) > 3_000_000  # plotly.js once, inline
     bundle = max(re.findall(r"<script[^>]*>(.*?)</script>", html, re.S), key=len)
     assert "cdn.plot.ly" not in html.replace(bundle, "")  # only plotly.js itself names its CDN (for geo maps we never draw)
