@@ -212,3 +212,15 @@ def test_validate_the_shipped_configs():
     else:  # `make test` does not train the demo adapter; `make report` does
         assert result.exit_code == 2
         assert "models[1].adapter.path: adapter folder" in result.output and "train the adapter" in result.output
+
+
+def test_the_readme_example_config_is_valid(tmp_path: Path):
+    """The config a new user copies from the README loads, and its claims parse."""
+    from reportgen.analysis import parse_claims
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("### A study config", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    config = write(tmp_path, "mine.yaml", block)
+    study = load_config(config)
+    assert [m.effective_backend for m in study.models] == ["transformers", "transformers", "llamacpp", "http"]
+    assert len(parse_claims(study)) == 2
