@@ -734,3 +734,12 @@ def test_single_file_html_with_results(synthetic, tmp_path):
     assert html.count('<div id="chart-') == 10 and len(html) > 3_000_000  # plotly.js once, inline
     bundle = max(re.findall(r"<script[^>]*>(.*?)</script>", html, re.S), key=len)
     assert "cdn.plot.ly" not in html.replace(bundle, "")  # only plotly.js itself names its CDN (for geo maps we never draw)
+
+
+def test_the_hand_written_introduction_is_kept_with_results(synthetic, tmp_path):
+    _, study, tables, deltas = synthetic
+    mine = study.model_copy(update={"introduction": "Our own opening words.\n\nA second paragraph."})
+    report = render_in_memory(mine, out_dir=tmp_path, tables=tables, deltas=deltas, formats=["markdown"])
+    intro = report.markdown.split("## Introduction", 1)[1].split("\n## ", 1)[0]
+    assert "Our own opening words." in intro and "A second paragraph." in intro
+    assert "This report compares" not in intro

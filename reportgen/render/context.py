@@ -646,7 +646,7 @@ def build_context(
         model_view(i, m, specs.get(m.id), files.get(m.id), list(per_model.get(m.id, [])), base)
         for i, m in enumerate(study.models, 1)
     ]
-    introduction = _paragraphs(study.introduction) or [
+    introduction = _paragraphs(study.introduction) or ([
         f"This report compares {len(models)} language model{'s' if len(models) != 1 else ''}: what each one is "
         "for, its architecture and size, its adapter and quantization settings, and how the models differ. "
         "Every number in it is computed from the models' configuration files."
@@ -655,7 +655,7 @@ def build_context(
         "for, its architecture and size, its adapter and quantization settings, and how each one behaves on the same "
         "prompts: quality against the references, speed, memory, and what it writes. Every number in it is computed "
         "from the models' configuration files and the stored generations."
-    ]
+    ])
     return ReportContext(
         target=target,
         generator=f"reportgen {reportgen.__version__}",
