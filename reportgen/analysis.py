@@ -1042,22 +1042,20 @@ def _lm_statement(tables: Any, names: Mapping[str, str]) -> Statement | None:
              f"{_value('bits_per_byte', rows[m]['bpb_ci_high'])}]" for m in order]
     text = f"**Bits per byte** on the reference texts (lower is better, 95% CI over texts): {_join(parts)}. "
     numbers: dict[str, Any] = {"bits_per_byte": {m: float(rows[m]["bits_per_byte"]) for m in order}, "best": best}
-    tied = [m for m in order if float(rows[m]["bits_per_byte"]) == float(rows[best]["bits_per_byte"])]
-    if len(tied) > 1:
-        numbers["tied"] = tied
-        text += f"{_join([names[m] for m in tied])} predict the texts equally well"
-        rest = [m for m in order if m not in tied]
-        if rest:
-            text += f", better than {_join([names[m] for m in rest])}"
-    else:
-        text += f"{names[best]} predicts the texts best"
-    if len(order) >= 2 and len(tied) == 1:
-        second = order[1]
-        overlap = _finite(rows[best]["bpb_ci_high"]) and _finite(rows[second]["bpb_ci_low"]) and \
-            float(rows[best]["bpb_ci_high"]) >= float(rows[second]["bpb_ci_low"])
-        numbers["overlaps_runner_up"] = bool(overlap)
-        text += (f"; its interval overlaps that of {names[second]}, so the order of the two is not certain"
-                 if overlap else f"; its interval lies below that of {names[second]}")
+    bpb = {m: float(rows[m]["bits_per_byte"]) for m in order}
+    tied = [m for m in order if bpb[m] == bpb[best]]
+    best_high = float(rows[best]["bpb_ci_high"]) if _finite(rows[best]["bpb_ci_high"]) else bpb[best]
+    rest = [m for m in order if m not in tied]
+    clearly_worse = [m for m in rest if _finite(rows[m]["bpb_ci_low"]) and float(rows[m]["bpb_ci_low"]) > best_high]
+    uncertain = [m for m in rest if m not in clearly_worse]
+    numbers.update(tied=tied, clearly_worse=clearly_worse, uncertain=uncertain)
+    leaders = _join([names[m] for m in tied])
+    text += f"{leaders} {'score' if len(tied) > 1 else 'scores'} lowest" + (" (the same value)" if len(tied) > 1 else "")
+    if uncertain:
+        text += (f"; the intervals of {_join([names[m] for m in uncertain])} overlap "
+                 f"{'theirs' if len(tied) > 1 else 'its'}, so those differences are not certain")
+    if clearly_worse:
+        text += f"; {_join([names[m] for m in clearly_worse])} {'are' if len(clearly_worse) > 1 else 'is'} clearly worse (intervals apart)"
     texts = {int(rows[m]["n_texts"]) for m in order}
     if len(texts) > 1:
         text += ". The models scored different numbers of texts, so the figures do not compare directly"

@@ -407,3 +407,23 @@ models:
     assert specs["t5"].adapter.trainable_parameters > 0
     warnings = analysis.consistency_warnings(study, specs)
     assert warnings == ["Some model: the adapter's task_type is `CAUSAL_LM`, but the base model is a seq2seq-lm model."]
+
+
+def test_bits_per_byte_statement_follows_the_intervals():
+    import types
+
+    import pandas as pd
+
+    from reportgen.analysis import _lm_statement
+
+    def lm(rows):
+        return types.SimpleNamespace(lm=pd.DataFrame(
+            [{"model_id": m, "bits_per_byte": v, "bpb_ci_low": lo, "bpb_ci_high": hi, "n_texts": 4} for m, v, lo, hi in rows]
+        ))
+
+    names = {"a": "A", "b": "B", "c": "C"}
+    close = _lm_statement(lm([("a", 1.063, 0.90, 1.21), ("b", 1.063, 0.90, 1.21), ("c", 1.064, 0.91, 1.21)]), names)
+    assert "A and B score lowest (the same value)" in close.text and "C overlap theirs" in close.text
+    assert "clearly worse" not in close.text
+    apart = _lm_statement(lm([("a", 1.0, 0.95, 1.05), ("c", 1.5, 1.4, 1.6)]), names)
+    assert "A scores lowest" in apart.text and "C is clearly worse" in apart.text
