@@ -15,13 +15,13 @@ recomputes the 4-bit estimate with it.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reportgen.config import GGUFSource, HubSource, LocalSource, ModelConfig
 from reportgen.errors import ConfigError
+from reportgen.specs import read_json_object
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -41,18 +41,6 @@ class ModelFiles:
     adapter_config_path: Path | None
     adapter_config: dict | None
     gguf_path: Path | None
-
-
-def _read_json(path: Path, what: str) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} not found. Fix: vendor the file there or fix the path") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: invalid JSON in {what}: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: {what} must be a JSON object")
-    return data
 
 
 def _hub_cached_config(source: HubSource) -> Path | None:
@@ -86,9 +74,9 @@ def model_files(model: ModelConfig) -> ModelFiles:
         beside = Path(model.adapter.path) / "config.json"
         config_path = beside if beside.exists() else None
 
-    config = _read_json(config_path, "config.json") if config_path is not None else None
+    config = read_json_object(config_path, "config.json") if config_path is not None else None
     adapter_path = Path(model.adapter.config_file) if model.adapter is not None else None
-    adapter = _read_json(adapter_path, "adapter_config.json") if adapter_path is not None else None
+    adapter = read_json_object(adapter_path, "adapter_config.json") if adapter_path is not None else None
     return ModelFiles(config_path, config, adapter_path, adapter, gguf_path)
 
 

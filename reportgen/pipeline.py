@@ -7,7 +7,6 @@ edges; what is computed comes from the pure functions in aggregate and analysis.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,7 +16,6 @@ import pandas as pd
 from reportgen.aggregate import Tables, compute_tables, latest_results, per_prompt_frame, run_delta
 from reportgen.config import Study
 from reportgen.errors import ReportgenError
-from reportgen.metrics import METRICS
 from reportgen.prompts import PromptSet
 from reportgen.runner import store_path, study_prompt_set
 from reportgen.store import Store
@@ -44,16 +42,10 @@ def metric_tables(study: Study, *, must_exist: bool = True) -> Tables | None:
 
 
 def format_metric(metric: str, value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    unit = METRICS[metric].unit if metric in METRICS else ""
-    if unit == "bytes":
-        return f"{value / 2**20:,.0f} MiB"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.3f}"
+    """The terminal writes numbers exactly as the report does."""
+    from reportgen.render.format import metric_value
+
+    return metric_value(metric, value)
 
 
 def print_tables(tables: Tables, console) -> None:
@@ -170,16 +162,6 @@ def retraining_delta(store: Store, study: Study, prompt_set: PromptSet, model_id
     return RetrainingDelta(model_id, old["fingerprint"], new["fingerprint"], old["last_run_at"], new["last_run_at"], deltas, history)
 
 
-def retraining_deltas(study: Study) -> list[RetrainingDelta]:
-    path = store_path(study)
-    if not path.exists() or study.prompts is None:
-        return []
-    prompt_set = study_prompt_set(study)
-    with Store(path, create=False) as store:
-        out = [retraining_delta(store, study, prompt_set, m.id) for m in study.models if m.runnable]
-    return [d for d in out if d is not None]
-
-
 def print_diff(study: Study, model_id: str, console) -> None:
     from rich.table import Table
 
@@ -215,13 +197,33 @@ FORMAT_TEMPLATES = {  # which template files each output format depends on
 }
 
 
-def latest_manifest(study: Study) -> dict | None:
+@dataclass
+class ReportInputs:
+    """What the store adds to a report: metric tables, retraining deltas, the latest run manifest."""
+
+    tables: Tables | None = None
+    deltas: list[RetrainingDelta] | None = None
+    manifest: dict | None = None
+
+    def as_kwargs(self) -> dict:
+        return {"tables": self.tables, "deltas": self.deltas or [], "manifest": self.manifest}
+
+
+def report_inputs(study: Study) -> ReportInputs:
+    """Read everything the report needs from the store, in one open (nothing when there are no results)."""
     path = store_path(study)
     if not path.exists():
-        return None
+        return ReportInputs()
+    prompt_set = _prompt_set_or_none(study)
     with Store(path, create=False) as store:
+        tables = compute_tables(store, study, prompt_set)
+        if tables.per_prompt.empty:
+            return ReportInputs()
+        deltas = [
+            d for d in (retraining_delta(store, study, prompt_set, m.id) for m in study.models if m.runnable) if d is not None
+        ] if prompt_set is not None else []
         row = store.db.execute("SELECT manifest FROM runs WHERE status != 'running' ORDER BY started_at DESC LIMIT 1").fetchone()
-    return json.loads(row["manifest"]) if row else None
+    return ReportInputs(tables, deltas, json.loads(row["manifest"]) if row else None)
 
 
 def render_study(
@@ -237,20 +239,12 @@ def render_study(
     """Render the report from the specs and whatever the store holds; never loads a model."""
     from reportgen import render
 
-    tables = metric_tables(study, must_exist=False)
-    if tables is not None and tables.per_prompt.empty:
-        tables = None
-    deltas = retraining_deltas(study) if tables is not None else []
-    manifest = latest_manifest(study) if tables is not None else None
+    inputs = report_inputs(study).as_kwargs()
     if into is not None:
-        report = render.render_in_memory(
-            study, templates_dir=templates_dir, formats=["markdown"], out_dir=out_dir,
-            tables=tables, deltas=deltas, manifest=manifest,
-        )
+        report = render.render_in_memory(study, templates_dir=templates_dir, formats=["markdown"], out_dir=out_dir, **inputs)
         return [render.replace_between_markers(into, report.markdown)]
     return render.render_report(
-        study, templates_dir=templates_dir, formats=formats, out_dir=out_dir, single_file=single_file,
-        tables=tables, deltas=deltas, manifest=manifest,
+        study, templates_dir=templates_dir, formats=formats, out_dir=out_dir, single_file=single_file, **inputs
     )
 
 

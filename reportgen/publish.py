@@ -64,7 +64,7 @@ def _nav_has(nav: list, target: str) -> bool:
 def publish_mkdocs(study: Study, site_dir: Path, *, log: Log = print) -> list[Path]:
     """Write the study's pages into a MkDocs project; return the written paths."""
     from reportgen import render
-    from reportgen.pipeline import latest_manifest, metric_tables, retraining_deltas
+    from reportgen.pipeline import report_inputs
     from reportgen.render.write import atomic_write, write_files
 
     site_dir = Path(site_dir)
@@ -76,11 +76,7 @@ def publish_mkdocs(study: Study, site_dir: Path, *, log: Log = print) -> list[Pa
     config = read_mkdocs_config(config_file)
     docs_dir = site_dir / str(config.get("docs_dir") or "docs")
     page_dir = docs_dir / study.name
-    tables = metric_tables(study, must_exist=False)
-    if tables is not None and tables.per_prompt.empty:
-        tables = None
-    kwargs = dict(tables=tables, deltas=retraining_deltas(study) if tables is not None else [], manifest=latest_manifest(study) if tables is not None else None)
-    report = render.render_in_memory(study, formats=["markdown", "html"], out_dir=page_dir, **kwargs)
+    report = render.render_in_memory(study, formats=["markdown", "html"], out_dir=page_dir, **report_inputs(study).as_kwargs())
     files = {name: data for name, data in report.files.items() if name != "README.md"}
     link = "[Interactive version of this report](report.html)\n\n"
     markdown = report.markdown

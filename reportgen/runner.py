@@ -55,7 +55,7 @@ class ModelRunSummary:
             return f"{self.model_id}: FAILED — {self.error}"
         parts = [f"{self.model_id}: {self.prompts_total} prompts ({self.prompts_run} run, {self.prompts_cached} cached)"]
         if self.reason:
-            parts.append(f"re-ran because {self.reason}" if self.prompts_cached or "changed" in self.reason else self.reason)
+            parts.append(f"re-ran because {self.reason}" if "changed" in self.reason else self.reason)
         if self.prompts_run:
             rate = self.generated_tokens / self.generate_time_s if self.generate_time_s else 0.0
             parts.append(f"{self.generated_tokens:,} tokens in {self.generate_time_s:.1f} s, {rate:.1f} tok/s")
@@ -283,14 +283,6 @@ def rerun_reason(store: Store, model_id: str, parts: dict, pending: int, total: 
     if pending < total:
         return f"{pending} of {total} prompts are new, changed or unfinished"
     return "the prompts or generation settings changed"
-
-
-def current_fingerprints(study: Study, models: list[ModelConfig] | None = None) -> dict[str, str]:
-    """Each runnable model's fingerprint now (no model is loaded)."""
-    out = {}
-    for model in models or [m for m in study.models if m.runnable]:
-        out[model.id] = model_fingerprint(create_backend(model))[0]
-    return out
 
 
 def run_study(

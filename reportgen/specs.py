@@ -650,15 +650,16 @@ def spec_from_config_dict(cfg: dict, adapter_cfg: dict | None = None, *, count: 
     )
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path, what: str = "JSON file") -> dict:
+    """A JSON object from a file; a missing file or bad JSON is a ConfigError naming the file and line."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such file") from exc
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found. Fix: vendor the file there or fix the path") from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+        raise ConfigError(f"{path}:{exc.lineno}: invalid JSON in {what}: {exc.msg} (column {exc.colno})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
+        raise ConfigError(f"{path}: {what} must be a JSON object")
     return data
 
 
@@ -677,9 +678,9 @@ def spec_from_config_file(path, *, count: bool = True) -> ModelSpec:
             raise ConfigError(f"{p}: an adapter needs its base model's config.json beside it ({cfg_path} is missing)")
     else:
         folder, cfg_path = p.parent, p
-    cfg = _read_json(cfg_path)
+    cfg = read_json_object(cfg_path)
     adapter_path = folder / "adapter_config.json"
-    adapter_cfg = _read_json(adapter_path) if adapter_path.exists() and cfg_path.name == "config.json" else None
+    adapter_cfg = read_json_object(adapter_path) if adapter_path.exists() and cfg_path.name == "config.json" else None
     return spec_from_config_dict(cfg, adapter_cfg, count=count)
 
 

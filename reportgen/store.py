@@ -13,7 +13,6 @@ import json
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -242,7 +241,3 @@ class Store:
 
     def runs_frame(self) -> pd.DataFrame:
         return self.frame("SELECT * FROM runs ORDER BY started_at")
-
-
-def result_as_row(result: GenerationResult) -> dict[str, Any]:
-    return asdict(result)

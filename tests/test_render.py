@@ -545,3 +545,17 @@ def test_write_plotly_js_once(tmp_path):
     stamp = first.stat().st_mtime_ns
     assert write_plotly_js(tmp_path).stat().st_mtime_ns == stamp  # identical: not rewritten
     assert first.read_bytes().startswith(b"/**") or b"plotly" in first.read_bytes()[:2000].lower()
+
+
+def test_chart_trace_ids_are_stable_across_processes():
+    """plotly gives traces random uids, which end up in the SVG and the HTML; ChartSet fixes them by name."""
+    import plotly.graph_objects as go
+
+    from reportgen.render.charts import ChartSet
+
+    def uids():
+        charts = ChartSet()
+        charts.add("speed", go.Figure([go.Bar(x=[1], y=[2]), go.Bar(x=[1], y=[3])]), "Speed")
+        return [trace.uid for trace in charts["speed"].figure.data]
+
+    assert uids() == uids() and len(set(uids())) == 2

@@ -135,7 +135,7 @@ def render_in_memory(
 ) -> RenderedReport:
     """Phase one: compute and render every file of the report, write nothing.
 
-    ``tables`` (aggregate.compute_tables), ``deltas`` (pipeline.retraining_deltas) and ``manifest`` (the
+    ``tables`` (aggregate.compute_tables), ``deltas`` (pipeline.report_inputs) and ``manifest`` (the
     latest run's manifest) add the results sections; with ``tables=None`` (or no generation in it) the
     report is the spec-only report. A claim naming a measured value is checked against ``tables``.
     """

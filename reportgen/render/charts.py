@@ -67,6 +67,9 @@ class ChartSet:
             raise ValueError(f"chart name {name!r}: use lowercase letters, digits and '-'")
         if name in self.charts:
             raise ValueError(f"two charts are named {name!r}")
+        for index, trace in enumerate(figure.data):  # plotly draws a random uid into the SVG and HTML otherwise
+            if trace.uid is None:
+                trace.uid = hashlib.sha256(f"{name}/{index}".encode()).hexdigest()[:6]
         chart = Chart(name, title, figure, width, height, group)
         self.charts[name] = chart
         return chart
