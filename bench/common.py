@@ -10,9 +10,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from reportgen.backends.base import GenerationRequest  # noqa: E402
-from reportgen.config import GenerationSettings  # noqa: E402
-from reportgen.prompts import load_prompt_set  # noqa: E402
-from reportgen.runner import requests_for  # noqa: E402
+from reportgen.study.config import GenerationSettings  # noqa: E402
+from reportgen.study.prompts import load_prompt_set  # noqa: E402
+from reportgen.run.runner import requests_for  # noqa: E402
 
 DEMO_PROMPTS = ROOT / "configs" / "prompts" / "demo.yaml"
 TOPICS = [  # fills up to --prompts beyond the demo set

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from common import demo_requests  # noqa: E402
 from reportgen.backends.base import GenerationRequest  # noqa: E402
 from reportgen.backends.llamacpp import LlamaCppBackend  # noqa: E402
-from reportgen.config import GenerationSettings, GGUFSource, ModelConfig  # noqa: E402
+from reportgen.study.config import GenerationSettings, GGUFSource, ModelConfig  # noqa: E402
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -74,7 +74,7 @@ def main() -> None:
 
     runners = [("direct", run_direct), ("backend", run_backend)]
     if not args.no_transformers:
-        from reportgen.backends.hf import TransformersBackend
+        from reportgen.backends.transformers.backend import TransformersBackend
 
         hf = TransformersBackend(model.model_copy(update={"backend": "transformers", "threads": args.threads}))
         hf.load()

@@ -2,7 +2,7 @@
 
 Same prompts (the first 32 of configs/prompts/demo.yaml when it exists, else 32 built-in ones), 32 new
 tokens, greedy, the demo model (SmolLM2-135M-Instruct, its GGUF converted once by
-``reportgen.gguf_convert.converted_model_dir``), float32, same torch thread count for both.
+``reportgen.backends.transformers.gguf.converted_model_dir``), float32, same torch thread count for both.
 
 (a) naive: ``pipeline("text-generation")`` called once per prompt, on the same prompt text the backend
     feeds (chat template applied), as a user would write it;
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from common import demo_requests
-from reportgen.config import ModelConfig
+from reportgen.study.config import ModelConfig
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -90,7 +90,7 @@ def main() -> None:
     from transformers import pipeline
     from transformers.utils import logging as hf_logging
 
-    from reportgen.backends.hf import TransformersBackend
+    from reportgen.backends.transformers.backend import TransformersBackend
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

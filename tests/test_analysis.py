@@ -11,10 +11,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from reportgen import analysis  # noqa: E402
-from reportgen.config import load_config  # noqa: E402
+from reportgen.analysis import statements as analysis  # noqa: E402
+from reportgen.study.config import load_config  # noqa: E402
 from reportgen.errors import ClaimError, ConfigError  # noqa: E402
-from reportgen.model_specs import spec_for_model, spec_table, study_specs, table_value  # noqa: E402
+from reportgen.specs.study import spec_for_model, spec_table, study_specs, table_value  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = ROOT / "configs" / "assignment.yaml"
@@ -414,7 +414,7 @@ def test_bits_per_byte_statement_follows_the_intervals():
 
     import pandas as pd
 
-    from reportgen.analysis import _lm_statement
+    from reportgen.analysis.statements import _lm_statement
 
     def lm(rows):
         return types.SimpleNamespace(lm=pd.DataFrame(

@@ -12,13 +12,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from reportgen.backends.base import GenerationRequest
-from reportgen.backends.hf import (
+from reportgen.backends.transformers.backend import (
     CPU_BATCH_CAP,
     TransformersBackend,
     _buckets,
     _ThreadGovernor,
 )
-from reportgen.config import GenerationSettings, ModelConfig
+from reportgen.study.config import GenerationSettings, ModelConfig
 from reportgen.errors import BackendError
 
 SYSTEM = "You are a helpful assistant."
@@ -136,7 +136,7 @@ def test_seq2seq_t5(tiny_t5_dir):
 def test_gguf_source(tiny_gguf_path, tiny_llama_dir, tmp_path):
     b = backend(tiny_gguf_path)
     parts = b.fingerprint_parts()
-    from reportgen.fingerprint import file_digest
+    from reportgen.util.hashing import file_digest
 
     assert parts["source"] == "gguf" and parts["weights"] == file_digest(tiny_gguf_path)
     assert not (tmp_path / "reportgen-cache" / "gguf").exists()  # the fingerprint did not convert anything
@@ -394,7 +394,7 @@ def test_hub_repo_found_in_cache(tiny_llama_dir, tmp_path, monkeypatch):
     (repo / "refs" / "main").write_text(commit)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     b = TransformersBackend(ModelConfig(id="m", name="m", source={"type": "hub", "repo": "someone/tiny-llama"}))
-    from reportgen.fingerprint import folder_digest
+    from reportgen.util.hashing import folder_digest
 
     assert b.fingerprint_parts()["weights"] == folder_digest(repo / "snapshots" / commit)
     assert summary(b.generate(requests(prompts=["Hi"]))) == summary(backend(tiny_llama_dir).generate(requests(prompts=["Hi"])))

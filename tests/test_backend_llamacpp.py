@@ -15,7 +15,7 @@ import pytest
 
 from reportgen.backends import create_backend
 from reportgen.backends.base import GenerationRequest
-from reportgen.config import GenerationSettings, GGUFSource, HTTPSource, ModelConfig
+from reportgen.study.config import GenerationSettings, GGUFSource, HTTPSource, ModelConfig
 from reportgen.errors import MissingExtraError
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from reportgen.config import load_config
+from reportgen.study.config import load_config
 
 ROOT = Path(__file__).parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -69,7 +69,7 @@ def assert_charts_drawn_and_links_resolve(page) -> int:
 
 
 def test_assignment_report_in_chromium(browser, tmp_path: Path):
-    from reportgen.render import render_report
+    from reportgen.report.assemble import render_report
 
     render_report(load_config(ROOT / "configs" / "assignment.yaml"), out_dir=tmp_path, formats=["html"])
     page, problems = open_report(browser, tmp_path / "report.html")
@@ -91,7 +91,7 @@ def test_report_with_results_in_chromium(browser, tmp_path: Path):
     error, no request leaves the folder, the samples open."""
     from test_sections import MANIFEST, make_study, old_lora_outputs
 
-    from reportgen.render import render_report
+    from reportgen.report.assemble import render_report
 
     study, tables, deltas = make_study(tmp_path, old_lora=old_lora_outputs(), samples="all")
     render_report(study, out_dir=tmp_path / "report", formats=["html"], tables=tables, deltas=deltas, manifest=MANIFEST)

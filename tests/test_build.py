@@ -7,9 +7,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from reportgen.cli import main
-from reportgen.config import load_config
-from reportgen.pipeline import build_study
+from reportgen.cli.commands import main
+from reportgen.study.config import load_config
+from reportgen.build import build_study
 
 from tiny_models import make_tiny_llama
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reportgen.config import load_config
-from reportgen.render import render_in_memory
+from reportgen.study.config import load_config
+from reportgen.report.assemble import render_in_memory
 
 ROOT = Path(__file__).parent.parent
 

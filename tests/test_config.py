@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reportgen.cli import main
-from reportgen.config import GenerationSettings, load_config
+from reportgen.cli.commands import main
+from reportgen.study.config import GenerationSettings, load_config
 from reportgen.errors import ConfigError
-from reportgen.prompts import load_prompt_set
+from reportgen.study.prompts import load_prompt_set
 
 GOOD = """\
 title: A study
@@ -216,7 +216,7 @@ def test_validate_the_shipped_configs():
 
 def test_the_readme_example_config_is_valid(tmp_path: Path):
     """The config a new user copies from the README loads, and its claims parse."""
-    from reportgen.analysis import parse_claims
+    from reportgen.analysis.statements import parse_claims
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     block = readme.split("### A study config", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from reportgen.cli import main
-from reportgen.config import load_config
+from reportgen.cli.commands import main
+from reportgen.study.config import load_config
 
 CARD = """---
 library_name: peft

@@ -1,4 +1,4 @@
-from reportgen.memory import MemorySampler
+from reportgen.util.memory import MemorySampler
 
 
 def test_sampler_sees_a_short_lived_allocation():

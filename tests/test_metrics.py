@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reportgen import metrics as M
-from reportgen.metrics import METRICS
+from reportgen.stats import metrics as M
+from reportgen.stats.metrics import METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,7 +202,7 @@ def test_duplicate_and_unknown_names_fail():
 
 def test_import_is_light():
     code = (
-        "import sys, reportgen.metrics; "
+        "import sys, reportgen.stats.metrics; "
         "print(sorted(m for m in ('torch', 'rouge_score', 'nltk', 'sacrebleu', 'pandas') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

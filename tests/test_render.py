@@ -19,16 +19,16 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from reportgen.config import load_config  # noqa: E402
+from reportgen.study.config import load_config  # noqa: E402
 from reportgen.errors import ClaimError, RenderError  # noqa: E402
-from reportgen.render import render_in_memory, render_report, replace_between_markers  # noqa: E402
-from reportgen.render import context as ctx  # noqa: E402
-from reportgen.render.charts import static_charts_available  # noqa: E402
-from reportgen.render.html import WRAPPER_VARIABLES  # noqa: E402
-from reportgen.render.markdown import insert_toc, markdown_to_html, md_cell, md_code, md_escape, md_link, slugify  # noqa: E402
-from reportgen.render.pdf import ReportFolderFetcher, render_pdf  # noqa: E402
-from reportgen.render.templates import FILTERS, default_templates_dir, make_environment  # noqa: E402
-from reportgen.render.write import write_files  # noqa: E402
+from reportgen.report.assemble import render_in_memory, render_report, replace_between_markers  # noqa: E402
+from reportgen.report import context as ctx  # noqa: E402
+from reportgen.report.charts import static_charts_available  # noqa: E402
+from reportgen.report.html import WRAPPER_VARIABLES  # noqa: E402
+from reportgen.report.markdown import insert_toc, markdown_to_html, md_cell, md_code, md_escape, md_link, slugify  # noqa: E402
+from reportgen.report.pdf import ReportFolderFetcher, render_pdf  # noqa: E402
+from reportgen.report.templates import FILTERS, default_templates_dir, make_environment  # noqa: E402
+from reportgen.util.atomic import write_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = ROOT / "configs" / "assignment.yaml"
@@ -359,7 +359,7 @@ def assert_no_html_injection(html: str) -> None:
 
 def assert_markdown_is_inert(markdown: str) -> None:
     """Parse as GitHub would: raw HTML only from our templates, links only http(s)/#, images only our charts."""
-    from reportgen.render.markdown import _parser
+    from reportgen.report.markdown import _parser
 
     ours = re.compile(r'^(<div class="(table-wrap[^"]*|chart)"( data-chart="[a-z0-9-]+")?>(</div>)?|</div>|<details>|</details>|<summary>Raw config.json</summary>|<!-- reportgen:\w+ -->|<br>)\s*$')
     for token in _parser().parse(markdown):
@@ -539,7 +539,7 @@ def test_timestamp_only_when_asked(tmp_path, monkeypatch):
 
 
 def test_write_plotly_js_once(tmp_path):
-    from reportgen.render.charts import write_plotly_js
+    from reportgen.report.charts import write_plotly_js
 
     first = write_plotly_js(tmp_path)
     stamp = first.stat().st_mtime_ns
@@ -551,7 +551,7 @@ def test_chart_trace_ids_are_stable_across_processes():
     """plotly gives traces random uids, which end up in the SVG and the HTML; ChartSet fixes them by name."""
     import plotly.graph_objects as go
 
-    from reportgen.render.charts import ChartSet
+    from reportgen.report.charts import ChartSet
 
     def uids():
         charts = ChartSet()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from reportgen.config import load_config
-from reportgen.runner import run_study, store_path
+from reportgen.study.config import load_config
+from reportgen.run.runner import run_study, store_path
 from reportgen.store import Store
 
 from tiny_models import make_tiny_llama
@@ -137,7 +137,7 @@ def test_kill_9_mid_run_then_resume_gives_a_complete_store(study_folder: Path):
     study = load_config(config)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "reportgen.cli", "run", str(config), "--models", "llama"],
+        [sys.executable, "-m", "reportgen", "run", str(config), "--models", "llama"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     database = store_path(study)

@@ -20,19 +20,19 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from reportgen import analysis  # noqa: E402
-from reportgen.aggregate import compute_tables  # noqa: E402
+from reportgen.analysis import statements as analysis  # noqa: E402
+from reportgen.stats.aggregate import compute_tables  # noqa: E402
 from reportgen.backends.base import GenerationResult, LogLikelihoodResult  # noqa: E402
-from reportgen.config import load_config  # noqa: E402
+from reportgen.study.config import load_config  # noqa: E402
 from reportgen.errors import ClaimError  # noqa: E402
-from reportgen.model_specs import study_specs  # noqa: E402
-from reportgen.prompts import load_prompt_set  # noqa: E402
-from reportgen.render import render_in_memory, render_report  # noqa: E402
-from reportgen.render import charts as ch  # noqa: E402
-from reportgen.render.charts import static_charts_available  # noqa: E402
-from reportgen.render.format import metric_value  # noqa: E402
-from reportgen.render.markdown import _parser, headings  # noqa: E402
-from reportgen.render.write import write_files  # noqa: E402
+from reportgen.specs.study import study_specs  # noqa: E402
+from reportgen.study.prompts import load_prompt_set  # noqa: E402
+from reportgen.report.assemble import render_in_memory, render_report  # noqa: E402
+from reportgen.report import charts as ch  # noqa: E402
+from reportgen.report.charts import static_charts_available  # noqa: E402
+from reportgen.format import metric_value  # noqa: E402
+from reportgen.report.markdown import _parser, headings  # noqa: E402
+from reportgen.util.atomic import write_files  # noqa: E402
 from reportgen.store import Store  # noqa: E402
 
 needs_chromium = pytest.mark.skipif(not static_charts_available(), reason="no Chrome/Chromium for kaleido's SVG export")
@@ -211,7 +211,7 @@ def fill_store(path: Path, outputs: dict[str, dict[str, str]], *, old_lora: dict
 
 def make_study(folder: Path, outputs=None, *, old_lora=None, failures=None, claims=(), samples=6):
     """(study, tables, deltas) for a synthetic study in ``folder``."""
-    from reportgen.pipeline import retraining_delta
+    from reportgen.build import retraining_delta
 
     study = load_config(write_study(folder, claims=claims, samples=samples))
     fill_store(folder / "results.sqlite", outputs or default_outputs(), old_lora=old_lora, failures=failures)
@@ -635,7 +635,7 @@ def test_nothing_crosses_the_right_margin_of_the_pdf(rendered, tmp_path):
 
 
 def test_without_chromium_the_charts_are_named_not_drawn(synthetic, tmp_path, monkeypatch):
-    from reportgen.render import charts
+    from reportgen.report import charts
 
     _, study, tables, deltas = synthetic
     monkeypatch.setattr(charts, "static_charts_available", lambda: False)
@@ -688,7 +688,7 @@ def test_metric_value(metric, value, kwargs, shown):
 def test_chart_builders_draw_nothing_from_empty_frames():
     import pandas as pd
 
-    from reportgen.aggregate import CATEGORY_COLUMNS, EFFICIENCY_COLUMNS, LM_COLUMNS, SUMMARY_COLUMNS
+    from reportgen.stats.aggregate import CATEGORY_COLUMNS, EFFICIENCY_COLUMNS, LM_COLUMNS, SUMMARY_COLUMNS
 
     names, colours = {"a": "A"}, {"a": ch.PALETTE[0]}
     summary, efficiency = pd.DataFrame(columns=SUMMARY_COLUMNS), pd.DataFrame(columns=EFFICIENCY_COLUMNS)
@@ -706,8 +706,8 @@ def test_model_colours_follow_the_study_order():
 
 
 def test_each_model_has_one_colour_in_every_chart(synthetic):
-    from reportgen.render.charts import ChartSet
-    from reportgen.render.sections import result_charts
+    from reportgen.report.charts import ChartSet
+    from reportgen.report.sections import result_charts
 
     _, study, tables, deltas = synthetic
     charts = ChartSet()

@@ -13,7 +13,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from reportgen import specs  # noqa: E402
+from reportgen.specs import extract as specs  # noqa: E402
 from reportgen.errors import ConfigError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ def load(path: Path) -> dict:
 
 
 def test_import_is_light():
-    code = "import sys, reportgen.specs; print(sorted(m for m in ('torch','transformers','gguf','peft') if m in sys.modules))"
+    code = "import sys, reportgen.specs.extract; print(sorted(m for m in ('torch','transformers','gguf','peft') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
 

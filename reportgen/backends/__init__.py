@@ -6,11 +6,11 @@ import difflib
 import importlib
 
 from reportgen.backends.base import Backend
-from reportgen.config import ModelConfig
+from reportgen.study.config import ModelConfig
 from reportgen.errors import ConfigError
 
 REGISTRY: dict[str, str] = {
-    "transformers": "reportgen.backends.hf:TransformersBackend",
+    "transformers": "reportgen.backends.transformers.backend:TransformersBackend",
     "llamacpp": "reportgen.backends.llamacpp:LlamaCppBackend",
     "http": "reportgen.backends.http:HTTPBackend",
 }

@@ -11,7 +11,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any
 
-from reportgen.config import GenerationSettings, ModelConfig
+from reportgen.study.config import GenerationSettings, ModelConfig
 
 
 @dataclass(frozen=True)

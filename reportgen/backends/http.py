@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from reportgen.backends.base import Backend, GenerationRequest, GenerationResult, LoadInfo
-from reportgen.config import HTTPSource, ModelConfig
+from reportgen.study.config import HTTPSource, ModelConfig
 from reportgen.errors import BackendError, ConfigError
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})  # and every other 5xx

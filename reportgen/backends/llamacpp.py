@@ -39,9 +39,9 @@ from reportgen.backends.base import (
     LoadInfo,
     LogLikelihoodResult,
 )
-from reportgen.config import GGUFSource, ModelConfig
+from reportgen.study.config import GGUFSource, ModelConfig
 from reportgen.errors import BackendError, ConfigError, MissingExtraError
-from reportgen.fingerprint import file_digest
+from reportgen.util.hashing import file_digest
 
 DEFAULT_N_CTX = 2048
 SCORE_CHUNK = 256  # positions per decode call when scoring (bounds the logits buffer: 256 × n_vocab floats)

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reportgen.config import GGUFSource, HubSource, LocalSource, ModelConfig
+from reportgen.study.config import GGUFSource, HubSource, LocalSource, ModelConfig
 from reportgen.errors import ConfigError
-from reportgen.specs import read_json_object
+from reportgen.specs.extract import read_json_object
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from reportgen.config import Study
-    from reportgen.specs import ModelSpec
+    from reportgen.study.config import Study
+    from reportgen.specs.extract import ModelSpec
 
 __all__ = ["ModelFiles", "model_files", "spec_for_model", "spec_table", "study_specs", "SPEC_COLUMNS"]
 
@@ -82,7 +82,7 @@ def model_files(model: ModelConfig) -> ModelFiles:
 
 def spec_for_model(model: ModelConfig) -> ModelSpec | None:
     """The spec of one model, or ``None`` when nothing describes it (an endpoint without a vendored config)."""
-    from reportgen import specs
+    from reportgen.specs import extract as specs
 
     files = model_files(model)
     spec: ModelSpec | None

@@ -125,7 +125,7 @@ def metric_label(name: str) -> str:
 
 
 def _unit(name: str) -> str:
-    from reportgen.metrics import METRICS
+    from reportgen.stats.metrics import METRICS
 
     metric = METRICS.get(name)
     if metric is not None:

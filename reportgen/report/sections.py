@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from reportgen import analysis
-from reportgen.render.context import (
+from reportgen.analysis import statements as analysis
+from reportgen.report.context import (
     AnalysisGroup,
     RetrainingView,
     SampleOutput,
@@ -29,14 +29,14 @@ from reportgen.render.context import (
     Table,
     empty_table,
 )
-from reportgen.render.format import MISSING, human_bytes, metric_ci, metric_label, metric_value, num, percent
-from reportgen.render.markdown import md_cell, md_code, md_escape, md_inline_code
+from reportgen.format import MISSING, human_bytes, metric_ci, metric_label, metric_value, num, percent
+from reportgen.report.markdown import md_cell, md_code, md_escape, md_inline_code
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reportgen.aggregate import Tables
-    from reportgen.config import Study
-    from reportgen.render.charts import ChartSet
-    from reportgen.specs import ModelSpec
+    from reportgen.stats.aggregate import Tables
+    from reportgen.study.config import Study
+    from reportgen.report.charts import ChartSet
+    from reportgen.specs.extract import ModelSpec
 
 __all__ = [
     "analysis_groups",
@@ -87,7 +87,7 @@ def _model_header(study: Study, model_id: str) -> str:
 
 
 def _arrow(metric: str) -> str:
-    from reportgen.metrics import METRICS
+    from reportgen.stats.metrics import METRICS
 
     metric_def = METRICS.get(metric)
     if metric_def is None or metric_def.higher_is_better is None:
@@ -143,7 +143,7 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
     if show_lm:
         header.append("Bits per byte ↓<br>[95% CI]")
     header.append("Failed")
-    from reportgen.metrics import METRICS
+    from reportgen.stats.metrics import METRICS
 
     best = {
         "headline": _best({m: r["mean"] for m, r in means.items()}, METRICS[headline].higher_is_better if headline else None),
@@ -176,7 +176,7 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
 
 
 def _metric_rows(study: Study, tables: Tables, metrics: Sequence[str]) -> list[list[str]]:
-    from reportgen.metrics import METRICS
+    from reportgen.stats.metrics import METRICS
 
     rows = []
     summary = tables.summary
@@ -198,7 +198,7 @@ def _metric_rows(study: Study, tables: Tables, metrics: Sequence[str]) -> list[l
 
 def quality_tables(study: Study, tables: Tables) -> list[Table]:
     """Two Tables, rows = metrics and columns = models: the reference metrics, then the text statistics."""
-    from reportgen.metrics import METRICS
+    from reportgen.stats.metrics import METRICS
 
     header = ["Metric", *(_model_header(study, m) for m in tables.model_ids), "n"]
     align = ["left", *("right" for _ in tables.model_ids), "right"]
@@ -229,7 +229,7 @@ def category_table(study: Study, tables: Tables, headline: str | None) -> Table:
     categories = list(dict.fromkeys(frame["category"]))
     if len(categories) < 2:
         return empty_table()
-    from reportgen.metrics import METRICS
+    from reportgen.stats.metrics import METRICS
 
     header = ["Category", *(_model_header(study, m) for m in tables.model_ids), "n"]
     rows = []
@@ -347,7 +347,7 @@ def _chart_caption(text: str) -> str:
 
 def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequence[Any], headline: str | None) -> None:
     """Add the result charts to ``charts`` (quality per metric, speed, memory, trade-off, category, bits per byte, retraining)."""
-    from reportgen.render import charts as ch
+    from reportgen.report import charts as ch
 
     names = _display(study)
     colours = ch.model_colours([m.id for m in study.models])

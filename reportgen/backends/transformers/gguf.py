@@ -24,13 +24,13 @@ import uuid
 from pathlib import Path
 
 from reportgen.errors import BackendError, MissingExtraError
-from reportgen.fingerprint import cache_dir, file_digest, write_json_atomic
+from reportgen.util.hashing import cache_dir, file_digest, write_json_atomic
 
 CONVERSION_INFO = "reportgen-conversion.json"
 _TMP_PREFIX = ".tmp-"
 
 
-# Digests and the cache folder live in reportgen.fingerprint (one implementation, one digest cache).
+# Digests and the cache folder live in reportgen.util.hashing (one implementation, one digest cache).
 default_cache_dir = cache_dir
 
 

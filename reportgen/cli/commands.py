@@ -23,7 +23,7 @@ def _console():
 
 
 def _load(config: Path):
-    from reportgen.config import load_config
+    from reportgen.study.config import load_config
 
     return load_config(config)
 
@@ -50,20 +50,20 @@ def main() -> None:
 @config_argument
 def validate(config: Path) -> None:
     """Check a study config and every file it names, without running anything."""
-    from reportgen.config import missing_files
+    from reportgen.study.config import missing_files
     from reportgen.errors import ConfigError
 
     study = _load(config)
     problems = missing_files(study)
     if study.prompts is not None and study.prompts.exists():
-        from reportgen.prompts import load_prompt_set
+        from reportgen.study.prompts import load_prompt_set
 
         try:
             load_prompt_set(study.prompts)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if study.claims:
-        from reportgen.analysis import parse_claims
+        from reportgen.analysis.statements import parse_claims
 
         try:
             parse_claims(study)
@@ -79,14 +79,14 @@ def validate(config: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 def specs(config: Path, as_json: bool) -> None:
     """Print the specification table of every model (from config.json, adapter_config.json, GGUF metadata)."""
-    from reportgen.model_specs import study_specs
+    from reportgen.specs.study import study_specs
 
     study = _load(config)
     table = study_specs(study)
     if as_json:
         click.echo(json.dumps({mid: s.as_dict() if s else None for mid, s in table.items()}, indent=2, default=str))
         return
-    from reportgen.specs_table import print_specs
+    from reportgen.specs.fields import print_specs
 
     print_specs(study, table, _console())
 
@@ -97,13 +97,13 @@ def specs(config: Path, as_json: bool) -> None:
 @click.option("--title", default=None, help="Study title.")
 def init(folders: tuple[Path, ...], output: Path | None, title: str | None) -> None:
     """Write a study config for model folders and .gguf files (facts from their files; TODO where unknown)."""
-    from reportgen.init import study_yaml_for
+    from reportgen.study.init import study_yaml_for
 
     text = study_yaml_for(list(folders), title=title, relative_to=output.parent if output else Path.cwd())
     if output is None:
         click.echo(text, nl=False)
     else:
-        from reportgen.render.write import atomic_write as write_atomic
+        from reportgen.util.atomic import atomic_write as write_atomic
 
         write_atomic(output, text)
         _console().print(f"wrote {output}; fill in the TODO fields, then run `reportgen validate {output}`")
@@ -120,7 +120,7 @@ def run(config: Path, model_ids: str | None, force: bool) -> None:
 
 def _run(study, model_ids: str | None, force: bool):
     from reportgen.errors import ReportgenError
-    from reportgen.runner import run_study
+    from reportgen.run.runner import run_study
 
     console = _console()
     ids = [m.strip() for m in model_ids.split(",") if m.strip()] if model_ids else None
@@ -146,7 +146,7 @@ def _run(study, model_ids: str | None, force: bool):
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="Report folder.")
 def render(config: Path, templates_dir: Path | None, into: Path | None, single_file: bool, out_dir: Path | None) -> None:
     """Write the study as README.md, report.html and report.pdf (from the store; never loads a model)."""
-    from reportgen.pipeline import render_study
+    from reportgen.build import render_study
 
     study = _load(config)
     for path in render_study(study, templates_dir=templates_dir, into=into, single_file=single_file, out_dir=out_dir, log=_console().print):
@@ -159,7 +159,7 @@ def render(config: Path, templates_dir: Path | None, into: Path | None, single_f
 @click.option("--templates", "templates_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None)
 def build(config: Path | None, force: bool, templates_dir: Path | None) -> None:
     """Run what changed, then render what changed (default config: configs/demo.yaml)."""
-    from reportgen.pipeline import build_study
+    from reportgen.build import build_study
 
     study = _load(config or DEFAULT_CONFIG)
     build_study(study, force=force, templates_dir=templates_dir, log=_console().print, progress_factory=_progress)
@@ -171,7 +171,7 @@ def build(config: Path | None, force: bool, templates_dir: Path | None) -> None:
 @click.option("--json", "json_file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write all tables as JSON here.")
 def metrics(config: Path, csv_dir: Path | None, json_file: Path | None) -> None:
     """Print the metric tables (with 95% confidence intervals) computed from the store."""
-    from reportgen.pipeline import metric_tables, print_tables, write_tables
+    from reportgen.build import metric_tables, print_tables, write_tables
 
     study = _load(config)
     tables = metric_tables(study)
@@ -186,7 +186,7 @@ def metrics(config: Path, csv_dir: Path | None, json_file: Path | None) -> None:
 @click.option("--model", "model_id", required=True, help="The model whose runs to compare.")
 def diff(config: Path, model_id: str) -> None:
     """What changed between a model's last two runs (every metric, with significance)."""
-    from reportgen.pipeline import print_diff
+    from reportgen.build import print_diff
 
     print_diff(_load(config), model_id, _console())
 

@@ -13,9 +13,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from reportgen.config import Strict
+from reportgen.study.config import Strict
 from reportgen.errors import ConfigError
-from reportgen.yamlfile import load_yaml, validate
+from reportgen.study.yamlfile import load_yaml, validate
 
 PROMPT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from reportgen.errors import ConfigError
-from reportgen.yamlfile import Loc, format_loc, load_yaml, validate
+from reportgen.study.yamlfile import Loc, format_loc, load_yaml, validate
 
 PLACEHOLDER = "TODO"  # written by `reportgen init` for facts it cannot know; `validate` reports it
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"

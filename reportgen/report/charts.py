@@ -25,7 +25,7 @@ from reportgen.errors import RenderError
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
-    from reportgen.specs import ModelSpec
+    from reportgen.specs.extract import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def write_plotly_js(out_dir) -> "pathlib.Path":  # noqa: F821 (imported inside)
     """Write plotly.min.js next to the report, once: an identical file already there is left alone."""
     from pathlib import Path
 
-    from reportgen.render.write import atomic_write
+    from reportgen.util.atomic import atomic_write
 
     target = Path(out_dir) / PLOTLY_JS
     data = plotly_js()
@@ -221,7 +221,7 @@ def spec_size_figure(specs: Mapping[str, ModelSpec], names: Mapping[str, str]) -
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from reportgen.render.format import human_bytes, human_count
+    from reportgen.format import human_bytes, human_count
 
     rows = [(m, s) for m, s in specs.items() if s.parameters]
     if not rows:
@@ -316,8 +316,8 @@ def _capital(label: str) -> str:
 
 
 def _axis_label(metric: str) -> str:
-    from reportgen.metrics import METRICS
-    from reportgen.render.format import metric_label
+    from reportgen.stats.metrics import METRICS
+    from reportgen.format import metric_label
 
     unit = METRICS[metric].unit if metric in METRICS else ""
     label = metric_label(metric)
@@ -331,7 +331,7 @@ def _axis_label(metric: str) -> str:
 
 
 def _metric_range(metric: str, highest: float) -> list[float] | None:
-    from reportgen.metrics import METRICS
+    from reportgen.stats.metrics import METRICS
 
     unit = METRICS[metric].unit if metric in METRICS else ""
     if unit in ("share", "F1 (0–1)"):
@@ -371,7 +371,7 @@ def quality_figure(summary, metric: str, names, colours, order=None) -> go.Figur
     """One reference metric per model: the mean as a bar, its 95% bootstrap CI as an error bar."""
     import plotly.graph_objects as go
 
-    from reportgen.render.format import metric_label, metric_value
+    from reportgen.format import metric_label, metric_value
 
     rows = _summary_rows(summary, metric, order)
     if rows.empty:
@@ -405,7 +405,7 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from reportgen.render.format import metric_value
+    from reportgen.format import metric_value
 
     rows = efficiency[efficiency["tokens_per_s"].map(_finite) | efficiency["latency_p50_s"].map(_finite)]
     if rows.empty:
@@ -453,7 +453,7 @@ def memory_figure(efficiency, names, colours) -> go.Figure | None:
     """Peak memory while generating (solid) and the weights' memory (hatched) per model."""
     import plotly.graph_objects as go
 
-    from reportgen.render.format import human_bytes
+    from reportgen.format import human_bytes
 
     rows = efficiency[efficiency["peak_memory_bytes"].map(_finite) | efficiency["weight_bytes"].map(_finite)]
     if rows.empty:
@@ -488,7 +488,7 @@ def tradeoff_figure(summary, efficiency, metric: str, names, colours, front: lis
     """
     import plotly.graph_objects as go
 
-    from reportgen.render.format import metric_label, metric_value
+    from reportgen.format import metric_label, metric_value
 
     quality = {r.model_id: r for r in _summary_rows(summary, metric).itertuples()}
     speed = {r.model_id: float(r.tokens_per_s) for r in efficiency.itertuples() if _finite(r.tokens_per_s)}
@@ -533,7 +533,7 @@ def category_figure(category_summary, metric: str, names, colours, order=None) -
     """``metric`` per category (x) and model (grouped bars, one colour per model), with 95% CIs."""
     import plotly.graph_objects as go
 
-    from reportgen.render.format import metric_label
+    from reportgen.format import metric_label
 
     rows = category_summary[(category_summary["metric"] == metric) & category_summary["mean"].map(_finite)]
     if rows.empty or rows["category"].nunique() < 2:
@@ -566,7 +566,7 @@ def bits_per_byte_figure(lm, names, colours) -> go.Figure | None:
     """Bits per byte on the reference texts per model (lower is better), with the bootstrap CI."""
     import plotly.graph_objects as go
 
-    from reportgen.render.format import metric_value
+    from reportgen.format import metric_value
 
     rows = lm[lm["bits_per_byte"].map(_finite)] if len(lm) else lm
     if rows is None or rows.empty:
@@ -600,8 +600,8 @@ def retraining_figure(deltas, colour: str) -> go.Figure | None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from reportgen.metrics import METRICS
-    from reportgen.render.format import metric_label
+    from reportgen.stats.metrics import METRICS
+    from reportgen.format import metric_label
 
     if deltas is None or deltas.empty:
         return None

@@ -13,11 +13,11 @@ from typing import Callable
 
 import pandas as pd
 
-from reportgen.aggregate import Tables, compute_tables, latest_results, per_prompt_frame, run_delta
-from reportgen.config import Study
+from reportgen.stats.aggregate import Tables, compute_tables, latest_results, per_prompt_frame, run_delta
+from reportgen.study.config import Study
 from reportgen.errors import ReportgenError
-from reportgen.prompts import PromptSet
-from reportgen.runner import store_path, study_prompt_set
+from reportgen.study.prompts import PromptSet
+from reportgen.run.runner import store_path, study_prompt_set
 from reportgen.store import Store
 
 Log = Callable[[str], None]
@@ -43,7 +43,7 @@ def metric_tables(study: Study, *, must_exist: bool = True) -> Tables | None:
 
 def format_metric(metric: str, value: float) -> str:
     """The terminal writes numbers exactly as the report does."""
-    from reportgen.render.format import metric_value
+    from reportgen.format import metric_value
 
     return metric_value(metric, value)
 
@@ -97,7 +97,7 @@ def print_tables(tables: Tables, console) -> None:
 
 
 def write_tables(tables: Tables, *, csv_dir: Path | None = None, json_file: Path | None = None) -> list[Path]:
-    from reportgen.render.write import atomic_write as write_atomic
+    from reportgen.util.atomic import atomic_write as write_atomic
 
     frames = {
         "per_prompt": tables.per_prompt,
@@ -144,7 +144,7 @@ class RetrainingDelta:
 
 def retraining_delta(store: Store, study: Study, prompt_set: PromptSet, model_id: str) -> RetrainingDelta | None:
     """The change of a model between its last two fingerprints (None if it has had only one)."""
-    from reportgen.aggregate import history_frame, metric_columns
+    from reportgen.stats.aggregate import history_frame, metric_columns
 
     results = store.results_frame()
     history = history_frame(store.model_runs_frame(), results, model_id, prompt_set)
@@ -237,7 +237,7 @@ def render_study(
     log: Log = print,
 ) -> list[Path]:
     """Render the report from the specs and whatever the store holds; never loads a model."""
-    from reportgen import render
+    from reportgen.report import assemble as render
 
     inputs = report_inputs(study).as_kwargs()
     if into is not None:
@@ -263,7 +263,7 @@ def render_inputs(study: Study, templates_dir: Path | None) -> dict[str, str]:
     import hashlib
 
     import reportgen
-    from reportgen.render.templates import default_templates_dir
+    from reportgen.report.templates import default_templates_dir
 
     named: list[Path] = [study.path]
     if study.prompts is not None and study.prompts.exists():
@@ -309,8 +309,8 @@ def build_study(
 ) -> BuildResult:
     """Run the models whose inputs changed, then re-render the formats whose inputs changed."""
     from reportgen.errors import ReportgenError
-    from reportgen.render.write import atomic_write
-    from reportgen.runner import run_study
+    from reportgen.util.atomic import atomic_write
+    from reportgen.run.runner import run_study
 
     reran: list[str] = []
     failed = []

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 from reportgen.errors import RenderError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reportgen.aggregate import Tables
-    from reportgen.config import Study
-    from reportgen.pipeline import RetrainingDelta
-    from reportgen.render.charts import ChartSet
-    from reportgen.render.context import ReportContext
+    from reportgen.stats.aggregate import Tables
+    from reportgen.study.config import Study
+    from reportgen.build import RetrainingDelta
+    from reportgen.report.charts import ChartSet
+    from reportgen.report.context import ReportContext
 
 __all__ = ["FORMATS", "OUTPUT_NAMES", "RenderedReport", "render_report", "render_in_memory", "replace_between_markers"]
 
@@ -83,7 +83,7 @@ def _generated_at(study: Study) -> str:
 
 def spec_charts(study: Study, specs: Mapping[str, Any]) -> ChartSet:
     """The charts the spec facts give: parameters and weight memory per model."""
-    from reportgen.render.charts import ChartSet, spec_size_figure
+    from reportgen.report.charts import ChartSet, spec_size_figure
 
     charts = ChartSet()
     names = {m.id: m.name for m in study.models}
@@ -99,8 +99,8 @@ def _prompt_texts(study: Study) -> dict[str, str]:
     if study.prompts is None:
         return {}
     from reportgen.errors import ReportgenError
-    from reportgen.prompts import load_prompt_set
-    from reportgen.render.sections import prompt_text
+    from reportgen.study.prompts import load_prompt_set
+    from reportgen.report.sections import prompt_text
 
     try:
         prompt_set = load_prompt_set(study.prompts)
@@ -139,19 +139,19 @@ def render_in_memory(
     latest run's manifest) add the results sections; with ``tables=None`` (or no generation in it) the
     report is the spec-only report. A claim naming a measured value is checked against ``tables``.
     """
-    from reportgen import analysis
-    from reportgen.model_specs import model_files, spec_table, study_specs
-    from reportgen.render.charts import PLOTLY_JS, plotly_js, static_charts_available
-    from reportgen.render.context import ChartView, build_context, chart_views
-    from reportgen.render.html import html_page, render_html
-    from reportgen.render.markdown import insert_toc, markdown_to_html
-    from reportgen.render.templates import make_environment, render_template
+    from reportgen.analysis import statements as analysis
+    from reportgen.specs.study import model_files, spec_table, study_specs
+    from reportgen.report.charts import PLOTLY_JS, plotly_js, static_charts_available
+    from reportgen.report.context import ChartView, build_context, chart_views
+    from reportgen.report.html import html_page, render_html
+    from reportgen.report.markdown import insert_toc, markdown_to_html
+    from reportgen.report.templates import make_environment, render_template
 
     chosen = _check_formats(formats if formats is not None else study.output.formats)
     folder = Path(out_dir) if out_dir is not None else study.output_dir
     env = make_environment(templates_dir)  # a bad --templates folder fails before any work
     if extra_context:
-        from reportgen.render.context import ReportContext
+        from reportgen.report.context import ReportContext
 
         unknown = sorted(set(extra_context) - {f.name for f in dataclasses.fields(ReportContext)})
         if unknown:
@@ -169,7 +169,7 @@ def render_in_memory(
     later: dict[str, Any] = {}
     result_points: list = []
     if results:
-        from reportgen.render.sections import result_sections
+        from reportgen.report.sections import result_sections
 
         later = result_sections(study, tables, deltas=list(deltas or []), manifest=manifest, specs=specs, charts=charts,
                                 prompts=_prompt_texts(study))
@@ -220,7 +220,7 @@ def render_in_memory(
         if divs and not single_file:
             files[PLOTLY_JS] = plotly_js()
     if "pdf" in chosen:
-        from reportgen.render.pdf import render_pdf
+        from reportgen.report.pdf import render_pdf
 
         ctx, text = body("pdf")
         page = html_page(env, ctx.variables(), markdown_to_html(text))
@@ -253,7 +253,7 @@ def render_report(
     charts, analysis, samples, what retraining changed, the run manifest; ``tables=None`` gives the
     spec-only report. Raises ConfigError / ClaimError / RenderError; on any error nothing is written.
     """
-    from reportgen.render.write import write_files
+    from reportgen.util.atomic import write_files
 
     report = render_in_memory(
         study, templates_dir=templates_dir, formats=formats, out_dir=out_dir,
@@ -269,7 +269,7 @@ def _remove_stale_charts(folder: Path, files: Mapping[str, bytes]) -> None:
 
     Only when this render drew static charts: an HTML-only render leaves the README's SVGs alone.
     """
-    from reportgen.render.charts import CHART_DIR
+    from reportgen.report.charts import CHART_DIR
 
     drawn = {name for name in files if name.startswith(f"{CHART_DIR}/")}
     if not drawn:
@@ -288,7 +288,7 @@ def replace_between_markers(path: str | Path, new_text: str) -> Path:
     The markers and everything outside them stay byte for byte. A missing or repeated marker (or an
     end before the start) raises RenderError and leaves the file untouched. Used by ``--into README.md``.
     """
-    from reportgen.render.write import atomic_write
+    from reportgen.util.atomic import atomic_write
 
     path = Path(path)
     try:

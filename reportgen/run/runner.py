@@ -19,11 +19,11 @@ from typing import Callable
 
 from reportgen.backends import create_backend
 from reportgen.backends.base import Backend, GenerationRequest
-from reportgen.config import GenerationSettings, ModelConfig, Study, config_hash
+from reportgen.study.config import GenerationSettings, ModelConfig, Study, config_hash
 from reportgen.errors import BackendError, ReportgenError
-from reportgen.fingerprint import hash_json
-from reportgen.memory import MemorySampler
-from reportgen.prompts import PromptSet, load_prompt_set
+from reportgen.util.hashing import hash_json
+from reportgen.util.memory import MemorySampler
+from reportgen.study.prompts import PromptSet, load_prompt_set
 from reportgen.store import STORE_NAME, Store
 
 Log = Callable[[str], None]
@@ -142,7 +142,7 @@ def _package_versions() -> dict[str, str]:
 
 def run_manifest(study: Study, prompt_set: PromptSet) -> dict:
     try:
-        from reportgen.hardware import hardware_summary
+        from reportgen.util.hardware import hardware_summary
 
         hardware = hardware_summary(measure_bandwidth=True)
     except Exception as exc:  # hardware facts are informative, never fatal

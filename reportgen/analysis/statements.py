@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reportgen.errors import ClaimError, ConfigError
-from reportgen.render.format import human_bytes, human_count, is_missing, num, percent, ratio
-from reportgen.render.markdown import md_escape, md_inline_code
+from reportgen.format import human_bytes, human_count, is_missing, num, percent, ratio
+from reportgen.report.markdown import md_escape, md_inline_code
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from reportgen.config import Claim, ModelConfig, Study
-    from reportgen.specs import ModelSpec
+    from reportgen.study.config import Claim, ModelConfig, Study
+    from reportgen.specs.extract import ModelSpec
 
 __all__ = [
     "Check",
@@ -529,7 +529,7 @@ def _compare(left: float, op: str, right: float) -> bool:
 
 
 def _lookup(table: pd.DataFrame, model: str, fld: str) -> Any:
-    from reportgen.model_specs import table_value
+    from reportgen.specs.study import table_value
 
     return table_value(table, model, fld)
 
@@ -803,7 +803,7 @@ def _result_names(study: Study | None, ids: Iterable[str]) -> dict[str, str]:
 
 
 def _label(metric: str) -> str:
-    from reportgen.render.format import metric_label
+    from reportgen.format import metric_label
 
     return metric_label(metric)
 
@@ -814,7 +814,7 @@ def _capital(label: str) -> str:
 
 
 def _value(metric: str, value: Any, **kw: Any) -> str:
-    from reportgen.render.format import metric_value
+    from reportgen.format import metric_value
 
     return metric_value(metric, value, **kw)
 
@@ -830,7 +830,7 @@ def has_results(tables: Any) -> bool:
 
 def quality_metrics(tables: Any) -> list[str]:
     """The reference metrics with at least one model's mean, in registry order."""
-    from reportgen.metrics import METRICS
+    from reportgen.stats.metrics import METRICS
 
     out = []
     for metric in tables.metrics:
@@ -858,7 +858,7 @@ def _means(tables: Any, metric: str) -> dict[str, dict]:
 
 
 def _ranked(means: Mapping[str, dict], metric: str) -> list[str]:
-    from reportgen.metrics import METRICS
+    from reportgen.stats.metrics import METRICS
 
     higher = METRICS[metric].higher_is_better if metric in METRICS else True
     order = list(means)
@@ -1139,7 +1139,7 @@ def output_agreement(tables: Any, a: str, b: str) -> tuple[int, int]:
 
 
 def _change_text(tables: Any, metric: str, base: str, variant: str) -> tuple[str, dict] | None:
-    from reportgen.metrics import METRICS
+    from reportgen.stats.metrics import METRICS
 
     means = _means(tables, metric)
     if base not in means or variant not in means:
@@ -1455,8 +1455,8 @@ def retraining_statement(delta: Any, name: str) -> Statement:
 
 def metric_fields() -> set[str]:
     """Every field a claim can read from the measured results: metric names, efficiency and LM columns."""
-    from reportgen.aggregate import EFFICIENCY_COLUMNS, LM_COLUMNS
-    from reportgen.metrics import METRICS
+    from reportgen.stats.aggregate import EFFICIENCY_COLUMNS, LM_COLUMNS
+    from reportgen.stats.metrics import METRICS
 
     skip = {"model_id", "device", "throughput_source", "fingerprint"}
     return set(METRICS) | {c for c in EFFICIENCY_COLUMNS + LM_COLUMNS if c not in skip}

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from reportgen.config import PLACEHOLDER
+from reportgen.study.config import PLACEHOLDER
 from reportgen.errors import ConfigError
 
 CARD_KEYS = {  # Hub front-matter key -> our card key

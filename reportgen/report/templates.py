@@ -14,8 +14,8 @@ from pathlib import Path
 import jinja2
 
 from reportgen.errors import RenderError
-from reportgen.render import format as fmt
-from reportgen.render import markdown as md
+from reportgen import format as fmt
+from reportgen.report import markdown as md
 
 REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 

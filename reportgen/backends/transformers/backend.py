@@ -3,7 +3,7 @@
 Loading
     A source resolves to a ``save_pretrained`` folder: a local path as given, a hub repo id through the
     local Hugging Face cache only (never downloaded), a GGUF file through
-    :func:`reportgen.gguf_convert.converted_model_dir` (dequantized once into a cached safetensors folder).
+    :func:`reportgen.backends.transformers.gguf.converted_model_dir` (dequantized once into a cached safetensors folder).
     Encoder-decoder configs load as ``AutoModelForSeq2SeqLM``, everything else as ``AutoModelForCausalLM``.
     A PEFT adapter is applied on top (and merged when ``adapter.merge`` is set). bitsandbytes quantization
     runs only on a CUDA GPU; elsewhere the model runs at full precision and :class:`LoadInfo` says so.
@@ -64,7 +64,7 @@ from reportgen.backends.base import (
     LoadInfo,
     LogLikelihoodResult,
 )
-from reportgen.config import (
+from reportgen.study.config import (
     GenerationSettings,
     GGUFSource,
     HubSource,
@@ -72,7 +72,7 @@ from reportgen.config import (
     ModelConfig,
 )
 from reportgen.errors import BackendError, ConfigError, MissingExtraError
-from reportgen.fingerprint import file_digest, folder_digest
+from reportgen.util.hashing import file_digest, folder_digest
 
 CPU_BATCH_CAP = 64        # a CPU decode step costs ~a weight read plus a little per row: more rows, more tokens/s
 GPU_BATCH_CAP = 256
@@ -364,7 +364,7 @@ class TransformersBackend(Backend):
             return self._local_path(source)
         if isinstance(source, HubSource):
             return self._hub_snapshot(source)
-        from reportgen.gguf_convert import converted_model_dir
+        from reportgen.backends.transformers.gguf import converted_model_dir
 
         return Path(converted_model_dir(self._gguf_path(source)))
 

@@ -9,7 +9,7 @@ Facts read straight from the config (sizes, layer counts, context length, vocabu
 packages. Exact parameter counts do: the architecture is instantiated on PyTorch's ``meta`` device
 (shapes only, no memory, no weights, well under a second even for 7B models) and its unique parameters
 are counted, so tied embeddings count once. torch / transformers / gguf are imported inside the
-functions that need them, so ``import reportgen.specs`` stays fast.
+functions that need them, so ``import reportgen.specs.extract`` stays fast.
 """
 
 from __future__ import annotations

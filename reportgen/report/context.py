@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import reportgen
 from reportgen.errors import RenderError
-from reportgen.render.format import human_bytes, human_count, is_missing, num, percent
-from reportgen.render.markdown import md_cell, md_code, md_escape, md_inline_code, md_link
+from reportgen.format import human_bytes, human_count, is_missing, num, percent
+from reportgen.report.markdown import md_cell, md_code, md_escape, md_inline_code, md_link
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reportgen.analysis import ClaimResult, Statement
-    from reportgen.config import ModelConfig, Study
-    from reportgen.model_specs import ModelFiles
-    from reportgen.render.charts import ChartSet
-    from reportgen.specs import ModelSpec
+    from reportgen.analysis.statements import ClaimResult, Statement
+    from reportgen.study.config import ModelConfig, Study
+    from reportgen.specs.study import ModelFiles
+    from reportgen.report.charts import ChartSet
+    from reportgen.specs.extract import ModelSpec
 
 TARGETS = ("markdown", "html", "pdf")
 #: The context fields only a study with measured results fills (build_context's ``later_sections``).
@@ -547,7 +547,7 @@ def _display_path(path: Path | None, base: Path | None) -> str:
 
 def api_usage_snippet(model: ModelConfig) -> str:
     """The Python snippet querying the model's HTTP endpoint ("" when the model has none)."""
-    from reportgen.config import HTTPSource
+    from reportgen.study.config import HTTPSource
 
     if not isinstance(model.source, HTTPSource):
         return ""
@@ -633,7 +633,7 @@ def build_context(
     **later_sections: Any,
 ) -> ReportContext:
     """Assemble the context. ``later_sections`` fill the results fields (RESULT_FIELDS: results_summary, samples, …)."""
-    from reportgen.analysis import claim_lines
+    from reportgen.analysis.statements import claim_lines
 
     allowed = set(RESULT_FIELDS)
     unknown = set(later_sections) - allowed

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 import jinja2
 from markupsafe import Markup
 
-from reportgen.render.charts import PLOTLY_JS
-from reportgen.render.markdown import markdown_to_html
-from reportgen.render.templates import render_template
+from reportgen.report.charts import PLOTLY_JS
+from reportgen.report.markdown import markdown_to_html
+from reportgen.report.templates import render_template
 
 #: Variables report.html.j2 gets besides the ReportContext fields (the template-context test reads this).
 WRAPPER_VARIABLES = {

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from reportgen.metrics import LN2, METRICS, PER_PROMPT_KINDS, get_metric, metrics_of_kind
+from reportgen.stats.metrics import LN2, METRICS, PER_PROMPT_KINDS, get_metric, metrics_of_kind
 
 if TYPE_CHECKING:
-    from reportgen.config import Study
-    from reportgen.prompts import PromptSet
+    from reportgen.study.config import Study
+    from reportgen.study.prompts import PromptSet
     from reportgen.store import Store
 
 N_BOOT = 2000

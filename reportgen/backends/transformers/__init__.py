@@ -1,0 +1,1 @@
+"""The transformers backend: loading, fast decoding, scoring, GGUF conversion."""

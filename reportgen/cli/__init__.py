@@ -1,0 +1,5 @@
+"""The command line: one module per command; shared options; all terminal printing."""
+
+from reportgen.cli.commands import main
+
+__all__ = ["main"]

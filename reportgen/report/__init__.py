@@ -1,0 +1,1 @@
+"""The report: assemble (gather, charts, context, formats), views, sections, charts, templates, formats."""

@@ -1,0 +1,1 @@
+"""Running models: plan what is pending, execute it, write results to the store."""

@@ -1,0 +1,1 @@
+"""Statistics over measured results: metrics, bootstrap and tests, frames, efficiency, history."""

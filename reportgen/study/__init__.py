@@ -1,0 +1,1 @@
+"""The study: its config (typed, with file:line errors), YAML loading, prompt sets, init, claims."""
