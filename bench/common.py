@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from reportgen.backends.base import GenerationRequest  # noqa: E402
+from reportgen.records import GenerationRequest# noqa: E402
 from reportgen.study.config import GenerationSettings  # noqa: E402
 from reportgen.study.prompts import load_prompt_set  # noqa: E402
 from reportgen.run.runner import requests_for  # noqa: E402

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common import demo_requests  # noqa: E402
-from reportgen.backends.base import GenerationRequest  # noqa: E402
+from reportgen.records import GenerationRequest# noqa: E402
 from reportgen.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from reportgen.study.config import GenerationSettings, GGUFSource, ModelConfig  # noqa: E402
 

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from reportgen.backends.base import GenerationResult, LoadInfo, LogLikelihoodResult
+from reportgen.records import GenerationResult, LoadInfo, LogLikelihoodResult
 from reportgen.errors import StoreError
 
 SCHEMA_VERSION = 1

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from reportgen.stats import aggregate as A
-from reportgen.backends.base import GenerationResult, LogLikelihoodResult
+from reportgen.records import GenerationResult, LogLikelihoodResult
 from reportgen.study.config import ModelConfig, Study
 from reportgen.study.prompts import Prompt, PromptSet
 from reportgen.store import Store

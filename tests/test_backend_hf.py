@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from reportgen.backends.base import GenerationRequest
+from reportgen.records import GenerationRequest
 from reportgen.backends.transformers.backend import (
     CPU_BATCH_CAP,
     TransformersBackend,

@@ -10,7 +10,7 @@ from email.utils import formatdate
 import pytest
 
 from reportgen.backends import create_backend
-from reportgen.backends.base import GenerationRequest
+from reportgen.records import GenerationRequest
 from reportgen.backends.http import HTTPBackend, api_usage_snippet, endpoint_url, parse_retry_after
 from reportgen.study.config import GenerationSettings, HTTPSource, ModelConfig
 from reportgen.errors import BackendError

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reportgen.backends import create_backend
-from reportgen.backends.base import GenerationRequest
+from reportgen.records import GenerationRequest
 from reportgen.study.config import GenerationSettings, GGUFSource, HTTPSource, ModelConfig
 from reportgen.errors import MissingExtraError
 

@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from reportgen.analysis import statements as analysis  # noqa: E402
 from reportgen.stats.aggregate import compute_tables  # noqa: E402
-from reportgen.backends.base import GenerationResult, LogLikelihoodResult  # noqa: E402
+from reportgen.records import GenerationResult, LogLikelihoodResult# noqa: E402
 from reportgen.study.config import load_config  # noqa: E402
 from reportgen.errors import ClaimError  # noqa: E402
 from reportgen.specs.study import study_specs  # noqa: E402

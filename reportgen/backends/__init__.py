@@ -1,28 +1,23 @@
-"""Backends registered by name and loaded lazily from "module:Class" strings."""
+"""Backends, registered once by name and imported lazily from "module:Class" entries."""
 
 from __future__ import annotations
 
-import difflib
-import importlib
-
 from reportgen.backends.base import Backend
-from reportgen.study.config import ModelConfig
 from reportgen.errors import ConfigError
+from reportgen.study.config import ModelConfig
+from reportgen.util.registry import Registry, UnknownName
 
-REGISTRY: dict[str, str] = {
-    "transformers": "reportgen.backends.transformers.backend:TransformersBackend",
-    "llamacpp": "reportgen.backends.llamacpp:LlamaCppBackend",
-    "http": "reportgen.backends.http:HTTPBackend",
-}
+BACKENDS: Registry[type[Backend]] = Registry("backend")
+BACKENDS.register("transformers", "reportgen.backends.transformers.backend:TransformersBackend")
+BACKENDS.register("llamacpp", "reportgen.backends.llamacpp:LlamaCppBackend")
+BACKENDS.register("http", "reportgen.backends.http:HTTPBackend")
 
 
 def backend_class(name: str) -> type[Backend]:
-    if name not in REGISTRY:
-        close = difflib.get_close_matches(name, REGISTRY, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"unknown backend '{name}'.{hint} Known backends: {', '.join(sorted(REGISTRY))}")
-    module_name, class_name = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    try:
+        return BACKENDS.get(name)
+    except UnknownName as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def create_backend(model: ModelConfig, config_index: int | None = None) -> Backend:

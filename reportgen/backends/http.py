@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from reportgen.backends.base import Backend, GenerationRequest, GenerationResult, LoadInfo
+from reportgen.backends.base import Backend
+from reportgen.records import GenerationRequest, GenerationResult, LoadInfo
 from reportgen.study.config import HTTPSource, ModelConfig
 from reportgen.errors import BackendError, ConfigError
 

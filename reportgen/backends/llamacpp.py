@@ -32,13 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reportgen.backends.base import (
-    Backend,
-    GenerationRequest,
-    GenerationResult,
-    LoadInfo,
-    LogLikelihoodResult,
-)
+from reportgen.backends.base import Backend
+from reportgen.records import GenerationRequest, GenerationResult, LoadInfo, LogLikelihoodResult
 from reportgen.study.config import GGUFSource, ModelConfig
 from reportgen.errors import BackendError, ConfigError, MissingExtraError
 from reportgen.util.hashing import file_digest

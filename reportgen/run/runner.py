@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable
 
 from reportgen.backends import create_backend
-from reportgen.backends.base import Backend, GenerationRequest
+from reportgen.backends.base import Backend
+from reportgen.records import GenerationRequest
 from reportgen.study.config import GenerationSettings, ModelConfig, Study, config_hash
 from reportgen.errors import BackendError, ReportgenError
 from reportgen.util.hashing import hash_json

@@ -57,13 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reportgen.backends.base import (
-    Backend,
-    GenerationRequest,
-    GenerationResult,
-    LoadInfo,
-    LogLikelihoodResult,
-)
+from reportgen.backends.base import Backend
+from reportgen.records import GenerationRequest, GenerationResult, LoadInfo, LogLikelihoodResult
 from reportgen.study.config import (
     GenerationSettings,
     GGUFSource,
