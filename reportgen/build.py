@@ -43,7 +43,7 @@ def metric_tables(study: Study, *, must_exist: bool = True) -> Tables | None:
 
 def format_metric(metric: str, value: float) -> str:
     """The terminal writes numbers exactly as the report does."""
-    from reportgen.format import metric_value
+    from reportgen.stats.metrics import metric_value
 
     return metric_value(metric, value)
 

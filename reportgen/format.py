@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["human_bytes", "human_count", "num", "percent", "ratio", "is_missing"]
+__all__ = ["MISSING", "human_bytes", "human_count", "is_missing", "measure", "num", "percent", "ratio"]
 
 MISSING = "—"
 
@@ -89,49 +89,7 @@ def ratio(value: object) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Measured values: one way to write each metric, from its registered unit
-
-#: How the report names each metric and measurement (short, lower case; the tables capitalise).
-METRIC_LABELS = {
-    "exact_match": "exact match",
-    "contains_answer": "contains answer",
-    "rouge_l": "ROUGE-L",
-    "bleu": "BLEU",
-    "chrf": "chrF",
-    "length_words": "length (words)",
-    "length_tokens": "length (tokens)",
-    "distinct_1": "distinct-1",
-    "distinct_2": "distinct-2",
-    "repeated_4gram_rate": "repeated 4-grams",
-    "hit_token_limit": "hit token limit",
-    "bits_per_byte": "bits per byte",
-    "perplexity": "perplexity",
-    "load_time_s": "load time",
-    "ttft_p50_s": "time to first token p50",
-    "ttft_p95_s": "time to first token p95",
-    "latency_p50_s": "latency p50",
-    "latency_p95_s": "latency p95",
-    "tokens_per_s": "throughput",
-    "decode_steps_per_s": "decode steps/s",
-    "peak_memory_bytes": "peak memory",
-    "weight_bytes": "weight memory",
-    "bandwidth_share": "memory-bandwidth share",
-}
-
-
-def metric_label(name: str) -> str:
-    """``exact_match`` → ``exact match``; unknown names are shown with spaces for underscores."""
-    return METRIC_LABELS.get(name, name.replace("_", " "))
-
-
-def _unit(name: str) -> str:
-    from reportgen.stats.metrics import METRICS
-
-    metric = METRICS.get(name)
-    if metric is not None:
-        return metric.unit
-    return {"weight_bytes": "bytes"}.get(name, "")
-
+# Measured values: one way to write each unit (stats.metrics maps a metric's name to its unit)
 
 def _fixed(value: float, digits: int, signed: bool) -> str:
     sign = "+" if signed and value > 0 else ""
@@ -155,41 +113,29 @@ def _significant(value: float, signed: bool) -> str:
     return f"{sign}{value:#.3g}"  # keep trailing zeros: 0.550, not 0.55, next to 0.605
 
 
-def metric_value(name: str, value: object, *, signed: bool = False, unit: bool = False) -> str:
-    """A metric's value as the report writes it everywhere (``—`` when missing).
+def measure(value: object, unit: str, *, signed: bool = False, show_unit: bool = False) -> str:
+    """A measured value in its unit as every output writes it (``—`` when missing).
 
     Shares and 0–1 scores: two decimals; BLEU/chrF (0–100), lengths: one decimal; bits per byte: three
-    decimals; rates and times: three significant digits; bytes: binary units. ``signed`` prints a
-    ``+`` on positive values (changes); ``unit`` appends the unit where it is not a plain number.
+    decimals; rates and times: three significant digits; bytes: binary units; ``percent``: a share as a
+    percentage. ``signed`` prints a ``+`` on positive values (changes); ``show_unit`` appends the unit
+    where it is not a plain number.
     """
     if is_missing(value):
         return MISSING
     v = float(value)  # type: ignore[arg-type]
-    kind = _unit(name)
-    if kind == "bytes":
-        text = ("+" if signed and v > 0 else "") + human_bytes(v) if v >= 0 else "-" + human_bytes(-v)
-        return text
-    if name == "bandwidth_share":
+    if unit == "bytes":
+        return ("+" if signed and v > 0 else "") + human_bytes(v) if v >= 0 else "-" + human_bytes(-v)
+    if unit == "percent":
         return percent(v)
-    if kind in ("share", "F1 (0–1)"):
+    if unit in ("share", "F1 (0–1)"):
         text = _fixed(v, 2, signed)
-    elif kind in ("BLEU (0–100)", "chrF (0–100)", "words", "tokens"):
+    elif unit in ("BLEU (0–100)", "chrF (0–100)", "words", "tokens"):
         text = _fixed(v, 1, signed)
-    elif kind == "bits/byte":
+    elif unit == "bits/byte":
         text = _fixed(v, 3, signed)
     else:
         text = _significant(v, signed)
-    if unit and kind in ("s", "tokens/s", "steps/s", "bits/byte", "words", "tokens"):
-        text += f" {kind}"
+    if show_unit and unit in ("s", "tokens/s", "steps/s", "bits/byte", "words", "tokens"):
+        text += f" {unit}"
     return text
-
-
-def metric_ci(name: str, mean: object, low: object, high: object, *, unit: bool = False) -> str:
-    """``0.62 [0.45, 0.78]``: a mean and its 95% interval (the interval left out when unknown)."""
-    text = metric_value(name, mean, unit=unit)
-    if is_missing(low) or is_missing(high):
-        return text
-    if unit and " " in text:
-        value, _, suffix = text.partition(" ")
-        return f"{value} [{metric_value(name, low)}, {metric_value(name, high)}] {suffix}"
-    return f"{text} [{metric_value(name, low)}, {metric_value(name, high)}]"

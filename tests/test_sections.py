@@ -30,7 +30,7 @@ from reportgen.study.prompts import load_prompt_set  # noqa: E402
 from reportgen.report.assemble import render_in_memory, render_report  # noqa: E402
 from reportgen.report import charts as ch  # noqa: E402
 from reportgen.report.charts import static_charts_available  # noqa: E402
-from reportgen.format import metric_value  # noqa: E402
+from reportgen.stats.metrics import metric_value  # noqa: E402
 from reportgen.report.markdown import _parser, headings  # noqa: E402
 from reportgen.util.atomic import write_files  # noqa: E402
 from reportgen.store import Store  # noqa: E402

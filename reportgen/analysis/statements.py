@@ -803,7 +803,7 @@ def _result_names(study: Study | None, ids: Iterable[str]) -> dict[str, str]:
 
 
 def _label(metric: str) -> str:
-    from reportgen.format import metric_label
+    from reportgen.stats.metrics import metric_label
 
     return metric_label(metric)
 
@@ -814,7 +814,7 @@ def _capital(label: str) -> str:
 
 
 def _value(metric: str, value: Any, **kw: Any) -> str:
-    from reportgen.format import metric_value
+    from reportgen.stats.metrics import metric_value
 
     return metric_value(metric, value, **kw)
 
@@ -834,7 +834,7 @@ def quality_metrics(tables: Any) -> list[str]:
 
     out = []
     for metric in tables.metrics:
-        if METRICS.get(metric) is None or METRICS[metric].kind != "reference":
+        if METRICS.find(metric) is None or METRICS.get(metric).kind != "reference":
             continue
         if _means(tables, metric):
             out.append(metric)
@@ -860,7 +860,7 @@ def _means(tables: Any, metric: str) -> dict[str, dict]:
 def _ranked(means: Mapping[str, dict], metric: str) -> list[str]:
     from reportgen.stats.metrics import METRICS
 
-    higher = METRICS[metric].higher_is_better if metric in METRICS else True
+    higher = METRICS.get(metric).higher_is_better if metric in METRICS else True
     order = list(means)
     return sorted(order, key=lambda m: (-float(means[m]["mean"]) if higher else float(means[m]["mean"]), order.index(m)))
 
@@ -1153,7 +1153,7 @@ def _change_text(tables: Any, metric: str, base: str, variant: str) -> tuple[str
     numbers.update(diff=test["diff"], ci_low=test["ci_low"], ci_high=test["ci_high"], significant=test["significant"])
     change = f"change {_value(metric, test['diff'], signed=True)}, {_ci_text(metric, test['ci_low'], test['ci_high'])}"
     if test["significant"]:
-        higher = METRICS[metric].higher_is_better if metric in METRICS else None
+        higher = METRICS.get(metric).higher_is_better if metric in METRICS else None
         verdict = "changed" if higher is None else ("significantly better" if (test["diff"] > 0) == higher else "**significantly worse**")
     else:
         verdict = "not significant"

@@ -317,9 +317,9 @@ def _capital(label: str) -> str:
 
 def _axis_label(metric: str) -> str:
     from reportgen.stats.metrics import METRICS
-    from reportgen.format import metric_label
+    from reportgen.stats.metrics import metric_label
 
-    unit = METRICS[metric].unit if metric in METRICS else ""
+    unit = METRICS.get(metric).unit if metric in METRICS else ""
     label = metric_label(metric)
     if unit == "share":
         return f"{label} (share of prompts)" if metric in ("exact_match", "contains_answer", "hit_token_limit") else f"{label} (share)"
@@ -333,7 +333,7 @@ def _axis_label(metric: str) -> str:
 def _metric_range(metric: str, highest: float) -> list[float] | None:
     from reportgen.stats.metrics import METRICS
 
-    unit = METRICS[metric].unit if metric in METRICS else ""
+    unit = METRICS.get(metric).unit if metric in METRICS else ""
     if unit in ("share", "F1 (0–1)"):
         return [0, max(1.0, highest) * 1.12]
     if unit in ("BLEU (0–100)", "chrF (0–100)"):
@@ -371,7 +371,7 @@ def quality_figure(summary, metric: str, names, colours, order=None) -> go.Figur
     """One reference metric per model: the mean as a bar, its 95% bootstrap CI as an error bar."""
     import plotly.graph_objects as go
 
-    from reportgen.format import metric_label, metric_value
+    from reportgen.stats.metrics import metric_label, metric_value
 
     rows = _summary_rows(summary, metric, order)
     if rows.empty:
@@ -405,7 +405,7 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from reportgen.format import metric_value
+    from reportgen.stats.metrics import metric_value
 
     rows = efficiency[efficiency["tokens_per_s"].map(_finite) | efficiency["latency_p50_s"].map(_finite)]
     if rows.empty:
@@ -488,7 +488,7 @@ def tradeoff_figure(summary, efficiency, metric: str, names, colours, front: lis
     """
     import plotly.graph_objects as go
 
-    from reportgen.format import metric_label, metric_value
+    from reportgen.stats.metrics import metric_label, metric_value
 
     quality = {r.model_id: r for r in _summary_rows(summary, metric).itertuples()}
     speed = {r.model_id: float(r.tokens_per_s) for r in efficiency.itertuples() if _finite(r.tokens_per_s)}
@@ -533,7 +533,7 @@ def category_figure(category_summary, metric: str, names, colours, order=None) -
     """``metric`` per category (x) and model (grouped bars, one colour per model), with 95% CIs."""
     import plotly.graph_objects as go
 
-    from reportgen.format import metric_label
+    from reportgen.stats.metrics import metric_label
 
     rows = category_summary[(category_summary["metric"] == metric) & category_summary["mean"].map(_finite)]
     if rows.empty or rows["category"].nunique() < 2:
@@ -566,7 +566,7 @@ def bits_per_byte_figure(lm, names, colours) -> go.Figure | None:
     """Bits per byte on the reference texts per model (lower is better), with the bootstrap CI."""
     import plotly.graph_objects as go
 
-    from reportgen.format import metric_value
+    from reportgen.stats.metrics import metric_value
 
     rows = lm[lm["bits_per_byte"].map(_finite)] if len(lm) else lm
     if rows is None or rows.empty:
@@ -601,13 +601,13 @@ def retraining_figure(deltas, colour: str) -> go.Figure | None:
     from plotly.subplots import make_subplots
 
     from reportgen.stats.metrics import METRICS
-    from reportgen.format import metric_label
+    from reportgen.stats.metrics import metric_label
 
     if deltas is None or deltas.empty:
         return None
     groups = {"unit": [], "hundred": []}
     for row in deltas.itertuples():
-        unit = METRICS[row.metric].unit if row.metric in METRICS else ""
+        unit = METRICS.get(row.metric).unit if row.metric in METRICS else ""
         if not (_finite(row.mean_old) or _finite(row.mean_new)):
             continue
         if unit in ("share", "F1 (0–1)"):

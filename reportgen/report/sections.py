@@ -29,7 +29,8 @@ from reportgen.report.context import (
     Table,
     empty_table,
 )
-from reportgen.format import MISSING, human_bytes, metric_ci, metric_label, metric_value, num, percent
+from reportgen.format import MISSING, human_bytes, num, percent
+from reportgen.stats.metrics import metric_ci, metric_label, metric_value
 from reportgen.report.markdown import md_cell, md_code, md_escape, md_inline_code
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,7 +90,7 @@ def _model_header(study: Study, model_id: str) -> str:
 def _arrow(metric: str) -> str:
     from reportgen.stats.metrics import METRICS
 
-    metric_def = METRICS.get(metric)
+    metric_def = METRICS.find(metric)
     if metric_def is None or metric_def.higher_is_better is None:
         return ""
     return " ↑" if metric_def.higher_is_better else " ↓"
@@ -146,7 +147,7 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
     from reportgen.stats.metrics import METRICS
 
     best = {
-        "headline": _best({m: r["mean"] for m, r in means.items()}, METRICS[headline].higher_is_better if headline else None),
+        "headline": _best({m: r["mean"] for m, r in means.items()}, METRICS.get(headline).higher_is_better if headline else None),
         "speed": _best({m: r["tokens_per_s"] for m, r in efficiency.items()}, True),
         "latency": _best({m: r["latency_p50_s"] for m, r in efficiency.items()}, False),
         "memory": _best({m: r["peak_memory_bytes"] for m, r in efficiency.items()}, False),
@@ -184,7 +185,7 @@ def _metric_rows(study: Study, tables: Tables, metrics: Sequence[str]) -> list[l
         mine = {r["model_id"]: r for r in summary[summary["metric"] == metric].to_dict("records")}
         if not any(_finite(r["mean"]) for r in mine.values()):
             continue
-        best = _best({m: r["mean"] for m, r in mine.items()}, METRICS[metric].higher_is_better if metric in METRICS else None)
+        best = _best({m: r["mean"] for m, r in mine.items()}, METRICS.get(metric).higher_is_better if metric in METRICS else None)
         cells = [_row_label(metric)]
         for model_id in tables.model_ids:
             r = mine.get(model_id)
@@ -203,8 +204,8 @@ def quality_tables(study: Study, tables: Tables) -> list[Table]:
     header = ["Metric", *(_model_header(study, m) for m in tables.model_ids), "n"]
     align = ["left", *("right" for _ in tables.model_ids), "right"]
     css = "metrics with-n wide" if len(tables.model_ids) >= 5 else "metrics with-n"
-    reference = [m for m in tables.metrics if m in METRICS and METRICS[m].kind == "reference"]
-    text = [m for m in tables.metrics if m in METRICS and METRICS[m].kind == "text"]
+    reference = [m for m in tables.metrics if m in METRICS and METRICS.get(m).kind == "reference"]
+    text = [m for m in tables.metrics if m in METRICS and METRICS.get(m).kind == "text"]
     out = []
     rows = _metric_rows(study, tables, reference)
     if rows:
@@ -237,7 +238,7 @@ def category_table(study: Study, tables: Tables, headline: str | None) -> Table:
         mine = {r["model_id"]: r for r in frame[frame["category"] == category].to_dict("records")}
         if not any(_finite(r["mean"]) for r in mine.values()):
             continue
-        best = _best({m: r["mean"] for m, r in mine.items()}, METRICS[headline].higher_is_better)
+        best = _best({m: r["mean"] for m, r in mine.items()}, METRICS.get(headline).higher_is_better)
         cells = [md_cell(category)]
         for model_id in tables.model_ids:
             r = mine.get(model_id)

@@ -523,8 +523,8 @@ def efficiency_frame(
             steps = float(batches["steps"].sum()) if len(batches) else math.nan
             mean_batch = float(batches["size"].sum() / len(batches)) if len(batches) else math.nan
             source = "latency" if len(batches) else None
-        tokens_per_s = METRICS["tokens_per_s"](generated, seconds)
-        steps_per_s = METRICS["decode_steps_per_s"](steps, seconds)
+        tokens_per_s = METRICS.get("tokens_per_s")(generated, seconds)
+        steps_per_s = METRICS.get("decode_steps_per_s")(steps, seconds)
 
         device = _none_if_nan(_last_value(runs, "device", run))
         precision = _none_if_nan(_last_value(runs, "precision", run))
@@ -543,11 +543,11 @@ def efficiency_frame(
                 "precision": precision,
                 "n_prompts": int(len(rows)),
                 "n_failed": int(len(rows) - len(ok)),
-                "load_time_s": METRICS["load_time_s"](load_time),
-                "ttft_p50_s": METRICS["ttft_p50_s"](ttft),
-                "ttft_p95_s": METRICS["ttft_p95_s"](ttft),
-                "latency_p50_s": METRICS["latency_p50_s"](latency),
-                "latency_p95_s": METRICS["latency_p95_s"](latency),
+                "load_time_s": METRICS.get("load_time_s")(load_time),
+                "ttft_p50_s": METRICS.get("ttft_p50_s")(ttft),
+                "ttft_p95_s": METRICS.get("ttft_p95_s")(ttft),
+                "latency_p50_s": METRICS.get("latency_p50_s")(latency),
+                "latency_p95_s": METRICS.get("latency_p95_s")(latency),
                 "generated_tokens": generated,
                 "generate_time_s": seconds,
                 "tokens_per_s": tokens_per_s,
@@ -555,10 +555,10 @@ def efficiency_frame(
                 "decode_steps": steps,
                 "decode_steps_per_s": steps_per_s,
                 "mean_batch_size": mean_batch,
-                "peak_memory_bytes": METRICS["peak_memory_bytes"](peak),
+                "peak_memory_bytes": METRICS.get("peak_memory_bytes")(peak),
                 "weight_bytes": math.nan if weights is None else float(weights),
                 "bandwidth_bytes_per_s": math.nan if bandwidth is None else float(bandwidth),
-                "bandwidth_share": METRICS["bandwidth_share"](weights, steps_per_s, bandwidth),
+                "bandwidth_share": METRICS.get("bandwidth_share")(weights, steps_per_s, bandwidth),
             }
         )
     return pd.DataFrame(records, columns=EFFICIENCY_COLUMNS)
@@ -610,10 +610,10 @@ def lm_frame(
                 "n_tokens": int(rows["n_tokens"].sum()),
                 "n_bytes": int(n_bytes.sum()),
                 "nll_nats": float(nll.sum()),
-                "bits_per_byte": METRICS["bits_per_byte"](nll.sum(), n_bytes.sum()),
+                "bits_per_byte": METRICS.get("bits_per_byte")(nll.sum(), n_bytes.sum()),
                 "bpb_ci_low": low / LN2,
                 "bpb_ci_high": high / LN2,
-                "perplexity": METRICS["perplexity"](nll.sum(), rows["n_tokens"].sum()),
+                "perplexity": METRICS.get("perplexity")(nll.sum(), rows["n_tokens"].sum()),
             }
         )
     return pd.DataFrame(records, columns=LM_COLUMNS)

@@ -1,7 +1,7 @@
 """Metric functions, registered by name.
 
 Every number the report shows comes from a metric registered here, so its unit, its direction and its
-description live in one place (``METRICS[name]``). Kinds:
+description live in one place (``METRICS.get(name)``). Kinds:
 
 ``reference``   per prompt; ``fn(output, references) -> float``. The score is the best (max) over the
                 acceptable references. A prompt without references gets NaN: the metric does not apply
@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Literal, Sequence
 
+from reportgen import format as fmt
+from reportgen.util.registry import Registry
+
 Kind = Literal["reference", "text", "lm", "efficiency"]
 KINDS: tuple[str, ...] = ("reference", "text", "lm", "efficiency")
 PER_PROMPT_KINDS: tuple[str, ...] = ("reference", "text")
@@ -47,6 +50,7 @@ class Metric:
     higher_is_better: bool | None  # None: no better direction (e.g. output length)
     unit: str
     description: str
+    label: str  # how every output names it: short, lower case (tables capitalise)
     fn: Callable[..., float] = field(repr=False, compare=False)
     # the optional keyword arguments a text metric wants from the generation record
     wants: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
@@ -77,20 +81,18 @@ class Metric:
         return 1 if (a > b) == self.higher_is_better else -1
 
 
-METRICS: dict[str, Metric] = {}
+METRICS: Registry[Metric] = Registry("metric")
 
 
-def metric(name: str, kind: Kind, higher_is_better: bool | None, unit: str, description: str) -> Callable:
-    """Register a metric function under ``name``."""
+def metric(name: str, kind: Kind, higher_is_better: bool | None, unit: str, description: str, *, label: str | None = None) -> Callable:
+    """Register a metric function under ``name``; ``label`` is how the report and the terminal name it."""
     if kind not in KINDS:
         raise ValueError(f"metric kind must be one of {KINDS}, not {kind!r}")
 
     def register(fn: Callable[..., float]) -> Callable[..., float]:
-        if name in METRICS:
-            raise ValueError(f"metric '{name}' is registered twice")
         params = inspect.signature(fn).parameters
         wants = frozenset(p for p in ("finish_reason", "output_tokens") if p in params)
-        METRICS[name] = Metric(name, kind, higher_is_better, unit, description, fn, wants)
+        METRICS.register(name, Metric(name, kind, higher_is_better, unit, description, label or name.replace("_", " "), fn, wants))
         return fn
 
     return register
@@ -102,10 +104,7 @@ def metrics_of_kind(*kinds: str) -> list[Metric]:
 
 
 def get_metric(name: str) -> Metric:
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise KeyError(f"unknown metric '{name}'; known: {', '.join(METRICS)}") from None
+    return METRICS.get(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +156,7 @@ def _best(output: str, references: Iterable[str] | None, score: Callable[[str, s
 
 @metric("exact_match", "reference", True, "share",
         "Output equals a reference after SQuAD normalisation (lowercase, no punctuation, no a/an/the, "
-        "collapsed whitespace); 1 or 0 per prompt.")
+        "collapsed whitespace); 1 or 0 per prompt.", label='exact match')
 def exact_match(output: str, references: Sequence[str]) -> float:
     return _best(output, references, lambda out, ref: float(normalize_answer(out) == normalize_answer(ref)))
 
@@ -172,7 +171,7 @@ def _contains(output: str, reference: str) -> float:
 
 
 @metric("contains_answer", "reference", True, "share",
-        "The normalised reference appears, as whole words, in the normalised output; 1 or 0 per prompt.")
+        "The normalised reference appears, as whole words, in the normalised output; 1 or 0 per prompt.", label='contains answer')
 def contains_answer(output: str, references: Sequence[str]) -> float:
     return _best(output, references, _contains)
 
@@ -186,7 +185,7 @@ def _rouge_scorer() -> Any:
 
 @metric("rouge_l", "reference", True, "F1 (0–1)",
         "ROUGE-L F1 (longest common subsequence of words, Porter-stemmed; rouge-score package). "
-        "Its tokenizer keeps only [a-z0-9] words, so non-Latin text scores 0.")
+        "Its tokenizer keeps only [a-z0-9] words, so non-Latin text scores 0.", label='ROUGE-L')
 def rouge_l(output: str, references: Sequence[str]) -> float:
     return _best(output, references, lambda out, ref: float(_rouge_scorer().score(ref, out)["rougeL"].fmeasure))
 
@@ -198,7 +197,7 @@ def _clip100(value: float) -> float:
 
 @metric("bleu", "reference", True, "BLEU (0–100)",
         "Sentence BLEU (sacrebleu defaults: 13a tokenizer, exponential smoothing), 0–100 scale; "
-        "the best single reference counts.")
+        "the best single reference counts.", label='BLEU')
 def bleu(output: str, references: Sequence[str]) -> float:
     import sacrebleu
 
@@ -206,7 +205,7 @@ def bleu(output: str, references: Sequence[str]) -> float:
 
 
 @metric("chrf", "reference", True, "chrF (0–100)",
-        "Sentence chrF (character 6-grams, beta 2; sacrebleu), 0–100 scale; the best single reference counts.")
+        "Sentence chrF (character 6-grams, beta 2; sacrebleu), 0–100 scale; the best single reference counts.", label='chrF')
 def chrf(output: str, references: Sequence[str]) -> float:
     import sacrebleu
 
@@ -217,13 +216,13 @@ def chrf(output: str, references: Sequence[str]) -> float:
 # Text metrics (per prompt, output only)
 
 
-@metric("length_words", "text", None, "words", "Length of the output in whitespace-separated words.")
+@metric("length_words", "text", None, "words", "Length of the output in whitespace-separated words.", label='length (words)')
 def length_words(output: str) -> float:
     return float(len((output or "").split()))
 
 
 @metric("length_tokens", "text", None, "tokens",
-        "Length of the output in the model's own tokens (as the backend counted them); NaN when unknown.")
+        "Length of the output in the model's own tokens (as the backend counted them); NaN when unknown.", label='length (tokens)')
 def length_tokens(output: str, *, output_tokens: int | None = None) -> float:
     if output_tokens is None or (isinstance(output_tokens, float) and math.isnan(output_tokens)):
         return NAN
@@ -236,20 +235,20 @@ def distinct_n(output: str, n: int) -> float:
 
 
 @metric("distinct_1", "text", True, "share",
-        "Unique words / words in the output (lowercased word and punctuation tokens); 0 for an empty output.")
+        "Unique words / words in the output (lowercased word and punctuation tokens); 0 for an empty output.", label='distinct-1')
 def distinct_1(output: str) -> float:
     return distinct_n(output, 1)
 
 
 @metric("distinct_2", "text", True, "share",
-        "Unique word bigrams / bigrams in the output; 0 when the output has fewer than two words.")
+        "Unique word bigrams / bigrams in the output; 0 when the output has fewer than two words.", label='distinct-2')
 def distinct_2(output: str) -> float:
     return distinct_n(output, 2)
 
 
 @metric("repeated_4gram_rate", "text", False, "share",
         "Share of the output's word 4-grams that repeat an earlier 4-gram of the same output "
-        "(a looping text approaches 1); 0 when there are no 4-grams.")
+        "(a looping text approaches 1); 0 when there are no 4-grams.", label='repeated 4-grams')
 def repeated_4gram_rate(output: str) -> float:
     grams = ngrams(words(output or ""), 4)
     if not grams:
@@ -258,7 +257,7 @@ def repeated_4gram_rate(output: str) -> float:
 
 
 @metric("hit_token_limit", "text", False, "share",
-        "The generation stopped at max_new_tokens (finish_reason 'length'), so the answer may be cut off; 1 or 0.")
+        "The generation stopped at max_new_tokens (finish_reason 'length'), so the answer may be cut off; 1 or 0.", label='hit token limit')
 def hit_token_limit(output: str, *, finish_reason: str | None = None) -> float:
     return float(finish_reason == "length")
 
@@ -271,7 +270,7 @@ LN2 = math.log(2.0)
 
 @metric("bits_per_byte", "lm", False, "bits/byte",
         "Total negative log-likelihood over the corpus in bits, divided by its UTF-8 bytes: "
-        "nats / (ln 2 × bytes). Comparable across tokenizers.")
+        "nats / (ln 2 × bytes). Comparable across tokenizers.", label='bits per byte')
 def bits_per_byte(nll_nats: float, n_bytes: int) -> float:
     if not n_bytes or n_bytes <= 0:
         return NAN
@@ -279,7 +278,7 @@ def bits_per_byte(nll_nats: float, n_bytes: int) -> float:
 
 
 @metric("perplexity", "lm", False, "per token",
-        "exp(total NLL nats / total tokens scored). Depends on the tokenizer: compare only models that share one.")
+        "exp(total NLL nats / total tokens scored). Depends on the tokenizer: compare only models that share one.", label='perplexity')
 def perplexity(nll_nats: float, n_tokens: int) -> float:
     if not n_tokens or n_tokens <= 0:
         return NAN
@@ -299,46 +298,46 @@ def _ratio(num: float | None, den: float | None) -> float:
     return float(num) / float(den)
 
 
-@metric("load_time_s", "efficiency", False, "s", "Time to load the model, from the latest run that loaded it.")
+@metric("load_time_s", "efficiency", False, "s", "Time to load the model, from the latest run that loaded it.", label='load time')
 def load_time_s(value: float | None) -> float:
     return NAN if value is None else float(value)
 
 
-@metric("ttft_p50_s", "efficiency", False, "s", "Median time to first token over the prompts.")
+@metric("ttft_p50_s", "efficiency", False, "s", "Median time to first token over the prompts.", label='time to first token p50')
 def ttft_p50_s(values: Sequence[float]) -> float:
     return _quantile(values, 0.5)
 
 
-@metric("ttft_p95_s", "efficiency", False, "s", "95th-percentile time to first token over the prompts.")
+@metric("ttft_p95_s", "efficiency", False, "s", "95th-percentile time to first token over the prompts.", label='time to first token p95')
 def ttft_p95_s(values: Sequence[float]) -> float:
     return _quantile(values, 0.95)
 
 
 @metric("latency_p50_s", "efficiency", False, "s",
-        "Median wall time per prompt (a batched prompt counts its whole batch's time).")
+        "Median wall time per prompt (a batched prompt counts its whole batch's time).", label='latency p50')
 def latency_p50_s(values: Sequence[float]) -> float:
     return _quantile(values, 0.5)
 
 
-@metric("latency_p95_s", "efficiency", False, "s", "95th-percentile wall time per prompt.")
+@metric("latency_p95_s", "efficiency", False, "s", "95th-percentile wall time per prompt.", label='latency p95')
 def latency_p95_s(values: Sequence[float]) -> float:
     return _quantile(values, 0.95)
 
 
 @metric("tokens_per_s", "efficiency", True, "tokens/s",
-        "Generated tokens / generation time of the latest run that generated (all sequences of a batch count).")
+        "Generated tokens / generation time of the latest run that generated (all sequences of a batch count).", label='throughput')
 def tokens_per_s(tokens: float | None, seconds: float | None) -> float:
     return _ratio(tokens, seconds)
 
 
 @metric("decode_steps_per_s", "efficiency", True, "steps/s",
         "Forward passes of the decoder per second: one step yields one token for every sequence of a batch. "
-        "Measured over the whole generation time, prefill included, so a lower bound on the decode rate.")
+        "Measured over the whole generation time, prefill included, so a lower bound on the decode rate.", label='decode steps/s')
 def decode_steps_per_s(steps: float | None, seconds: float | None) -> float:
     return _ratio(steps, seconds)
 
 
-@metric("peak_memory_bytes", "efficiency", False, "bytes", "Peak memory the backend reported while generating.")
+@metric("peak_memory_bytes", "efficiency", False, "bytes", "Peak memory the backend reported while generating.", label='peak memory')
 def peak_memory_bytes(value: float | None) -> float:
     return NAN if value is None else float(value)
 
@@ -346,7 +345,7 @@ def peak_memory_bytes(value: float | None) -> float:
 @metric("bandwidth_share", "efficiency", True, "share",
         "Achieved share of the measured memory bandwidth: weight bytes × decode steps/s ÷ bandwidth. "
         "Assumes each decode step reads every weight once (a batch shares that read, hence steps, not tokens), "
-        "ignores KV-cache and activation traffic; near 1 means generation is memory-bound at the hardware limit.")
+        "ignores KV-cache and activation traffic; near 1 means generation is memory-bound at the hardware limit.", label='memory-bandwidth share')
 def bandwidth_share(weight_bytes: float | None, steps_per_s: float | None, bandwidth_bytes_per_s: float | None) -> float:
     if weight_bytes is None or steps_per_s is None:
         return NAN
@@ -378,3 +377,40 @@ def score_all(
     return {
         m.name: m.score(output, references, finish_reason=finish_reason, output_tokens=output_tokens) for m in chosen
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# How each metric (and the spec measure shown beside them) is written: its registered unit and label
+
+_OTHER_MEASURES = {"weight_bytes": ("weight memory", "bytes")}  # shown with the metrics, computed from specs
+_SHOWN_AS = {"bandwidth_share": "percent"}  # a share read as a percentage
+
+
+def metric_label(name: str) -> str:
+    """``exact_match`` → ``exact match``; unknown names are shown with spaces for underscores."""
+    known = METRICS.find(name)
+    if known is not None:
+        return known.label
+    return _OTHER_MEASURES.get(name, (name.replace("_", " "), ""))[0]
+
+
+def metric_unit(name: str) -> str:
+    known = METRICS.find(name)
+    unit = known.unit if known is not None else _OTHER_MEASURES.get(name, ("", ""))[1]
+    return _SHOWN_AS.get(name, unit)
+
+
+def metric_value(name: str, value: object, *, signed: bool = False, unit: bool = False) -> str:
+    """A metric's value as the report and the terminal write it (``—`` when missing); see format.measure."""
+    return fmt.measure(value, metric_unit(name), signed=signed, show_unit=unit)
+
+
+def metric_ci(name: str, mean: object, low: object, high: object, *, unit: bool = False) -> str:
+    """``0.62 [0.45, 0.78]``: a mean and its 95% interval (the interval left out when unknown)."""
+    text = metric_value(name, mean, unit=unit)
+    if fmt.is_missing(low) or fmt.is_missing(high):
+        return text
+    if unit and " " in text:
+        value, _, suffix = text.partition(" ")
+        return f"{value} [{metric_value(name, low)}, {metric_value(name, high)}] {suffix}"
+    return f"{text} [{metric_value(name, low)}, {metric_value(name, high)}]"

@@ -54,6 +54,16 @@ class Registry(Generic[T]):
             self._entries[name] = entry
         return entry  # type: ignore[return-value]
 
+    def find(self, name: str) -> T | None:
+        """The entry under ``name``, or None when nothing is registered there."""
+        return self.get(name) if name in self._entries else None
+
+    def values(self) -> list[T]:
+        return [self.get(name) for name in self._entries]
+
+    def items(self) -> list[tuple[str, T]]:
+        return [(name, self.get(name)) for name in self._entries]
+
     def names(self) -> list[str]:
         return list(self._entries)
 
