@@ -10,7 +10,7 @@ from reportgen.util.registry import Registry, UnknownName
 BACKENDS: Registry[type[Backend]] = Registry("backend")
 BACKENDS.register("transformers", "reportgen.backends.transformers.backend:TransformersBackend")
 BACKENDS.register("llamacpp", "reportgen.backends.llamacpp:LlamaCppBackend")
-BACKENDS.register("http", "reportgen.backends.http:HTTPBackend")
+BACKENDS.register("http", "reportgen.backends.http.backend:HTTPBackend")
 
 
 def backend_class(name: str) -> type[Backend]:

@@ -552,7 +552,7 @@ def api_usage_snippet(model: ModelConfig) -> str:
     if not isinstance(model.source, HTTPSource):
         return ""
     try:
-        from reportgen.backends.http import api_usage_snippet as snippet
+        from reportgen.backends.http.usage import api_usage_snippet as snippet
     except ImportError:  # the http backend's extra (httpx) is not installed: build it here
         return _fallback_snippet(model.source)
     return snippet(model.source)
