@@ -12,7 +12,7 @@ if str(ROOT) not in sys.path:
 from reportgen.records import GenerationRequest# noqa: E402
 from reportgen.study.config import GenerationSettings  # noqa: E402
 from reportgen.study.prompts import load_prompt_set  # noqa: E402
-from reportgen.run.runner import requests_for  # noqa: E402
+from reportgen.run.plan import requests_for  # noqa: E402
 
 DEMO_PROMPTS = ROOT / "configs" / "prompts" / "demo.yaml"
 TOPICS = [  # fills up to --prompts beyond the demo set

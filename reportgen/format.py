@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["MISSING", "human_bytes", "human_count", "is_missing", "measure", "num", "percent", "ratio"]
+__all__ = ["MISSING", "capital", "finite", "human_bytes", "human_count", "is_missing", "measure", "num", "percent", "ratio"]
 
 MISSING = "—"
 
@@ -17,6 +17,21 @@ def is_missing(value: object) -> bool:
         return bool(value != value)  # NaN; pandas.NA raises TypeError on bool()
     except TypeError:
         return True
+
+
+def finite(value: object) -> bool:
+    """A real, finite number (not None, NaN, infinity, a bool or a string)."""
+    if value is None or isinstance(value, (bool, str)):
+        return False
+    try:
+        return math.isfinite(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def capital(label: str) -> str:
+    """Sentence case for a label at the start of a sentence: ``exact match`` → ``Exact match``; ``chrF`` stays."""
+    return label[:1].upper() + label[1:] if label == label.lower() else label
 
 
 def num(value: object, digits: int | None = None) -> str:

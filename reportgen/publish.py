@@ -7,15 +7,16 @@ mkdocs.yml when the site has an explicit ``nav``. Works with the default theme a
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from reportgen.study.config import Study
 from reportgen.errors import ConfigError, RenderError
 
-Log = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 class _Tagged:
@@ -61,10 +62,11 @@ def _nav_has(nav: list, target: str) -> bool:
     return False
 
 
-def publish_mkdocs(study: Study, site_dir: Path, *, log: Log = print) -> list[Path]:
+def publish_mkdocs(study: Study, site_dir: Path) -> list[Path]:
     """Write the study's pages into a MkDocs project; return the written paths."""
     from reportgen.report import assemble as render
-    from reportgen.build import report_inputs
+    from reportgen.report.inputs import ReportInputs, read_report_inputs
+    from reportgen.store import Store, store_path
     from reportgen.util.atomic import atomic_write, write_files
 
     site_dir = Path(site_dir)
@@ -76,7 +78,11 @@ def publish_mkdocs(study: Study, site_dir: Path, *, log: Log = print) -> list[Pa
     config = read_mkdocs_config(config_file)
     docs_dir = site_dir / str(config.get("docs_dir") or "docs")
     page_dir = docs_dir / study.name
-    report = render.render_in_memory(study, formats=["markdown", "html"], out_dir=page_dir, **report_inputs(study).as_kwargs())
+    inputs = ReportInputs()
+    if store_path(study).exists():
+        with Store(store_path(study), create=False) as store:
+            inputs = read_report_inputs(store, study)
+    report = render.render_in_memory(study, formats=["markdown", "html"], out_dir=page_dir, **inputs.as_kwargs())
     files = {name: data for name, data in report.files.items() if name != "README.md"}
     link = "[Interactive version of this report](report.html)\n\n"
     markdown = report.markdown
@@ -90,8 +96,8 @@ def publish_mkdocs(study: Study, site_dir: Path, *, log: Log = print) -> list[Pa
         nav.append({study.title: target})
         atomic_write(config_file, yaml.dump(config, Dumper=_Dumper, sort_keys=False, allow_unicode=True))
         written.append(config_file)
-        log(f"added '{study.title}' to the nav of {config_file}")
+        log.info("added '%s' to the nav of %s", study.title, config_file)
     elif nav is not None and not isinstance(nav, list):
         raise RenderError(f"{config_file}: 'nav' is not a list; add `- {study.title}: {target}` yourself")
-    log(f"published {len(written)} files to {page_dir}")
+    log.info("published %d files to %s", len(written), page_dir)
     return written

@@ -9,17 +9,21 @@ Every run is kept (runs, model_runs), which gives a model's history across retra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pandas as pd
 
-from reportgen.records import GenerationResult, LoadInfo, LogLikelihoodResult
+from reportgen.records import GenerationResult, LoadInfo, LogLikelihoodResult, RunManifest
 from reportgen.errors import StoreError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reportgen.study.config import Study
 
 SCHEMA_VERSION = 1
 STORE_NAME = "results.sqlite"
@@ -94,6 +98,11 @@ CREATE INDEX IF NOT EXISTS results_by_model ON results (model_id, fingerprint);
 """
 
 
+def store_path(study: Study) -> Path:
+    """The study's store: ``results.sqlite`` in its report folder."""
+    return study.output_dir / STORE_NAME
+
+
 class Store:
     """A results store on disk. Use as a context manager or call close()."""
 
@@ -159,6 +168,13 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (run_id, model_id, fingerprint, settings_hash, time.time(), json.dumps(parts, sort_keys=True, default=str)),
             )
+
+    def last_fingerprint_parts(self, model_id: str) -> dict | None:
+        """What determined the model's outputs at its last recorded run (None before its first)."""
+        row = self.db.execute(
+            "SELECT fingerprint_parts FROM model_runs WHERE model_id=? ORDER BY started_at DESC LIMIT 1", (model_id,)
+        ).fetchone()
+        return json.loads(row["fingerprint_parts"]) if row is not None else None
 
     def update_model_run(self, run_id: str, model_id: str, **values: Any) -> None:
         if "load" in values:
@@ -238,6 +254,24 @@ class Store:
 
     def loglik_frame(self) -> pd.DataFrame:
         return self.frame("SELECT * FROM loglik ORDER BY model_id, text_id")
+
+    def latest_manifest(self) -> RunManifest | None:
+        """The manifest of the most recent run that is not still running (None before any)."""
+        row = self.db.execute("SELECT manifest FROM runs WHERE status != 'running' ORDER BY started_at DESC LIMIT 1").fetchone()
+        return RunManifest.from_json(json.loads(row["manifest"])) if row else None
+
+    def content_digest(self) -> str:
+        """A digest of what the stored rows say (keys and times, not the texts): it changes whenever a
+        result, a model run or a language-modelling score is added or replaced."""
+        sha = hashlib.sha256()
+        for sql in (
+            "SELECT fingerprint, prompt_id, request_hash, created_at FROM results ORDER BY 1, 2, 3",
+            "SELECT run_id, model_id, finished_at, prompts_run FROM model_runs ORDER BY 1, 2",
+            "SELECT fingerprint, text_id, text_hash, created_at FROM loglik ORDER BY 1, 2, 3",
+        ):
+            for row in self.db.execute(sql):
+                sha.update(repr(tuple(row)).encode())
+        return sha.hexdigest()
 
     def runs_frame(self) -> pd.DataFrame:
         return self.frame("SELECT * FROM runs ORDER BY started_at")

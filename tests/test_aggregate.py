@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reportgen.stats import aggregate as A
+from reportgen.stats import bootstrap as sb, efficiency as se, frames as sf, history as sh, lm as sl, tables as st
 from reportgen.records import GenerationResult, LogLikelihoodResult
 from reportgen.study.config import ModelConfig, Study
 from reportgen.study.prompts import Prompt, PromptSet
@@ -25,31 +25,31 @@ from reportgen.store import Store
 
 
 def test_constant_values_have_zero_width():
-    assert A.bootstrap_ci([0.1] * 30) == (0.1, 0.1, 0.1)
-    assert A.bootstrap_ci([1.0]) == (1.0, 1.0, 1.0)
+    assert sb.bootstrap_ci([0.1] * 30) == (0.1, 0.1, 0.1)
+    assert sb.bootstrap_ci([1.0]) == (1.0, 1.0, 1.0)
 
 
 def test_empty_and_nan_values():
-    assert all(math.isnan(v) for v in A.bootstrap_ci([]))
-    assert all(math.isnan(v) for v in A.bootstrap_ci([float("nan")]))
-    mean, low, high = A.bootstrap_ci([1.0, float("nan"), 3.0])
+    assert all(math.isnan(v) for v in sb.bootstrap_ci([]))
+    assert all(math.isnan(v) for v in sb.bootstrap_ci([float("nan")]))
+    mean, low, high = sb.bootstrap_ci([1.0, float("nan"), 3.0])
     assert mean == 2.0 and 1.0 <= low <= high <= 3.0
 
 
 def test_bootstrap_is_fast_and_deterministic():
     values = np.random.default_rng(1).normal(size=30)
     start = time.perf_counter()
-    first = A.bootstrap_ci(values, n_boot=2000, seed=0)
+    first = sb.bootstrap_ci(values, n_boot=2000, seed=0)
     assert time.perf_counter() - start < 0.1
-    assert A.bootstrap_ci(values, n_boot=2000, seed=0) == first
-    assert A.bootstrap_ci(values, n_boot=2000, seed=1) != first
+    assert sb.bootstrap_ci(values, n_boot=2000, seed=0) == first
+    assert sb.bootstrap_ci(values, n_boot=2000, seed=1) != first
     assert first[0] == pytest.approx(values.mean())
     assert first[1] < first[0] < first[2]
 
 
 def test_bootstrap_handles_large_samples_in_chunks():
     values = np.random.default_rng(2).normal(loc=5, size=20_000)  # 40M cells: built in chunks
-    mean, low, high = A.bootstrap_ci(values, n_boot=2000)
+    mean, low, high = sb.bootstrap_ci(values, n_boot=2000)
     assert low < 5 < high and high - low < 0.05
 
 
@@ -59,7 +59,7 @@ def test_ci_covers_true_mean_at_about_the_nominal_rate():
     trials = 200
     for trial in range(trials):
         sample = rng.normal(loc=3.0, scale=2.0, size=30)
-        _, low, high = A.bootstrap_ci(sample, n_boot=1000, seed=trial)
+        _, low, high = sb.bootstrap_ci(sample, n_boot=1000, seed=trial)
         covered += low <= 3.0 <= high
     # percentile bootstrap at n=30 undercovers slightly; 95% nominal, binomial sd ~1.5%
     assert 0.87 <= covered / trials <= 0.99
@@ -67,15 +67,15 @@ def test_ci_covers_true_mean_at_about_the_nominal_rate():
 
 def test_ci_width_shrinks_like_one_over_sqrt_n():
     rng = np.random.default_rng(7)
-    small = [np.subtract(*A.bootstrap_ci(rng.normal(size=100))[2:0:-1]) for _ in range(20)]
-    large = [np.subtract(*A.bootstrap_ci(rng.normal(size=400))[2:0:-1]) for _ in range(20)]
+    small = [np.subtract(*sb.bootstrap_ci(rng.normal(size=100))[2:0:-1]) for _ in range(20)]
+    large = [np.subtract(*sb.bootstrap_ci(rng.normal(size=400))[2:0:-1]) for _ in range(20)]
     assert np.mean(large) / np.mean(small) == pytest.approx(0.5, abs=0.08)
 
 
 def test_ratio_ci():
-    ratio, low, high = A.bootstrap_ratio_ci([1.0, 3.0, 2.0, 4.0], [1.0, 1.0, 1.0, 1.0])
+    ratio, low, high = sb.bootstrap_ratio_ci([1.0, 3.0, 2.0, 4.0], [1.0, 1.0, 1.0, 1.0])
     assert ratio == 2.5 and low < 2.5 < high
-    assert A.bootstrap_ratio_ci([2.0], [4.0]) == (0.5, 0.5, 0.5)
+    assert sb.bootstrap_ratio_ci([2.0], [4.0]) == (0.5, 0.5, 0.5)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ def test_ratio_ci():
 
 def test_paired_constant_shift_is_significant():
     a = np.random.default_rng(0).uniform(size=30)
-    test = A.paired_bootstrap(a, a + 0.5)
+    test = sb.paired_bootstrap(a, a + 0.5)
     assert test["n"] == 30
     assert test["diff"] == pytest.approx(-0.5)
     assert test["ci_low"] == pytest.approx(-0.5) and test["ci_high"] == pytest.approx(-0.5)
@@ -96,33 +96,33 @@ def test_paired_constant_shift_is_significant():
 def test_paired_noise_is_not_significant():
     rng = np.random.default_rng(123)
     a, b = rng.normal(size=40), rng.normal(size=40)
-    test = A.paired_bootstrap(a, b, seed=0)
+    test = sb.paired_bootstrap(a, b, seed=0)
     assert test["significant"] is False and test["p_value"] > 0.05
     assert test["ci_low"] < 0 < test["ci_high"]
 
 
 def test_paired_false_positive_rate_is_near_nominal():
     rng = np.random.default_rng(5)
-    hits = sum(A.paired_bootstrap(rng.normal(size=30), rng.normal(size=30), n_boot=1000, seed=i)["significant"] for i in range(200))
+    hits = sum(sb.paired_bootstrap(rng.normal(size=30), rng.normal(size=30), n_boot=1000, seed=i)["significant"] for i in range(200))
     assert hits / 200 <= 0.11
 
 
 def test_paired_uses_only_pairs_both_answered_and_needs_two():
-    test = A.paired_bootstrap([1.0, np.nan, 3.0, 4.0], [0.0, 5.0, np.nan, 3.0])
+    test = sb.paired_bootstrap([1.0, np.nan, 3.0, 4.0], [0.0, 5.0, np.nan, 3.0])
     assert test["n"] == 2 and test["diff"] == 1.0 and test["mean_a"] == 2.5
-    one = A.paired_bootstrap([1.0], [0.0])
+    one = sb.paired_bootstrap([1.0], [0.0])
     assert one["diff"] == 1.0 and math.isnan(one["ci_low"]) and one["significant"] is False
-    assert A.paired_bootstrap([], [])["n"] == 0
+    assert sb.paired_bootstrap([], [])["n"] == 0
 
 
 def test_identical_outputs_are_not_significant():
-    test = A.paired_bootstrap([1.0, 0.0, 1.0], [1.0, 0.0, 1.0])
+    test = sb.paired_bootstrap([1.0, 0.0, 1.0], [1.0, 0.0, 1.0])
     assert test["diff"] == 0.0 and test["p_value"] == 1.0 and not test["significant"]
 
 
 def test_holm():
-    assert A.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert math.isnan(A.holm([float("nan"), 0.2])[0])
+    assert sb.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert math.isnan(sb.holm([float("nan"), 0.2])[0])
 
 
 def _per_prompt_by_hand(scores: dict[str, list[float]], metric: str = "exact_match") -> pd.DataFrame:
@@ -135,10 +135,10 @@ def _per_prompt_by_hand(scores: dict[str, list[float]], metric: str = "exact_mat
 
 def test_paired_comparisons_frame():
     a = list(np.random.default_rng(3).uniform(0, 50, size=20))
-    frame = A.paired_comparisons(
+    frame = sf.paired_comparisons(
         _per_prompt_by_hand({"x": a, "y": [v + 10 for v in a], "z": a[:19] + [np.nan]}, "bleu"), "bleu"
     )
-    assert list(frame.columns) == A.PAIRWISE_COLUMNS
+    assert list(frame.columns) == sf.PAIRWISE_COLUMNS
     assert [tuple(r) for r in frame[["model_a", "model_b"]].to_numpy()] == [("x", "y"), ("x", "z"), ("y", "z")]
     xy, xz, yz = frame.to_dict("records")
     assert xy["diff"] == pytest.approx(-10) and xy["significant"] and xy["better"] == "y"  # BLEU: higher is better
@@ -147,7 +147,7 @@ def test_paired_comparisons_frame():
 
 
 def test_lower_is_better_direction():
-    frame = A.paired_comparisons(_per_prompt_by_hand({"x": [0.5] * 10, "y": [0.0] * 10}, "repeated_4gram_rate"), "repeated_4gram_rate")
+    frame = sf.paired_comparisons(_per_prompt_by_hand({"x": [0.5] * 10, "y": [0.0] * 10}, "repeated_4gram_rate"), "repeated_4gram_rate")
     assert frame.loc[0, "significant"] and frame.loc[0, "better"] == "y"
 
 
@@ -202,14 +202,14 @@ def store(tmp_path):
 def test_latest_results_picks_newest_fingerprint_and_settings(store):
     time.sleep(0.01)
     _save(store, "alpha", "fa2", "r2", [_result("capital", "Paris")])  # retrained: only one prompt so far
-    latest = A.latest_results(store.results_frame())
+    latest = sf.latest_results(store.results_frame())
     assert set(latest.loc[latest.model_id == "alpha", "fingerprint"]) == {"fa2"}
     assert len(latest[latest.model_id == "alpha"]) == 1
-    pinned = A.latest_results(store.results_frame(), {"alpha": "fa"})
+    pinned = sf.latest_results(store.results_frame(), {"alpha": "fa"})
     assert set(pinned["model_id"]) == {"alpha"} and len(pinned) == 4  # beta not asked for
     time.sleep(0.01)
     _save(store, "beta", "fb", "r3", [_result("story", "new settings")], settings="s2")
-    beta = A.latest_results(store.results_frame(), {"beta": None})
+    beta = sf.latest_results(store.results_frame(), {"beta": None})
     assert beta["text"].tolist() == ["new settings"]
 
 
@@ -219,13 +219,13 @@ def test_latest_results_keeps_newest_row_per_prompt():
         "prompt_id": ["p", "p", "q"], "request_hash": ["old", "new", "x"], "created_at": [1.0, 2.0, 1.5],
         "text": ["old", "new", "q"],
     })
-    assert A.latest_results(frame)["text"].tolist() == ["new", "q"]
-    assert A.latest_results(frame.iloc[0:0]).empty
+    assert sf.latest_results(frame)["text"].tolist() == ["new", "q"]
+    assert sf.latest_results(frame.iloc[0:0]).empty
 
 
 def test_per_prompt_frame(store):
-    frame = A.per_prompt_frame(A.latest_results(store.results_frame()), PROMPTS, model_order=["beta", "alpha"])
-    assert list(frame.columns[: len(A.PER_PROMPT_COLUMNS)]) == A.PER_PROMPT_COLUMNS
+    frame = sf.per_prompt_frame(sf.latest_results(store.results_frame()), PROMPTS, model_order=["beta", "alpha"])
+    assert list(frame.columns[: len(sf.PER_PROMPT_COLUMNS)]) == sf.PER_PROMPT_COLUMNS
     assert "exact_match" in frame and "distinct_2" in frame
     assert list(zip(frame.model_id, frame.prompt_id)) == [
         ("beta", "capital"), ("beta", "sum"), ("beta", "story"), ("alpha", "capital"), ("alpha", "sum"), ("alpha", "story"),
@@ -243,22 +243,22 @@ def test_per_prompt_frame(store):
 
 def test_per_prompt_without_references_has_only_text_metrics(store):
     plain = PromptSet(prompts=[Prompt(id="story", prompt="Tell a story.")])
-    frame = A.per_prompt_frame(A.latest_results(store.results_frame()), plain)
+    frame = sf.per_prompt_frame(sf.latest_results(store.results_frame()), plain)
     assert "bleu" not in frame and "distinct_1" in frame and len(frame) == 2
-    empty = A.per_prompt_frame(store.results_frame().iloc[0:0], PROMPTS)
+    empty = sf.per_prompt_frame(store.results_frame().iloc[0:0], PROMPTS)
     assert empty.empty and "exact_match" in empty
 
 
 def test_model_and_category_summary(store):
-    per_prompt = A.per_prompt_frame(A.latest_results(store.results_frame()), PROMPTS)
-    summary = A.model_summary(per_prompt, ["exact_match", "length_words"])
-    assert list(summary.columns) == A.SUMMARY_COLUMNS
+    per_prompt = sf.per_prompt_frame(sf.latest_results(store.results_frame()), PROMPTS)
+    summary = sf.model_summary(per_prompt, ["exact_match", "length_words"])
+    assert list(summary.columns) == sf.SUMMARY_COLUMNS
     row = summary.set_index(["model_id", "metric"])
     assert row.loc[("alpha", "exact_match"), "mean"] == 0.5 and row.loc[("alpha", "exact_match"), "n"] == 2
     assert row.loc[("alpha", "length_words"), "mean"] == pytest.approx((2 + 1 + 8) / 3)
     assert row.loc[("beta", "exact_match"), "n"] == 1  # the failed prompt is not scored
-    cats = A.category_summary(per_prompt, ["exact_match"]).set_index(["model_id", "category"])
-    assert list(A.category_summary(per_prompt).columns) == A.CATEGORY_COLUMNS
+    cats = sf.category_summary(per_prompt, ["exact_match"]).set_index(["model_id", "category"])
+    assert list(sf.category_summary(per_prompt).columns) == sf.CATEGORY_COLUMNS
     assert cats.loc[("alpha", "geo"), "mean"] == 1.0 and cats.loc[("alpha", "math"), "mean"] == 0.0
     assert cats.loc[("alpha", "open"), "n"] == 0
 
@@ -287,8 +287,8 @@ def _batched_results():
 
 def test_efficiency_from_the_run():
     runs = _runs(generated_tokens=100, generate_time_s=4.0, load_time_s=2.5, peak_memory_bytes=5e9)
-    row = A.efficiency_frame(_batched_results(), runs, {"m": 10**9}, 30e9).iloc[0]
-    assert list(A.efficiency_frame(_batched_results(), runs).columns) == A.EFFICIENCY_COLUMNS
+    row = se.efficiency_frame(_batched_results(), runs, {"m": 10**9}, 30e9).iloc[0]
+    assert list(se.efficiency_frame(_batched_results(), runs).columns) == se.EFFICIENCY_COLUMNS
     assert row.tokens_per_s == 25.0 and row.throughput_source == "run"
     assert row.decode_steps == 60 and row.decode_steps_per_s == 15.0 and row.mean_batch_size == 2.0
     assert row.bandwidth_share == pytest.approx(1e9 * 15 / 30e9)
@@ -297,7 +297,7 @@ def test_efficiency_from_the_run():
 
 
 def test_efficiency_falls_back_to_latencies():
-    row = A.efficiency_frame(_batched_results(), _runs(), {"m": None}, None).iloc[0]
+    row = se.efficiency_frame(_batched_results(), _runs(), {"m": None}, None).iloc[0]
     # 100 tokens over the two batches' 1 s + 3 s (each batch's time counted once)
     assert row.tokens_per_s == 25.0 and row.throughput_source == "latency"
     assert row.decode_steps_per_s == 15.0 and math.isnan(row.bandwidth_share) and math.isnan(row.weight_bytes)
@@ -305,20 +305,20 @@ def test_efficiency_falls_back_to_latencies():
 
 def test_efficiency_bandwidth_by_device():
     gpu = _runs(generated_tokens=100, generate_time_s=4.0, device="cuda:0", weight_bytes=2 * 10**9)
-    assert math.isnan(A.efficiency_frame(_batched_results(), gpu, None, 30e9).iloc[0].bandwidth_share)  # host figure
-    row = A.efficiency_frame(_batched_results(), gpu, None, {"cuda": 4e12}).iloc[0]
+    assert math.isnan(se.efficiency_frame(_batched_results(), gpu, None, 30e9).iloc[0].bandwidth_share)  # host figure
+    row = se.efficiency_frame(_batched_results(), gpu, None, {"cuda": 4e12}).iloc[0]
     assert row.bandwidth_share == pytest.approx(2e9 * 15 / 4e12)
     recorded = _runs(generated_tokens=100, generate_time_s=4.0, weight_bytes=10**9, details='{"memory_bandwidth_bytes_per_s": 15e9}')
-    assert A.efficiency_frame(_batched_results(), recorded).iloc[0].bandwidth_share == pytest.approx(1.0)
+    assert se.efficiency_frame(_batched_results(), recorded).iloc[0].bandwidth_share == pytest.approx(1.0)
     # the figure hardware_summary(measure_bandwidth=True) left in the run manifest
     cpu = _runs(generated_tokens=100, generate_time_s=4.0, weight_bytes=10**9)
     runs = pd.DataFrame({"run_id": ["r1"], "manifest": ['{"hardware": {"memory_bandwidth_bytes_per_s": 3e10}}']})
-    assert A.efficiency_frame(_batched_results(), cpu, runs=runs).iloc[0].bandwidth_share == pytest.approx(0.5)
-    assert math.isnan(A.efficiency_frame(_batched_results(), gpu, runs=runs).iloc[0].bandwidth_share)
+    assert se.efficiency_frame(_batched_results(), cpu, runs=runs).iloc[0].bandwidth_share == pytest.approx(0.5)
+    assert math.isnan(se.efficiency_frame(_batched_results(), gpu, runs=runs).iloc[0].bandwidth_share)
 
 
 def test_efficiency_counts_failures_and_unbatched_steps(store):
-    frame = A.efficiency_frame(A.latest_results(store.results_frame()), store.model_runs_frame(), model_order=["alpha", "beta"])
+    frame = se.efficiency_frame(sf.latest_results(store.results_frame()), store.model_runs_frame(), model_order=["alpha", "beta"])
     alpha, beta = frame.to_dict("records")
     assert alpha["tokens_per_s"] == 2.0 and alpha["decode_steps"] == 2 + 1 + 8 + 7  # unbatched: steps = tokens
     assert alpha["weight_bytes"] == 1000 and alpha["load_time_s"] == 0.5
@@ -338,13 +338,13 @@ def test_lm_frame():
         for i, nll in enumerate([40.0, 80.0, 60.0, 20.0])
     ] + [{"model_id": "m", "fingerprint": "old", "text_id": "t0", "text_hash": "h", "nll_nats": 1.0,
           "n_tokens": 10, "n_bytes": 40, "created_at": 0.5}])
-    row = A.lm_frame(loglik).iloc[0]
-    assert list(A.lm_frame(loglik).columns) == A.LM_COLUMNS
+    row = sl.lm_frame(loglik).iloc[0]
+    assert list(sl.lm_frame(loglik).columns) == sl.LM_COLUMNS
     assert row.fingerprint == "f" and row.n_texts == 4 and row.n_bytes == 160
     assert row.bits_per_byte == pytest.approx(200 / 160)
     assert row.bpb_ci_low < row.bits_per_byte < row.bpb_ci_high
     assert row.perplexity == pytest.approx(math.exp(200 * ln2 / 40))
-    assert A.lm_frame(loglik.iloc[0:0]).empty
+    assert sl.lm_frame(loglik.iloc[0:0]).empty
 
 
 # ------------------------------------------------------------------------------------------------
@@ -355,22 +355,22 @@ def test_lm_frame():
 def test_history_and_run_delta(store):
     time.sleep(0.01)
     _save(store, "alpha", "fa2", "r2", [_result("capital", "Paris"), _result("sum", "four"), _result("story", "a b")])
-    history = A.history_frame(store.model_runs_frame(), store.results_frame(), "alpha", PROMPTS)
+    history = sh.history_frame(store.model_runs_frame(), store.results_frame(), "alpha", PROMPTS)
     assert history["fingerprint"].tolist() == ["fa", "fa2"]
     assert history["exact_match"].tolist() == [0.5, 1.0]
     assert history["n_prompts"].tolist() == [3, 3]
-    text_only = A.history_frame(store.model_runs_frame(), store.results_frame(), "alpha")
+    text_only = sh.history_frame(store.model_runs_frame(), store.results_frame(), "alpha")
     assert "exact_match" not in text_only and "distinct_1" in text_only
 
-    old = A.per_prompt_frame(A.latest_results(store.results_frame(), {"alpha": "fa"}), PROMPTS)
-    new = A.per_prompt_frame(A.latest_results(store.results_frame(), {"alpha": "fa2"}), PROMPTS)
-    delta = A.run_delta(old, new, "exact_match")
+    old = sf.per_prompt_frame(sf.latest_results(store.results_frame(), {"alpha": "fa"}), PROMPTS)
+    new = sf.per_prompt_frame(sf.latest_results(store.results_frame(), {"alpha": "fa2"}), PROMPTS)
+    delta = sh.run_delta(old, new, "exact_match")
     assert delta["n"] == 2 and delta["diff"] == 0.5 and delta["mean_new"] == 1.0
     shifted = old.assign(bleu=10.0)
-    better = A.run_delta(shifted, shifted.assign(bleu=30.0), "bleu")
+    better = sh.run_delta(shifted, shifted.assign(bleu=30.0), "bleu")
     assert better["significant"] and better["improved"] is True
     with pytest.raises(ValueError, match="one model"):
-        A.run_delta(pd.concat([old, old]), new, "bleu")
+        sh.run_delta(pd.concat([old, old]), new, "bleu")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -382,8 +382,8 @@ def test_compute_tables_is_deterministic(store):
     store.save_loglik(fingerprint="fa", model_id="alpha", run_id="r1", text_hashes={"t": "h", "u": "h"},
                       results=[LogLikelihoodResult("t", 10.0, 4, 20), LogLikelihoodResult("u", 5.0, 2, 10)])
     study = Study(title="t", models=[ModelConfig(id=m, name=m, config=Path("c.json")) for m in ("beta", "alpha", "spec-only")])
-    first = A.compute_tables(store, study, PROMPTS, n_boot=500)
-    second = A.compute_tables(store, study, PROMPTS, n_boot=500)
+    first = st.compute_tables(store, study, PROMPTS, n_boot=500)
+    second = st.compute_tables(store, study, PROMPTS, n_boot=500)
     assert first.model_ids == ["beta", "alpha"] and first.fingerprints == {"beta": "fb", "alpha": "fa"}
     assert "exact_match" in first.metrics
     for name in ("per_prompt", "summary", "category_summary", "pairwise", "efficiency", "lm"):
@@ -423,7 +423,7 @@ def test_lm_scores_follow_the_weights_not_the_entry_that_stored_them():
     """Greedy and sampled entries of one model share a fingerprint; its scores serve both."""
     import pandas as pd
 
-    from reportgen.stats.aggregate import lm_frame
+    from reportgen.stats.lm import lm_frame
 
     loglik = pd.DataFrame(
         [

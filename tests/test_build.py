@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import shutil
 from pathlib import Path
 
 from click.testing import CliRunner
 
-from reportgen.cli.commands import main
+from reportgen.cli import main
 from reportgen.study.config import load_config
 from reportgen.build import build_study
 
@@ -34,18 +36,20 @@ models:
     return folder / "study.yaml"
 
 
-def test_build_reruns_and_rerenders_only_what_changed(tmp_path: Path, tiny_llama_dir: Path, tiny_gpt2_dir: Path):
+def test_build_reruns_and_rerenders_only_what_changed(tmp_path: Path, tiny_llama_dir: Path, tiny_gpt2_dir: Path, caplog):
+    caplog.set_level(logging.INFO, logger="reportgen")
     config = make_study(tmp_path, tiny_llama_dir, tiny_gpt2_dir)
-    messages: list[str] = []
-    first = build_study(load_config(config), log=messages.append)
+    messages = caplog.messages
+    first = build_study(load_config(config))
     assert sorted(first.reran) == ["gpt2", "llama"]
     assert sorted(first.rendered) == ["html", "markdown"]
     readme = tmp_path / "report" / "README.md"
     assert "Tiny Llama" in readme.read_text()
 
     make_tiny_llama(tmp_path / "llama", seed=11)  # retrain one model
-    messages.clear()
-    second = build_study(load_config(config), log=messages.append)
+    caplog.clear()
+    second = build_study(load_config(config))
+    messages = caplog.messages
     assert second.reran == ["llama"]
     assert any("llama" in m and "changed" in m for m in messages), messages
     assert sorted(second.rendered) == ["html", "markdown"]
@@ -53,8 +57,9 @@ def test_build_reruns_and_rerenders_only_what_changed(tmp_path: Path, tiny_llama
     assert "What retraining changed" in text
 
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "report").rglob("*") if p.is_file() and "results.sqlite" not in p.name}
-    messages.clear()
-    third = build_study(load_config(config), log=messages.append)
+    caplog.clear()
+    third = build_study(load_config(config))
+    messages = caplog.messages
     assert third.reran == [] and third.rendered == []
     assert any("up to date" in m for m in messages)
     assert {p: p.stat().st_mtime_ns for p in before} == before

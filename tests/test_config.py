@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reportgen.cli.commands import main
+from reportgen.cli import main
 from reportgen.study.config import GenerationSettings, load_config
 from reportgen.errors import ConfigError
 from reportgen.study.prompts import load_prompt_set

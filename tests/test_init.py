@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from reportgen.cli.commands import main
+from reportgen.cli import main
 from reportgen.study.config import load_config
 
 CARD = """---

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reportgen.cli.commands import main
+from reportgen.cli import main
 
 ROOT = Path(__file__).parent.parent
 ASSIGNMENT = ROOT / "configs" / "assignment.yaml"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from reportgen.study.config import load_config
-from reportgen.run.runner import run_study, store_path
+from reportgen.run.runner import run_study
+from reportgen.store import store_path
 from reportgen.store import Store
 
 from tiny_models import make_tiny_llama
@@ -66,12 +67,12 @@ def quiet(_: str) -> None:
 
 def test_second_run_reuses_everything_and_batch_size_is_not_in_the_key(study_folder: Path):
     study = load_config(write_study(study_folder))
-    first = run_study(study, log=quiet)
+    first = run_study(study)
     assert [m.prompts_run for m in first.models] == [6, 6]
     assert {m.reason for m in first.models} == {"first run"}
     assert len(rows(study)) == 12
 
-    again = run_study(study, log=quiet)
+    again = run_study(study)
     assert [m.prompts_run for m in again.models] == [0, 0]
     assert [m.load_time_s for m in again.models] == [None, None]  # not even loaded
     assert again.run_id is None  # nothing to do is not recorded as a run
@@ -79,15 +80,15 @@ def test_second_run_reuses_everything_and_batch_size_is_not_in_the_key(study_fol
         assert store.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
 
     rebatched = load_config(write_study(study_folder, batch_size=5))
-    assert [m.prompts_run for m in run_study(rebatched, log=quiet).models] == [0, 0]
+    assert [m.prompts_run for m in run_study(rebatched).models] == [0, 0]
     assert len(rows(study)) == 12
 
 
 def test_changed_weights_rerun_only_that_model(study_folder: Path):
     study = load_config(write_study(study_folder))
-    run_study(study, log=quiet)
+    run_study(study)
     make_tiny_llama(study_folder / "llama", seed=7)  # "retrained": same file names, new weights
-    summary = run_study(study, log=quiet)
+    summary = run_study(study)
     by_id = {m.model_id: m for m in summary.models}
     assert by_id["llama"].prompts_run == 6 and by_id["gpt2"].prompts_run == 0
     assert "weights" in by_id["llama"].reason and "changed" in by_id["llama"].reason
@@ -98,34 +99,34 @@ def test_changed_weights_rerun_only_that_model(study_folder: Path):
 def test_changed_prompt_or_settings_rerun_only_what_changed(study_folder: Path):
     config = write_study(study_folder)
     study = load_config(config)
-    run_study(study, log=quiet)
+    run_study(study)
     text = (study_folder / "prompts.yaml").read_text().replace("number 3.", "number three.")
     (study_folder / "prompts.yaml").write_text(text)
-    summary = run_study(load_config(config), log=quiet)
+    summary = run_study(load_config(config))
     assert [m.prompts_run for m in summary.models] == [1, 1]
     longer = load_config(write_study(study_folder, max_new_tokens=9))
     (study_folder / "prompts.yaml").write_text(text)
-    assert [m.prompts_run for m in run_study(longer, log=quiet).models] == [6, 6]
+    assert [m.prompts_run for m in run_study(longer).models] == [6, 6]
 
 
 def test_force_reruns_without_duplicating_rows(study_folder: Path):
     study = load_config(write_study(study_folder))
-    run_study(study, log=quiet)
-    summary = run_study(study, force=True, log=quiet)
+    run_study(study)
+    summary = run_study(study, force=True)
     assert [m.prompts_run for m in summary.models] == [6, 6]
     assert len(rows(study)) == 12
 
 
 def test_only_selected_models_run(study_folder: Path):
     study = load_config(write_study(study_folder))
-    summary = run_study(study, model_ids=["gpt2"], log=quiet)
+    summary = run_study(study, model_ids=["gpt2"])
     assert [m.model_id for m in summary.models] == ["gpt2"]
 
 
 def test_a_broken_model_does_not_lose_the_others(study_folder: Path):
     study = load_config(write_study(study_folder))
     (study_folder / "llama" / "model.safetensors").write_bytes(b"not a safetensors file")
-    summary = run_study(study, log=quiet)
+    summary = run_study(study)
     by_id = {m.model_id: m for m in summary.models}
     assert by_id["llama"].error and "llama" in by_id["llama"].error
     assert by_id["gpt2"].prompts_run == 6
@@ -161,7 +162,7 @@ def test_kill_9_mid_run_then_resume_gives_a_complete_store(study_folder: Path):
     done_before = len(rows(study))
     assert done_before < 60
 
-    summary = run_study(study, model_ids=["llama"], log=quiet)
+    summary = run_study(study, model_ids=["llama"])
     assert summary.models[0].prompts_run == 60 - done_before  # finished batches are not redone
     final = rows(study)
     assert len(final) == 60

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from fault_server import FaultServer
-from reportgen.cli.commands import main
+from reportgen.cli import main
 
 TOKEN = "hf_SECRET_do_not_leak_4f8a9c1e"
 

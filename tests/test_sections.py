@@ -21,8 +21,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from reportgen.analysis import statements as analysis  # noqa: E402
-from reportgen.stats.aggregate import compute_tables  # noqa: E402
-from reportgen.records import GenerationResult, LogLikelihoodResult# noqa: E402
+from reportgen.stats.tables import compute_tables  # noqa: E402
+from reportgen.records import GenerationResult, LogLikelihoodResult, RunManifest  # noqa: E402
 from reportgen.study.config import load_config  # noqa: E402
 from reportgen.errors import ClaimError  # noqa: E402
 from reportgen.specs.study import study_specs  # noqa: E402
@@ -161,7 +161,7 @@ output: {{samples: {json.dumps(samples)}}}
     return path
 
 
-MANIFEST = {
+MANIFEST = RunManifest.from_json({
     "config": "/home/someone/study.yaml", "config_hash": "c0ffee1234567890", "prompt_set": "synthetic",
     "prompt_set_hash": "abcdef0123456789", "prompts": len(PROMPTS), "generation": {"max_new_tokens": 16},
     "python": "3.11.9", "platform": "Linux-6.1-x86_64", "seed": 0,
@@ -172,7 +172,7 @@ MANIFEST = {
     "fingerprints": {"base": "fp-base", "lora": "fp-lora-2", "q4": "fp-q4"},
     "models": [{"model_id": "q4", "prompts_run": 20, "prompts_cached": 0, "reason": "first run",
                 "notes": ["llama.cpp ran with 4 threads"], "error": None}],
-}
+})
 
 
 def fill_store(path: Path, outputs: dict[str, dict[str, str]], *, old_lora: dict[str, str] | None = None,
@@ -688,7 +688,9 @@ def test_metric_value(metric, value, kwargs, shown):
 def test_chart_builders_draw_nothing_from_empty_frames():
     import pandas as pd
 
-    from reportgen.stats.aggregate import CATEGORY_COLUMNS, EFFICIENCY_COLUMNS, LM_COLUMNS, SUMMARY_COLUMNS
+    from reportgen.stats.frames import CATEGORY_COLUMNS, SUMMARY_COLUMNS
+    from reportgen.stats.efficiency import EFFICIENCY_COLUMNS
+    from reportgen.stats.lm import LM_COLUMNS
 
     names, colours = {"a": "A"}, {"a": ch.PALETTE[0]}
     summary, efficiency = pd.DataFrame(columns=SUMMARY_COLUMNS), pd.DataFrame(columns=EFFICIENCY_COLUMNS)

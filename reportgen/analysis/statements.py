@@ -1455,7 +1455,8 @@ def retraining_statement(delta: Any, name: str) -> Statement:
 
 def metric_fields() -> set[str]:
     """Every field a claim can read from the measured results: metric names, efficiency and LM columns."""
-    from reportgen.stats.aggregate import EFFICIENCY_COLUMNS, LM_COLUMNS
+    from reportgen.stats.efficiency import EFFICIENCY_COLUMNS
+    from reportgen.stats.lm import LM_COLUMNS
     from reportgen.stats.metrics import METRICS
 
     skip = {"model_id", "device", "throughput_source", "fingerprint"}

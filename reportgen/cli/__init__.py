@@ -1,5 +1,10 @@
-"""The command line: one module per command; shared options; all terminal printing."""
+"""The command line: one module per command (validate, specs, init, run, render/build, metrics/diff,
+publish) on one Click group; shared options and all terminal printing live here.
 
-from reportgen.cli.commands import main
+Heavy modules are imported inside the commands so that ``reportgen --help`` stays fast.
+"""
+
+from reportgen.cli import init, metrics, publish, render, run, specs, validate  # noqa: F401 (register the commands)
+from reportgen.cli.app import main
 
 __all__ = ["main"]

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from reportgen.errors import RenderError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reportgen.stats.aggregate import Tables
+    from reportgen.stats.tables import Tables
     from reportgen.study.config import Study
-    from reportgen.build import RetrainingDelta
+    from reportgen.stats.history import RetrainingDelta
     from reportgen.report.charts import ChartSet
     from reportgen.report.context import ReportContext
 

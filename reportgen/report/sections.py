@@ -31,10 +31,11 @@ from reportgen.report.context import (
 )
 from reportgen.format import MISSING, human_bytes, num, percent
 from reportgen.stats.metrics import metric_ci, metric_label, metric_value
+from reportgen.records import RunManifest
 from reportgen.report.markdown import md_cell, md_code, md_escape, md_inline_code
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reportgen.stats.aggregate import Tables
+    from reportgen.stats.tables import Tables
     from reportgen.study.config import Study
     from reportgen.report.charts import ChartSet
     from reportgen.specs.extract import ModelSpec
@@ -618,24 +619,25 @@ def _decoding(settings: Any) -> str:
     return "sampling, " + ", ".join(parts)
 
 
-def manifest_tables(study: Study, tables: Tables, manifest: Mapping[str, Any] | None,
+def manifest_tables(study: Study, tables: Tables, manifest: RunManifest | None,
                     specs: Mapping[str, ModelSpec] | None = None) -> tuple[list[Table], list[str]]:
     """The appendix: software, hardware, run, generation settings per model, models and fingerprints."""
     import reportgen
 
-    manifest = dict(manifest or {})
     out: list[Table] = []
     notes: list[str] = []
-    packages = manifest.get("packages") if isinstance(manifest.get("packages"), dict) else {}
+    recorded = manifest is not None
+    manifest = manifest or RunManifest()
+    packages = manifest.packages
     software = [("reportgen (this report)", md_cell(reportgen.__version__))]
     if packages.get("reportgen") and packages.get("reportgen") != reportgen.__version__:
         software.append(("reportgen (the run)", md_cell(packages["reportgen"])))
-    software.append(("Python (the run)", _plain(manifest.get("python"))))
+    software.append(("Python (the run)", _plain(manifest.python)))
     for name, version in sorted(packages.items()):
         if name != "reportgen":
             software.append((md_inline_code(name), md_cell(version)))
     out.append(_kv(software, "Software", ("Package", "Version")))
-    hardware = manifest.get("hardware") if isinstance(manifest.get("hardware"), dict) else {}
+    hardware = manifest.hardware
     if hardware:
         pairs = [(label, _hardware_value(key, hardware.get(key))) for key, label in _HARDWARE if key in hardware]
         if hardware.get("error"):
@@ -643,17 +645,16 @@ def manifest_tables(study: Study, tables: Tables, manifest: Mapping[str, Any] | 
         out.append(_kv(pairs, "Hardware"))
     from pathlib import Path
 
-    config = manifest.get("config")
     run = [
-        ("Study config", md_inline_code(Path(str(config)).name) if config else ""),
-        ("Config hash", md_inline_code(manifest["config_hash"]) if manifest.get("config_hash") else ""),
-        ("Prompt set", _plain(manifest.get("prompt_set"))),
-        ("Prompt-set hash", md_inline_code(manifest["prompt_set_hash"]) if manifest.get("prompt_set_hash") else ""),
-        ("Prompts", _plain(manifest.get("prompts"))),
-        ("Seed (study default)", _plain(manifest.get("seed"))),
-        ("Platform", _plain(manifest.get("platform"))),
+        ("Study config", md_inline_code(Path(manifest.config).name) if manifest.config else ""),
+        ("Config hash", md_inline_code(manifest.config_hash) if manifest.config_hash else ""),
+        ("Prompt set", _plain(manifest.prompt_set)),
+        ("Prompt-set hash", md_inline_code(manifest.prompt_set_hash) if manifest.prompt_set_hash else ""),
+        ("Prompts", _plain(manifest.prompts)),
+        ("Seed (study default)", _plain(manifest.seed)),
+        ("Platform", _plain(manifest.platform)),
     ]
-    if not manifest:
+    if not recorded:
         run = [("Run manifest", "not recorded: the store holds results but no finished run")]
     out.append(_kv(run, "Run"))
 
@@ -668,8 +669,7 @@ def manifest_tables(study: Study, tables: Tables, manifest: Mapping[str, Any] | 
     out.append(Table(["Model", "Max new tokens", "Decoding", "Repetition penalty", "Seed", "Stop strings"], rows,
                      ["left", "right", "left", "right", "right", "left"], "metrics", caption="Generation settings"))
 
-    runs = {m.get("model_id"): m for m in manifest.get("models", []) if isinstance(m, dict)}
-    fingerprints = dict(manifest.get("fingerprints") or {})
+    fingerprints = dict(manifest.fingerprints)
     fingerprints.update(tables.fingerprints)
     rows = []
     for model in study.models:
@@ -680,18 +680,18 @@ def manifest_tables(study: Study, tables: Tables, manifest: Mapping[str, Any] | 
         effs = tables.efficiency[tables.efficiency["model_id"] == model.id]
         if "precision" in effs and len(effs) and isinstance(effs.iloc[0]["precision"], str):
             precision = effs.iloc[0]["precision"]
-        summary = runs.get(model.id, {})
+        summary = manifest.model(model.id)
         last = ""
-        if summary:
-            last = f"{num(summary.get('prompts_run', 0))} run, {num(summary.get('prompts_cached', 0))} cached"
-            if summary.get("reason"):
-                last += f" ({md_cell(summary['reason'])})"
+        if summary is not None:
+            last = f"{num(summary.prompts_run)} run, {num(summary.prompts_cached)} cached"
+            if summary.reason:
+                last += f" ({md_cell(summary.reason)})"
         rows.append([_model_header(study, model.id), md_inline_code(str(fingerprint)[:16]) if fingerprint else MISSING,
                      analysis.runtime_label(model, (specs or {}).get(model.id), precision), last or MISSING])
-        for note in summary.get("notes") or []:
-            notes.append(f"{_model_header(study, model.id)}: {md_escape(str(note))}".replace("\n", " "))
-        if summary.get("error"):
-            notes.append(f"{_model_header(study, model.id)}: the last run failed: {md_escape(str(summary['error']))}".replace("\n", " "))
+        for note in summary.notes if summary is not None else ():
+            notes.append(f"{_model_header(study, model.id)}: {md_escape(note)}".replace("\n", " "))
+        if summary is not None and summary.error:
+            notes.append(f"{_model_header(study, model.id)}: the last run failed: {md_escape(summary.error)}".replace("\n", " "))
     out.append(Table(["Model", "Fingerprint (first 16 hex digits)", "Backend", "Last run (prompts)"], rows,
                      ["left", "left", "left", "left"], "metrics", caption="Models as reported",
                      legend=("The fingerprint hashes what determines a model's outputs (weights, adapter, quantization, "

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from reportgen.study.config import Strict
+from reportgen.study.config import Strict, Study
 from reportgen.errors import ConfigError
 from reportgen.study.yamlfile import load_yaml, validate
 
@@ -128,3 +128,10 @@ def load_prompt_set(path: str | Path) -> PromptSet:
             data = {"prompts": data}
             lines = {("prompts", *k): v for k, v in lines.items()}
     return validate(PromptSet, data, lines, path)
+
+
+def study_prompt_set(study: Study) -> PromptSet:
+    """The study's prompt set; a study without one has nothing to run (a one-line error naming the key)."""
+    if study.prompts is None:
+        raise ConfigError(f"{study.where('prompts')}: the study has no 'prompts' key, so there is nothing to run. Fix: add a prompt set")
+    return load_prompt_set(study.prompts)

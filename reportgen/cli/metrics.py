@@ -1,0 +1,139 @@
+"""``reportgen metrics`` and ``reportgen diff``: the metric tables, and what retraining changed, in the terminal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from reportgen.cli.app import config_argument, console, load, main
+
+
+def _open_store(study):
+    from reportgen.errors import ReportgenError
+    from reportgen.store import Store, store_path
+
+    path = store_path(study)
+    if not path.exists():
+        raise ReportgenError(f"{path}: no results yet for {study.path}. Fix: run `reportgen run {study.path}` first")
+    return Store(path, create=False)
+
+
+def print_tables(tables, out) -> None:
+    from rich.table import Table
+
+    from reportgen.stats.metrics import metric_value as value
+
+    if tables.per_prompt.empty:
+        out.print("no results in the store yet")
+        return
+    summary = Table(title="Quality and text metrics per model (mean [95% CI], n)")
+    summary.add_column("metric", style="bold")
+    for model_id in tables.model_ids:
+        summary.add_column(model_id)
+    for metric in tables.metrics:
+        rows = tables.summary[tables.summary["metric"] == metric].set_index("model_id")
+        cells = []
+        for model_id in tables.model_ids:
+            if model_id not in rows.index:
+                cells.append("—")
+                continue
+            row = rows.loc[model_id]
+            cells.append(f"{value(metric, row['mean'])} [{value(metric, row['ci_low'])}, {value(metric, row['ci_high'])}] n={int(row['n'])}")
+        summary.add_row(metric, *cells)
+    out.print(summary)
+    if not tables.efficiency.empty:
+        efficiency = Table(title="Efficiency per model")
+        columns = ["load_time_s", "ttft_p50_s", "latency_p50_s", "latency_p95_s", "tokens_per_s", "peak_memory_bytes", "bandwidth_share"]
+        efficiency.add_column("model", style="bold")
+        for column in columns:
+            efficiency.add_column(column)
+        for _, row in tables.efficiency.iterrows():
+            efficiency.add_row(str(row["model_id"]), *(value(c, row[c]) for c in columns))
+        out.print(efficiency)
+    if not tables.lm.empty:
+        lm = Table(title="Language modelling on the reference texts")
+        for column in ("model_id", "bits_per_byte", "bpb_ci_low", "bpb_ci_high", "perplexity", "n_texts"):
+            lm.add_column(column)
+        for _, row in tables.lm.iterrows():
+            lm.add_row(str(row["model_id"]), *(value("bits_per_byte", row[c]) for c in ("bits_per_byte", "bpb_ci_low", "bpb_ci_high", "perplexity")), str(row["n_texts"]))
+        out.print(lm)
+    significant = tables.pairwise[tables.pairwise["significant"] == True]  # noqa: E712 (pandas mask)
+    if len(significant):
+        pairs = Table(title="Significant pairwise differences (paired bootstrap, 95%)")
+        for column in ("metric", "model_a", "model_b", "diff", "ci_low", "ci_high", "better"):
+            pairs.add_column(column)
+        for _, row in significant.iterrows():
+            pairs.add_row(row["metric"], row["model_a"], row["model_b"], *(value(row["metric"], row[c]) for c in ("diff", "ci_low", "ci_high")), str(row["better"]))
+        out.print(pairs)
+
+
+def write_tables(tables, *, csv_dir: Path | None = None, json_file: Path | None = None) -> list[Path]:
+    from reportgen.util.atomic import atomic_write
+
+    frames = {
+        "per_prompt": tables.per_prompt, "summary": tables.summary, "category_summary": tables.category_summary,
+        "pairwise": tables.pairwise, "efficiency": tables.efficiency, "lm": tables.lm,
+    }
+    written = []
+    if csv_dir is not None:
+        for name, frame in frames.items():
+            path = Path(csv_dir) / f"{name}.csv"
+            atomic_write(path, frame.to_csv(index=False))
+            written.append(path)
+    if json_file is not None:
+        payload = {name: json.loads(frame.to_json(orient="records")) for name, frame in frames.items()}
+        atomic_write(Path(json_file), json.dumps(payload, indent=2, sort_keys=True))
+        written.append(Path(json_file))
+    return written
+
+
+@main.command()
+@config_argument
+@click.option("--csv", "csv_dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="Write each table as CSV here.")
+@click.option("--json", "json_file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write all tables as JSON here.")
+def metrics(config: Path, csv_dir: Path | None, json_file: Path | None) -> None:
+    """Print the metric tables (with 95% confidence intervals) computed from the store."""
+    from reportgen.report.inputs import study_tables
+
+    study = load(config)
+    with _open_store(study) as store:
+        tables = study_tables(store, study)
+    print_tables(tables, console())
+    if csv_dir or json_file:
+        for path in write_tables(tables, csv_dir=csv_dir, json_file=json_file):
+            click.echo(str(path))
+
+
+@main.command()
+@config_argument
+@click.option("--model", "model_id", required=True, help="The model whose runs to compare.")
+def diff(config: Path, model_id: str) -> None:
+    """What changed between a model's last two runs (every metric, with significance)."""
+    from rich.table import Table
+
+    from reportgen.errors import ReportgenError
+    from reportgen.stats.history import retraining_delta
+    from reportgen.stats.metrics import metric_value as value
+    from reportgen.study.prompts import study_prompt_set
+
+    study = load(config)
+    out = console()
+    if model_id not in {m.id for m in study.models}:
+        raise ReportgenError(f"--model: no model '{model_id}' in {study.path}. Known: {', '.join(m.id for m in study.models)}")
+    with _open_store(study) as store:
+        delta = retraining_delta(store.results_frame(), store.model_runs_frame(), study_prompt_set(study), model_id)
+    if delta is None:
+        out.print(f"{model_id} has a single version in the store: nothing to compare. Retrain it and run again.")
+        return
+    table = Table(title=f"{model_id}: {delta.old_fingerprint[:8]} → {delta.new_fingerprint[:8]} (new − old, paired bootstrap 95%)")
+    for column in ("metric", "old", "new", "change", "95% CI", "verdict"):
+        table.add_column(column)
+    for row in delta.deltas.itertuples():
+        verdict = "better" if row.improved is True else "WORSE" if row.improved is False else ("changed" if row.significant else "no significant change")
+        table.add_row(row.metric, value(row.metric, row.mean_old), value(row.metric, row.mean_new),
+                      value(row.metric, row.diff), f"[{value(row.metric, row.ci_low)}, {value(row.metric, row.ci_high)}]", verdict)
+    out.print(table)
+    if delta.worse:
+        out.print(f"[bold red]{model_id} got worse after retraining on: {', '.join(delta.worse)}[/bold red]")

@@ -1,0 +1,37 @@
+"""``reportgen render`` and ``reportgen build``: the report from the store; the build runs what changed first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reportgen.cli.app import DEFAULT_CONFIG, config_argument, load, main, progress, templates_option
+
+
+@main.command()
+@config_argument
+@templates_option
+@click.option("--into", "into", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Replace the text between <!-- reportgen:start --> and <!-- reportgen:end --> in this file.")
+@click.option("--single-file", is_flag=True, help="Inline plotly.js into report.html (one file to attach or host).")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="Report folder.")
+def render(config: Path, templates_dir: Path | None, into: Path | None, single_file: bool, out_dir: Path | None) -> None:
+    """Write the study as README.md, report.html and report.pdf (from the store; never loads a model)."""
+    from reportgen.build import render_study
+
+    for path in render_study(load(config), templates_dir=templates_dir, into=into, single_file=single_file, out_dir=out_dir):
+        click.echo(str(path))
+
+
+@main.command()
+@click.argument("config", required=False, type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--force", is_flag=True, help="Re-run every model and re-render everything.")
+@templates_option
+def build(config: Path | None, force: bool, templates_dir: Path | None) -> None:
+    """Run what changed, then render what changed (default config: configs/demo.yaml)."""
+    from reportgen.build import build_study
+
+    study = load(config or DEFAULT_CONFIG)
+    with progress() as bars:
+        build_study(study, force=force, templates_dir=templates_dir, progress=bars)

@@ -1,0 +1,136 @@
+"""Execute planned work: an ``Executor`` loads each model once, runs its pending shards and streams the
+results to the sink. ``LocalExecutor`` runs the models one after another in this process."""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from typing import Any, Protocol
+
+from reportgen.backends.base import Backend
+from reportgen.errors import BackendError, ReportgenError
+from reportgen.records import GenerationRequest, GenerationResult, LoadInfo
+from reportgen.run.plan import ModelWork, shards
+from reportgen.run.sink import StoreSink
+from reportgen.run.summary import ModelRunSummary
+from reportgen.util.memory import MemorySampler
+
+__all__ = ["Executor", "LocalExecutor", "Progress"]
+
+log = logging.getLogger(__name__)
+
+
+class Progress(Protocol):
+    """What executors report progress to (rich's Progress fits; so does a plain line printer)."""
+
+    def add_task(self, description: str, total: int) -> Any: ...
+
+    def advance(self, task: Any, advance: int) -> None: ...
+
+
+class Executor(abc.ABC):
+    """Runs ``ModelWork`` units and hands every result to the sink, which alone writes the store."""
+
+    @abc.abstractmethod
+    def execute(self, work: list[ModelWork], sink: StoreSink, progress: Progress | None = None) -> list[ModelRunSummary]:
+        """One summary per unit, in order, each also given to ``sink.record`` as soon as it is known; a unit
+        that fails with a ReportgenError gets a summary with ``error``."""
+
+
+class LocalExecutor(Executor):
+    def execute(self, work: list[ModelWork], sink: StoreSink, progress: Progress | None = None) -> list[ModelRunSummary]:
+        for unit in work:
+            try:
+                summary = run_model(unit, sink, progress)
+            except ReportgenError as exc:
+                summary = ModelRunSummary(unit.model.id, "", unit.total, error=exc.format_message())
+            sink.record(summary)
+        return list(sink.summaries)
+
+
+def run_model(work: ModelWork, sink: StoreSink, progress: Progress | None = None) -> ModelRunSummary:
+    """Load the model once, run its pending shards, score its reference texts; every batch is committed."""
+    summary = ModelRunSummary(work.model.id, work.fingerprint, work.total, prompts_cached=work.cached, reason=work.reason)
+    if not work.has_work:
+        return summary
+    sink.model_started(work)
+    backend = work.backend
+    sampler, load = _load(backend)
+    summary.load_time_s, summary.notes = load.load_time_s, list(load.notes)
+    for note in load.notes:
+        log.warning("%s: %s", work.model.id, note)
+    sink.model_loaded(work, load)
+    try:
+        if work.pending:
+            _generate(work, backend, load, sampler, sink, summary, progress)
+        if work.corpus_pending:
+            _score(work, backend, sink)
+        summary.peak_memory_bytes = _peak_memory(backend, load, sampler)
+        sink.model_finished(work, summary)
+    finally:
+        sampler.__exit__(None, None, None)
+        backend.close()
+    return summary
+
+
+def _load(backend: Backend) -> tuple[MemorySampler, LoadInfo]:
+    """Import the backend's packages first (their memory is not the model's), then load under the sampler."""
+    sampler = None
+    try:
+        backend.import_dependencies()
+        sampler = MemorySampler().__enter__()
+        return sampler, backend.load()
+    except BaseException:
+        if sampler is not None:
+            sampler.__exit__(None, None, None)
+        backend.close()
+        raise
+
+
+def _generate(work: ModelWork, backend: Backend, load: LoadInfo, sampler: MemorySampler, sink: StoreSink,
+              summary: ModelRunSummary, progress: Progress | None) -> None:
+    model = work.model
+    size = model.batch_size if isinstance(model.batch_size, int) else backend.suggested_batch_size(work.pending)
+    task = progress.add_task(model.id, total=len(work.pending)) if progress is not None else None
+    for batch in shards(work.pending, max(1, size)):
+        started = time.perf_counter()
+        results = backend.generate(batch)
+        summary.generate_time_s += time.perf_counter() - started
+        _check_order(backend, model.id, batch, results)
+        _count(summary, results)
+        sink.batch_done(work, results, summary, _peak_memory(backend, load, sampler))
+        if task is not None:
+            progress.advance(task, len(batch))
+
+
+def _check_order(backend: Backend, model_id: str, batch: list[GenerationRequest], results: list[GenerationResult]) -> None:
+    if [r.prompt_id for r in results] != [r.prompt_id for r in batch]:
+        raise BackendError(f"backend '{backend.name}' returned results out of order for model {model_id}")
+
+
+def _count(summary: ModelRunSummary, results: list[GenerationResult]) -> None:
+    ok = [r for r in results if not r.failed]
+    summary.prompts_run += len(results)
+    summary.failures += len(results) - len(ok)
+    summary.generated_tokens += sum(r.output_tokens or 0 for r in ok)
+    summary.decode_steps += max((r.output_tokens or 0 for r in ok), default=0)
+
+
+def _score(work: ModelWork, backend: Backend, sink: StoreSink) -> None:
+    try:
+        scores = backend.loglikelihood([(c.id, c.text) for c in work.corpus_pending])
+    except NotImplementedError as exc:
+        log.warning("%s: no bits-per-byte (%s)", work.model.id, exc)
+    else:
+        sink.texts_scored(work, scores)
+
+
+def _peak_memory(backend: Backend, load: LoadInfo, sampler: MemorySampler) -> int | None:
+    """On a GPU the backend knows (allocator peak); on the CPU, the RSS the model added, sampled alike
+    for every backend so that the figures compare. Remote models use no local memory worth reporting."""
+    if load.device.startswith("cuda"):
+        return backend.peak_memory_bytes()
+    if load.device == "remote":
+        return None
+    return sampler.peak_delta_bytes

@@ -1,0 +1,145 @@
+"""Plan: what each model has to do and why — requests, their content keys, what the store already holds.
+
+Pure apart from reading the store: a ``ModelWork`` names the model, the fingerprint of its weights,
+the pending requests (keyed by prompt content and output-relevant settings), the pending reference
+texts for bits per byte, and the reason it (re-)runs. Executors carry the work out; nothing here
+loads a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from reportgen.backends import create_backend
+from reportgen.backends.base import Backend
+from reportgen.errors import ReportgenError
+from reportgen.records import GenerationRequest
+from reportgen.store import Store
+from reportgen.study.config import GenerationSettings, ModelConfig, Study
+from reportgen.study.prompts import CorpusText, PromptSet
+from reportgen.util.hashing import hash_json
+
+__all__ = ["ModelWork", "plan_models", "request_hash", "requests_for", "select_models", "shards", "text_hash"]
+
+
+def requests_for(prompt_set: PromptSet, settings: GenerationSettings) -> list[GenerationRequest]:
+    """One request per prompt of the set, in the set's order."""
+    return [
+        GenerationRequest(
+            prompt_id=prompt.id,
+            messages=tuple(prompt_set.messages_for(prompt)),
+            text=prompt_set.plain_text_for(prompt),
+            format=prompt_set.format_of(prompt),
+            settings=settings,
+        )
+        for prompt in prompt_set.prompts
+    ]
+
+
+def request_hash(request: GenerationRequest) -> str:
+    """What determines one output besides the model: the prompt's content and the output-relevant settings."""
+    payload = {
+        "messages": list(request.messages),
+        "text": request.text,
+        "format": request.format,
+        "settings": request.settings.cache_dict(),
+    }
+    return hash_json(payload)[:24]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def model_fingerprint(backend: Backend) -> tuple[str, dict]:
+    parts = {"backend": backend.name, **backend.fingerprint_parts()}
+    return hash_json(parts)[:20], parts
+
+
+@dataclass
+class ModelWork:
+    """One model's share of a run: what is pending for its fingerprint, and why."""
+
+    model: ModelConfig
+    backend: Backend
+    fingerprint: str
+    fingerprint_parts: dict
+    settings_hash: str
+    request_hashes: dict[str, str]  # prompt id → request hash, for every prompt of the set
+    total: int  # prompts in the set
+    pending: list[GenerationRequest] = field(default_factory=list)
+    corpus_hashes: dict[str, str] = field(default_factory=dict)
+    corpus_pending: list[CorpusText] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.pending or self.corpus_pending)
+
+    @property
+    def cached(self) -> int:
+        return self.total - len(self.pending)
+
+
+def select_models(study: Study, model_ids: list[str] | None) -> list[ModelConfig]:
+    """The runnable models of the study, narrowed to ``model_ids`` when given (unknown ids are an error)."""
+    models = [m for m in study.models if m.runnable]
+    if model_ids:
+        unknown = sorted(set(model_ids) - {m.id for m in study.models})
+        if unknown:
+            raise ReportgenError(f"--models: no model with id {', '.join(unknown)} in {study.path}. Known: {', '.join(m.id for m in study.models)}")
+        models = [m for m in models if m.id in model_ids]
+    if not models:
+        raise ReportgenError(f"{study.path}: no runnable model (every model is spec-only: give one a 'source')")
+    return models
+
+
+def plan_model(store: Store, study: Study, prompt_set: PromptSet, model: ModelConfig, *, force: bool,
+               claimed: set[tuple[str, str, str]]) -> ModelWork:
+    """What ``model`` has to do. ``claimed`` holds (fingerprint, prompt, request hash) keys that an
+    earlier model of this run will produce, so two entries with the same weights never do the work twice."""
+    backend = create_backend(model, config_index=study.models.index(model))
+    fingerprint, parts = model_fingerprint(backend)
+    settings = study.generation_for(model)
+    requests = requests_for(prompt_set, settings)
+    hashes = {r.prompt_id: request_hash(r) for r in requests}
+    done = set() if force else store.done_keys(fingerprint)
+    pending = [r for r in requests if (r.prompt_id, hashes[r.prompt_id]) not in done
+               and (fingerprint, r.prompt_id, hashes[r.prompt_id]) not in claimed]
+    claimed.update((fingerprint, r.prompt_id, hashes[r.prompt_id]) for r in pending)
+    corpus = list(prompt_set.lm_corpus)
+    corpus_hashes = {c.id: text_hash(c.text) for c in corpus}
+    scored = set() if force else store.done_loglik(fingerprint)
+    work = ModelWork(
+        model, backend, fingerprint, parts, settings.settings_hash(), hashes, len(requests), pending,
+        corpus_hashes, [c for c in corpus if (c.id, corpus_hashes[c.id]) not in scored],
+    )
+    if work.has_work:
+        work.reason = rerun_reason(store.last_fingerprint_parts(model.id), parts, len(pending), len(requests), force)
+    return work
+
+
+def plan_models(store: Store, study: Study, prompt_set: PromptSet, models: list[ModelConfig], *, force: bool = False) -> list[ModelWork]:
+    claimed: set[tuple[str, str, str]] = set()
+    return [plan_model(store, study, prompt_set, model, force=force, claimed=claimed) for model in models]
+
+
+def rerun_reason(before: dict | None, parts: dict, pending: int, total: int, force: bool) -> str:
+    """Why a model has work to do: its fingerprint parts against those of its last recorded run."""
+    if force:
+        return "--force was given"
+    if before is None:
+        return "first run"
+    changed = sorted(key for key in set(before) | set(parts) if before.get(key) != parts.get(key))
+    if changed:
+        return ", ".join(changed) + " changed"
+    if pending < total:
+        return f"{pending} of {total} prompts are new, changed or unfinished"
+    return "the prompts or generation settings changed"
+
+
+def shards(requests: list[GenerationRequest], size: int) -> list[list[GenerationRequest]]:
+    """Batches of prompts of similar length, so that little compute is spent on padding."""
+    ordered = sorted(requests, key=lambda r: (len(r.text) + sum(len(m["content"]) for m in r.messages), r.prompt_id))
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]

@@ -1,0 +1,60 @@
+"""What a run did, per model and in all: counts, times, memory, why it ran, what failed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["ModelRunSummary", "RunSummary"]
+
+
+@dataclass
+class ModelRunSummary:
+    model_id: str
+    fingerprint: str
+    prompts_total: int
+    prompts_run: int = 0
+    prompts_cached: int = 0
+    failures: int = 0
+    generated_tokens: int = 0
+    generate_time_s: float = 0.0
+    decode_steps: int = 0  # forward passes of the decoder: a batch costs as many steps as its longest output
+    load_time_s: float | None = None
+    peak_memory_bytes: int | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    reason: str = ""  # why it (re-)ran: "first run", "weights changed", "2 prompts changed", ...
+
+    @property
+    def reran(self) -> bool:
+        return self.prompts_run > 0
+
+    def line(self) -> str:
+        if self.error:
+            return f"{self.model_id}: FAILED — {self.error}"
+        parts = [f"{self.model_id}: {self.prompts_total} prompts ({self.prompts_run} run, {self.prompts_cached} cached)"]
+        if self.reason:
+            parts.append(f"re-ran because {self.reason}" if "changed" in self.reason else self.reason)
+        if self.prompts_run:
+            rate = self.generated_tokens / self.generate_time_s if self.generate_time_s else 0.0
+            parts.append(f"{self.generated_tokens:,} tokens in {self.generate_time_s:.1f} s, {rate:.1f} tok/s")
+            if self.load_time_s is not None:
+                parts.append(f"load {self.load_time_s:.1f} s")
+            if self.peak_memory_bytes:
+                parts.append(f"peak memory {self.peak_memory_bytes / 2**20:,.0f} MiB")
+        if self.failures:
+            parts.append(f"{self.failures} failed (retried on the next run)")
+        return " · ".join(parts)
+
+
+@dataclass
+class RunSummary:
+    run_id: str | None
+    models: list[ModelRunSummary]
+
+    @property
+    def reran_models(self) -> list[str]:
+        return [m.model_id for m in self.models if m.reran]
+
+    @property
+    def failed_models(self) -> list[ModelRunSummary]:
+        return [m for m in self.models if m.error]

@@ -1,0 +1,187 @@
+"""Speed and memory per model: load time, time to first token, latency, throughput, peak memory,
+memory-bandwidth share. Times are seconds, sizes bytes, timestamps Unix epoch seconds."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from reportgen.records import RunManifest
+from reportgen.stats.frames import none_if_nan, ordered_models
+from reportgen.stats.metrics import (
+    METRICS,
+)
+
+if TYPE_CHECKING:
+    pass
+
+EFFICIENCY_COLUMNS = [
+    "model_id", "device", "precision", "n_prompts", "n_failed", "load_time_s", "ttft_p50_s", "ttft_p95_s",
+    "latency_p50_s", "latency_p95_s", "generated_tokens", "generate_time_s", "tokens_per_s",
+    "throughput_source", "decode_steps", "decode_steps_per_s", "mean_batch_size", "peak_memory_bytes",
+    "weight_bytes", "bandwidth_bytes_per_s", "bandwidth_share",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Efficiency
+
+
+def _batches(rows: pd.DataFrame) -> pd.DataFrame:
+    """Reconstruct batches from result rows: rows of one batch share run, batch size and latency
+    (the backend reports the batch's wall time for each of its prompts). Columns: steps (the
+    longest output in the batch: a batch decodes until its last sequence ends), tokens, seconds."""
+    if rows.empty:
+        return pd.DataFrame(columns=["steps", "tokens", "seconds", "size"])
+    size = pd.to_numeric(rows["batch_size"], errors="coerce").fillna(1)
+    key = np.where(size > 1, rows["run_id"].astype(str) + "|" + size.astype(int).astype(str) + "|" + rows["latency_s"].astype(str), rows.index.astype(str))
+    tokens = pd.to_numeric(rows["output_tokens"], errors="coerce").fillna(0)
+    grouped = pd.DataFrame({"key": key, "tokens": tokens, "latency": pd.to_numeric(rows["latency_s"], errors="coerce")}).groupby("key", sort=False)
+    return pd.DataFrame(
+        {"steps": grouped["tokens"].max(), "tokens": grouped["tokens"].sum(), "seconds": grouped["latency"].first(), "size": grouped.size()}
+    )
+
+
+def _last_value(runs: pd.DataFrame, column: str, prefer: pd.Series | None) -> Any:
+    if prefer is not None and none_if_nan(prefer.get(column)) is not None:
+        return prefer[column]
+    values = runs[column].dropna() if column in runs else pd.Series(dtype=object)
+    return values.iloc[-1] if len(values) else None
+
+
+def _details(run: pd.Series | None) -> dict:
+    if run is None or not isinstance(run.get("details"), str):
+        return {}
+    try:
+        value = json.loads(run["details"])
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _manifest_bandwidths(runs: pd.DataFrame | None) -> dict[str, float]:
+    """run_id → manifest['hardware']['memory_bandwidth_bytes_per_s'] (hardware_summary(measure_bandwidth=True))."""
+    found: dict[str, float] = {}
+    if runs is None or runs.empty or "manifest" not in runs:
+        return found
+    for run_id, text in zip(runs["run_id"], runs["manifest"]):
+        try:
+            manifest = RunManifest.from_json(json.loads(text))
+        except (TypeError, ValueError):
+            continue
+        value = manifest.hardware.get("memory_bandwidth_bytes_per_s")
+        if isinstance(value, (int, float)) and value:
+            found[run_id] = float(value)
+    return found
+
+
+def _bandwidth_for(
+    device: str | None, given: float | Mapping[str, float] | None, run: pd.Series | None, manifests: Mapping[str, float]
+) -> float | None:
+    if isinstance(given, Mapping):
+        if device is None:
+            return None
+        return given.get(device, given.get(device.split(":")[0]))
+    host_memory = device is None or device.startswith("cpu")
+    if given is not None:
+        # a single figure is host-memory bandwidth (hardware.measure_memory_bandwidth): CPU runs only
+        return float(given) if host_memory else None
+    recorded = _details(run).get("memory_bandwidth_bytes_per_s")  # the runner's figure for this device
+    if recorded:
+        return float(recorded)
+    if host_memory and run is not None and run.get("run_id") in manifests:
+        return manifests[run["run_id"]]
+    return None
+
+
+def efficiency_frame(
+    results: pd.DataFrame,
+    model_runs: pd.DataFrame,
+    weight_bytes: Mapping[str, int | None] | None = None,
+    bandwidth_bytes_per_s: float | Mapping[str, float] | None = None,
+    model_order: Sequence[str] | None = None,
+    runs: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Speed and memory per model, from its current results and its runs (see EFFICIENCY_COLUMNS).
+
+    * tokens_per_s = generated_tokens / generate_time_s of the model's latest run (for the current
+      fingerprint) that generated anything (``throughput_source`` 'run'); else Σ output tokens / Σ
+      batch wall time over the results ('latency': per stream, for concurrent HTTP requests).
+    * decode_steps: per reconstructed batch, the longest output (one decoder step gives every
+      sequence of the batch one token); decode_steps_per_s divides by the same time as tokens_per_s,
+      prefill included, so it is a lower bound on the pure decode rate.
+    * bandwidth_share = weight_bytes × decode_steps_per_s ÷ bandwidth. Assumes each decode step
+      reads all weights once (a batch shares that read, so steps, not tokens) and ignores KV-cache
+      traffic. ``bandwidth_bytes_per_s``: a float is host-memory bandwidth, applied to CPU runs only;
+      a mapping is per device ('cpu', 'cuda', 'cuda:0'); None uses ``memory_bandwidth_bytes_per_s`` from
+      the model run's ``details`` if the runner recorded it there, else (CPU runs) from the ``runs``
+      frame's manifest ``hardware`` entry. Without one, the share is NaN.
+    * weight_bytes: the mapping's value, else the run's recorded ``weight_bytes``.
+    * latency and TTFT percentiles are over the answered prompts (a batched prompt counts its batch's time).
+    """
+    records = []
+    manifests = _manifest_bandwidths(runs)
+    models = ordered_models(results["model_id"], model_order) if not results.empty else []
+    for model_id in models:
+        rows = results[results["model_id"] == model_id]
+        ok = rows[rows["finish_reason"] != "error"]
+        fingerprints = set(rows["fingerprint"])
+        runs = model_runs[(model_runs["model_id"] == model_id) & model_runs["fingerprint"].isin(fingerprints)]
+        runs = runs.sort_values("started_at", kind="stable")
+        generating = runs[(runs["generated_tokens"] > 0) & (runs["generate_time_s"] > 0)]
+        run = generating.iloc[-1] if len(generating) else (runs.iloc[-1] if len(runs) else None)
+
+        if len(generating):
+            generated, seconds, source = float(run["generated_tokens"]), float(run["generate_time_s"]), "run"
+            batches = _batches(ok[ok["run_id"] == run["run_id"]])
+            steps = float(batches["steps"].sum()) if len(batches) else math.nan
+            mean_batch = float(batches["size"].sum() / len(batches)) if len(batches) else math.nan
+        else:
+            batches = _batches(ok)
+            generated = float(batches["tokens"].sum()) if len(batches) else math.nan
+            seconds = float(batches["seconds"].sum()) if len(batches) else math.nan
+            steps = float(batches["steps"].sum()) if len(batches) else math.nan
+            mean_batch = float(batches["size"].sum() / len(batches)) if len(batches) else math.nan
+            source = "latency" if len(batches) else None
+        tokens_per_s = METRICS.get("tokens_per_s")(generated, seconds)
+        steps_per_s = METRICS.get("decode_steps_per_s")(steps, seconds)
+
+        device = none_if_nan(_last_value(runs, "device", run))
+        precision = none_if_nan(_last_value(runs, "precision", run))
+        weights = (weight_bytes or {}).get(model_id)
+        if weights is None:
+            weights = none_if_nan(_last_value(runs, "weight_bytes", run))
+        bandwidth = _bandwidth_for(device, bandwidth_bytes_per_s, run, manifests)
+        load_time = none_if_nan(_last_value(runs, "load_time_s", run))
+        peak = none_if_nan(_last_value(runs, "peak_memory_bytes", run))
+        ttft = pd.to_numeric(ok["ttft_s"], errors="coerce").tolist()
+        latency = pd.to_numeric(ok["latency_s"], errors="coerce").tolist()
+        records.append(
+            {
+                "model_id": model_id,
+                "device": device,
+                "precision": precision,
+                "n_prompts": int(len(rows)),
+                "n_failed": int(len(rows) - len(ok)),
+                "load_time_s": METRICS.get("load_time_s")(load_time),
+                "ttft_p50_s": METRICS.get("ttft_p50_s")(ttft),
+                "ttft_p95_s": METRICS.get("ttft_p95_s")(ttft),
+                "latency_p50_s": METRICS.get("latency_p50_s")(latency),
+                "latency_p95_s": METRICS.get("latency_p95_s")(latency),
+                "generated_tokens": generated,
+                "generate_time_s": seconds,
+                "tokens_per_s": tokens_per_s,
+                "throughput_source": source,
+                "decode_steps": steps,
+                "decode_steps_per_s": steps_per_s,
+                "mean_batch_size": mean_batch,
+                "peak_memory_bytes": METRICS.get("peak_memory_bytes")(peak),
+                "weight_bytes": math.nan if weights is None else float(weights),
+                "bandwidth_bytes_per_s": math.nan if bandwidth is None else float(bandwidth),
+                "bandwidth_share": METRICS.get("bandwidth_share")(weights, steps_per_s, bandwidth),
+            }
+        )
+    return pd.DataFrame(records, columns=EFFICIENCY_COLUMNS)

@@ -1,0 +1,264 @@
+"""Store rows → per-prompt frames → summaries per model and per category, and pairwise comparisons.
+
+A generation that failed (``finish_reason == 'error'``) is kept in ``per_prompt`` with ``failed=True``
+and NaN metrics: quality is measured on the prompts a model answered, failures are counted apart.
+Means skip NaN, and ``n`` always says how many values a mean is over. Pairwise differences are
+``model_a − model_b`` on the prompts both answered; ``significant`` means the paired-bootstrap CI
+excludes 0 (``p_holm`` corrects for the number of pairs).
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from reportgen.stats.bootstrap import (
+    LEVEL,
+    N_BOOT,
+    SEED,
+    bootstrap_ci,
+    finite_values,
+    holm,
+    paired_bootstrap,
+)
+from reportgen.stats.metrics import (
+    METRICS,
+    PER_PROMPT_KINDS,
+    get_metric,
+    metrics_of_kind,
+)
+
+if TYPE_CHECKING:
+    from reportgen.study.prompts import PromptSet
+
+PER_PROMPT_COLUMNS = [
+    "model_id", "prompt_id", "category", "output", "references", "finish_reason", "prompt_tokens",
+    "output_tokens", "latency_s", "ttft_s", "batch_size", "failed", "error", "fingerprint", "run_id",
+]
+SUMMARY_COLUMNS = ["model_id", "metric", "mean", "ci_low", "ci_high", "n"]
+CATEGORY_COLUMNS = ["model_id", "category", "metric", "mean", "ci_low", "ci_high", "n"]
+PAIRWISE_COLUMNS = [
+    "metric", "model_a", "model_b", "n", "mean_a", "mean_b", "diff", "ci_low", "ci_high",
+    "p_value", "p_holm", "significant", "better",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Selecting the current rows
+
+
+def current_fingerprint(rows: pd.DataFrame, time_column: str) -> str:
+    return rows.sort_values(time_column, kind="stable")["fingerprint"].iloc[-1]
+
+
+def ordered_models(models: Iterable[str], order: Sequence[str] | None) -> list[str]:
+    models = list(dict.fromkeys(models))
+    if order is None:
+        return sorted(models)
+    known = [m for m in order if m in models]
+    return known + sorted(m for m in models if m not in known)
+
+
+def latest_results(
+    results: pd.DataFrame,
+    fingerprints: Mapping[str, str | None] | None = None,
+    settings_hashes: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The rows of each model's current fingerprint, one per prompt.
+
+    ``fingerprints``: model_id → the fingerprint to report (what the runner computed for the current
+    config). Models missing from the mapping are dropped; a None value, or ``fingerprints=None``,
+    means "the fingerprint of the model's most recent row". Within that fingerprint, only rows of the
+    generation settings of its most recent row are kept (or ``settings_hashes[model_id]``), so a run
+    under changed settings never mixes with older outputs; then the newest row per prompt wins.
+    """
+    if results.empty:
+        return results.copy()
+    keep: list[pd.DataFrame] = []
+    order = list(fingerprints) if fingerprints is not None else None
+    for model_id in ordered_models(results["model_id"], order):
+        rows = results[results["model_id"] == model_id]
+        if fingerprints is not None and model_id not in fingerprints:
+            continue
+        fingerprint = (fingerprints or {}).get(model_id) or current_fingerprint(rows, "created_at")
+        rows = rows[rows["fingerprint"] == fingerprint]
+        if rows.empty:
+            continue
+        settings = (settings_hashes or {}).get(model_id) or rows.sort_values("created_at", kind="stable")["settings_hash"].iloc[-1]
+        rows = rows[rows["settings_hash"] == settings]
+        rows = rows.sort_values(["created_at", "request_hash"], kind="stable").drop_duplicates("prompt_id", keep="last")
+        keep.append(rows.sort_values("prompt_id", kind="stable"))
+    if not keep:
+        return results.iloc[0:0].copy()
+    return pd.concat(keep, ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per prompt
+
+
+def per_prompt_metric_names(prompt_set: "PromptSet | None", metrics: Iterable[str] | None) -> list[str]:
+    if metrics is not None:
+        chosen = [get_metric(name) for name in metrics]
+        wrong = [m.name for m in chosen if m.kind not in PER_PROMPT_KINDS]
+        if wrong:
+            raise ValueError(f"per-prompt frames take reference and text metrics, not {', '.join(wrong)}")
+        return [m.name for m in chosen]
+    has_references = prompt_set is not None and any(p.all_references for p in prompt_set.prompts)
+    kinds = PER_PROMPT_KINDS if has_references else ("text",)
+    return [m.name for m in metrics_of_kind(*kinds)]
+
+
+def none_if_nan(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def score_rows(rows: pd.DataFrame, references: Mapping[str, tuple[str, ...]], names: Sequence[str]) -> dict[str, list[float]]:
+    chosen = [get_metric(name) for name in names]
+    columns: dict[str, list[float]] = {name: [] for name in names}
+    for text, prompt_id, finish_reason, output_tokens in zip(
+        rows["text"], rows["prompt_id"], rows["finish_reason"], rows["output_tokens"]
+    ):
+        failed = finish_reason == "error"
+        refs = references.get(prompt_id, ())
+        tokens = none_if_nan(output_tokens)
+        for m in chosen:
+            value = math.nan if failed else m.score(
+                text or "", refs, finish_reason=finish_reason, output_tokens=None if tokens is None else int(tokens)
+            )
+            columns[m.name].append(value)
+    return columns
+
+
+def per_prompt_frame(
+    results: pd.DataFrame,
+    prompt_set: "PromptSet | None",
+    metrics: Iterable[str] | None = None,
+    model_order: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """One row per (model_id, prompt_id) of the prompt set, with a column per applicable metric.
+
+    Pass ``latest_results(...)``; if several rows remain for a prompt, the newest counts. Prompts not
+    in the prompt set (removed since the run) are dropped. Reference metrics are included when any
+    prompt has references (NaN on prompts without). Failed generations get NaN metrics.
+    Rows follow ``model_order`` (else model id) and then the prompt set's order.
+    """
+    names = per_prompt_metric_names(prompt_set, metrics)
+    columns = PER_PROMPT_COLUMNS + names
+    if results.empty or prompt_set is None:
+        return pd.DataFrame(columns=columns)
+    position = {p.id: i for i, p in enumerate(prompt_set.prompts)}
+    category = {p.id: p.category for p in prompt_set.prompts}
+    references = {p.id: tuple(p.all_references) for p in prompt_set.prompts}
+
+    rows = results[results["prompt_id"].isin(position)]
+    rows = rows.sort_values(["created_at"], kind="stable").drop_duplicates(["model_id", "prompt_id"], keep="last")
+    models = ordered_models(rows["model_id"], model_order)
+    rank = {m: i for i, m in enumerate(models)}
+    rows = rows.assign(_m=rows["model_id"].map(rank), _p=rows["prompt_id"].map(position))
+    rows = rows.sort_values(["_m", "_p"], kind="stable").reset_index(drop=True)
+
+    frame = pd.DataFrame(
+        {
+            "model_id": rows["model_id"],
+            "prompt_id": rows["prompt_id"],
+            "category": rows["prompt_id"].map(category),
+            "output": rows["text"].fillna(""),
+            "references": [references[p] for p in rows["prompt_id"]],
+            "finish_reason": rows["finish_reason"],
+            "prompt_tokens": pd.to_numeric(rows.get("prompt_tokens"), errors="coerce").astype(float),
+            "output_tokens": pd.to_numeric(rows.get("output_tokens"), errors="coerce").astype(float),
+            "latency_s": pd.to_numeric(rows.get("latency_s"), errors="coerce").astype(float),
+            "ttft_s": pd.to_numeric(rows.get("ttft_s"), errors="coerce").astype(float),
+            "batch_size": pd.to_numeric(rows.get("batch_size"), errors="coerce").astype(float),
+            "failed": rows["finish_reason"] == "error",
+            "error": rows["error"] if "error" in rows else None,
+            "fingerprint": rows["fingerprint"],
+            "run_id": rows["run_id"],
+        }
+    )
+    for name, values in score_rows(rows, references, names).items():
+        frame[name] = np.asarray(values, dtype=float)
+    return frame[columns]
+
+
+def metric_columns(per_prompt: pd.DataFrame) -> list[str]:
+    """The metric columns of a per-prompt frame, in registry order."""
+    return [c for c in per_prompt.columns if c in METRICS and c not in PER_PROMPT_COLUMNS]
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries
+
+
+def _summarise(per_prompt: pd.DataFrame, keys: list[str], metrics: Sequence[str], n_boot: int, seed: int, level: float) -> list[dict]:
+    rows = []
+    for key_values, group in per_prompt.groupby(keys, sort=False):
+        key_values = key_values if isinstance(key_values, tuple) else (key_values,)
+        for name in metrics:
+            values = finite_values(group[name])
+            mean, low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed, level=level)
+            rows.append({**dict(zip(keys, key_values)), "metric": name, "mean": mean, "ci_low": low, "ci_high": high, "n": int(values.size)})
+    return rows
+
+
+def model_summary(
+    per_prompt: pd.DataFrame, metrics: Sequence[str] | None = None, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
+) -> pd.DataFrame:
+    """Long format: model_id, metric, mean, ci_low, ci_high, n (values the mean is over)."""
+    metrics = list(metrics) if metrics is not None else metric_columns(per_prompt)
+    rows = _summarise(per_prompt, ["model_id"], metrics, n_boot, seed, level) if not per_prompt.empty else []
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS).astype({"n": int})
+
+
+def category_summary(
+    per_prompt: pd.DataFrame, metrics: Sequence[str] | None = None, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
+) -> pd.DataFrame:
+    """Long format: model_id, category, metric, mean, ci_low, ci_high, n (categories in prompt-set order)."""
+    metrics = list(metrics) if metrics is not None else metric_columns(per_prompt)
+    rows = _summarise(per_prompt, ["model_id", "category"], metrics, n_boot, seed, level) if not per_prompt.empty else []
+    return pd.DataFrame(rows, columns=CATEGORY_COLUMNS).astype({"n": int})
+
+
+# ---------------------------------------------------------------------------------------------
+# Pairwise tests
+
+
+def paired_comparisons(
+    per_prompt: pd.DataFrame, metric: str, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
+) -> pd.DataFrame:
+    """Every pair of models (a before b in the frame's order), on the prompts both answered.
+
+    Columns: metric, model_a, model_b, n, mean_a, mean_b, diff (a − b), ci_low, ci_high (paired
+    bootstrap), p_value (two-sided bootstrap), p_holm (Holm-adjusted over this metric's pairs),
+    significant (CI excludes 0), better (the better model's id when significant and the metric has a
+    direction, else None).
+    """
+    direction = get_metric(metric).higher_is_better
+    if per_prompt.empty:
+        return pd.DataFrame(columns=PAIRWISE_COLUMNS)
+    models = list(dict.fromkeys(per_prompt["model_id"]))
+    table = per_prompt.pivot(index="prompt_id", columns="model_id", values=metric)
+    rows = []
+    for a, b in combinations(models, 2):
+        test = paired_bootstrap(table[a].to_numpy(float), table[b].to_numpy(float), n_boot=n_boot, seed=seed, level=level)
+        better = None
+        if test["significant"] and direction is not None:
+            better = a if (test["diff"] > 0) == direction else b
+        rows.append({"metric": metric, "model_a": a, "model_b": b, **test, "better": better})
+    frame = pd.DataFrame(rows, columns=[c for c in PAIRWISE_COLUMNS if c != "p_holm"])
+    frame.insert(PAIRWISE_COLUMNS.index("p_holm"), "p_holm", holm(frame["p_value"].tolist()))
+    frame["better"] = pd.Series([r["better"] for r in rows], dtype=object)  # None stays None, not NaN
+    return frame.astype({"n": int, "significant": bool})
+
+
+def all_paired_comparisons(
+    per_prompt: pd.DataFrame, metrics: Sequence[str] | None = None, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
+) -> pd.DataFrame:
+    metrics = list(metrics) if metrics is not None else metric_columns(per_prompt)
+    frames = [paired_comparisons(per_prompt, m, n_boot=n_boot, seed=seed, level=level) for m in metrics]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PAIRWISE_COLUMNS)

@@ -1,0 +1,86 @@
+"""Every table the report shows and ``reportgen metrics`` prints, computed from one open store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Mapping
+
+import pandas as pd
+
+from reportgen.stats.bootstrap import N_BOOT, SEED
+from reportgen.stats.efficiency import efficiency_frame
+from reportgen.stats.frames import (
+    all_paired_comparisons,
+    category_summary,
+    latest_results,
+    metric_columns,
+    model_summary,
+    per_prompt_frame,
+)
+from reportgen.stats.lm import lm_frame
+
+if TYPE_CHECKING:
+    from reportgen.store import Store
+    from reportgen.study.config import Study
+    from reportgen.study.prompts import PromptSet
+
+# ---------------------------------------------------------------------------------------------
+# Everything the report shows
+
+
+@dataclass
+class Tables:
+    """The frames ``reportgen metrics`` prints and the report renders (columns: the *_COLUMNS lists)."""
+
+    per_prompt: pd.DataFrame
+    summary: pd.DataFrame
+    category_summary: pd.DataFrame
+    pairwise: pd.DataFrame
+    efficiency: pd.DataFrame
+    lm: pd.DataFrame
+    metrics: list[str] = field(default_factory=list)        # per-prompt metric columns, registry order
+    model_ids: list[str] = field(default_factory=list)      # models with results, in study order
+    fingerprints: dict[str, str] = field(default_factory=dict)  # model_id → fingerprint reported
+
+
+def _result_fingerprints(results: pd.DataFrame) -> dict[str, str]:
+    return dict(zip(results["model_id"], results["fingerprint"])) if len(results) else {}
+
+
+def compute_tables(
+    store: "Store",
+    study: "Study",
+    prompt_set: "PromptSet | None",
+    fingerprints: Mapping[str, str | None] | None = None,
+    bandwidth_bytes_per_s: float | Mapping[str, float] | None = None,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+) -> Tables:
+    """Read the store and compute every table, for the study's models only, in the study's order.
+
+    ``fingerprints`` (model_id → fingerprint, from the runner) pins what is reported; by default each
+    model's most recent fingerprint. ``bandwidth_bytes_per_s`` defaults to what the runner recorded
+    (``model_runs.details`` or the run manifest's ``hardware``); it is never measured here, so
+    re-rendering stays byte-identical.
+    """
+    order = [m.id for m in study.models]
+    wanted: dict[str, str | None] = {m: (fingerprints or {}).get(m) for m in order}
+    results = latest_results(store.results_frame(), wanted)
+    if prompt_set is not None and len(results):
+        results = results[results["prompt_id"].isin({p.id for p in prompt_set.prompts})].reset_index(drop=True)
+    model_runs = store.model_runs_frame()
+    per_prompt = per_prompt_frame(results, prompt_set, model_order=order)
+    names = metric_columns(per_prompt)
+    return Tables(
+        per_prompt=per_prompt,
+        summary=model_summary(per_prompt, names, n_boot=n_boot, seed=seed),
+        category_summary=category_summary(per_prompt, names, n_boot=n_boot, seed=seed),
+        pairwise=all_paired_comparisons(per_prompt, names, n_boot=n_boot, seed=seed),
+        efficiency=efficiency_frame(
+            results, model_runs, bandwidth_bytes_per_s=bandwidth_bytes_per_s, model_order=order, runs=store.runs_frame()
+        ),
+        lm=lm_frame(store.loglik_frame(), {**wanted, **_result_fingerprints(results)}, n_boot=n_boot, seed=seed, model_order=order),
+        metrics=names,
+        model_ids=list(dict.fromkeys(per_prompt["model_id"])),
+        fingerprints={m: fp for m, fp in zip(results["model_id"], results["fingerprint"])} if len(results) else {},
+    )
