@@ -211,14 +211,15 @@ def fill_store(path: Path, outputs: dict[str, dict[str, str]], *, old_lora: dict
 
 def make_study(folder: Path, outputs=None, *, old_lora=None, failures=None, claims=(), samples=6):
     """(study, tables, deltas) for a synthetic study in ``folder``."""
-    from reportgen.build import retraining_delta
+    from reportgen.stats.history import retraining_delta
 
     study = load_config(write_study(folder, claims=claims, samples=samples))
     fill_store(folder / "results.sqlite", outputs or default_outputs(), old_lora=old_lora, failures=failures)
     prompt_set = load_prompt_set(folder / "prompts.json")
     with Store(folder / "results.sqlite", create=False) as store:
         tables = compute_tables(store, study, prompt_set, n_boot=1000)
-        deltas = [d for d in (retraining_delta(store, study, prompt_set, m.id) for m in study.models) if d is not None]
+        results, model_runs = store.results_frame(), store.model_runs_frame()
+        deltas = [d for d in (retraining_delta(results, model_runs, prompt_set, m.id) for m in study.models) if d is not None]
     return study, tables, deltas
 
 

@@ -8,6 +8,7 @@ previous report intact.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from reportgen.errors import RenderError
 
-__all__ = ["atomic_write", "write_files"]
+__all__ = ["atomic_write", "write_files", "write_json"]
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -41,6 +42,11 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
     except OSError as exc:
         raise RenderError(f"{path}: cannot write: {exc.strerror or exc}. Fix: check the folder exists and is writable") from None
     return path
+
+
+def write_json(path: str | Path, data: object) -> Path:
+    """``data`` as indented, key-sorted JSON, written atomically."""
+    return atomic_write(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -12,11 +12,11 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from reportgen.errors import BackendError
+from reportgen.errors import BackendError, ReportgenError
+from reportgen.util.atomic import write_json
 
 DIGEST_CACHE = "digests.json"
 _DIGEST_CACHE_MAX_ENTRIES = 2000
@@ -37,20 +37,6 @@ def _read_digest_cache(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def file_digest(path: str | Path, cache_dir: Path | None = None) -> str:
@@ -93,8 +79,8 @@ def file_digest(path: str | Path, cache_dir: Path | None = None) -> str:
     if len(cached) >= _DIGEST_CACHE_MAX_ENTRIES:  # keep the newest entries (dicts keep insertion order)
         cached = dict(list(cached.items())[-(_DIGEST_CACHE_MAX_ENTRIES - 1):])
     cached[key] = {"stamp": stamp, "sha256": digest}
-    with contextlib.suppress(OSError):
-        write_json_atomic(sidecar, cached)
+    with contextlib.suppress(ReportgenError):  # the cache is an optimisation: an unwritable one is no error
+        write_json(sidecar, cached)
     return digest
 
 

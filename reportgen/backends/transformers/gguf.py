@@ -24,7 +24,8 @@ import uuid
 from pathlib import Path
 
 from reportgen.errors import BackendError, MissingExtraError
-from reportgen.util.hashing import cache_dir, file_digest, write_json_atomic
+from reportgen.util.atomic import write_json
+from reportgen.util.hashing import cache_dir, file_digest
 
 CONVERSION_INFO = "reportgen-conversion.json"
 _TMP_PREFIX = ".tmp-"
@@ -184,7 +185,7 @@ def _convert_into(gguf_path: Path, digest: str, target: Path) -> None:
         "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     # written last: its presence (with the digest) is what marks the folder complete
-    write_json_atomic(target / CONVERSION_INFO, info)
+    write_json(target / CONVERSION_INFO, info)
 
 
 def converted_model_dir(gguf_path: Path, cache_dir: Path | None = None) -> Path:
