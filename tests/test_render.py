@@ -24,9 +24,9 @@ from reportgen.errors import ClaimError, RenderError  # noqa: E402
 from reportgen.report.assemble import render_in_memory, render_report, replace_between_markers  # noqa: E402
 from reportgen.report import context as ctx  # noqa: E402
 from reportgen.report.charts import static_charts_available  # noqa: E402
-from reportgen.report.html import WRAPPER_VARIABLES  # noqa: E402
+from reportgen.report.formats.html import WRAPPER_VARIABLES  # noqa: E402
 from reportgen.report.markdown import insert_toc, markdown_to_html, md_cell, md_code, md_escape, md_link, slugify  # noqa: E402
-from reportgen.report.pdf import ReportFolderFetcher, render_pdf  # noqa: E402
+from reportgen.report.formats.pdf import ReportFolderFetcher, render_pdf  # noqa: E402
 from reportgen.report.templates import FILTERS, default_templates_dir, make_environment  # noqa: E402
 from reportgen.util.atomic import write_files  # noqa: E402
 

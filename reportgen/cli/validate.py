@@ -14,10 +14,11 @@ from reportgen.cli.app import config_argument, load, main
 def validate(config: Path) -> None:
     """Check a study config and every file it names, without running anything."""
     from reportgen.errors import ConfigError
+    from reportgen.report.formats import format_problems
     from reportgen.study.config import missing_files
 
     study = load(config)
-    problems = missing_files(study)
+    problems = missing_files(study) + format_problems(study)
     if study.prompts is not None and study.prompts.exists():
         from reportgen.study.prompts import load_prompt_set
 

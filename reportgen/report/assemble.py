@@ -1,13 +1,16 @@
-"""Render a study to README.md, report.html and report.pdf.
+"""Render a study to its output formats (README.md, report.html, report.pdf, … see ``formats``).
 
-Two phases: everything is rendered in memory first (specs, analysis, charts, Markdown, HTML, PDF),
-then written with atomic replaces. A failing template, a false claim or a broken chart export
-leaves the previous report untouched. Output is deterministic: the same inputs give byte-identical
-Markdown and HTML (no timestamps unless ``output.timestamp``; chart ids derived from names).
+Two phases: everything is rendered in memory first, then written with atomic replaces, so a failing
+template, a false claim or a broken chart export leaves the previous report untouched. Output is
+deterministic: the same inputs give byte-identical Markdown and HTML (no timestamps unless
+``output.timestamp``; chart ids derived from names).
 
-One module per job: ``templates`` (Jinja environment), ``context`` (the template context),
-``sections`` (the results sections: measured frames → views and charts), ``markdown`` (escaping, slugs,
-Markdown → HTML), ``charts`` (plotly / kaleido), ``html``, ``pdf``, ``write`` (atomic writes). Heavy imports (plotly, weasyprint, kaleido) happen inside functions.
+``render_in_memory`` is four named phases: ``gather`` (specs, the spec table, the analysis, checked
+claims, the measured results), ``draw_charts``, ``report_context`` (the typed views) and
+``render_formats`` (each registered format from the Markdown body of its target). One module per job:
+``templates`` (Jinja environment), ``context`` (the template context), ``sections`` (the results
+sections), ``markdown`` (escaping, slugs, Markdown → HTML), ``charts`` (plotly / kaleido), ``formats``
+(one module per output format). Heavy imports (plotly, weasyprint, kaleido) happen inside functions.
 """
 
 from __future__ import annotations
@@ -24,20 +27,28 @@ from typing import TYPE_CHECKING, Any
 from reportgen.errors import RenderError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reportgen.stats.tables import Tables
-    from reportgen.study.config import Study
-    from reportgen.stats.history import RetrainingDelta
+    import jinja2
+
+    from reportgen.analysis import ClaimResult, Statement
+    from reportgen.records import RunManifest
     from reportgen.report.charts import ChartSet
     from reportgen.report.context import ReportContext
+    from reportgen.report.formats import Format
+    from reportgen.specs.extract import ModelSpec
+    from reportgen.stats.history import RetrainingDelta
+    from reportgen.stats.tables import Tables
+    from reportgen.study.config import Study
 
-__all__ = ["FORMATS", "OUTPUT_NAMES", "RenderedReport", "render_report", "render_in_memory", "replace_between_markers"]
+__all__ = ["Facts", "RenderedReport", "draw_charts", "gather", "render_formats", "render_in_memory", "render_report",
+           "replace_between_markers", "report_context"]
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("markdown", "html", "pdf")
-OUTPUT_NAMES = {"markdown": "README.md", "html": "report.html", "pdf": "report.pdf"}
 START_MARKER = "<!-- reportgen:start -->"
 END_MARKER = "<!-- reportgen:end -->"
+
+
+NOT_DRAWN = "*(chart not drawn: no Chromium for the static export; see report.html)*"
 
 
 @dataclasses.dataclass
@@ -47,9 +58,30 @@ class RenderedReport:
     out_dir: Path
     files: dict[str, bytes]
     context: ReportContext
-    markdown: str = ""
+    bodies: dict[str, str] = dataclasses.field(default_factory=dict)  # format name → its Markdown body
     fetched: list[str] = dataclasses.field(default_factory=list)  # URLs WeasyPrint asked for
     refused: list[str] = dataclasses.field(default_factory=list)  # ... and was refused
+
+    @property
+    def markdown(self) -> str:
+        """The README's Markdown ("" when the markdown format was not rendered)."""
+        return self.bodies.get("markdown", "")
+
+
+@dataclasses.dataclass
+class Facts:
+    """What the report states, gathered before anything is drawn (a false claim has raised by then)."""
+
+    specs: dict[str, ModelSpec]
+    statements: list[Statement]  # the spec statements
+    warnings: list[str]
+    claims: list[ClaimResult]
+    warnings_by_model: dict[str, list[str]]
+    conclusion_points: list[Statement]
+    tables: Tables | None = None  # None: the spec-only report (no store, or no generation in it)
+    headline: str | None = None
+    deltas: list[RetrainingDelta] = dataclasses.field(default_factory=list)
+    manifest: RunManifest | None = None
 
 
 def _normalise_blank_lines(text: str) -> str:
@@ -110,14 +142,12 @@ def _prompt_texts(study: Study) -> dict[str, str]:
     return {p.id: prompt_text(p) for p in prompt_set.prompts}
 
 
-def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
-    chosen = tuple(dict.fromkeys(formats))
-    unknown = [f for f in chosen if f not in FORMATS]
+def _check_extra_context(extra_context: Mapping[str, Any] | None) -> None:
+    from reportgen.report.context import ReportContext
+
+    unknown = sorted(set(extra_context or {}) - {f.name for f in dataclasses.fields(ReportContext)})
     if unknown:
-        raise RenderError(f"unknown output format(s): {', '.join(unknown)}. Known formats: {', '.join(FORMATS)}")
-    if not chosen:
-        raise RenderError("no output format chosen. Known formats: " + ", ".join(FORMATS))
-    return chosen
+        raise RenderError(f"extra_context: unknown report field(s) {', '.join(unknown)}; see ReportContext")
 
 
 def render_in_memory(
@@ -131,103 +161,132 @@ def render_in_memory(
     specs: Mapping[str, Any] | None = None,
     tables: Tables | None = None,
     deltas: Sequence[RetrainingDelta] | None = None,
-    manifest: Mapping[str, Any] | None = None,
+    manifest: RunManifest | None = None,
 ) -> RenderedReport:
     """Phase one: compute and render every file of the report, write nothing.
 
-    ``tables`` (aggregate.compute_tables), ``deltas`` (pipeline.report_inputs) and ``manifest`` (the
-    latest run's manifest) add the results sections; with ``tables=None`` (or no generation in it) the
-    report is the spec-only report. A claim naming a measured value is checked against ``tables``.
+    ``tables`` (stats.tables.compute_tables), ``deltas`` (stats.history.RetrainingDelta) and ``manifest``
+    (the latest run's RunManifest) add the results sections; with ``tables=None`` (or no generation in
+    it) the report is the spec-only report. A claim naming a measured value is checked against ``tables``.
     """
-    from reportgen.analysis import statements as analysis
-    from reportgen.specs.study import model_files, spec_table, study_specs
-    from reportgen.report.charts import PLOTLY_JS, plotly_js, static_charts_available
-    from reportgen.report.context import ChartView, build_context, chart_views
-    from reportgen.report.html import html_page, render_html
-    from reportgen.report.markdown import insert_toc, markdown_to_html
-    from reportgen.report.templates import make_environment, render_template
+    from reportgen.report.formats import choose_formats, study_formats
+    from reportgen.report.templates import make_environment
 
-    chosen = _check_formats(formats if formats is not None else study.output.formats)
-    folder = Path(out_dir) if out_dir is not None else study.output_dir
+    chosen = study_formats(study) if formats is None else choose_formats(formats)
     env = make_environment(templates_dir)  # a bad --templates folder fails before any work
-    if extra_context:
-        from reportgen.report.context import ReportContext
+    _check_extra_context(extra_context)
+    facts = gather(study, specs, tables, list(deltas or []), manifest)
+    charts = draw_charts(study, facts)
+    context = report_context(study, facts, charts, extra_context)
+    folder = Path(out_dir) if out_dir is not None else study.output_dir
+    return render_formats(chosen, env, context, charts, folder, single_file=single_file)
 
-        unknown = sorted(set(extra_context) - {f.name for f in dataclasses.fields(ReportContext)})
-        if unknown:
-            raise RenderError(f"extra_context: unknown report field(s) {', '.join(unknown)}; see ReportContext")
+
+def gather(study: Study, specs: Mapping[str, ModelSpec] | None, tables: Tables | None,
+           deltas: list[RetrainingDelta], manifest: RunManifest | None) -> Facts:
+    """Specs, the spec table, the analysis and the checked claims; the measured results when there are any.
+
+    A false claim raises ClaimError here: nothing has been drawn or written.
+    """
+    from reportgen import analysis
+    from reportgen.report.markdown import markdown_style
+    from reportgen.specs.study import spec_table, study_specs
 
     specs = dict(specs) if specs is not None else study_specs(study)
     table = spec_table(specs)
-    statements = analysis.spec_statements(study, specs)
-    warnings = analysis.consistency_warnings(study, specs)
+    md = markdown_style()
+    statements = analysis.spec_statements(study, specs, md)
+    warnings = analysis.consistency_warnings(study, specs, md)
     results = analysis.has_results(tables)
     measured = analysis.metrics_claim_table(tables) if results else None
-    # a false claim raises ClaimError: nothing is written
     claim_results = analysis.check_claims(study, table, metrics=measured)
-    charts = spec_charts(study, specs)
-    later: dict[str, Any] = {}
-    result_points: list = []
-    if results:
+    warnings_by_model = analysis.warnings_by_model(study, specs, md)
+    spec_points = analysis.conclusion_points(study, specs, md)
+    if not results:
+        return Facts(specs, statements, warnings, claim_results, warnings_by_model, spec_points)
+    headline = analysis.headline_metric(tables)
+    result_points = analysis.result_conclusion(study, tables, deltas, md)
+    return Facts(specs, statements, warnings, claim_results, warnings_by_model, result_points + spec_points,
+                 tables, headline, deltas, manifest)
+
+
+def draw_charts(study: Study, facts: Facts) -> ChartSet:
+    """Every chart of the report, in one ChartSet (exported in one kaleido session): specs, then results."""
+    charts = spec_charts(study, facts.specs)
+    if facts.tables is not None:
+        from reportgen.report.sections import result_charts
+
+        result_charts(charts, study, facts.tables, facts.deltas, facts.headline)
+    return charts
+
+
+def report_context(study: Study, facts: Facts, charts: ChartSet, extra_context: Mapping[str, Any] | None = None) -> ReportContext:
+    """The typed template context: model views, spec comparison, analysis, claims and the results sections."""
+    from reportgen.report.context import build_context
+    from reportgen.specs.study import model_files
+
+    results = None
+    if facts.tables is not None:
         from reportgen.report.sections import result_sections
 
-        later = result_sections(study, tables, deltas=list(deltas or []), manifest=manifest, specs=specs, charts=charts,
-                                prompts=_prompt_texts(study))
-        result_points = analysis.result_conclusion(study, tables, list(deltas or []), specs)
-
-    files: dict[str, bytes] = {}
-    static_ok = bool(charts) and ("markdown" in chosen or "pdf" in chosen) and static_charts_available()
-    if static_ok:
-        svgs = charts.svgs()
-        for chart in charts:
-            files[chart.svg_path] = svgs[chart.name]
-    elif charts and ("markdown" in chosen or "pdf" in chosen):
-        log.warning("static charts skipped: no Chrome/Chromium found for kaleido (install chromium or set BROWSER_PATH)")
-
+        results = result_sections(study, facts.tables, facts.headline, deltas=facts.deltas, manifest=facts.manifest,
+                                  specs=facts.specs, charts=charts, prompts=_prompt_texts(study))
     context = build_context(
-        study, specs, statements, warnings, claim_results,
-        files={m.id: model_files(m) for m in study.models if m.id in specs},
-        warnings_by_model=analysis.warnings_by_model(study, specs),
-        conclusion_points=result_points + analysis.conclusion_points(study, specs),
+        study, facts.specs, facts.statements, facts.warnings, facts.claims,
+        files={m.id: model_files(m) for m in study.models if m.id in facts.specs},
+        warnings_by_model=facts.warnings_by_model,
+        conclusion_points=facts.conclusion_points,
         charts=charts,
         generated_at=_generated_at(study),
-        **later,
+        results=results,
     )
-    if extra_context:
-        context = dataclasses.replace(context, **dict(extra_context))
+    return dataclasses.replace(context, **dict(extra_context)) if extra_context else context
 
-    def body(target: str) -> tuple[ReportContext, str]:
-        ctx = dataclasses.replace(context, target=target)
-        if target in ("markdown", "pdf") and not static_ok:
-            views = [ChartView(v.name, v.title, "*(chart not drawn: no Chromium for the static export; see report.html)*", v.group)
-                     for v in chart_views(charts, target)]
-        else:
-            views = chart_views(charts, "html" if target == "html" else target)
-        ctx.charts = [v for v in views if v.group == "spec"]
-        if results:
-            ctx.metric_charts = [v for v in views if v.group != "spec"]
-        text = render_template(env, "report.md.j2", ctx.variables())
-        return ctx, insert_toc(_normalise_blank_lines(text))
 
-    report = RenderedReport(folder, files, context)
-    if "markdown" in chosen:
-        _, report.markdown = body("markdown")
-        files["README.md"] = report.markdown.encode("utf-8")
-    if "html" in chosen:
-        ctx, text = body("html")
-        divs = charts.html_divs(inline_js=single_file) if charts else {}
-        files["report.html"] = render_html(env, ctx.variables(), text, chart_divs=divs, single_file=single_file).encode("utf-8")
-        if divs and not single_file:
-            files[PLOTLY_JS] = plotly_js()
-    if "pdf" in chosen:
-        from reportgen.report.pdf import render_pdf
+def render_formats(chosen: Sequence[Format], env: jinja2.Environment, context: ReportContext, charts: ChartSet,
+                   folder: Path, *, single_file: bool = False) -> RenderedReport:
+    """Each chosen format from the Markdown body of its own target; the static charts once, for all of them."""
+    from reportgen.report.formats import FormatInput
 
-        ctx, text = body("pdf")
-        page = html_page(env, ctx.variables(), markdown_to_html(text))
-        pdf, fetcher = render_pdf(page, folder, pending=files)
-        files["report.pdf"] = pdf
-        report.fetched, report.refused = fetcher.requested, fetcher.refused
+    svgs = _static_charts(charts, chosen)
+    report = RenderedReport(folder, dict(svgs or {}), context)
+    for fmt in chosen:
+        ctx, body = _format_body(env, context, charts, fmt, drawn=svgs is not None)
+        rendered = fmt.render(FormatInput(env, ctx, body, charts, folder, report.files, single_file))
+        report.files.update(rendered.files)
+        report.bodies[fmt.name] = body
+        report.fetched += rendered.fetched
+        report.refused += rendered.refused
     return report
+
+
+def _static_charts(charts: ChartSet, chosen: Sequence[Format]) -> dict[str, bytes] | None:
+    """charts/NAME.svg for the formats that show static charts ({} when none needs them); None when no browser can draw them."""
+    if not charts or not any(fmt.static_charts for fmt in chosen):
+        return {}
+    from reportgen.report.charts import static_charts_available
+
+    if not static_charts_available():
+        log.warning("static charts skipped: no Chrome/Chromium found for kaleido (install chromium or set BROWSER_PATH)")
+        return None
+    svgs = charts.svgs()
+    return {chart.svg_path: svgs[chart.name] for chart in charts}
+
+
+def _format_body(env: jinja2.Environment, context: ReportContext, charts: ChartSet, fmt: Format, *,
+                 drawn: bool) -> tuple[ReportContext, str]:
+    """The context of ``fmt``'s target (its chart views) and the Markdown body rendered from it."""
+    from reportgen.report.context import ChartView, chart_views
+    from reportgen.report.markdown import insert_toc
+    from reportgen.report.templates import render_template
+
+    views = chart_views(charts, interactive=not fmt.static_charts)
+    if fmt.static_charts and not drawn:
+        views = [ChartView(v.name, v.title, NOT_DRAWN, v.group) for v in views]
+    ctx = dataclasses.replace(context, target=fmt.name, charts=[v for v in views if v.group == "spec"],
+                              metric_charts=[v for v in views if v.group != "spec"])
+    text = render_template(env, "report.md.j2", ctx.variables())
+    return ctx, insert_toc(_normalise_blank_lines(text))
 
 
 def render_report(
@@ -240,16 +299,16 @@ def render_report(
     extra_context: Mapping[str, Any] | None = None,
     tables: Tables | None = None,
     deltas: Sequence[RetrainingDelta] | None = None,
-    manifest: Mapping[str, Any] | None = None,
+    manifest: RunManifest | None = None,
 ) -> list[Path]:
     """Render the study's report and write it; return the written paths.
 
-    ``formats``: any of "markdown" (README.md), "html" (report.html + plotly.min.js), "pdf"
-    (report.pdf); default ``study.output.formats``. ``out_dir``: default ``study.output_dir``.
+    ``formats``: names of registered formats (``formats.FORMATS``: "markdown" README.md, "html"
+    report.html + plotly.min.js, "pdf" report.pdf); default ``study.output.formats``. ``out_dir``: default ``study.output_dir``.
     ``templates_dir``: a folder whose templates win over the defaults. ``single_file``: plotly.js
     inline in report.html instead of a plotly.min.js beside it. ``extra_context``: ReportContext
-    fields to set. ``tables`` (aggregate.Tables), ``deltas`` (pipeline.RetrainingDelta list) and
-    ``manifest`` (the latest run's manifest dict) add the measured results: summary, metric tables,
+    fields to set. ``tables`` (stats.tables.Tables), ``deltas`` (stats.history.RetrainingDelta list) and
+    ``manifest`` (the latest run's RunManifest) add the measured results: summary, metric tables,
     charts, analysis, samples, what retraining changed, the run manifest; ``tables=None`` gives the
     spec-only report. Raises ConfigError / ClaimError / RenderError; on any error nothing is written.
     """

@@ -28,12 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from reportgen.report.charts import ChartSet
     from reportgen.specs.extract import ModelSpec
 
-TARGETS = ("markdown", "html", "pdf")
-#: The context fields only a study with measured results fills (build_context's ``later_sections``).
-RESULT_FIELDS = (
-    "has_results", "headline_metric", "results_summary", "quality_tables", "category_table", "efficiency_table", "lm_table",
-    "metric_charts", "result_analysis", "samples", "samples_note", "retraining", "manifest", "manifest_notes",
-)
 
 
 @dataclass
@@ -220,6 +214,42 @@ class GlossaryItem:
 
 
 @dataclass
+class ResultSections:
+    """The views of the measured results (``sections.result_sections``): the ReportContext fields of the same names.
+
+    headline_metric: the quality metric the report leads with, in words (Markdown-safe); "" without one.
+    results_summary: the Table at the top, one row per model.
+    quality_tables: Tables of the per-prompt metrics: reference metrics, then text statistics.
+    category_table: the headline metric per prompt category and model (empty without categories).
+    efficiency_table: speed and memory per model.
+    lm_table: bits per byte and perplexity per model (empty when no LM texts were scored).
+    result_analysis: AnalysisGroups of statements computed from the results.
+    samples: SampleViews, prompts with every model's answer side by side.
+    samples_note: which prompts the samples show and why (Markdown-safe), or "".
+    retraining: RetrainingViews, one per model whose weights changed since its previous run.
+    manifest: the run manifest as captioned Tables.
+    manifest_notes: notes the run recorded per model (Markdown-safe lines).
+    """
+
+    headline_metric: str
+    results_summary: Table
+    quality_tables: list[Table]
+    category_table: Table
+    efficiency_table: Table
+    lm_table: Table
+    result_analysis: list[AnalysisGroup]
+    samples: list[SampleView]
+    samples_note: str
+    retraining: list[RetrainingView]
+    manifest: list[Table]
+    manifest_notes: list[str]
+
+    def fields(self) -> dict[str, Any]:
+        """The context fields these views fill (shallow: the views stay objects)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass
 class ReportContext:
     """Everything a report template can use. Markdown-safe text is already escaped.
 
@@ -293,17 +323,6 @@ class ReportContext:
     def variables(self) -> dict[str, Any]:
         """The template variables: one per field (shallow: the views stay objects)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    def for_target(self, target: str, charts: ChartSet | None = None) -> ReportContext:
-        """The same context for another target (charts are shown differently per target)."""
-        if target not in TARGETS:
-            raise ValueError(target)
-        if not charts:
-            return dataclasses.replace(self, target=target)
-        views = chart_views(charts, target)
-        return dataclasses.replace(
-            self, target=target, charts=[v for v in views if v.group == "spec"], metric_charts=[v for v in views if v.group != "spec"]
-        )
 
 
 def documented_fields(cls: type) -> dict[str, str]:
@@ -603,13 +622,14 @@ def model_view(
     )
 
 
-def chart_views(charts: ChartSet | None, target: str) -> list[ChartView]:
+def chart_views(charts: ChartSet | None, *, interactive: bool = False) -> list[ChartView]:
+    """The charts as a format shows them: SVG images, or placeholders for the interactive charts (HTML)."""
     if not charts:
         return []
     views = []
     for chart in charts:
         title = md_escape(chart.title).replace("\n", " ")
-        if target == "html":
+        if interactive:
             markdown = f'<div class="chart" data-chart="{chart.name}"></div>'
         else:
             markdown = f"![{title}]({chart.svg_path})"
@@ -630,15 +650,14 @@ def build_context(
     conclusion_points: Sequence[Statement] = (),
     charts: ChartSet | None = None,
     generated_at: str = "",
-    **later_sections: Any,
+    results: ResultSections | None = None,
 ) -> ReportContext:
-    """Assemble the context. ``later_sections`` fill the results fields (RESULT_FIELDS: results_summary, samples, …)."""
+    """Assemble the context; ``results`` (the views of the measured results) fill the results fields.
+
+    Charts are shown as static images here; each format sets its own chart views (``chart_views``).
+    """
     from reportgen.analysis.statements import claim_lines
 
-    allowed = set(RESULT_FIELDS)
-    unknown = set(later_sections) - allowed
-    if unknown:
-        raise RenderError(f"unknown report sections: {', '.join(sorted(unknown))} (known: {', '.join(sorted(allowed))})")
     files = files or {}
     base = Path(study.path).parent if getattr(study, "_path", None) is not None else None
     per_model = warnings_by_model or {}
@@ -650,7 +669,7 @@ def build_context(
         f"This report compares {len(models)} language model{'s' if len(models) != 1 else ''}: what each one is "
         "for, its architecture and size, its adapter and quantization settings, and how the models differ. "
         "Every number in it is computed from the models' configuration files."
-    ] if not later_sections.get("has_results") else [
+    ] if results is None else [
         f"This report compares {len(models)} language model{'s' if len(models) != 1 else ''}: what each one is "
         "for, its architecture and size, its adapter and quantization settings, and how each one behaves on the same "
         "prompts: quality against the references, speed, memory, and what it writes. Every number in it is computed "
@@ -667,7 +686,7 @@ def build_context(
         introduction=introduction,
         models=models,
         comparison=comparison_table(study, specs),
-        charts=[v for v in chart_views(charts, target) if v.group == "spec"],
+        charts=[v for v in chart_views(charts) if v.group == "spec"],
         statements=list(statements),
         warnings=list(warnings),
         claims=claim_lines(claim_results),
@@ -675,5 +694,6 @@ def build_context(
         conclusion=_paragraphs(study.conclusion),
         glossary=[GlossaryItem(_inline(g.term), _inline(g.definition)) for g in study.glossary],
         specs={model_id: spec.as_dict() for model_id, spec in specs.items()},
-        **later_sections,
+        has_results=results is not None,
+        **(results.fields() if results is not None else {}),
     )

@@ -1,8 +1,8 @@
-"""The results sections of a report: measured frames (aggregate.Tables) → Markdown-safe views and charts.
+"""The results sections of a report: measured frames (stats.tables.Tables) → Markdown-safe views and charts.
 
-``result_sections`` is the one entry point: it returns the ReportContext fields a study with results
-fills (``context.RESULT_FIELDS``) and adds the result charts to the report's ChartSet, so every chart
-of a report is still exported in one kaleido session. Pure functions: the frames, the study and the
+Two entry points: ``result_charts`` adds the result charts to the report's ChartSet (so every chart of
+a report is exported in one kaleido session), and ``result_sections`` returns the views as one typed
+record (``context.ResultSections``). Pure functions: the frames, the study and the
 prompt texts in, views out; nothing is read or written here.
 
 Conventions every table follows: models are columns headed ``N. name`` (N: the model's position in the
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from reportgen.analysis import statements as analysis
 from reportgen.report.context import (
     AnalysisGroup,
+    ResultSections,
     RetrainingView,
     SampleOutput,
     SampleView,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from reportgen.study.config import Study
     from reportgen.report.charts import ChartSet
     from reportgen.specs.extract import ModelSpec
+    from reportgen.stats.history import RetrainingDelta
 
 __all__ = [
     "analysis_groups",
@@ -347,7 +349,7 @@ def _chart_caption(text: str) -> str:
     return md_escape(text).replace("\n", " ")
 
 
-def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequence[Any], headline: str | None) -> None:
+def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequence[RetrainingDelta], headline: str | None) -> None:
     """Add the result charts to ``charts`` (quality per metric, speed, memory, trade-off, category, bits per byte, retraining)."""
     from reportgen.report import charts as ch
 
@@ -505,7 +507,8 @@ def sample_views(study: Study, tables: Tables, prompts: Mapping[str, str] | None
 # What retraining changed
 
 
-def retraining_views(study: Study, deltas: Sequence[Any], charts: ChartSet | None, headline: str | None) -> list[RetrainingView]:
+def retraining_views(study: Study, deltas: Sequence[RetrainingDelta], charts: ChartSet | None,
+                     headline: str | None) -> list[RetrainingView]:
     """One view per re-trained model: the verdict, the per-metric table, its versions, its chart's name."""
     names = _display(study)
     views = []
@@ -713,31 +716,28 @@ def analysis_groups(statements: Sequence[analysis.Statement]) -> list[AnalysisGr
 def result_sections(
     study: Study,
     tables: Tables,
+    headline: str | None,
     *,
-    deltas: Sequence[Any] = (),
-    manifest: Mapping[str, Any] | None = None,
+    deltas: Sequence[RetrainingDelta] = (),
+    manifest: RunManifest | None = None,
     specs: Mapping[str, ModelSpec] | None = None,
     charts: ChartSet | None = None,
     prompts: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """The ReportContext fields of the results (context.RESULT_FIELDS); adds the result charts to ``charts``."""
-    headline = analysis.headline_metric(tables)
-    if charts is not None:
-        result_charts(charts, study, tables, deltas, headline)
+) -> ResultSections:
+    """The views of the results; ``charts`` (drawn by ``result_charts``) name each retraining view's chart."""
     samples, note = sample_views(study, tables, prompts)
     manifest_views, manifest_notes = manifest_tables(study, tables, manifest, specs)
-    return {
-        "has_results": True,
-        "headline_metric": metric_label(headline) if headline else "",
-        "results_summary": summary_table(study, tables, headline),
-        "quality_tables": quality_tables(study, tables),
-        "category_table": category_table(study, tables, headline),
-        "efficiency_table": efficiency_table(study, tables),
-        "lm_table": lm_table(study, tables),
-        "result_analysis": analysis_groups(analysis.result_statements(study, tables, specs)),
-        "samples": samples,
-        "samples_note": note,
-        "retraining": retraining_views(study, deltas, charts, headline),
-        "manifest": manifest_views,
-        "manifest_notes": manifest_notes,
-    }
+    return ResultSections(
+        headline_metric=metric_label(headline) if headline else "",
+        results_summary=summary_table(study, tables, headline),
+        quality_tables=quality_tables(study, tables),
+        category_table=category_table(study, tables, headline),
+        efficiency_table=efficiency_table(study, tables),
+        lm_table=lm_table(study, tables),
+        result_analysis=analysis_groups(analysis.result_statements(study, tables, specs)),
+        samples=samples,
+        samples_note=note,
+        retraining=retraining_views(study, deltas, charts, headline),
+        manifest=manifest_views,
+        manifest_notes=manifest_notes,
+    )

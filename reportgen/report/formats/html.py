@@ -1,4 +1,4 @@
-"""report.html: the Markdown body converted by markdown-it, wrapped in ``report.html.j2`` with the CSS.
+"""The "html" format, report.html: the Markdown body converted by markdown-it, wrapped in ``report.html.j2`` with the CSS.
 
 Charts: the body holds ``<div class="chart" data-chart="NAME"></div>`` placeholders (the Markdown
 template prints them for the "html" target); they are replaced here, after the Markdown conversion,
@@ -13,7 +13,8 @@ from collections.abc import Mapping
 import jinja2
 from markupsafe import Markup
 
-from reportgen.report.charts import PLOTLY_JS
+from reportgen.report.charts import PLOTLY_JS, plotly_js
+from reportgen.report.formats import FORMATS, Format, FormatInput, FormatOutput
 from reportgen.report.markdown import markdown_to_html
 from reportgen.report.templates import render_template
 
@@ -46,3 +47,23 @@ def render_html(
     body = replace_chart_placeholders(markdown_to_html(body_markdown), chart_divs)
     head = f'<script src="{PLOTLY_JS}" charset="utf-8"></script>' if chart_divs and not single_file else ""
     return html_page(env, variables, body, head=head)
+
+
+class HtmlFormat(Format):
+    """report.html with interactive plotly charts; plotly.min.js beside it unless ``single_file``."""
+
+    name = "html"
+    file_name = "report.html"
+    template_suffixes = (".md.j2", ".html.j2", ".css")
+    static_charts = False
+
+    def render(self, job: FormatInput) -> FormatOutput:
+        divs = job.charts.html_divs(inline_js=job.single_file) if job.charts else {}
+        page = render_html(job.env, job.context.variables(), job.body, chart_divs=divs, single_file=job.single_file)
+        files = {self.file_name: page.encode("utf-8")}
+        if divs and not job.single_file:
+            files[PLOTLY_JS] = plotly_js()
+        return FormatOutput(files)
+
+
+FORMATS.register(HtmlFormat.name, HtmlFormat())

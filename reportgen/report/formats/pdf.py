@@ -1,4 +1,4 @@
-"""report.pdf: WeasyPrint prints an HTML variant of the report (static SVG charts, print CSS).
+"""The "pdf" format, report.pdf: WeasyPrint prints an HTML variant of the report (static SVG charts, print CSS).
 
 WeasyPrint may fetch only what the report itself contains: files inside the report folder (served
 from the files rendered in memory, else from disk) and ``data:`` URIs. Every other URL (``http:``,
@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from reportgen.errors import MissingExtraError, RenderError
+from reportgen.report.formats import FORMATS, Format, FormatInput, FormatOutput
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +106,22 @@ def render_pdf(html: str, folder: Path, pending: Mapping[str, bytes] | None = No
     if fetcher.refused:
         log.warning("the PDF asked for %d URL(s) outside the report folder; refused: %s", len(fetcher.refused), ", ".join(fetcher.refused[:5]))
     return pdf, fetcher
+
+
+class PdfFormat(Format):
+    """report.pdf, printed from the HTML page of the "pdf" target (static SVG charts, print CSS)."""
+
+    name = "pdf"
+    file_name = "report.pdf"
+    template_suffixes = (".md.j2", ".html.j2", ".css")
+
+    def render(self, job: FormatInput) -> FormatOutput:
+        from reportgen.report.formats.html import html_page
+        from reportgen.report.markdown import markdown_to_html
+
+        page = html_page(job.env, job.context.variables(), markdown_to_html(job.body))
+        pdf, fetcher = render_pdf(page, job.folder, pending=job.pending)
+        return FormatOutput({self.file_name: pdf}, fetcher.requested, fetcher.refused)
+
+
+FORMATS.register(PdfFormat.name, PdfFormat())
