@@ -91,6 +91,7 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     from reportgen.backends.transformers.backend import TransformersBackend
+    from reportgen.backends.transformers.batching import prepare
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -111,8 +112,8 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
-    prompt_texts = [backend._prepare(i, r).prompt_text for i, r in enumerate(requests)]
-    eos = set(backend._eos_ids)
+    prompt_texts = [prepare(backend.loaded, i, r).prompt_text for i, r in enumerate(requests)]
+    eos = set(backend.loaded.eos_ids)
 
     # warm up both (first-call allocations, lazy imports)
     run_naive(pipe, tokenizer, prompt_texts[:1], 2, eos)
@@ -131,8 +132,8 @@ def main() -> None:
         threads_used = []
         for i in range(slices):
             # the naive side gets the thread count that is fastest right now (probed), fixed for its slice
-            backend._threads_chosen = None
-            naive_threads = args.threads or backend._threads()
+            backend.threads.chosen = None
+            naive_threads = args.threads or backend.threads.threads()
             threads_used.append(naive_threads)
             torch.set_num_threads(naive_threads)
             sec, tok, texts, cpu = run_naive(pipe, tokenizer, prompt_texts[bounds[i]: bounds[i + 1]], args.tokens, eos)

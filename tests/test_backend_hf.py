@@ -12,12 +12,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from reportgen.records import GenerationRequest
-from reportgen.backends.transformers.backend import (
-    CPU_BATCH_CAP,
-    TransformersBackend,
-    _buckets,
-    _ThreadGovernor,
-)
+from reportgen.backends.transformers.backend import CPU_BATCH_CAP, TransformersBackend
+from reportgen.backends.transformers.batching import buckets as _buckets
+from reportgen.backends.transformers.cpu import ThreadGovernor as _ThreadGovernor
 from reportgen.study.config import GenerationSettings, ModelConfig
 from reportgen.errors import BackendError
 
