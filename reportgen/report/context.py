@@ -20,6 +20,7 @@ import reportgen
 from reportgen.errors import RenderError
 from reportgen.format import human_bytes, human_count, is_missing, num, percent
 from reportgen.report.markdown import md_cell, md_code, md_escape, md_inline_code, md_link
+from reportgen.specs import fields as spec_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     from reportgen.analysis.statements import ClaimResult, Statement
@@ -353,6 +354,21 @@ def _inline(text: object) -> str:
     return " ".join(line for line in md_escape(text).split("\n") if line)
 
 
+def _short(name: str) -> str:
+    """A spec field's label in the side-by-side comparison (specs.fields)."""
+    return spec_fields.field(name).short
+
+
+def _label(name: str) -> str:
+    """A spec field's label in a model's summary (specs.fields)."""
+    return spec_fields.field(name).label
+
+
+def _detailed(name: str) -> str:
+    """A spec field's label with its qualifier, in the model's config / adapter tables (specs.fields)."""
+    return spec_fields.field(name).detailed
+
+
 def _kv_table(pairs: Sequence[tuple[str, str]], header: tuple[str, str] = ("Property", "Value")) -> Table:
     rows = [[label, value] for label, value in pairs if value not in (None, "")]
     return Table(list(header), rows, ["left", "left"], "kv")
@@ -423,27 +439,27 @@ def comparison_table(study: Study, specs: Mapping[str, ModelSpec]) -> Table:
         return [label, *cells]
 
     rows = [
-        row("Architecture", lambda s: _code(s.architecture)),
-        row("Family", lambda s: md_cell(s.family) if s.family else "—"),
-        row("Task", lambda s: _task(s.task)),
-        row("Parameters", lambda s: f"{num(s.parameters)}<br>({human_count(s.parameters)})" if s.parameters else "—"),
-        row("Layers", lambda s: num(s.num_hidden_layers)),
-        row("Hidden size", lambda s: num(s.hidden_size)),
-        row("Intermediate size", lambda s: num(s.intermediate_size)),
-        row("Attention heads", _heads),
-        row("Context length (tokens)", lambda s: num(s.context_length)),
-        row("Vocabulary (tokens)", lambda s: num(s.vocab_size)),
-        row("Activation", lambda s: _code(s.activation)),
-        row("Stored dtype", lambda s: _code(s.dtype)),
-        row("Weights at stored dtype", lambda s: human_bytes(s.weight_bytes)),
-        row("Weights in 4-bit (NF4, est.)", lambda s: human_bytes(s.weight_bytes_4bit)),
-        row("Tied embeddings", lambda s: _yes_no(s.tie_word_embeddings)),
+        row(_short("architecture"), lambda s: _code(s.architecture)),
+        row(_short("family"), lambda s: md_cell(s.family) if s.family else "—"),
+        row(_short("task"), lambda s: _task(s.task)),
+        row(_short("parameters"), lambda s: f"{num(s.parameters)}<br>({human_count(s.parameters)})" if s.parameters else "—"),
+        row(_short("num_hidden_layers"), lambda s: num(s.num_hidden_layers)),
+        row(_short("hidden_size"), lambda s: num(s.hidden_size)),
+        row(_short("intermediate_size"), lambda s: num(s.intermediate_size)),
+        row(_short("num_attention_heads"), _heads),
+        row(_short("context_length"), lambda s: num(s.context_length)),
+        row(_short("vocab_size"), lambda s: num(s.vocab_size)),
+        row(_short("activation"), lambda s: _code(s.activation)),
+        row(_short("dtype"), lambda s: _code(s.dtype)),
+        row(_short("weight_bytes"), lambda s: human_bytes(s.weight_bytes)),
+        row(_short("weight_bytes_4bit"), lambda s: human_bytes(s.weight_bytes_4bit)),
+        row(_short("tie_word_embeddings"), lambda s: _yes_no(s.tie_word_embeddings)),
         row("Adapter", _adapter_short),
         ["Quantization (configured)", *(_quant_short(m) for m in models)],
-        row("Transformers version", lambda s: md_cell(s.transformers_version) if s.transformers_version else "—"),
+        row(_short("transformers_version"), lambda s: md_cell(s.transformers_version) if s.transformers_version else "—"),
     ]
     if any(s.source == "gguf" for s in specs.values()):
-        rows.append(row("GGUF file type", lambda s: _code(s.gguf_file_type)))
+        rows.append(row(_short("gguf_file_type"), lambda s: _code(s.gguf_file_type)))
     return Table(header, rows, ["left", *("right" for _ in models)], "comparison")
 
 
@@ -451,16 +467,16 @@ def _summary(model: ModelConfig, spec: ModelSpec | None) -> list[tuple[str, str]
     if spec is None:
         return [("Specifications", "not available (no config.json or GGUF file for this model)")]
     pairs = [
-        ("Architecture", _code(spec.architecture)),
-        ("Parameters", f"{num(spec.parameters)} ({human_count(spec.parameters)})" if spec.parameters else "—"),
-        ("Hidden size", num(spec.hidden_size)),
-        ("Intermediate size", num(spec.intermediate_size)),
-        ("Attention heads", _heads(spec)),
-        ("Hidden layers", num(spec.num_hidden_layers)),
-        ("Context length", f"{num(spec.context_length)} tokens" if spec.context_length else "—"),
-        ("Vocabulary size", f"{num(spec.vocab_size)} tokens" if spec.vocab_size else "—"),
-        ("Stored dtype", _code(spec.dtype)),
-        ("Transformers version", md_escape(spec.transformers_version) if spec.transformers_version else "—"),
+        (_label("architecture"), _code(spec.architecture)),
+        (_label("parameters"), f"{num(spec.parameters)} ({human_count(spec.parameters)})" if spec.parameters else "—"),
+        (_label("hidden_size"), num(spec.hidden_size)),
+        (_label("intermediate_size"), num(spec.intermediate_size)),
+        (_label("num_attention_heads"), _heads(spec)),
+        (_label("num_hidden_layers"), num(spec.num_hidden_layers)),
+        (_label("context_length"), f"{num(spec.context_length)} tokens" if spec.context_length else "—"),
+        (_label("vocab_size"), f"{num(spec.vocab_size)} tokens" if spec.vocab_size else "—"),
+        (_label("dtype"), _code(spec.dtype)),
+        (_label("transformers_version"), md_escape(spec.transformers_version) if spec.transformers_version else "—"),
     ]
     if spec.adapter is not None:
         pairs.append(("Adapter", _adapter_short(spec)))
@@ -475,26 +491,26 @@ def _config_table(spec: ModelSpec | None, files: ModelFiles | None) -> Table:
     init = (files.config or {}).get("_name_or_path") if files is not None else None
     pairs = [
         ("Initialised from (`_name_or_path`)", _code(init) if init else ""),
-        ("Architecture", _code(spec.architecture)),
-        ("Model type", _code(spec.model_type)),
-        ("Family", md_cell(spec.family) if spec.family else ""),
-        ("Task", _task(spec.task)),
-        ("Parameters (exact)", num(spec.parameters) if spec.parameters else "—"),
-        ("Hidden size", num(spec.hidden_size)),
-        ("Intermediate size", num(spec.intermediate_size)),
-        ("Attention heads", num(spec.num_attention_heads)),
-        ("Key/value heads", num(spec.num_key_value_heads)),
-        ("Hidden layers", num(spec.num_hidden_layers)),
-        ("Context length (max. position embeddings)", num(spec.context_length)),
-        ("Vocabulary size", num(spec.vocab_size)),
-        ("Activation", _code(spec.activation)),
-        ("Stored dtype", _code(spec.dtype)),
-        ("Weights at stored dtype", _dtype_bytes(spec)),
-        ("Weights in 4-bit (NF4, estimate)", human_bytes(spec.weight_bytes_4bit)),
-        ("Tied input/output embeddings", _yes_no(spec.tie_word_embeddings)),
-        ("Transformers version", md_cell(spec.transformers_version) if spec.transformers_version else ""),
-        ("GGUF file type", _code(spec.gguf_file_type) if spec.gguf_file_type else ""),
-        ("GGUF tensor types", md_cell(", ".join(f"{k}: {v}" for k, v in spec.gguf_tensor_types.items())) if spec.gguf_tensor_types else ""),
+        (_detailed("architecture"), _code(spec.architecture)),
+        (_detailed("model_type"), _code(spec.model_type)),
+        (_detailed("family"), md_cell(spec.family) if spec.family else ""),
+        (_detailed("task"), _task(spec.task)),
+        (_detailed("parameters"), num(spec.parameters) if spec.parameters else "—"),
+        (_detailed("hidden_size"), num(spec.hidden_size)),
+        (_detailed("intermediate_size"), num(spec.intermediate_size)),
+        (_detailed("num_attention_heads"), num(spec.num_attention_heads)),
+        (_detailed("num_key_value_heads"), num(spec.num_key_value_heads)),
+        (_detailed("num_hidden_layers"), num(spec.num_hidden_layers)),
+        (_detailed("context_length"), num(spec.context_length)),
+        (_detailed("vocab_size"), num(spec.vocab_size)),
+        (_detailed("activation"), _code(spec.activation)),
+        (_detailed("dtype"), _code(spec.dtype)),
+        (_detailed("weight_bytes"), _dtype_bytes(spec)),
+        (_detailed("weight_bytes_4bit"), human_bytes(spec.weight_bytes_4bit)),
+        (_detailed("tie_word_embeddings"), _yes_no(spec.tie_word_embeddings)),
+        (_detailed("transformers_version"), md_cell(spec.transformers_version) if spec.transformers_version else ""),
+        (_detailed("gguf_file_type"), _code(spec.gguf_file_type) if spec.gguf_file_type else ""),
+        (_detailed("gguf_tensor_types"), md_cell(", ".join(f"{k}: {v}" for k, v in spec.gguf_tensor_types.items())) if spec.gguf_tensor_types else ""),
     ]
     for note in spec.notes:
         pairs.append(("Note", md_cell(note)))
@@ -526,17 +542,17 @@ def _adapter_table(spec: ModelSpec | None) -> Table:
         return Table(["Setting", "Value"], [], ["left", "left"], "kv")
     a = spec.adapter
     pairs = [
-        ("PEFT type", _code(a.peft_type)),
-        ("Rank r", num(a.r) if a.r is not None else ""),
-        ("alpha (`lora_alpha`)", num(a.alpha) if a.alpha is not None else ""),
+        (_detailed("adapter_peft_type"), _code(a.peft_type)),
+        (_detailed("adapter_r"), num(a.r) if a.r is not None else ""),
+        (_detailed("adapter_alpha"), num(a.alpha) if a.alpha is not None else ""),
         ("Scaling alpha / r", num(a.alpha / a.r) if a.alpha is not None and a.r else ""),
-        ("Dropout (`lora_dropout`)", num(a.dropout) if a.dropout is not None else ""),
-        ("Target modules", ", ".join(md_inline_code(t) for t in a.target_modules) or "—"),
-        ("Task type", _code(a.task_type) if a.task_type else ""),
-        ("Base model (`base_model_name_or_path`)", _code(a.base_model) if a.base_model else ""),
-        ("Trainable parameters", f"{num(a.trainable_parameters)} ({human_count(a.trainable_parameters)})"
+        (_detailed("adapter_dropout"), num(a.dropout) if a.dropout is not None else ""),
+        (_detailed("adapter_target_modules"), ", ".join(md_inline_code(t) for t in a.target_modules) or "—"),
+        (_detailed("adapter_task_type"), _code(a.task_type) if a.task_type else ""),
+        (_detailed("adapter_base_model"), _code(a.base_model) if a.base_model else ""),
+        (_detailed("adapter_trainable_parameters"), f"{num(a.trainable_parameters)} ({human_count(a.trainable_parameters)})"
          if a.trainable_parameters is not None else "not counted (no base config)"),
-        ("Share of the base model", percent(a.share_of_base) if a.share_of_base is not None else ""),
+        (_detailed("adapter_share_of_base"), percent(a.share_of_base) if a.share_of_base is not None else ""),
     ]
     return _kv_table(pairs, ("Setting", "Value"))
 
