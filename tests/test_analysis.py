@@ -11,11 +11,14 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from reportgen.analysis import statements as analysis  # noqa: E402
+from reportgen import analysis  # noqa: E402
+from reportgen.report.markdown import markdown_style  # noqa: E402
+from reportgen.study.claims import parse_check  # noqa: E402
 from reportgen.study.config import load_config  # noqa: E402
 from reportgen.errors import ClaimError, ConfigError  # noqa: E402
 from reportgen.specs.study import spec_for_model, spec_table, study_specs, table_value  # noqa: E402
 
+MD = markdown_style()  # statements as the report writes them (Markdown-escaped)
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = ROOT / "configs" / "assignment.yaml"
 FALSE_CLAIMS = ROOT / "tests" / "golden" / "seed_false_claims.yaml"
@@ -89,7 +92,7 @@ models:
     assert spec is not None and spec.context_length == 256 and spec.parameters
     assert spec_for_model(study.models[1]) is None  # an endpoint without a vendored config
     assert list(study_specs(study)) == ["a"]
-    statements = analysis.spec_statements(study, study_specs(study))
+    statements = analysis.spec_statements(study, study_specs(study), style=MD)
     assert any("No spec is available for B" in s.text for s in statements)
 
 
@@ -136,7 +139,7 @@ def by_topic(statements, topic):
 
 
 def test_statements_for_the_assignment(study, specs):
-    statements = analysis.spec_statements(study, specs)
+    statements = analysis.spec_statements(study, specs, style=MD)
     context = by_topic(statements, "context")[0]
     assert context.numbers["context_length"] == {"llama-2-chat": 4096, "securix-llama-2-qlora": 2048, "securix-gpt2": 1024}
     assert context.numbers["factor_over"] == {"securix-llama-2-qlora": 2.0, "securix-gpt2": 4.0}
@@ -170,26 +173,26 @@ def test_statements_for_the_assignment(study, specs):
 
 def test_statements_handle_ties_and_missing_values(study, specs):
     same = {k: dataclasses.replace(v, context_length=2048) for k, v in specs.items()}
-    text = analysis.spec_statements(study, same)[0].text
+    text = analysis.spec_statements(study, same, style=MD)[0].text
     assert text == "All 3 models have the same context length, 2,048 tokens."
 
     tie = dict(specs)
     tie["securix-llama-2-qlora"] = dataclasses.replace(specs["securix-llama-2-qlora"], context_length=4096)
-    text = by_topic(analysis.spec_statements(study, tie), "context")[0].text
+    text = by_topic(analysis.spec_statements(study, tie, style=MD), "context")[0].text
     assert text.startswith("Llama 2 7B chat finetune App and Securix Llama 2 Fine Tuning using QLora share the longest context, 4,096 tokens")
 
     missing = dict(specs)
     missing["securix-gpt2"] = dataclasses.replace(specs["securix-gpt2"], context_length=None)
-    text = by_topic(analysis.spec_statements(study, missing), "context")[0].text
+    text = by_topic(analysis.spec_statements(study, missing, style=MD), "context")[0].text
     assert "2× that of Securix Llama 2" in text
     assert text.endswith("The context length of Securix Fine Tune GPT Neo is not stated.")
 
     none = {k: dataclasses.replace(v, vocab_size=None) for k, v in specs.items()}
-    assert by_topic(analysis.spec_statements(study, none), "vocabulary")[0].text == "No model states its vocabulary size."
+    assert by_topic(analysis.spec_statements(study, none, style=MD), "vocabulary")[0].text == "No model states its vocabulary size."
 
 
 def test_conclusion_points(study, specs):
-    points = [p.text for p in analysis.conclusion_points(study, specs)]
+    points = [p.text for p in analysis.conclusion_points(study, specs, style=MD)]
     assert points[0].startswith("**Smallest to run:** Securix Fine Tune GPT Neo: 474.7 MiB")
     assert any(p.startswith("**Longest context:** Llama 2 7B chat finetune App, 4,096 tokens") for p in points)
     assert any(p.startswith("**Largest vocabulary:** Securix Fine Tune GPT Neo, 50,257") for p in points)
@@ -209,7 +212,7 @@ models:
     config: {cfg2}
 """)
     study = load_config(path)
-    text = " ".join(s.text for s in analysis.spec_statements(study, study_specs(study)))
+    text = " ".join(s.text for s in analysis.spec_statements(study, study_specs(study), style=MD))
     assert "<img" not in text and "&lt;img" in text
     assert "\\*bold\\*" in text and "\\[link\\]" in text
 
@@ -219,7 +222,7 @@ models:
 
 
 def test_parse_check_forms():
-    check = analysis.parse_check("a.context_length > 2 * b-2.x.context_length and c.vocab_size >= 32_000 and 1.5e3 != d.y")
+    check = parse_check("a.context_length > 2 * b-2.x.context_length and c.vocab_size >= 32_000 and 1.5e3 != d.y")
     assert [str(c) for c in check.comparisons] == [
         "a.context_length > 2 * b-2.x.context_length",
         "c.vocab_size >= 32000",
@@ -247,7 +250,7 @@ def test_parse_check_forms():
 )
 def test_parse_check_rejects(text, problem):
     with pytest.raises(ConfigError) as err:
-        analysis.parse_check(text, 2)
+        parse_check(text, 2)
     message = err.value.format_message()
     assert message.startswith("claims[2].check: ") and problem in message
 
@@ -340,7 +343,7 @@ claims:
 
 
 def test_assignment_warnings(study, specs):
-    warnings = analysis.consistency_warnings(study, specs)
+    warnings = analysis.consistency_warnings(study, specs, style=MD)
     neo = [w for w in warnings if "GPT-Neo" in w]
     assert len(neo) == 1
     assert neo[0].startswith("Securix Fine Tune GPT Neo: the name says “GPT-Neo”, but config.json describes a GPT-2 model (GPT2LMHeadModel")
@@ -349,7 +352,7 @@ def test_assignment_warnings(study, specs):
     peft = [w for w in warnings if "library PEFT" in w]
     assert [w.split(":")[0] for w in peft] == ["Llama 2 7B chat finetune App", "Securix Fine Tune GPT Neo"]  # model 2 has its adapter
     assert len(warnings) == 6
-    assert sum(map(len, analysis.warnings_by_model(study, specs).values())) == 6
+    assert sum(map(len, analysis.warnings_by_model(study, specs, style=MD).values())) == 6
 
 
 def test_warnings_for_seq2seq_and_names(tmp_path):
@@ -378,7 +381,7 @@ models:
     config: {gpt2}
     card: {{library: peft, pipeline_tag: text-generation}}
 """))
-    warnings = analysis.consistency_warnings(study, study_specs(study))
+    warnings = analysis.consistency_warnings(study, study_specs(study), style=MD)
     assert any(w.startswith("Flan-T5 summariser: the card's pipeline tag is `text-generation`") and "`text2text-generation`" in w for w in warnings)
     assert not any(w.startswith("Pythia") and "the name says “" in w for w in warnings)  # GPT-NeoX is not read as GPT-Neo
     assert any(w.startswith("Pythia GPT-NeoX 70M: the name says 70M parameters") for w in warnings)
@@ -405,7 +408,7 @@ models:
 """))
     specs = study_specs(study)
     assert specs["t5"].adapter.trainable_parameters > 0
-    warnings = analysis.consistency_warnings(study, specs)
+    warnings = analysis.consistency_warnings(study, specs, style=MD)
     assert warnings == ["Some model: the adapter's task_type is `CAUSAL_LM`, but the base model is a seq2seq-lm model."]
 
 
@@ -414,7 +417,11 @@ def test_bits_per_byte_statement_follows_the_intervals():
 
     import pandas as pd
 
-    from reportgen.analysis.statements import _lm_statement
+    from reportgen.analysis.phrasing import phrase
+    from reportgen.analysis.results import lm_finding
+
+    def _lm_statement(tables, names):
+        return phrase(lm_finding(tables), names, MD)
 
     def lm(rows):
         return types.SimpleNamespace(lm=pd.DataFrame(

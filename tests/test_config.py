@@ -216,7 +216,7 @@ def test_validate_the_shipped_configs():
 
 def test_the_readme_example_config_is_valid(tmp_path: Path):
     """The config a new user copies from the README loads, and its claims parse."""
-    from reportgen.analysis.statements import parse_claims
+    from reportgen.study.claims import parse_claims
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     block = readme.split("### A study config", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]

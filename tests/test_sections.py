@@ -20,7 +20,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from reportgen.analysis import statements as analysis  # noqa: E402
+from reportgen import analysis  # noqa: E402
+from reportgen.report.markdown import markdown_style  # noqa: E402
 from reportgen.stats.tables import compute_tables  # noqa: E402
 from reportgen.records import GenerationResult, LogLikelihoodResult, RunManifest  # noqa: E402
 from reportgen.study.config import load_config  # noqa: E402
@@ -35,6 +36,7 @@ from reportgen.report.markdown import _parser, headings  # noqa: E402
 from reportgen.util.atomic import write_files  # noqa: E402
 from reportgen.store import Store  # noqa: E402
 
+MD = markdown_style()  # statements as the report writes them (Markdown-escaped)
 needs_chromium = pytest.mark.skipif(not static_charts_available(), reason="no Chrome/Chromium for kaleido's SVG export")
 
 # ------------------------------------------------------------------------------------------------
@@ -478,7 +480,7 @@ def _statement(statements, start: str):
 
 def test_best_model_is_computed_and_significant(synthetic):
     _, study, tables, _ = synthetic
-    statements = analysis.result_statements(study, tables)
+    statements = analysis.result_statements(study, tables, style=MD)
     exact = _statement(statements, "**Exact match:**")
     test = analysis.paired_difference(tables, "exact_match", "lora", "base")
     assert exact.numbers["best"] == "lora" and exact.numbers["runner_up"] == "base" and test["significant"]
@@ -492,11 +494,11 @@ def test_swapping_the_data_swaps_the_best(tmp_path):
     outputs = default_outputs()
     outputs["base"], outputs["lora"] = answers(set(REFERENCED[:13]), set()), answers(set(REFERENCED[:4]), set())
     study, tables, _ = make_study(tmp_path, outputs)
-    exact = _statement(analysis.result_statements(study, tables), "**Exact match:**")
+    exact = _statement(analysis.result_statements(study, tables, style=MD), "**Exact match:**")
     assert exact.numbers["best"] == "base" and "Tiny base (transformers) is best" in exact.text
-    conclusion = analysis.result_conclusion(study, tables)
+    conclusion = analysis.result_conclusion(study, tables, style=MD)
     assert any("**Best exact match:** Tiny base (transformers)" in s.text for s in conclusion)
-    adapter = _statement(analysis.result_statements(study, tables, study_specs(study)), "**The LoRA adapter:**")
+    adapter = _statement(analysis.result_statements(study, tables, study_specs(study), style=MD), "**The LoRA adapter:**")
     assert "**significantly worse**" in adapter.text
 
 
@@ -504,14 +506,14 @@ def test_a_small_difference_is_called_not_significant(tmp_path):
     outputs = default_outputs()
     outputs["lora"] = answers(set(REFERENCED[:5]), set(REFERENCED[5:8]))  # one more exact match than the base
     study, tables, _ = make_study(tmp_path, outputs)
-    statements = analysis.result_statements(study, tables)
+    statements = analysis.result_statements(study, tables, style=MD)
     exact = _statement(statements, "**Exact match:**")
     test = analysis.paired_difference(tables, "exact_match", "lora", "base")
     assert not test["significant"]
     assert (f"Tiny base + LoRA and Tiny base (transformers) are not significantly different on exact match "
             f"(diff {metric_value('exact_match', test['diff'])}, 95% CI [{metric_value('exact_match', test['ci_low'])}, "
             f"{metric_value('exact_match', test['ci_high'])}])") in exact.text
-    conclusion = analysis.result_conclusion(study, tables)
+    conclusion = analysis.result_conclusion(study, tables, style=MD)
     assert any(s.text.startswith("**Best exact match: no clear winner.**") for s in conclusion)
     markdown = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "out", tables=tables).markdown
     assert "are not significantly different on exact match" in markdown and "no clear winner" in markdown
@@ -521,7 +523,7 @@ def test_variants_speed_memory_and_agreement(synthetic):
     _, study, tables, _ = synthetic
     pairs = analysis.model_pairs(study)
     assert [(p.kind, p.base, p.variant) for p in pairs] == [("adapter", "base", "lora"), ("runtime", "base", "q4")]
-    runtime = _statement(analysis.result_statements(study, tables), "**Backend and precision:**")
+    runtime = _statement(analysis.result_statements(study, tables, style=MD), "**Backend and precision:**")
     n = runtime.numbers
     eff = tables.efficiency.set_index("model_id")
     assert n["speed_ratio"] == pytest.approx(eff.at["q4", "tokens_per_s"] / eff.at["base", "tokens_per_s"])
@@ -536,12 +538,12 @@ def test_rambling_looping_and_failures_are_shown(tmp_path):
     outputs = default_outputs()
     outputs["q4"] = {p: LOOP for p in PROMPTS}  # every answer loops until the limit
     study, tables, _ = make_study(tmp_path, outputs, failures={"base": {"add": "<script>boom</script>", "mul": "timeout"}})
-    statements = analysis.result_statements(study, tables)
+    statements = analysis.result_statements(study, tables, style=MD)
     texts = " ".join(s.text for s in statements)
     assert "**Tiny Q4_1 &lt;i&gt;llama.cpp&lt;/i&gt; \\| fast hit the 16-token limit on 20 of 20 prompts (100.0%): it rambles" in texts
     assert "**Tiny Q4_1 &lt;i&gt;llama.cpp&lt;/i&gt; \\| fast loops:**" in texts
     assert "**Tiny base (transformers) failed on 2 of 20 prompts**; first error: `<script>boom</script>`" in texts
-    watch = _statement(analysis.result_conclusion(study, tables), "**Watch out:**")
+    watch = _statement(analysis.result_conclusion(study, tables, style=MD), "**Watch out:**")
     assert "rambles" in watch.text and "loops" in watch.text and "failed on 2 prompts" in watch.text
 
 
@@ -550,7 +552,7 @@ def test_no_rambling_when_nobody_hits_the_limit(tmp_path):
     outputs["base"]["sub"] = "7"
     outputs["q4"] = dict(outputs["base"])
     study, tables, _ = make_study(tmp_path, outputs)
-    texts = [s.text for s in analysis.result_statements(study, tables)]
+    texts = [s.text for s in analysis.result_statements(study, tables, style=MD)]
     assert "No model hit the token limit: every answer ended on its own." in texts
     assert any(t.startswith("No generation failed (60 generations over 3 models)") for t in texts)
 

@@ -27,7 +27,7 @@ def validate(config: Path) -> None:
         except ConfigError as exc:
             problems.extend(exc.problems)
     if study.claims:
-        from reportgen.analysis.statements import parse_claims
+        from reportgen.study.claims import parse_claims
 
         try:
             parse_claims(study)

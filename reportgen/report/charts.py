@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reportgen.errors import RenderError
+from reportgen.format import capital as _capital, finite as _finite
 
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
@@ -300,19 +301,6 @@ _FRONT_COLOUR = "#59636e"
 def model_colours(model_ids) -> dict[str, str]:
     """One colour per model, in study order (the palette repeats after eight models)."""
     return {model_id: PALETTE[i % len(PALETTE)] for i, model_id in enumerate(dict.fromkeys(model_ids))}
-
-
-def _finite(value: Any) -> bool:
-    import math
-
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _capital(label: str) -> str:
-    return label[:1].upper() + label[1:] if label == label.lower() else label
 
 
 def _axis_label(metric: str) -> str:

@@ -23,7 +23,7 @@ from reportgen.report.markdown import md_cell, md_code, md_escape, md_inline_cod
 from reportgen.specs import fields as spec_fields
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reportgen.analysis.statements import ClaimResult, Statement
+    from reportgen.analysis import ClaimResult, Statement
     from reportgen.study.config import ModelConfig, Study
     from reportgen.specs.study import ModelFiles
     from reportgen.report.charts import ChartSet
@@ -672,7 +672,8 @@ def build_context(
 
     Charts are shown as static images here; each format sets its own chart views (``chart_views``).
     """
-    from reportgen.analysis.statements import claim_lines
+    from reportgen.analysis import claim_lines
+    from reportgen.report.markdown import markdown_style
 
     files = files or {}
     base = Path(study.path).parent if getattr(study, "_path", None) is not None else None
@@ -705,7 +706,7 @@ def build_context(
         charts=[v for v in chart_views(charts) if v.group == "spec"],
         statements=list(statements),
         warnings=list(warnings),
-        claims=claim_lines(claim_results),
+        claims=claim_lines(claim_results, markdown_style()),
         conclusion_points=[s.text for s in conclusion_points],
         conclusion=_paragraphs(study.conclusion),
         glossary=[GlossaryItem(_inline(g.term), _inline(g.definition)) for g in study.glossary],

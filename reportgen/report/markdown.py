@@ -165,3 +165,16 @@ def markdown_to_html(markdown: str) -> str:
     works in the HTML and PDF too.
     """
     return _parser().render(markdown)
+
+
+def md_bold(text: str) -> str:
+    """Strong emphasis around text that is already Markdown-safe."""
+    return f"**{text}**"
+
+
+@functools.lru_cache(maxsize=1)
+def markdown_style():
+    """The style the analysis is phrased in for a report (analysis.phrasing.Style): escaped text, code spans, bold."""
+    from reportgen.analysis.phrasing import Style
+
+    return Style(escape=md_escape, code=md_inline_code, bold=md_bold)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from reportgen.analysis import statements as analysis
+from reportgen import analysis
 from reportgen.report.context import (
     AnalysisGroup,
     ResultSections,
@@ -31,9 +31,10 @@ from reportgen.report.context import (
     empty_table,
 )
 from reportgen.format import MISSING, human_bytes, num, percent
+from reportgen.format import capital as _capital, finite as _finite
 from reportgen.stats.metrics import metric_ci, metric_label, metric_value
 from reportgen.records import RunManifest
-from reportgen.report.markdown import md_cell, md_code, md_escape, md_inline_code
+from reportgen.report.markdown import markdown_style, md_cell, md_code, md_escape, md_inline_code
 
 if TYPE_CHECKING:  # pragma: no cover
     from reportgen.stats.tables import Tables
@@ -66,15 +67,6 @@ ARROWS_LEGEND = "↑ higher is better, ↓ lower is better"
 # Helpers
 
 
-def _finite(value: Any) -> bool:
-    if value is None or isinstance(value, (bool, str)):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _numbers(study: Study) -> dict[str, int]:
     return {m.id: i for i, m in enumerate(study.models, 1)}
 
@@ -97,10 +89,6 @@ def _arrow(metric: str) -> str:
     if metric_def is None or metric_def.higher_is_better is None:
         return ""
     return " ↑" if metric_def.higher_is_better else " ↓"
-
-
-def _capital(label: str) -> str:
-    return label[:1].upper() + label[1:] if label == label.lower() else label
 
 
 def _row_label(metric: str) -> str:
@@ -514,10 +502,10 @@ def retraining_views(study: Study, deltas: Sequence[RetrainingDelta], charts: Ch
     views = []
     for delta in deltas:
         name = md_escape(names.get(delta.model_id, delta.model_id)).replace("\n", " ")
-        statement = analysis.retraining_statement(delta, name)
+        statement = analysis.retraining_statement(delta, names, markdown_style())
         rows = []
         for row in delta.deltas.itertuples():
-            verdict = analysis.retraining_verdict(row)
+            verdict = analysis.metric_verdict(row)
             shown = {"worse": "**worse**", "better": "better"}.get(verdict, verdict)
             interval = (f"[{metric_value(row.metric, row.ci_low)}, {metric_value(row.metric, row.ci_high)}]"
                         if _finite(row.ci_low) else MISSING)
@@ -690,7 +678,7 @@ def manifest_tables(study: Study, tables: Tables, manifest: RunManifest | None,
             if summary.reason:
                 last += f" ({md_cell(summary.reason)})"
         rows.append([_model_header(study, model.id), md_inline_code(str(fingerprint)[:16]) if fingerprint else MISSING,
-                     analysis.runtime_label(model, (specs or {}).get(model.id), precision), last or MISSING])
+                     analysis.runtime_label(model, (specs or {}).get(model.id), precision, markdown_style()), last or MISSING])
         for note in summary.notes if summary is not None else ():
             notes.append(f"{_model_header(study, model.id)}: {md_escape(note)}".replace("\n", " "))
         if summary is not None and summary.error:
@@ -734,7 +722,7 @@ def result_sections(
         category_table=category_table(study, tables, headline),
         efficiency_table=efficiency_table(study, tables),
         lm_table=lm_table(study, tables),
-        result_analysis=analysis_groups(analysis.result_statements(study, tables, specs)),
+        result_analysis=analysis_groups(analysis.result_statements(study, tables, specs, markdown_style())),
         samples=samples,
         samples_note=note,
         retraining=retraining_views(study, deltas, charts, headline),

@@ -1,0 +1,141 @@
+"""Reading the measured frames (stats.tables.Tables) the way every finding about results reads them.
+
+Which metrics count as quality, which one heads the report, each model's mean, the paired test of
+two models, the speed/quality points and their Pareto front. Significance always means: the
+paired-bootstrap 95% CI of the difference (``tables.pairwise``) excludes 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reportgen.format import finite
+
+__all__ = [
+    "HEADLINE_METRICS",
+    "efficiency_rows",
+    "has_results",
+    "headline_metric",
+    "means",
+    "paired_difference",
+    "pareto_front",
+    "quality_metrics",
+    "ranked",
+    "speed_quality_points",
+]
+
+#: The reference metrics that can head the report, in order of preference.
+HEADLINE_METRICS = ("exact_match", "contains_answer", "rouge_l", "chrf")
+
+
+def has_results(tables: Any) -> bool:
+    """Whether ``tables`` holds measured results to report (at least one generation)."""
+    return tables is not None and not tables.per_prompt.empty
+
+
+def means(tables: Any, metric: str) -> dict[str, dict]:
+    """model_id → its summary row (mean, ci_low, ci_high, n) for ``metric``, models with a finite mean, table order."""
+    rows = tables.summary[tables.summary["metric"] == metric]
+    return {r["model_id"]: r for r in rows.to_dict("records") if finite(r["mean"])}
+
+
+def quality_metrics(tables: Any) -> list[str]:
+    """The reference metrics with at least one model's mean, in registry order."""
+    from reportgen.stats.metrics import METRICS
+
+    out = []
+    for metric in tables.metrics:
+        if METRICS.find(metric) is None or METRICS.get(metric).kind != "reference":
+            continue
+        if means(tables, metric):
+            out.append(metric)
+    return out
+
+
+def headline_metric(tables: Any) -> str | None:
+    """The quality metric the report leads with: the first of HEADLINE_METRICS with results, skipping
+    one on which every model scores 0 (it would say nothing) unless all of them do."""
+    present = [m for m in HEADLINE_METRICS if m in quality_metrics(tables)]
+    for metric in present:
+        if any(float(row["mean"]) != 0 for row in means(tables, metric).values()):
+            return metric
+    return present[0] if present else None
+
+
+def higher_is_better(metric: str) -> bool | None:
+    from reportgen.stats.metrics import METRICS
+
+    return METRICS.get(metric).higher_is_better if metric in METRICS else None
+
+
+def ranked(rows: Mapping[str, dict], metric: str) -> list[str]:
+    """The model ids of ``rows`` (``means``), best mean first; table order breaks ties."""
+    from reportgen.stats.metrics import METRICS
+
+    higher = METRICS.get(metric).higher_is_better if metric in METRICS else True  # no direction: ascending
+    order = list(rows)
+    return sorted(order, key=lambda m: (-float(rows[m]["mean"]) if higher else float(rows[m]["mean"]), order.index(m)))
+
+
+def paired_difference(tables: Any, metric: str, a: str, b: str) -> dict | None:
+    """The paired test of ``a − b`` on ``metric`` from tables.pairwise, whichever way round it is stored."""
+    frame = tables.pairwise
+    if frame is None or frame.empty:
+        return None
+    for first, second, sign in ((a, b, 1.0), (b, a, -1.0)):
+        rows = frame[(frame["metric"] == metric) & (frame["model_a"] == first) & (frame["model_b"] == second)]
+        if len(rows):
+            row = rows.iloc[0]
+            low, high = float(row["ci_low"]) * sign, float(row["ci_high"]) * sign
+            return {
+                "diff": float(row["diff"]) * sign, "ci_low": min(low, high), "ci_high": max(low, high),
+                "significant": bool(row["significant"]), "n": int(row["n"]), "p_value": float(row["p_value"]),
+            }
+    return None
+
+
+def efficiency_rows(tables: Any) -> dict[str, dict]:
+    """model_id → its row of tables.efficiency."""
+    return {row["model_id"]: row for row in tables.efficiency.to_dict("records")}
+
+
+def finite_column(rows: Mapping[str, dict], column: str) -> dict[str, float]:
+    """model_id → the finite values of ``column`` in ``rows``."""
+    return {m: float(r[column]) for m, r in rows.items() if finite(r.get(column))}
+
+
+def first_max(values: Mapping[str, float]) -> str:
+    """The id with the largest value (the first one on a tie)."""
+    order = list(values)
+    return max(values, key=lambda m: (values[m], -order.index(m)))
+
+
+def first_min(values: Mapping[str, float]) -> str:
+    """The id with the smallest value (the first one on a tie)."""
+    order = list(values)
+    return min(values, key=lambda m: (values[m], order.index(m)))
+
+
+def pareto_front(points: Mapping[str, tuple[float, float]]) -> list[str]:
+    """The ids whose (x, y) no other point beats on both (higher is better on both axes), in input order."""
+    front = []
+    for m, (x, y) in points.items():
+        dominated = any(
+            (ox >= x and oy >= y) and (ox > x or oy > y) for o, (ox, oy) in points.items() if o != m
+        )
+        if not dominated:
+            front.append(m)
+    return front
+
+
+def speed_quality_points(tables: Any, metric: str | None) -> dict[str, tuple[float, float]]:
+    """model_id → (tokens/s, mean of ``metric``) for models with both."""
+    if metric is None:
+        return {}
+    rows = means(tables, metric)
+    points = {}
+    for row in tables.efficiency.to_dict("records"):
+        if row["model_id"] in rows and finite(row["tokens_per_s"]):
+            points[row["model_id"]] = (float(row["tokens_per_s"]), float(rows[row["model_id"]]["mean"]))
+    return points

@@ -1,0 +1,685 @@
+"""The one place where findings become sentences.
+
+``phrase(finding, names, style)`` looks up the template of the finding's kind (``TEMPLATES``) and writes
+it with the values of the finding's ``numbers`` and the names of its models. The style says how text
+from a config (model names, notes, values) is made safe, how code and emphasis are written:
+``PLAIN`` for the terminal and JSON (the default), a Markdown style for reports (built by the report
+from ``report.markdown``: ``Style(escape=md_escape, code=md_inline_code, bold=...)``).
+
+Every number a sentence prints is read from a named field of its finding, and the finding's
+``numbers`` travel with the sentence (``Statement.numbers``), so readers and tests can trace it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from reportgen.analysis.findings import Finding
+from reportgen.format import (
+    capital,
+    finite,
+    human_bytes,
+    human_count,
+    num,
+    percent,
+    ratio,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reportgen.analysis.claims import ClaimResult
+    from reportgen.specs.extract import ModelSpec
+    from reportgen.study.config import ModelConfig
+
+__all__ = [
+    "PLAIN",
+    "TEMPLATES",
+    "Statement",
+    "Style",
+    "claim_lines",
+    "join",
+    "phrase",
+    "phrase_all",
+    "runtime_label",
+]
+
+
+def _plain_text(text: object) -> str:
+    return "" if text is None else str(text)
+
+
+def _plain_code(text: object) -> str:
+    return "" if text is None else " ".join(str(text).split())
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a sentence writes untrusted text (``escape``), code or identifiers (``code``) and emphasis (``bold``)."""
+
+    escape: Callable[[object], str] = _plain_text
+    code: Callable[[object], str] = _plain_code
+    bold: Callable[[str], str] = _plain_text
+
+
+#: The terminal's style: text as it is, no markup.
+PLAIN = Style()
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One sentence of the analysis in a style. ``numbers``: the finding's named values it was written from."""
+
+    text: str
+    numbers: dict = field(default_factory=dict)
+    topic: str = ""
+
+
+def join(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    if len(items) <= 1:
+        return "".join(items)
+    if len(items) == 2:
+        return f"{items[0]} and {items[1]}"
+    return ", ".join(items[:-1]) + f" and {items[-1]}"
+
+
+def _times(value: float) -> str:
+    return "∞×" if value == math.inf else ratio(value)
+
+
+def _label(metric: str) -> str:
+    from reportgen.stats.metrics import metric_label
+
+    return metric_label(metric)
+
+
+def _value(metric: str, value: Any, **kw: Any) -> str:
+    from reportgen.stats.metrics import metric_value
+
+    return metric_value(metric, value, **kw)
+
+
+def _ci(metric: str, low: Any, high: Any) -> str:
+    return f"95% CI [{_value(metric, low)}, {_value(metric, high)}]"
+
+
+class _Writer:
+    """A finding's names and style at hand: ``w.name(id)``, ``w.names(ids)`` (joined), ``w.code``, ``w.bold``."""
+
+    def __init__(self, names: Mapping[str, str], style: Style) -> None:
+        self._names, self.style = names, style
+        self.escape, self.code, self.bold = style.escape, style.code, style.bold
+
+    def name(self, model_id: str) -> str:
+        return self.escape(self._names.get(model_id, model_id)).replace("\n", " ")
+
+    def names(self, ids: Iterable[str]) -> str:
+        return join([self.name(m) for m in ids])
+
+
+# ==================================================================================================
+# Specs
+
+
+_COMPARE_WORDS = {  # kind: (top phrase, same phrase, what is missing, value text, other text)
+    "spec.context": ("the longest context", "the same context length", "context length",
+                     lambda v: f"{num(v)} tokens", num),
+    "spec.vocabulary": ("the largest vocabulary", "the same vocabulary size", "vocabulary size",
+                        lambda v: f"{num(v)} tokens", num),
+    "spec.parameters": ("the most parameters", "the same number of parameters", "parameter count",
+                        lambda v: f"{num(v)} ({human_count(v)})", lambda v: f"{num(v)}, {human_count(v)}"),
+}
+_COMPARED_FIELD = {"spec.context": "context_length", "spec.vocabulary": "vocab_size", "spec.parameters": "parameters"}
+
+
+def _spec_compare(f: Finding, w: _Writer) -> str:
+    top_phrase, same_phrase, missing_phrase, value_text, other_text = _COMPARE_WORDS[f.kind]
+    n = f.numbers
+    values, missing = n[_COMPARED_FIELD[f.kind]], n["missing"]
+    tail = f" The {missing_phrase} of {w.names(missing)} is not stated." if missing else ""
+    if not values:
+        return f"No model states its {missing_phrase}."
+    groups = n["groups"]
+    top_value, top_ids = groups[0]
+    if len(values) == 1:
+        return f"{w.name(top_ids[0])} has {value_text(top_value)}.{tail}"
+    if len(groups) == 1:
+        return f"All {len(values)} models have {same_phrase}, {value_text(top_value)}.{tail}"
+    verb = "share" if len(top_ids) > 1 else "has"
+    parts = []
+    for value, ids in groups[1:]:
+        each = " each" if len(ids) > 1 else ""
+        words = f"{ratio(n['factor_over'][ids[0]])} that of {w.names(ids)} ({other_text(value)}{each})"
+        if f.kind == "spec.vocabulary":
+            words += f", {num(n['more_than'][ids[0]])} more tokens"
+        parts.append(words)
+    return f"{w.names(top_ids)} {verb} {top_phrase}, {value_text(top_value)}: {'; '.join(parts)}.{tail}"
+
+
+def _spec_memory(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    stored, four = n["weight_bytes"], n["weight_bytes_4bit"]
+    parts_stored = [f"{w.name(m)} {human_bytes(v)} ({n['dtype'][m]})" for m, v in stored.items()]
+    parts_four = []
+    for m, v in four.items():
+        saving = f" ({ratio(n['saving_4bit'][m])} less)" if m in n["saving_4bit"] else ""
+        parts_four.append(f"{w.name(m)} {human_bytes(v)}{saving}")
+    text = ""
+    if parts_stored:
+        text += f"Weight memory at the stored dtype: {join(parts_stored)}."
+    if parts_four:
+        text += (" " if text else "") + f"Loaded in 4-bit with bitsandbytes (NF4, estimated): {join(parts_four)}."
+    if n["size_unknown"]:
+        text += f" The stored size of {w.names(n['size_unknown'])} is not known."
+    return text
+
+
+_DIFF_WORDS = {"context_length": ("context length", num), "dtype": ("stored dtype", str),
+               "transformers_version": ("transformers version", str), "activation": ("activation", str),
+               "tie_word_embeddings": ("tied embeddings", lambda v: "yes" if v else "no")}
+
+
+def _spec_same_shape(f: Finding, w: _Writer) -> str:
+    from reportgen.format import is_missing
+
+    n = f.numbers
+    shape = (f"{w.code(n['architecture'])}, {num(n['num_hidden_layers'])} layers, hidden size {num(n['hidden_size'])}, "
+             f"{num(n['num_attention_heads'])} attention heads, {num(n['parameters'])} parameters")
+    diffs = []
+    for attr in n["differ"]:
+        label, show = _DIFF_WORDS[attr]
+        shown = " vs ".join("not stated" if is_missing(v) else show(v) for v in n[attr].values())
+        diffs.append(f"{label} ({shown})")
+    differ = f"; they differ in {join(diffs)}" if diffs else "; their specs are identical"
+    return f"{w.names(f.subjects)} have the same architecture and size ({shape}){differ}."
+
+
+def _spec_adapter(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    settings = [f"{key} = {num(n[field_])}" for key, field_ in (("r", "r"), ("alpha", "alpha"), ("dropout", "dropout"))
+                if n[field_] is not None]
+    targets = ", ".join(w.code(t) for t in n["target_modules"]) or "no listed modules"
+    kind = "LoRA" if n["peft_type"] == "LORA" else w.escape(n["peft_type"])
+    text = f"{w.name(f.subjects[0])} adds a {kind} adapter ({', '.join(settings)}) on {targets}"
+    if n["trainable_parameters"] is not None:
+        text += f": it trains {num(n['trainable_parameters'])} parameters ({human_count(n['trainable_parameters'])})"
+        if "base_parameters" in n:
+            text += f", {percent(n['share_of_base'])} of the {num(n['base_parameters'])} of its base model"
+    else:
+        text += "; its trainable parameters are not counted (no base model config)"
+    if "scaling" in n:
+        text += f". The update is scaled by alpha / r = {num(n['scaling'])}"
+    return text + "."
+
+
+def _spec_quantization(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    name = w.name(f.subjects[0])
+    if n["load_in_4bit"]:
+        double = "with" if n["bnb_4bit_use_double_quant"] else "without"
+        text = (f"{name} is loaded with bitsandbytes in 4-bit ({n['bnb_4bit_quant_type'].upper()}, "
+                f"compute dtype {n['bnb_4bit_compute_dtype']}, {double} double quantization)")
+        if "weight_bytes_4bit" in n:
+            text += f": an estimated {human_bytes(n['weight_bytes_4bit'])} of weights"
+            if "weight_bytes" in n:
+                text += f" instead of {human_bytes(n['weight_bytes'])} at {n['dtype']} ({ratio(n['saving'])} less)"
+        if n["qlora"]:
+            text += ". A frozen 4-bit NF4 base with a trainable LoRA adapter is the QLoRA recipe"
+    elif n["load_in_8bit"]:
+        text = f"{name} is loaded with bitsandbytes in 8-bit (LLM.int8(), outlier threshold {num(n['llm_int8_threshold'])})"
+    else:
+        text = f"{name} has a bitsandbytes configuration that loads neither in 4-bit nor in 8-bit"
+    return text + "."
+
+
+def _spec_none(f: Finding, w: _Writer) -> str:
+    return f"No spec is available for {w.names(f.subjects)}: give a vendored {w.code('config')} (config.json) or a local source."
+
+
+def _spec_note(f: Finding, w: _Writer) -> str:
+    return f"{w.name(f.subjects[0])}: {w.escape(f.numbers['note'])}."
+
+
+def _conclusion_smallest(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    text = (f"{w.bold('Smallest to run:')} {w.names(f.subjects)}: {human_bytes(n['weight_bytes'])} of weights at {n['dtype']}"
+            + (f", about {human_bytes(n['weight_bytes_4bit'])} in 4-bit" if "weight_bytes_4bit" in n else ""))
+    if "largest_parameters" in n:
+        text += f"; {ratio(n['fewer_parameters'])} fewer parameters than {w.names(n['largest'])}"
+    return text + "."
+
+
+def _conclusion_largest(f: Finding, w: _Writer) -> str:
+    value = f.numbers["parameters"]
+    return f"{w.bold('Largest:')} {w.names(f.subjects)}, {num(value)} parameters ({human_count(value)})."
+
+
+def _conclusion_longest_context(f: Finding, w: _Writer) -> str:
+    return f"{w.bold('Longest context:')} {w.names(f.subjects)}, {num(f.numbers['context_length'])} tokens."
+
+
+def _conclusion_largest_vocabulary(f: Finding, w: _Writer) -> str:
+    return f"{w.bold('Largest vocabulary:')} {w.names(f.subjects)}, {num(f.numbers['vocab_size'])} tokens."
+
+
+def _conclusion_cheapest(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    return (f"{w.bold('Cheapest to fine-tune again:')} {w.name(f.subjects[0])} trains only its adapter, "
+            f"{num(n['trainable_parameters'])} parameters ({percent(n['share_of_base'])} of the base model).")
+
+
+# ==================================================================================================
+# Consistency warnings
+
+
+def _source(n: Mapping[str, Any]) -> str:
+    if n["source"] is None:
+        return "the spec"
+    return "config.json" if n["source"] == "config.json" else "the GGUF metadata"
+
+
+def _what(n: Mapping[str, Any]) -> str:
+    bits = [b for b in (n["architecture"], f"model_type {n['model_type']}" if n["model_type"] else None) if b]
+    return f"{n['family'] or n['model_type'] or 'an unknown'} model ({', '.join(bits)})" if bits else "model"
+
+
+def _warning_name_family(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    said = join([f"“{label}”" for label in n["name_says"]])
+    return (f"{w.name(f.subjects[0])}: the name says {said}, but {_source(n)} describes a {_what(n)}. "
+            "The report uses the architecture from the config; the name is kept as given.")
+
+
+def _warning_tag(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    what = ("a causal (decoder-only) language model" if f.kind == "warning.seq2seq_tag"
+            else "an encoder-decoder (seq2seq) model")
+    return (f"{w.name(f.subjects[0])}: the card's pipeline tag is {w.code(n['pipeline_tag'])}, but {_source(n)} describes "
+            f"{what} ({w.code(n['architecture'] or n['model_type'])}); its pipeline tag should be {w.code(n['expected_tag'])}.")
+
+
+def _warning_peft(f: Finding, w: _Writer) -> str:
+    return (f"{w.name(f.subjects[0])}: the card names the library PEFT, but the study configures no adapter for it: "
+            f"{_source(f.numbers)} describes full model weights, which load with transformers alone.")
+
+
+def _warning_adapter_task(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    return (f"{w.name(f.subjects[0])}: the adapter's task_type is {w.code(n['task_type'])}, but the base model "
+            f"is a {n['task']} model.")
+
+
+def _warning_size(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    return (f"{w.name(f.subjects[0])}: the name says {w.escape(n['name_size'])} parameters, but the architecture "
+            f"has {num(n['parameters'])} ({human_count(n['parameters'])}).")
+
+
+def _warning_gguf(f: Finding, w: _Writer) -> str:
+    return (f"{w.name(f.subjects[0])}: a bitsandbytes {w.code('quantization:')} is configured, but the model is a GGUF "
+            f"file, already quantized ({w.escape(f.numbers['dtype'])}); bitsandbytes does not apply.")
+
+
+# ==================================================================================================
+# Results
+
+
+def _diff_text(metric: str, diff: Any, low: Any, high: Any) -> str:
+    if not finite(low):
+        return f"diff {_value(metric, diff)}, no interval: fewer than two shared prompts"
+    return f"diff {_value(metric, diff)}, {_ci(metric, low, high)}"
+
+
+def _result_best(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    metric, verdict = n["metric"], n["verdict"]
+    label = _label(metric)
+    best = w.name(n["best"])
+    shown = f"{_value(metric, n['mean'])} ({_ci(metric, n['ci_low'], n['ci_high'])}, n = {n['n']})"
+    heading = w.bold(f"{capital(label)}:")
+    if verdict == "only":
+        return f"{heading} only {best} has a score: {shown}."
+    runner = w.name(n["runner_up"])
+    if verdict == "no_test":
+        return (f"{heading} {best} has the best mean, {shown}; the runner-up {runner} has "
+                f"{_value(metric, n['runner_up_mean'])}. No paired test is available for the two.")
+    diff = _diff_text(metric, n["diff"], n["diff_ci_low"], n["diff_ci_high"])
+    if verdict == "all_tied":
+        every = "both models score" if len(n["tied"]) == 2 else f"all {len(n['tied'])} models score"
+        return f"{heading} {every} {_value(metric, n['mean'])} (n = {n['n']}): {label} does not separate them here."
+    if verdict == "tie":
+        return (f"{heading} {w.names(n['tied'])} tie at {_value(metric, n['mean'])}; "
+                f"{best} and {runner} are not significantly different on {label} ({diff}).")
+    if verdict == "significant":
+        return (f"{heading} {best} is best, {shown}, significantly better than the runner-up {runner} "
+                f"({_value(metric, n['runner_up_mean'])}; {diff}).")
+    return (f"{heading} {best} has the best mean, {shown}, but {best} and {runner} are not "
+            f"significantly different on {label} ({diff}).")
+
+
+def _result_tradeoff(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    metric, front, points = n["metric"], n["front"], n["points"]
+    label = _label(metric)
+    shown = [f"{w.name(m)} ({_value('tokens_per_s', points[m][0], unit=True)}, {label} {_value(metric, points[m][1])})"
+             for m in front]
+    if len(front) == 1:
+        text = f"On speed versus {label}, {shown[0]} is both the fastest and the best: it dominates every other model."
+    else:
+        text = (f"On speed versus {label}, {join(shown)} are Pareto-optimal: none of them is beaten on both "
+                f"speed and {label}, so choosing between them is a trade-off.")
+        dominated = [f"{w.name(m)} is dominated by {w.names(by)} ({'each ' if len(by) > 1 else ''}at least as fast and as good)"
+                     for m, by in n["dominated_by"].items()]
+        if dominated:
+            text += " " + "; ".join(dominated) + "."
+    return text + " Quality means have CIs (see above); a difference inside them can swap the order."
+
+
+def _result_throughput(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    speed, fast, slow = n["tokens_per_s"], n["fastest"], n["slowest"]
+    return (f"{w.bold('Throughput:')} {w.name(fast)} is the fastest, {_value('tokens_per_s', speed[fast], unit=True)}, "
+            f"{_times(n['ratio'])} the throughput of the slowest, {w.name(slow)} "
+            f"({_value('tokens_per_s', speed[slow], unit=True)}). One measured run per model: no interval.")
+
+
+def _result_latency(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    latency, quick = n["latency_p50_s"], n["fastest"]
+    parts = [f"{w.name(m)} {_value('latency_p50_s', v, unit=True)}" for m, v in latency.items()]
+    text = (f"{w.bold('Latency:')} {w.name(quick)} answers fastest, median {_value('latency_p50_s', latency[quick], unit=True)} "
+            "per prompt" + (f" (p95 {_value('latency_p95_s', n['latency_p95_s'], unit=True)})" if "latency_p95_s" in n else "")
+            + f"; medians: {join(parts)}.")
+    if n["batched"]:
+        text += f" A batched prompt counts its whole batch's time ({w.names(n['batched'])} ran in batches)"
+        text += (", so the latencies of batched and unbatched models do not compare." if len(n["batched"]) < len(latency) else ".")
+    return text
+
+
+def _result_memory(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    memory, small, big = n["peak_memory_bytes"], n["least"], n["most"]
+    return (f"{w.bold('Memory:')} {w.name(small)} needs the least, {human_bytes(memory[small])} at peak; {w.name(big)} the most, "
+            f"{human_bytes(memory[big])}, {_times(n['ratio'])} as much.")
+
+
+def _result_devices(f: Finding, w: _Writer) -> str:
+    shown = [f"{w.name(m)} on {w.code(d)}" for m, d in f.numbers["devices"].items()]
+    return (f"{w.bold('Caution:')} the models ran on different devices ({join(shown)}): their speed and memory compare the "
+            "hardware as much as the models.")
+
+
+def _result_per_stream(f: Finding, w: _Writer) -> str:
+    return (f"Throughput of {w.names(f.numbers['per_stream'])} is per request stream (output tokens over the "
+            "request times), not the whole run's rate.")
+
+
+def _result_lm(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    bpb, low, high = n["bits_per_byte"], n["bpb_ci_low"], n["bpb_ci_high"]
+    parts = [f"{w.name(m)} {_value('bits_per_byte', bpb[m])} [{_value('bits_per_byte', low[m])}, "
+             f"{_value('bits_per_byte', high[m])}]" for m in f.subjects]
+    text = f"{w.bold('Bits per byte')} on the reference texts (lower is better, 95% CI over texts): {join(parts)}. "
+    tied, uncertain, worse = n["tied"], n["uncertain"], n["clearly_worse"]
+    text += f"{w.names(tied)} {'score' if len(tied) > 1 else 'scores'} lowest" + (" (the same value)" if len(tied) > 1 else "")
+    if uncertain:
+        text += (f"; the intervals of {w.names(uncertain)} overlap "
+                 f"{'theirs' if len(tied) > 1 else 'its'}, so those differences are not certain")
+    if worse:
+        text += f"; {w.names(worse)} {'are' if len(worse) > 1 else 'is'} clearly worse (intervals apart)"
+    if len(set(n["n_texts"].values())) > 1:
+        text += ". The models scored different numbers of texts, so the figures do not compare directly"
+    return text + "."
+
+
+def _change(c: Mapping[str, Any], w: _Writer) -> str:
+    """``Exact match 0.27 → 0.73 (change +0.47, 95% CI [...]: significantly better)`` (variants.change)."""
+    metric = c["metric"]
+    text = f"{_label(metric)} {_value(metric, c['base'])} → {_value(metric, c['variant'])}"
+    if "diff" not in c:
+        return text
+    change = f"change {_value(metric, c['diff'], signed=True)}, {_ci(metric, c['ci_low'], c['ci_high'])}"
+    verdict = {"better": "significantly better", "worse": w.bold("significantly worse")}.get(c["verdict"], c["verdict"])
+    return f"{text} ({change}: {verdict})"
+
+
+def _variant_lead(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    base, variant = w.name(n["base"]), w.name(n["variant"])
+    if f.kind == "variant.adapter":
+        kind = "LoRA adapter" if n["peft_type"] == "LORA" else "adapter"
+        return f"{w.bold(f'The {kind}:')} {variant} against its base {base}"
+    if f.kind == "variant.runtime":
+        return (f"{w.bold('Backend and precision:')} {variant} ({_runtime_words(n['variant_runtime'], w.style)}) "
+                f"against {base} ({_runtime_words(n['base_runtime'], w.style)})")
+    how = f"sampling at temperature {num(n['temperature'])}, top-p {num(n['top_p'])}" if n["variant_sampling"] else "greedy decoding"
+    return f"{w.bold('Decoding:')} {variant} ({how}) against {base} ({'sampling' if n['base_sampling'] else 'greedy decoding'})"
+
+
+def _variant(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    parts = [_change(n[m], w) for m in n["changes"]]
+    if n["unchanged"]:
+        parts.append(f"no significant change on {join([_label(m) for m in n['unchanged']])}")
+    parts += [_change(n[m], w) for m in n["diversity_changes"]]
+    if "speed_ratio" in n:
+        parts.append(f"throughput {ratio(n['speed_ratio'])} ({_value('tokens_per_s', n['speed_variant'])} vs "
+                     f"{_value('tokens_per_s', n['speed_base'], unit=True)})")
+    if "memory_ratio" in n:
+        parts.append(f"peak memory {ratio(n['memory_ratio'])} ({human_bytes(n['memory_variant'])} vs {human_bytes(n['memory_base'])})")
+    same, shared = n["identical_outputs"], n["shared_prompts"]
+    if shared:
+        kind_of = "identical greedy output" if n["greedy"] else "identical output"
+        parts.append(f"{kind_of} on {same} of {shared} prompts ({percent(same / shared)})")
+    return f"{_variant_lead(f, w)}: {'; '.join(parts)}."
+
+
+def _behaviour_limit(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    limit_text = f"the {num(n['limit'])}-token limit" if n["limit"] else "the token limit"
+    text = f"{w.name(n['model'])} hit {limit_text} on {n['hits']} of {n['answered']} prompts ({percent(n['share'])})"
+    if n["rambles"]:
+        return w.bold(text + ": it rambles, and its answers are cut off") + f" (median output {num(n['median_output_tokens'])} tokens)."
+    return text + ": those answers may be cut off."
+
+
+def _behaviour_loops(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    return (f"{w.bold(w.name(n['model']) + ' loops:')} on average {percent(n['mean_repeated_4gram_rate'])} of its word 4-grams "
+            f"repeat an earlier one; on {n['looping_prompts']} of {n['scored_prompts']} prompts more than half do (worst: "
+            f"{w.code(n['worst_prompt'])}, {percent(n['worst'])}).")
+
+
+def _behaviour_no_limit(f: Finding, w: _Writer) -> str:
+    return "No model hit the token limit: every answer ended on its own."
+
+
+def _behaviour_no_loops(f: Finding, w: _Writer) -> str:
+    return f"No model loops: no answer repeats more than {percent(f.numbers['loop_prompt'])} of its word 4-grams."
+
+
+def _behaviour_failed(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    first = n["first_error"]
+    example = f"; first error: {w.code(first[:160])}" if first else ""
+    failed = w.bold(f"{w.name(n['model'])} failed on {n['failed']} of {n['prompts']} prompts")
+    return f"{failed}{example}. Failed prompts are left out of its quality means and retried on the next run."
+
+
+def _behaviour_no_failures(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    return f"No generation failed ({n['generations']} generations over {n['models']} models)."
+
+
+# ==================================================================================================
+# Conclusion from the results, and retraining
+
+
+def _conclusion_best(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    metric, label = n["metric"], _label(n["metric"])
+    best, runner = w.name(n["best"]), w.name(n["runner_up"])
+    if n["significant"]:
+        return (f"{w.bold(f'Best {label}:')} {best}, {_value(metric, n['mean'])} "
+                f"({_ci(metric, n['ci_low'], n['ci_high'])}), significantly ahead of {runner}.")
+    test = n["test"]
+    against = (f" (against {runner}: {_diff_text(metric, test['diff'], test['ci_low'], test['ci_high'])})"
+               if test is not None else "")
+    return (f"{w.bold(f'Best {label}: no clear winner.')} {best} has the highest mean ({_value(metric, n['mean'])}), "
+            f"but it is not significantly better than {w.names(n['not_better_than'])}{against}.")
+
+
+def _conclusion_only_score(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    return f"{w.bold(capital(_label(n['metric'])) + ':')} {w.name(f.subjects[0])}, {_value(n['metric'], n['mean'])}."
+
+
+def _conclusion_fastest(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    speed = n["tokens_per_s"]
+    return (f"{w.bold('Fastest:')} {w.name(n['fastest'])}, {_value('tokens_per_s', speed[n['fastest']], unit=True)}, "
+            f"{_times(n['ratio'])} the throughput of {w.name(n['slowest'])}.")
+
+
+def _conclusion_least_memory(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    return f"{w.bold('Least memory:')} {w.name(n['least_memory'])}, {human_bytes(n['peak_memory_bytes'])} at peak."
+
+
+def _conclusion_tradeoffs(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    return f"{w.bold('Best trade-offs')} (Pareto-optimal on speed and {_label(n['metric'])}): {w.names(n['front'])}."
+
+
+def _conclusion_adapter(f: Finding, w: _Writer) -> str:
+    return f"{w.bold('Adapter:')} {w.name(f.subjects[0])} against its base: {_change(f.numbers, w)}."
+
+
+def _conclusion_watch_out(f: Finding, w: _Writer) -> str:
+    words = {"rambles": lambda name, v: f"{name} rambles (token limit on {percent(v)} of prompts)",
+             "loops": lambda name, v: f"{name} loops",
+             "failed": lambda name, v: f"{name} failed on {v} prompts"}
+    return f"{w.bold('Watch out:')} {join([words[kind](w.name(m), v) for kind, m, v in f.numbers['items']])}."
+
+
+def _conclusion_retraining(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    name = w.name(n["model"])
+    if n["verdict"] == "worse":
+        return f"{w.bold(f'{name} got worse after retraining')} on {join([_label(m) for m in n['worse']])}."
+    if n["verdict"] == "better":
+        return f"{w.bold(f'Retraining improved {name}')} on {join([_label(m) for m in n['better']])}."
+    return f"{w.bold(f'Retraining {name}')} changed no metric significantly."
+
+
+def _retraining(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    name = w.name(n["model"])
+
+    def changes(metrics: list[str]) -> str:
+        return "; ".join(f"{_label(m)} {_value(m, c['mean_old'])} → {_value(m, c['mean_new'])} "
+                         f"(change {_value(m, c['diff'], signed=True)}, {_ci(m, c['ci_low'], c['ci_high'])})"
+                         for m, c in ((m, n["changes"][m]) for m in metrics))
+
+    if n["verdict"] == "worse":
+        text = w.bold(f"{name} got worse after retraining: {changes(n['worse'])}.")
+        if n["better"]:
+            text += f" It improved on {changes(n['better'])}."
+        return text
+    if n["verdict"] == "better":
+        return f"{name} improved after retraining: {changes(n['better'])}. No metric got significantly worse."
+    return f"Retraining changed no metric of {name} significantly (paired bootstrap, 95%)."
+
+
+#: Finding kind → the template that writes it.
+TEMPLATES: dict[str, Callable[[Finding, _Writer], str]] = {
+    "spec.context": _spec_compare,
+    "spec.vocabulary": _spec_compare,
+    "spec.parameters": _spec_compare,
+    "spec.memory": _spec_memory,
+    "spec.same_shape": _spec_same_shape,
+    "spec.adapter": _spec_adapter,
+    "spec.quantization": _spec_quantization,
+    "spec.none": _spec_none,
+    "spec.note": _spec_note,
+    "conclusion.smallest": _conclusion_smallest,
+    "conclusion.largest": _conclusion_largest,
+    "conclusion.longest_context": _conclusion_longest_context,
+    "conclusion.largest_vocabulary": _conclusion_largest_vocabulary,
+    "conclusion.cheapest_to_finetune": _conclusion_cheapest,
+    "warning.name_family": _warning_name_family,
+    "warning.seq2seq_tag": _warning_tag,
+    "warning.causal_tag": _warning_tag,
+    "warning.peft_without_adapter": _warning_peft,
+    "warning.adapter_task": _warning_adapter_task,
+    "warning.size_in_name": _warning_size,
+    "warning.bitsandbytes_on_gguf": _warning_gguf,
+    "result.best": _result_best,
+    "result.tradeoff": _result_tradeoff,
+    "result.throughput": _result_throughput,
+    "result.latency": _result_latency,
+    "result.memory": _result_memory,
+    "result.devices": _result_devices,
+    "result.per_stream": _result_per_stream,
+    "result.lm": _result_lm,
+    "variant.adapter": _variant,
+    "variant.runtime": _variant,
+    "variant.decoding": _variant,
+    "behaviour.limit": _behaviour_limit,
+    "behaviour.loops": _behaviour_loops,
+    "behaviour.no_limit": _behaviour_no_limit,
+    "behaviour.no_loops": _behaviour_no_loops,
+    "behaviour.failed": _behaviour_failed,
+    "behaviour.no_failures": _behaviour_no_failures,
+    "conclusion.best": _conclusion_best,
+    "conclusion.only_score": _conclusion_only_score,
+    "conclusion.fastest": _conclusion_fastest,
+    "conclusion.least_memory": _conclusion_least_memory,
+    "conclusion.tradeoffs": _conclusion_tradeoffs,
+    "conclusion.adapter": _conclusion_adapter,
+    "conclusion.watch_out": _conclusion_watch_out,
+    "conclusion.retraining": _conclusion_retraining,
+    "retraining": _retraining,
+}
+
+
+def phrase(finding: Finding, names: Mapping[str, str], style: Style = PLAIN) -> Statement:
+    """The sentence of ``finding``; ``names``: model id → display name (raw: the style escapes it)."""
+    return Statement(TEMPLATES[finding.kind](finding, _Writer(names, style)), finding.numbers, finding.topic)
+
+
+def phrase_all(findings: Iterable[Finding], names: Mapping[str, str], style: Style = PLAIN) -> list[Statement]:
+    return [phrase(f, names, style) for f in findings]
+
+
+# ==================================================================================================
+# Words that are not whole findings: how a model ran, checked claims
+
+
+def _runtime_words(runtime: tuple[str, str], style: Style) -> str:
+    backend, detail = runtime
+    return f"{backend}, {style.escape(detail)}" if detail else backend
+
+
+def runtime_label(model: ModelConfig, spec: ModelSpec | None = None, precision: str | None = None, style: Style = PLAIN) -> str:
+    """How a model ran, in words: ``llama.cpp, Q4_1``, ``transformers, float32``, ``transformers, bitsandbytes 4-bit``."""
+    from reportgen.analysis.variants import runtime
+
+    return _runtime_words(runtime(model, spec, precision), style)
+
+
+def claim_lines(results: Iterable[ClaimResult], style: Style = PLAIN) -> list[str]:
+    """Checked claims, one line each: the claim, then the check and the values it was checked with."""
+    lines = []
+    for r in results:
+        text = " ".join(line for line in style.escape(r.claim.text).split("\n") if line)
+        if r.pending:
+            lines.append(f"… {text} — not checked yet: {style.code(r.claim.check)} names measured results, and this "
+                         f"report has none. Run the study ({style.code('reportgen run')}) and render again.")
+            continue
+        values = ", ".join(f"{style.code(ref)} = {num(v)}" for ref, v in r.values.items())
+        mark = "✓" if r.passed else "✗"
+        lines.append(f"{mark} {text} — checked: {style.code(r.claim.check)} with {values}.")
+    return lines
