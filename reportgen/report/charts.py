@@ -298,6 +298,15 @@ OLD_COLOUR = "#9AA0A6"
 _FRONT_COLOUR = "#59636e"
 
 
+def chart_slug(text: str) -> str:
+    """``text`` as part of a chart name (``_NAME``: lower-case letters, digits, hyphens); "model" when nothing is left.
+
+    Not GitHub's heading slug (``markdown.slugify``, which keeps ``_`` and drops punctuation): a chart
+    name is a file stem and an HTML id, the same on every platform.
+    """
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "model"
+
+
 def model_colours(model_ids) -> dict[str, str]:
     """One colour per model, in study order (the palette repeats after eight models)."""
     return {model_id: PALETTE[i % len(PALETTE)] for i, model_id in enumerate(dict.fromkeys(model_ids))}

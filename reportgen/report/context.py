@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import reportgen
-from reportgen.errors import RenderError
 from reportgen.format import human_bytes, human_count, is_missing, num, percent
 from reportgen.report.markdown import md_cell, md_code, md_escape, md_inline_code, md_link
 from reportgen.specs import fields as spec_fields

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from reportgen.format import MISSING, human_bytes, num, percent
 from reportgen.format import capital as _capital, finite as _finite
 from reportgen.stats.metrics import metric_ci, metric_label, metric_value
 from reportgen.records import RunManifest
+from reportgen.report.charts import chart_slug
 from reportgen.report.markdown import markdown_style, md_cell, md_code, md_escape, md_inline_code
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,10 +105,6 @@ def _best(values: Mapping[str, float], higher: bool | None) -> set[str]:
 
 def _bold(text: str, on: bool) -> str:
     return f"**{text}**" if on and text != MISSING else text
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "model"
 
 
 def _when(epoch: Any) -> str:
@@ -350,7 +346,7 @@ def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequen
             continue
         figure = ch.quality_figure(tables.summary, metric, names, colours, order)
         if figure is not None:
-            charts.add(f"quality-{_slug(metric)}", figure,
+            charts.add(f"quality-{chart_slug(metric)}", figure,
                        f"{_capital(metric_label(metric))} per model: bars are means, error bars "
                        "95% bootstrap confidence intervals over prompts.", group="quality", height=380)
     n_models = len(tables.model_ids)
@@ -379,7 +375,7 @@ def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequen
                    "CIs over texts.", group="lm")
     used: set[str] = set()
     for delta in deltas:
-        name = f"retraining-{_slug(delta.model_id)}"
+        name = f"retraining-{chart_slug(delta.model_id)}"
         while name in used or name in charts.charts:
             name += "-x"
         figure = ch.retraining_figure(delta.deltas, colours.get(delta.model_id, ch.PALETTE[0]))
@@ -391,7 +387,7 @@ def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequen
 
 
 def retraining_chart_name(charts: ChartSet, model_id: str) -> str:
-    name = f"retraining-{_slug(model_id)}"
+    name = f"retraining-{chart_slug(model_id)}"
     return name if name in charts.charts else ""
 
 
