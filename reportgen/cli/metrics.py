@@ -69,6 +69,18 @@ def print_tables(tables, out) -> None:
         out.print(pairs)
 
 
+def print_analysis(study, tables, deltas) -> None:
+    """The analysis the report writes, phrased plainly on stdout: one heading per group, one line per sentence
+    (never wrapped, so a pipe gets whole sentences)."""
+    from reportgen.analysis import analysis_sections
+    from reportgen.specs.study import study_specs
+
+    for title, lines in analysis_sections(study, study_specs(study), tables, deltas):
+        click.echo(f"\n{title}")
+        for line in lines:
+            click.echo(f"- {line}")
+
+
 def write_tables(tables, *, csv_dir: Path | None = None, json_file: Path | None = None) -> list[Path]:
     from reportgen.util.atomic import atomic_write
 
@@ -93,14 +105,18 @@ def write_tables(tables, *, csv_dir: Path | None = None, json_file: Path | None 
 @config_argument
 @click.option("--csv", "csv_dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="Write each table as CSV here.")
 @click.option("--json", "json_file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write all tables as JSON here.")
-def metrics(config: Path, csv_dir: Path | None, json_file: Path | None) -> None:
+@click.option("--analysis", "show_analysis", is_flag=True, help="Also print the computed analysis, in plain words.")
+def metrics(config: Path, csv_dir: Path | None, json_file: Path | None, show_analysis: bool = False) -> None:
     """Print the metric tables (with 95% confidence intervals) computed from the store."""
-    from reportgen.report.inputs import study_tables
+    from reportgen.report.inputs import read_report_inputs, study_tables
 
     study = load(config)
     with _open_store(study) as store:
         tables = study_tables(store, study)
+        deltas = read_report_inputs(store, study).deltas if show_analysis else []
     print_tables(tables, console())
+    if show_analysis:
+        print_analysis(study, tables, deltas)
     if csv_dir or json_file:
         for path in write_tables(tables, csv_dir=csv_dir, json_file=json_file):
             click.echo(str(path))
