@@ -652,6 +652,16 @@ def chart_views(charts: ChartSet | None, *, interactive: bool = False) -> list[C
     return views
 
 
+def _default_introduction(n_models: int, has_results: bool) -> str:
+    """The introduction of a study that writes none: what the report compares and where its numbers come from."""
+    start = (f"This report compares {n_models} language model{'s' if n_models != 1 else ''}: what each one is "
+             "for, its architecture and size, its adapter and quantization settings, and ")
+    if not has_results:
+        return start + "how the models differ. Every number in it is computed from the models' configuration files."
+    return start + ("how each one behaves on the same prompts: quality against the references, speed, memory, and what "
+                    "it writes. Every number in it is computed from the models' configuration files and the stored generations.")
+
+
 def build_context(
     study: Study,
     specs: Mapping[str, ModelSpec],
@@ -681,16 +691,7 @@ def build_context(
         model_view(i, m, specs.get(m.id), files.get(m.id), list(per_model.get(m.id, [])), base)
         for i, m in enumerate(study.models, 1)
     ]
-    introduction = _paragraphs(study.introduction) or ([
-        f"This report compares {len(models)} language model{'s' if len(models) != 1 else ''}: what each one is "
-        "for, its architecture and size, its adapter and quantization settings, and how the models differ. "
-        "Every number in it is computed from the models' configuration files."
-    ] if results is None else [
-        f"This report compares {len(models)} language model{'s' if len(models) != 1 else ''}: what each one is "
-        "for, its architecture and size, its adapter and quantization settings, and how each one behaves on the same "
-        "prompts: quality against the references, speed, memory, and what it writes. Every number in it is computed "
-        "from the models' configuration files and the stored generations."
-    ])
+    introduction = _paragraphs(study.introduction) or [_default_introduction(len(models), results is not None)]
     return ReportContext(
         target=target,
         generator=f"reportgen {reportgen.__version__}",
