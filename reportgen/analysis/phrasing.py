@@ -658,8 +658,12 @@ def phrase_all(findings: Iterable[Finding], names: Mapping[str, str], style: Sty
 # Words that are not whole findings: how a model ran, checked claims
 
 
-def _runtime_words(runtime: tuple[str, str], style: Style) -> str:
-    backend, detail = runtime
+BACKEND_NAMES = {"llamacpp": "llama.cpp", "transformers": "transformers", "http": "HTTP endpoint"}
+
+
+def _runtime_words(runtime: Mapping[str, Any], style: Style) -> str:
+    backend = BACKEND_NAMES.get(runtime["backend"] or "", runtime["backend"] or "?")
+    detail = runtime["precision"] or (f"bitsandbytes {runtime['bits']}-bit" if runtime["bits"] else "")
     return f"{backend}, {style.escape(detail)}" if detail else backend
 
 

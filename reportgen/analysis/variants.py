@@ -73,23 +73,19 @@ def model_pairs(study: Study) -> list[ModelPair]:
     return out
 
 
-BACKEND_NAMES = {"llamacpp": "llama.cpp", "transformers": "transformers", "http": "HTTP endpoint"}
-
-
-def runtime(model: ModelConfig, spec: ModelSpec | None = None, precision: str | None = None) -> tuple[str, str]:
-    """How a model ran: (backend in words, precision detail or ""), e.g. ("llama.cpp", "Q4_1")."""
-    backend = BACKEND_NAMES.get(model.effective_backend or "", model.effective_backend or "?")
+def runtime(model: ModelConfig, spec: ModelSpec | None = None, precision: str | None = None) -> dict[str, Any]:
+    """How a model ran: its backend, and the precision it ran at (``precision``: measured, else configured)
+    or the bitsandbytes bits it was quantized to."""
+    out: dict[str, Any] = {"backend": model.effective_backend, "precision": None, "bits": None}
     if precision:
-        detail = precision
+        out["precision"] = precision
     elif model.quantization is not None and model.quantization.bits:
-        detail = f"bitsandbytes {model.quantization.bits}-bit"
+        out["bits"] = model.quantization.bits
     elif model.effective_backend == "llamacpp" and spec is not None and spec.source == "gguf" and spec.dtype:
-        detail = spec.dtype
+        out["precision"] = spec.dtype
     elif model.dtype != "auto":
-        detail = model.dtype
-    else:
-        detail = ""
-    return backend, detail
+        out["precision"] = model.dtype
+    return out
 
 
 def output_agreement(tables: Any, a: str, b: str) -> tuple[int, int]:
