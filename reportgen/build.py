@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import reportgen
-from reportgen.errors import ReportgenError
+from reportgen.errors import JobFailed
 from reportgen.report.assemble import render_in_memory, render_report, replace_between_markers
+from reportgen.report.formats import FORMATS, study_formats
 from reportgen.report.inputs import ReportInputs, read_report_inputs
 from reportgen.report.templates import default_templates_dir
 from reportgen.run.execute import Progress
@@ -29,12 +30,6 @@ __all__ = ["BUILD_STATE", "BuildResult", "build_study", "render_inputs", "render
 log = logging.getLogger(__name__)
 
 BUILD_STATE = ".reportgen-build.json"
-FORMAT_TEMPLATES = {  # which template files each output format depends on
-    "markdown": (".md.j2",),
-    "html": (".md.j2", ".html.j2", ".css"),
-    "pdf": (".md.j2", ".html.j2", ".css"),
-}
-OUTPUT_NAMES = {"markdown": "README.md", "html": "report.html", "pdf": "report.pdf"}
 
 
 def _open_store(study: Study, *, create: bool) -> Store | None:
@@ -50,18 +45,33 @@ def render_study(
     single_file: bool = False,
     out_dir: Path | None = None,
     formats: list[str] | None = None,
-    inputs: ReportInputs | None = None,
 ) -> list[Path]:
-    """Render the report from the specs and whatever the store holds; never loads a model."""
-    if inputs is None:
-        store = _open_store(study, create=False)
-        with contextlib.closing(store) if store is not None else contextlib.nullcontext():
-            inputs = read_report_inputs(store, study) if store is not None else ReportInputs()
+    """Render the report from the specs and whatever the store holds; never loads a model.
+
+    A render of the study's own formats into its report folder records the build stamp, so that a
+    following ``build`` knows the report is current."""
+    store = _open_store(study, create=False)
+    with contextlib.closing(store) if store is not None else contextlib.nullcontext():
+        inputs = read_report_inputs(store, study) if store is not None else ReportInputs()
+        paths = _render(study, inputs, templates_dir=templates_dir, into=into, single_file=single_file, out_dir=out_dir,
+                        formats=formats)
+        if into is None and out_dir is None and not single_file and set(formats or study.output.formats) >= set(study.output.formats):
+            _write_state(study, render_inputs(study, templates_dir, store))
+    return paths
+
+
+def _render(study: Study, inputs: ReportInputs, *, templates_dir: Path | None, into: Path | None = None,
+            single_file: bool = False, out_dir: Path | None = None, formats: list[str] | None = None) -> list[Path]:
     if into is not None:
         report = render_in_memory(study, templates_dir=templates_dir, formats=["markdown"], out_dir=out_dir, **inputs.as_kwargs())
         return [replace_between_markers(into, report.markdown)]
     return render_report(study, templates_dir=templates_dir, formats=formats, out_dir=out_dir, single_file=single_file,
                          **inputs.as_kwargs())
+
+
+def _write_state(study: Study, digests: dict[str, str]) -> None:
+    state = {fmt: digests[fmt] for fmt in study.output.formats}
+    atomic_write(study.output_dir / BUILD_STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
 def _digest_files(paths: list[Path]) -> str:
@@ -91,9 +101,9 @@ def render_inputs(study: Study, templates_dir: Path | None, store: Store | None 
     code = _digest_files(sorted(Path(reportgen.__file__).parent.rglob("*.py")))
     template_dirs = [default_templates_dir()] + ([Path(templates_dir)] if templates_dir else [])
     digests = {}
-    for fmt, suffixes in FORMAT_TEMPLATES.items():
-        files = [f for d in template_dirs for f in d.rglob("*") if f.is_file() and f.name.endswith(suffixes)]
-        digests[fmt] = hashlib.sha256(f"{data.hexdigest()}|{code}|{_digest_files(files)}|{templates_dir}".encode()).hexdigest()
+    for fmt in FORMATS.values():  # each format depends on the template files of its suffixes
+        files = [f for d in template_dirs for f in d.rglob("*") if f.is_file() and f.name.endswith(fmt.template_suffixes)]
+        digests[fmt.name] = hashlib.sha256(f"{data.hexdigest()}|{code}|{_digest_files(files)}|{templates_dir}".encode()).hexdigest()
     return digests
 
 
@@ -111,34 +121,41 @@ def _previous_state(state_file: Path) -> dict:
         return {}
 
 
-def build_study(study: Study, *, force: bool = False, templates_dir: Path | None = None,
-                progress: Progress | None = None) -> BuildResult:
-    """Run the models whose inputs changed, then re-render the formats whose inputs changed."""
+def build_study(study: Study, *, force: bool = False, templates_dir: Path | None = None, model_ids: list[str] | None = None,
+                into: Path | None = None, out_dir: Path | None = None, progress: Progress | None = None) -> BuildResult:
+    """Run the models whose inputs changed, then re-render the formats whose inputs changed.
+
+    ``into`` / ``out_dir`` render elsewhere than the study's report folder: always, and without the stamp."""
+    study_formats(study)  # an unknown output format is a config error before any model runs
     runnable = study.prompts is not None and any(m.runnable for m in study.models)
     store = _open_store(study, create=runnable)
     with contextlib.closing(store) if store is not None else contextlib.nullcontext():
         reran, failed = [], []
         if runnable:
-            summary = run_study(study, force=force, progress=progress, store=store)
+            summary = run_study(study, force=force, progress=progress, store=store, model_ids=model_ids)
             for model in summary.models:
                 log.info(model.line())
             reran, failed = summary.reran_models, summary.failed_models
             if not reran and not failed:
                 log.info("every stored result is current: no model re-ran")
-        out_dir = study.output_dir
-        state_file = out_dir / BUILD_STATE
-        previous = _previous_state(state_file)
         digests = render_inputs(study, templates_dir, store)
-        stale = [fmt for fmt in study.output.formats
-                 if force or previous.get(fmt) != digests[fmt] or not (out_dir / OUTPUT_NAMES[fmt]).exists()]
+        stale = _stale_formats(study, digests, force=force or into is not None or out_dir is not None)
         paths: list[Path] = []
         if stale:
             inputs = read_report_inputs(store, study) if store is not None else ReportInputs()
-            paths = render_study(study, templates_dir=templates_dir, formats=stale, inputs=inputs)
-            atomic_write(state_file, json.dumps({fmt: digests[fmt] for fmt in study.output.formats}, indent=2, sort_keys=True) + "\n")
-            log.info("rendered %s in %s", ", ".join(OUTPUT_NAMES[f] for f in stale), out_dir)
+            paths = _render(study, inputs, templates_dir=templates_dir, formats=stale, into=into, out_dir=out_dir)
+            if into is None and out_dir is None:
+                _write_state(study, digests)
+            log.info("rendered %s in %s", ", ".join(FORMATS.get(f).file_name for f in stale), into or out_dir or study.output_dir)
         else:
-            log.info("%s: the report is up to date; nothing rendered", out_dir)
+            log.info("%s: the report is up to date; nothing rendered", study.output_dir)
     if failed:
-        raise ReportgenError("; ".join(m.line() for m in failed) + " (everything else is saved and rendered)")
+        raise JobFailed("; ".join(m.line() for m in failed) + " (everything else is saved and rendered)")
     return BuildResult(reran, stale, paths)
+
+
+def _stale_formats(study: Study, digests: dict[str, str], *, force: bool) -> list[str]:
+    """The study's formats whose inputs changed since the last build (or whose file is missing)."""
+    previous = _previous_state(study.output_dir / BUILD_STATE)
+    return [fmt for fmt in study.output.formats
+            if force or previous.get(fmt) != digests[fmt] or not (study.output_dir / FORMATS.get(fmt).file_name).exists()]

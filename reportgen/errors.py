@@ -1,7 +1,9 @@
 """One exception tree for every error a user can cause.
 
-Each is a ``click.ClickException`` so the command line prints one clear line (no traceback) and
-exits with status 2. Bugs are not wrapped: they keep their traceback.
+Each is a ``click.ClickException`` so the command line prints one clear line (no traceback). Exit
+status: 2 for a usage or input error (bad config, missing file, absent extra, unreadable store); 1 when
+the job ran but something in it failed (``JobFailed``: a model or prompts failed; ``ClaimError``: a
+claim is false). Bugs are not wrapped: they keep their traceback.
 """
 
 from __future__ import annotations
@@ -48,8 +50,16 @@ class StoreError(ReportgenError):
     """The results store is unreadable or from an incompatible version."""
 
 
+class JobFailed(ReportgenError):
+    """The job ran and what could be saved is saved, but part of it failed (a model, some prompts). Exit 1."""
+
+    exit_code = 1
+
+
 class ClaimError(ReportgenError):
-    """A hand-written claim in the config is false (or cannot be checked)."""
+    """A hand-written claim in the config is false (or cannot be checked). Exit 1."""
+
+    exit_code = 1
 
 
 class RenderError(ReportgenError):

@@ -36,8 +36,8 @@ models:
         )
         runner = CliRunner()
         result = runner.invoke(main, ["run", str(tmp_path / "study.yaml")])
-        assert result.exit_code == 0, result.output
-        assert "1 failed" in result.output
+        assert result.exit_code == 1, result.output  # the job ran, but a prompt failed
+        assert "1 failed" in result.output and "1 of 6 prompts failed" in result.output
         assert TOKEN not in result.output
         assert any(hit.authorization == f"Bearer {TOKEN}" for hit in server.hits("echo these"))
 

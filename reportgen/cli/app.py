@@ -1,10 +1,19 @@
-"""The Click group, the options shared by several commands, and the one terminal: a stderr console for
-progress and log messages (data a command prints goes to stdout with click.echo)."""
+"""The Click group, the options shared by several commands, and the terminal.
+
+Streams: data a command produces (tables, JSON, the paths it wrote) goes to stdout; progress, log
+messages and warnings go to stderr. Exit status: 0 success; 1 the job ran but something in it failed
+(a model or prompts, a false claim); 2 a usage or input error; 130 interrupted (Ctrl-C) after a clean
+stop — every batch already committed stays in the store.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import sys
+import time
+import warnings
 from pathlib import Path
 
 import click
@@ -12,40 +21,93 @@ import click
 from reportgen import __version__
 
 DEFAULT_CONFIG = Path("configs/demo.yaml")
+EXIT_INTERRUPTED = 130
+PIPE_WIDTH = 400  # tables piped to a file or another program are never wrapped at 80 columns
 
 config_argument = click.argument("config", type=click.Path(path_type=Path, dir_okay=False))
 templates_option = click.option(
     "--templates", "templates_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
     help="Folder of Jinja templates that override the defaults.")
 force_option = click.option("--force", is_flag=True, help="Re-run even where stored results exist.")
+models_option = click.option("--models", "model_ids", default=None, metavar="A,B",
+                             help="Comma-separated model ids (default: all runnable models).")
+
+
+JSON_SCHEMA_VERSION = 1
+
+
+def json_option(what: str):
+    """``--json`` prints ``what`` as a versioned JSON object to stdout; ``--json FILE`` writes it to FILE."""
+    return click.option("--json", "json_out", is_flag=False, flag_value="-", default=None, metavar="[FILE]",
+                        help=f"Print {what} as JSON to stdout (or write it to FILE).")
+
+
+def emit_json(kind: str, payload: dict, json_out: str) -> None:
+    """One JSON document: ``{"schema": "reportgen.<kind>", "schema_version": N, ...payload}``."""
+    import json
+
+    text = json.dumps({"schema": f"reportgen.{kind}", "schema_version": JSON_SCHEMA_VERSION, **payload},
+                      indent=2, sort_keys=True, default=str) + "\n"
+    if json_out == "-":
+        click.echo(text, nl=False)
+        return
+    from reportgen.util.atomic import atomic_write
+
+    click.echo(str(atomic_write(Path(json_out), text)))
+
+
+def model_list(text: str | None) -> list[str] | None:
+    return [m.strip() for m in text.split(",") if m.strip()] if text else None
 
 
 @functools.lru_cache(maxsize=1)
 def console():
-    """The one stderr console (rich resolves sys.stderr at each write, so tests can capture it)."""
+    """The stderr console for progress and messages (rich resolves sys.stderr at each write)."""
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
 
 
+def data_console():
+    """A stdout console for tables: full width when piped, so nothing is wrapped or cut."""
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else PIPE_WIDTH, soft_wrap=not sys.stdout.isatty())
+
+
 class _ConsoleHandler(logging.Handler):
-    """reportgen's log records, one line each, on the stderr console (warnings in yellow)."""
+    """reportgen's log records, one line each, on stderr (warnings in yellow, errors in red)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         from rich.markup import escape
 
         text = escape(record.getMessage())
-        if record.levelno >= logging.WARNING:
+        if record.levelno >= logging.ERROR:
+            text = f"[red]{text}[/red]"
+        elif record.levelno >= logging.WARNING:
             text = f"[yellow]{text}[/yellow]"
-        console().print(text)
+        console().print(text, soft_wrap=True)
 
 
-def setup_logging() -> None:
-    """One logging channel: the ``reportgen`` logger, shown on stderr at INFO."""
+def setup_logging(verbosity: int) -> None:
+    """One logging channel: the ``reportgen`` logger on stderr. ``-q`` shows errors only; ``-v`` adds
+    debug messages and third-party logs, progress bars and warnings, which are silenced otherwise."""
     logger = logging.getLogger("reportgen")
     if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
         logger.addHandler(_ConsoleHandler())
-    logger.setLevel(logging.INFO)
+    logger.propagate = verbosity > 0
+    logger.setLevel({-1: logging.ERROR, 0: logging.INFO}.get(verbosity, logging.DEBUG))
+    if verbosity > 0:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+        return
+    # third-party progress bars ("Loading weights" …) and known-harmless warnings stay out of logs and CI
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for name in ("weasyprint", "fontTools", "transformers", "peft", "httpx", "kaleido", "choreographer"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(peft|transformers)(\.|$)")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(peft|transformers|torch)(\.|$)")
 
 
 def load(config: Path):
@@ -54,7 +116,43 @@ def load(config: Path):
     return load_config(config)
 
 
+class LineProgress:
+    """Progress for a log or CI: one line per model per batch (at most every few seconds), with counts and rate."""
+
+    def __init__(self, every_s: float = 3.0):
+        self.every_s = every_s
+        self._tasks: dict[int, dict] = {}
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: int) -> int:
+        task = len(self._tasks)
+        self._tasks[task] = {"name": description, "total": total, "done": 0, "start": time.monotonic(), "shown": 0.0}
+        logging.getLogger("reportgen.progress").info("%s: 0/%d prompts", description, total)
+        return task
+
+    def advance(self, task: int, advance: int) -> None:
+        state = self._tasks[task]
+        state["done"] += advance
+        now = time.monotonic()
+        if state["done"] >= state["total"] or now - state["shown"] >= self.every_s:
+            state["shown"] = now
+            elapsed = now - state["start"]
+            rate = state["done"] / elapsed if elapsed > 0 else 0.0
+            logging.getLogger("reportgen.progress").info(
+                "%s: %d/%d prompts, %.1f s, %.2f prompts/s", state["name"], state["done"], state["total"], elapsed, rate)
+
+
 def progress():
+    """Rich bars on a terminal; plain progress lines on a pipe; nothing with -q."""
+    if logging.getLogger("reportgen").getEffectiveLevel() > logging.INFO:
+        return LineProgress(every_s=float("inf"))
+    if not console().is_terminal:
+        return LineProgress()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
@@ -63,8 +161,30 @@ def progress():
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ReportgenGroup(click.Group):
+    """Ctrl-C ends with status 130 and one line saying that nothing stored is lost."""
+
+    def main(self, *args, **kwargs):  # type: ignore[override]
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            click.echo("interrupted: every batch committed so far is kept in the store; run again to resume", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=ReportgenGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Exit status: 0 success; 1 the job ran but something failed (a model or prompts, a false claim); "
+                    "2 a usage or input error; 130 interrupted.")
 @click.version_option(__version__, prog_name="reportgen")
-def main() -> None:
+@click.option("-q", "--quiet", "quiet", is_flag=True, help="Errors only: no progress, no messages.")
+@click.option("-v", "--verbose", "verbose", count=True, help="Debug messages, with third-party logs and warnings.")
+def main(quiet: bool, verbose: int) -> None:
     """Comparative studies of language models: run, measure, render (README, HTML, PDF), publish."""
-    setup_logging()
+    setup_logging(-1 if quiet else verbose)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from reportgen.cli.app import config_argument, console, load, main
+from reportgen.cli.app import JSON_SCHEMA_VERSION, config_argument, data_console, emit_json, json_option, load, main
 
 
 def _open_store(study):
@@ -81,32 +81,49 @@ def print_analysis(study, tables, deltas) -> None:
             click.echo(f"- {line}")
 
 
-def write_tables(tables, *, csv_dir: Path | None = None, json_file: Path | None = None) -> list[Path]:
-    from reportgen.util.atomic import atomic_write
-
-    frames = {
+def _frames(tables) -> dict:
+    return {
         "per_prompt": tables.per_prompt, "summary": tables.summary, "category_summary": tables.category_summary,
         "pairwise": tables.pairwise, "efficiency": tables.efficiency, "lm": tables.lm,
     }
+
+
+def _exportable(frame):
+    """Integers stay integers (nullable), reference answers a JSON list, not Python tuple text."""
+    out = frame.copy()
+    if "references" in out:
+        out["references"] = [json.dumps(list(r) if isinstance(r, (list, tuple)) else [], ensure_ascii=False) for r in out["references"]]
+    return out.convert_dtypes(convert_string=False, convert_boolean=False, convert_floating=False)
+
+
+def tables_payload(tables) -> dict:
+    payload = {}
+    for name, frame in _frames(tables).items():
+        records = json.loads(_exportable(frame).to_json(orient="records"))
+        if name == "per_prompt":
+            for record in records:
+                record["references"] = json.loads(record["references"])
+        payload[name] = records
+    return payload
+
+
+def write_csv(tables, csv_dir: Path) -> list[Path]:
+    """One CSV per table, each beginning with a ``# reportgen.metrics schema_version N`` comment line."""
+    from reportgen.util.atomic import atomic_write
+
     written = []
-    if csv_dir is not None:
-        for name, frame in frames.items():
-            path = Path(csv_dir) / f"{name}.csv"
-            atomic_write(path, frame.to_csv(index=False))
-            written.append(path)
-    if json_file is not None:
-        payload = {name: json.loads(frame.to_json(orient="records")) for name, frame in frames.items()}
-        atomic_write(Path(json_file), json.dumps(payload, indent=2, sort_keys=True))
-        written.append(Path(json_file))
+    for name, frame in _frames(tables).items():
+        header = f"# reportgen.metrics.{name} schema_version {JSON_SCHEMA_VERSION}\n"
+        written.append(atomic_write(Path(csv_dir) / f"{name}.csv", header + _exportable(frame).to_csv(index=False)))
     return written
 
 
 @main.command()
 @config_argument
 @click.option("--csv", "csv_dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="Write each table as CSV here.")
-@click.option("--json", "json_file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write all tables as JSON here.")
 @click.option("--analysis", "show_analysis", is_flag=True, help="Also print the computed analysis, in plain words.")
-def metrics(config: Path, csv_dir: Path | None, json_file: Path | None, show_analysis: bool = False) -> None:
+@json_option("every table (schema reportgen.metrics)")
+def metrics(config: Path, csv_dir: Path | None, json_out: str | None, show_analysis: bool = False) -> None:
     """Print the metric tables (with 95% confidence intervals) computed from the store."""
     from reportgen.report.inputs import read_report_inputs, study_tables
 
@@ -114,12 +131,15 @@ def metrics(config: Path, csv_dir: Path | None, json_file: Path | None, show_ana
     with _open_store(study) as store:
         tables = study_tables(store, study)
         deltas = read_report_inputs(store, study).deltas if show_analysis else []
-    print_tables(tables, console())
-    if show_analysis:
-        print_analysis(study, tables, deltas)
-    if csv_dir or json_file:
-        for path in write_tables(tables, csv_dir=csv_dir, json_file=json_file):
+    if json_out:
+        emit_json("metrics", {"tables": tables_payload(tables)}, json_out)
+    if csv_dir:
+        for path in write_csv(tables, csv_dir):
             click.echo(str(path))
+    if json_out != "-":
+        print_tables(tables, data_console())
+        if show_analysis:
+            print_analysis(study, tables, deltas)
 
 
 @main.command()
@@ -129,20 +149,19 @@ def diff(config: Path, model_id: str) -> None:
     """What changed between a model's last two runs (every metric, with significance)."""
     from rich.table import Table
 
-    from reportgen.errors import ReportgenError
+    from reportgen.errors import JobFailed, ReportgenError
     from reportgen.stats.history import retraining_delta
     from reportgen.stats.metrics import metric_value as value
     from reportgen.study.prompts import study_prompt_set
 
     study = load(config)
-    out = console()
+    out = data_console()
     if model_id not in {m.id for m in study.models}:
         raise ReportgenError(f"--model: no model '{model_id}' in {study.path}. Known: {', '.join(m.id for m in study.models)}")
     with _open_store(study) as store:
         delta = retraining_delta(store.results_frame(), store.model_runs_frame(), study_prompt_set(study), model_id)
     if delta is None:
-        out.print(f"{model_id} has a single version in the store: nothing to compare. Retrain it and run again.")
-        return
+        raise JobFailed(f"{model_id} has a single version in the store: nothing to compare. Retrain it and run again")
     table = Table(title=f"{model_id}: {delta.old_fingerprint[:8]} → {delta.new_fingerprint[:8]} (new − old, paired bootstrap 95%)")
     for column in ("metric", "old", "new", "change", "95% CI", "verdict"):
         table.add_column(column)

@@ -6,16 +6,21 @@ from pathlib import Path
 
 import click
 
-from reportgen.cli.app import DEFAULT_CONFIG, config_argument, load, main, progress, templates_option
+from reportgen.cli.app import DEFAULT_CONFIG, config_argument, load, main, model_list, models_option, progress, templates_option
+
+
+into_option = click.option("--into", "into", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                           help="Replace the text between <!-- reportgen:start --> and <!-- reportgen:end --> in this file.")
+out_option = click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+                          help="Report folder (default: the study's output.dir).")
 
 
 @main.command()
 @config_argument
 @templates_option
-@click.option("--into", "into", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Replace the text between <!-- reportgen:start --> and <!-- reportgen:end --> in this file.")
+@into_option
 @click.option("--single-file", is_flag=True, help="Inline plotly.js into report.html (one file to attach or host).")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="Report folder.")
+@out_option
 def render(config: Path, templates_dir: Path | None, into: Path | None, single_file: bool, out_dir: Path | None) -> None:
     """Write the study as README.md, report.html and report.pdf (from the store; never loads a model)."""
     from reportgen.build import render_study
@@ -28,10 +33,17 @@ def render(config: Path, templates_dir: Path | None, into: Path | None, single_f
 @click.argument("config", required=False, type=click.Path(path_type=Path, dir_okay=False), default=None)
 @click.option("--force", is_flag=True, help="Re-run every model and re-render everything.")
 @templates_option
-def build(config: Path | None, force: bool, templates_dir: Path | None) -> None:
+@models_option
+@into_option
+@out_option
+def build(config: Path | None, force: bool, templates_dir: Path | None, model_ids: str | None, into: Path | None,
+          out_dir: Path | None) -> None:
     """Run what changed, then render what changed (default config: configs/demo.yaml)."""
     from reportgen.build import build_study
 
     study = load(config or DEFAULT_CONFIG)
     with progress() as bars:
-        build_study(study, force=force, templates_dir=templates_dir, progress=bars)
+        result = build_study(study, force=force, templates_dir=templates_dir, model_ids=model_list(model_ids), into=into,
+                             out_dir=out_dir, progress=bars)
+    for path in result.paths:
+        click.echo(str(path))

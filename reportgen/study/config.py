@@ -278,8 +278,11 @@ class GlossaryEntry(Strict):
 
 
 class OutputConfig(Strict):
-    dir: Path | None = Field(None, description="Report folder; default reports/<config file stem>.")
-    formats: tuple[Literal["markdown", "html", "pdf"], ...] = ("markdown", "html", "pdf")
+    dir: Path | None = Field(None, description="Report folder, relative to the config file; default reports/<config file stem> in the project (beside a configs/ folder).")
+    formats: tuple[str, ...] = Field(
+        ("markdown", "html", "pdf"),
+        description="Output formats by name (the report's format registry checks them when it renders or validates).",
+    )
     timestamp: bool = Field(False, description="Print the build time in the report (breaks byte-identical rebuilds).")
     samples: int | Literal["all"] = Field(12, description="How many prompts to show side by side (or 'all').")
 
@@ -323,7 +326,12 @@ class Study(Strict):
 
     @property
     def output_dir(self) -> Path:
-        return self.output.dir if self.output.dir is not None else Path("reports") / self.name
+        """``output.dir`` (relative to the config file), else ``reports/<config name>`` in the project: beside
+        the config's folder when that folder is ``configs/``, else beside the config file."""
+        if self.output.dir is not None:
+            return self.output.dir
+        folder = self.path.parent
+        return (folder.parent if folder.name == "configs" else folder) / "reports" / self.name
 
     def model(self, model_id: str) -> ModelConfig:
         for model in self.models:
@@ -361,8 +369,7 @@ def _resolve_paths(data: Any, base: Path) -> Any:
 
     fix(data, "prompts")
     if isinstance(data.get("output"), dict):
-        # The output folder is relative to where the command runs (the project root), like reports/.
-        pass
+        fix(data["output"], "dir")  # like every path of the config: from the config file's folder
     for model in data.get("models") or []:
         if not isinstance(model, dict):
             continue
