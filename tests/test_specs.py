@@ -180,62 +180,175 @@ def test_bad_files(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# adapters: cross-checked against PEFT itself on tiny real models
+# agreement with transformers and PEFT: every count is compared with the library's own count
 # ------------------------------------------------------------------------------------------------
 
-TINY_LLAMA = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 32,
-              "intermediate_size": 48, "num_attention_heads": 4, "num_key_value_heads": 2,
-              "num_hidden_layers": 3, "vocab_size": 100, "max_position_embeddings": 64,
-              "tie_word_embeddings": False}
+_LLAMA_LIKE = {"hidden_size": 32, "intermediate_size": 48, "num_attention_heads": 4, "num_hidden_layers": 3,
+               "vocab_size": 100, "max_position_embeddings": 64}
+TINY_LLAMA = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], **_LLAMA_LIKE,
+              "num_key_value_heads": 2, "tie_word_embeddings": False}  # GQA, untied
 TINY_GPT2 = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 32, "n_head": 4,
-             "n_layer": 2, "n_positions": 64, "vocab_size": 100}
+             "n_layer": 2, "n_positions": 64, "vocab_size": 100, "n_inner": None}  # Conv1D, tied
+
+#: tiny configs, as a config.json would carry them, with the module names their adapters target
+ARCHITECTURES = {
+    "llama-gqa-untied": (TINY_LLAMA, {"attn": ["q_proj", "v_proj"], "emb": "embed_tokens"}),
+    "llama-mha-tied": ({**TINY_LLAMA, "num_key_value_heads": 4, "tie_word_embeddings": True},
+                       {"attn": ["q_proj", "k_proj"], "emb": "embed_tokens"}),
+    "t5-untied": ({"model_type": "t5", "architectures": ["T5ForConditionalGeneration"], "d_model": 32, "d_ff": 48,
+                   "num_heads": 4, "d_kv": 8, "num_layers": 2, "num_decoder_layers": 1, "vocab_size": 100,
+                   "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False, "is_encoder_decoder": True},
+                  {"attn": ["q", "v"], "emb": "shared"}),  # the flan-t5 shape
+    "t5-tied": ({"model_type": "t5", "architectures": ["T5ForConditionalGeneration"], "d_model": 32, "d_ff": 48,
+                 "num_heads": 4, "d_kv": 8, "num_layers": 2, "vocab_size": 100, "is_encoder_decoder": True},
+                {"attn": ["q", "v"], "emb": "shared"}),
+    "mixtral-moe": ({"model_type": "mixtral", "architectures": ["MixtralForCausalLM"], **_LLAMA_LIKE,
+                     "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2},
+                    {"attn": ["q_proj", "v_proj"], "emb": "embed_tokens"}),
+    "gpt2-conv1d": (TINY_GPT2, {"attn": ["c_attn"], "emb": "wte"}),
+    "bloom-alibi": ({"model_type": "bloom", "architectures": ["BloomForCausalLM"], "hidden_size": 32, "n_head": 4,
+                     "n_layer": 2, "vocab_size": 100}, {"attn": ["query_key_value"], "emb": "word_embeddings"}),
+    "falcon-auto_map": ({"model_type": "falcon", "architectures": ["FalconForCausalLM"], "hidden_size": 32,
+                         "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 100,
+                         "new_decoder_architecture": True, "num_kv_heads": 2, "bias": False, "alibi": False,
+                         "auto_map": {"AutoConfig": "configuration_falcon.FalconConfig",
+                                      "AutoModelForCausalLM": "modeling_falcon.FalconForCausalLM"}},
+                        {"attn": ["query_key_value"], "emb": "word_embeddings"}),
+    "phi3-auto_map": ({"model_type": "phi3", "architectures": ["Phi3ForCausalLM"], **_LLAMA_LIKE,
+                       "num_key_value_heads": 2, "pad_token_id": 0, "tie_word_embeddings": False,
+                       "auto_map": {"AutoConfig": "configuration_phi3.Phi3Config",
+                                    "AutoModelForCausalLM": "modeling_phi3.Phi3ForCausalLM"}},
+                      {"attn": ["qkv_proj"], "emb": "embed_tokens"}),
+}
 
 
-def _peft_trainable(base_cfg: dict, adapter_cfg: dict) -> int:
+def _adapter_shapes(names: dict) -> dict[str, dict]:
+    attn, emb = names["attn"], names["emb"]
+    return {
+        "suffix-list": {"r": 4, "target_modules": attn},
+        "all-linear": {"r": 2, "target_modules": "all-linear", "lora_alpha": 4},
+        "modules_to_save-embeddings": {"r": 4, "target_modules": attn[:1], "modules_to_save": [emb, "lm_head"]},
+        "layers+rank_pattern+bias": {"r": 3, "target_modules": attn, "layers_to_transform": [0],
+                                     "rank_pattern": {attn[-1]: 5}, "bias": "all"},
+    }
+
+
+EXTRA_ADAPTERS = {
+    "llama-gqa-untied": {
+        "regex": {"r": 2, "target_modules": r".*\.1\.mlp\.(up|gate)_proj"},
+        "dora": {"r": 4, "target_modules": ["q_proj", "o_proj"], "use_dora": True},
+        "embedding+exclude": {"r": 4, "target_modules": ["embed_tokens", "v_proj"],
+                              "exclude_modules": ["layers.1.self_attn.v_proj"]},
+        "refused-layernorm": {"r": 4, "target_modules": ["input_layernorm"]},
+        "ia3": {"peft_type": "IA3", "target_modules": ["k_proj", "down_proj"], "feedforward_modules": ["down_proj"]},
+    },
+    "mixtral-moe": {
+        "target_parameters": {"r": 4, "target_modules": [], "target_parameters": ["experts.gate_up_proj", "experts.down_proj"]},
+        "legacy-expert-names": {"r": 4, "target_modules": ["w1", "w2", "w3"]},
+    },
+    "gpt2-conv1d": {"bias-lora_only": {"r": 4, "target_modules": ["c_attn", "c_fc"], "fan_in_fan_out": True,
+                                       "bias": "lora_only"}},
+}
+
+CASES = [(arch, shape, adapter) for arch, (_, names) in ARCHITECTURES.items()
+         for shape, adapter in {**_adapter_shapes(names), **EXTRA_ADAPTERS.get(arch, {})}.items()]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Each tiny architecture saved as a real checkpoint (its own config.json, random weights), loaded back
+    with ``from_pretrained`` the way a user loads it: no remote code; an untied config gets distinct head weights."""
     import torch
     import transformers
-    from peft import LoraConfig, get_peft_model
 
-    torch.manual_seed(0)
-    d = dict(base_cfg)
-    config = transformers.AutoConfig.for_model(d.pop("model_type"), **d)
-    model = getattr(transformers, base_cfg["architectures"][0])(config)
-    keys = {k: v for k, v in adapter_cfg.items() if k not in ("peft_type",)}
-    peft_model = get_peft_model(model, LoraConfig(**keys))
-    return sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    transformers.logging.set_verbosity_error()
+    loaded = {}
 
+    def load(arch: str):
+        if arch in loaded:
+            return loaded[arch]
+        cfg = ARCHITECTURES[arch][0]
+        folder = tmp_path_factory.mktemp(arch)
+        (folder / "config.json").write_text(json.dumps(cfg))
+        config = transformers.AutoConfig.from_pretrained(folder)
+        auto = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
+        torch.manual_seed(0)
+        model = auto.from_config(config)
+        if cfg.get("tie_word_embeddings") is False and model.get_output_embeddings().weight is model.get_input_embeddings().weight:
+            model.get_output_embeddings().weight = torch.nn.Parameter(model.get_input_embeddings().weight.detach() + 1)
+        model.save_pretrained(folder)
+        (folder / "config.json").write_text(json.dumps(cfg))  # the file as the model's author wrote it
+        loaded[arch] = auto.from_pretrained(folder)
+        return loaded[arch]
 
-@pytest.mark.parametrize(
-    "base, adapter",
-    [
-        (TINY_LLAMA, {"r": 4, "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM"}),
-        (TINY_LLAMA, {"r": 8, "target_modules": ["k_proj", "down_proj"], "layers_to_transform": [0, 2]}),
-        (TINY_LLAMA, {"r": 2, "target_modules": r".*\.1\.mlp\.(up|gate)_proj"}),
-        (TINY_LLAMA, {"r": 3, "target_modules": "all-linear", "rank_pattern": {"o_proj": 5}}),
-        (TINY_LLAMA, {"r": 4, "target_modules": ["q_proj"], "use_dora": True, "modules_to_save": ["lm_head"]}),
-        (TINY_LLAMA, {"r": 4, "target_modules": ["embed_tokens", "v_proj"], "exclude_modules": ["layers.1.self_attn.v_proj"]}),
-        (TINY_GPT2, {"r": 4, "target_modules": ["c_attn"], "fan_in_fan_out": True, "bias": "all"}),
-        (TINY_GPT2, {"r": 4, "target_modules": ["c_attn", "c_fc"], "fan_in_fan_out": True, "bias": "lora_only"}),
-    ],
-    ids=["list", "layers_to_transform", "regex", "all-linear+rank_pattern", "dora+modules_to_save",
-         "embedding+exclude", "gpt2-conv1d+bias-all", "gpt2-bias-lora_only"],
-)
-def test_adapter_count_matches_peft(base, adapter):
-    pytest.importorskip("peft")
-    ours = specs.adapter_spec({"peft_type": "LORA", **adapter}, base).trainable_parameters
-    assert ours == _peft_trainable(base, adapter)
+    return load
 
 
-def test_adapter_without_base_and_non_lora():
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_parameter_count_agrees_with_a_transformers_load(arch, checkpoints):
+    cfg = ARCHITECTURES[arch][0]
+    model = checkpoints(arch)
+    s = specs.spec_from_config_dict(cfg)
+    assert s.notes == ()
+    assert s.parameters == sum(p.numel() for p in model.parameters())  # shared tensors once
+    assert s.tie_word_embeddings is (model.get_output_embeddings().weight is model.get_input_embeddings().weight)
+
+
+@pytest.mark.parametrize("arch, shape, adapter", CASES, ids=[f"{a}:{s}" for a, s, _ in CASES])
+def test_adapter_count_agrees_with_peft(arch, shape, adapter, checkpoints):
+    import copy
+
+    from peft import PeftConfig, get_peft_model
+
+    model = copy.deepcopy(checkpoints(arch))
+    try:
+        expected = get_peft_model(model, PeftConfig.from_peft_type(**{"peft_type": "LORA", **adapter})).get_nb_trainable_parameters()[0]
+    except ValueError as exc:  # PEFT refuses: so must we, saying why
+        with pytest.raises(ConfigError, match="PEFT .* refuses"):
+            specs.adapter_spec(adapter, ARCHITECTURES[arch][0])
+        assert shape.startswith("refused"), f"PEFT refuses {shape} on {arch}: {exc}"
+        return
+    ours = specs.adapter_spec(adapter, ARCHITECTURES[arch][0])
+    assert ours.trainable_parameters == expected
+    assert ours.share_of_base == pytest.approx(expected / sum(p.numel() for p in checkpoints(arch).parameters()))
+
+
+def test_moe_all_linear_counts_the_experts():
+    # Mixtral keeps its experts as 3-D parameters: a Linear-only count would miss almost all of them
+    cfg = ARCHITECTURES["mixtral-moe"][0]
+    all_linear = specs.adapter_spec({"r": 2, "target_modules": "all-linear"}, cfg).trainable_parameters
+    attention_only = specs.adapter_spec({"r": 2, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}, cfg)
+    assert all_linear > 2 * attention_only.trainable_parameters
+
+
+def test_flan_t5_untied_counts_its_lm_head():
+    untied, tied = ARCHITECTURES["t5-untied"][0], {**ARCHITECTURES["t5-untied"][0], "tie_word_embeddings": True}
+    assert specs.count_parameters(untied) - specs.count_parameters(tied) == 100 * 32
+    assert specs.spec_from_config_dict(untied).tie_word_embeddings is False
+
+
+def test_remote_code_is_never_run():
+    s = specs.spec_from_config_dict({"model_type": "my_remote_arch", "auto_map": {"AutoConfig": "x.Y"}, "hidden_size": 8})
+    assert s.parameters is None and any("auto_map" in n and "never run" in n for n in s.notes)
+
+
+def test_ffn_width_defaults_to_four_times_hidden():
+    for cfg in (TINY_GPT2, {k: v for k, v in TINY_GPT2.items() if k != "n_inner"},
+                ARCHITECTURES["bloom-alibi"][0], ARCHITECTURES["falcon-auto_map"][0]):
+        assert specs.spec_from_config_dict(cfg, count=False).intermediate_size == 4 * 32
+
+
+def test_adapter_without_base():
     a = specs.adapter_spec(load(QLORA / "adapter_config.json"), None)
     assert a.trainable_parameters is None and a.share_of_base is None and a.r == 64
-    ia3 = specs.adapter_spec({"peft_type": "IA3", "target_modules": ["k_proj"]}, TINY_LLAMA)
-    assert ia3.peft_type == "IA3" and ia3.trainable_parameters is None
 
 
-def test_adapter_matching_nothing_is_an_error():
-    with pytest.raises(ConfigError, match="match no module"):
+def test_adapter_matching_nothing_is_refused_with_peft_reason():
+    with pytest.raises(ConfigError, match="PEFT .* refuses.*query_key_value"):
         specs.adapter_spec({"peft_type": "LORA", "r": 4, "target_modules": ["query_key_value"]}, TINY_LLAMA)
+    s = specs.spec_from_config_dict(TINY_LLAMA, {"r": 4, "target_modules": ["query_key_value"]})
+    assert s.adapter.trainable_parameters is None
+    assert any(n.startswith("adapter parameters not counted: PEFT") for n in s.notes)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import functools
 import json
 import math
 import re
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -96,6 +97,9 @@ ENCODER_DECODER_TYPES = frozenset(
     }
 )
 
+#: model types whose MLP width is 4 x hidden when the config leaves it null or out (transformers' default).
+FFN_4X_TYPES = frozenset({"gpt2", "gptj", "gpt_bigcode", "gpt_neo", "codegen", "bloom", "falcon", "openai-gpt"})
+
 #: GGUF ``general.architecture`` -> (HF model_type, HF architecture class).
 GGUF_ARCHITECTURES: dict[str, tuple[str, str]] = {
     "llama": ("llama", "LlamaForCausalLM"),
@@ -166,7 +170,7 @@ class AdapterSpec:
     target_modules: tuple[str, ...]
     base_model: str | None
     task_type: str | None
-    trainable_parameters: int | None  # exact: LoRA adds r*(in_features+out_features) per targeted Linear
+    trainable_parameters: int | None  # exact, as PEFT's get_nb_trainable_parameters reports it
     share_of_base: float | None  # trainable / base parameters
 
     def as_dict(self) -> dict:
@@ -254,40 +258,69 @@ def _import_torch_transformers():
     return torch, transformers
 
 
-def _build_meta_model(cfg: dict):
-    """Instantiate the config's architecture on the meta device (shapes only)."""
-    torch, transformers = _import_torch_transformers()
-    from transformers import AutoConfig
+def _hf_config(cfg: dict):
+    """The config object ``from_pretrained`` would build from this ``config.json`` dict.
 
-    kwargs = {k: v for k, v in cfg.items() if k not in _SHAPE_IRRELEVANT_KEYS}
-    model_type = kwargs.pop("model_type", None)
+    The native config class of ``model_type`` parses the dict (``from_dict``, as ``AutoConfig.from_pretrained``
+    does). ``auto_map`` (remote code) is never followed: a model_type transformers knows natively (phi3,
+    falcon, ...) is built with the native class; one it does not know is refused.
+    """
+    _, transformers = _import_torch_transformers()
+    from transformers import CONFIG_MAPPING
+
+    model_type = cfg.get("model_type")
     if not model_type:
         raise ConfigError("config has no 'model_type': cannot build the architecture to count its parameters")
-    if kwargs.get("auto_map"):
-        raise ConfigError(f"model_type {model_type!r} needs remote code (auto_map); its parameters are not counted")
+    if model_type not in CONFIG_MAPPING:
+        why = " (remote code from auto_map is never run)" if cfg.get("auto_map") else ""
+        raise ConfigError(f"transformers {transformers.__version__} does not know model_type {model_type!r}{why}")
+    kwargs = {k: v for k, v in cfg.items() if k not in _SHAPE_IRRELEVANT_KEYS and k != "auto_map"}
     try:
-        config = AutoConfig.for_model(model_type, **kwargs)
-    except (KeyError, ValueError) as exc:
+        return CONFIG_MAPPING[model_type].from_dict(kwargs)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ConfigError(
-            f"transformers {transformers.__version__} does not know model_type {model_type!r}: {exc}"[:300]
+            f"transformers {transformers.__version__} cannot read this {model_type!r} config: {exc}"[:300]
         ) from exc
 
+
+def _model_class(cfg: dict, config):
+    """The class a checkpoint load gets: the native class named in ``architectures``, else the Auto mapping."""
+    _, transformers = _import_torch_transformers()
     archs = cfg.get("architectures") or []
     cls = getattr(transformers, archs[0], None) if archs else None
-    if cls is None or not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
-        if getattr(config, "is_encoder_decoder", False):
-            cls = transformers.AutoModelForSeq2SeqLM
-        else:
-            cls = transformers.AutoModelForCausalLM
+    if isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel):
+        return cls
+    auto = transformers.AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else transformers.AutoModelForCausalLM
+    for candidate in (auto, transformers.AutoModel):  # AutoModel: e.g. an encoder-only model
+        mapping = candidate._model_mapping
+        if type(config) in mapping:
+            return mapping[type(config)]
+    raise ConfigError(f"transformers has no model class for model_type {cfg.get('model_type')!r}")
+
+
+def _build_meta_model(cfg: dict):
+    """Instantiate the config's architecture on the meta device (shapes only), as a checkpoint load shapes it.
+
+    One difference from building a model from a config must be undone: some configs force the tie of
+    input and output embeddings (T5 in transformers 5 always sets ``tie_word_embeddings = True``), while
+    ``from_pretrained`` leaves the two untied when the checkpoint holds both tensors, which is what a
+    ``config.json`` with ``tie_word_embeddings: false`` (flan-t5) comes with. So an explicit ``false``
+    in the file gives the output head its own parameter.
+    """
+    torch, _ = _import_torch_transformers()
+    config = _hf_config(cfg)
+    cls = _model_class(cfg, config)
     with torch.device("meta"):
         try:
-            if hasattr(cls, "_from_config"):
-                return cls._from_config(config, attn_implementation="eager")
-            return cls.from_config(config, attn_implementation="eager")
-        except ValueError:
-            if cls is transformers.AutoModelForCausalLM:  # e.g. an encoder-only model
-                return transformers.AutoModel.from_config(config, attn_implementation="eager")
-            raise
+            model = cls._from_config(config, attn_implementation="eager")
+        except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:
+            raise ConfigError(f"transformers cannot build {cls.__name__} from this config: {exc}"[:300]) from exc
+        if cfg.get("tie_word_embeddings") is False:
+            out_emb, in_emb = model.get_output_embeddings(), model.get_input_embeddings()
+            weight = getattr(out_emb, "weight", None)
+            if weight is not None and weight is getattr(in_emb, "weight", None):
+                out_emb.weight = torch.nn.Parameter(torch.empty_like(weight))
+    return model
 
 
 @functools.lru_cache(maxsize=64)
@@ -394,107 +427,54 @@ def estimate_4bit_bytes(cfg: dict, *, double_quant: bool = False, blocksize: int
 # Adapters
 # --------------------------------------------------------------------------------------------------
 
-
-def _peft_matches(adapter_cfg: dict, key: str) -> bool:
-    """Whether PEFT would wrap module ``key`` (mirrors peft.tuners.tuners_utils.check_target_module_exists)."""
-    exclude = adapter_cfg.get("exclude_modules")
-    if exclude:
-        if isinstance(exclude, str):
-            if re.fullmatch(exclude, key):
-                return False
-        elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
-            return False
-    to_save = adapter_cfg.get("modules_to_save")
-    if to_save and any(re.match(rf"(^|.*\.){m}($|\..*)", key) for m in to_save):
-        return False
-
-    targets = adapter_cfg.get("target_modules")
-    if targets is None:
-        return False
-    if isinstance(targets, str):
-        return re.fullmatch(targets, key) is not None
-    if key in targets:
-        return True
-    found = any(key.endswith(f".{t}") for t in targets)
-    layer_indexes = adapter_cfg.get("layers_to_transform")
-    using_indexes = layer_indexes is not None and (len(layer_indexes) != 0 if isinstance(layer_indexes, list) else True)
-    if found and using_indexes:
-        patterns = adapter_cfg.get("layers_pattern")
-        match = None
-        if not patterns:
-            match = re.match(r".*?\.[^.]*\.(?P<idx>\d+)\.", key)
-        else:
-            for pattern in [patterns] if isinstance(patterns, str) else patterns:
-                match = re.match(rf"(?:^|.*?\.){pattern}\.(?P<idx>\d+)\.", key)
-                if match is not None:
-                    break
-        if match is None:
-            return False
-        idx = int(match.group("idx"))
-        return idx == layer_indexes if isinstance(layer_indexes, int) else idx in layer_indexes
-    return found
+#: adapter_config.json keys that say where an adapter came from, not what it adds.
+_ADAPTER_IRRELEVANT_KEYS = frozenset({"base_model_name_or_path", "revision", "auto_mapping", "inference_mode"})
 
 
-def _pattern_value(patterns: dict, key: str, default):
-    """PEFT's rank_pattern / alpha_pattern lookup (peft.utils.other.get_pattern_key)."""
-    for pattern, value in (patterns or {}).items():
-        if re.match(rf"(.*\.)?({pattern})$", key):
-            return value
-    return default
+def _adapter_key(adapter_cfg: dict) -> str:
+    reduced = {k: v for k, v in adapter_cfg.items() if k not in _ADAPTER_IRRELEVANT_KEYS}
+    reduced["peft_type"] = str(reduced.get("peft_type") or "LORA").upper()
+    return json.dumps(reduced, sort_keys=True, default=str)
 
 
-def _lora_trainable(adapter_cfg: dict, summary: _Summary) -> int:
-    r_default = int(adapter_cfg.get("r") or 8)
-    rank_pattern = adapter_cfg.get("rank_pattern") or {}
-    use_dora = bool(adapter_cfg.get("use_dora"))
-    bias_mode = adapter_cfg.get("bias") or "none"
-    targets = adapter_cfg.get("target_modules")
+@functools.lru_cache(maxsize=64)
+def _peft_trainable(base_canonical: str, adapter_canonical: str) -> int:
+    """Trainable parameters PEFT itself reports for this adapter on this base (built on the meta device).
 
-    real = [m for m in summary.modules if not m.name.endswith("#other")]
-    if isinstance(targets, str) and targets.lower() == "all-linear":
-        matched = [m for m in real if m.kind in ("linear", "conv1d") and not m.is_output_head]
-    else:
-        matched = [m for m in real if m.name and _peft_matches(adapter_cfg, m.name)]
-    if not matched:
-        raise ConfigError(f"adapter target_modules {targets!r} match no module of the base model")
+    ``get_peft_model`` does the module matching (suffix lists, regexes, ``all-linear``, ``exclude_modules``,
+    ``layers_to_transform``), the ``modules_to_save`` copies (tied embeddings included), the 3-D expert
+    parameters of mixture-of-experts models and ``target_parameters``; ``get_nb_trainable_parameters``
+    counts. What PEFT refuses is a ConfigError carrying PEFT's own message.
+    """
+    torch, _ = _import_torch_transformers()
+    try:
+        import peft
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingExtraError("peft", "hf", "Counting adapter parameters") from exc
 
-    total = 0
-    for m in matched:
-        r = int(_pattern_value(rank_pattern, m.name, r_default))
-        if m.kind in ("linear", "conv1d", "embedding"):
-            total += r * (m.in_features + m.out_features)
-        elif m.kind == "convnd":  # lora_A: Conv(in, r, kernel), lora_B: Conv(r, out, 1)
-            total += r * (m.in_features * m.kernel_numel + m.out_features)
-        else:
-            raise ConfigError(f"LoRA cannot target module {m.name!r}: it is not a Linear, Conv or Embedding layer")
-        if use_dora:
-            total += m.out_features  # magnitude vector
-        if bias_mode == "lora_only":
-            total += m.bias_numel
-    if bias_mode == "all":
-        total += sum(m.bias_numel for m in real)
-
-    to_save = list(adapter_cfg.get("modules_to_save") or [])
-    if (adapter_cfg.get("task_type") or "").upper() == "SEQ_CLS":
-        to_save += ["classifier", "score"]
-    if to_save:
-        saved = [
-            m for m in real
-            if any(m.name == s or m.name.endswith(f".{s}") or m.name.startswith(f"{s}.") or f".{s}." in f".{m.name}."
-                   for s in to_save)
-        ]
-        total += _param_elements(saved)
-    return total
+    kwargs = json.loads(adapter_canonical)
+    model = _build_meta_model(json.loads(base_canonical))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            config = peft.PeftConfig.from_peft_type(**kwargs, inference_mode=False)
+            with torch.device("meta"):
+                peft_model = peft.get_peft_model(model, config)
+        except (ValueError, TypeError, KeyError, NotImplementedError, RuntimeError) as exc:
+            message = " ".join(str(exc).split())
+            raise ConfigError(f"PEFT {peft.__version__} refuses this adapter on this base: {message}"[:400]) from exc
+    trainable, _ = peft_model.get_nb_trainable_parameters()
+    return int(trainable)
 
 
 def adapter_spec(adapter_cfg: dict, base_cfg: dict | None) -> AdapterSpec:
     """Describe a PEFT adapter; with the base model's config, count its trainable parameters exactly.
 
-    LoRA adds, per targeted layer, A (r x in) and B (out x r): ``r * (in_features + out_features)``.
-    Targets are matched the way PEFT matches them: a string is a full-match regex on the module name,
-    a list matches a module whose name equals an entry or ends with ``.entry`` (``layers_to_transform``,
-    ``exclude_modules``, ``rank_pattern``, ``all-linear``, DoRA, ``bias`` and ``modules_to_save`` honoured).
-    Only LoRA adapters get a count; other PEFT types report ``None``.
+    The count is PEFT's own: the base is built on the meta device (as for ``count_parameters``), the
+    adapter applied with ``peft.get_peft_model`` and ``get_nb_trainable_parameters`` read. For LoRA that
+    is ``r * (in_features + out_features)`` per targeted layer, plus what ``modules_to_save`` copies,
+    DoRA magnitudes and trainable biases. Every PEFT type PEFT can apply gets a count. Raises
+    ConfigError with PEFT's reason when PEFT refuses the adapter for this base.
     """
     peft_type = str(adapter_cfg.get("peft_type") or "LORA").upper()
     targets = adapter_cfg.get("target_modules")
@@ -509,10 +489,10 @@ def adapter_spec(adapter_cfg: dict, base_cfg: dict | None) -> AdapterSpec:
     alpha = adapter_cfg.get("lora_alpha")
     dropout = adapter_cfg.get("lora_dropout")
     trainable = share = None
-    if base_cfg is not None and peft_type == "LORA":
-        summary = _summary(base_cfg)
-        trainable = _lora_trainable(adapter_cfg, summary)
-        share = trainable / summary.parameters if summary.parameters else None
+    if base_cfg is not None:
+        base_params = _summary(base_cfg).parameters
+        trainable = _peft_trainable(_canonical_key(base_cfg), _adapter_key(adapter_cfg))
+        share = trainable / base_params if base_params else None
     return AdapterSpec(
         peft_type=peft_type,
         r=int(r) if r is not None else None,
@@ -582,9 +562,11 @@ def spec_from_config_dict(cfg: dict, adapter_cfg: dict | None = None, *, count: 
     model_type = cfg.get("model_type")
 
     hidden = _int_or_none(_first(cfg, "hidden_size", "n_embd", "d_model", "dim"))
-    intermediate = _int_or_none(_first(cfg, "intermediate_size", "n_inner", "ffn_dim", "d_ff", "encoder_ffn_dim"))
-    if intermediate is None and "n_inner" in cfg and hidden is not None:
-        intermediate = 4 * hidden  # GPT-2 family: n_inner null means 4 * n_embd
+    intermediate = _int_or_none(
+        _first(cfg, "intermediate_size", "n_inner", "ffn_hidden_size", "ffn_dim", "d_ff", "encoder_ffn_dim")
+    )
+    if intermediate is None and hidden is not None and ("n_inner" in cfg or model_type in FFN_4X_TYPES):
+        intermediate = 4 * hidden  # n_inner / intermediate_size null (or absent) means 4 * hidden
     heads = _int_or_none(_first(cfg, "num_attention_heads", "n_head", "num_heads", "encoder_attention_heads"))
     kv_heads = _int_or_none(_first(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv"))
     if kv_heads is None:
