@@ -33,6 +33,55 @@ def test_normalize_answer(text, expected):
     assert M.normalize_answer(text) == expected
 
 
+def squad_v1_normalize_answer(s):
+    """The official SQuAD v1.1 evaluation script's rule, verbatim (evaluate-v1.1.py)."""
+    import re
+    import string
+
+    def remove_articles(text):
+        return re.sub(r"\b(a|an|the)\b", " ", text)
+
+    def white_space_fix(text):
+        return " ".join(text.split())
+
+    def remove_punc(text):
+        exclude = set(string.punctuation)
+        return "".join(ch for ch in text if ch not in exclude)
+
+    def lower(text):
+        return text.lower()
+
+    return white_space_fix(remove_articles(remove_punc(lower(s))))
+
+
+def _ascii_samples(n=3000, seed=0):
+    import random
+    import string
+
+    rng = random.Random(seed)
+    pieces = list(string.printable) + ["the", "The", "a", "An", "an", "theatre", "`code`", "$5", "x+y=z", "<b>", "~", "|"]
+    return [" ".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(n)]
+
+
+def test_normalize_answer_agrees_with_squad_v1_on_ascii():
+    for text in _ascii_samples() + [c for c in map(chr, range(128))]:
+        assert M.normalize_answer(text) == squad_v1_normalize_answer(text), repr(text)
+
+
+def test_normalize_answer_beyond_ascii_drops_unicode_punctuation_too():
+    import unicodedata
+
+    for text in ["“Theatre” — the end", "¿Qué?", "Paris。", "«the» cat…", "naïve ‘a’ café"]:
+        without_p = "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))
+        assert M.normalize_answer(text) == squad_v1_normalize_answer(without_p)
+
+
+def test_backticks_and_ascii_symbols_are_stripped_like_squad():
+    assert M.contains_answer("The answer is `42`.", ["42"]) == 1.0
+    assert M.exact_match("`print`", ["print"]) == 1.0
+    assert M.exact_match("$5", ["5"]) == 1.0  # SQuAD strips $ + < = > ^ ` | ~ as well
+
+
 def test_exact_match_squad_normalisation():
     assert M.exact_match("The Paris.", ["paris"]) == 1.0
     assert M.exact_match("Paris, France", ["paris"]) == 0.0

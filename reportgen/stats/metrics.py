@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+import string
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -114,13 +115,20 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
+#: SQuAD v1.1 strips ``string.punctuation``, which holds ASCII symbols that Unicode does not class as
+#: punctuation: ``$ + < = > ^ ` | ~`` (categories Sc, Sm, Sk).
+_SQUAD_PUNCTUATION = frozenset(string.punctuation)
+
+
 def _strip_punctuation(text: str) -> str:
-    # Unicode punctuation (category P*), not only ASCII: curly quotes and dashes are punctuation too.
-    return "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))
+    # SQuAD's ASCII set, plus Unicode punctuation (category P*): curly quotes and dashes are punctuation too.
+    return "".join(ch for ch in text if ch not in _SQUAD_PUNCTUATION and not unicodedata.category(ch).startswith("P"))
 
 
 def normalize_answer(text: str) -> str:
-    """Lowercase, drop punctuation and the articles a/an/the, collapse whitespace (SQuAD's rule)."""
+    """SQuAD v1.1's ``normalize_answer``: lowercase, drop punctuation, drop the articles a/an/the, collapse
+    whitespace. Identical to the official script on ASCII text; beyond ASCII, Unicode punctuation
+    (category P: curly quotes, dashes, CJK full stops) is dropped as well."""
     text = _strip_punctuation(text.lower())
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
