@@ -1,0 +1,279 @@
+"""Statistical inference over per-prompt values: intervals and tests, as pure functions.
+
+Each function follows the definition of a reference implementation, and a test checks the agreement:
+
+* ``sign_flip_test`` — the paired permutation test of a mean difference (``scipy.stats.permutation_test``
+  with one sample of differences and ``permutation_type='samples'``): exact enumeration of all 2^n sign
+  patterns when 2^n <= ``n_resamples``, otherwise a seeded Monte Carlo test with p = (k + 1) / (B + 1);
+* ``holm`` — Holm's step-down adjustment (``statsmodels ... multipletests(method='holm')``);
+* ``wilson_interval`` / ``clopper_pearson_interval`` — intervals for a proportion
+  (``statsmodels ... proportion_confint(method='wilson')``, ``scipy.stats.binomtest(...).proportion_ci()``);
+* ``bootstrap_mean_interval`` — percentile or BCa bootstrap interval of a mean
+  (``scipy.stats.bootstrap``; with the same seed the resamples, and so the interval, are scipy's);
+* ``mcnemar_exact`` — McNemar's exact test for paired 0/1 outcomes (``statsmodels ... mcnemar(exact=True)``).
+
+An interval that cannot be estimated (fewer than two values, constant data for a bootstrap, no
+values for a proportion) comes back with ``estimable=False`` and a ``reason``, never as a zero-width
+interval. numpy is the only import at module level; scipy is imported by ``clopper_pearson_interval``
+alone (for the beta quantile).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "Interval",
+    "TestResult",
+    "bootstrap_mean_interval",
+    "clopper_pearson_interval",
+    "holm",
+    "mcnemar_exact",
+    "proportion_interval",
+    "sign_flip_test",
+    "wilson_interval",
+]
+
+LEVEL = 0.95
+N_RESAMPLES = 9999  # scipy's default for both bootstrap and permutation_test
+SEED = 0
+# resample matrices are built in chunks of at most this many cells (memory stays ~64 MB)
+_CHUNK_CELLS = 8_000_000
+_NORMAL = NormalDist()
+
+#: why an interval or a test has no value
+TOO_FEW = "n < 2"
+CONSTANT = "constant data"
+NO_VALUES = "no values"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a confidence interval, and the method that produced it."""
+
+    estimate: float
+    low: float
+    high: float
+    n: int
+    method: str  # "wilson" | "clopper-pearson" | "percentile bootstrap" | "BCa bootstrap"
+    level: float = LEVEL
+    reason: str | None = None  # set when the interval cannot be estimated (low/high are NaN)
+
+    @property
+    def estimable(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A two-sided test: the observed statistic and its p-value under the null hypothesis."""
+
+    statistic: float
+    p_value: float
+    n: int
+    method: str  # "exact sign-flip permutation" | "Monte Carlo sign-flip permutation" | "McNemar exact"
+    resamples: int | None = None  # sign patterns evaluated (2^n when exact)
+    reason: str | None = None  # set when the test cannot be run (p_value is NaN)
+
+    @property
+    def estimable(self) -> bool:
+        return self.reason is None
+
+
+def _clean(values: Iterable[float]) -> np.ndarray:
+    a = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float).ravel()
+    return a[~np.isnan(a)]
+
+
+def _not_estimable(estimate: float, n: int, method: str, level: float, reason: str) -> Interval:
+    return Interval(estimate, math.nan, math.nan, n, method, level, reason)
+
+
+# ------------------------------------------------------------------------------------------------
+# tests
+# ------------------------------------------------------------------------------------------------
+
+
+def _two_sided(null: np.ndarray, observed: float, adjustment: int) -> float:
+    # scipy's rule: a relative tolerance counts numerically distinct but theoretically equal values as ties
+    gamma = abs(np.finfo(float).eps * 100 * observed)
+    total = null.size + adjustment
+    less = (np.count_nonzero(null <= observed + gamma) + adjustment) / total
+    greater = (np.count_nonzero(null >= observed - gamma) + adjustment) / total
+    return float(min(1.0, 2 * min(less, greater)))
+
+
+def sign_flip_test(
+    differences: Iterable[float], *, n_resamples: int = N_RESAMPLES, seed: int = SEED
+) -> TestResult:
+    """Paired permutation test of mean(differences) = 0, two-sided (NaNs dropped).
+
+    Under the null each paired difference is as likely positive as negative, so the null distribution is
+    that of the mean with every sign flipped at random. All 2^n sign patterns are enumerated when
+    2^n <= ``n_resamples`` (p = share of patterns at least as extreme); otherwise ``n_resamples``
+    patterns are drawn with ``seed`` and p = (k + 1) / (n_resamples + 1), so it is never 0.
+    """
+    d = _clean(differences)
+    n = int(d.size)
+    observed = float(d.mean()) if n else math.nan
+    if n < 2:
+        return TestResult(observed, math.nan, n, "sign-flip permutation", None, TOO_FEW)
+    if 2**n <= n_resamples:
+        patterns = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
+        null = ((1 - 2 * patterns) * d).mean(axis=1)
+        return TestResult(observed, _two_sided(null, observed, 0), n, "exact sign-flip permutation", 2**n)
+    rng = np.random.default_rng(seed)
+    rows = max(1, _CHUNK_CELLS // n)
+    null = np.concatenate(
+        [((1 - 2 * rng.integers(0, 2, (min(rows, n_resamples - k), n))) * d).mean(axis=1)
+         for k in range(0, n_resamples, rows)]
+    )
+    return TestResult(observed, _two_sided(null, observed, 1), n, "Monte Carlo sign-flip permutation", n_resamples)
+
+
+def mcnemar_exact(a: Iterable[float], b: Iterable[float]) -> TestResult:
+    """McNemar's exact test for paired 0/1 outcomes (pairs with a NaN dropped), two-sided.
+
+    Only discordant pairs count: ``n01`` (a = 0, b = 1) and ``n10`` (a = 1, b = 0). Under the null each
+    discordant pair is either kind with probability 1/2, so p = min(1, 2 * P(Binomial(n01 + n10, 1/2)
+    <= min(n01, n10))), computed exactly. The statistic is min(n01, n10), as statsmodels reports it.
+    """
+    x, y = np.asarray(list(a), dtype=float), np.asarray(list(b), dtype=float)
+    if x.shape != y.shape:
+        raise ValueError("mcnemar_exact needs two paired sequences of the same length")
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    if not np.isin(x, (0.0, 1.0)).all() or not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("mcnemar_exact needs 0/1 outcomes")
+    n10 = int(np.count_nonzero((x == 1) & (y == 0)))
+    n01 = int(np.count_nonzero((x == 0) & (y == 1)))
+    discordant, low = n01 + n10, min(n01, n10)
+    tail = sum(math.comb(discordant, k) for k in range(low + 1))
+    p = min(1.0, 2 * tail / 2**discordant)
+    return TestResult(float(low), p, int(x.size), "McNemar exact", None)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order; NaNs stay NaN and are not counted."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    m = valid.size
+    if m == 0:
+        return out.tolist()
+    order = valid[np.argsort(p[valid], kind="stable")]
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out[order] = adjusted
+    return out.tolist()
+
+
+# ------------------------------------------------------------------------------------------------
+# intervals for a proportion
+# ------------------------------------------------------------------------------------------------
+
+
+def _z(level: float) -> float:
+    return _NORMAL.inv_cdf(1 - (1 - level) / 2)
+
+
+def wilson_interval(successes: int, n: int, *, level: float = LEVEL) -> Interval:
+    """Wilson score interval for a binomial proportion successes / n."""
+    if n <= 0:
+        return _not_estimable(math.nan, 0, "wilson", level, NO_VALUES)
+    z = _z(level)
+    p = successes / n
+    denominator = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return Interval(p, max(0.0, center - half), min(1.0, center + half), n, "wilson", level)
+
+
+def clopper_pearson_interval(successes: int, n: int, *, level: float = LEVEL) -> Interval:
+    """Clopper–Pearson ("exact") interval for a binomial proportion: beta quantiles (needs scipy)."""
+    if n <= 0:
+        return _not_estimable(math.nan, 0, "clopper-pearson", level, NO_VALUES)
+    try:
+        from scipy.stats import beta
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        from reportgen.errors import MissingExtraError
+
+        raise MissingExtraError("scipy", "stats", "A Clopper-Pearson interval") from exc
+    alpha = 1 - level
+    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return Interval(successes / n, low, high, n, "clopper-pearson", level)
+
+
+def proportion_interval(values: Iterable[float], *, method: str = "wilson", level: float = LEVEL) -> Interval:
+    """Interval for the mean of 0/1 values (NaNs dropped): ``method`` "wilson" or "clopper-pearson"."""
+    x = _clean(values)
+    if not np.isin(x, (0.0, 1.0)).all():
+        raise ValueError("proportion_interval needs 0/1 values")
+    compute = {"wilson": wilson_interval, "clopper-pearson": clopper_pearson_interval}[method]
+    return compute(int(x.sum()), int(x.size), level=level)
+
+
+# ------------------------------------------------------------------------------------------------
+# bootstrap interval for a mean
+# ------------------------------------------------------------------------------------------------
+
+
+def _bootstrap_means(x: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    # the draws scipy.stats.bootstrap makes: rng.integers(0, n, (n_resamples, n)), row by row
+    rng = np.random.default_rng(seed)
+    n = x.size
+    rows = max(1, _CHUNK_CELLS // n)
+    return np.concatenate(
+        [x[rng.integers(0, n, (min(rows, n_resamples - k), n))].mean(axis=1) for k in range(0, n_resamples, rows)]
+    )
+
+
+def bootstrap_mean_interval(
+    values: Iterable[float],
+    *,
+    method: str = "BCa",
+    level: float = LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> Interval:
+    """Bootstrap interval of the mean (NaNs dropped): ``method`` "BCa" or "percentile".
+
+    BCa (bias-corrected and accelerated, Efron & Tibshirani 14.3) shifts the percentile levels by the
+    bootstrap distribution's median bias ``z0`` and the jackknife acceleration ``a``; "percentile" takes
+    the (1 - level) / 2 and (1 + level) / 2 quantiles (linear interpolation) of the resampled means.
+    Fewer than two values, or constant values, give no interval (``reason``), not a zero-width one.
+    """
+    if method not in ("BCa", "percentile"):
+        raise ValueError(f"bootstrap method must be 'BCa' or 'percentile', not {method!r}")
+    label = f"{method} bootstrap"
+    x = _clean(values)
+    n = int(x.size)
+    mean = float(x.mean()) if n else math.nan
+    if n < 2:
+        return _not_estimable(mean, n, label, level, TOO_FEW)
+    if np.all(x == x[0]):
+        return _not_estimable(mean, n, label, level, CONSTANT)
+
+    means = _bootstrap_means(x, n_resamples, seed)
+    alpha = (1 - level) / 2
+    if method == "percentile":
+        levels = (alpha, 1 - alpha)
+    else:
+        share_below = (np.count_nonzero(means < mean) + np.count_nonzero(means <= mean)) / (2 * means.size)
+        if not 0 < share_below < 1:  # every resampled mean on one side: the bias correction is infinite
+            return _not_estimable(mean, n, label, level, CONSTANT)
+        z0 = _NORMAL.inv_cdf(share_below)
+        jackknife = (x.sum() - x) / (n - 1)
+        u = (n - 1) * (jackknife.mean() - jackknife)
+        a = (np.sum(u**3) / n**3) / (6 * (np.sum(u**2) / n**2) ** 1.5)
+        z_alpha = _NORMAL.inv_cdf(alpha)
+        levels = tuple(
+            _NORMAL.cdf(z0 + (z0 + z) / (1 - a * (z0 + z))) for z in (z_alpha, -z_alpha)
+        )
+    low, high = np.quantile(means, levels)
+    return Interval(mean, float(low), float(high), n, label, level)
