@@ -55,6 +55,8 @@ class Metric:
     fn: Callable[..., float] = field(repr=False, compare=False)
     # the optional keyword arguments a text metric wants from the generation record
     wants: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    # 1 or 0 per prompt: its mean is a proportion (interval: Wilson; paired test: McNemar)
+    binary: bool = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> float:
         return self.fn(*args, **kwargs)
@@ -85,15 +87,19 @@ class Metric:
 METRICS: Registry[Metric] = Registry("metric")
 
 
-def metric(name: str, kind: Kind, higher_is_better: bool | None, unit: str, description: str, *, label: str | None = None) -> Callable:
-    """Register a metric function under ``name``; ``label`` is how the report and the terminal name it."""
+def metric(
+    name: str, kind: Kind, higher_is_better: bool | None, unit: str, description: str, *,
+    label: str | None = None, binary: bool = False,
+) -> Callable:
+    """Register a metric function under ``name``; ``label`` is how the report and the terminal name it;
+    ``binary``: the metric is 1 or 0 per prompt."""
     if kind not in KINDS:
         raise ValueError(f"metric kind must be one of {KINDS}, not {kind!r}")
 
     def register(fn: Callable[..., float]) -> Callable[..., float]:
         params = inspect.signature(fn).parameters
         wants = frozenset(p for p in ("finish_reason", "output_tokens") if p in params)
-        METRICS.register(name, Metric(name, kind, higher_is_better, unit, description, label or name.replace("_", " "), fn, wants))
+        METRICS.register(name, Metric(name, kind, higher_is_better, unit, description, label or name.replace("_", " "), fn, wants, binary))
         return fn
 
     return register
@@ -164,7 +170,7 @@ def _best(output: str, references: Iterable[str] | None, score: Callable[[str, s
 
 @metric("exact_match", "reference", True, "share",
         "Output equals a reference after SQuAD normalisation (lowercase, no punctuation, no a/an/the, "
-        "collapsed whitespace); 1 or 0 per prompt.", label='exact match')
+        "collapsed whitespace); 1 or 0 per prompt.", label='exact match', binary=True)
 def exact_match(output: str, references: Sequence[str]) -> float:
     return _best(output, references, lambda out, ref: float(normalize_answer(out) == normalize_answer(ref)))
 
@@ -179,7 +185,7 @@ def _contains(output: str, reference: str) -> float:
 
 
 @metric("contains_answer", "reference", True, "share",
-        "The normalised reference appears, as whole words, in the normalised output; 1 or 0 per prompt.", label='contains answer')
+        "The normalised reference appears, as whole words, in the normalised output; 1 or 0 per prompt.", label='contains answer', binary=True)
 def contains_answer(output: str, references: Sequence[str]) -> float:
     return _best(output, references, _contains)
 
@@ -265,7 +271,7 @@ def repeated_4gram_rate(output: str) -> float:
 
 
 @metric("hit_token_limit", "text", False, "share",
-        "The generation stopped at max_new_tokens (finish_reason 'length'), so the answer may be cut off; 1 or 0.", label='hit token limit')
+        "The generation stopped at max_new_tokens (finish_reason 'length'), so the answer may be cut off; 1 or 0.", label='hit token limit', binary=True)
 def hit_token_limit(output: str, *, finish_reason: str | None = None) -> float:
     return float(finish_reason == "length")
 
