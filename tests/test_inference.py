@@ -163,3 +163,9 @@ def test_import_is_light():
 
     code = "import sys, reportgen.stats.inference; print('scipy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_sign_flip_on_binary_differences_is_mcnemars_exact_test():
+    rng = np.random.default_rng(9)
+    a, b = rng.integers(0, 2, 13).astype(float), rng.integers(0, 2, 13).astype(float)
+    assert I.sign_flip_test(a - b).p_value == pytest.approx(I.mcnemar_exact(a, b).p_value, rel=1e-12)
