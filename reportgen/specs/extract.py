@@ -633,16 +633,10 @@ def spec_from_config_dict(cfg: dict, adapter_cfg: dict | None = None, *, count: 
 
 
 def read_json_object(path: Path, what: str = "JSON file") -> dict:
-    """A JSON object from a file; a missing file or bad JSON is a ConfigError naming the file and line."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} not found. Fix: vendor the file there or fix the path") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: invalid JSON in {what}: {exc.msg} (column {exc.colno})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: {what} must be a JSON object")
-    return data
+    """A JSON object from a file (size-limited, strict UTF-8); any problem is a ConfigError naming the file."""
+    from reportgen.util.safeio import read_json_object as read
+
+    return read(path, what)
 
 
 def spec_from_config_file(path, *, count: bool = True) -> ModelSpec:

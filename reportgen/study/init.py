@@ -7,7 +7,6 @@ known from files is written as the placeholder TODO, which `reportgen validate` 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ import yaml
 
 from reportgen.study.config import PLACEHOLDER
 from reportgen.errors import ConfigError
+from reportgen.util.safeio import MAX_YAML_BYTES, compose_yaml, read_json_object, read_text
 
 CARD_KEYS = {  # Hub front-matter key -> our card key
     "library_name": "library",
@@ -32,12 +32,12 @@ def read_front_matter(readme: Path) -> dict[str, Any]:
     """The YAML block between the leading '---' lines of a model card, or {}."""
     if not readme.is_file():
         return {}
-    text = readme.read_text(encoding="utf-8", errors="replace")
+    text = read_text(readme, "model card", MAX_YAML_BYTES)
     match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", text, re.DOTALL)
     if not match:
         return {}
     try:
-        data = yaml.safe_load(match.group(1))
+        _, data = compose_yaml(match.group(1), readme)  # aliases bounded, as in study configs
     except yaml.YAMLError as exc:
         raise ConfigError(f"{readme}: the model card's front matter is not valid YAML ({exc.__class__.__name__}). Fix: correct it or remove it") from None
     return data if isinstance(data, dict) else {}
@@ -85,8 +85,13 @@ def model_entry(path: Path, base: Path, known: dict[str, Path]) -> dict[str, Any
     entry: dict[str, Any] = {"id": slug(path.name), "name": path.name}
     adapter_file = path / "adapter_config.json"
     if adapter_file.is_file():
-        adapter = json.loads(adapter_file.read_text())
+        adapter = read_json_object(adapter_file, "adapter_config.json")
         base_name = adapter.get("base_model_name_or_path") or PLACEHOLDER
+        if not isinstance(base_name, str):
+            raise ConfigError(
+                f"{adapter_file}: base_model_name_or_path must be a string (a Hub repo id or a folder), "
+                f"got {type(base_name).__name__}. Fix: correct adapter_config.json"
+            )
         local_base = known.get(base_name) or (Path(base_name) if Path(base_name).is_dir() else None)
         if local_base is not None:
             entry["source"] = {"type": "local", "path": _rel(local_base, base)}
@@ -112,8 +117,10 @@ def study_yaml_for(paths: list[Path], *, title: str | None = None, relative_to: 
     for path in paths:  # adapters whose base is one of the given folders point at it
         if path.is_dir() and (path / "config.json").is_file():
             try:
-                name = json.loads((path / "config.json").read_text()).get("_name_or_path")
-            except ValueError:
+                name = read_json_object(path / "config.json", "config.json").get("_name_or_path")
+            except ConfigError:
+                name = None  # model_entry does not read it; validate and specs report it
+            if not isinstance(name, str):
                 name = None
             for key in filter(None, (name, path.name, str(path))):
                 known[key] = path
@@ -134,4 +141,12 @@ def study_yaml_for(paths: list[Path], *, title: str | None = None, relative_to: 
         "# Written by `reportgen init`. Facts come from the model files; every TODO is for you to fill in.\n"
         "# Add `prompts: <prompt set file>` to run the models. Check it with `reportgen validate <this file>`.\n"
     )
-    return header + yaml.safe_dump(study, sort_keys=False, allow_unicode=True, width=100)
+    return header + yaml.dump(study, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a value that appears twice (e.g. through an alias in a card's front matter) out twice:
+    the config we write has no anchors or aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from reportgen.study.config import Strict, Study
 from reportgen.errors import ConfigError
 from reportgen.study.yamlfile import load_yaml, validate
+from reportgen.util.safeio import MAX_JSONL_BYTES, read_text
 
 PROMPT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -101,7 +102,7 @@ class PromptSet(Strict):
 
 def _load_jsonl(path: Path) -> tuple[dict, dict]:
     prompts, lines = [], {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path, "prompt set", MAX_JSONL_BYTES).splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from reportgen.errors import ConfigError
+from reportgen.util.safeio import MAX_YAML_BYTES, compose_yaml, read_text
 
 Loc = tuple[Any, ...]
 T = TypeVar("T", bound=BaseModel)
@@ -41,10 +42,9 @@ def load_yaml(path: Path, what: str = "file") -> tuple[Any, dict[Loc, int]]:
         raise ConfigError(f"{path}: {what} not found. Fix: check the path (relative paths are resolved from the current directory).")
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, expected a YAML {what}.")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, what, MAX_YAML_BYTES)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = compose_yaml(text, path)  # aliases bounded before any tree is built or walked
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
