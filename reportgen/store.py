@@ -95,6 +95,28 @@ CREATE TABLE IF NOT EXISTS loglik (
     PRIMARY KEY (fingerprint, text_id, text_hash)
 );
 CREATE INDEX IF NOT EXISTS results_by_model ON results (model_id, fingerprint);
+CREATE TABLE IF NOT EXISTS judgements (
+    judge_fingerprint TEXT NOT NULL,
+    settings_hash TEXT NOT NULL,
+    prompt_id TEXT NOT NULL,
+    prompt_hash TEXT NOT NULL,
+    hash_a TEXT NOT NULL,
+    hash_b TEXT NOT NULL,
+    judge_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    model_a TEXT NOT NULL,
+    model_b TEXT,
+    len_a INTEGER,
+    len_b INTEGER,
+    status TEXT NOT NULL,
+    verdict TEXT,
+    score REAL,
+    raw TEXT,
+    error TEXT,
+    run_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (judge_fingerprint, settings_hash, prompt_id, prompt_hash, hash_a, hash_b)
+);
 """
 
 
@@ -242,6 +264,32 @@ class Store:
                 ],
             )
 
+    # -- judgements ---------------------------------------------------------------------------
+    def done_judgements(self, judge_fingerprint: str, settings_hash: str) -> set[tuple[str, str, str, str]]:
+        """(prompt_id, prompt_hash, hash_a, hash_b) keys judged with a parsed verdict (failed and unparsed
+        judgements do not count: they are retried)."""
+        rows = self.db.execute(
+            "SELECT prompt_id, prompt_hash, hash_a, hash_b FROM judgements WHERE judge_fingerprint=? AND settings_hash=? AND status='ok'",
+            (judge_fingerprint, settings_hash),
+        )
+        return {(r["prompt_id"], r["prompt_hash"], r["hash_a"], r["hash_b"]) for r in rows}
+
+    def save_judgements(self, *, judge_fingerprint: str, settings_hash: str, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Commit one batch of judgements (a retry replaces a failed row, never duplicates)."""
+        now = time.time()
+        columns = ("prompt_id", "prompt_hash", "hash_a", "hash_b", "judge_id", "mode", "model_a", "model_b", "len_a",
+                   "len_b", "status", "verdict", "score", "raw", "error")
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO judgements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(judge_fingerprint, settings_hash, *(row.get(c) for c in columns), run_id, now) for row in rows],
+            )
+
+    def judgements_frame(self, judge_id: str | None = None) -> pd.DataFrame:
+        if judge_id is None:
+            return self.frame("SELECT * FROM judgements ORDER BY judge_id, prompt_id, created_at")
+        return self.frame("SELECT * FROM judgements WHERE judge_id=? ORDER BY prompt_id, created_at", (judge_id,))
+
     # -- reading (for aggregation) -----------------------------------------------------------
     def frame(self, sql: str, params: tuple = ()) -> pd.DataFrame:
         return pd.read_sql_query(sql, self.db, params=params)
@@ -262,12 +310,13 @@ class Store:
 
     def content_digest(self) -> str:
         """A digest of what the stored rows say (keys and times, not the texts): it changes whenever a
-        result, a model run or a language-modelling score is added or replaced."""
+        result, a model run, a language-modelling score or a judgement is added or replaced."""
         sha = hashlib.sha256()
         for sql in (
             "SELECT fingerprint, prompt_id, request_hash, created_at FROM results ORDER BY 1, 2, 3",
             "SELECT run_id, model_id, finished_at, prompts_run FROM model_runs ORDER BY 1, 2",
             "SELECT fingerprint, text_id, text_hash, created_at FROM loglik ORDER BY 1, 2, 3",
+            "SELECT judge_fingerprint, settings_hash, prompt_id, hash_a, hash_b, created_at FROM judgements ORDER BY 1, 2, 3, 4, 5",
         ):
             for row in self.db.execute(sql):
                 sha.update(repr(tuple(row)).encode())

@@ -92,9 +92,10 @@ def answer_for(
 class FaultServer:
     def __init__(
         self, delay_s: float = 0.0, reject_stream: bool = False, strict_params: bool = False,
-        model_path: str = "/models/test-model",
+        model_path: str = "/models/test-model", responder: Any = None,
     ):
         self.delay_s = delay_s
+        self.responder = responder  # (body, text) -> answer or None: replaces the reversed words on the OpenAI paths
         self.reject_stream = reject_stream
         self.strict_params = strict_params  # reject fields the OpenAI API does not know, as OpenAI does
         self.model_path = model_path
@@ -299,6 +300,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": {"message": "streaming is not supported", "type": "invalid_request_error"}})
             return
         answer, finish, n, matched = answer_for(text, int(body.get("max_tokens", 16)), body.get("stop"))
+        custom = owner.responder(body, text) if owner.responder is not None else None
+        if custom is not None:
+            answer, finish, n, matched = custom, "stop", len(custom.split()), None
         usage = {"prompt_tokens": len(text.split()), "completion_tokens": n, "total_tokens": len(text.split()) + n}
         obj = "chat.completion" if kind == "chat" else "text_completion"
         if not stream:

@@ -36,3 +36,7 @@ def run(config: Path, model_ids: str | None, force: bool, allow_failures: bool) 
     if failed_prompts and not allow_failures:
         raise JobFailed("; ".join(f"{m.model_id}: {m.failures} of {m.prompts_run} prompts failed" for m in failed_prompts)
                         + " (stored as failures and retried on the next run; --allow-failures exits 0)")
+    if summary.judges:
+        from reportgen.cli.judge import report_judges
+
+        report_judges(summary.judges, allow_failures)

@@ -50,6 +50,7 @@ class ModelRunSummary:
 class RunSummary:
     run_id: str | None
     models: list[ModelRunSummary]
+    judges: list = field(default_factory=list)  # JudgeRunSummary per judge (reportgen.run.judging)
 
     @property
     def reran_models(self) -> list[str]:

@@ -1,0 +1,77 @@
+"""The judge prompts: Jinja templates, the user's ``--templates`` folder first, then the packaged defaults
+(``judge_pairwise.j2``, ``judge_rubric.j2``), the same lookup order as the report's templates.
+
+Answers, questions and references reach a template as data through the ``fenced`` filter: a code fence
+longer than any backtick run inside the text, so that an answer cannot close its fence and pass itself
+off as the judge's instructions.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from pathlib import Path
+
+import jinja2
+
+from reportgen.errors import ConfigError
+
+__all__ = ["DEFAULT_TEMPLATES", "JudgeTemplates", "fenced", "templates_dir"]
+
+DEFAULT_TEMPLATES = {"pairwise": "judge_pairwise.j2", "rubric": "judge_rubric.j2"}
+_REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+def templates_dir() -> Path:
+    """The packaged default templates: inside the installed wheel, else ``templates/`` of a checkout."""
+    try:
+        packaged = importlib.resources.files("reportgen") / "templates"
+        if packaged.is_dir():
+            return Path(str(packaged))
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - unusual importers
+        pass
+    return _REPO_TEMPLATES
+
+
+def fenced(text: str | None) -> str:
+    """``text`` inside a backtick fence that nothing in it can close (at least three, one more than its longest run)."""
+    text = "" if text is None else str(text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+class JudgeTemplates:
+    """Renders judge prompts; ``user_dir`` (a ``--templates`` folder) overrides the defaults by name."""
+
+    def __init__(self, user_dir: str | Path | None = None):
+        loaders: list[jinja2.BaseLoader] = []
+        if user_dir is not None:
+            if not Path(user_dir).is_dir():
+                raise ConfigError(f"--templates {user_dir}: no such folder. Fix: point it at a folder of .j2 templates")
+            loaders.append(jinja2.FileSystemLoader(str(user_dir)))
+        default = jinja2.FileSystemLoader(str(templates_dir()))
+        loaders += [default, jinja2.PrefixLoader({"default": default}, delimiter=":")]
+        self.env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
+                                      autoescape=False, keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+        self.env.filters["fenced"] = fenced
+
+    def name_for(self, mode: str, template: str | None) -> str:
+        return template or DEFAULT_TEMPLATES[mode]
+
+    def source(self, name: str) -> str:
+        """The template's text (part of the judge's settings: editing the template re-judges)."""
+        try:
+            return self.env.loader.get_source(self.env, name)[0]
+        except jinja2.TemplateNotFound:
+            raise ConfigError(f"judge template '{name}' not found in the --templates folder or the defaults. Fix: name an existing .j2 file") from None
+
+    def render(self, name: str, variables: dict) -> str:
+        try:
+            return self.env.get_template(name).render(variables).strip() + "\n"
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"{exc.filename or exc.name}:{exc.lineno}: judge template syntax error: {exc.message}") from None
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(f"judge template {name}: {exc.message}. Fix: use the documented variables") from None
+        except jinja2.TemplateNotFound:
+            raise ConfigError(f"judge template '{name}' not found. Fix: name an existing .j2 file") from None

@@ -1,0 +1,327 @@
+"""Judged comparisons: win / tie / loss rates against the baseline, Bradley–Terry strengths, rubric
+scores, and the judge's own reliability. Pure functions of the stored judgements and the current answers.
+
+A judgement is looked up by the hashes of the current answers, so a judgement of an answer a model no
+longer gives never counts. Only the judge's current fingerprint and settings count (those of its most
+recent judgement). Per prompt and model, pairwise outcomes are the candidate's share over both orders
+(a win counts 1, a tie ½); intervals are percentile bootstraps over prompts.
+
+Reliability: *position consistency* is the share of prompts judged in both orders whose verdict
+survives the swap (same winner, or a tie both times); the *first-position rate* is the share of
+decisive verdicts that chose the answer shown first; *length bias* is the share of decisive verdicts
+(between answers of different lengths) that chose the longer answer, and the Spearman correlation of
+the candidate's outcome with its length advantage; *reference agreement* is, on prompts whose answers
+a reference metric tells apart, the share where the judge prefers the answer the metric scores higher.
+A judge whose consistency is below its ``min_consistency`` (or cannot be measured) is unreliable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import pandas as pd
+
+from reportgen.judge.tasks import answer_hash
+from reportgen.stats.bootstrap import LEVEL, N_BOOT, SEED, bootstrap_ci
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reportgen.study.config import JudgeConfig
+
+__all__ = [
+    "JudgeReliability", "JudgedComparison", "bradley_terry", "current_judgements", "judge_comparison",
+    "pairwise_outcomes", "win_rates",
+]
+
+RATE_COLUMNS = ["model_id", "n", "win", "win_low", "win_high", "tie", "tie_low", "tie_high", "loss", "loss_low",
+                "loss_high", "score", "score_low", "score_high"]
+STRENGTH_COLUMNS = ["model_id", "strength", "strength_low", "strength_high", "p_beats_baseline"]
+RUBRIC_COLUMNS = ["model_id", "n", "mean", "ci_low", "ci_high"]
+OUTCOME_COLUMNS = ["model_id", "prompt_id", "order", "outcome", "verdict", "len_model", "len_baseline"]
+
+
+@dataclass(frozen=True)
+class JudgeReliability:
+    judgements: int            # parsed verdicts used
+    expected: int              # judgements the current answers call for
+    unparsed: int
+    failed: int
+    consistency: float         # position consistency (NaN when no prompt was judged in both orders)
+    consistency_n: int
+    tie_rate: float
+    first_position_rate: float
+    longer_wins_rate: float
+    length_correlation: float
+    reference_metric: str | None
+    reference_agreement: float
+    reference_n: int
+    min_consistency: float
+    mode: str = "pairwise"     # rubric: no order to swap, so consistency is not measured
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.expected - self.judgements - self.unparsed - self.failed)
+
+    @property
+    def reliable(self) -> bool:
+        if self.mode == "rubric":
+            return self.judgements > 0
+        return not math.isnan(self.consistency) and self.consistency >= self.min_consistency
+
+
+@dataclass
+class JudgedComparison:
+    judge_id: str
+    judge_name: str
+    mode: str
+    baseline: str | None
+    rates: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RATE_COLUMNS))
+    strengths: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=STRENGTH_COLUMNS))
+    rubric: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RUBRIC_COLUMNS))
+    reliability: JudgeReliability | None = None
+    samples: pd.DataFrame = field(default_factory=pd.DataFrame)  # one verdict per (model, prompt): raw text kept
+
+    @property
+    def reliable(self) -> bool:
+        return self.reliability is not None and self.reliability.reliable
+
+
+# ---------------------------------------------------------------------------------------------
+# Selecting
+
+
+def current_judgements(judgements: pd.DataFrame, judge_id: str) -> pd.DataFrame:
+    """The judge's rows of its current fingerprint and settings (those of its newest row), newest per key."""
+    rows = judgements[judgements["judge_id"] == judge_id] if len(judgements) else judgements
+    if rows.empty:
+        return rows.copy()
+    newest = rows.sort_values("created_at", kind="stable").iloc[-1]
+    rows = rows[(rows["judge_fingerprint"] == newest["judge_fingerprint"]) & (rows["settings_hash"] == newest["settings_hash"])]
+    return rows.sort_values("created_at", kind="stable").drop_duplicates(["prompt_id", "hash_a", "hash_b"], keep="last")
+
+
+def _answers(per_prompt: pd.DataFrame) -> dict[tuple[str, str], str]:
+    ok = per_prompt[~per_prompt["failed"].astype(bool)] if len(per_prompt) else per_prompt
+    return {(m, p): str(o) for m, p, o in zip(ok["model_id"], ok["prompt_id"], ok["output"])}
+
+
+_CANDIDATE_FIRST = {"A": 1.0, "B": 0.0, "C": 0.5}
+_CANDIDATE_SECOND = {"A": 0.0, "B": 1.0, "C": 0.5}
+
+
+def pairwise_outcomes(rows: pd.DataFrame, per_prompt: pd.DataFrame, baseline: str, models: Sequence[str]) -> tuple[pd.DataFrame, dict]:
+    """One row per (model, prompt, order) with a parsed verdict: ``outcome`` is the model's (1 win, ½ tie, 0 loss);
+    ``order`` is "first" when the model's answer was shown first. Also counts of expected/unparsed/failed."""
+    answers = _answers(per_prompt)
+    index = {(p, a, b): r for p, a, b, r in zip(rows["prompt_id"], rows["hash_a"], rows["hash_b"], rows.to_dict("records"))} if len(rows) else {}
+    records, counts = [], {"expected": 0, "unparsed": 0, "failed": 0}
+    prompts = list(dict.fromkeys(per_prompt["prompt_id"])) if len(per_prompt) else []
+    for model in models:
+        for prompt in prompts:
+            mine, base = answers.get((model, prompt)), answers.get((baseline, prompt))
+            if mine is None or base is None:
+                continue
+            hm, hb = answer_hash(mine), answer_hash(base)
+            for order, key, table in (("first", (prompt, hm, hb), _CANDIDATE_FIRST), ("second", (prompt, hb, hm), _CANDIDATE_SECOND)):
+                counts["expected"] += 1
+                row = index.get(key)
+                if row is None:
+                    continue
+                if row["status"] != "ok":
+                    counts["unparsed" if row["status"] == "unparsed" else "failed"] += 1
+                    continue
+                records.append({"model_id": model, "prompt_id": prompt, "order": order, "outcome": table[row["verdict"]],
+                                "verdict": row["verdict"], "len_model": len(mine), "len_baseline": len(base),
+                                "raw": row["raw"]})
+    frame = pd.DataFrame(records, columns=[*OUTCOME_COLUMNS, "raw"])
+    return frame, counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Rates and strengths
+
+
+def win_rates(outcomes: pd.DataFrame, models: Sequence[str], n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL) -> pd.DataFrame:
+    """Per model: the shares of its judgements won, tied and lost against the baseline, and its score
+    (wins + ½ ties), each the mean over prompts of the per-prompt share, with a bootstrap interval over prompts."""
+    rows = []
+    for model in models:
+        mine = outcomes[outcomes["model_id"] == model]
+        per_prompt = mine.groupby("prompt_id", sort=False)["outcome"]
+        shares = {
+            "win": per_prompt.apply(lambda s: float((s == 1.0).mean())),
+            "tie": per_prompt.apply(lambda s: float((s == 0.5).mean())),
+            "loss": per_prompt.apply(lambda s: float((s == 0.0).mean())),
+            "score": per_prompt.mean(),
+        }
+        row = {"model_id": model, "n": int(mine["prompt_id"].nunique())}
+        for name, values in shares.items():
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = bootstrap_ci(values.to_numpy(dtype=float), n_boot, seed, level)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=RATE_COLUMNS)
+
+
+def bradley_terry(comparisons: Sequence[tuple[int, int, float]], n_items: int, alpha: float = 0.01) -> np.ndarray:
+    """Bradley–Terry log-strengths (mean 0) from (i, j, outcome of i) comparisons (1 win, ½ tie, 0 loss),
+    fitted by choix's iterative Luce spectral ranking (a tie counts as half a win each way; ``alpha`` is
+    a small regularisation so that an item that always wins keeps a finite strength)."""
+    import choix
+
+    data: list[tuple[int, int]] = []
+    for i, j, outcome in comparisons:
+        wins_i = int(round(outcome * 2))  # two half-comparisons per judgement
+        data += [(i, j)] * wins_i + [(j, i)] * (2 - wins_i)
+    if not data:
+        return np.zeros(n_items)
+    params = np.asarray(choix.ilsr_pairwise(n_items, data, alpha=alpha), dtype=float)
+    return params - params.mean()
+
+
+def bt_strengths(outcomes: pd.DataFrame, baseline: str, models: Sequence[str], n_boot: int = 500, seed: int = SEED,
+                 level: float = LEVEL) -> pd.DataFrame:
+    """Log-strengths relative to the baseline (baseline = 0), bootstrap intervals over prompts, and the
+    implied probability of beating the baseline."""
+    items = [baseline, *models]
+    position = {m: i for i, m in enumerate(items)}
+    if outcomes.empty:
+        return pd.DataFrame(columns=STRENGTH_COLUMNS)
+    by_prompt = {p: [(position[m], 0, o) for m, o in zip(g["model_id"], g["outcome"])] for p, g in outcomes.groupby("prompt_id", sort=False)}
+    prompts = list(by_prompt)
+
+    def fit(chosen: Sequence[str]) -> np.ndarray:
+        theta = bradley_terry([c for p in chosen for c in by_prompt[p]], len(items))
+        return theta - theta[0]
+
+    point = fit(prompts)
+    rng = np.random.default_rng(seed)
+    boots = np.array([fit([prompts[k] for k in rng.integers(0, len(prompts), len(prompts))]) for _ in range(n_boot)])
+    alpha = (1 - level) / 2
+    low, high = np.quantile(boots, [alpha, 1 - alpha], axis=0)
+    return pd.DataFrame([
+        {"model_id": m, "strength": float(point[i]), "strength_low": float(low[i]), "strength_high": float(high[i]),
+         "p_beats_baseline": float(1 / (1 + math.exp(-point[i])))}
+        for i, m in enumerate(items)
+    ], columns=STRENGTH_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reliability
+
+
+def _rate(values: pd.Series) -> float:
+    return float(values.mean()) if len(values) else math.nan
+
+
+def pairwise_reliability(outcomes: pd.DataFrame, counts: dict, per_prompt: pd.DataFrame, baseline: str,
+                         reference_metric: str | None, min_consistency: float) -> JudgeReliability:
+    both = outcomes.pivot_table(index=["model_id", "prompt_id"], columns="order", values="outcome", aggfunc="first") if len(outcomes) else pd.DataFrame()
+    if len(both) and {"first", "second"} <= set(both.columns):
+        both = both.dropna(subset=["first", "second"])
+        consistent = both["first"] == both["second"]
+    else:
+        consistent = pd.Series(dtype=bool)
+    decisive = outcomes[outcomes["outcome"] != 0.5]
+    shown_first_won = ((decisive["order"] == "first") == (decisive["outcome"] == 1.0))
+    differ = decisive[decisive["len_model"] != decisive["len_baseline"]]
+    longer_won = (differ["len_model"] > differ["len_baseline"]) == (differ["outcome"] == 1.0)
+    advantage = (outcomes["len_model"] - outcomes["len_baseline"]).astype(float)
+    corr = float(advantage.corr(outcomes["outcome"].astype(float), method="spearman")) if len(outcomes) > 2 else math.nan
+    agreement, agreement_n = _reference_agreement(outcomes, per_prompt, baseline, reference_metric)
+    return JudgeReliability(
+        judgements=len(outcomes), expected=counts["expected"], unparsed=counts["unparsed"], failed=counts["failed"],
+        consistency=_rate(consistent), consistency_n=len(consistent), tie_rate=_rate(outcomes["outcome"] == 0.5),
+        first_position_rate=_rate(shown_first_won), longer_wins_rate=_rate(longer_won),
+        length_correlation=corr if not (isinstance(corr, float) and math.isnan(corr)) else math.nan,
+        reference_metric=reference_metric, reference_agreement=agreement, reference_n=agreement_n,
+        min_consistency=min_consistency,
+    )
+
+
+def _reference_agreement(outcomes: pd.DataFrame, per_prompt: pd.DataFrame, baseline: str, metric: str | None) -> tuple[float, int]:
+    if metric is None or metric not in per_prompt or outcomes.empty:
+        return math.nan, 0
+    value = {(m, p): v for m, p, v in zip(per_prompt["model_id"], per_prompt["prompt_id"], per_prompt[metric])}
+    agree = []
+    for (model, prompt), group in outcomes.groupby(["model_id", "prompt_id"], sort=False):
+        mine, base = value.get((model, prompt), math.nan), value.get((baseline, prompt), math.nan)
+        if math.isnan(mine) or math.isnan(base) or mine == base:
+            continue
+        score = float(group["outcome"].mean())
+        agree.append((score > 0.5) == (mine > base) and score != 0.5)
+    return (_rate(pd.Series(agree, dtype=bool)), len(agree))
+
+
+def reference_metric_of(per_prompt: pd.DataFrame) -> str | None:
+    """The first reference metric (registry order) whose values differ somewhere in the per-prompt frame
+    (a metric that is the same for every answer, e.g. exact match on free text, cannot agree or disagree)."""
+    from reportgen.stats.metrics import metrics_of_kind
+
+    for metric in metrics_of_kind("reference"):
+        if metric.name in per_prompt and per_prompt[metric.name].dropna().nunique() > 1:
+            return metric.name
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# One judge
+
+
+def judge_comparison(judge: "JudgeConfig", judgements: pd.DataFrame, per_prompt: pd.DataFrame, model_order: Sequence[str],
+                     n_boot: int = N_BOOT, seed: int = SEED) -> JudgedComparison:
+    """Everything the report and the terminal say about one judge."""
+    rows = current_judgements(judgements, judge.id)
+    answered = set(per_prompt.loc[~per_prompt["failed"].astype(bool), "model_id"]) if len(per_prompt) else set()
+    chosen = [m for m in (judge.models or model_order) if m in answered]
+    name = judge.name or judge.model or judge.id
+    metric = reference_metric_of(per_prompt)
+    if judge.mode == "pairwise":
+        baseline = judge.baseline or model_order[0]
+        models = [m for m in chosen if m != baseline]
+        outcomes, counts = pairwise_outcomes(rows, per_prompt, baseline, models)
+        result = JudgedComparison(judge.id, name, "pairwise", baseline)
+        result.rates = win_rates(outcomes, models, n_boot, seed)
+        result.strengths = bt_strengths(outcomes, baseline, models, n_boot=min(n_boot, 500), seed=seed)
+        result.reliability = pairwise_reliability(outcomes, counts, per_prompt, baseline, metric, judge.min_consistency)
+        result.samples = outcomes
+        return result
+    return _rubric(judge, name, rows, per_prompt, chosen, metric, n_boot, seed)
+
+
+def _rubric(judge, name, rows, per_prompt, models, metric, n_boot, seed) -> JudgedComparison:
+    answers = _answers(per_prompt)
+    index = {(p, a): r for p, a, r in zip(rows["prompt_id"], rows["hash_a"], rows.to_dict("records"))} if len(rows) else {}
+    records, counts = [], {"expected": 0, "unparsed": 0, "failed": 0}
+    for (model, prompt), text in answers.items():
+        if model not in models:
+            continue
+        counts["expected"] += 1
+        row = index.get((prompt, answer_hash(text)))
+        if row is None:
+            continue
+        if row["status"] != "ok":
+            counts["unparsed" if row["status"] == "unparsed" else "failed"] += 1
+            continue
+        records.append({"model_id": model, "prompt_id": prompt, "score": float(row["score"]), "len_model": len(text), "raw": row["raw"]})
+    scores = pd.DataFrame(records, columns=["model_id", "prompt_id", "score", "len_model", "raw"])
+    table = []
+    for model in models:
+        values = scores.loc[scores["model_id"] == model, "score"].to_numpy(dtype=float)
+        mean, low, high = bootstrap_ci(values, n_boot, seed)
+        table.append({"model_id": model, "n": len(values), "mean": mean, "ci_low": low, "ci_high": high})
+    agreement, agreement_n = math.nan, 0
+    if metric is not None and len(scores):
+        merged = scores.merge(per_prompt[["model_id", "prompt_id", metric]], on=["model_id", "prompt_id"]).dropna()
+        if len(merged) > 2:
+            agreement, agreement_n = float(merged["score"].corr(merged[metric], method="spearman")), len(merged)
+    reliability = JudgeReliability(
+        judgements=len(scores), expected=counts["expected"], unparsed=counts["unparsed"], failed=counts["failed"],
+        consistency=math.nan, consistency_n=0, tie_rate=math.nan, first_position_rate=math.nan, longer_wins_rate=math.nan,
+        length_correlation=float(scores["score"].corr(scores["len_model"].astype(float), method="spearman")) if len(scores) > 2 else math.nan,
+        reference_metric=metric, reference_agreement=agreement, reference_n=agreement_n, min_consistency=judge.min_consistency,
+        mode="rubric",
+    )
+    result = JudgedComparison(judge.id, name, "rubric", None, rubric=pd.DataFrame(table, columns=RUBRIC_COLUMNS), reliability=reliability)
+    result.samples = scores
+    return result
