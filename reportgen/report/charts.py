@@ -105,17 +105,25 @@ class ChartSet:
     def svgs(self) -> dict[str, bytes]:
         """name → SVG bytes, all exported in one kaleido (Chromium) session. RenderError if that fails.
 
-        Exports are memoised per process by (figure JSON, size): the output of a figure does not change,
-        and re-rendering a report (or a test suite rendering many) need not start Chromium again.
+        Exports are memoised by the digest of (figure JSON, size, plotly and kaleido versions), per
+        process and in the user cache (``<cache>/charts/<digest>.svg``): the output of a figure does not
+        change, so Chromium starts only when a chart changed.
         """
+        from reportgen.util.cache import write_cached
+
         if not self.charts:
             return {}
         keys = {chart.name: _svg_key(chart) for chart in self}
-        todo = [chart for chart in self if keys[chart.name] not in _SVG_CACHE]
+        todo = [chart for chart in self if not _svg_known(keys[chart.name])]
         if todo:
             for name, data in self._export(todo).items():
                 _SVG_CACHE[keys[name]] = data
+                write_cached(CHART_DIR, keys[name], data, ".svg")
         return {chart.name: deterministic_svg(chart.name, _SVG_CACHE[keys[chart.name]]) for chart in self}
+
+    def svgs_cached(self) -> bool:
+        """Whether every chart's SVG is already known (then ``svgs()`` needs no browser)."""
+        return all(_svg_known(_svg_key(chart)) for chart in self)
 
     def _export(self, charts: list[Chart]) -> dict[str, bytes]:
         try:
@@ -144,8 +152,19 @@ class ChartSet:
 _SVG_CACHE: dict[str, bytes] = {}
 
 
+def _svg_known(key: str) -> bool:
+    """In this process's memo, or else read into it from the user cache."""
+    from reportgen.util.cache import read_cached
+
+    if key not in _SVG_CACHE and (stored := read_cached(CHART_DIR, key, ".svg")) is not None:
+        _SVG_CACHE[key] = stored
+    return key in _SVG_CACHE
+
+
 def _svg_key(chart: Chart) -> str:
-    payload = f"{chart.width}x{chart.height}:{chart.figure.to_json()}"
+    from importlib.metadata import version
+
+    payload = f"{chart.width}x{chart.height}:{version('plotly')}:{version('kaleido')}:{chart.figure.to_json()}"
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
