@@ -8,7 +8,7 @@ from typing import Any
 
 from reportgen.study.config import GenerationSettings
 
-__all__ = ["GenerationRequest", "GenerationResult", "LoadInfo", "LogLikelihoodResult", "ModelRunRecord", "RunManifest"]
+__all__ = ["ClusterNode", "ClusterRecord", "GenerationRequest", "GenerationResult", "LoadInfo", "LogLikelihoodResult", "ModelPlacement", "ModelRunRecord", "RunManifest"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,52 @@ class ModelRunRecord:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ClusterNode:
+    """One node of the cluster a run used."""
+
+    node_id: str
+    address: str
+    gpus: float = 0
+    cpus: float = 0
+
+
+@dataclass(frozen=True)
+class ModelPlacement:
+    """Where one model's actor ran."""
+
+    model_id: str
+    node_id: str
+    address: str
+    gpu_ids: tuple[str, ...] = ()
+    cuda_visible_devices: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterRecord:
+    """The Ray cluster of a run (``engine: ray``): its nodes, Ray's version and which node ran which model."""
+
+    ray_version: str | None = None
+    address: str | None = None
+    nodes: tuple[ClusterNode, ...] = ()
+    placements: tuple[ModelPlacement, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Any) -> ClusterRecord | None:
+        if not isinstance(data, dict):
+            return None
+        nodes = tuple(
+            ClusterNode(str(n["node_id"]), str(n.get("address", "")), _of(n.get("gpus"), (int, float), 0), _of(n.get("cpus"), (int, float), 0))
+            for n in _of(data.get("nodes"), list, []) if isinstance(n, dict) and "node_id" in n
+        )
+        placements = tuple(
+            ModelPlacement(str(p["model_id"]), str(p.get("node_id", "")), str(p.get("address", "")),
+                           tuple(str(g) for g in _of(p.get("gpu_ids"), list, [])), _of(p.get("cuda_visible_devices"), str, None))
+            for p in _of(data.get("placements"), list, []) if isinstance(p, dict) and "model_id" in p
+        )
+        return cls(_of(data.get("ray_version"), str, None), _of(data.get("address"), str, None), nodes, placements)
+
+
 def _of(value: Any, kind: type, default: Any) -> Any:
     """``value`` when it has the expected JSON type (a bool is not an int here), else ``default``."""
     if isinstance(value, bool) and kind is not bool:
@@ -96,6 +142,8 @@ class RunManifest:
     seed: int | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
     models: tuple[ModelRunRecord, ...] = ()
+    engine: str = "local"  # "local" or "ray"
+    cluster: ClusterRecord | None = None  # the Ray cluster, for engine "ray"
     schema_version: int = SCHEMA_VERSION
 
     def model(self, model_id: str) -> ModelRunRecord | None:
@@ -120,5 +168,6 @@ class RunManifest:
             packages={str(k): str(v) for k, v in _of(data.get("packages"), dict, {}).items()},
             hardware=_of(data.get("hardware"), dict, {}), seed=_of(data.get("seed"), int, None),
             fingerprints={str(k): str(v) for k, v in _of(data.get("fingerprints"), dict, {}).items()},
-            models=tuple(models), schema_version=_of(data.get("schema_version"), int, 0),
+            models=tuple(models), engine=_of(data.get("engine"), str, "local"),
+            cluster=ClusterRecord.from_json(data.get("cluster")), schema_version=_of(data.get("schema_version"), int, 0),
         )
