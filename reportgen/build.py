@@ -7,6 +7,7 @@ from the pure functions of ``stats`` and ``analysis``. One build opens the store
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -56,7 +57,7 @@ def render_study(
         paths = _render(study, inputs, templates_dir=templates_dir, into=into, single_file=single_file, out_dir=out_dir,
                         formats=formats)
         if into is None and out_dir is None and not single_file and set(formats or study.output.formats) >= set(study.output.formats):
-            _write_state(study, render_inputs(study, templates_dir, store))
+            _write_state(study, report_digests(study, templates_dir, store))
     return paths
 
 
@@ -69,60 +70,89 @@ def _render(study: Study, inputs: ReportInputs, *, templates_dir: Path | None, i
                          **inputs.as_kwargs())
 
 
-def _write_state(study: Study, digests: dict[str, str]) -> None:
-    state = {fmt: digests[fmt] for fmt in study.output.formats}
+def _write_state(study: Study, digests: ReportInputsDigest) -> None:
+    state = {"formats": {fmt: digests.formats[fmt] for fmt in study.output.formats}, "inputs": digests.inputs}
     atomic_write(study.output_dir / BUILD_STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
-def _digest_files(paths: list[Path]) -> str:
+def _digest_files(paths: list[Path], *, relative_to: Path | None = None) -> str:
+    """One digest of the files' names (relative to ``relative_to``, else bare) and contents: the same on every machine."""
     sha = hashlib.sha256()
     for path in sorted(paths):
-        sha.update(str(path.name).encode() + b"\0" + path.read_bytes() + b"\0")
+        name = path.relative_to(relative_to).as_posix() if relative_to else path.name
+        sha.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return sha.hexdigest()
 
 
-def _named_files(study: Study) -> list[Path]:
-    named: list[Path] = [study.path]
+def _named_files(study: Study) -> dict[str, Path]:
+    """The files a report depends on besides the store and the templates, by what they are."""
+    named: dict[str, Path] = {"config": study.path}
     if study.prompts is not None and study.prompts.exists():
-        named.append(study.prompts)
+        named["prompts"] = study.prompts
     for model in study.models:
-        for path in (model.config, model.adapter.config_file if model.adapter else None):
-            if path is not None and Path(path).is_file():
-                named.append(Path(path))
+        if model.config is not None and Path(model.config).is_file():
+            named[f"{model.id} config.json"] = Path(model.config)
+        if model.adapter is not None and Path(model.adapter.config_file).is_file():
+            named[f"{model.id} adapter_config.json"] = Path(model.adapter.config_file)
     return named
 
 
-def render_inputs(study: Study, templates_dir: Path | None, store: Store | None = None) -> dict[str, str]:
-    """A digest per output format of everything that can change it: config and the files it names,
-    the prompt set, the stored results, the templates that format uses, and reportgen's own code."""
-    data = hashlib.sha256(_digest_files(_named_files(study)).encode())
-    if store is not None:
-        data.update(store.content_digest().encode())
-    code = _digest_files(sorted(Path(reportgen.__file__).parent.rglob("*.py")))
+@dataclass
+class ReportInputsDigest:
+    """What a report was rendered from, one digest per input, and the digest of each format from them."""
+
+    inputs: dict[str, str]  # "config", "prompts", "<model> config.json", "store", "templates <format>", "reportgen code", …
+    formats: dict[str, str]
+
+    def changed(self, recorded: dict[str, str]) -> list[str]:
+        """The inputs whose digest differs from ``recorded`` (added and removed ones too)."""
+        return sorted(name for name in set(self.inputs) | set(recorded) if self.inputs.get(name) != recorded.get(name))
+
+
+def report_digests(study: Study, templates_dir: Path | None, store: Store | None = None) -> ReportInputsDigest:
+    """Everything that can change a report, digested: config and the files it names, the prompt set,
+    the stored results, the templates each format uses, reportgen's version and code."""
+    inputs = {name: _digest_files([path]) for name, path in _named_files(study).items()}
+    inputs["store"] = store.content_digest() if store is not None else ""
+    inputs["reportgen version"] = reportgen.__version__
+    package = Path(reportgen.__file__).parent
+    inputs["reportgen code"] = _digest_files(sorted(package.rglob("*.py")), relative_to=package)
     template_dirs = [default_templates_dir()] + ([Path(templates_dir)] if templates_dir else [])
-    digests = {}
+    shared = hashlib.sha256("|".join(f"{k}={v}" for k, v in sorted(inputs.items())).encode()).hexdigest()
+    formats = {}
     for fmt in FORMATS.values():  # each format depends on the template files of its suffixes
         files = [f for d in template_dirs for f in d.rglob("*") if f.is_file() and f.name.endswith(fmt.template_suffixes)]
-        digests[fmt.name] = hashlib.sha256(f"{data.hexdigest()}|{code}|{_digest_files(files)}|{templates_dir}".encode()).hexdigest()
-    return digests
+        inputs[f"templates ({fmt.name})"] = _digest_files(files) + (f"|{templates_dir}" if templates_dir else "")
+        formats[fmt.name] = hashlib.sha256(f"{shared}|{inputs[f'templates ({fmt.name})']}".encode()).hexdigest()
+    return ReportInputsDigest(inputs, formats)
+
+
+def render_inputs(study: Study, templates_dir: Path | None, store: Store | None = None) -> dict[str, str]:
+    """A digest per output format of everything that can change it (see ``report_digests``)."""
+    return report_digests(study, templates_dir, store).formats
 
 
 @dataclass
 class BuildResult:
+    """What a build did: the models that re-ran, the formats re-rendered, the files written."""
+
     reran: list[str]
     rendered: list[str]  # formats re-rendered
     paths: list[Path]
 
 
 def _previous_state(state_file: Path) -> dict:
+    """The last build's stamp: {"formats": {name: digest}, "inputs": {name: digest}} ({} when none or unreadable)."""
     try:
-        return json.loads(state_file.read_text()) if state_file.exists() else {}
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
     except ValueError:
         return {}
+    return state if isinstance(state, dict) and isinstance(state.get("formats"), dict) else {}
 
 
 def build_study(study: Study, *, force: bool = False, templates_dir: Path | None = None, model_ids: list[str] | None = None,
-                into: Path | None = None, out_dir: Path | None = None, progress: Progress | None = None) -> BuildResult:
+                into: Path | None = None, out_dir: Path | None = None, progress: Progress | None = None,
+                fail_on_regression: bool = False) -> BuildResult:
     """Run the models whose inputs changed, then re-render the formats whose inputs changed.
 
     ``into`` / ``out_dir`` render elsewhere than the study's report folder: always, and without the stamp."""
@@ -138,8 +168,8 @@ def build_study(study: Study, *, force: bool = False, templates_dir: Path | None
             reran, failed = summary.reran_models, summary.failed_models
             if not reran and not failed:
                 log.info("every stored result is current: no model re-ran")
-        digests = render_inputs(study, templates_dir, store)
-        stale = _stale_formats(study, digests, force=force or into is not None or out_dir is not None)
+        digests = report_digests(study, templates_dir, store)
+        stale = _stale_formats(study, digests.formats, force=force or into is not None or out_dir is not None)
         paths: list[Path] = []
         if stale:
             inputs = read_report_inputs(store, study) if store is not None else ReportInputs()
@@ -149,6 +179,9 @@ def build_study(study: Study, *, force: bool = False, templates_dir: Path | None
             log.info("rendered %s in %s", ", ".join(FORMATS.get(f).file_name for f in stale), into or out_dir or study.output_dir)
         else:
             log.info("%s: the report is up to date; nothing rendered", study.output_dir)
+        worse = regressions(study, read_report_inputs(store, study)) if fail_on_regression and store is not None else []
+    if worse:
+        raise JobFailed("significant regression after retraining: " + "; ".join(worse))
     if failed:
         raise JobFailed("; ".join(m.line() for m in failed) + " (everything else is saved and rendered)")
     return BuildResult(reran, stale, paths)
@@ -156,6 +189,78 @@ def build_study(study: Study, *, force: bool = False, templates_dir: Path | None
 
 def _stale_formats(study: Study, digests: dict[str, str], *, force: bool) -> list[str]:
     """The study's formats whose inputs changed since the last build (or whose file is missing)."""
-    previous = _previous_state(study.output_dir / BUILD_STATE)
+    previous = _previous_state(study.output_dir / BUILD_STATE).get("formats", {})
     return [fmt for fmt in study.output.formats
             if force or previous.get(fmt) != digests[fmt] or not (study.output_dir / FORMATS.get(fmt).file_name).exists()]
+
+
+# -- the CI check and the regression gate ------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    """Why the committed report is stale (empty when it is current), and which models got worse."""
+
+    stale: list[str]
+    regressions: list[str]
+    notes: list[str] = dataclasses.field(default_factory=list)  # what could not be checked here, and why
+
+    @property
+    def ok(self) -> bool:
+        return not self.stale
+
+
+def regressions(study: Study, inputs: ReportInputs) -> list[str]:
+    """``MODEL: METRIC`` for every headline metric that got significantly worse since the model's previous run."""
+    from reportgen.analysis import HEADLINE_METRICS
+
+    metrics = set(study.ci.regression_metrics or HEADLINE_METRICS)
+    found = []
+    for delta in inputs.deltas:
+        for metric in delta.worse:
+            if metric in metrics:
+                row = delta.deltas[delta.deltas["metric"] == metric].iloc[0]
+                found.append(f"{delta.model_id}: {metric} {row.mean_old:.3g} → {row.mean_new:.3g} "
+                             f"(change {row['diff']:+.3g}, 95% CI [{row.ci_low:+.3g}, {row.ci_high:+.3g}], p = {row.p_value:.3g})")
+    return found
+
+
+def check_study(study: Study, *, templates_dir: Path | None = None, fail_on_regression: bool = False) -> CheckResult:
+    """Without running a model or rendering: is the report in the study's folder current with its inputs,
+    and is every model's stored result current with its weights? Each stale input is named."""
+    from reportgen.errors import BackendError
+    from reportgen.run.plan import plan_model, select_models
+    from reportgen.study.prompts import study_prompt_set
+
+    stale: list[str] = []
+    notes: list[str] = []
+    state = _previous_state(study.output_dir / BUILD_STATE)
+    if not state:
+        stale.append(f"{study.output_dir / BUILD_STATE}: no build stamp: the report was not built by `reportgen build` "
+                     "(commit the stamp with the report)")
+    store = _open_store(study, create=False)
+    with contextlib.closing(store) if store is not None else contextlib.nullcontext():
+        digests = report_digests(study, templates_dir, store)
+        if state:
+            stale += [f"{name} changed since the report was built" for name in digests.changed(state.get("inputs", {}))]
+            for fmt in study_formats(study):
+                if state["formats"].get(fmt.name) is None:
+                    stale.append(f"{fmt.file_name}: not part of the last build")
+        for fmt in study_formats(study):
+            if not (study.output_dir / fmt.file_name).exists():
+                stale.append(f"{study.output_dir / fmt.file_name}: missing")
+        runnable = study.prompts is not None and any(m.runnable for m in study.models)
+        if runnable and store is None:
+            stale.append(f"{store_path(study)}: no results store: every model would run")
+        elif runnable:
+            prompt_set, claimed = study_prompt_set(study), set()
+            for model in select_models(study, None):
+                try:  # the weights' fingerprint, without loading them
+                    work = plan_model(store, study, prompt_set, model, force=False, claimed=claimed)
+                except BackendError as exc:  # e.g. CI without the weights: the stored rows are what the report shows
+                    notes.append(f"model {model.id}: stored results not verified against its weights ({exc.format_message()})")
+                    continue
+                if work.has_work:
+                    stale.append(f"model {model.id} would re-run {len(work.pending)} of {work.total} prompts: {work.reason}")
+        found = regressions(study, read_report_inputs(store, study)) if fail_on_regression and store is not None else []
+    return CheckResult(stale, found, notes)

@@ -21,11 +21,15 @@ out_option = click.option("-o", "--out", "out_dir", type=click.Path(path_type=Pa
 @into_option
 @click.option("--single-file", is_flag=True, help="Inline plotly.js into report.html (one file to attach or host).")
 @out_option
-def render(config: Path, templates_dir: Path | None, into: Path | None, single_file: bool, out_dir: Path | None) -> None:
+@click.option("-f", "--format", "formats", multiple=True, metavar="NAME",
+              help="Render only this format (repeatable): markdown, html, pdf, summary (default: output.formats).")
+def render(config: Path, templates_dir: Path | None, into: Path | None, single_file: bool, out_dir: Path | None,
+           formats: tuple[str, ...]) -> None:
     """Write the study as README.md, report.html and report.pdf (from the store; never loads a model)."""
     from reportgen.build import render_study
 
-    for path in render_study(load(config), templates_dir=templates_dir, into=into, single_file=single_file, out_dir=out_dir):
+    for path in render_study(load(config), templates_dir=templates_dir, into=into, single_file=single_file, out_dir=out_dir,
+                             formats=list(formats) or None):
         click.echo(str(path))
 
 
@@ -36,14 +40,16 @@ def render(config: Path, templates_dir: Path | None, into: Path | None, single_f
 @models_option
 @into_option
 @out_option
+@click.option("--fail-on-regression", is_flag=True,
+              help="Exit 1 when a model got significantly worse than its previous run on a headline metric (ci.regression_metrics).")
 def build(config: Path | None, force: bool, templates_dir: Path | None, model_ids: str | None, into: Path | None,
-          out_dir: Path | None) -> None:
+          out_dir: Path | None, fail_on_regression: bool) -> None:
     """Run what changed, then render what changed (default config: configs/demo.yaml)."""
     from reportgen.build import build_study
 
     study = load(config or DEFAULT_CONFIG)
     with progress() as bars:
         result = build_study(study, force=force, templates_dir=templates_dir, model_ids=model_list(model_ids), into=into,
-                             out_dir=out_dir, progress=bars)
+                             out_dir=out_dir, progress=bars, fail_on_regression=fail_on_regression)
     for path in result.paths:
         click.echo(str(path))

@@ -179,7 +179,7 @@ def render_in_memory(
     charts = draw_charts(study, facts)
     context = report_context(study, facts, charts, extra_context)
     folder = Path(out_dir) if out_dir is not None else study.output_dir
-    return render_formats(chosen, env, context, charts, folder, single_file=single_file)
+    return render_formats(chosen, env, context, charts, folder, single_file=single_file, study=study, tables=facts.tables)
 
 
 def gather(study: Study, specs: Mapping[str, ModelSpec] | None, tables: Tables | None,
@@ -244,7 +244,8 @@ def report_context(study: Study, facts: Facts, charts: ChartSet, extra_context: 
 
 
 def render_formats(chosen: Sequence[Format], env: jinja2.Environment, context: ReportContext, charts: ChartSet,
-                   folder: Path, *, single_file: bool = False) -> RenderedReport:
+                   folder: Path, *, single_file: bool = False, study: Study | None = None,
+                   tables: Tables | None = None) -> RenderedReport:
     """Each chosen format from the Markdown body of its own target; the static charts once, for all of them."""
     from reportgen.report.formats import FormatInput
 
@@ -252,7 +253,7 @@ def render_formats(chosen: Sequence[Format], env: jinja2.Environment, context: R
     report = RenderedReport(folder, dict(svgs or {}), context)
     for fmt in chosen:
         ctx, body = _format_body(env, context, charts, fmt, drawn=svgs is not None)
-        rendered = fmt.render(FormatInput(env, ctx, body, charts, folder, report.files, single_file))
+        rendered = fmt.render(FormatInput(env, ctx, body, charts, folder, report.files, single_file, study, tables))
         report.files.update(rendered.files)
         report.bodies[fmt.name] = body
         report.fetched += rendered.fetched
@@ -266,7 +267,7 @@ def _static_charts(charts: ChartSet, chosen: Sequence[Format]) -> dict[str, byte
         return {}
     from reportgen.report.charts import static_charts_available
 
-    if not static_charts_available():
+    if not charts.svgs_cached() and not static_charts_available():
         log.warning("static charts skipped: no Chrome/Chromium found for kaleido (install chromium or set BROWSER_PATH)")
         return None
     svgs = charts.svgs()
@@ -286,7 +287,7 @@ def _format_body(env: jinja2.Environment, context: ReportContext, charts: ChartS
     ctx = dataclasses.replace(context, target=fmt.name, charts=[v for v in views if v.group == "spec"],
                               metric_charts=[v for v in views if v.group != "spec"])
     text = render_template(env, "report.md.j2", ctx.variables())
-    return ctx, insert_toc(_normalise_blank_lines(text))
+    return ctx, insert_toc(_normalise_blank_lines(text), anchors=fmt.anchors)
 
 
 def render_report(

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from reportgen.errors import ConfigError
+from reportgen.study.execution import ExecutionConfig
 from reportgen.study.yamlfile import Loc, format_loc, load_yaml, validate
 
 PLACEHOLDER = "TODO"  # written by `reportgen init` for facts it cannot know; `validate` reports it
@@ -287,6 +288,65 @@ class OutputConfig(Strict):
     samples: int | Literal["all"] = Field(12, description="How many prompts to show side by side (or 'all').")
 
 
+class CIConfig(Strict):
+    """How continuous integration judges the study: the regression gate and the pull-request summary."""
+
+    regression_metrics: tuple[str, ...] = Field(
+        (), description="Metrics whose significant worsening after a retraining fails `--fail-on-regression` "
+                        "(default: the report's headline quality metrics).")
+    report_url: str | None = Field(None, description="Where the full report is published; the summary links to it "
+                                                     "(default: the README.md beside the summary).")
+
+
+JUDGE_SCALE_DEFAULT = (1, 10)
+
+
+class JudgeConfig(Strict):
+    """A model that grades the study's answers: pairwise against a baseline, or on a rubric's scale."""
+
+    id: str = Field(pattern=ID_PATTERN, description="Short unique id of the judge (lowercase, digits, - _ .).")
+    name: str | None = Field(None, description="Display name; default the judge model's name or the id.")
+    model: str | None = Field(None, description="A model of the study (by id) that acts as the judge.")
+    source: Source | None = Field(None, description="The judge's own source (http endpoint, gguf, local checkpoint), instead of 'model'.")
+    backend: Literal["transformers", "llamacpp", "http"] | None = Field(
+        None, description="Inference backend for 'source'; by default derived from the source type.")
+    mode: Literal["pairwise", "rubric"] = Field(
+        "pairwise", description="pairwise: each model's answer against the baseline's, in both orders (verdict A, B or tie); "
+        "rubric: each answer scored on 'scale' against 'rubric' (and the prompt's reference).")
+    baseline: str | None = Field(None, description="pairwise: the model every other model is compared with (default the first model).")
+    models: tuple[str, ...] = Field((), description="Models to judge (default every runnable model; the baseline is never judged against itself).")
+    rubric: str | None = Field(None, description="rubric: what a good answer is (the criteria the judge scores against).")
+    scale: tuple[int, int] = Field(JUDGE_SCALE_DEFAULT, description="rubric: lowest and highest score, e.g. [1, 10].")
+    min_consistency: float = Field(0.6, ge=0, le=1, description="Position consistency below which the judge's verdicts are called unreliable.")
+    max_new_tokens: int = Field(256, ge=1, le=32768, description="Most tokens the judge writes per judgement.")
+    template: str | None = Field(None, description="Template name for the judge prompt (default judge_pairwise.j2 / judge_rubric.j2).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Precision of a judge with its own source.")
+    threads: int | None = Field(None, ge=1, description="CPU threads of a judge with its own source.")
+
+    @model_validator(mode="after")
+    def _one_model(self) -> "JudgeConfig":
+        if (self.model is None) == (self.source is None):
+            raise ValueError("give either 'model' (a model of the study, by id) or 'source' (the judge's own)")
+        if self.backend is not None and self.source is None:
+            raise ValueError("'backend' goes with 'source'; a judge given by 'model' runs on that model's backend")
+        if self.scale[0] >= self.scale[1]:
+            raise ValueError("'scale' is [lowest, highest] with lowest < highest")
+        if self.mode == "rubric" and self.baseline is not None:
+            raise ValueError("'baseline' is for mode 'pairwise'; a rubric judge scores each answer on its own")
+        return self
+
+    def runnable_model(self, study: "Study") -> ModelConfig:
+        """The judge as a runnable model: the study's model, or one made from its own source."""
+        if self.model is not None:
+            return study.model(self.model)
+        return ModelConfig(id=f"judge.{self.id}", name=self.name or self.id, source=self.source, backend=self.backend,
+                           dtype=self.dtype, threads=self.threads)
+
+    def settings(self) -> GenerationSettings:
+        """Greedy decoding: a judge's verdict on the same answers must not change between runs."""
+        return GenerationSettings(max_new_tokens=self.max_new_tokens)
+
+
 class Study(Strict):
     """A comparative study: what to compare, on which prompts, and how to report it."""
 
@@ -301,6 +361,9 @@ class Study(Strict):
     claims: tuple[Claim, ...] = ()
     glossary: tuple[GlossaryEntry, ...] = ()
     output: OutputConfig = OutputConfig()
+    execution: ExecutionConfig = Field(ExecutionConfig(), description="Where the models run: this process (engine: local) or Ray actors on a cluster (engine: ray).")
+    ci: CIConfig = Field(CIConfig(), description="The regression gate and the pull-request summary.")
+    judges: tuple[JudgeConfig, ...] = Field((), description="Models that grade the answers (pairwise or on a rubric); see the README.")
 
     _path: Path = PrivateAttr()
     _lines: dict = PrivateAttr(default_factory=dict)
@@ -314,6 +377,28 @@ class Study(Strict):
                 raise ValueError(f"two models have the id '{model.id}'; ids must be unique")
             seen.add(model.id)
         return models
+
+    @model_validator(mode="after")
+    def _resources_name_models(self) -> "Study":
+        unknown = sorted(set(self.execution.resources) - {"default"} - {m.id for m in self.models})
+        if unknown:
+            raise ValueError(f"execution.resources: no model with id {', '.join(unknown)}. "
+                             f"Fix: use 'default' or a model id ({', '.join(m.id for m in self.models)})")
+        return self
+
+    @model_validator(mode="after")
+    def _judges_name_models(self) -> "Study":
+        ids = [m.id for m in self.models]
+        seen: set[str] = set()
+        for judge in self.judges:
+            if judge.id in seen:
+                raise ValueError(f"two judges have the id '{judge.id}'; ids must be unique")
+            seen.add(judge.id)
+            named = [("model", judge.model), ("baseline", judge.baseline), *(("models", m) for m in judge.models)]
+            for key, model_id in named:
+                if model_id is not None and model_id not in ids:
+                    raise ValueError(f"judge '{judge.id}': {key} '{model_id}' is not a model of the study (known: {', '.join(ids)})")
+        return self
 
     # -- derived ---------------------------------------------------------------------------
     @property
@@ -370,6 +455,9 @@ def _resolve_paths(data: Any, base: Path) -> Any:
     fix(data, "prompts")
     if isinstance(data.get("output"), dict):
         fix(data["output"], "dir")  # like every path of the config: from the config file's folder
+    for judge in data.get("judges") or []:
+        if isinstance(judge, dict) and isinstance(judge.get("source"), dict) and judge["source"].get("type") in ("local", "gguf"):
+            fix(judge["source"], "path")
     for model in data.get("models") or []:
         if not isinstance(model, dict):
             continue

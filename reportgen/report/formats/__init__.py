@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from reportgen.report.charts import ChartSet
     from reportgen.report.context import ReportContext
+    from reportgen.stats.tables import Tables
     from reportgen.study.config import Study
 
 __all__ = ["FORMATS", "Format", "FormatInput", "FormatOutput", "choose_formats", "format_problems", "study_formats"]
@@ -45,6 +46,8 @@ class FormatInput:
     folder: Path  # the report folder (the PDF resolves relative URLs inside it)
     pending: Mapping[str, bytes]  # files rendered so far (charts/*.svg), not yet written
     single_file: bool = False
+    study: Study | None = None  # the study config (e.g. ci.report_url for the summary)
+    tables: Tables | None = None  # the measured tables, when the report has results
 
 
 @dataclass
@@ -63,6 +66,7 @@ class Format(ABC):
     file_name: ClassVar[str]  # the main file it writes, relative to the report folder
     template_suffixes: ClassVar[tuple[str, ...]]  # template files (by suffix) its output depends on
     static_charts: ClassVar[bool] = True  # charts as SVG images (else interactive placeholders)
+    anchors: ClassVar[str] = "github"  # the heading-anchor rule of the tool that shows it (markdown.ANCHOR_RULES)
 
     @abstractmethod
     def render(self, job: FormatInput) -> FormatOutput:
