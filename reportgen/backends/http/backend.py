@@ -21,7 +21,8 @@ from typing import Any
 from reportgen.backends.base import Backend
 from reportgen.backends.http.protocol import Answer, Protocol, finish, protocol_class
 from reportgen.backends.http.transport import (
-    STREAM_REJECTED_STATUS, Failure, Outcome, Redactor, RetryPolicy, http_failure, open_client, transport_errors,
+    STREAM_REJECTED_STATUS, Failure, Outcome, Redactor, RetryPolicy, http_failure, open_client, redirect_failure,
+    transport_errors,
     with_retries,
 )
 from reportgen.errors import BackendError, ConfigError
@@ -230,6 +231,8 @@ class HTTPBackend(Backend):
             if response.status_code >= 400:
                 body = response.read().decode("utf-8", "replace")
                 raise http_failure(response, body, self.redactor)
+            if 300 <= response.status_code < 400:
+                raise redirect_failure(response)
             content_type = response.headers.get("content-type", "")
             if stream and "text/event-stream" in content_type:
                 answer = self.protocol.read_sse(response, sent)

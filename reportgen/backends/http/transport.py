@@ -47,22 +47,105 @@ class Failure(Exception):
 
 
 class Redactor:
-    """Keeps the bearer token out of text that leaves the backend (results, errors, excerpts)."""
+    """Keeps the bearer token out of text that leaves the backend (results, errors, excerpts).
+
+    Scrubbed by pattern, not only by value: every run of text that is a piece of ``PIECE`` or more
+    characters of the token, in any letter case, is replaced, and so are the pieces of its base64
+    (standard and URL-safe, at each of the three byte alignments it can have inside a longer encoding)
+    and URL-encoded forms. So a server that echoes the token split, upper-cased or encoded leaves no
+    piece of it longer than ``PIECE - 1`` characters in what we store.
+    """
+
+    PIECE = 8
+    MASK = "***"
 
     def __init__(self) -> None:
-        self.token: str | None = None
+        self._token: str | None = None
+        self._grams: frozenset[str] = frozenset()
+        self._width = self.PIECE
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self._token = value or None
+        self._width = min(self.PIECE, len(value)) if value else self.PIECE
+        self._grams = frozenset(
+            form[i : i + self._width] for form in token_forms(value) for i in range(len(form) - self._width + 1)
+        ) if value else frozenset()
 
     def scrub(self, text: str | None) -> str | None:
-        if text is None:
-            return None
-        if self.token and self.token in text:
-            text = text.replace(self.token, "***")
-        return text
+        if text is None or not self._grams or len(text) < self._width:
+            return text
+        width, grams, low = self._width, self._grams, text.lower()
+        covered: list[tuple[int, int]] = []
+        for i in range(len(low) - width + 1):
+            if low[i : i + width] in grams:
+                if covered and i <= covered[-1][1]:
+                    covered[-1] = (covered[-1][0], i + width)
+                else:
+                    covered.append((i, i + width))
+        if not covered:
+            return text
+        out, last = [], 0
+        for start, end in covered:
+            out.append(text[last:start])
+            out.append(self.MASK)
+            last = end
+        out.append(text[last:])
+        return "".join(out)
 
     def excerpt(self, body: str, n: int = 120) -> str:
         """The start of ``body`` on one line, scrubbed before it is cut (so no piece of the token survives)."""
         body = self.scrub(" ".join(body.split())) or ""
         return repr(body[:n] + ("…" if len(body) > n else ""))
+
+
+def token_forms(token: str | None) -> list[str]:
+    """The token as it may be echoed, lower-cased: as is, URL-encoded, and the parts of its base64 forms
+    that do not depend on the bytes around it (at offsets 0, 1 and 2 within a longer base64 text)."""
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    if not token:
+        return []
+    raw = token.encode("utf-8")
+    forms = {token, quote(token, safe=""), quote_plus(token, safe="")}
+    for pad in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * pad + raw).decode("ascii")
+            head = (pad * 8 + 5) // 6  # characters that mix in the bytes before the token
+            tail = ((pad + len(raw)) * 8) // 6  # the characters made only of the token's bits end here
+            forms.add(encoded[head:tail])
+            if not pad:
+                forms.add(encoded.rstrip("="))  # the token alone encoded, without its padding
+    return sorted({form.lower() for form in forms if form})
+
+
+def redirect_target(response) -> str:
+    """The origin (scheme://host[:port]) a redirect points to; never its path or query, which may carry secrets."""
+    from urllib.parse import urljoin, urlsplit
+
+    location = response.headers.get("location") or ""
+    try:
+        target = urlsplit(urljoin(str(response.url), location))
+        host = target.hostname or "?"
+        port = f":{target.port}" if target.port else ""
+    except ValueError:
+        return "an unreadable location"
+    return f"{target.scheme or '?'}://{host}{port}"
+
+
+def redirect_failure(response) -> Failure:
+    """A 3xx answer: reported as a redirect with the target's origin, never followed (the token stays here)."""
+    status = response.status_code
+    return Failure(
+        f"redirected (HTTP {status}) to {redirect_target(response)}; redirects are not followed, so the token "
+        "is not sent elsewhere. Fix: set source.url to the final address",
+        "redirect", retry=False, status=status,
+    )
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
