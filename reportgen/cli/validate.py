@@ -2,23 +2,132 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from reportgen.cli.app import config_argument, load, main
 
+if TYPE_CHECKING:  # pragma: no cover
+    from reportgen.study.config import Study
+
+
+def model_file_problems(study: Study) -> list[str]:
+    """Type and range problems of each model's config.json / adapter_config.json and GGUF header.
+
+    The same checks ``specs``, ``render`` and ``run`` make when they read the files (specs.validate);
+    a model whose files are missing is left to ``missing_files``, which names them.
+    """
+    from reportgen.errors import ConfigError
+    from reportgen.specs.study import model_files
+    from reportgen.specs.validate import gguf_header_problems
+
+    problems: list[str] = []
+    for index, model in enumerate(study.models):
+        named = [model.config, model.adapter.config_file if model.adapter is not None else None]
+        if any(path is not None and not Path(path).exists() for path in named):
+            continue
+        try:
+            files = model_files(model)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                key = "adapter" if "adapter_config" in problem else "config" if model.config is not None else "source"
+                problems.append(f"{study.where('models', index, key)}: models[{index}]: {problem}")
+            continue
+        if files.gguf_path is not None and files.gguf_path.exists():
+            problems.extend(f"{study.where('models', index, 'source')}: models[{index}]: {p}" for p in gguf_header_problems(files.gguf_path))
+    return problems
+
+
+def endpoint_problems(study: Study) -> list[str]:
+    """The shape of each HTTP endpoint's URL: http(s), a host, a valid port, no spaces or fragment."""
+    from urllib.parse import urlsplit
+
+    problems: list[str] = []
+    for index, model in enumerate(study.models):
+        if model.source.type != "http":
+            continue
+        url = model.source.url
+        where = f"{study.where('models', index, 'source', 'url')}: models[{index}].source.url"
+        parts = urlsplit(url)
+        why = None
+        if any(ch.isspace() for ch in url):
+            why = "contains white space"
+        elif parts.scheme not in ("http", "https"):
+            why = "must start with http:// or https://"
+        elif not parts.hostname:
+            why = "has no host"
+        elif parts.fragment:
+            why = "has a '#' fragment, which is never sent to the server"
+        else:
+            try:
+                parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
+            except ValueError:
+                why = "has a port that is not a number from 1 to 65535"
+        if why:
+            problems.append(f"{where}: {url!r} {why}. Fix: write it as https://host[:port]/path")
+    return problems
+
+
+def probe_problems(study: Study, timeout_s: float = 5.0) -> list[str]:
+    """Ask each HTTP endpoint once (GET, no redirects followed): does it answer, and take the token?"""
+    import httpx
+
+    from reportgen.backends.http.protocol import protocol_class
+    from reportgen.backends.http.transport import Redactor
+
+    problems: list[str] = []
+    for index, model in enumerate(study.models):
+        if model.source.type != "http":
+            continue
+        source = model.source
+        where = f"{study.where('models', index, 'source', 'url')}: models[{index}].source.url"
+        url = protocol_class(source).endpoint(source.url)
+        headers = {"Accept": "application/json"}
+        redactor = Redactor()
+        if source.token_env:
+            token = os.environ.get(source.token_env)
+            if not token:
+                problems.append(f"{where}: environment variable {source.token_env} (source.token_env) is not set. Fix: export {source.token_env}=...")
+                continue
+            redactor.token = token
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            with httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False) as client:
+                response = client.get(url, headers=headers)
+        except httpx.TimeoutException:
+            problems.append(f"{where}: {url} did not answer within {timeout_s:g} s. Fix: start the server or correct the URL")
+            continue
+        except httpx.TransportError as exc:
+            detail = redactor.scrub(str(exc)) or type(exc).__name__
+            problems.append(f"{where}: {url} cannot be reached ({type(exc).__name__}: {detail[:120]}). Fix: start the server or correct the URL")
+            continue
+        status = response.status_code
+        if status in (401, 403):
+            problems.append(f"{where}: {url} refuses the request (HTTP {status}). Fix: check the token in {source.token_env or 'source.token_env'}")
+        elif 300 <= status < 400 and response.headers.get("location"):
+            from reportgen.backends.http.transport import redirect_target
+
+            problems.append(f"{where}: {url} redirects (HTTP {status}) to {redirect_target(response)}. Fix: use the final URL")
+        elif status in (502, 504):  # a proxy answers, the server behind it does not
+            problems.append(f"{where}: {url} answers through a gateway that cannot reach the server (HTTP {status}). Fix: start the server")
+        # any other answer (200, 404, 405 or 501 to a GET, 503 while a model loads) means the endpoint is there
+    return problems
+
 
 @main.command()
 @config_argument
-def validate(config: Path) -> None:
+@click.option("--probe", is_flag=True, help="Also ask each HTTP endpoint once whether it answers (a GET, no prompt sent).")
+def validate(config: Path, probe: bool) -> None:
     """Check a study config and every file it names, without running anything."""
     from reportgen.errors import ConfigError
     from reportgen.report.formats import format_problems
     from reportgen.study.config import missing_files
 
     study = load(config)
-    problems = missing_files(study) + format_problems(study)
+    problems = missing_files(study) + format_problems(study) + model_file_problems(study) + endpoint_problems(study)
     if study.prompts is not None and study.prompts.exists():
         from reportgen.study.prompts import load_prompt_set
 
@@ -33,6 +142,9 @@ def validate(config: Path) -> None:
             parse_claims(study)
         except ConfigError as exc:
             problems.extend(exc.problems)
+    if probe and not problems:
+        problems.extend(probe_problems(study))
     if problems:
         raise ConfigError(problems)
-    click.echo(f"{config}: OK — {len(study.models)} models" + (f", prompt set {study.prompts}" if study.prompts else ""))
+    click.echo(f"{config}: OK — {len(study.models)} models" + (f", prompt set {study.prompts}" if study.prompts else "")
+               + (", endpoints answer" if probe and any(m.source.type == "http" for m in study.models) else ""))

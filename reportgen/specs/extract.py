@@ -633,10 +633,16 @@ def spec_from_config_dict(cfg: dict, adapter_cfg: dict | None = None, *, count: 
 
 
 def read_json_object(path: Path, what: str = "JSON file") -> dict:
-    """A JSON object from a file (size-limited, strict UTF-8); any problem is a ConfigError naming the file."""
-    from reportgen.util.safeio import read_json_object as read
+    """A JSON object from a file (size-limited, strict UTF-8); any problem is a ConfigError naming the file.
 
-    return read(path, what)
+    A "config.json" or "adapter_config.json" is also checked field by field (specs.validate)."""
+    from reportgen.specs import validate
+
+    if what == "config.json":
+        return validate.read_model_config(path, what)
+    if what == "adapter_config.json":
+        return validate.read_adapter_config(path, what)
+    return validate.read_json_object(path, what)
 
 
 def spec_from_config_file(path, *, count: bool = True) -> ModelSpec:
@@ -654,9 +660,11 @@ def spec_from_config_file(path, *, count: bool = True) -> ModelSpec:
             raise ConfigError(f"{p}: an adapter needs its base model's config.json beside it ({cfg_path} is missing)")
     else:
         folder, cfg_path = p.parent, p
-    cfg = read_json_object(cfg_path)
+    from reportgen.specs.validate import read_adapter_config, read_model_config
+
+    cfg = read_model_config(cfg_path)
     adapter_path = folder / "adapter_config.json"
-    adapter_cfg = read_json_object(adapter_path) if adapter_path.exists() and cfg_path.name == "config.json" else None
+    adapter_cfg = read_adapter_config(adapter_path) if adapter_path.exists() and cfg_path.name == "config.json" else None
     return spec_from_config_dict(cfg, adapter_cfg, count=count)
 
 
@@ -688,6 +696,9 @@ def spec_from_gguf(path) -> ModelSpec:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such GGUF file")
+    from reportgen.specs.validate import check_gguf_header
+
+    check_gguf_header(p)
     st = p.stat()
     return _spec_from_gguf_cached(str(p.resolve()), st.st_size, st.st_mtime_ns)
 
@@ -701,8 +712,9 @@ def _spec_from_gguf_cached(path: str, size: int, mtime_ns: int) -> ModelSpec:
     p = Path(path)
     try:
         reader = gguf.GGUFReader(str(p))
-    except (ValueError, OSError) as exc:
-        raise ConfigError(f"{p}: not a readable GGUF file ({exc})") from exc
+    except Exception as exc:  # a cut or corrupt file fails anywhere in the reader (struct, numpy, index errors)
+        raise ConfigError(f"{p}: not a readable GGUF file ({type(exc).__name__}: {str(exc)[:200]}). "
+                          "Fix: the file is incomplete or corrupt; download or convert it again") from None
     fields = reader.fields
 
     def get(key):

@@ -30,6 +30,14 @@ def read_config_and_tokenizer(model: ModelConfig, folder: Path):
     from transformers import AutoConfig, AutoTokenizer
 
     trust = model.trust_remote_code
+    if (folder / "config.json").is_file():  # the checks specs and validate make: file and key, not a traceback
+        from reportgen.errors import ConfigError
+        from reportgen.specs.validate import read_model_config
+
+        try:
+            read_model_config(folder / "config.json")
+        except ConfigError as exc:
+            raise BackendError(f"{label(model)}: {'; '.join(exc.problems)}") from None
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=trust)
     except Exception as exc:
