@@ -8,10 +8,12 @@ prompts, a few dozen new tokens each, on a CPU. Against ``model.generate`` on th
 - writes the KV cache into preallocated buffers instead of growing it by concatenation each step;
 - drops finished sequences from the batch, so they stop costing matrix rows.
 
-It is a plain greedy / multinomial decoder over the model's ``forward`` with its KV cache, the attention
+It is a plain greedy / sampling decoder over the model's ``forward`` with its KV cache, the attention
 mask and explicit position ids (left padding is handled by the mask and the positions, so a padded
 sequence sees exactly its own tokens). Sampling draws every sequence from its own generator seeded by
-``(settings.seed, prompt_id)``, so a sampled output does not depend on the batch it ran in.
+``(settings.seed, prompt_id)``, so a sampled output does not depend on the batch it ran in; temperature,
+top-k and top-p are applied to the whole batch on its top candidates (``sampling``), not by sorting
+the vocabulary of every row.
 
 Everything it reads comes in explicitly: the :class:`LoadedModel` (model, tokenizer, device, EOS and pad
 ids, the forward's cache argument), the batch's settings, and the backend's :class:`ThreadChooser`.
@@ -27,6 +29,7 @@ from typing import Any
 from reportgen.backends.transformers.batching import BUCKET_OVERHEAD_TOKENS, Item, accept, buckets, finish_text
 from reportgen.backends.transformers.cpu import ThreadChooser
 from reportgen.backends.transformers.loaded import LoadedModel
+from reportgen.backends.transformers.sampling import draw, nucleus
 from reportgen.study.config import GenerationSettings
 
 MIN_SHARED_PREFIX = 4     # tokens a group of prompts must share before the prefix is computed once for them
@@ -157,38 +160,25 @@ class FastEngine:
         return logits[:, -1, :]
 
     def _processors(self):
-        from transformers import (
-            LogitsProcessorList,
-            RepetitionPenaltyLogitsProcessor,
-            TemperatureLogitsWarper,
-            TopKLogitsWarper,
-            TopPLogitsWarper,
-        )
+        """The logits processors that need the tokens so far (repetition penalty); sampling is ``sampling``'s."""
+        from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
         s = self.settings
         processors = LogitsProcessorList()
         if s.repetition_penalty is not None and s.repetition_penalty != 1.0:
             processors.append(RepetitionPenaltyLogitsProcessor(s.repetition_penalty))
-        if s.do_sample:
-            if s.temperature != 1.0:
-                processors.append(TemperatureLogitsWarper(s.temperature))
-            if s.top_k is not None:
-                processors.append(TopKLogitsWarper(s.top_k))
-            if s.top_p < 1.0:
-                processors.append(TopPLogitsWarper(s.top_p))
         return processors
 
     def _choose(self, logits, rows: list[Item], generators):
-        """Next token per row (greedy or sampled) from the last-position logits."""
-        torch = self.torch
+        """Next token per row (greedy or sampled, on the whole batch at once) from the last-position logits."""
         scores = logits.float()
         if len(self.processors):
-            history = self._history(rows)
-            scores = self.processors(history, scores)
+            scores = self.processors(self._history(rows), scores)
         if not self.settings.do_sample:
             return scores.argmax(dim=-1).tolist()
-        probs = torch.softmax(scores, dim=-1)
-        return [int(torch.multinomial(probs[r], 1, generator=generators[r]).item()) for r in range(len(rows))]
+        s = self.settings
+        probs, ids = nucleus(scores, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
+        return draw(probs, ids, generators)
 
     def _history(self, rows: list[Item]):
         torch = self.torch
