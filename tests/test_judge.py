@@ -43,6 +43,7 @@ ANSWERS = {
 
 
 def study_file(folder: Path, url: str, *, judge: str = "", bad_model: str = "bad") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "prompts.yaml").write_text(PROMPTS)
     models = "".join(
         f"""
@@ -98,20 +99,21 @@ def test_fence_cannot_be_closed_by_the_answer():
 
 def test_default_pairwise_template_fences_both_answers_and_the_reference():
     templates = JudgeTemplates()
-    text = templates.render("judge_pairwise.j2", {"question": "Q?", "reference": "R", "answer_a": "x ```y```", "answer_b": "z"})
+    text = templates.render("judge/pairwise.j2", {"question": "Q?", "reference": "R", "answer_a": "x ```y```", "answer_b": "z"})
     assert block(text, "Answer A") == "x ```y```" and block(text, "Answer B") == "z"
     assert block(text, "Reference answer (correct)") == "R"
     assert "[[A]]" in text and "[[C]]" in text
-    no_ref = templates.render("judge_pairwise.j2", {"question": "Q?", "reference": None, "answer_a": "a", "answer_b": "b"})
+    no_ref = templates.render("judge/pairwise.j2", {"question": "Q?", "reference": None, "answer_a": "a", "answer_b": "b"})
     assert "Reference" not in no_ref
 
 
 def test_user_template_overrides_the_default(tmp_path: Path):
-    (tmp_path / "judge_pairwise.j2").write_text("{% extends 'default:judge_pairwise.j2' %}")
+    (tmp_path / "judge").mkdir()
+    (tmp_path / "judge/pairwise.j2").write_text("{% extends 'default:judge/pairwise.j2' %}")
     assert "impartial judge" in JudgeTemplates(tmp_path).render(
-        "judge_pairwise.j2", {"question": "q", "reference": None, "answer_a": "a", "answer_b": "b"})
-    (tmp_path / "judge_pairwise.j2").write_text("Mine: {{ answer_a | fenced }}")
-    assert JudgeTemplates(tmp_path).render("judge_pairwise.j2", {"answer_a": "a"}).startswith("Mine:")
+        "judge/pairwise.j2", {"question": "q", "reference": None, "answer_a": "a", "answer_b": "b"})
+    (tmp_path / "judge/pairwise.j2").write_text("Mine: {{ answer_a | fenced }}")
+    assert JudgeTemplates(tmp_path).render("judge/pairwise.j2", {"answer_a": "a"}).startswith("Mine:")
 
 
 @pytest.mark.parametrize("text, verdict, problem", [
@@ -290,3 +292,59 @@ judges:
     result, _ = comparison(study)
     scores = result.rubric.set_index("model_id")["mean"]
     assert scores["good"] == 9 and scores["base"] == pytest.approx(5.5) and scores["bad"] == 2
+
+
+def test_judge_and_metrics_commands(tmp_path: Path):
+    from click.testing import CliRunner
+
+    from reportgen.cli import main
+
+    with judge_server(JudgeRule(ANSWERS, always_a=True)) as server:
+        config = study_file(tmp_path, server.url)
+        assert CliRunner().invoke(main, ["run", str(config)]).exit_code == 0
+        result = CliRunner().invoke(main, ["judge", str(config)])
+        assert result.exit_code == 0, result.output
+        assert "judge fair: 16 judgements (0 judged, 16 stored)" in result.output
+    shown = CliRunner().invoke(main, ["metrics", str(config)], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert "Judge fair: against base" in shown.output and "position consistency" in shown.output
+    assert "Judge fair is unreliable" in shown.output and "0% of prompts" in shown.output
+    payload = CliRunner().invoke(main, ["metrics", str(config), "--json"])
+    import json
+
+    tables = json.loads(payload.output)["tables"]
+    assert tables["judge_reliability"][0]["consistency"] == 0.0 and tables["judge_reliability"][0]["reliable"] is False
+    assert {r["model_id"] for r in tables["judge_win_rates"]} == {"good", "bad"}
+
+
+def _statements(study):
+    from reportgen.analysis import result_statements
+
+    with Store(store_path(study)) as store:
+        tables = compute_tables(store, study, study_prompt_set(study), n_boot=200)
+    return tables, [s.text for s in result_statements(study, tables) if s.topic == "judged"]
+
+
+def test_analysis_words_follow_the_judge(tmp_path: Path):
+    with judge_server(JudgeRule(ANSWERS)) as server:
+        study = load_config(study_file(tmp_path / "fair", server.url))
+        run_study(study)
+    tables, lines = _statements(study)
+    # 4 prompts: good's score 75% has an interval reaching 50%, so the words stay "no clear difference"
+    assert lines[0].startswith("The judge fair finds no clear difference between Good and Base: Good wins 50.0%, ties 50.0%")
+    assert any("kept its verdict when the answers' order was swapped on 100.0% of 8 answer pairs (required: 60.0%)" in line for line in lines)
+    assert not any("unreliable" in line for line in lines)
+
+    from reportgen.analysis import metrics_claim_table
+
+    claims = metrics_claim_table(tables)
+    assert claims.loc["good", "win_rate"] == 0.75 and claims.loc["bad", "win_rate"] == 0.25
+    assert math.isnan(claims.loc["base", "win_rate"]) and "judge_score" in claims.columns
+
+    with judge_server(JudgeRule(ANSWERS, always_a=True)) as server:
+        biased = load_config(study_file(tmp_path / "biased", server.url))
+        run_study(biased)
+    _, lines = _statements(biased)
+    assert lines == ["The judge fair is unreliable: its verdict survives swapping the two answers' order on only 0% of 8 "
+                     "answer pairs (required: 60.0%), and it chose the answer shown first in 100.0% of its decisive verdicts. "
+                     "Nothing is called better or worse on its evidence."]

@@ -148,13 +148,13 @@ def metric_fields() -> set[str]:
     from reportgen.stats.metrics import METRICS
 
     skip = {"model_id", "device", "throughput_source", "fingerprint"}
-    return set(METRICS) | {c for c in EFFICIENCY_COLUMNS + LM_COLUMNS if c not in skip}
+    return set(METRICS) | {c for c in EFFICIENCY_COLUMNS + LM_COLUMNS if c not in skip} | {"win_rate", "judge_score"}
 
 
 def metrics_claim_table(tables: Any) -> pd.DataFrame:
     """One row per model with results, one column per measured value a claim can name: each per-prompt
     metric's mean (tables.summary), the efficiency columns (tokens_per_s, latency_p50_s, peak_memory_bytes,
-    n_failed…) and the LM columns (bits_per_byte, perplexity…)."""
+    n_failed…), the LM columns (bits_per_byte, perplexity…) and the judged ones (win_rate, judge_score)."""
     import pandas as pd
 
     frame = pd.DataFrame(index=pd.Index(list(tables.model_ids), name="model_id"))
@@ -167,6 +167,11 @@ def metrics_claim_table(tables: Any) -> pd.DataFrame:
             continue
         columns = [c for c in source.columns if c not in skip and c not in frame.columns]
         frame = frame.join(source.set_index("model_id")[columns], how="outer")
+    from reportgen.analysis.judged import judged_claim_columns
+
+    for column, values in judged_claim_columns(tables).items():  # win_rate, judge_score: from the study's judges
+        if values:
+            frame = frame.join(pd.Series(values, name=column, dtype=float).rename_axis("model_id"), how="outer")
     frame = frame.reindex([m for m in tables.model_ids] + [m for m in frame.index if m not in tables.model_ids])
     missing = sorted(metric_fields() - set(frame.columns))  # not measured in this study: known, but empty
     frame = frame.reindex(columns=list(frame.columns) + missing)

@@ -593,8 +593,75 @@ def _retraining(f: Finding, w: _Writer) -> str:
     return f"Retraining changed no metric of {name} significantly (paired bootstrap, 95%)."
 
 
+# ==================================================================================================
+# Judged comparisons
+
+
+def _pct(value: Any) -> str:
+    return percent(value) if not (isinstance(value, float) and math.isnan(value)) else "not measured"
+
+
+def _judge(n: Mapping[str, Any], w: _Writer) -> str:
+    return f"judge {w.escape(n['judge_name'])}"
+
+
+def _judged_none(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    return f"The {_judge(n, w)} has no stored verdict on the current answers yet ({n['expected']} expected): run {w.code('reportgen judge')}."
+
+
+def _judged_problems(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    return (f"Of the {n['expected']} judgements the {_judge(n, w)} owes, {n['unparsed']} gave no verdict in the required format "
+            f"and {n['failed']} failed; they are kept with the judge's raw text and asked again on the next run.")
+
+
+def _judged_unreliable(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    text = (f"The {_judge(n, w)} is unreliable: its verdict survives swapping the two answers' order on only "
+            f"{_pct(n['consistency'])} of {n['consistency_n']} answer pairs (required: {_pct(n['min_consistency'])})")
+    if not math.isnan(n["first_position_rate"]):
+        text += f", and it chose the answer shown first in {_pct(n['first_position_rate'])} of its decisive verdicts"
+    return w.bold(text + ". Nothing is called better or worse on its evidence.")
+
+
+def _judged_compare(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    model, base = w.name(n["model_id"]), w.name(n["baseline"])
+    rates = (f"wins {_pct(n['win'])}, ties {_pct(n['tie'])}, loses {_pct(n['loss'])} of the judgements; "
+             f"score {_pct(n['score'])}, 95% CI [{_pct(n['score_low'])}, {_pct(n['score_high'])}], over {n['n']} prompts")
+    if f.kind == "judged.better":
+        return f"The {_judge(n, w)} prefers {model} to {base}: it {rates}."
+    if f.kind == "judged.worse":
+        return f"The {_judge(n, w)} prefers {base} to {model}: {model} {rates}."
+    return f"The {_judge(n, w)} finds no clear difference between {model} and {base}: {model} {rates} (the interval includes 50%)."
+
+
+def _judged_reliable(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    return (f"The {_judge(n, w)} kept its verdict when the answers' order was swapped on {_pct(n['consistency'])} of "
+            f"{n['consistency_n']} answer pairs (required: {_pct(n['min_consistency'])}); it called {_pct(n['tie_rate'])} of its "
+            f"verdicts a tie and chose the longer answer in {_pct(n['longer_wins_rate'])} of its decisive ones.")
+
+
+def _judged_rubric(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    scores = "; ".join(f"{w.name(r['model_id'])} {num(r['mean'], 2)} [{num(r['ci_low'], 2)}, {num(r['ci_high'], 2)}]" for r in n["scores"])
+    lead = (f"The {_judge(n, w)} scores {w.name(n['best'])} highest, clear of every other model's 95% interval"
+            if n["clear"] else f"The {_judge(n, w)}'s rubric scores (mean, 95% CI) do not separate the models clearly")
+    return f"{lead}: {scores}."
+
+
 #: Finding kind → the template that writes it.
 TEMPLATES: dict[str, Callable[[Finding, _Writer], str]] = {
+    "judged.none": _judged_none,
+    "judged.problems": _judged_problems,
+    "judged.unreliable": _judged_unreliable,
+    "judged.better": _judged_compare,
+    "judged.worse": _judged_compare,
+    "judged.even": _judged_compare,
+    "judged.reliable": _judged_reliable,
+    "judged.rubric": _judged_rubric,
     "spec.context": _spec_compare,
     "spec.vocabulary": _spec_compare,
     "spec.parameters": _spec_compare,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from reportgen.analysis import conclusion, consistency, history, results, variants
+from reportgen.analysis import conclusion, consistency, history, judged, results, variants
 from reportgen.analysis import specs as spec_findings
 from reportgen.analysis.measured import has_results, headline_metric, quality_metrics
 from reportgen.analysis.phrasing import PLAIN, Statement, Style, phrase, phrase_all
@@ -42,6 +42,7 @@ RESULT_TOPICS = {
     "runtime": "Variants of the same model",
     "decoding": "Variants of the same model",
     "behaviour": "Token limits, repetition and failures",
+    "judged": "Judged comparisons",
 }
 
 
@@ -87,6 +88,7 @@ def result_findings(study: Study, tables: Any, specs: Mapping[str, ModelSpec] | 
         found = variants.pair_finding(study, tables, pair, specs or {}, headline)
         out += [found] if found is not None else []
     out += results.behaviour_findings(study, tables)
+    out += judged.judged_findings(tables)
     order = list(dict.fromkeys(RESULT_TOPICS.values()))
     return sorted(out, key=lambda f: order.index(RESULT_TOPICS.get(f.topic, order[-1])))
 

@@ -67,6 +67,59 @@ def print_tables(tables, out) -> None:
         for _, row in significant.iterrows():
             pairs.add_row(row["metric"], row["model_a"], row["model_b"], *(value(row["metric"], row[c]) for c in ("diff", "ci_low", "ci_high")), str(row["better"]))
         out.print(pairs)
+    if tables.judged:
+        print_judged(tables.judged, out)
+
+
+def print_judged(judged, out) -> None:
+    """The judged comparisons: win rates (or rubric scores), strengths, and the judge-reliability table."""
+    from rich.table import Table
+
+    from reportgen import format as fmt
+
+    def pct(x) -> str:
+        return fmt.percent(x) if x == x else "—"  # NaN: not measured
+
+    for c in judged:
+        if c.mode == "pairwise":
+            rates = Table(title=f"Judge {c.judge_id}: against {c.baseline} (share of judgements, both orders; 95% CI over prompts)")
+            for column in ("model", "win", "tie", "loss", "score (win + ½ tie)", "prompts"):
+                rates.add_column(column)
+            for r in c.rates.itertuples():
+                rates.add_row(r.model_id, *(f"{pct(getattr(r, k))} [{pct(getattr(r, k + '_low'))}, {pct(getattr(r, k + '_high'))}]"
+                                            for k in ("win", "tie", "loss", "score")), str(r.n))
+            out.print(rates)
+            strengths = Table(title=f"Judge {c.judge_id}: Bradley–Terry log-strength (baseline {c.baseline} = 0; 95% CI)")
+            for column in ("model", "strength", "95% CI", "P(beats baseline)"):
+                strengths.add_column(column)
+            for r in c.strengths.itertuples():
+                strengths.add_row(r.model_id, f"{r.strength:+.2f}", f"[{r.strength_low:+.2f}, {r.strength_high:+.2f}]", pct(r.p_beats_baseline))
+            out.print(strengths)
+        else:
+            scores = Table(title=f"Judge {c.judge_id}: rubric score (mean [95% CI], n)")
+            for column in ("model", "score", "n"):
+                scores.add_column(column)
+            for r in c.rubric.itertuples():
+                scores.add_row(r.model_id, f"{fmt.num(r.mean)} [{fmt.num(r.ci_low)}, {fmt.num(r.ci_high)}]", str(r.n))
+            out.print(scores)
+        rel = c.reliability
+        table = Table(title=f"Judge {c.judge_id}: reliability")
+        table.add_column("measure")
+        table.add_column("value")
+        table.add_row("judgements parsed / expected", f"{rel.judgements} / {rel.expected} ({rel.unparsed} unparsed, {rel.failed} failed)")
+        if c.mode == "pairwise":
+            table.add_row("position consistency", f"{pct(rel.consistency)} of {rel.consistency_n} (threshold {pct(rel.min_consistency)})")
+            table.add_row("tie rate", pct(rel.tie_rate))
+            table.add_row("first answer chosen (decisive)", pct(rel.first_position_rate))
+            table.add_row("longer answer chosen (decisive)", pct(rel.longer_wins_rate))
+            table.add_row(f"agreement with {rel.reference_metric or 'a reference metric'}", f"{pct(rel.reference_agreement)} of {rel.reference_n}")
+        else:
+            table.add_row(f"Spearman with {rel.reference_metric or 'a reference metric'}", fmt.num(rel.reference_agreement) if rel.reference_agreement == rel.reference_agreement else "—")
+        table.add_row("length correlation (Spearman)", fmt.num(rel.length_correlation) if rel.length_correlation == rel.length_correlation else "—")
+        out.print(table)
+        if not rel.reliable:
+            out.print(f"[bold red]Judge {c.judge_id} is unreliable: its verdicts survive swapping the answers' order in "
+                      f"{pct(rel.consistency)} of prompts (threshold {pct(rel.min_consistency)}); nothing is called better on its evidence.[/bold red]")
 
 
 def print_analysis(study, tables, deltas) -> None:
@@ -82,10 +135,15 @@ def print_analysis(study, tables, deltas) -> None:
 
 
 def _frames(tables) -> dict:
-    return {
+    frames = {
         "per_prompt": tables.per_prompt, "summary": tables.summary, "category_summary": tables.category_summary,
         "pairwise": tables.pairwise, "efficiency": tables.efficiency, "lm": tables.lm,
     }
+    if getattr(tables, "judged", None):
+        from reportgen.stats.judged import judged_frames
+
+        frames.update(judged_frames(tables.judged))
+    return frames
 
 
 def _exportable(frame):

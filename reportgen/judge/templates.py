@@ -1,5 +1,5 @@
 """The judge prompts: Jinja templates, the user's ``--templates`` folder first, then the packaged defaults
-(``judge_pairwise.j2``, ``judge_rubric.j2``), the same lookup order as the report's templates.
+(``judge/pairwise.j2``, ``judge/rubric.j2``: a ``judge/`` folder inside the templates folder), the same lookup order as the report's templates.
 
 Answers, questions and references reach a template as data through the ``fenced`` filter: a code fence
 longer than any backtick run inside the text, so that an answer cannot close its fence and pass itself
@@ -18,7 +18,7 @@ from reportgen.errors import ConfigError
 
 __all__ = ["DEFAULT_TEMPLATES", "JudgeTemplates", "fenced", "templates_dir"]
 
-DEFAULT_TEMPLATES = {"pairwise": "judge_pairwise.j2", "rubric": "judge_rubric.j2"}
+DEFAULT_TEMPLATES = {"pairwise": "judge/pairwise.j2", "rubric": "judge/rubric.j2"}
 _REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 

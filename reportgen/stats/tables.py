@@ -41,6 +41,7 @@ class Tables:
     metrics: list[str] = field(default_factory=list)        # per-prompt metric columns, registry order
     model_ids: list[str] = field(default_factory=list)      # models with results, in study order
     fingerprints: dict[str, str] = field(default_factory=dict)  # model_id → fingerprint reported
+    judged: list = field(default_factory=list)  # JudgedComparison per judge of the study (stats.judged)
 
 
 def _result_fingerprints(results: pd.DataFrame) -> dict[str, str]:
@@ -83,4 +84,15 @@ def compute_tables(
         metrics=names,
         model_ids=list(dict.fromkeys(per_prompt["model_id"])),
         fingerprints={m: fp for m, fp in zip(results["model_id"], results["fingerprint"])} if len(results) else {},
+        judged=_judged(store, study, per_prompt, order, n_boot, seed),
     )
+
+
+def _judged(store: "Store", study: "Study", per_prompt: pd.DataFrame, order: list[str], n_boot: int, seed: int) -> list:
+    """One judged comparison per judge of the study (none without judges or judgements)."""
+    if not getattr(study, "judges", ()):
+        return []
+    from reportgen.stats.judged import judge_comparison
+
+    judgements = store.judgements_frame()
+    return [judge_comparison(judge, judgements, per_prompt, order, n_boot=n_boot, seed=seed) for judge in study.judges]
