@@ -325,3 +325,43 @@ def _rubric(judge, name, rows, per_prompt, models, metric, n_boot, seed) -> Judg
     result = JudgedComparison(judge.id, name, "rubric", None, rubric=pd.DataFrame(table, columns=RUBRIC_COLUMNS), reliability=reliability)
     result.samples = scores
     return result
+
+
+RELIABILITY_COLUMNS = [
+    "judge_id", "mode", "baseline", "judgements", "expected", "unparsed", "failed", "consistency", "consistency_n",
+    "min_consistency", "reliable", "tie_rate", "first_position_rate", "longer_wins_rate", "length_correlation",
+    "reference_metric", "reference_agreement", "reference_n",
+]
+
+
+def judged_frames(judged: Sequence[JudgedComparison]) -> dict[str, pd.DataFrame]:
+    """The judged comparisons as flat tables (a ``judge_id`` column each), for JSON, CSV and the terminal."""
+    def tagged(frame: pd.DataFrame, comparison: JudgedComparison) -> pd.DataFrame:
+        return frame.assign(judge_id=comparison.judge_id)[["judge_id", *frame.columns]]
+
+    rates = [tagged(c.rates, c) for c in judged if c.mode == "pairwise" and len(c.rates)]
+    strengths = [tagged(c.strengths, c) for c in judged if c.mode == "pairwise" and len(c.strengths)]
+    rubric = [tagged(c.rubric, c) for c in judged if c.mode == "rubric" and len(c.rubric)]
+    reliability = []
+    for c in judged:
+        r = c.reliability
+        if r is None:
+            continue
+        reliability.append({
+            "judge_id": c.judge_id, "mode": c.mode, "baseline": c.baseline, "judgements": r.judgements, "expected": r.expected,
+            "unparsed": r.unparsed, "failed": r.failed, "consistency": r.consistency, "consistency_n": r.consistency_n,
+            "min_consistency": r.min_consistency, "reliable": r.reliable, "tie_rate": r.tie_rate,
+            "first_position_rate": r.first_position_rate, "longer_wins_rate": r.longer_wins_rate,
+            "length_correlation": r.length_correlation, "reference_metric": r.reference_metric,
+            "reference_agreement": r.reference_agreement, "reference_n": r.reference_n,
+        })
+
+    def joined(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["judge_id", *columns])
+
+    return {
+        "judge_win_rates": joined(rates, RATE_COLUMNS),
+        "judge_strengths": joined(strengths, STRENGTH_COLUMNS),
+        "judge_scores": joined(rubric, RUBRIC_COLUMNS),
+        "judge_reliability": pd.DataFrame(reliability, columns=RELIABILITY_COLUMNS).astype({"reliable": "boolean"}),
+    }
