@@ -81,19 +81,34 @@ def model_files(model: ModelConfig) -> ModelFiles:
 
 
 def spec_for_model(model: ModelConfig) -> ModelSpec | None:
-    """The spec of one model, or ``None`` when nothing describes it (an endpoint without a vendored config)."""
-    from reportgen.specs import extract as specs
+    """The spec of one model, or ``None`` when nothing describes it (an endpoint without a vendored config).
+
+    Remembered in the user cache by the content of the model's files (``specs.cache``): a spec computed
+    once is read back without torch, transformers or a GGUF parse.
+    """
+    from reportgen.specs import cache
 
     files = model_files(model)
-    spec: ModelSpec | None
+    if files.config is None and files.gguf_path is None:
+        return None
+    key = cache.spec_key(model, files)
+    spec = cache.load_spec(key)
+    if spec is None:
+        spec = _compute_spec(model, files)
+        cache.store_spec(key, spec)
+    return spec
+
+
+def _compute_spec(model: ModelConfig, files: ModelFiles) -> ModelSpec:
+    from reportgen.specs import extract as specs
+
+    spec: ModelSpec
     if files.config is not None:
         spec = specs.spec_from_config_dict(files.config)
-    elif files.gguf_path is not None:
-        spec = specs.spec_from_gguf(files.gguf_path)
     else:
-        spec = None
+        spec = specs.spec_from_gguf(files.gguf_path)
 
-    if spec is not None and files.adapter_config is not None:
+    if files.adapter_config is not None:
         base = files.config if spec.parameters is not None else None
         try:
             adapter = specs.adapter_spec(files.adapter_config, base)
@@ -102,7 +117,7 @@ def spec_for_model(model: ModelConfig) -> ModelSpec | None:
         spec = dataclasses.replace(spec, adapter=adapter)
 
     quant = model.quantization
-    if spec is not None and files.config is not None and quant is not None and quant.load_in_4bit and quant.bnb_4bit_use_double_quant:
+    if files.config is not None and quant is not None and quant.load_in_4bit and quant.bnb_4bit_use_double_quant:
         spec = dataclasses.replace(spec, weight_bytes_4bit=specs.estimate_4bit_bytes(files.config, double_quant=True))
     return spec
 
