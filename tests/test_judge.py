@@ -348,3 +348,29 @@ def test_analysis_words_follow_the_judge(tmp_path: Path):
     assert lines == ["The judge fair is unreliable: its verdict survives swapping the two answers' order on only 0% of 8 "
                      "answer pairs (required: 60.0%), and it chose the answer shown first in 100.0% of its decisive verdicts. "
                      "Nothing is called better or worse on its evidence."]
+
+
+def test_findings_call_better_only_on_a_reliable_judge_with_a_clear_interval():
+    from reportgen.analysis.judged import _verdict, judged_findings
+    from reportgen.stats.judged import JudgedComparison, JudgeReliability
+
+    assert _verdict({"score": 0.8, "score_low": 0.6, "score_high": 0.95, "n": 20}) == "better"
+    assert _verdict({"score": 0.3, "score_low": 0.1, "score_high": 0.45, "n": 20}) == "worse"
+    assert _verdict({"score": 0.6, "score_low": 0.4, "score_high": 0.8, "n": 20}) == "even"
+    # every prompt won: no bootstrap interval; the sign test needs 6 prompts (2 * 0.5**6 < 0.05)
+    assert _verdict({"score": 1.0, "score_low": math.nan, "score_high": math.nan, "n": 6}) == "better"
+    assert _verdict({"score": 1.0, "score_low": math.nan, "score_high": math.nan, "n": 5}) == "even"
+
+    def comparison(consistency: float) -> JudgedComparison:
+        rel = JudgeReliability(40, 40, 0, 0, consistency, 20, 0.1, 0.5, 0.5, 0.0, None, math.nan, 0, 0.6)
+        rates = pd.DataFrame([{"model_id": "m", "n": 20, "win": 0.8, "win_low": 0.6, "win_high": 0.95, "tie": 0.0,
+                               "tie_low": math.nan, "tie_high": math.nan, "loss": 0.2, "loss_low": 0.05, "loss_high": 0.4,
+                               "score": 0.8, "score_low": 0.6, "score_high": 0.95}])
+        return JudgedComparison("j", "J", "pairwise", "base", rates=rates, reliability=rel)
+
+    class Tables:
+        judged = [comparison(0.9)]
+
+    assert [f.kind for f in judged_findings(Tables)] == ["judged.better", "judged.reliable"]
+    Tables.judged = [comparison(0.55)]
+    assert [f.kind for f in judged_findings(Tables)] == ["judged.unreliable"]
