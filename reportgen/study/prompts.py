@@ -22,19 +22,19 @@ PROMPT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class Message(Strict):
-    role: Literal["system", "user", "assistant"]
-    content: str
+    role: Literal["system", "user", "assistant"] = Field(description="Who speaks: system, user or assistant.")
+    content: str = Field(description="What is said.")
 
 
 class Prompt(Strict):
-    id: str = Field(pattern=PROMPT_ID)
-    category: str = "general"
-    prompt: str | None = None
-    messages: tuple[Message, ...] | None = None
-    system: str | None = None
-    format: Literal["chat", "plain"] | None = None
-    reference: str | None = None
-    references: tuple[str, ...] = ()
+    id: str = Field(pattern=PROMPT_ID, description="Unique id of the prompt (letters, digits, - _ .).")
+    category: str = Field("general", description="Category the report groups results by.")
+    prompt: str | None = Field(None, description="The prompt as text (or give 'messages').")
+    messages: tuple[Message, ...] | None = Field(None, description="The prompt as chat messages (or give 'prompt'); at least one user message.")
+    system: str | None = Field(None, description="System prompt for this prompt (default: the set's).")
+    format: Literal["chat", "plain"] | None = Field(None, description="chat or plain for this prompt (default: the set's).")
+    reference: str | None = Field(None, description="The expected answer, for the reference metrics (exact match, chrF, ROUGE ...).")
+    references: tuple[str, ...] = Field((), description="More accepted answers.")
 
     @model_validator(mode="after")
     def _text_or_messages(self) -> "Prompt":
@@ -50,17 +50,17 @@ class Prompt(Strict):
 
 
 class CorpusText(Strict):
-    id: str = Field(pattern=PROMPT_ID)
-    text: str = Field(min_length=1)
+    id: str = Field(pattern=PROMPT_ID, description="Unique id of the text.")
+    text: str = Field(min_length=1, description="The text, scored for perplexity and bits per byte.")
 
 
 class PromptSet(Strict):
-    name: str = "prompts"
-    description: str | None = None
-    format: Literal["chat", "plain"] = "chat"
-    system: str | None = None
-    prompts: tuple[Prompt, ...] = Field(min_length=1)
-    lm_corpus: tuple[CorpusText, ...] = ()
+    name: str = Field("prompts", description="Name of the prompt set.")
+    description: str | None = Field(None, description="What the prompt set tests.")
+    format: Literal["chat", "plain"] = Field("chat", description="chat: sent through the model's chat template; plain: sent as written.")
+    system: str | None = Field(None, description="Default system prompt of chat prompts.")
+    prompts: tuple[Prompt, ...] = Field(min_length=1, description="The prompts (at least one; ids unique).")
+    lm_corpus: tuple[CorpusText, ...] = Field((), description="Texts scored for language-model metrics (perplexity, bits per byte).")
 
     @field_validator("prompts")
     @classmethod
