@@ -24,9 +24,19 @@ from reportgen.store import Store
 # ------------------------------------------------------------------------------------------------
 
 
-def test_constant_values_have_zero_width():
-    assert sb.bootstrap_ci([0.1] * 30) == (0.1, 0.1, 0.1)
-    assert sb.bootstrap_ci([1.0]) == (1.0, 1.0, 1.0)
+def test_constant_values_have_no_interval():
+    for values in ([0.1] * 30, [1.0]):
+        mean, low, high = sb.bootstrap_ci(values)
+        assert mean == values[0] and math.isnan(low) and math.isnan(high)
+
+
+def test_mean_interval_wilson_for_binary_bca_otherwise():
+    hits = sf.mean_interval("exact_match", [1.0] * 7)  # 7 of 7: Wilson, not "1.00 [1.00, 1.00]"
+    assert hits.method == "wilson" and hits.high == 1.0 and 0.6 < hits.low < 0.7
+    lengths = sf.mean_interval("length_words", [3.0, 5.0, 9.0, 4.0])
+    assert lengths.method == "BCa bootstrap" and lengths.low < lengths.estimate < lengths.high
+    constant = sf.mean_interval("length_words", [4.0] * 5)
+    assert not constant.estimable and constant.reason == "constant data"
 
 
 def test_empty_and_nan_values():
@@ -75,7 +85,8 @@ def test_ci_width_shrinks_like_one_over_sqrt_n():
 def test_ratio_ci():
     ratio, low, high = sb.bootstrap_ratio_ci([1.0, 3.0, 2.0, 4.0], [1.0, 1.0, 1.0, 1.0])
     assert ratio == 2.5 and low < 2.5 < high
-    assert sb.bootstrap_ratio_ci([2.0], [4.0]) == (0.5, 0.5, 0.5)
+    ratio, low, high = sb.bootstrap_ratio_ci([2.0], [4.0])
+    assert ratio == 0.5 and math.isnan(low) and math.isnan(high)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -88,9 +99,17 @@ def test_paired_constant_shift_is_significant():
     test = sb.paired_bootstrap(a, a + 0.5)
     assert test["n"] == 30
     assert test["diff"] == pytest.approx(-0.5)
-    assert test["ci_low"] == pytest.approx(-0.5) and test["ci_high"] == pytest.approx(-0.5)
+    assert test["ci_low"] == pytest.approx(-0.5) and test["ci_high"] == pytest.approx(-0.5)  # float noise only
     assert test["significant"] is True
-    assert test["p_value"] == pytest.approx(2 / 2001)
+    # sign-flip test, 9999 random patterns: none is as extreme as all 30 differences negative
+    assert test["p_value"] == pytest.approx(2 / 10000)
+
+
+def test_paired_binary_uses_mcnemar():
+    a = np.array([1.0] * 12 + [0.0] * 8)
+    b = np.array([0.0] * 10 + [1.0] * 2 + [0.0] * 8)  # 10 pairs a=1,b=0; none the other way
+    test = sb.paired_bootstrap(a, b, binary=True)
+    assert test["p_value"] == pytest.approx(2 / 2**10) and test["significant"] is True
 
 
 def test_paired_noise_is_not_significant():
@@ -367,8 +386,12 @@ def test_history_and_run_delta(store):
     delta = sh.run_delta(old, new, "exact_match")
     assert delta["n"] == 2 and delta["diff"] == 0.5 and delta["mean_new"] == 1.0
     shifted = old.assign(bleu=10.0)
-    better = sh.run_delta(shifted, shifted.assign(bleu=30.0), "bleu")
-    assert better["significant"] and better["improved"] is True
+    few = sh.run_delta(shifted, shifted.assign(bleu=30.0), "bleu")
+    # two or three prompts: the smallest p a sign-flip test can give is 2/2^n, so nothing is significant
+    assert few["diff"] == 20.0 and few["p_value"] >= 0.25 and not few["significant"] and few["improved"] is None
+    eight = _per_prompt_by_hand({"alpha": [10.0 + i for i in range(8)]}, "bleu")
+    better = sh.run_delta(eight, eight.assign(bleu=eight["bleu"] + 20), "bleu")
+    assert better["p_value"] == pytest.approx(2 / 2**8) and better["significant"] and better["improved"] is True
     with pytest.raises(ValueError, match="one model"):
         sh.run_delta(pd.concat([old, old]), new, "bleu")
 

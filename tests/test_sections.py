@@ -95,8 +95,10 @@ def answers(exact: set[str], contains: set[str]) -> dict[str, str]:
 
 
 def default_outputs() -> dict[str, dict[str, str]]:
-    base = answers(set(REFERENCED[:4]), set(REFERENCED[4:8]))
-    lora = answers(set(REFERENCED[:11]), set(REFERENCED[11:13]))
+    # the adapter's lead over the base (7 more exact matches, none fewer) and its drop after retraining
+    # (7 exact matches lost, none gained) are both significant under McNemar's exact test (p = 2/2^7)
+    base = answers(set(REFERENCED[:1]), set(REFERENCED[1:8]))
+    lora = answers(set(REFERENCED[:8]), set(REFERENCED[8:10]))
     q4 = dict(base)
     q4["author"] = "Somebody wrote it."  # five answers differ from the base, three stop at the token limit
     q4["poem"] = LOOP
@@ -263,8 +265,8 @@ def test_the_synthetic_tables(synthetic):
     _, _, tables, deltas = synthetic
     assert tables.model_ids == ["base", "lora", "q4"]
     means = tables.summary.set_index(["model_id", "metric"])["mean"]
-    assert means[("lora", "exact_match")] == pytest.approx(11 / 15)
-    assert means[("base", "exact_match")] == pytest.approx(4 / 15)
+    assert means[("lora", "exact_match")] == pytest.approx(8 / 15)
+    assert means[("base", "exact_match")] == pytest.approx(1 / 15)
     assert [d.model_id for d in deltas] == ["lora"] and deltas[0].worse[0] == "exact_match"
     assert analysis.headline_metric(tables) == "exact_match"
 
@@ -484,7 +486,7 @@ def test_best_model_is_computed_and_significant(synthetic):
     exact = _statement(statements, "**Exact match:**")
     test = analysis.paired_difference(tables, "exact_match", "lora", "base")
     assert exact.numbers["best"] == "lora" and exact.numbers["runner_up"] == "base" and test["significant"]
-    assert (f"Tiny base + LoRA is best, {metric_value('exact_match', 11 / 15)}" in exact.text
+    assert (f"Tiny base + LoRA is best, {metric_value('exact_match', 8 / 15)}" in exact.text
             and "significantly better than the runner-up Tiny base (transformers)" in exact.text)
     assert f"diff {metric_value('exact_match', test['diff'])}, 95% CI [{metric_value('exact_match', test['ci_low'])}, " \
            f"{metric_value('exact_match', test['ci_high'])}]" in exact.text
@@ -504,7 +506,7 @@ def test_swapping_the_data_swaps_the_best(tmp_path):
 
 def test_a_small_difference_is_called_not_significant(tmp_path):
     outputs = default_outputs()
-    outputs["lora"] = answers(set(REFERENCED[:5]), set(REFERENCED[5:8]))  # one more exact match than the base
+    outputs["lora"] = answers(set(REFERENCED[:2]), set(REFERENCED[2:8]))  # one more exact match than the base
     study, tables, _ = make_study(tmp_path, outputs)
     statements = analysis.result_statements(study, tables, style=MD)
     exact = _statement(statements, "**Exact match:**")
@@ -570,7 +572,7 @@ def test_retraining_worse_is_bold_everywhere(rendered, synthetic):
     sentence = (f"**Tiny base + LoRA got worse after retraining: exact match {metric_value('exact_match', row.mean_old)} → "
                 f"{metric_value('exact_match', row.mean_new)} (change {metric_value('exact_match', row['diff'], signed=True)}")
     assert sentence in readme
-    assert re.search(r"\| Exact match ↑ \| 1\.00 \| 0\.73 \| -0\.27 \| \[[^]]+\] \| 15 \| \*\*worse\*\* \|", readme)
+    assert re.search(r"\| Exact match ↑ \| 1\.00 \| 0\.53 \| -0\.47 \| \[[^]]+\] \| 15 \| \*\*worse\*\* \|", readme)
     assert "**Tiny base + LoRA got worse after retraining** on exact match, ROUGE-L, BLEU and chrF." in readme  # the conclusion
     assert "<strong>Tiny base + LoRA got worse after retraining" in report.files["report.html"].decode()
 
@@ -586,7 +588,7 @@ def test_metric_claims_true_pass_and_are_listed(tmp_path):
     study, tables, _ = make_study(tmp_path, claims=claims)
     markdown = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "out", tables=tables).markdown
     assert "✓ The adapter beats its base on exact match. — checked: `lora.exact_match > base.exact_match` with " \
-           "`lora.exact_match` = 0.7333, `base.exact_match` = 0.2667." in markdown
+           "`lora.exact_match` = 0.5333, `base.exact_match` = 0.06667." in markdown
     assert "✓ llama.cpp is at least twice as fast." in markdown and "`q4.tokens_per_s` = 300" in markdown
     # without results the metric claims are shown as not checked, and the render does not fail
     plain = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "out2").markdown
@@ -600,7 +602,7 @@ def test_a_false_metric_claim_stops_the_render_with_the_numbers(tmp_path):
         render_report(study, out_dir=tmp_path / "out", formats=["markdown"], tables=tables)
     message = err.value.format_message()
     assert "claim 'The base beats the adapter.' is false" in message
-    assert "base.exact_match = 0.26666" in message and "lora.exact_match = 0.73333" in message
+    assert "base.exact_match = 0.06666" in message and "lora.exact_match = 0.53333" in message
     assert not (tmp_path / "out").exists()
 
 
@@ -609,7 +611,7 @@ def test_metrics_claim_table(synthetic):
     table = analysis.metrics_claim_table(tables)
     assert list(table.index) == ["base", "lora", "q4"]
     assert table.at["q4", "tokens_per_s"] == pytest.approx(300.0)
-    assert table.at["lora", "exact_match"] == pytest.approx(11 / 15)
+    assert table.at["lora", "exact_match"] == pytest.approx(8 / 15)
     assert table.at["base", "bits_per_byte"] < table.at["q4", "bits_per_byte"]
 
 

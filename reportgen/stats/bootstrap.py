@@ -1,7 +1,10 @@
 """Bootstrap intervals and paired tests over prompts: pure functions of arrays, seeded, deterministic.
 
-Intervals are percentile bootstraps (``level`` 0.95 by default); paired differences are ``a − b`` on the
-items both have; ``holm`` adjusts a family of p-values.
+Intervals are percentile bootstraps (``level`` 0.95 by default); fewer than two values or constant
+values give no interval (NaN), never a zero-width one. Paired differences are ``a − b`` on the items both
+have, with a percentile-bootstrap CI and a p-value from a test against the null of no difference
+(``reportgen.stats.inference``: McNemar exact for 0/1 outcomes, the paired sign-flip permutation test
+otherwise); ``holm`` (from inference) adjusts a family of p-values.
 """
 
 from __future__ import annotations
@@ -12,8 +15,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from reportgen.stats import inference
+from reportgen.stats.inference import holm
+
 if TYPE_CHECKING:
     pass
+
+__all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "finite_values", "holm", "paired_bootstrap"]
 
 N_BOOT = 2000
 SEED = 0
@@ -52,14 +60,14 @@ def bootstrap_ci(
 ) -> tuple[float, float, float]:
     """(mean, low, high): the sample mean and a percentile-bootstrap interval. NaNs are dropped.
 
-    No values: all NaN. Constant values (one value included): a zero-width interval at that value.
+    No values: all NaN. Constant values (one value included): the mean, and no interval (NaN).
     """
     data = finite_values(values)
     if data.size == 0:
         return (math.nan, math.nan, math.nan)
     mean = float(data.mean())
     if np.all(data == data[0]):
-        return (float(data[0]),) * 3
+        return (float(data[0]), math.nan, math.nan)
     low, high = _interval(_resampled(lambda idx: data[idx].mean(axis=1), data.size, n_boot, seed), level)
     return (mean, low, high)
 
@@ -73,8 +81,8 @@ def bootstrap_ratio_ci(
     if num.size == 0 or den.sum() <= 0:
         return (math.nan, math.nan, math.nan)
     ratio = float(num.sum() / den.sum())
-    if num.size == 1:
-        return (ratio, ratio, ratio)
+    if num.size == 1:  # one item: no interval
+        return (ratio, math.nan, math.nan)
 
     def stat(idx: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -89,14 +97,15 @@ def bootstrap_ratio_ci(
 
 
 def paired_bootstrap(
-    a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
+    a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL,
+    *, binary: bool = False,
 ) -> dict[str, Any]:
-    """Mean difference a − b over pairs where both are present, its paired-bootstrap CI and p-value.
+    """Mean difference a − b over pairs where both are present, its paired-bootstrap CI and a test.
 
-    Prompts are resampled jointly (one index picks both a[i] and b[i]). The two-sided p-value is
-    2 × the smaller share of resampled differences on either side of 0, with the +1 Monte-Carlo
-    correction, so it is never 0 (the smallest is 2/(n_boot+1)). ``significant``: the CI excludes 0.
-    Fewer than two pairs: no interval, not significant.
+    Prompts are resampled jointly (one index picks both a[i] and b[i]) for the percentile CI; constant
+    differences have none. The two-sided p-value tests the null of no difference: McNemar's exact test
+    when ``binary`` (0/1 outcomes), else the paired sign-flip permutation test (exact for small n).
+    ``significant``: p < 1 − level. Fewer than two pairs: no interval, no test, not significant.
     """
     x = np.asarray(a, dtype=float)
     y = np.asarray(b, dtype=float)
@@ -116,29 +125,9 @@ def paired_bootstrap(
     if n < 2:
         return result
     if np.all(d == d[0]):
-        boots = np.full(n_boot, float(d[0]))
-        low = high = float(d[0])
+        low = high = math.nan
     else:
-        boots = _resampled(lambda idx: d[idx].mean(axis=1), n, n_boot, seed)
-        low, high = _interval(boots, level)
-    below, above = int(np.sum(boots <= 0)), int(np.sum(boots >= 0))
-    result.update(
-        ci_low=low,
-        ci_high=high,
-        p_value=min(1.0, 2.0 * (min(below, above) + 1) / (n_boot + 1)),
-        significant=bool(low > 0 or high < 0),
-    )
+        low, high = _interval(_resampled(lambda idx: d[idx].mean(axis=1), n, n_boot, seed), level)
+    test = inference.mcnemar_exact(x, y) if binary else inference.sign_flip_test(d, seed=seed)
+    result.update(ci_low=low, ci_high=high, p_value=test.p_value, significant=bool(test.p_value < 1 - level))
     return result
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm–Bonferroni adjusted p-values (NaN stays NaN)."""
-    p = np.asarray(p_values, dtype=float)
-    adjusted = np.full(p.size, math.nan)
-    valid = np.flatnonzero(~np.isnan(p))
-    m = valid.size
-    running = 0.0
-    for rank, i in enumerate(valid[np.argsort(p[valid], kind="stable")]):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted.tolist()

@@ -2,9 +2,16 @@
 
 A generation that failed (``finish_reason == 'error'``) is kept in ``per_prompt`` with ``failed=True``
 and NaN metrics: quality is measured on the prompts a model answered, failures are counted apart.
-Means skip NaN, and ``n`` always says how many values a mean is over. Pairwise differences are
-``model_a − model_b`` on the prompts both answered; ``significant`` means the paired-bootstrap CI
-excludes 0 (``p_holm`` corrects for the number of pairs).
+Means skip NaN, and ``n`` always says how many values a mean is over.
+
+Intervals (``level`` 0.95 by default, ``ci_method`` names the method): a 0/1 metric's mean is a
+proportion with a Wilson interval; other means get a BCa bootstrap over prompts. Fewer than two values,
+or constant values, give no interval (NaN, and ``ci_method`` says why), never a zero-width one.
+
+Pairwise differences are ``model_a − model_b`` on the prompts both answered, with a paired-bootstrap CI.
+The p-value is a test against the null of no difference (``reportgen.stats.inference``): McNemar's exact
+test for 0/1 metrics, the paired sign-flip permutation test otherwise; ``p_holm`` is Holm-adjusted over
+one metric's pairs, and ``significant`` means ``p_holm`` < 1 − level.
 """
 
 from __future__ import annotations
@@ -20,11 +27,10 @@ from reportgen.stats.bootstrap import (
     LEVEL,
     N_BOOT,
     SEED,
-    bootstrap_ci,
-    finite_values,
     holm,
     paired_bootstrap,
 )
+from reportgen.stats import inference
 from reportgen.stats.metrics import (
     METRICS,
     PER_PROMPT_KINDS,
@@ -39,8 +45,8 @@ PER_PROMPT_COLUMNS = [
     "model_id", "prompt_id", "category", "output", "references", "finish_reason", "prompt_tokens",
     "output_tokens", "latency_s", "ttft_s", "batch_size", "failed", "error", "fingerprint", "run_id",
 ]
-SUMMARY_COLUMNS = ["model_id", "metric", "mean", "ci_low", "ci_high", "n"]
-CATEGORY_COLUMNS = ["model_id", "category", "metric", "mean", "ci_low", "ci_high", "n"]
+SUMMARY_COLUMNS = ["model_id", "metric", "mean", "ci_low", "ci_high", "n", "ci_method"]
+CATEGORY_COLUMNS = ["model_id", "category", "metric", "mean", "ci_low", "ci_high", "n", "ci_method"]
 PAIRWISE_COLUMNS = [
     "metric", "model_a", "model_b", "n", "mean_a", "mean_b", "diff", "ci_low", "ci_high",
     "p_value", "p_holm", "significant", "better",
@@ -194,21 +200,30 @@ def metric_columns(per_prompt: pd.DataFrame) -> list[str]:
 # Summaries
 
 
+def mean_interval(
+    name: str, values: Iterable[float], n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
+) -> inference.Interval:
+    """The interval of a metric's mean: Wilson for a 0/1 metric, else a BCa bootstrap (NaNs dropped)."""
+    if get_metric(name).binary:
+        return inference.proportion_interval(values, method="wilson", level=level)
+    return inference.bootstrap_mean_interval(values, method="BCa", n_resamples=n_boot, seed=seed, level=level)
+
+
 def _summarise(per_prompt: pd.DataFrame, keys: list[str], metrics: Sequence[str], n_boot: int, seed: int, level: float) -> list[dict]:
     rows = []
     for key_values, group in per_prompt.groupby(keys, sort=False):
         key_values = key_values if isinstance(key_values, tuple) else (key_values,)
         for name in metrics:
-            values = finite_values(group[name])
-            mean, low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed, level=level)
-            rows.append({**dict(zip(keys, key_values)), "metric": name, "mean": mean, "ci_low": low, "ci_high": high, "n": int(values.size)})
+            ci = mean_interval(name, group[name], n_boot=n_boot, seed=seed, level=level)
+            rows.append({**dict(zip(keys, key_values)), "metric": name, "mean": ci.estimate, "ci_low": ci.low,
+                         "ci_high": ci.high, "n": ci.n, "ci_method": ci.method if ci.estimable else ci.reason})
     return rows
 
 
 def model_summary(
     per_prompt: pd.DataFrame, metrics: Sequence[str] | None = None, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
 ) -> pd.DataFrame:
-    """Long format: model_id, metric, mean, ci_low, ci_high, n (values the mean is over)."""
+    """Long format: model_id, metric, mean, ci_low, ci_high, n (values the mean is over), ci_method."""
     metrics = list(metrics) if metrics is not None else metric_columns(per_prompt)
     rows = _summarise(per_prompt, ["model_id"], metrics, n_boot, seed, level) if not per_prompt.empty else []
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS).astype({"n": int})
@@ -217,7 +232,7 @@ def model_summary(
 def category_summary(
     per_prompt: pd.DataFrame, metrics: Sequence[str] | None = None, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
 ) -> pd.DataFrame:
-    """Long format: model_id, category, metric, mean, ci_low, ci_high, n (categories in prompt-set order)."""
+    """Long format: model_id, category, metric, mean, ci_low, ci_high, n, ci_method (categories in prompt-set order)."""
     metrics = list(metrics) if metrics is not None else metric_columns(per_prompt)
     rows = _summarise(per_prompt, ["model_id", "category"], metrics, n_boot, seed, level) if not per_prompt.empty else []
     return pd.DataFrame(rows, columns=CATEGORY_COLUMNS).astype({"n": int})
@@ -233,24 +248,28 @@ def paired_comparisons(
     """Every pair of models (a before b in the frame's order), on the prompts both answered.
 
     Columns: metric, model_a, model_b, n, mean_a, mean_b, diff (a − b), ci_low, ci_high (paired
-    bootstrap), p_value (two-sided bootstrap), p_holm (Holm-adjusted over this metric's pairs),
-    significant (CI excludes 0), better (the better model's id when significant and the metric has a
-    direction, else None).
+    bootstrap), p_value (McNemar exact for a 0/1 metric, else the paired sign-flip permutation test),
+    p_holm (Holm-adjusted over this metric's pairs), significant (p_holm < 1 − level), better (the better
+    model's id when significant and the metric has a direction, else None).
     """
-    direction = get_metric(metric).higher_is_better
+    direction, binary = get_metric(metric).higher_is_better, get_metric(metric).binary
     if per_prompt.empty:
         return pd.DataFrame(columns=PAIRWISE_COLUMNS)
     models = list(dict.fromkeys(per_prompt["model_id"]))
     table = per_prompt.pivot(index="prompt_id", columns="model_id", values=metric)
     rows = []
     for a, b in combinations(models, 2):
-        test = paired_bootstrap(table[a].to_numpy(float), table[b].to_numpy(float), n_boot=n_boot, seed=seed, level=level)
-        better = None
-        if test["significant"] and direction is not None:
-            better = a if (test["diff"] > 0) == direction else b
-        rows.append({"metric": metric, "model_a": a, "model_b": b, **test, "better": better})
+        test = paired_bootstrap(table[a].to_numpy(float), table[b].to_numpy(float), n_boot=n_boot, seed=seed,
+                                level=level, binary=binary)
+        rows.append({"metric": metric, "model_a": a, "model_b": b, **test})
+    p_holm = holm([r["p_value"] for r in rows])
+    for row, adjusted in zip(rows, p_holm):
+        row["significant"] = bool(adjusted < 1 - level)  # NaN (no test) compares False
+        row["better"] = None
+        if row["significant"] and direction is not None:
+            row["better"] = row["model_a"] if (row["diff"] > 0) == direction else row["model_b"]
     frame = pd.DataFrame(rows, columns=[c for c in PAIRWISE_COLUMNS if c != "p_holm"])
-    frame.insert(PAIRWISE_COLUMNS.index("p_holm"), "p_holm", holm(frame["p_value"].tolist()))
+    frame.insert(PAIRWISE_COLUMNS.index("p_holm"), "p_holm", p_holm)
     frame["better"] = pd.Series([r["better"] for r in rows], dtype=object)  # None stays None, not NaN
     return frame.astype({"n": int, "significant": bool})
 

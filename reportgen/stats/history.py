@@ -74,7 +74,8 @@ def run_delta(
     seed: int = SEED,
     level: float = LEVEL,
 ) -> dict[str, Any]:
-    """What changed between two runs of one model, on the prompts both answered (paired bootstrap).
+    """What changed between two runs of one model, on the prompts both answered (paired-bootstrap CI;
+    p-value from McNemar exact for a 0/1 metric, else the paired sign-flip permutation test).
 
     Returns metric, n, mean_old, mean_new, diff (new − old), ci_low, ci_high, p_value, significant,
     improved (True/False when significant and the metric has a direction, else None).
@@ -85,7 +86,8 @@ def run_delta(
     joined = per_prompt_old[["prompt_id", metric]].merge(
         per_prompt_new[["prompt_id", metric]], on="prompt_id", suffixes=("_old", "_new")
     )
-    test = paired_bootstrap(joined[f"{metric}_new"], joined[f"{metric}_old"], n_boot=n_boot, seed=seed, level=level)
+    test = paired_bootstrap(joined[f"{metric}_new"], joined[f"{metric}_old"], n_boot=n_boot, seed=seed, level=level,
+                            binary=get_metric(metric).binary)
     direction = get_metric(metric).higher_is_better
     improved = None
     if test["significant"] and direction is not None:
