@@ -26,6 +26,22 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 arithmetic (AVX-512 BF16, AMX)
+
+
+def native_bf16_flags() -> list[str]:
+    """The native-bfloat16 flags this CPU reports (``[]``: bfloat16 would be emulated, or no /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.partition(":")[2].split())
+                    return [f for f in BF16_FLAGS if f in flags]
+    except OSError:
+        pass
+    return []
+
+
 def hidden_size(text_config) -> int:
     """The model's hidden width (for probes shaped like its matmuls), 512 when the config does not say."""
     return int(getattr(text_config, "hidden_size", None) or getattr(text_config, "n_embd", None) or 512)

@@ -67,6 +67,13 @@ def weight_plan(model: ModelConfig, dtype_name: str, cuda: bool) -> WeightPlan:
     dtype_key = "dtype" if version_at_least(transformers.__version__, (4, 56)) else "torch_dtype"
     plan = WeightPlan({dtype_key: getattr(torch, dtype_name), "trust_remote_code": model.trust_remote_code},
                       precision=dtype_name, quantized=False)
+    if dtype_name == "bfloat16" and not cuda:
+        from reportgen.backends.transformers.cpu import native_bf16_flags
+
+        native = native_bf16_flags()
+        plan.notes.append(f"bfloat16 on the CPU with native {' and '.join(native)}" if native else
+                          "bfloat16 asked; this CPU has no native bfloat16 (avx512_bf16 / amx_bf16), so it is "
+                          "emulated and usually slower than float32")
     q = model.quantization
     if q is None or not q.bits:
         return plan
