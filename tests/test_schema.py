@@ -199,3 +199,13 @@ def test_description_check_can_fail():
         inner: tuple[Inner, ...] | None = Field(None, description="documented")
 
     assert _undocumented(Outer, set()) == ["Inner.bare"]
+
+
+@pytest.mark.parametrize("path", STUDY_CONFIGS + PROMPT_SETS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_example_configs_name_their_schema_for_editors(path):
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    prefix = "# yaml-language-server: $schema="
+    assert first.startswith(prefix), f"{path}: the first line should be `{prefix}...`"
+    target = (path.parent / first[len(prefix):]).resolve()
+    expected = "prompts.schema.json" if path in PROMPT_SETS else "study.schema.json"
+    assert target == (ROOT / "schemas" / expected).resolve()
