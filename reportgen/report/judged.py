@@ -40,13 +40,13 @@ def _names(study: "Study") -> dict[str, str]:
 def _rates_table(c, names) -> Table:
     if c.mode != "pairwise" or c.rates.empty:
         return empty_table()
-    rows = [[md_cell(names.get(r["model_id"], r["model_id"])), _ci(r["win"], r["win_low"], r["win_high"]),
-             _ci(r["tie"], r["tie_low"], r["tie_high"]), _ci(r["loss"], r["loss_low"], r["loss_high"]),
+    rows = [[md_cell(names.get(r["model_id"], r["model_id"])), _pct(r["win"]), _pct(r["tie"]), _pct(r["loss"]),
              _ci(r["score"], r["score_low"], r["score_high"]), num(int(r["n"]))] for r in c.rates.to_dict("records")]
-    return Table(["Model", "Wins [95% CI]", "Ties", "Losses", "Score (win + ½ tie)", "Prompts"], rows,
+    return Table(["Model", "Wins", "Ties", "Losses", "Score [95% CI]", "Prompts"], rows,
                  ["left", "right", "right", "right", "right", "right"], "metrics",
                  caption=f"Against {md_escape(names.get(c.baseline, c.baseline))}, judged in both orders",
-                 legend="Shares of the judge's verdicts (each prompt judged with either answer first); 95% CI: bootstrap over prompts.")
+                 legend="Shares of the judge's verdicts (each prompt judged with either answer first); score: wins + ½ ties; "
+                        "95% CI: bootstrap over prompts (— when every prompt came out the same).")
 
 
 def _strengths_table(c, names) -> Table:
@@ -158,7 +158,8 @@ def win_rate_figure(rates, names, colours, baseline_name: str):
         hovertemplate="%{y}: score %{x:.0%}<extra></extra>",
     ))
     ch._style(fig, f"Judged against {ch.chart_label(baseline_name)} (score, 95% CI)", legend=True, bottom=110)
-    fig.update_layout(barmode="stack")
+    fig.update_layout(barmode="stack", legend={"traceorder": "normal"})
+    fig.update_yaxes(autorange="reversed")  # the models top to bottom in study order
     fig.add_vline(x=0.5, line_dash="dash", line_color="#57606a")
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="share of verdicts")
     return fig
