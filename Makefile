@@ -27,14 +27,19 @@ export HF_DATASETS_OFFLINE := 1
 # Build llama-cpp-python for any x86-64 CPU of this kind, not just the build machine's.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
-.PHONY: report test install system-deps adapter retrain assignment bench clean
+.PHONY: report test fmt install system-deps adapter retrain assignment bench clean
 
 report: install $(ADAPTER)
 	$(VENV)/bin/reportgen build configs/demo.yaml
 	$(VENV)/bin/reportgen build configs/assignment.yaml
 
 test: install
+	$(VENV)/bin/ruff check
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Fix what the linter can fix ([tool.ruff] in pyproject.toml); review the diff before committing.
+fmt: install
+	$(VENV)/bin/ruff check --fix
 
 install: system-deps $(VENV)/.installed $(NODE_DIR)/.installed
 

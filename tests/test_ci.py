@@ -19,7 +19,7 @@ import reportgen
 from reportgen.build import build_study, check_study
 from reportgen.cli import main
 from reportgen.report.assemble import render_in_memory
-from reportgen.report.context import RetrainingView, Table
+from reportgen.report.context import Table
 from reportgen.report.formats import FormatInput
 from reportgen.report.formats.summary import GITHUB_COMMENT_LIMIT, SummaryFormat
 from reportgen.report.inputs import read_report_inputs

@@ -4,7 +4,6 @@ strengths and the judge's reliability, against a deterministic judge server on 1
 from __future__ import annotations
 
 import math
-import textwrap
 from pathlib import Path
 
 import numpy as np
