@@ -750,3 +750,25 @@ def test_the_hand_written_introduction_is_kept_with_results(synthetic, tmp_path)
     intro = report.markdown.split("## Introduction", 1)[1].split("\n## ", 1)[0]
     assert "Our own opening words." in intro and "A second paragraph." in intro
     assert "This report compares" not in intro
+
+
+def test_intervals_name_their_method_and_say_when_they_cannot_be_estimated(rendered):
+    _, report, _ = rendered
+    readme = report.markdown
+    # the base never repeats a 4-gram: constant data, so no interval (not "0.00 [0.00, 0.00]")
+    assert "| Repeated 4-grams ↓ | **0.00 [*all values equal*]** |" in readme
+    assert "[0.00, 0.00]" not in readme and "[1.00, 1.00]" not in readme
+    assert "Wilson score interval for 0/1 metrics" in readme and "BCa bootstrap for the others" in readme
+    assert "McNemar's exact test for 0/1 metrics, the paired sign-flip permutation test" in readme
+    assert "Holm-adjusted" in readme and "paired bootstrap, 95%" not in readme
+    # one value: the cell says so
+    from reportgen.report.sections import _bpb_cell, _ci_cell
+    import pandas as pd
+
+    from reportgen.stats.frames import model_summary
+
+    one = pd.DataFrame({"model_id": ["m"], "prompt_id": ["p"], "bleu": [12.0]})
+    row = model_summary(one, ["bleu"]).iloc[0].to_dict()
+    assert row["ci_method"] == "n < 2" and _ci_cell("bleu", row) == f"{metric_value('bleu', 12.0)} [*n too small*]"
+    lm_row = {"bits_per_byte": 1.25, "bpb_ci_low": float("nan"), "bpb_ci_high": float("nan"), "n_texts": 1}
+    assert _bpb_cell(lm_row) == f"{metric_value('bits_per_byte', 1.25)} [*n too small*]"

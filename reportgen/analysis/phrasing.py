@@ -590,7 +590,7 @@ def _retraining(f: Finding, w: _Writer) -> str:
         return text
     if n["verdict"] == "better":
         return f"{name} improved after retraining: {changes(n['better'])}. No metric got significantly worse."
-    return f"Retraining changed no metric of {name} significantly (paired bootstrap, 95%)."
+    return f"Retraining changed no metric of {name} significantly (McNemar exact / sign-flip permutation test, p < 0.05)."
 
 
 # ==================================================================================================

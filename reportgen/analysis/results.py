@@ -3,8 +3,8 @@
 loops, failures).
 
 Pure functions over stats.tables.Tables. Throughput and memory are one measurement per model, so they
-get no interval and no test; a quality difference is significant when its paired-bootstrap CI
-excludes 0.
+get no interval and no test; a quality difference is significant when its Holm-adjusted p-value
+(McNemar exact for 0/1 metrics, paired sign-flip permutation otherwise; stats.frames) is below 0.05.
 """
 
 from __future__ import annotations

@@ -384,7 +384,8 @@ def _summary_rows(summary, metric: str, order=None):
 
 
 def quality_figure(summary, metric: str, names, colours, order=None) -> go.Figure | None:
-    """One reference metric per model: the mean as a bar, its 95% bootstrap CI as an error bar."""
+    """One reference metric per model: the mean as a bar, its 95% CI (Wilson for 0/1 metrics, else BCa bootstrap) as
+    an error bar; a mean without an interval (n too small, all values equal) has no error bar."""
     import plotly.graph_objects as go
 
     from reportgen.stats.metrics import metric_label, metric_value
@@ -579,7 +580,7 @@ def category_figure(category_summary, metric: str, names, colours, order=None) -
 
 
 def bits_per_byte_figure(lm, names, colours) -> go.Figure | None:
-    """Bits per byte on the reference texts per model (lower is better), with the bootstrap CI."""
+    """Bits per byte on the reference texts per model (lower is better), with the percentile-bootstrap CI over texts."""
     import plotly.graph_objects as go
 
     from reportgen.stats.metrics import metric_value
@@ -611,7 +612,8 @@ def bits_per_byte_figure(lm, names, colours) -> go.Figure | None:
 def retraining_figure(deltas, colour: str) -> go.Figure | None:
     """What retraining changed: the old and the new mean of each metric, 0–1 metrics and 0–100 metrics apart.
 
-    A ▲ / ▼ over the new bar marks a significant improvement / deterioration (paired bootstrap, 95%).
+    A ▲ / ▼ over the new bar marks a significant improvement / deterioration (p < 0.05: McNemar's exact test for
+    0/1 metrics, the paired sign-flip permutation test otherwise).
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots

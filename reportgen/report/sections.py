@@ -59,12 +59,26 @@ __all__ = [
 
 #: Characters of one output shown in the samples; longer outputs are cut with a note (the store keeps all).
 MAX_SAMPLE_CHARS = 4000
-CI_LEGEND = "mean [95% bootstrap CI over prompts]"
+CI_LEGEND = ("mean [95% CI over prompts: Wilson score interval for 0/1 metrics (exact match, contains answer, hit "
+             "token limit), BCa bootstrap for the others; *n too small* / *all values equal*: no interval can be estimated]")
+TESTS_LEGEND = ("differences between models: McNemar's exact test for 0/1 metrics, the paired sign-flip permutation test "
+                "otherwise, Holm-adjusted over each metric's pairs (significant: adjusted p < 0.05)")
+#: why a mean has no interval (stats.inference's reasons), as a table cell shows it
+NO_INTERVAL = {"n < 2": "n too small", "constant data": "all values equal"}
 ARROWS_LEGEND = "↑ higher is better, ↓ lower is better"
 
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _ci_cell(metric: str, r: dict) -> str:
+    """``mean [low, high]``, or ``mean [n too small]`` when the summary row says no interval could be estimated."""
+    text = metric_ci(metric, r["mean"], r["ci_low"], r["ci_high"])
+    reason = NO_INTERVAL.get(r.get("ci_method"))
+    if reason and (not _finite(r["ci_low"]) or not _finite(r["ci_high"])):
+        text += f" [*{reason}*]"
+    return text
 
 
 def _numbers(study: Study) -> dict[str, int]:
@@ -146,20 +160,20 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
         row = [_model_header(study, model_id)]
         if headline:
             r = means.get(model_id)
-            cell = metric_ci(headline, r["mean"], r["ci_low"], r["ci_high"]).replace(" [", "<br>[", 1) if r else MISSING
+            cell = _ci_cell(headline, r).replace(" [", "<br>[", 1) if r else MISSING
             row.append(_bold(cell, model_id in best["headline"]))
         row.append(_bold(metric_value("tokens_per_s", eff.get("tokens_per_s")), model_id in best["speed"]))
         row.append(_bold(metric_value("latency_p50_s", eff.get("latency_p50_s")), model_id in best["latency"]))
         row.append(_bold(metric_value("peak_memory_bytes", eff.get("peak_memory_bytes")), model_id in best["memory"]))
         if show_lm:
             r = lm.get(model_id)
-            cell = metric_ci("bits_per_byte", r["bits_per_byte"], r["bpb_ci_low"], r["bpb_ci_high"]).replace(" [", "<br>[", 1) if r else MISSING
+            cell = _bpb_cell(r).replace(" [", "<br>[", 1) if r else MISSING
             row.append(_bold(cell, model_id in best["bpb"]))
         failed, total = int(eff.get("n_failed") or 0), int(eff.get("n_prompts") or 0)
         row.append(f"**{failed} of {total}**" if failed else f"0 of {total}")
         rows.append(row)
     legend = (f"{CI_LEGEND}; {ARROWS_LEGEND}; **bold**: the best value in its column (not necessarily significantly "
-              "better: see the analysis). p50: median. Throughput and memory are one measured run per model.")
+              f"better: see the analysis; {TESTS_LEGEND}). p50: median. Throughput and memory are one measured run per model.")
     return Table(header, rows, ["left", *("right" for _ in header[1:])], "results summary", legend=legend)
 
 
@@ -176,7 +190,7 @@ def _metric_rows(study: Study, tables: Tables, metrics: Sequence[str]) -> list[l
         cells = [_row_label(metric)]
         for model_id in tables.model_ids:
             r = mine.get(model_id)
-            cell = metric_ci(metric, r["mean"], r["ci_low"], r["ci_high"]) if r is not None and _finite(r["mean"]) else MISSING
+            cell = _ci_cell(metric, r) if r is not None and _finite(r["mean"]) else MISSING
             cells.append(_bold(cell, model_id in best))
         counts = sorted({int(r["n"]) for r in mine.values()})
         cells.append(num(counts[0]) if len(counts) == 1 else f"{num(counts[0])}–{num(counts[-1])}")
@@ -199,7 +213,8 @@ def quality_tables(study: Study, tables: Tables) -> list[Table]:
         out.append(Table(header, rows, align, css, caption="Quality against the references",
                          legend=(f"{CI_LEGEND}; {ARROWS_LEGEND}; **bold**: best mean. n: prompts scored (prompts with a "
                                  "reference that the model answered). Exact match and contains answer are shares of prompts "
-                                 "(0–1); ROUGE-L is an F1 score (0–1); BLEU and chrF are on sacrebleu's 0–100 scale.")))
+                                 "(0–1); ROUGE-L is an F1 score (0–1); BLEU and chrF are on sacrebleu's 0–100 scale; "
+                                 f"{TESTS_LEGEND}.")))
     rows = _metric_rows(study, tables, text)
     if rows:
         out.append(Table(header, rows, align, css, caption="Text statistics",
@@ -229,7 +244,7 @@ def category_table(study: Study, tables: Tables, headline: str | None) -> Table:
         cells = [md_cell(category)]
         for model_id in tables.model_ids:
             r = mine.get(model_id)
-            cell = metric_ci(headline, r["mean"], r["ci_low"], r["ci_high"]) if r is not None and _finite(r["mean"]) else MISSING
+            cell = _ci_cell(headline, r) if r is not None and _finite(r["mean"]) else MISSING
             cells.append(_bold(cell, model_id in best))
         counts = sorted({int(r["n"]) for r in mine.values()})
         cells.append(num(counts[0]) if len(counts) == 1 else f"{num(counts[0])}–{num(counts[-1])}")
@@ -305,6 +320,14 @@ def efficiency_table(study: Study, tables: Tables) -> Table:
                  caption="Measured per model, from its latest run", legend=legend)
 
 
+def _bpb_cell(r: dict) -> str:
+    """Bits per byte with its interval; one text gives none (``[n too small]``)."""
+    text = metric_ci("bits_per_byte", r["bits_per_byte"], r["bpb_ci_low"], r["bpb_ci_high"])
+    if _finite(r["bits_per_byte"]) and not _finite(r["bpb_ci_low"]) and int(r.get("n_texts") or 0) < 2:
+        text += f" [*{NO_INTERVAL['n < 2']}*]"
+    return text
+
+
 def lm_table(study: Study, tables: Tables) -> Table:
     """Bits per byte (with CI), perplexity and what was scored, one row per model."""
     if tables.lm is None or tables.lm.empty:
@@ -314,14 +337,15 @@ def lm_table(study: Study, tables: Tables) -> Table:
     for r in tables.lm.to_dict("records"):
         rows.append([
             _model_header(study, r["model_id"]),
-            _bold(metric_ci("bits_per_byte", r["bits_per_byte"], r["bpb_ci_low"], r["bpb_ci_high"]), r["model_id"] in best),
+            _bold(_bpb_cell(r), r["model_id"] in best),
             metric_value("perplexity", r["perplexity"]),
             num(int(r["n_texts"])), num(int(r["n_tokens"])), num(int(r["n_bytes"])),
         ])
     return Table(["Model", "Bits per byte ↓ [95% CI]", "Perplexity ↓", "Texts", "Tokens", "Bytes"], rows,
                  ["left", "right", "right", "right", "right", "right"], "metrics", caption="Language modelling on the reference texts",
                  legend=("Bits per byte: negative log-likelihood in bits per UTF-8 byte, comparable across tokenizers; "
-                         "95% CI: bootstrap over texts. Perplexity is per token of the model's own tokenizer: compare it only "
+                         "95% CI: percentile bootstrap over texts (a ratio of sums, texts resampled; *n too small*: one "
+                         "text). Perplexity is per token of the model's own tokenizer: compare it only "
                          "between models that share one."))
 
 
@@ -383,7 +407,8 @@ def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequen
             used.add(name)
             charts.add(name, figure, _chart_caption(
                 f"{names.get(delta.model_id, delta.model_id)}: each metric before and after retraining "
-                "(▲ significantly better, ▼ significantly worse; paired bootstrap, 95%)."), group="retraining", height=460)
+                "(▲ significantly better, ▼ significantly worse: McNemar's exact test for 0/1 metrics, paired "
+                "sign-flip permutation test otherwise, p < 0.05)."), group="retraining", height=460)
 
 
 def retraining_chart_name(charts: ChartSet, model_id: str) -> str:
@@ -509,9 +534,11 @@ def retraining_views(study: Study, deltas: Sequence[RetrainingDelta], charts: Ch
                          metric_value(row.metric, row.diff, signed=True), interval, num(int(row.n)), shown])
         table = Table(["Metric", "Before", "After", "Change", "95% CI of the change", "n", "Verdict"], rows,
                       ["left", "right", "right", "right", "right", "right", "left"], "metrics retraining",
-                      legend=("Change = after − before on the prompts both versions answered; 95% CI: paired bootstrap. "
-                              "Verdict: better / **worse** when the interval excludes 0 (by the metric's direction), "
-                              "changed when the metric has no direction."))
+                      legend=("Change = after − before on the prompts both versions answered; 95% CI: paired percentile "
+                              "bootstrap over prompts (none when every prompt changed by the same amount). Verdict: better / "
+                              "**worse** when the change is significant (p < 0.05; McNemar's exact test for 0/1 metrics, the "
+                              "paired sign-flip permutation test otherwise) by the metric's direction, changed when the "
+                              "metric has no direction."))
         history = delta.history
         hist_rows = []
         metric = headline if headline and headline in history.columns else None
