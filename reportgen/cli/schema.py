@@ -119,13 +119,14 @@ def default_text(prop: dict[str, Any], required: bool) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text for a table cell: pipes escaped, and ``<`` so that ``<name>`` stays text (not an HTML tag)."""
+    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
 
 
 def _object_section(name: str, schema: dict[str, Any], level: str) -> list[str]:
     lines = [f"{level} {name}", ""]
     if schema.get("description"):
-        lines += [" ".join(schema["description"].split()), ""]
+        lines += [" ".join(schema["description"].split()).replace("<", "&lt;"), ""]
     props = schema.get("properties", {})
     required = set(schema.get("required", ()))
     lines += ["| Key | Type | Default | Allowed values | Description |", "| --- | --- | --- | --- | --- |"]
