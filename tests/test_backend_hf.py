@@ -429,3 +429,73 @@ def test_loglikelihood_equals_manual_computation(which, tiny_llama_dir, tiny_gpt
         assert score.text_id == text_id
         assert score.n_tokens == len(ids) and score.n_bytes == len(text.encode())
         assert score.nll_nats == pytest.approx(manual, rel=1e-4)
+
+
+# lm-evaluation-harness's rolling windows, as lm_eval/utils.py writes them (get_rolling_token_windows,
+# make_disjoint_window) and as HFLM.loglikelihood_rolling calls them (context_len=1, prefix: BOS)
+def _lm_eval_rolling_token_windows(token_list, prefix_token, max_seq_len, context_len):
+    assert 1 <= context_len <= max_seq_len
+    if not token_list:
+        return
+    pred_len = max_seq_len - context_len + 1
+    predicted = 0
+    first_seq_len = min(max_seq_len, len(token_list))
+    yield [prefix_token] + token_list[: first_seq_len - 1], token_list[:first_seq_len]
+    predicted += first_seq_len
+    while predicted < len(token_list):
+        window_pred_len = min(len(token_list) - predicted, pred_len)
+        window_end = predicted + window_pred_len
+        yield (token_list[window_end - max_seq_len - 1: window_end - 1], token_list[window_end - window_pred_len: window_end])
+        predicted += window_pred_len
+
+
+def _lm_eval_make_disjoint_window(pair):
+    a, b = pair
+    return a[: len(a) - (len(b) - 1)], b
+
+
+@pytest.mark.parametrize("max_len", [1, 2, 5, 16])
+def test_rolling_windows_are_lm_evals(max_len):
+    from reportgen.backends.rolling import rolling_windows
+
+    for n in range(0, 60):
+        tokens = list(range(100, 100 + n))
+        ours = rolling_windows(tokens, 7, max_len)
+        theirs = [_lm_eval_make_disjoint_window(p) for p in _lm_eval_rolling_token_windows(tokens, 7, max_len, 1)]
+        # the same (context, continuation) pairs; every token predicted once; the model reads at most max_len tokens
+        assert [(w.tokens[: len(w.tokens) - w.n_predicted], w.tokens[len(w.tokens) - w.n_predicted:]) for w in ours] == theirs
+        assert sum(w.n_predicted for w in ours) == n and all(len(w.tokens) - 1 <= max_len for w in ours)
+
+
+def test_loglikelihood_matches_lm_eval_loglikelihood_rolling(tiny_llama_dir, tmp_path):
+    """A text four times the context: reportgen's NLL is lm-eval's loglikelihood_rolling arithmetic on the same model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    max_len = 16
+    folder = tmp_path / "short-context"
+    shutil.copytree(tiny_llama_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["max_position_embeddings"] = max_len
+    (folder / "config.json").write_text(json.dumps(config))
+    text = "Two plus two is four, and four plus four is eight. " * 4
+    (score,) = backend(folder).loglikelihood([("t", text)])
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) > 3 * max_len
+    windows = [_lm_eval_make_disjoint_window(p) for p in _lm_eval_rolling_token_windows(ids, tokenizer.bos_token_id, max_len, 1)]
+    total, restart = 0.0, 0.0  # Python floats (float64), as lm-eval sums the windows
+    with torch.inference_mode():
+        for context, continuation in windows:  # HFLM._loglikelihood_tokens
+            inp = (context + continuation)[-(max_len + 1):][:-1]
+            logp = torch.log_softmax(m(torch.tensor([inp])).logits[0].float(), dim=-1)[-len(continuation):]
+            total += -float(logp.gather(1, torch.tensor(continuation)[:, None]).double().sum())
+        full = [tokenizer.bos_token_id] + ids  # the old scheme: windows restarting with one token of context
+        for start in range(0, len(full) - 1, max_len - 1):
+            chunk = full[start: start + max_len]
+            logp = torch.log_softmax(m(torch.tensor([chunk])).logits[0, :-1].float(), dim=-1)
+            restart += -float(logp.gather(1, torch.tensor(chunk[1:])[:, None]).double().sum())
+    assert score.n_tokens == len(ids)
+    assert score.nll_nats == pytest.approx(total, rel=1e-6)
+    assert abs(restart - total) > 1e-3 * total  # the schemes differ: the test can tell them apart

@@ -252,3 +252,19 @@ def test_context_grows_and_a_failing_prompt_does_not_stop_the_batch(backend, mon
     assert results[0].text == "The capital of France is Paris." and results[0].finish_reason == "eos"
     assert results[1].failed and "template says no" in results[1].error
     assert results[2].finish_reason == "eos" and "Rome" in results[2].text
+
+
+@pytest.mark.slow
+def test_loglikelihood_in_rolling_windows_scores_every_token_once(backend, monkeypatch):
+    """A context shorter than the text: lm-eval's rolling windows score every token once, each window from the
+    tokens just before it; less context predicts worse, and the full context gives back the first number."""
+    text = "The quick brown fox jumps over the lazy dog. " * 4
+    [full] = backend.loglikelihood([("fox", text)])
+    n_ctx = backend._n_ctx
+    monkeypatch.setattr(backend, "_ensure_ctx", lambda need: None)
+    monkeypatch.setattr(backend, "_n_ctx", 8)
+    [windowed] = backend.loglikelihood([("fox", text)])
+    assert windowed.n_tokens == full.n_tokens > 3 * 8
+    assert windowed.nll_nats > full.nll_nats  # less context, worse prediction
+    monkeypatch.setattr(backend, "_n_ctx", n_ctx)
+    assert backend.loglikelihood([("fox", text)])[0].nll_nats == pytest.approx(full.nll_nats, rel=1e-6)

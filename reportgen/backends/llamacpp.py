@@ -18,7 +18,8 @@
   to the model's training context) when a batch needs more. The size does not change outputs, so it stays
   out of the fingerprint.
 * ``loglikelihood`` runs teacher-forced decoding with logits for every position, in chunks, for
-  bits-per-byte.
+  bits-per-byte; a text longer than the context is scored in lm-evaluation-harness's rolling windows
+  (backends.rolling), as the transformers backend does, and summed in float64.
 
 ``llama_cpp`` is imported only inside this module's functions.
 """
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.backends.base import Backend
+from reportgen.backends.rolling import rolling_windows
 from reportgen.records import GenerationRequest, GenerationResult, LoadInfo, LogLikelihoodResult
 from reportgen.study.config import GGUFSource, ModelConfig
 from reportgen.errors import BackendError, ConfigError, MissingExtraError
@@ -201,16 +203,15 @@ class LlamaCppBackend(Backend):
         for text_id, text, tokens in tokenized:
             nll = 0.0
             scored = 0
-            # Windows of at most n_ctx tokens; the first token of each window is context only.
-            for w in range(0, max(len(tokens) - 1, 0), self._n_ctx - 1):
-                window = tokens[w : w + self._n_ctx]
-                if len(window) < 2:
-                    break
+            # lm-eval's rolling windows: the model reads window[:-1] (at most n_ctx tokens) and the last
+            # n_predicted of window[1:] are scored, so every token after the first is scored once.
+            for rolling in (rolling_windows(tokens[1:], tokens[0], self._n_ctx) if tokens else []):
+                window, first_scored = rolling.tokens, len(rolling.tokens) - 1 - rolling.n_predicted
                 self._clear_memory()
                 batch = llama_cpp.llama_batch_init(SCORE_CHUNK, 0, 1)
                 try:
-                    for c in range(0, len(window) - 1, SCORE_CHUNK):
-                        chunk = window[c : c + SCORE_CHUNK]
+                    for c in range(0, len(window) - 1, SCORE_CHUNK):  # window[-1] is only a target
+                        chunk = window[c : min(c + SCORE_CHUNK, len(window) - 1)]
                         batch.n_tokens = len(chunk)
                         for i, token in enumerate(chunk):
                             batch.token[i] = token
@@ -223,7 +224,10 @@ class LlamaCppBackend(Backend):
                         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(len(chunk) * n_vocab,))
                         logits = logits.reshape(len(chunk), n_vocab).astype(np.float64)
                         targets = np.asarray(window[c + 1 : c + 1 + len(chunk)])
-                        rows = logits[: len(targets)]
+                        skip = max(0, first_scored - c)  # context-only positions of this chunk
+                        rows, targets = logits[skip: len(targets)], targets[skip:]
+                        if not len(targets):
+                            continue
                         peak = rows.max(axis=1, keepdims=True)
                         logz = (peak[:, 0] + np.log(np.exp(rows - peak).sum(axis=1)))
                         nll += float((logz - rows[np.arange(len(targets)), targets]).sum())

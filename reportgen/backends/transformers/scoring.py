@@ -1,16 +1,24 @@
-"""Log-likelihood scoring (teacher-forced), for bits-per-byte: texts in windows of the model's context."""
+"""Log-likelihood scoring (teacher-forced), for bits-per-byte.
+
+A decoder-only model scores a text as lm-evaluation-harness's ``loglikelihood_rolling`` does: every token
+predicted once, from the prefix token (BOS, else EOS) and in lm-eval's rolling windows of the model's
+context (backends.rolling). Per-token negative log-likelihoods come from float32 logits and are summed in
+float64.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from reportgen.backends.rolling import rolling_windows
 from reportgen.backends.transformers.loaded import LoadedModel
 from reportgen.backends.transformers.runtime import import_torch
 from reportgen.records import LogLikelihoodResult
 
 LOGLIK_MAX_LOGIT_BYTES = 256 << 20  # logits memory per scoring forward
 
-# (text index, input ids, how many leading ids are context only)
+# (text index, token ids, how many of the last targets are scored): the model reads ids[:-1] and predicts ids[1:]
+# (seq2seq: the decoder's labels are ids, all scored)
 Window = tuple[int, list[int], int]
 
 
@@ -31,7 +39,7 @@ def loglikelihood(loaded: LoadedModel, texts: list[tuple[str, str]],
             batch = [windows[w] for w in order[start: start + rows]]
             start += rows
             retune()
-            for (index, _, _), nll in zip(batch, score_batch(loaded, batch, width)):
+            for (index, _, _), nll in zip(batch, score_batch(loaded, batch, width)):  # width: len(ids) of the widest
                 results[index][1] += nll
     return [LogLikelihoodResult(text_id=r[0], nll_nats=float(r[1]), n_tokens=int(r[2]), n_bytes=int(r[3]))
             for r in results]
@@ -41,37 +49,38 @@ def _windows(loaded: LoadedModel, texts: list[tuple[str, str]]) -> tuple[list[Wi
     """Each text as one or more windows of at most the context length, and its running [id, nll, tokens, bytes]."""
     tokenizer = loaded.tokenizer
     limit = loaded.context_limit() or 4096
-    bos = tokenizer.bos_token_id
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     windows: list[Window] = []
     results = []
     for index, (text_id, text) in enumerate(texts):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if loaded.is_seq2seq:
-            windows.extend((index, ids[s: s + limit], 0) for s in range(0, max(len(ids), 1), limit))
+            windows.extend((index, ids[s: s + limit], len(ids[s: s + limit])) for s in range(0, max(len(ids), 1), limit))
             scored = len(ids)
         else:
-            full = ([bos] if bos is not None else []) + ids
-            context = 1  # the first id is only context
-            for start in range(0, max(len(full) - 1, 1), limit - 1):
-                chunk = full[start: start + limit]
-                if len(chunk) > 1:
-                    windows.append((index, chunk, context))
-            scored = len(full) - 1 if full else 0
+            if prefix is None and ids:  # no BOS or EOS to predict the first token from: it is context only
+                prefix, ids = ids[0], ids[1:]
+            windows.extend((index, w.tokens, w.n_predicted) for w in rolling_windows(ids, prefix, limit))
+            scored = len(ids)
         results.append([text_id, 0.0, scored, len(text.encode("utf-8"))])
     return windows, results
 
 
 def score_batch(loaded: LoadedModel, batch: list[Window], width: int) -> list[float]:
-    """The summed negative log-likelihood (nats) of each window of one padded batch."""
+    """The summed negative log-likelihood (nats, summed in float64) of each window of one padded batch.
+
+    ``width`` is the longest window's number of ids; a decoder-only model reads ``width - 1`` of them."""
     torch = import_torch()
     import torch.nn.functional as F
 
     device = loaded.device
     ids = torch.full((len(batch), width), loaded.pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (_, chunk, _) in enumerate(batch):  # right padding: positions stay 0..n-1
+    scored = torch.zeros((len(batch), width), dtype=torch.bool)  # which ids are scored targets
+    for row, (_, chunk, n_predicted) in enumerate(batch):  # right padding: positions stay 0..n-1
         ids[row, : len(chunk)] = torch.tensor(chunk)
         mask[row, : len(chunk)] = 1
+        scored[row, len(chunk) - n_predicted: len(chunk)] = True
     ids, mask = ids.to(device), mask.to(device)
     if loaded.is_seq2seq:
         start = loaded.tokenizer("", return_tensors="pt")["input_ids"].to(device)
@@ -81,8 +90,8 @@ def score_batch(loaded: LoadedModel, batch: list[Window], width: int) -> list[fl
         labels = ids.masked_fill(mask == 0, -100)
         logits = loaded.model(input_ids=encoder, attention_mask=torch.ones_like(encoder), labels=labels).logits
         nll = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
-        return nll.sum(dim=1).tolist()
-    logits = loaded.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-    targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        return nll.double().sum(dim=1).tolist()
+    logits = loaded.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1]).logits.float()
+    targets = ids[:, 1:].masked_fill(~scored[:, 1:].to(device), -100)
     nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100, reduction="none")
-    return nll.sum(dim=1).tolist()
+    return nll.double().sum(dim=1).tolist()
