@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -78,6 +79,30 @@ class _Links(HTMLParser):
             self.ids.add(attrs["id"])
         if tag == "a" and attrs.get("href"):
             self.hrefs.append(attrs["href"])
+
+
+def _build(config: Path, site: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})  # Material's banner, not a build warning
+
+
+def test_site_with_the_assignment_report_published_into_it(tmp_path):
+    """The example report goes in with reportgen's own publish, and the site still builds strictly."""
+    pytest.importorskip("mkdocs")
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
+    shutil.copytree(DOCS, project / "docs")
+    published = subprocess.run([sys.executable, "-m", "reportgen", "-q", "publish", str(ROOT / "configs" / "assignment.yaml"),
+                                "--mkdocs", str(project)], capture_output=True, text=True, timeout=300)
+    assert published.returncode == 0, published.stderr
+    assert "assignment/index.md" in (project / "mkdocs.yml").read_text(encoding="utf-8")
+    result = _build(project / "mkdocs.yml", tmp_path / "site")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert not re.search(r"^(WARNING|ERROR)", result.stderr, flags=re.M), result.stderr
+    page = (tmp_path / "site" / "assignment" / "index.html").read_text(encoding="utf-8")
+    assert "Comparative Study of Language Models" in page and page.count("<table>") >= 3
 
 
 def test_mkdocs_build_strict(tmp_path):
