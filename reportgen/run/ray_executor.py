@@ -151,7 +151,7 @@ class RayExecutor(Executor):
         address = self.config.address
         started = time.perf_counter()
         try:
-            ray.init(address=None if address in (None, "local") else address, include_dashboard=False,
+            ray.init(address="local" if address in (None, "local") else address, include_dashboard=False,
                      logging_level=logging.WARNING, log_to_driver=True)
         except ConnectionError as exc:
             raise ReportgenError(f"execution.address: cannot reach the Ray cluster at {address!r} ({exc}). "
