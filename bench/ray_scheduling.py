@@ -42,11 +42,12 @@ class SleepBackend(Backend):
 
     def generate(self, requests):
         tokens = max(r.settings.max_new_tokens for r in requests)
-        started = time.perf_counter()
+        started, wall = time.perf_counter(), time.time()
         time.sleep(tokens * SLEEP_PER_TOKEN_S)  # one decode step per token, the whole batch at once
         elapsed = time.perf_counter() - started
+        busy = {"busy_from": wall, "busy_to": wall + elapsed}  # when this batch ran, to show models overlapping
         return [GenerationResult(r.prompt_id, f"{self.model.id} says {r.prompt_id}", 4, r.settings.max_new_tokens,
-                                 "length", elapsed) for r in requests]
+                                 "length", elapsed, extra=busy) for r in requests]
 
 
 def sleep_study(folder: Path, *, models: int = 4, prompts: int = 8, tokens: int = 8, execution: str = "") -> Path:
@@ -70,6 +71,14 @@ def use_sleep_backend() -> None:
     plan.create_backend = lambda model, config_index=None: SleepBackend(model)
 
 
+def without_hardware_probe() -> None:
+    """The run manifest's hardware probe (torch import, a bandwidth test) costs seconds that are the same for
+    both engines and not scheduling: left out here."""
+    import reportgen.util.hardware as hardware
+
+    hardware.hardware_summary = lambda **_: {"skipped": "bench/ray_scheduling.py"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=16)
@@ -89,6 +98,7 @@ def main() -> None:
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers get the class with its settings
     use_sleep_backend()
+    without_hardware_probe()
     models = 4
     per_model = math.ceil(args.prompts / 4) * args.tokens * args.sleep  # batches of 4, one sleep per token
     with tempfile.TemporaryDirectory() as tmp:
