@@ -772,3 +772,12 @@ def test_intervals_name_their_method_and_say_when_they_cannot_be_estimated(rende
     assert row["ci_method"] == "n < 2" and _ci_cell("bleu", row) == f"{metric_value('bleu', 12.0)} [*n too small*]"
     lm_row = {"bits_per_byte": 1.25, "bpb_ci_low": float("nan"), "bpb_ci_high": float("nan"), "n_texts": 1}
     assert _bpb_cell(lm_row) == f"{metric_value('bits_per_byte', 1.25)} [*n too small*]"
+
+
+def test_models_as_reported_show_fingerprint_and_generation_side_by_side(rendered):
+    _, report, _ = rendered
+    lines = report.markdown.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| Model | Fingerprint (first 16 hex digits) |"))
+    assert lines[header].split(" | ")[:3] == ["| Model", "Fingerprint (first 16 hex digits)", "Generation"]
+    lora = next(line for line in lines[header:] if line.startswith("| ") and "`fp-lora-2`" in line)
+    assert "| `fp-lora-2` | greedy, ≤ 16 new tokens" in lora

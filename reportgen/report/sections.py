@@ -633,6 +633,18 @@ def _decoding(settings: Any) -> str:
     return "sampling, " + ", ".join(parts)
 
 
+def _generation_summary(settings: Any) -> str:
+    """One cell: what decoding produced a model's outputs (decoding, token budget, seed, repetition penalty, stops)."""
+    parts = [_decoding(settings), f"≤ {num(settings.max_new_tokens)} new tokens"]
+    if settings.do_sample:
+        parts.append(f"seed {num(settings.seed)}")
+    if settings.repetition_penalty:
+        parts.append(f"repetition penalty {num(settings.repetition_penalty)}")
+    if settings.stop:
+        parts.append("stop " + " ".join(md_inline_code(s) for s in settings.stop))
+    return ", ".join(parts)
+
+
 def manifest_tables(study: Study, tables: Tables, manifest: RunManifest | None,
                     specs: Mapping[str, ModelSpec] | None = None) -> tuple[list[Table], list[str]]:
     """The appendix: software, hardware, run, generation settings per model, models and fingerprints."""
@@ -701,15 +713,17 @@ def manifest_tables(study: Study, tables: Tables, manifest: RunManifest | None,
             if summary.reason:
                 last += f" ({md_cell(summary.reason)})"
         rows.append([_model_header(study, model.id), md_inline_code(str(fingerprint)[:16]) if fingerprint else MISSING,
+                     _generation_summary(study.generation_for(model)),
                      analysis.runtime_label(model, (specs or {}).get(model.id), precision, markdown_style()), last or MISSING])
         for note in summary.notes if summary is not None else ():
             notes.append(f"{_model_header(study, model.id)}: {md_escape(note)}".replace("\n", " "))
         if summary is not None and summary.error:
             notes.append(f"{_model_header(study, model.id)}: the last run failed: {md_escape(summary.error)}".replace("\n", " "))
-    out.append(Table(["Model", "Fingerprint (first 16 hex digits)", "Backend", "Last run (prompts)"], rows,
-                     ["left", "left", "left", "left"], "metrics", caption="Models as reported",
-                     legend=("The fingerprint hashes what determines a model's outputs (weights, adapter, quantization, "
-                             "precision): the results shown are those of this fingerprint.")))
+    out.append(Table(["Model", "Fingerprint (first 16 hex digits)", "Generation", "Backend", "Last run (prompts)"], rows,
+                     ["left", "left", "left", "left", "left"], "metrics", caption="Models as reported",
+                     legend=("A model's results are determined by its fingerprint and its generation settings together. The "
+                             "fingerprint hashes the weights, adapter, quantization and precision: two models with the same "
+                             "fingerprint and different generation settings give different outputs.")))
     return out, notes
 
 
