@@ -1,17 +1,21 @@
 """`reportgen publish --mkdocs DIR`: the study as pages of a MkDocs site.
 
-Writes ``<docs_dir>/<study>/index.md`` (the Markdown report, static SVG charts beside it) and
-``report.html`` (the interactive page, with plotly.min.js next to it) and adds a nav entry to
-mkdocs.yml when the site has an explicit ``nav``. Works with the default theme and with Material.
+Writes ``<docs_dir>/<study>/index.md`` (the report for Python-Markdown: the "mkdocs" format, static
+SVG charts beside it) and ``report.html`` (the interactive page, with plotly.min.js next to it), and adds
+a nav entry to mkdocs.yml when the site has an explicit ``nav``. mkdocs.yml is edited in place with
+ruamel.yaml's round trip: comments, tags (Material's ``!!python/name:…``), quoting and layout stay as
+written; only the nav entry is added. ``dry_run`` writes nothing and returns the change as a diff.
+Works with the default theme and with Material.
 """
 
 from __future__ import annotations
 
+import difflib
+import io
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from reportgen.study.config import Study
 from reportgen.errors import ConfigError, RenderError
@@ -19,33 +23,27 @@ from reportgen.errors import ConfigError, RenderError
 log = logging.getLogger(__name__)
 
 
-class _Tagged:
-    """A value with a YAML tag we do not interpret (e.g. Material's !!python/name:…), kept as written."""
+def _yaml():
+    from ruamel.yaml import YAML
 
-    def __init__(self, tag: str, node: yaml.Node):
-        self.tag, self.node = tag, node
-
-
-class _Loader(yaml.SafeLoader):
-    pass
+    yaml = YAML(typ="rt")  # round trip: comments, tags, key order and quoting kept
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap a long line
+    return yaml
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
+def read_mkdocs_config(path: Path) -> Any:
+    """mkdocs.yml as ruamel.yaml's round-trip mapping (tags such as ``!!python/name:`` kept, not resolved)."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-
-_Loader.add_multi_constructor("!", lambda loader, suffix, node: _Tagged(node.tag, node))
-_Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: _Tagged(node.tag, node))
-_Dumper.add_representer(_Tagged, lambda dumper, value: value.node)
-
-
-def read_mkdocs_config(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (safe loader subclass)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        data = _yaml().load(path.read_text(encoding="utf-8"))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: mkdocs.yml is not valid YAML. Fix: check it with `mkdocs build`") from None
+    except YAMLError:
+        raise ConfigError(f"{path}: mkdocs.yml is not valid YAML. Fix: check it with `mkdocs build`") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: mkdocs.yml is not a mapping of settings")
     return data
@@ -62,8 +60,73 @@ def _nav_has(nav: list, target: str) -> bool:
     return False
 
 
-def publish_mkdocs(study: Study, site_dir: Path) -> list[Path]:
-    """Write the study's pages into a MkDocs project; return the written paths."""
+@dataclass
+class Published:
+    """What publish wrote (or, dry run, would write) and the change to mkdocs.yml as a unified diff ("" if none)."""
+
+    written: list[Path] = field(default_factory=list)
+    config_diff: str = ""
+
+
+def add_nav_entry(config_file: Path, title: str, target: str) -> tuple[str, str]:
+    """(before, after) text of mkdocs.yml with ``- title: target`` added to its nav; equal when nothing changes.
+
+    One line is inserted after the nav's last item, indented as that item's dash: every other byte of
+    the file stays as written (comments, tags, quoting, the indentation of other lists). ruamel.yaml
+    reads the file (where the nav's items are) and writes the new entry (its quoting); the result is
+    read back and must be the old nav plus the entry. No ``nav`` key: MkDocs lists pages itself.
+    """
+    before = config_file.read_text(encoding="utf-8")
+    config = read_mkdocs_config(config_file)
+    nav = config.get("nav")
+    if nav is None or (isinstance(nav, list) and _nav_has(nav, target)):
+        return before, before
+    by_hand = f"add `- {title}: {target}` to its nav yourself"
+    if not isinstance(nav, list):
+        raise RenderError(f"{config_file}: 'nav' is not a list; {by_hand}")
+    lines = before.splitlines(keepends=True)
+    if not nav or getattr(nav.fa, "_flow_style", False):
+        raise RenderError(f"{config_file}: the nav is empty or written inline ([...]); {by_hand}")
+    line, col = nav.lc.item(len(nav) - 1)
+    dash = lines[line][:col].rstrip().rfind("-")
+    if dash < 0 or lines[line][:dash].strip():
+        raise RenderError(f"{config_file}:{line + 1}: the nav's last item is not a '- ' line; {by_hand}")
+    end = line + 1  # after the last item's own lines (deeper indented), before blank lines and comments
+    for index in range(line + 1, len(lines)):
+        text = lines[index]
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        if len(text) - len(text.lstrip(" ")) <= dash:
+            break
+        end = index + 1
+    newline = "\r\n" if lines[line].endswith("\r\n") else "\n"
+    if not lines[end - 1].endswith(("\n", "\r")):
+        lines[end - 1] += newline
+    entry = " " * dash + _entry_line(title, target) + newline
+    after = "".join(lines[:end] + [entry] + lines[end:])
+    if read_mkdocs_config_text(after, config_file).get("nav") != [*nav, {title: target}]:
+        raise RenderError(f"{config_file}: could not add the nav entry safely; {by_hand}")
+    return before, after
+
+
+def _entry_line(title: str, target: str) -> str:
+    """``- title: target`` as ruamel.yaml writes it (quoted where YAML needs quotes)."""
+    stream = io.StringIO()
+    _yaml().dump([{title: target}], stream)
+    return stream.getvalue().rstrip("\n")
+
+
+def read_mkdocs_config_text(text: str, where: Path) -> Any:
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return _yaml().load(text)
+    except YAMLError:
+        raise RenderError(f"{where}: could not add the nav entry safely") from None
+
+
+def publish_mkdocs(study: Study, site_dir: Path, *, dry_run: bool = False) -> Published:
+    """Write the study's pages into a MkDocs project (``dry_run``: write nothing); say what changed."""
     from reportgen.report import assemble as render
     from reportgen.report.inputs import ReportInputs, read_report_inputs
     from reportgen.store import Store, store_path
@@ -78,26 +141,25 @@ def publish_mkdocs(study: Study, site_dir: Path) -> list[Path]:
     config = read_mkdocs_config(config_file)
     docs_dir = site_dir / str(config.get("docs_dir") or "docs")
     page_dir = docs_dir / study.name
+    target = f"{study.name}/index.md"
+    before, after = add_nav_entry(config_file, study.title, target)  # a bad nav fails before anything is written
     inputs = ReportInputs()
     if store_path(study).exists():
         with Store(store_path(study), create=False) as store:
             inputs = read_report_inputs(store, study)
-    report = render.render_in_memory(study, formats=["markdown", "html"], out_dir=page_dir, **inputs.as_kwargs())
-    files = {name: data for name, data in report.files.items() if name != "README.md"}
+    report = render.render_in_memory(study, formats=["mkdocs", "html"], out_dir=page_dir, **inputs.as_kwargs())
+    files = dict(report.files)
     link = "[Interactive version of this report](report.html)\n\n"
-    markdown = report.markdown
+    markdown = files["index.md"].decode("utf-8")
     first_break = markdown.find("\n") + 1  # after the title line
     files["index.md"] = (markdown[:first_break] + "\n" + link + markdown[first_break:]).encode("utf-8")
+    diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), str(config_file), str(config_file)))
+    if dry_run:
+        return Published([page_dir / name for name in sorted(files)] + ([config_file] if diff else []), diff)
     written = write_files(page_dir, files)
-
-    target = f"{study.name}/index.md"
-    nav = config.get("nav")
-    if isinstance(nav, list) and not _nav_has(nav, target):
-        nav.append({study.title: target})
-        atomic_write(config_file, yaml.dump(config, Dumper=_Dumper, sort_keys=False, allow_unicode=True))
+    if diff:
+        atomic_write(config_file, after.encode("utf-8"))
         written.append(config_file)
         log.info("added '%s' to the nav of %s", study.title, config_file)
-    elif nav is not None and not isinstance(nav, list):
-        raise RenderError(f"{config_file}: 'nav' is not a list; add `- {study.title}: {target}` yourself")
     log.info("published %d files to %s", len(written), page_dir)
-    return written
+    return Published(written, diff)

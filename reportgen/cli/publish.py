@@ -13,9 +13,13 @@ from reportgen.cli.app import config_argument, load, main
 @config_argument
 @click.option("--mkdocs", "mkdocs_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="MkDocs project folder (with mkdocs.yml) to write the pages into.")
-def publish(config: Path, mkdocs_dir: Path) -> None:
-    """Write the study as docs-site pages (MkDocs) with a nav entry."""
+@click.option("--dry-run", is_flag=True, help="Write nothing: list the files and show the change to mkdocs.yml as a diff.")
+def publish(config: Path, mkdocs_dir: Path, dry_run: bool) -> None:
+    """Write the study as docs-site pages (MkDocs) with a nav entry (mkdocs.yml edited in place, comments kept)."""
     from reportgen.publish import publish_mkdocs
 
-    for path in publish_mkdocs(load(config), mkdocs_dir):
+    result = publish_mkdocs(load(config), mkdocs_dir, dry_run=dry_run)
+    for path in result.written:
         click.echo(str(path))
+    if dry_run:
+        click.echo(result.config_diff or f"{mkdocs_dir / 'mkdocs.yml'}: unchanged", nl=not result.config_diff)

@@ -253,7 +253,7 @@ class ResultSections:
 class ReportContext:
     """Everything a report template can use. Markdown-safe text is already escaped.
 
-    target: "markdown" (README.md), "html" (report.html) or "pdf" (the HTML the PDF is printed from).
+    target: "markdown" (README.md), "mkdocs" (index.md of a MkDocs page), "html" (report.html) or "pdf" (the HTML the PDF is printed from).
     generator: "reportgen X.Y.Z", for the footer.
     generated_at: build time (ISO 8601) when output.timestamp is set, else "" (byte-identical rebuilds).
     title: the study title (Markdown-safe).

@@ -14,6 +14,8 @@ import re
 from markdown_it import MarkdownIt
 from mdit_py_plugins.anchors import anchors_plugin
 
+from reportgen.errors import RenderError
+
 __all__ = [
     "TOC_MARKER",
     "insert_toc",
@@ -130,28 +132,55 @@ def _parser() -> MarkdownIt:
     return md
 
 
-def headings(markdown: str) -> list[tuple[int, str, str]]:
-    """``(level, text, anchor)`` of every heading, anchors as the HTML (and GitHub) will have them."""
+def mkdocs_slugify(title: str) -> str:
+    """The anchor MkDocs gives a heading (Python-Markdown's ``toc`` extension, the default of both themes)."""
+    try:
+        from markdown.extensions.toc import slugify as toc_slugify
+    except ImportError:  # pragma: no cover - publish needs mkdocs, which brings Python-Markdown
+        raise RenderError("MkDocs pages need Python-Markdown. Fix: pip install 'reportgen[publish]'") from None
+    return toc_slugify(title, "-")
+
+
+def _mkdocs_unique(anchor: str, seen: set[str]) -> str:
+    from markdown.extensions.toc import unique
+
+    return unique(anchor, seen)
+
+
+#: Heading-anchor rules by name: each is (slug of a heading's text, make it unique among the ids so far).
+#: "github": github-slugger's rule (README.md on github.com, and the HTML/PDF, whose ids markdown-it sets the same way);
+#: "mkdocs": Python-Markdown's toc rule (MkDocs pages: ``_1``, ``_2`` suffixes for repeats).
+ANCHOR_RULES = ("github", "mkdocs")
+
+
+def headings(markdown: str, *, anchors: str = "github") -> list[tuple[int, str, str]]:
+    """``(level, text, anchor)`` of every heading, anchors as the target (GitHub / the HTML, or MkDocs) will make them."""
     tokens = _parser().parse(markdown)
     out = []
+    seen: set[str] = set()
     for index, token in enumerate(tokens):
         if token.type == "heading_open":
             inline = tokens[index + 1]
             text = "".join(c.content for c in inline.children or [] if c.type in ("text", "code_inline"))
-            out.append((int(token.tag[1]), text, token.attrGet("id") or ""))
+            anchor = token.attrGet("id") or ""
+            if anchors == "mkdocs":
+                anchor = _mkdocs_unique(mkdocs_slugify(text), seen)
+            out.append((int(token.tag[1]), text, anchor))
     return out
 
 
-def insert_toc(markdown: str, *, min_level: int = 2, max_level: int = 3, skip: tuple[str, ...] = ("table-of-contents",)) -> str:
+def insert_toc(markdown: str, *, min_level: int = 2, max_level: int = 3, skip: tuple[str, ...] = ("table-of-contents",),
+               anchors: str = "github") -> str:
     """Replace the line ``<!-- reportgen:toc -->`` with a nested list of links to the headings.
 
-    Links use the anchors computed from the final document, so duplicates get GitHub's ``-1``, ``-2``
-    suffixes, exactly as in the HTML. Without the marker the text is returned unchanged.
+    Links use the anchors computed from the final document by the target's rule (``anchors``: "github"
+    or "mkdocs", see ANCHOR_RULES), so duplicates get the suffixes the target gives them (GitHub's
+    ``-1``, MkDocs' ``_1``). Without the marker the text is returned unchanged.
     """
     if TOC_MARKER not in markdown:
         return markdown
     lines = []
-    for level, text, anchor in headings(markdown):
+    for level, text, anchor in headings(markdown, anchors=anchors):
         if min_level <= level <= max_level and anchor not in skip:
             indent = "  " * (level - min_level)
             lines.append(f"{indent}- [{md_escape(text)}](#{anchor})")

@@ -42,6 +42,7 @@ FILTERS = {
     "code_block": md.md_code,
     "code": md.md_inline_code,
     "link": md.md_link,
+    "md_html": md.markdown_to_html,  # already-safe Markdown → HTML, for raw HTML blocks MkDocs does not parse
     "slugify": md.slugify,
     "num": fmt.num,
     "bytes": fmt.human_bytes,
