@@ -23,9 +23,9 @@ from reportgen.store import Store, store_path
 from reportgen.study.config import Study, config_hash
 from reportgen.study.prompts import PromptSet, study_prompt_set
 
-__all__ = ["run_manifest", "run_study"]
+__all__ = ["executor_for", "run_manifest", "run_study"]
 
-_PACKAGES = ("reportgen", "torch", "transformers", "peft", "gguf", "llama_cpp_python", "httpx", "pandas")
+_PACKAGES = ("reportgen", "torch", "transformers", "peft", "gguf", "llama_cpp_python", "httpx", "pandas", "ray")
 
 
 def _package_versions() -> dict[str, str]:
@@ -61,6 +61,15 @@ def run_manifest(study: Study, prompt_set: PromptSet) -> dict:
     }
 
 
+def executor_for(study: Study) -> Executor:
+    """The executor the study's ``execution.engine`` asks for (Ray is imported only when it runs)."""
+    if study.execution.engine == "ray":
+        from reportgen.run.ray_executor import RayExecutor
+
+        return RayExecutor(study.execution)
+    return LocalExecutor()
+
+
 def run_study(
     study: Study,
     *,
@@ -84,7 +93,7 @@ def run_study(
         sink = StoreSink(store, run_id, lambda: run_manifest(study, prompt_set))
         status = "failed"
         try:
-            summaries = (executor or LocalExecutor()).execute(work, sink, progress)
+            summaries = (executor or executor_for(study)).execute(work, sink, progress)
             status = "partial" if any(s.error for s in summaries) else "complete"
         finally:
             sink.run_finished(status)

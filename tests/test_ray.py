@@ -1,0 +1,311 @@
+"""The Ray engine on real (local and simulated multi-node) Ray clusters, with tiny real models.
+
+One cluster at a time for the whole session (starting Ray costs seconds): the local one with two
+logical GPUs first, then a head and two nodes. Select with ``-m ray``; skip with ``-m 'not ray'``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from reportgen.backends.transformers.backend import TransformersBackend  # noqa: E402
+from reportgen.records import RunManifest  # noqa: E402
+from reportgen.run import plan  # noqa: E402
+from reportgen.run.ray_executor import RayExecutor  # noqa: E402
+from reportgen.run.runner import run_study  # noqa: E402
+from reportgen.store import Store, store_path  # noqa: E402
+from reportgen.study.config import load_config  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+ROOT = Path(__file__).parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+# Workers import this module and bench/ray_scheduling.py (for the test backends) by name.
+WORKER_ENV = {"env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "bench")])}}
+
+
+class Clusters:
+    """The session's one Ray cluster: asking for the other kind shuts the current one down first."""
+
+    def __init__(self):
+        self.kind: str | None = None
+        self.cluster = None
+        self.started_s: dict[str, float] = {}
+
+    def local(self) -> None:
+        if self.kind != "local":
+            self.close()
+            started = time.perf_counter()
+            ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR", runtime_env=WORKER_ENV)
+            self.started_s["local"] = time.perf_counter() - started
+            self.kind = "local"
+
+    def multi_node(self, cache_a: Path, cache_b: Path):
+        if self.kind != "multi":
+            self.close()
+            from ray.cluster_utils import Cluster
+
+            started = time.perf_counter()
+            self.cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+            self.cluster.add_node(num_cpus=2, resources={"node_a": 4}, env_vars={"HF_HUB_CACHE": str(cache_a)})
+            self.cluster.add_node(num_cpus=2, resources={"node_b": 4}, env_vars={"HF_HUB_CACHE": str(cache_b)})
+            ray.init(address=self.cluster.address, logging_level="ERROR", runtime_env=WORKER_ENV)
+            self.cluster.wait_for_nodes()
+            self.started_s["multi"] = time.perf_counter() - started
+            self.kind = "multi"
+        return self.cluster
+
+    def close(self) -> None:
+        if ray.is_initialized():
+            ray.shutdown()
+        if self.cluster is not None:
+            self.cluster.shutdown()
+            self.cluster = None
+        self.kind = None
+
+
+@pytest.fixture(scope="session")
+def clusters():
+    manager = Clusters()
+    yield manager
+    manager.close()
+
+
+@pytest.fixture
+def local_ray(clusters):
+    clusters.local()
+
+
+def write_study(folder: Path, models: list[str], *, prompts: int = 6, execution: str = "") -> Path:
+    lines = ["prompts:"]
+    for i in range(prompts):
+        words = " ".join(["word"] * (i % 4 + 1))
+        lines.append(f"  - {{id: p{i:03d}, prompt: 'Say {words} number {i}.', reference: 'number {i}'}}")
+    (folder / "prompts.yaml").write_text("\n".join(lines) + "\n")
+    text = f"title: Ray study\nprompts: prompts.yaml\ngeneration: {{max_new_tokens: 6}}\noutput: {{dir: {folder / 'report'}}}\n"
+    if execution:
+        text += f"execution: {execution}\n"
+    (folder / "study.yaml").write_text(text + "models:\n" + "".join(models))
+    return folder / "study.yaml"
+
+
+def model(model_id: str, source: str, batch_size: int = 2, extra: str = "") -> str:
+    return f"  - id: {model_id}\n    name: {model_id}\n    source: {source}\n    batch_size: {batch_size}\n" + (f"    {extra}\n" if extra else "")
+
+
+def stored(study) -> list[tuple]:
+    with Store(store_path(study)) as store:
+        return [tuple(r) for r in store.db.execute(
+            "SELECT model_id, fingerprint, prompt_id, request_hash, text, output_tokens, finish_reason FROM results "
+            "ORDER BY model_id, prompt_id").fetchall()]
+
+
+def manifest(study) -> RunManifest:
+    with Store(store_path(study)) as store:
+        (text,) = store.db.execute("SELECT manifest FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+    return RunManifest.from_json(json.loads(text))
+
+
+# ------------------------------------------------------------------------------ a local cluster, two logical GPUs
+
+
+def test_ray_engine_stores_the_same_rows_as_the_local_engine(tmp_path, local_ray, tiny_llama_dir, tiny_gpt2_dir):
+    models = [model("llama", f"{{type: local, path: {tiny_llama_dir}}}"), model("gpt2", f"{{type: local, path: {tiny_gpt2_dir}}}")]
+    (tmp_path / "local").mkdir()
+    (tmp_path / "ray").mkdir()
+    local = load_config(write_study(tmp_path / "local", models))
+    on_ray = load_config(write_study(tmp_path / "ray", models, execution="{engine: ray, shard_size: 4, resources: {default: {num_gpus: 1}}}"))
+    assert on_ray.execution.engine == "ray" and local.execution.engine == "local"
+
+    run_study(local)
+    summary = run_study(on_ray)  # the runner picks the Ray executor from the config
+
+    assert [m.error for m in summary.models] == [None, None]
+    assert [m.prompts_run for m in summary.models] == [6, 6]
+    assert stored(on_ray) == stored(local)  # same fingerprints, same greedy texts
+    assert len(stored(on_ray)) == 12
+    record = manifest(on_ray)
+    assert record.engine == "ray" and record.cluster.ray_version == ray.__version__
+    assert [n.gpus for n in record.cluster.nodes] == [2]
+    placements = {p.model_id: p for p in record.cluster.placements}
+    assert set(placements) == {"llama", "gpt2"}
+    for p in placements.values():  # each actor saw the GPU Ray gave it, and only that one
+        assert p.cuda_visible_devices == ",".join(p.gpu_ids) and len(p.gpu_ids) == 1
+    assert {p.cuda_visible_devices for p in placements.values()} == {"0", "1"}
+    assert manifest(local).engine == "local" and manifest(local).cluster is None
+
+    again = run_study(on_ray)  # everything stored: no actor, no run
+    assert [m.prompts_run for m in again.models] == [0, 0] and again.run_id is None
+
+
+class CrashOnce(TransformersBackend):
+    """Kills its own worker process in the middle of its second shard, the first time only."""
+
+    calls = 0
+
+    def generate(self, requests):
+        self.calls += 1
+        marker = Path(self.model.source.path).with_name("crashed-once")
+        if self.calls == 2 and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os._exit(1)
+        return super().generate(requests)
+
+
+def test_an_actor_that_dies_mid_shard_is_restarted_and_its_shard_retried(tmp_path, local_ray, tiny_llama_dir, monkeypatch):
+    shutil.copytree(tiny_llama_dir, tmp_path / "llama")
+    study = load_config(write_study(tmp_path, [model("llama", "{type: local, path: llama}")], prompts=8,
+                                    execution="{engine: ray, shard_size: 2, max_restarts: 2, max_task_retries: 2}"))
+    real = plan.create_backend
+    monkeypatch.setattr(plan, "create_backend", lambda m, config_index=None: CrashOnce(m) if m.id == "llama" else real(m, config_index))
+
+    summary = run_study(study)
+
+    marker = tmp_path / "crashed-once"
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker died, not the driver
+    (result,) = summary.models
+    assert result.error is None and result.prompts_run == 8  # 4 shards, each stored once
+    rows = stored(study)
+    assert len(rows) == 8 and len({r[2] for r in rows}) == 8
+    with Store(store_path(study)) as store:
+        (runs,) = store.db.execute("SELECT prompts_run FROM model_runs").fetchone()
+    assert runs == 8
+
+
+class InterruptAfterFirstShard:
+    """A progress display whose user presses Ctrl-C as soon as the first shard is stored."""
+
+    def add_task(self, description, total):
+        return description
+
+    def advance(self, task, advance):
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_the_actors_and_the_next_run_redoes_no_stored_shard(tmp_path, local_ray, tiny_llama_dir):
+    study = load_config(write_study(tmp_path, [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")], prompts=8,
+                                    execution="{engine: ray, shard_size: 2}"))
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, progress=InterruptAfterFirstShard())
+    assert len(stored(study)) == 2  # the first shard, committed before the interrupt
+    deadline = time.monotonic() + 20
+    while ray.available_resources().get("GPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)  # the actor was killed: its GPU is back
+    assert ray.available_resources().get("GPU", 0) == 2
+
+    (again,) = run_study(study).models
+    assert again.error is None and (again.prompts_run, again.prompts_cached) == (6, 2)
+    assert len(stored(study)) == 8
+
+
+def test_absent_ray_is_one_clear_line(monkeypatch):
+    import builtins
+
+    from reportgen.errors import MissingExtraError
+    from reportgen.run.ray_executor import import_ray
+
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name == "ray" else real_import(name, *a, **k))
+    with pytest.raises(MissingExtraError, match=r"pip install 'reportgen\[ray\]'"):
+        import_ray()
+
+
+def test_execution_key_errors_name_file_and_line(tmp_path, tiny_llama_dir):
+    from reportgen.errors import ConfigError
+
+    path = write_study(tmp_path, [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
+                       execution="{engine: rayy, address: 'not an address', resources: {nope: {num_gpus: 1}}}")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = info.value.format_message()
+    assert f"{path}:5: execution.engine" in text and "'rayy'" in text
+    assert "execution.address" in text and "is not a Ray address" in text
+    bad_size = write_study(tmp_path, [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
+                           execution="{engine: ray, resources: {default: {memory: lots}}}")
+    with pytest.raises(ConfigError, match=r"execution.resources.default.memory: 'lots' is not a size"):
+        load_config(bad_size)
+    unknown = write_study(tmp_path, [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
+                          execution="{engine: ray, resources: {gpt9: {num_gpus: 1}}}")
+    with pytest.raises(ConfigError, match=r"execution.resources: no model with id gpt9"):
+        load_config(unknown)
+    ok = load_config(write_study(tmp_path, [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
+                                 execution="{engine: ray, resources: {llama: {memory: 2GiB, num_cpus: 2}}}"))
+    request = ok.execution.resources_for("llama")
+    assert (request.num_gpus, request.num_cpus, request.memory) == (1, 2, 2 * 2**30)
+
+
+def test_models_run_concurrently_on_the_cluster(tmp_path, local_ray, monkeypatch):
+    """Four sleeping models on two logical GPUs (half a GPU each): their generation overlaps in time."""
+    import reportgen.util.hardware as hardware
+    from ray_scheduling import SleepBackend, sleep_study
+
+    monkeypatch.setattr(plan, "create_backend", lambda m, config_index=None: SleepBackend(m))
+    monkeypatch.setattr(hardware, "hardware_summary", lambda **_: {})
+    study = load_config(sleep_study(tmp_path, models=4, prompts=8, tokens=8,
+                                    execution="{engine: ray, shard_size: 4, resources: {default: {num_gpus: 0.5, num_cpus: 0}}}"))
+    summary = run_study(study)
+
+    assert [m.prompts_run for m in summary.models] == [8] * 4
+    with Store(store_path(study)) as store:
+        batches = store.db.execute("SELECT DISTINCT model_id, json_extract(extra, '$.busy_from'), json_extract(extra, '$.busy_to') "
+                                   "FROM results").fetchall()
+    assert len(batches) == 8  # 4 models x 2 batches of 4, each stored once
+    events = sorted([(start, 1) for _, start, _ in batches] + [(end, -1) for _, _, end in batches])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert peak >= 2, [tuple(b) for b in batches]  # one after another, it would be 1
+
+
+# ------------------------------------------------------------------------------ a head and two nodes
+
+
+def hub_cache(cache: Path, repo: str, weights: Path) -> Path:
+    """A Hugging Face cache holding ``weights`` as the main revision of ``repo``."""
+    revision = "0" * 40
+    base = cache / f"models--{repo.replace('/', '--')}"
+    shutil.copytree(weights, base / "snapshots" / revision)
+    (base / "refs").mkdir(parents=True)
+    (base / "refs" / "main").write_text(revision)
+    return cache
+
+
+def test_models_are_placed_on_both_nodes_and_other_weights_are_refused(tmp_path, clusters, tiny_llama_dir, monkeypatch):
+    from huggingface_hub import constants
+    from tiny_models import make_tiny_llama
+
+    cache_a = hub_cache(tmp_path / "cache-a", "tiny/llama", tiny_llama_dir)
+    cache_b = hub_cache(tmp_path / "cache-b", "tiny/llama", make_tiny_llama(tmp_path / "other-llama", seed=1))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache_a))  # the driver sees node A's files
+    clusters.multi_node(cache_a, cache_b)
+    study = load_config(write_study(tmp_path, [
+        model("a", "{type: hub, repo: tiny/llama}"),
+        model("c", "{type: hub, repo: tiny/llama}", extra="generation: {max_new_tokens: 5}"),  # not a's prompts
+    ], prompts=4, execution="{engine: ray, address: auto, resources: {default: {num_gpus: 0}, a: {resources: {node_a: 1}}, "
+                            "c: {resources: {node_b: 1}}}}"))
+
+    summary = run_study(study, executor=RayExecutor(study.execution))
+
+    by_id = {m.model_id: m for m in summary.models}
+    assert by_id["a"].error is None and by_id["a"].prompts_run == 4
+    assert re.search(r"^node [\d.]+ \(id \w+\) has other weights for c \(fingerprint \w+ there, \w+ on the driver; differs in weights\)",
+                     by_id["c"].error), by_id["c"].error
+    assert {r[0] for r in stored(study)} == {"a"}  # nothing of c was stored
+    record = manifest(study)
+    nodes = {n.node_id: n for n in record.cluster.nodes}
+    assert len(nodes) == 3
+    placed = {p.model_id: p.node_id for p in record.cluster.placements}
+    assert placed["a"] != placed["c"] and {placed["a"], placed["c"]} <= set(nodes)  # one model on each worker node
