@@ -214,6 +214,34 @@ class GlossaryItem:
 
 
 @dataclass
+class JudgedView:
+    """One judge's comparison.
+
+    heading: "Judge NAME: pairwise against BASELINE" or "Judge NAME: rubric scores" (Markdown-safe).
+    reliable: False when the judge's position consistency is below its threshold (its verdicts rank nothing).
+    warning: the unreliable-judge warning (Markdown-safe), or "".
+    statements: the analysis' sentences about this judge (Markdown-safe).
+    rates: win / tie / loss rates against the baseline with 95% CIs (pairwise; else empty).
+    strengths: Bradley–Terry log-strengths with 95% CIs (pairwise; else empty).
+    scores: rubric score means with 95% CIs (rubric; else empty).
+    reliability: the judge-reliability Table.
+    chart_name: the win-rate chart's name in metric_charts, or "".
+    verdicts: sample verdicts: (line saying which answers, the judge's raw text as a code block), Markdown-safe.
+    """
+
+    heading: str
+    reliable: bool
+    warning: str
+    statements: list[str]
+    rates: Table
+    strengths: Table
+    scores: Table
+    reliability: Table
+    chart_name: str = ""
+    verdicts: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
 class ResultSections:
     """The views of the measured results (``sections.result_sections``): the ReportContext fields of the same names.
 
@@ -229,6 +257,7 @@ class ResultSections:
     retraining: RetrainingViews, one per model whose weights changed since its previous run.
     manifest: the run manifest as captioned Tables.
     manifest_notes: notes the run recorded per model (Markdown-safe lines).
+    judged: JudgedViews (built in report.judged), one per judge of the study; empty without judges.
     """
 
     headline_metric: str
@@ -243,6 +272,7 @@ class ResultSections:
     retraining: list[RetrainingView]
     manifest: list[Table]
     manifest_notes: list[str]
+    judged: list[JudgedView] = field(default_factory=list)
 
     def fields(self) -> dict[str, Any]:
         """The context fields these views fill (shallow: the views stay objects)."""
@@ -285,6 +315,7 @@ class ReportContext:
     retraining: RetrainingViews, one per model whose weights changed since its previous run; empty when none.
     manifest: the run manifest as captioned Tables (software, hardware, run, generation settings, models).
     manifest_notes: notes the run recorded per model (Markdown-safe lines), e.g. a precision fallback.
+    judged: JudgedViews (reportgen.report.judged), one per judge: win rates, strengths or rubric scores, reliability, warning.
     """
 
     target: str
@@ -319,6 +350,7 @@ class ReportContext:
     retraining: list[RetrainingView] = field(default_factory=list)
     manifest: list[Table] = field(default_factory=list)
     manifest_notes: list[str] = field(default_factory=list)
+    judged: list[JudgedView] = field(default_factory=list)
 
     def variables(self) -> dict[str, Any]:
         """The template variables: one per field (shallow: the views stay objects)."""
