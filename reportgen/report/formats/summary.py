@@ -12,6 +12,16 @@ import dataclasses
 
 from reportgen.report.formats import FORMATS, Format, FormatInput, FormatOutput
 
+#: Variables summary.md.j2 gets besides the ReportContext fields (the template-context test reads this).
+SUMMARY_VARIABLES = {
+    "regressions": "how many re-run models got significantly worse on some metric.",
+    "failures": "how many prompts failed across the models (stored as failures, retried on the next run).",
+    "report_link": "where the full report is (ci.report_url, else README.md).",
+    "more": "how many re-run models did not fit in the summary (counted, not shown).",
+}
+#: Attributes of each ``retraining`` entry in summary.md.j2 besides RetrainingView's.
+SUMMARY_VIEW_ATTRIBUTES = {"full": "whether the model's table is printed (False once the comment limit is near)."}
+
 GITHUB_COMMENT_LIMIT = 65_536  # characters
 BUDGET = GITHUB_COMMENT_LIMIT - 4_096  # headroom for the CI's own wrapper text
 
