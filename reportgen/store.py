@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import random
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +28,8 @@ from reportgen.errors import StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     from reportgen.study.config import Study
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 STORE_NAME = "results.sqlite"
@@ -125,29 +131,151 @@ def store_path(study: Study) -> Path:
     return study.output_dir / STORE_NAME
 
 
+BUSY_TIMEOUT_S = 30.0  # how long one statement waits for another process's write to finish
+OPEN_RETRIES_S = 60.0  # how long opening retries while another process creates or converts the store
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class _WriterLock:
+    """One writer per store: an advisory lock (``flock``) on ``results.sqlite.lock`` beside the store.
+
+    The holder's pid is written into the file. A second writer waits for the first (saying so once on
+    stderr), then finds its results stored: two runs at once never both do the work, and never fail.
+    Re-entrant within a process (a build opens the store, then the run and the judges use it). The
+    kernel drops the lock when its process dies, so a killed run never leaves the store locked.
+    """
+
+    _held: dict[str, list] = {}  # lock file -> [fd, count]
+    _guard = threading.Lock()
+
+    def __init__(self, store: Path):
+        self.path = store.with_name(store.name + ".lock")
+        self.key = os.path.abspath(self.path)
+        self.first = False  # True when this open took the lock (no other writer of ours is running)
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: SQLite's own locking only
+            return
+        with self._guard:
+            held = self._held.get(self.key)
+            if held is not None:
+                held[1] += 1
+                return
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    log.warning(
+                        "another reportgen run is using this store (pid %s): waiting for it to finish (%s)",
+                        self._holder(fd), self.path.parent,
+                    )
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._held[self.key] = [fd, 1]
+            self.first = True
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        try:
+            return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        except OSError:
+            return "unknown"
+
+    def release(self) -> None:
+        with self._guard:
+            held = self._held.get(self.key)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] == 0:
+                del self._held[self.key]
+                os.close(held[0])  # closing the descriptor releases the flock
+
+
 class Store:
-    """A results store on disk. Use as a context manager or call close()."""
+    """A results store on disk. Use as a context manager or call close().
+
+    ``create=True`` opens it for writing: the store is created if need be, the writer lock is taken
+    (a second writer waits for the first), and runs a killed process left ``running`` are marked
+    ``interrupted``. ``create=False`` opens an existing store to read; readers never wait for writers.
+    """
 
     def __init__(self, path: str | Path, create: bool = True):
         self.path = Path(path)
+        self._lock: _WriterLock | None = None
         if not create and not self.path.exists():
             raise StoreError(f"{self.path}: no results store. Fix: run `reportgen run CONFIG` first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            self._lock = _WriterLock(self.path)
+            try:
+                self._lock.acquire()
+            except OSError as exc:
+                raise StoreError(f"{self._lock.path}: cannot take the store's lock ({exc.strerror or exc}). Fix: check the folder is writable") from None
         try:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-            found = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a readable results store ({exc}). Fix: move it aside and run again") from None
-        if found is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(found["value"]) > SCHEMA_VERSION:
+            self._open()
+            if self._lock is not None and self._lock.first:
+                self._mark_interrupted()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        deadline = time.monotonic() + OPEN_RETRIES_S
+        while True:
+            try:
+                self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                self.db.row_factory = sqlite3.Row
+                self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.executescript(SCHEMA)
+                found = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                if found is None:
+                    self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                break
+            except sqlite3.OperationalError as exc:
+                if hasattr(self, "db"):
+                    self.db.close()
+                    del self.db
+                if not _busy(exc):
+                    raise StoreError(f"{self.path}: not a readable results store ({exc}). Fix: move it aside and run again") from None
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"{self.path}: the store stayed busy for {OPEN_RETRIES_S:g} s: another reportgen process is writing it. "
+                        "Fix: wait for it to finish and run again"
+                    ) from None
+                time.sleep(0.05 + random.random() * 0.1)
+            except sqlite3.DatabaseError as exc:
+                if hasattr(self, "db"):
+                    self.db.close()
+                    del self.db
+                raise StoreError(f"{self.path}: not a readable results store ({exc}). Fix: move it aside and run again") from None
+        if found is not None and int(found["value"]) > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: written by a newer reportgen (schema {found['value']}, this one reads {SCHEMA_VERSION}). Fix: upgrade reportgen"
             )
+
+    def _mark_interrupted(self) -> None:
+        """Runs left ``running`` by a process that is gone (we hold the writer lock, so none is live)."""
+        with self.transaction() as db:
+            count = db.execute(
+                "UPDATE runs SET status='interrupted', finished_at=COALESCE(finished_at, ?) WHERE status='running'",
+                (time.time(),),
+            ).rowcount
+        if count:
+            log.info("%s: %d run(s) left running by a stopped process marked interrupted", self.path, count)
 
     def __enter__(self) -> "Store":
         return self
@@ -156,7 +284,12 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        self.db.close()
+        db = getattr(self, "db", None)
+        if db is not None:
+            db.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -304,8 +437,8 @@ class Store:
         return self.frame("SELECT * FROM loglik ORDER BY model_id, text_id")
 
     def latest_manifest(self) -> RunManifest | None:
-        """The manifest of the most recent run that is not still running (None before any)."""
-        row = self.db.execute("SELECT manifest FROM runs WHERE status != 'running' ORDER BY started_at DESC LIMIT 1").fetchone()
+        """The manifest of the most recent run that is neither running nor interrupted (None before any)."""
+        row = self.db.execute("SELECT manifest FROM runs WHERE status NOT IN ('running', 'interrupted') ORDER BY started_at DESC LIMIT 1").fetchone()
         return RunManifest.from_json(json.loads(row["manifest"])) if row else None
 
     def content_digest(self) -> str:
