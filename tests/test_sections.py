@@ -644,6 +644,7 @@ def test_without_chromium_the_charts_are_named_not_drawn(synthetic, tmp_path, mo
 
     _, study, tables, deltas = synthetic
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "empty-cache"))  # no SVG drawn by an earlier render
+    monkeypatch.setattr(charts, "_SVG_CACHE", {})  # ... in this process either
     monkeypatch.setattr(charts, "static_charts_available", lambda: False)
     report = render_in_memory(study, out_dir=tmp_path, tables=tables, deltas=deltas, formats=["markdown", "html"])
     assert not [name for name in report.files if name.startswith("charts/")]

@@ -34,6 +34,7 @@ from reportgen.format import capital as _capital, finite as _finite
 from reportgen.stats.metrics import metric_ci, metric_label, metric_value
 from reportgen.records import RunManifest
 from reportgen.report.charts import chart_slug
+from reportgen.report.judged import judged_charts, judged_views
 from reportgen.report.markdown import markdown_style, md_cell, md_code, md_escape, md_inline_code
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -409,6 +410,7 @@ def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequen
                 f"{names.get(delta.model_id, delta.model_id)}: each metric before and after retraining "
                 "(▲ significantly better, ▼ significantly worse: McNemar's exact test for 0/1 metrics, paired "
                 "sign-flip permutation test otherwise, p < 0.05)."), group="retraining", height=460)
+    judged_charts(charts, study, tables)
 
 
 def retraining_chart_name(charts: ChartSet, model_id: str) -> str:
@@ -765,4 +767,5 @@ def result_sections(
         retraining=retraining_views(study, deltas, charts, headline),
         manifest=manifest_views,
         manifest_notes=manifest_notes,
+        judged=judged_views(study, tables, charts),
     )

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from importlib import metadata
+from pathlib import Path
 
 from reportgen.records import RunManifest
 from reportgen.run.execute import Executor, LocalExecutor, Progress
@@ -78,10 +79,14 @@ def run_study(
     progress: Progress | None = None,
     executor: Executor | None = None,
     store: Store | None = None,
+    judge: bool = True,
+    templates_dir: str | Path | None = None,
 ) -> RunSummary:
-    """Run every (selected, runnable) model over the study's prompt set into the results store.
+    """Run every (selected, runnable) model over the study's prompt set into the results store, then
+    (``judge``, when the study has judges) let each judge grade the current answers.
 
     ``store``: an open store to use (the build passes its own, so one build opens the store once).
+    ``templates_dir``: a folder whose judge templates override the defaults.
     """
     prompt_set = study_prompt_set(study)
     models = select_models(study, model_ids)
@@ -97,4 +102,10 @@ def run_study(
             status = "partial" if any(s.error for s in summaries) else "complete"
         finally:
             sink.run_finished(status)
-    return RunSummary(run_id if sink.started else None, summaries)
+        judged = []
+        if judge and study.judges:
+            from reportgen.run.judging import judge_study
+
+            judged = judge_study(study, store=store, work=None if model_ids else work, templates_dir=templates_dir,
+                                 progress=progress, run_id=run_id)
+    return RunSummary(run_id if sink.started else None, summaries, judged)
