@@ -19,7 +19,7 @@ from reportgen.errors import JobFailed
 from reportgen.report.assemble import render_in_memory, render_report, replace_between_markers
 from reportgen.report.formats import FORMATS, study_formats
 from reportgen.report.inputs import ReportInputs, read_report_inputs
-from reportgen.report.templates import default_templates_dir
+from reportgen.util.resources import default_templates_dir
 from reportgen.run.execute import Progress
 from reportgen.run.runner import run_study
 from reportgen.store import Store, store_path
@@ -171,15 +171,15 @@ def build_study(study: Study, *, force: bool = False, templates_dir: Path | None
         digests = report_digests(study, templates_dir, store)
         stale = _stale_formats(study, digests.formats, force=force or into is not None or out_dir is not None)
         paths: list[Path] = []
+        inputs = read_report_inputs(store, study) if store is not None and (stale or fail_on_regression) else ReportInputs()
         if stale:
-            inputs = read_report_inputs(store, study) if store is not None else ReportInputs()
             paths = _render(study, inputs, templates_dir=templates_dir, formats=stale, into=into, out_dir=out_dir)
             if into is None and out_dir is None:
                 _write_state(study, digests)
             log.info("rendered %s in %s", ", ".join(FORMATS.get(f).file_name for f in stale), into or out_dir or study.output_dir)
         else:
             log.info("%s: the report is up to date; nothing rendered", study.output_dir)
-        worse = regressions(study, read_report_inputs(store, study)) if fail_on_regression and store is not None else []
+        worse = regressions(study, inputs) if fail_on_regression else []  # the tables the render used, not read again
     if worse:
         raise JobFailed("significant regression after retraining: " + "; ".join(worse))
     if failed:

@@ -8,37 +8,20 @@ off as the judge's instructions.
 
 from __future__ import annotations
 
-import importlib.resources
-import re
 from pathlib import Path
 
 import jinja2
 
 from reportgen.errors import ConfigError
+from reportgen.util.resources import default_templates_dir
+from reportgen.util.text import code_fence
 
-__all__ = ["DEFAULT_TEMPLATES", "JudgeTemplates", "fenced", "templates_dir"]
+__all__ = ["DEFAULT_TEMPLATES", "JudgeTemplates", "fenced"]
 
 DEFAULT_TEMPLATES = {"pairwise": "judge/pairwise.j2", "rubric": "judge/rubric.j2"}
-_REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-
-
-def templates_dir() -> Path:
-    """The packaged default templates: inside the installed wheel, else ``templates/`` of a checkout."""
-    try:
-        packaged = importlib.resources.files("reportgen") / "templates"
-        if packaged.is_dir():
-            return Path(str(packaged))
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - unusual importers
-        pass
-    return _REPO_TEMPLATES
-
-
 def fenced(text: str | None) -> str:
-    """``text`` inside a backtick fence that nothing in it can close (at least three, one more than its longest run)."""
-    text = "" if text is None else str(text)
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}"
+    """``text`` inside a backtick fence that nothing in it can close (see util.text.code_fence)."""
+    return code_fence(text, "text")
 
 
 class JudgeTemplates:
@@ -50,7 +33,7 @@ class JudgeTemplates:
             if not Path(user_dir).is_dir():
                 raise ConfigError(f"--templates {user_dir}: no such folder. Fix: point it at a folder of .j2 templates")
             loaders.append(jinja2.FileSystemLoader(str(user_dir)))
-        default = jinja2.FileSystemLoader(str(templates_dir()))
+        default = jinja2.FileSystemLoader(str(default_templates_dir()))
         loaders += [default, jinja2.PrefixLoader({"default": default}, delimiter=":")]
         self.env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
                                       autoescape=False, keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)

@@ -15,6 +15,7 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.anchors import anchors_plugin
 
 from reportgen.errors import RenderError
+from reportgen.util.text import code_fence
 
 __all__ = [
     "TOC_MARKER",
@@ -78,11 +79,7 @@ def md_cell(text: object) -> str:
 
 def md_code(text: object, lang: str = "") -> str:
     """A fenced code block whose fence is longer than any backtick run inside ``text``."""
-    body = "" if text is None else str(text).replace("\r\n", "\n").rstrip("\n")
-    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
-    fence = "`" * max(3, longest + 1)
-    info = re.sub(r"[^A-Za-z0-9_+.-]", "", lang or "")
-    return f"{fence}{info}\n{body}\n{fence}"
+    return code_fence(text, lang)
 
 
 def md_inline_code(text: object) -> str:

@@ -31,13 +31,15 @@ from reportgen.report.context import (
 )
 from reportgen.format import MISSING, human_bytes, num, percent
 from reportgen.format import capital as _capital, finite as _finite
-from reportgen.stats.metrics import metric_ci, metric_label, metric_value
+from reportgen.stats.metrics import METRICS, metric_ci, metric_label, metric_value
 from reportgen.records import RunManifest
 from reportgen.report.charts import chart_slug
 from reportgen.report.judged import judged_charts, judged_views
 from reportgen.report.markdown import markdown_style, md_cell, md_code, md_escape, md_inline_code
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from reportgen.stats.tables import Tables
     from reportgen.study.config import Study
     from reportgen.report.charts import ChartSet
@@ -98,8 +100,6 @@ def _model_header(study: Study, model_id: str) -> str:
 
 
 def _arrow(metric: str) -> str:
-    from reportgen.stats.metrics import METRICS
-
     metric_def = METRICS.find(metric)
     if metric_def is None or metric_def.higher_is_better is None:
         return ""
@@ -146,8 +146,6 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
     if show_lm:
         header.append("Bits per byte ↓<br>[95% CI]")
     header.append("Failed")
-    from reportgen.stats.metrics import METRICS
-
     best = {
         "headline": _best({m: r["mean"] for m, r in means.items()}, METRICS.get(headline).higher_is_better if headline else None),
         "speed": _best({m: r["tokens_per_s"] for m, r in efficiency.items()}, True),
@@ -179,30 +177,32 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
 
 
 def _metric_rows(study: Study, tables: Tables, metrics: Sequence[str]) -> list[list[str]]:
-    from reportgen.stats.metrics import METRICS
-
     rows = []
     summary = tables.summary
     for metric in metrics:
-        mine = {r["model_id"]: r for r in summary[summary["metric"] == metric].to_dict("records")}
-        if not any(_finite(r["mean"]) for r in mine.values()):
-            continue
-        best = _best({m: r["mean"] for m, r in mine.items()}, METRICS.get(metric).higher_is_better if metric in METRICS else None)
-        cells = [_row_label(metric)]
-        for model_id in tables.model_ids:
-            r = mine.get(model_id)
-            cell = _ci_cell(metric, r) if r is not None and _finite(r["mean"]) else MISSING
-            cells.append(_bold(cell, model_id in best))
-        counts = sorted({int(r["n"]) for r in mine.values()})
-        cells.append(num(counts[0]) if len(counts) == 1 else f"{num(counts[0])}–{num(counts[-1])}")
-        rows.append(cells)
+        row = _means_row(_row_label(metric), metric, summary[summary["metric"] == metric], tables.model_ids)
+        if row is not None:
+            rows.append(row)
     return rows
+
+
+def _means_row(label: str, metric: str, frame: pd.DataFrame, model_ids: Sequence[str]) -> list[str] | None:
+    """One table row: ``label``, each model's mean [CI] of ``metric`` (the best in bold), the n; None when no mean is known."""
+    mine = {r["model_id"]: r for r in frame.to_dict("records")}
+    if not any(_finite(r["mean"]) for r in mine.values()):
+        return None
+    best = _best({m: r["mean"] for m, r in mine.items()}, METRICS.get(metric).higher_is_better if metric in METRICS else None)
+    cells = [label]
+    for model_id in model_ids:
+        r = mine.get(model_id)
+        cells.append(_bold(_ci_cell(metric, r) if r is not None and _finite(r["mean"]) else MISSING, model_id in best))
+    counts = sorted({int(r["n"]) for r in mine.values()})
+    cells.append(num(counts[0]) if len(counts) == 1 else f"{num(counts[0])}–{num(counts[-1])}")
+    return cells
 
 
 def quality_tables(study: Study, tables: Tables) -> list[Table]:
     """Two Tables, rows = metrics and columns = models: the reference metrics, then the text statistics."""
-    from reportgen.stats.metrics import METRICS
-
     header = ["Metric", *(_model_header(study, m) for m in tables.model_ids), "n"]
     align = ["left", *("right" for _ in tables.model_ids), "right"]
     css = "metrics with-n wide" if len(tables.model_ids) >= 5 else "metrics with-n"
@@ -233,23 +233,12 @@ def category_table(study: Study, tables: Tables, headline: str | None) -> Table:
     categories = list(dict.fromkeys(frame["category"]))
     if len(categories) < 2:
         return empty_table()
-    from reportgen.stats.metrics import METRICS
-
     header = ["Category", *(_model_header(study, m) for m in tables.model_ids), "n"]
     rows = []
     for category in categories:
-        mine = {r["model_id"]: r for r in frame[frame["category"] == category].to_dict("records")}
-        if not any(_finite(r["mean"]) for r in mine.values()):
-            continue
-        best = _best({m: r["mean"] for m, r in mine.items()}, METRICS.get(headline).higher_is_better)
-        cells = [md_cell(category)]
-        for model_id in tables.model_ids:
-            r = mine.get(model_id)
-            cell = _ci_cell(headline, r) if r is not None and _finite(r["mean"]) else MISSING
-            cells.append(_bold(cell, model_id in best))
-        counts = sorted({int(r["n"]) for r in mine.values()})
-        cells.append(num(counts[0]) if len(counts) == 1 else f"{num(counts[0])}–{num(counts[-1])}")
-        rows.append(cells)
+        row = _means_row(md_cell(category), headline, frame[frame["category"] == category], tables.model_ids)
+        if row is not None:
+            rows.append(row)
     if not rows:
         return empty_table()
     label = metric_label(headline)

@@ -8,33 +8,14 @@ template fails the render instead of printing nothing.
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 
 import jinja2
 
 from reportgen.errors import RenderError
+from reportgen.util.resources import default_templates_dir
 from reportgen import format as fmt
 from reportgen.report import markdown as md
-
-REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-
-
-def default_templates_dir() -> Path:
-    """The packaged default templates: inside the installed wheel, else ``templates/`` of a checkout."""
-    try:
-        packaged = importlib.resources.files("reportgen") / "templates"
-        if packaged.is_dir():
-            return Path(str(packaged))
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - unusual importers
-        pass
-    if REPO_TEMPLATES.is_dir():
-        return REPO_TEMPLATES
-    raise RenderError(
-        "the default templates are missing: neither reportgen/templates (installed wheel) nor "
-        f"{REPO_TEMPLATES} (source checkout) exists. Fix: reinstall reportgen"
-    )
-
 
 FILTERS = {
     "md": md.md_escape,
