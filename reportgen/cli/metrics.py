@@ -61,7 +61,7 @@ def print_tables(tables, out) -> None:
         out.print(lm)
     significant = tables.pairwise[tables.pairwise["significant"] == True]  # noqa: E712 (pandas mask)
     if len(significant):
-        pairs = Table(title="Significant pairwise differences (paired bootstrap, 95%)")
+        pairs = Table(title="Significant pairwise differences (95% paired-bootstrap CI; McNemar exact or sign-flip test, Holm-adjusted)")
         for column in ("metric", "model_a", "model_b", "diff", "ci_low", "ci_high", "better"):
             pairs.add_column(column)
         for _, row in significant.iterrows():
@@ -220,7 +220,7 @@ def diff(config: Path, model_id: str) -> None:
         delta = retraining_delta(store.results_frame(), store.model_runs_frame(), study_prompt_set(study), model_id)
     if delta is None:
         raise JobFailed(f"{model_id} has a single version in the store: nothing to compare. Retrain it and run again")
-    table = Table(title=f"{model_id}: {delta.old_fingerprint[:8]} → {delta.new_fingerprint[:8]} (new − old, paired bootstrap 95%)")
+    table = Table(title=f"{model_id}: {delta.old_fingerprint[:8]} → {delta.new_fingerprint[:8]} (new − old, 95% paired-bootstrap CI; McNemar exact or sign-flip test)")
     for column in ("metric", "old", "new", "change", "95% CI", "verdict"):
         table.add_column(column)
     for row in delta.deltas.itertuples():

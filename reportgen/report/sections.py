@@ -356,13 +356,14 @@ def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequen
     order = list(tables.model_ids)
     for metric in [m for m in analysis.HEADLINE_METRICS if m in analysis.quality_metrics(tables)]:
         rows = tables.summary[tables.summary["metric"] == metric]
-        if not (rows["ci_high"].fillna(0) > 0).any():  # every model scores 0: the analysis says so, a chart adds nothing
+        if not (rows["mean"].fillna(0) > 0).any():  # every model scores 0: the analysis says so, a chart adds nothing
             continue
         figure = ch.quality_figure(tables.summary, metric, names, colours, order)
         if figure is not None:
+            method = "Wilson score intervals" if METRICS.get(metric).binary else "BCa bootstrap intervals over prompts"
             charts.add(f"quality-{chart_slug(metric)}", figure,
-                       f"{_capital(metric_label(metric))} per model: bars are means, error bars "
-                       "95% bootstrap confidence intervals over prompts.", group="quality", height=380)
+                       f"{_capital(metric_label(metric))} per model: bars are means, error bars 95% {method}.",
+                       group="quality", height=380)
     n_models = len(tables.model_ids)
     figure = ch.speed_figure(tables.efficiency, names, colours)
     if figure is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -448,7 +449,7 @@ def _resolve_paths(data: Any, base: Path) -> Any:
         for key in keys:
             value = mapping.get(key)
             if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-                mapping[key] = str(base / value)
+                mapping[key] = os.path.normpath(base / value)  # configs/../reports/x → reports/x
             elif isinstance(value, str):
                 mapping[key] = str(Path(value).expanduser())
 
