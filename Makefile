@@ -35,11 +35,13 @@ report: install $(ADAPTER)
 
 test: install
 	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Fix what the linter can fix ([tool.ruff] in pyproject.toml); review the diff before committing.
 fmt: install
 	$(VENV)/bin/ruff check --fix
+	$(VENV)/bin/ruff format
 
 install: system-deps $(VENV)/.installed $(NODE_DIR)/.installed
 

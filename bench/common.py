@@ -9,20 +9,45 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from reportgen.records import GenerationRequest# noqa: E402
+from reportgen.records import GenerationRequest  # noqa: E402
 from reportgen.study.config import GenerationSettings  # noqa: E402
 from reportgen.study.prompts import load_prompt_set  # noqa: E402
 from reportgen.run.plan import requests_for  # noqa: E402
 
 DEMO_PROMPTS = ROOT / "configs" / "prompts" / "demo.yaml"
 TOPICS = [  # fills up to --prompts beyond the demo set
-    "the water cycle", "photosynthesis", "a binary search", "the French Revolution", "black holes",
-    "how vaccines work", "recursion in programming", "the stock market", "plate tectonics", "the immune system",
-    "machine learning", "the Roman Empire", "climate change", "how a bicycle works", "the internet",
-    "DNA replication", "supply and demand", "the solar system", "electric cars", "the printing press",
-    "quantum computing", "honey bees", "the Great Wall of China", "compilers", "volcanoes",
-    "the human heart", "renewable energy", "chess openings", "the moon landing", "coffee brewing",
-    "public key cryptography", "rainbows",
+    "the water cycle",
+    "photosynthesis",
+    "a binary search",
+    "the French Revolution",
+    "black holes",
+    "how vaccines work",
+    "recursion in programming",
+    "the stock market",
+    "plate tectonics",
+    "the immune system",
+    "machine learning",
+    "the Roman Empire",
+    "climate change",
+    "how a bicycle works",
+    "the internet",
+    "DNA replication",
+    "supply and demand",
+    "the solar system",
+    "electric cars",
+    "the printing press",
+    "quantum computing",
+    "honey bees",
+    "the Great Wall of China",
+    "compilers",
+    "volcanoes",
+    "the human heart",
+    "renewable energy",
+    "chess openings",
+    "the moon landing",
+    "coffee brewing",
+    "public key cryptography",
+    "rainbows",
 ]
 
 
@@ -32,8 +57,13 @@ def demo_requests(n: int, max_new_tokens: int) -> list[GenerationRequest]:
     requests = requests_for(load_prompt_set(DEMO_PROMPTS), settings)[:n]
     for i, topic in enumerate(TOPICS[: max(0, n - len(requests))]):
         text = f"Explain {topic} in two sentences."
-        requests.append(GenerationRequest(
-            prompt_id=f"topic-{i}", messages=({"role": "user", "content": text},), text=text, format="chat",
-            settings=settings,
-        ))
+        requests.append(
+            GenerationRequest(
+                prompt_id=f"topic-{i}",
+                messages=({"role": "user", "content": text},),
+                text=text,
+                format="chat",
+                settings=settings,
+            )
+        )
     return requests

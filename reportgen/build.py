@@ -54,20 +54,35 @@ def render_study(
     store = _open_store(study, create=False)
     with contextlib.closing(store) if store is not None else contextlib.nullcontext():
         inputs = read_report_inputs(store, study) if store is not None else ReportInputs()
-        paths = _render(study, inputs, templates_dir=templates_dir, into=into, single_file=single_file, out_dir=out_dir,
-                        formats=formats)
-        if into is None and out_dir is None and not single_file and set(formats or study.output.formats) >= set(study.output.formats):
+        paths = _render(
+            study, inputs, templates_dir=templates_dir, into=into, single_file=single_file, out_dir=out_dir, formats=formats
+        )
+        if (
+            into is None
+            and out_dir is None
+            and not single_file
+            and set(formats or study.output.formats) >= set(study.output.formats)
+        ):
             _write_state(study, report_digests(study, templates_dir, store))
     return paths
 
 
-def _render(study: Study, inputs: ReportInputs, *, templates_dir: Path | None, into: Path | None = None,
-            single_file: bool = False, out_dir: Path | None = None, formats: list[str] | None = None) -> list[Path]:
+def _render(
+    study: Study,
+    inputs: ReportInputs,
+    *,
+    templates_dir: Path | None,
+    into: Path | None = None,
+    single_file: bool = False,
+    out_dir: Path | None = None,
+    formats: list[str] | None = None,
+) -> list[Path]:
     if into is not None:
         report = render_in_memory(study, templates_dir=templates_dir, formats=["markdown"], out_dir=out_dir, **inputs.as_kwargs())
         return [replace_between_markers(into, report.markdown)]
-    return render_report(study, templates_dir=templates_dir, formats=formats, out_dir=out_dir, single_file=single_file,
-                         **inputs.as_kwargs())
+    return render_report(
+        study, templates_dir=templates_dir, formats=formats, out_dir=out_dir, single_file=single_file, **inputs.as_kwargs()
+    )
 
 
 def _write_state(study: Study, digests: ReportInputsDigest) -> None:
@@ -150,9 +165,17 @@ def _previous_state(state_file: Path) -> dict:
     return state if isinstance(state, dict) and isinstance(state.get("formats"), dict) else {}
 
 
-def build_study(study: Study, *, force: bool = False, templates_dir: Path | None = None, model_ids: list[str] | None = None,
-                into: Path | None = None, out_dir: Path | None = None, progress: Progress | None = None,
-                fail_on_regression: bool = False) -> BuildResult:
+def build_study(
+    study: Study,
+    *,
+    force: bool = False,
+    templates_dir: Path | None = None,
+    model_ids: list[str] | None = None,
+    into: Path | None = None,
+    out_dir: Path | None = None,
+    progress: Progress | None = None,
+    fail_on_regression: bool = False,
+) -> BuildResult:
     """Run the models whose inputs changed, then re-render the formats whose inputs changed.
 
     ``into`` / ``out_dir`` render elsewhere than the study's report folder: always, and without the stamp."""
@@ -190,8 +213,11 @@ def build_study(study: Study, *, force: bool = False, templates_dir: Path | None
 def _stale_formats(study: Study, digests: dict[str, str], *, force: bool) -> list[str]:
     """The study's formats whose inputs changed since the last build (or whose file is missing)."""
     previous = _previous_state(study.output_dir / BUILD_STATE).get("formats", {})
-    return [fmt for fmt in study.output.formats
-            if force or previous.get(fmt) != digests[fmt] or not (study.output_dir / FORMATS.get(fmt).file_name).exists()]
+    return [
+        fmt
+        for fmt in study.output.formats
+        if force or previous.get(fmt) != digests[fmt] or not (study.output_dir / FORMATS.get(fmt).file_name).exists()
+    ]
 
 
 # -- the CI check and the regression gate ------------------------------------------------------
@@ -220,8 +246,10 @@ def regressions(study: Study, inputs: ReportInputs) -> list[str]:
         for metric in delta.worse:
             if metric in metrics:
                 row = delta.deltas[delta.deltas["metric"] == metric].iloc[0]
-                found.append(f"{delta.model_id}: {metric} {row.mean_old:.3g} → {row.mean_new:.3g} "
-                             f"(change {row['diff']:+.3g}, 95% CI [{row.ci_low:+.3g}, {row.ci_high:+.3g}], p = {row.p_value:.3g})")
+                found.append(
+                    f"{delta.model_id}: {metric} {row.mean_old:.3g} → {row.mean_new:.3g} "
+                    f"(change {row['diff']:+.3g}, 95% CI [{row.ci_low:+.3g}, {row.ci_high:+.3g}], p = {row.p_value:.3g})"
+                )
     return found
 
 
@@ -236,8 +264,10 @@ def check_study(study: Study, *, templates_dir: Path | None = None, fail_on_regr
     notes: list[str] = []
     state = _previous_state(study.output_dir / BUILD_STATE)
     if not state:
-        stale.append(f"{study.output_dir / BUILD_STATE}: no build stamp: the report was not built by `reportgen build` "
-                     "(commit the stamp with the report)")
+        stale.append(
+            f"{study.output_dir / BUILD_STATE}: no build stamp: the report was not built by `reportgen build` "
+            "(commit the stamp with the report)"
+        )
     store = _open_store(study, create=False)
     with contextlib.closing(store) if store is not None else contextlib.nullcontext():
         digests = report_digests(study, templates_dir, store)

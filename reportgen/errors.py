@@ -37,8 +37,7 @@ class MissingExtraError(ReportgenError):
 
     def __init__(self, package: str, extra: str, purpose: str):
         super().__init__(
-            f"{purpose} needs the Python package '{package}', which is not installed. "
-            f"Fix: pip install 'reportgen[{extra}]'"
+            f"{purpose} needs the Python package '{package}', which is not installed. Fix: pip install 'reportgen[{extra}]'"
         )
 
 

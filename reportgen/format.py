@@ -106,6 +106,7 @@ def ratio(value: object) -> str:
 # --------------------------------------------------------------------------------------------------
 # Measured values: one way to write each unit (stats.metrics maps a metric's name to its unit)
 
+
 def _fixed(value: float, digits: int, signed: bool) -> str:
     sign = "+" if signed and value > 0 else ""
     if value != 0 and abs(value) < 0.5 * 10**-digits:  # would print as 0.00: keep two significant digits

@@ -8,15 +8,25 @@ from typing import Any
 
 from reportgen.study.config import GenerationSettings
 
-__all__ = ["ClusterNode", "ClusterRecord", "GenerationRequest", "GenerationResult", "LoadInfo", "LogLikelihoodResult", "ModelPlacement", "ModelRunRecord", "RunManifest"]
+__all__ = [
+    "ClusterNode",
+    "ClusterRecord",
+    "GenerationRequest",
+    "GenerationResult",
+    "LoadInfo",
+    "LogLikelihoodResult",
+    "ModelPlacement",
+    "ModelRunRecord",
+    "RunManifest",
+]
 
 
 @dataclass(frozen=True)
 class GenerationRequest:
     prompt_id: str
     messages: tuple[dict[str, str], ...]  # chat form (always given)
-    text: str                            # plain form (for plain prompts or models without chat template)
-    format: str                           # "chat" or "plain": what the prompt set asks for
+    text: str  # plain form (for plain prompts or models without chat template)
+    format: str  # "chat" or "plain": what the prompt set asks for
     settings: GenerationSettings
 
 
@@ -26,10 +36,10 @@ class GenerationResult:
     text: str
     prompt_tokens: int | None
     output_tokens: int | None
-    finish_reason: str              # "eos" | "length" | "stop" | "error"
-    latency_s: float                # wall time for this prompt (its batch's time when batched)
-    ttft_s: float | None = None     # time to first token
-    error: str | None = None        # set when finish_reason == "error"
+    finish_reason: str  # "eos" | "length" | "stop" | "error"
+    latency_s: float  # wall time for this prompt (its batch's time when batched)
+    ttft_s: float | None = None  # time to first token
+    error: str | None = None  # set when finish_reason == "error"
     prompt_text: str | None = None  # the exact text fed to the model (chat template applied)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -41,16 +51,16 @@ class GenerationResult:
 @dataclass
 class LogLikelihoodResult:
     text_id: str
-    nll_nats: float       # summed negative log-likelihood of the text's tokens (after the first)
-    n_tokens: int         # tokens scored
-    n_bytes: int          # UTF-8 bytes of the scored text
+    nll_nats: float  # summed negative log-likelihood of the text's tokens (after the first)
+    n_tokens: int  # tokens scored
+    n_bytes: int  # UTF-8 bytes of the scored text
 
 
 @dataclass
 class LoadInfo:
     load_time_s: float
-    precision: str                 # what actually ran: "float32", "bfloat16", "Q4_1", "4-bit nf4"...
-    device: str                    # "cpu", "cuda:0", "remote"
+    precision: str  # what actually ran: "float32", "bfloat16", "Q4_1", "4-bit nf4"...
+    device: str  # "cpu", "cuda:0", "remote"
     weight_bytes: int | None = None
     notes: list[str] = field(default_factory=list)  # warnings a reader should see (e.g. "4-bit asked, CPU ran float32")
     details: dict[str, Any] = field(default_factory=dict)
@@ -103,13 +113,25 @@ class ClusterRecord:
         if not isinstance(data, dict):
             return None
         nodes = tuple(
-            ClusterNode(str(n["node_id"]), str(n.get("address", "")), _of(n.get("gpus"), (int, float), 0), _of(n.get("cpus"), (int, float), 0))
-            for n in _of(data.get("nodes"), list, []) if isinstance(n, dict) and "node_id" in n
+            ClusterNode(
+                str(n["node_id"]),
+                str(n.get("address", "")),
+                _of(n.get("gpus"), (int, float), 0),
+                _of(n.get("cpus"), (int, float), 0),
+            )
+            for n in _of(data.get("nodes"), list, [])
+            if isinstance(n, dict) and "node_id" in n
         )
         placements = tuple(
-            ModelPlacement(str(p["model_id"]), str(p.get("node_id", "")), str(p.get("address", "")),
-                           tuple(str(g) for g in _of(p.get("gpu_ids"), list, [])), _of(p.get("cuda_visible_devices"), str, None))
-            for p in _of(data.get("placements"), list, []) if isinstance(p, dict) and "model_id" in p
+            ModelPlacement(
+                str(p["model_id"]),
+                str(p.get("node_id", "")),
+                str(p.get("address", "")),
+                tuple(str(g) for g in _of(p.get("gpu_ids"), list, [])),
+                _of(p.get("cuda_visible_devices"), str, None),
+            )
+            for p in _of(data.get("placements"), list, [])
+            if isinstance(p, dict) and "model_id" in p
         )
         return cls(_of(data.get("ray_version"), str, None), _of(data.get("address"), str, None), nodes, placements)
 
@@ -155,19 +177,31 @@ class RunManifest:
         models = []
         for entry in _of(data.get("models"), list, []):
             if isinstance(entry, dict) and isinstance(entry.get("model_id"), str):
-                models.append(ModelRunRecord(
-                    entry["model_id"], _of(entry.get("prompts_run"), int, 0), _of(entry.get("prompts_cached"), int, 0),
-                    _of(entry.get("reason"), str, ""), tuple(str(n) for n in _of(entry.get("notes"), list, [])),
-                    None if entry.get("error") is None else str(entry["error"]),
-                ))
+                models.append(
+                    ModelRunRecord(
+                        entry["model_id"],
+                        _of(entry.get("prompts_run"), int, 0),
+                        _of(entry.get("prompts_cached"), int, 0),
+                        _of(entry.get("reason"), str, ""),
+                        tuple(str(n) for n in _of(entry.get("notes"), list, [])),
+                        None if entry.get("error") is None else str(entry["error"]),
+                    )
+                )
         return cls(
-            config=_of(data.get("config"), str, None), config_hash=_of(data.get("config_hash"), str, None),
-            prompt_set=_of(data.get("prompt_set"), str, None), prompt_set_hash=_of(data.get("prompt_set_hash"), str, None),
-            prompts=_of(data.get("prompts"), int, None), generation=_of(data.get("generation"), dict, {}),
-            python=_of(data.get("python"), str, None), platform=_of(data.get("platform"), str, None),
+            config=_of(data.get("config"), str, None),
+            config_hash=_of(data.get("config_hash"), str, None),
+            prompt_set=_of(data.get("prompt_set"), str, None),
+            prompt_set_hash=_of(data.get("prompt_set_hash"), str, None),
+            prompts=_of(data.get("prompts"), int, None),
+            generation=_of(data.get("generation"), dict, {}),
+            python=_of(data.get("python"), str, None),
+            platform=_of(data.get("platform"), str, None),
             packages={str(k): str(v) for k, v in _of(data.get("packages"), dict, {}).items()},
-            hardware=_of(data.get("hardware"), dict, {}), seed=_of(data.get("seed"), int, None),
+            hardware=_of(data.get("hardware"), dict, {}),
+            seed=_of(data.get("seed"), int, None),
             fingerprints={str(k): str(v) for k, v in _of(data.get("fingerprints"), dict, {}).items()},
-            models=tuple(models), engine=_of(data.get("engine"), str, "local"),
-            cluster=ClusterRecord.from_json(data.get("cluster")), schema_version=_of(data.get("schema_version"), int, 0),
+            models=tuple(models),
+            engine=_of(data.get("engine"), str, "local"),
+            cluster=ClusterRecord.from_json(data.get("cluster")),
+            schema_version=_of(data.get("schema_version"), int, 0),
         )

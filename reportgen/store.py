@@ -174,7 +174,8 @@ class _WriterLock:
                 except BlockingIOError:
                     log.warning(
                         "another reportgen run is using this store (pid %s): waiting for it to finish (%s)",
-                        self._holder(fd), self.path.parent,
+                        self._holder(fd),
+                        self.path.parent,
                     )
                     fcntl.flock(fd, fcntl.LOCK_EX)
                 os.ftruncate(fd, 0)
@@ -222,7 +223,9 @@ class Store:
             try:
                 self._lock.acquire()
             except OSError as exc:
-                raise StoreError(f"{self._lock.path}: cannot take the store's lock ({exc.strerror or exc}). Fix: check the folder is writable") from None
+                raise StoreError(
+                    f"{self._lock.path}: cannot take the store's lock ({exc.strerror or exc}). Fix: check the folder is writable"
+                ) from None
         try:
             self._open()
             if self._lock is not None and self._lock.first:
@@ -250,7 +253,9 @@ class Store:
                     self.db.close()
                     del self.db
                 if not _busy(exc):
-                    raise StoreError(f"{self.path}: not a readable results store ({exc}). Fix: move it aside and run again") from None
+                    raise StoreError(
+                        f"{self.path}: not a readable results store ({exc}). Fix: move it aside and run again"
+                    ) from None
                 if time.monotonic() > deadline:
                     raise StoreError(
                         f"{self.path}: the store stayed busy for {OPEN_RETRIES_S:g} s: another reportgen process is writing it. "
@@ -314,7 +319,9 @@ class Store:
         with self.transaction() as db:
             db.execute("UPDATE runs SET finished_at=?, status=? WHERE run_id=?", (time.time(), status, run_id))
             if manifest is not None:
-                db.execute("UPDATE runs SET manifest=? WHERE run_id=?", (json.dumps(manifest, sort_keys=True, default=str), run_id))
+                db.execute(
+                    "UPDATE runs SET manifest=? WHERE run_id=?", (json.dumps(manifest, sort_keys=True, default=str), run_id)
+                )
 
     def start_model_run(self, run_id: str, model_id: str, fingerprint: str, settings_hash: str, parts: dict) -> None:
         with self.transaction() as db:
@@ -371,28 +378,54 @@ class Store:
         now = time.time()
         rows = [
             (
-                fingerprint, r.prompt_id, request_hashes[r.prompt_id], SCHEMA_VERSION, model_id, run_id, settings_hash,
-                r.text, r.prompt_text, r.prompt_tokens, r.output_tokens, r.finish_reason, r.latency_s, r.ttft_s,
-                batch_size, r.error, json.dumps(r.extra, sort_keys=True, default=str), now,
+                fingerprint,
+                r.prompt_id,
+                request_hashes[r.prompt_id],
+                SCHEMA_VERSION,
+                model_id,
+                run_id,
+                settings_hash,
+                r.text,
+                r.prompt_text,
+                r.prompt_tokens,
+                r.output_tokens,
+                r.finish_reason,
+                r.latency_s,
+                r.ttft_s,
+                batch_size,
+                r.error,
+                json.dumps(r.extra, sort_keys=True, default=str),
+                now,
             )
             for r in results
         ]
         with self.transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-            )
+            db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def done_loglik(self, fingerprint: str) -> set[tuple[str, str]]:
         rows = self.db.execute("SELECT text_id, text_hash FROM loglik WHERE fingerprint=?", (fingerprint,))
         return {(row["text_id"], row["text_hash"]) for row in rows}
 
-    def save_loglik(self, *, fingerprint: str, model_id: str, run_id: str, text_hashes: dict[str, str], results: list[LogLikelihoodResult]) -> None:
+    def save_loglik(
+        self, *, fingerprint: str, model_id: str, run_id: str, text_hashes: dict[str, str], results: list[LogLikelihoodResult]
+    ) -> None:
         now = time.time()
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO loglik VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (fingerprint, r.text_id, text_hashes[r.text_id], SCHEMA_VERSION, model_id, run_id, r.nll_nats, r.n_tokens, r.n_bytes, now)
+                    (
+                        fingerprint,
+                        r.text_id,
+                        text_hashes[r.text_id],
+                        SCHEMA_VERSION,
+                        model_id,
+                        run_id,
+                        r.nll_nats,
+                        r.n_tokens,
+                        r.n_bytes,
+                        now,
+                    )
                     for r in results
                 ],
             )
@@ -410,8 +443,23 @@ class Store:
     def save_judgements(self, *, judge_fingerprint: str, settings_hash: str, run_id: str, rows: list[dict[str, Any]]) -> None:
         """Commit one batch of judgements (a retry replaces a failed row, never duplicates)."""
         now = time.time()
-        columns = ("prompt_id", "prompt_hash", "hash_a", "hash_b", "judge_id", "mode", "model_a", "model_b", "len_a",
-                   "len_b", "status", "verdict", "score", "raw", "error")
+        columns = (
+            "prompt_id",
+            "prompt_hash",
+            "hash_a",
+            "hash_b",
+            "judge_id",
+            "mode",
+            "model_a",
+            "model_b",
+            "len_a",
+            "len_b",
+            "status",
+            "verdict",
+            "score",
+            "raw",
+            "error",
+        )
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO judgements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -438,7 +486,9 @@ class Store:
 
     def latest_manifest(self) -> RunManifest | None:
         """The manifest of the most recent run that is neither running nor interrupted (None before any)."""
-        row = self.db.execute("SELECT manifest FROM runs WHERE status NOT IN ('running', 'interrupted') ORDER BY started_at DESC LIMIT 1").fetchone()
+        row = self.db.execute(
+            "SELECT manifest FROM runs WHERE status NOT IN ('running', 'interrupted') ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
         return RunManifest.from_json(json.loads(row["manifest"])) if row else None
 
     def content_digest(self) -> str:

@@ -71,8 +71,9 @@ def encode(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
 
     def ids(msgs, generation_prompt):
         return list(
-            tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=generation_prompt,
-                                          return_dict=True)["input_ids"]
+            tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=generation_prompt, return_dict=True)[
+                "input_ids"
+            ]
         )
 
     full = ids(messages, False)
@@ -88,7 +89,7 @@ def encode(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
         stop = len(upto)
         while stop > len(prefix) and full[stop - 1] != end_id:  # drop what follows <|im_end|> ("\n")
             stop -= 1
-        labels[len(prefix):stop] = full[len(prefix):stop]
+        labels[len(prefix) : stop] = full[len(prefix) : stop]
     return full, labels
 
 
@@ -172,11 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     model = get_peft_model(model, config)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    print(f"base {base_dir}\n{len(examples)} examples, {supervised} supervised tokens; "
-          f"trainable {trainable:,} of {total:,} parameters; {args.threads} threads", flush=True)
+    print(
+        f"base {base_dir}\n{len(examples)} examples, {supervised} supervised tokens; "
+        f"trainable {trainable:,} of {total:,} parameters; {args.threads} threads",
+        flush=True,
+    )
 
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
-                                  weight_decay=0.0)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
     warmup = max(1, args.steps // 10)
 
     def lr_at(step: int) -> float:  # linear warm-up, then cosine decay to 10 %
@@ -206,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         losses.append(round(loss.item(), 4))
         if step == 0 or (step + 1) % 5 == 0 or step + 1 == args.steps:
             elapsed = time.perf_counter() - started
-            print(f"step {step + 1:4d}/{args.steps}  loss {losses[-1]:.4f}  lr {lr_at(step):.2e}  "
-                  f"{elapsed:6.1f}s", flush=True)
+            print(f"step {step + 1:4d}/{args.steps}  loss {losses[-1]:.4f}  lr {lr_at(step):.2e}  {elapsed:6.1f}s", flush=True)
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
 
@@ -237,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "train_seconds": round(seconds, 1),
         "train_cpu_seconds": round(cpu_seconds, 1),  # wall time on a shared machine varies; this less so
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "peft": peft.__version__},
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     }
 
     def write(folder: Path) -> None:
@@ -246,8 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         (folder / "training_args.json").write_text(json.dumps(training_args, indent=2) + "\n", encoding="utf-8")
 
     write_atomically(args.out, write)
-    print(f"trained {args.steps} steps in {seconds:.1f}s ({cpu_seconds:.1f}s CPU); loss {losses[0]:.3f} -> {losses[-1]:.3f} "
-          f"(mean of last 5: {training_args['final_loss_mean5']}); adapter in {args.out}")
+    print(
+        f"trained {args.steps} steps in {seconds:.1f}s ({cpu_seconds:.1f}s CPU); loss {losses[0]:.3f} -> {losses[-1]:.3f} "
+        f"(mean of last 5: {training_args['final_loss_mean5']}); adapter in {args.out}"
+    )
     return 0
 
 

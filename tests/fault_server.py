@@ -35,8 +35,21 @@ from typing import Any
 
 
 OPENAI_FIELDS = {
-    "model", "prompt", "messages", "max_tokens", "temperature", "top_p", "seed", "stop", "stream", "stream_options",
-    "n", "presence_penalty", "frequency_penalty", "logprobs", "user",
+    "model",
+    "prompt",
+    "messages",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "stream",
+    "stream_options",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "user",
 }
 
 
@@ -91,8 +104,12 @@ def answer_for(
 
 class FaultServer:
     def __init__(
-        self, delay_s: float = 0.0, reject_stream: bool = False, strict_params: bool = False,
-        model_path: str = "/models/test-model", responder: Any = None,
+        self,
+        delay_s: float = 0.0,
+        reject_stream: bool = False,
+        strict_params: bool = False,
+        model_path: str = "/models/test-model",
+        responder: Any = None,
     ):
         self.delay_s = delay_s
         self.responder = responder  # (body, text) -> answer or None: replaces the reversed words on the OpenAI paths
@@ -312,12 +329,19 @@ class _Handler(BaseHTTPRequestHandler):
                 choice = {"index": 0, "text": answer, "finish_reason": finish}
             if matched is not None:
                 choice["stop_reason"] = matched
-            self._send(200, {"id": f"x{hit.number}", "object": obj, "model": body.get("model"), "choices": [choice], "usage": usage})
+            self._send(
+                200, {"id": f"x{hit.number}", "object": obj, "model": body.get("model"), "choices": [choice], "usage": usage}
+            )
             return
-        pieces = [answer[i:i + 2] for i in range(0, len(answer), 2)]  # 2-character "tokens", spaces kept
+        pieces = [answer[i : i + 2] for i in range(0, len(answer), 2)]  # 2-character "tokens", spaces kept
         events: list[Any] = []
         if kind == "chat":
-            events.append({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
+            events.append(
+                {
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}],
+                }
+            )
         for piece in pieces:
             delta = {"delta": {"content": piece}} if kind == "chat" else {"text": piece}
             events.append({"object": obj + ".chunk", "choices": [{"index": 0, **delta, "finish_reason": None}]})

@@ -45,7 +45,9 @@ class JudgeRule:
             return "Both answers have merit; I cannot decide."
         reference = block(text, "Reference answer (correct)") or ""
         if "[Rubric]" in text:
-            return "Scored. Rating: [[9]]" if reference and reference in (block(text, "Answer") or "") else "Scored. Rating: [[2]]"
+            return (
+                "Scored. Rating: [[9]]" if reference and reference in (block(text, "Answer") or "") else "Scored. Rating: [[2]]"
+            )
         if self.always_a:
             return "The first one. [[A]]"
         a, b = reference in (block(text, "Answer A") or ""), reference in (block(text, "Answer B") or "")

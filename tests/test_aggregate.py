@@ -122,7 +122,9 @@ def test_paired_noise_is_not_significant():
 
 def test_paired_false_positive_rate_is_near_nominal():
     rng = np.random.default_rng(5)
-    hits = sum(sb.paired_bootstrap(rng.normal(size=30), rng.normal(size=30), n_boot=1000, seed=i)["significant"] for i in range(200))
+    hits = sum(
+        sb.paired_bootstrap(rng.normal(size=30), rng.normal(size=30), n_boot=1000, seed=i)["significant"] for i in range(200)
+    )
     assert hits / 200 <= 0.11
 
 
@@ -154,9 +156,7 @@ def _per_prompt_by_hand(scores: dict[str, list[float]], metric: str = "exact_mat
 
 def test_paired_comparisons_frame():
     a = list(np.random.default_rng(3).uniform(0, 50, size=20))
-    frame = sf.paired_comparisons(
-        _per_prompt_by_hand({"x": a, "y": [v + 10 for v in a], "z": a[:19] + [np.nan]}, "bleu"), "bleu"
-    )
+    frame = sf.paired_comparisons(_per_prompt_by_hand({"x": a, "y": [v + 10 for v in a], "z": a[:19] + [np.nan]}, "bleu"), "bleu")
     assert list(frame.columns) == sf.PAIRWISE_COLUMNS
     assert [tuple(r) for r in frame[["model_a", "model_b"]].to_numpy()] == [("x", "y"), ("x", "z"), ("y", "z")]
     xy, xz, yz = frame.to_dict("records")
@@ -166,7 +166,9 @@ def test_paired_comparisons_frame():
 
 
 def test_lower_is_better_direction():
-    frame = sf.paired_comparisons(_per_prompt_by_hand({"x": [0.5] * 10, "y": [0.0] * 10}, "repeated_4gram_rate"), "repeated_4gram_rate")
+    frame = sf.paired_comparisons(
+        _per_prompt_by_hand({"x": [0.5] * 10, "y": [0.0] * 10}, "repeated_4gram_rate"), "repeated_4gram_rate"
+    )
     assert frame.loc[0, "significant"] and frame.loc[0, "better"] == "y"
 
 
@@ -194,8 +196,13 @@ def _save(store, model, fingerprint, run_id, results, settings="s1", batch_size=
         store.start_run(run_id, "cfg", {})
     store.start_model_run(run_id, model, fingerprint, settings, {})
     store.save_results(
-        fingerprint=fingerprint, model_id=model, run_id=run_id, settings_hash=settings,
-        request_hashes={r.prompt_id: f"h-{settings}" for r in results}, results=results, batch_size=batch_size,
+        fingerprint=fingerprint,
+        model_id=model,
+        run_id=run_id,
+        settings_hash=settings,
+        request_hashes={r.prompt_id: f"h-{settings}" for r in results},
+        results=results,
+        batch_size=batch_size,
     )
     if run_values:
         store.update_model_run(run_id, model, **run_values)
@@ -204,17 +211,34 @@ def _save(store, model, fingerprint, run_id, results, settings="s1", batch_size=
 @pytest.fixture
 def store(tmp_path):
     with Store(tmp_path / "results.sqlite") as s:
-        _save(s, "alpha", "fa", "r1", [
-            _result("capital", "The Paris.", finish="length", latency=1.0, ttft=0.1),
-            _result("sum", "5", latency=2.0, ttft=0.2),
-            _result("story", "once upon a time once upon a time", latency=3.0, ttft=0.3),
-            _result("gone", "a prompt no longer in the set"),
-        ], generated_tokens=12, generate_time_s=6.0, device="cpu", weight_bytes=1000, load_time_s=0.5)
-        _save(s, "beta", "fb", "r1", [
-            _result("capital", "London"),
-            _result("sum", "", finish="error", tokens=0),
-            _result("story", "a b c"),
-        ])
+        _save(
+            s,
+            "alpha",
+            "fa",
+            "r1",
+            [
+                _result("capital", "The Paris.", finish="length", latency=1.0, ttft=0.1),
+                _result("sum", "5", latency=2.0, ttft=0.2),
+                _result("story", "once upon a time once upon a time", latency=3.0, ttft=0.3),
+                _result("gone", "a prompt no longer in the set"),
+            ],
+            generated_tokens=12,
+            generate_time_s=6.0,
+            device="cpu",
+            weight_bytes=1000,
+            load_time_s=0.5,
+        )
+        _save(
+            s,
+            "beta",
+            "fb",
+            "r1",
+            [
+                _result("capital", "London"),
+                _result("sum", "", finish="error", tokens=0),
+                _result("story", "a b c"),
+            ],
+        )
         yield s
 
 
@@ -233,11 +257,17 @@ def test_latest_results_picks_newest_fingerprint_and_settings(store):
 
 
 def test_latest_results_keeps_newest_row_per_prompt():
-    frame = pd.DataFrame({
-        "model_id": ["m", "m", "m"], "fingerprint": ["f", "f", "f"], "settings_hash": ["s"] * 3,
-        "prompt_id": ["p", "p", "q"], "request_hash": ["old", "new", "x"], "created_at": [1.0, 2.0, 1.5],
-        "text": ["old", "new", "q"],
-    })
+    frame = pd.DataFrame(
+        {
+            "model_id": ["m", "m", "m"],
+            "fingerprint": ["f", "f", "f"],
+            "settings_hash": ["s"] * 3,
+            "prompt_id": ["p", "p", "q"],
+            "request_hash": ["old", "new", "x"],
+            "created_at": [1.0, 2.0, 1.5],
+            "text": ["old", "new", "q"],
+        }
+    )
     assert sf.latest_results(frame)["text"].tolist() == ["new", "q"]
     assert sf.latest_results(frame.iloc[0:0]).empty
 
@@ -247,7 +277,12 @@ def test_per_prompt_frame(store):
     assert list(frame.columns[: len(sf.PER_PROMPT_COLUMNS)]) == sf.PER_PROMPT_COLUMNS
     assert "exact_match" in frame and "distinct_2" in frame
     assert list(zip(frame.model_id, frame.prompt_id)) == [
-        ("beta", "capital"), ("beta", "sum"), ("beta", "story"), ("alpha", "capital"), ("alpha", "sum"), ("alpha", "story"),
+        ("beta", "capital"),
+        ("beta", "sum"),
+        ("beta", "story"),
+        ("alpha", "capital"),
+        ("alpha", "sum"),
+        ("alpha", "story"),
     ]  # study order, then prompt-set order; 'gone' dropped
     alpha = frame[frame.model_id == "alpha"].set_index("prompt_id")
     assert alpha.loc["capital", "exact_match"] == 1.0
@@ -288,20 +323,41 @@ def test_model_and_category_summary(store):
 
 
 def _runs(**values):
-    base = {"run_id": "r1", "model_id": "m", "fingerprint": "f", "started_at": 1.0, "generated_tokens": 0,
-            "generate_time_s": 0.0, "load_time_s": None, "device": "cpu", "weight_bytes": None,
-            "peak_memory_bytes": None, "details": "{}"}
+    base = {
+        "run_id": "r1",
+        "model_id": "m",
+        "fingerprint": "f",
+        "started_at": 1.0,
+        "generated_tokens": 0,
+        "generate_time_s": 0.0,
+        "load_time_s": None,
+        "device": "cpu",
+        "weight_bytes": None,
+        "peak_memory_bytes": None,
+        "details": "{}",
+    }
     return pd.DataFrame([{**base, **values}])
 
 
 def _batched_results():
     # two batches of two: latencies 1 s and 3 s, the longest outputs 20 and 40 tokens
     rows = [(10, 1.0, 0.2), (20, 1.0, 0.2), (30, 3.0, 0.4), (40, 3.0, 0.4)]
-    return pd.DataFrame([
-        {"model_id": "m", "fingerprint": "f", "run_id": "r1", "prompt_id": f"p{i}", "output_tokens": t,
-         "latency_s": lat, "ttft_s": ttft, "batch_size": 2, "finish_reason": "eos"}
-        for i, (t, lat, ttft) in enumerate(rows)
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "model_id": "m",
+                "fingerprint": "f",
+                "run_id": "r1",
+                "prompt_id": f"p{i}",
+                "output_tokens": t,
+                "latency_s": lat,
+                "ttft_s": ttft,
+                "batch_size": 2,
+                "finish_reason": "eos",
+            }
+            for i, (t, lat, ttft) in enumerate(rows)
+        ]
+    )
 
 
 def test_efficiency_from_the_run():
@@ -327,7 +383,9 @@ def test_efficiency_bandwidth_by_device():
     assert math.isnan(se.efficiency_frame(_batched_results(), gpu, None, 30e9).iloc[0].bandwidth_share)  # host figure
     row = se.efficiency_frame(_batched_results(), gpu, None, {"cuda": 4e12}).iloc[0]
     assert row.bandwidth_share == pytest.approx(2e9 * 15 / 4e12)
-    recorded = _runs(generated_tokens=100, generate_time_s=4.0, weight_bytes=10**9, details='{"memory_bandwidth_bytes_per_s": 15e9}')
+    recorded = _runs(
+        generated_tokens=100, generate_time_s=4.0, weight_bytes=10**9, details='{"memory_bandwidth_bytes_per_s": 15e9}'
+    )
     assert se.efficiency_frame(_batched_results(), recorded).iloc[0].bandwidth_share == pytest.approx(1.0)
     # the figure hardware_summary(measure_bandwidth=True) left in the run manifest
     cpu = _runs(generated_tokens=100, generate_time_s=4.0, weight_bytes=10**9)
@@ -351,12 +409,33 @@ def test_efficiency_counts_failures_and_unbatched_steps(store):
 
 def test_lm_frame():
     ln2 = math.log(2)
-    loglik = pd.DataFrame([
-        {"model_id": "m", "fingerprint": "f", "text_id": f"t{i}", "text_hash": "h", "nll_nats": nll * ln2,
-         "n_tokens": 10, "n_bytes": 40, "created_at": 1.0}
-        for i, nll in enumerate([40.0, 80.0, 60.0, 20.0])
-    ] + [{"model_id": "m", "fingerprint": "old", "text_id": "t0", "text_hash": "h", "nll_nats": 1.0,
-          "n_tokens": 10, "n_bytes": 40, "created_at": 0.5}])
+    loglik = pd.DataFrame(
+        [
+            {
+                "model_id": "m",
+                "fingerprint": "f",
+                "text_id": f"t{i}",
+                "text_hash": "h",
+                "nll_nats": nll * ln2,
+                "n_tokens": 10,
+                "n_bytes": 40,
+                "created_at": 1.0,
+            }
+            for i, nll in enumerate([40.0, 80.0, 60.0, 20.0])
+        ]
+        + [
+            {
+                "model_id": "m",
+                "fingerprint": "old",
+                "text_id": "t0",
+                "text_hash": "h",
+                "nll_nats": 1.0,
+                "n_tokens": 10,
+                "n_bytes": 40,
+                "created_at": 0.5,
+            }
+        ]
+    )
     row = sl.lm_frame(loglik).iloc[0]
     assert list(sl.lm_frame(loglik).columns) == sl.LM_COLUMNS
     assert row.fingerprint == "f" and row.n_texts == 4 and row.n_bytes == 160
@@ -402,8 +481,13 @@ def test_history_and_run_delta(store):
 
 
 def test_compute_tables_is_deterministic(store):
-    store.save_loglik(fingerprint="fa", model_id="alpha", run_id="r1", text_hashes={"t": "h", "u": "h"},
-                      results=[LogLikelihoodResult("t", 10.0, 4, 20), LogLikelihoodResult("u", 5.0, 2, 10)])
+    store.save_loglik(
+        fingerprint="fa",
+        model_id="alpha",
+        run_id="r1",
+        text_hashes={"t": "h", "u": "h"},
+        results=[LogLikelihoodResult("t", 10.0, 4, 20), LogLikelihoodResult("u", 5.0, 2, 10)],
+    )
     study = Study(title="t", models=[ModelConfig(id=m, name=m, config=Path("c.json")) for m in ("beta", "alpha", "spec-only")])
     first = st.compute_tables(store, study, PROMPTS, n_boot=500)
     second = st.compute_tables(store, study, PROMPTS, n_boot=500)
@@ -450,7 +534,16 @@ def test_lm_scores_follow_the_weights_not_the_entry_that_stored_them():
 
     loglik = pd.DataFrame(
         [
-            {"fingerprint": "w1", "text_id": "t", "text_hash": "h", "model_id": "sampled", "nll_nats": 6.93, "n_tokens": 5, "n_bytes": 10, "created_at": 1.0},
+            {
+                "fingerprint": "w1",
+                "text_id": "t",
+                "text_hash": "h",
+                "model_id": "sampled",
+                "nll_nats": 6.93,
+                "n_tokens": 5,
+                "n_bytes": 10,
+                "created_at": 1.0,
+            },
         ]
     )
     frame = lm_frame(loglik, {"greedy": "w1", "sampled": "w1"}, model_order=["greedy", "sampled"])

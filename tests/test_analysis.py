@@ -48,8 +48,16 @@ def write_study(tmp_path: Path, body: str) -> Path:
 def tiny_config(tmp_path: Path, name: str, **overrides) -> Path:
     """A small real config.json (GPT-2 shaped unless overridden), so specs are computed quickly."""
     cfg = {
-        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 64, "n_head": 4,
-        "n_layer": 2, "n_positions": 256, "vocab_size": 500, "torch_dtype": "float32", "bos_token_id": 0, "eos_token_id": 0,
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "n_embd": 64,
+        "n_head": 4,
+        "n_layer": 2,
+        "n_positions": 256,
+        "vocab_size": 500,
+        "torch_dtype": "float32",
+        "bos_token_id": 0,
+        "eos_token_id": 0,
     }
     cfg.update(overrides)
     folder = tmp_path / name
@@ -64,7 +72,14 @@ def tiny_config(tmp_path: Path, name: str, **overrides) -> Path:
 
 def test_spec_table_columns_and_exact_counts(table, specs):
     assert list(table.index) == ["llama-2-chat", "securix-llama-2-qlora", "securix-gpt2"]
-    for name in ("context_length", "vocab_size", "parameters", "weight_bytes", "adapter_trainable_parameters", "adapter_share_of_base"):
+    for name in (
+        "context_length",
+        "vocab_size",
+        "parameters",
+        "weight_bytes",
+        "adapter_trainable_parameters",
+        "adapter_share_of_base",
+    ):
         assert name in table.columns
     assert str(table["parameters"].dtype) == "Int64"
     assert table_value(table, "llama-2-chat", "parameters") == 6_738_415_616
@@ -77,7 +92,9 @@ def test_spec_table_columns_and_exact_counts(table, specs):
 
 def test_spec_for_model_sources(tmp_path):
     cfg = tiny_config(tmp_path, "local-model")
-    path = write_study(tmp_path, f"""
+    path = write_study(
+        tmp_path,
+        f"""
 title: t
 models:
   - id: a
@@ -86,7 +103,8 @@ models:
   - id: b
     name: B
     source: {{type: http, url: http://127.0.0.1:9/x}}
-""")
+""",
+    )
     study = load_config(path)
     spec = spec_for_model(study.models[0])
     assert spec is not None and spec.context_length == 256 and spec.parameters
@@ -97,13 +115,16 @@ models:
 
 
 def test_missing_vendored_config_names_the_line(tmp_path):
-    path = write_study(tmp_path, """
+    path = write_study(
+        tmp_path,
+        """
 title: t
 models:
   - id: a
     name: A
     config: nowhere/config.json
-""")
+""",
+    )
     study = load_config(path)
     with pytest.raises(ConfigError) as err:
         study_specs(study)
@@ -113,7 +134,9 @@ models:
 
 def test_double_quant_changes_the_4bit_estimate(tmp_path):
     cfg = tiny_config(tmp_path, "m")
-    path = write_study(tmp_path, f"""
+    path = write_study(
+        tmp_path,
+        f"""
 title: t
 models:
   - id: a
@@ -123,7 +146,8 @@ models:
     name: B
     config: {cfg}
     quantization: {{load_in_4bit: true, bnb_4bit_use_double_quant: true}}
-""")
+""",
+    )
     specs = study_specs(load_config(path))
     assert specs["b"].weight_bytes_4bit < specs["a"].weight_bytes_4bit
 
@@ -179,7 +203,9 @@ def test_statements_handle_ties_and_missing_values(study, specs):
     tie = dict(specs)
     tie["securix-llama-2-qlora"] = dataclasses.replace(specs["securix-llama-2-qlora"], context_length=4096)
     text = by_topic(analysis.spec_statements(study, tie, style=MD), "context")[0].text
-    assert text.startswith("Llama 2 7B chat finetune App and Securix Llama 2 Fine Tuning using QLora share the longest context, 4,096 tokens")
+    assert text.startswith(
+        "Llama 2 7B chat finetune App and Securix Llama 2 Fine Tuning using QLora share the longest context, 4,096 tokens"
+    )
 
     missing = dict(specs)
     missing["securix-gpt2"] = dataclasses.replace(specs["securix-gpt2"], context_length=None)
@@ -188,7 +214,9 @@ def test_statements_handle_ties_and_missing_values(study, specs):
     assert text.endswith("The context length of Securix Fine Tune GPT Neo is not stated.")
 
     none = {k: dataclasses.replace(v, vocab_size=None) for k, v in specs.items()}
-    assert by_topic(analysis.spec_statements(study, none, style=MD), "vocabulary")[0].text == "No model states its vocabulary size."
+    assert (
+        by_topic(analysis.spec_statements(study, none, style=MD), "vocabulary")[0].text == "No model states its vocabulary size."
+    )
 
 
 def test_conclusion_points(study, specs):
@@ -201,7 +229,9 @@ def test_conclusion_points(study, specs):
 def test_statement_text_escapes_names(tmp_path):
     cfg = tiny_config(tmp_path, "m")
     cfg2 = tiny_config(tmp_path, "n", n_positions=512)
-    path = write_study(tmp_path, f"""
+    path = write_study(
+        tmp_path,
+        f"""
 title: t
 models:
   - id: a
@@ -210,7 +240,8 @@ models:
   - id: b
     name: B
     config: {cfg2}
-""")
+""",
+    )
     study = load_config(path)
     text = " ".join(s.text for s in analysis.spec_statements(study, study_specs(study), style=MD))
     assert "<img" not in text and "&lt;img" in text
@@ -260,7 +291,11 @@ def test_assignment_claims_all_pass(study, table):
     assert len(results) == len(study.claims) >= 5
     assert all(r.passed for r in results)
     first = results[0]
-    assert first.values == {"llama-2-chat.context_length": 4096, "securix-gpt2.context_length": 1024, "securix-llama-2-qlora.context_length": 2048}
+    assert first.values == {
+        "llama-2-chat.context_length": 4096,
+        "securix-gpt2.context_length": 1024,
+        "securix-llama-2-qlora.context_length": 2048,
+    }
 
 
 def test_seed_false_claims_fail_with_numbers():
@@ -270,12 +305,16 @@ def test_seed_false_claims_fail_with_numbers():
         analysis.check_claims(study, table)
     message = err.value.format_message()
     assert message.startswith("2 claims are false:")
-    assert ("claim 'Model 1 and 2 have a lower maximum position embedding compared to Model 3.' is false: "
-            "llama-2-chat.context_length = 4096, securix-gpt2.context_length = 1024, "
-            "securix-llama-2-qlora.context_length = 2048") in message
+    assert (
+        "claim 'Model 1 and 2 have a lower maximum position embedding compared to Model 3.' is false: "
+        "llama-2-chat.context_length = 4096, securix-gpt2.context_length = 1024, "
+        "securix-llama-2-qlora.context_length = 2048"
+    ) in message
     assert f"(claims[0] at {FALSE_CLAIMS}:18)" in message
-    assert ("claim 'Model 3 has a smaller vocabulary size.' is false: securix-gpt2.vocab_size = 50257, "
-            "llama-2-chat.vocab_size = 32000") in message
+    assert (
+        "claim 'Model 3 has a smaller vocabulary size.' is false: securix-gpt2.vocab_size = 50257, "
+        "llama-2-chat.vocab_size = 32000"
+    ) in message
     assert f"(claims[1] at {FALSE_CLAIMS}:20)" in message
 
     results = analysis.check_claims(study, table, strict=False)
@@ -287,7 +326,10 @@ def test_seed_false_claims_fail_with_numbers():
 
 
 def claim_study(tmp_path, check: str):
-    return load_config(write_study(tmp_path, f"""
+    return load_config(
+        write_study(
+            tmp_path,
+            f"""
 title: t
 models:
   - id: llama-2-chat
@@ -296,7 +338,9 @@ models:
 claims:
   - text: something
     check: "{check}"
-"""))
+""",
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -325,7 +369,10 @@ def test_claim_on_a_missing_value_cannot_be_checked(tmp_path, table):
 
 def test_float_equality_is_tolerant(tmp_path, table):
     share = table_value(table, "securix-llama-2-qlora", "adapter_share_of_base")
-    study = load_config(write_study(tmp_path, f"""
+    study = load_config(
+        write_study(
+            tmp_path,
+            f"""
 title: t
 models:
   - id: m
@@ -334,7 +381,9 @@ models:
 claims:
   - text: exact share
     check: "securix-llama-2-qlora.adapter_share_of_base == {share!r} and 0.1 * llama-2-chat.context_length == 409.6"
-"""))
+""",
+        )
+    )
     assert analysis.check_claims(study, table)[0].passed
 
 
@@ -346,24 +395,62 @@ def test_assignment_warnings(study, specs):
     warnings = analysis.consistency_warnings(study, specs, style=MD)
     neo = [w for w in warnings if "GPT-Neo" in w]
     assert len(neo) == 1
-    assert neo[0].startswith("Securix Fine Tune GPT Neo: the name says “GPT-Neo”, but config.json describes a GPT-2 model (GPT2LMHeadModel")
+    assert neo[0].startswith(
+        "Securix Fine Tune GPT Neo: the name says “GPT-Neo”, but config.json describes a GPT-2 model (GPT2LMHeadModel"
+    )
     tags = [w for w in warnings if "text2text-generation" in w]
     assert len(tags) == 3 and all("should be `text-generation`" in w for w in tags)
     peft = [w for w in warnings if "library PEFT" in w]
-    assert [w.split(":")[0] for w in peft] == ["Llama 2 7B chat finetune App", "Securix Fine Tune GPT Neo"]  # model 2 has its adapter
+    assert [w.split(":")[0] for w in peft] == [
+        "Llama 2 7B chat finetune App",
+        "Securix Fine Tune GPT Neo",
+    ]  # model 2 has its adapter
     assert len(warnings) == 6
     assert sum(map(len, analysis.warnings_by_model(study, specs, style=MD).values())) == 6
 
 
 def test_warnings_for_seq2seq_and_names(tmp_path):
-    t5 = tiny_config(tmp_path, "t5", architectures=["T5ForConditionalGeneration"], model_type="t5", d_model=32, d_ff=64,
-                     num_layers=1, num_heads=2, d_kv=16, vocab_size=100)
-    neox = tiny_config(tmp_path, "neox", architectures=["GPTNeoXForCausalLM"], model_type="gpt_neox", hidden_size=32,
-                       intermediate_size=64, num_attention_heads=2, num_hidden_layers=1, vocab_size=100, max_position_embeddings=64)
-    llama = tiny_config(tmp_path, "llama", architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=32,
-                        intermediate_size=64, num_attention_heads=2, num_hidden_layers=1, vocab_size=100, max_position_embeddings=64)
+    t5 = tiny_config(
+        tmp_path,
+        "t5",
+        architectures=["T5ForConditionalGeneration"],
+        model_type="t5",
+        d_model=32,
+        d_ff=64,
+        num_layers=1,
+        num_heads=2,
+        d_kv=16,
+        vocab_size=100,
+    )
+    neox = tiny_config(
+        tmp_path,
+        "neox",
+        architectures=["GPTNeoXForCausalLM"],
+        model_type="gpt_neox",
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=2,
+        num_hidden_layers=1,
+        vocab_size=100,
+        max_position_embeddings=64,
+    )
+    llama = tiny_config(
+        tmp_path,
+        "llama",
+        architectures=["LlamaForCausalLM"],
+        model_type="llama",
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=2,
+        num_hidden_layers=1,
+        vocab_size=100,
+        max_position_embeddings=64,
+    )
     gpt2 = tiny_config(tmp_path, "gpt2")
-    study = load_config(write_study(tmp_path, f"""
+    study = load_config(
+        write_study(
+            tmp_path,
+            f"""
 title: t
 models:
   - id: t5
@@ -380,9 +467,14 @@ models:
     name: Mistral-style BERT
     config: {gpt2}
     card: {{library: peft, pipeline_tag: text-generation}}
-"""))
+""",
+        )
+    )
     warnings = analysis.consistency_warnings(study, study_specs(study), style=MD)
-    assert any(w.startswith("Flan-T5 summariser: the card's pipeline tag is `text-generation`") and "`text2text-generation`" in w for w in warnings)
+    assert any(
+        w.startswith("Flan-T5 summariser: the card's pipeline tag is `text-generation`") and "`text2text-generation`" in w
+        for w in warnings
+    )
     assert not any(w.startswith("Pythia") and "the name says “" in w for w in warnings)  # GPT-NeoX is not read as GPT-Neo
     assert any(w.startswith("Pythia GPT-NeoX 70M: the name says 70M parameters") for w in warnings)
     tiny = [w for w in warnings if w.startswith("TinyLlama")]
@@ -394,18 +486,35 @@ models:
 
 
 def test_adapter_task_type_mismatch(tmp_path):
-    t5 = tiny_config(tmp_path, "t5", architectures=["T5ForConditionalGeneration"], model_type="t5", d_model=32, d_ff=64,
-                     num_layers=1, num_heads=2, d_kv=16, vocab_size=100)
+    t5 = tiny_config(
+        tmp_path,
+        "t5",
+        architectures=["T5ForConditionalGeneration"],
+        model_type="t5",
+        d_model=32,
+        d_ff=64,
+        num_layers=1,
+        num_heads=2,
+        d_kv=16,
+        vocab_size=100,
+    )
     adapter = tmp_path / "adapter_config.json"
-    adapter.write_text(json.dumps({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q", "v"], "task_type": "CAUSAL_LM"}))
-    study = load_config(write_study(tmp_path, f"""
+    adapter.write_text(
+        json.dumps({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q", "v"], "task_type": "CAUSAL_LM"})
+    )
+    study = load_config(
+        write_study(
+            tmp_path,
+            f"""
 title: t
 models:
   - id: t5
     name: Some model
     config: {t5}
     adapter: {{config: {adapter}}}
-"""))
+""",
+        )
+    )
     specs = study_specs(study)
     assert specs["t5"].adapter.trainable_parameters > 0
     warnings = analysis.consistency_warnings(study, specs, style=MD)
@@ -424,9 +533,11 @@ def test_bits_per_byte_statement_follows_the_intervals():
         return phrase(lm_finding(tables), names, MD)
 
     def lm(rows):
-        return types.SimpleNamespace(lm=pd.DataFrame(
-            [{"model_id": m, "bits_per_byte": v, "bpb_ci_low": lo, "bpb_ci_high": hi, "n_texts": 4} for m, v, lo, hi in rows]
-        ))
+        return types.SimpleNamespace(
+            lm=pd.DataFrame(
+                [{"model_id": m, "bits_per_byte": v, "bpb_ci_low": lo, "bpb_ci_high": hi, "n_texts": 4} for m, v, lo, hi in rows]
+            )
+        )
 
     names = {"a": "A", "b": "B", "c": "C"}
     close = _lm_statement(lm([("a", 1.063, 0.90, 1.21), ("b", 1.063, 0.90, 1.21), ("c", 1.064, 0.91, 1.21)]), names)

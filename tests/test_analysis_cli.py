@@ -40,12 +40,24 @@ def study_with_results(tmp_path_factory):
 
 def test_metrics_prints_the_analysis_plainly(study_with_results):
     config, study = study_with_results
-    result = subprocess.run([sys.executable, "-m", "reportgen", "metrics", str(config), "--analysis"], capture_output=True,
-                            text=True, timeout=300, cwd=ROOT, env={**os.environ, "COLUMNS": "80"})
+    result = subprocess.run(
+        [sys.executable, "-m", "reportgen", "metrics", str(config), "--analysis"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "80"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    for heading in ("Specs", "Quality against the references", "Speed and memory", "Variants of the same model",
-                    "What retraining changed", "Conclusion"):
+    for heading in (
+        "Specs",
+        "Quality against the references",
+        "Speed and memory",
+        "Variants of the same model",
+        "What retraining changed",
+        "Conclusion",
+    ):
         assert f"\n{heading}\n" in out, heading
     lines = [line[2:] for line in out.splitlines() if line.startswith("- ")]
     assert lines, out[-2000:]
@@ -64,14 +76,16 @@ def test_metrics_prints_the_analysis_plainly(study_with_results):
     marked = [s.text for s in analysis.result_statements(study, tables, specs, markdown_style())]
     assert len(plain) == len(marked) and all(text in lines for text in plain)
     # the same numbers (compared as JSON, where a missing interval's NaN equals NaN)
-    assert json.dumps([s.numbers for s in analysis.result_statements(study, tables, specs)], default=str) == \
-           json.dumps([s.numbers for s in analysis.result_statements(study, tables, specs, markdown_style())], default=str)
+    assert json.dumps([s.numbers for s in analysis.result_statements(study, tables, specs)], default=str) == json.dumps(
+        [s.numbers for s in analysis.result_statements(study, tables, specs, markdown_style())], default=str
+    )
 
 
 def test_metrics_without_the_flag_prints_no_analysis(study_with_results):
     config, _ = study_with_results
-    result = subprocess.run([sys.executable, "-m", "reportgen", "metrics", str(config)], capture_output=True,
-                            text=True, timeout=300, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "reportgen", "metrics", str(config)], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     printed = result.stdout + result.stderr
     assert "Quality and text metrics" in printed and "Quality against the references" not in printed

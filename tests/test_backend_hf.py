@@ -61,10 +61,13 @@ def mixed_requests(**settings) -> list[GenerationRequest]:
     """Chat with and without a system turn, plain text, prompts sharing long prefixes, very different lengths."""
     reqs = requests(**settings)
     reqs += requests(prompts=["Write a short poem about the sea and the moon.", "Hello"], system=False, **settings)
-    reqs += requests(prompts=["The quick brown fox", "Write a short poem about the sea and the sky, please. " * 3],
-                     fmt="plain", **settings)
-    return [GenerationRequest(prompt_id=f"m{i}", messages=r.messages, text=r.text, format=r.format,
-                              settings=r.settings) for i, r in enumerate(reqs)]
+    reqs += requests(
+        prompts=["The quick brown fox", "Write a short poem about the sea and the sky, please. " * 3], fmt="plain", **settings
+    )
+    return [
+        GenerationRequest(prompt_id=f"m{i}", messages=r.messages, text=r.text, format=r.format, settings=r.settings)
+        for i, r in enumerate(reqs)
+    ]
 
 
 def summary(results):
@@ -77,9 +80,10 @@ def reference_tokens(folder: Path, prompt_ids: list[int], n: int) -> list[int]:
 
     m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     with torch.inference_mode():
-        out = m.generate(torch.tensor([prompt_ids]), max_new_tokens=n, do_sample=False, eos_token_id=None,
-                         pad_token_id=0, min_new_tokens=n)
-    return out[0, len(prompt_ids):].tolist()
+        out = m.generate(
+            torch.tensor([prompt_ids]), max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0, min_new_tokens=n
+        )
+    return out[0, len(prompt_ids) :].tolist()
 
 
 # ------------------------------------------------------------------------------------------------ paths
@@ -127,7 +131,9 @@ def test_seq2seq_t5(tiny_t5_dir):
     assert all(not r.failed and 1 <= r.output_tokens <= 6 for r in results)
     assert summary(results) == summary([b.generate([r])[0] for r in requests(fmt="plain", max_new_tokens=6)])
     (score,) = b.loglikelihood([("t", "The quick brown fox.")])
-    assert score.nll_nats > 0 and score.n_tokens == len(b._tokenizer("The quick brown fox.", add_special_tokens=False)["input_ids"])
+    assert score.nll_nats > 0 and score.n_tokens == len(
+        b._tokenizer("The quick brown fox.", add_special_tokens=False)["input_ids"]
+    )
 
 
 def test_gguf_source(tiny_gguf_path, tiny_llama_dir, tmp_path):
@@ -445,7 +451,7 @@ def _lm_eval_rolling_token_windows(token_list, prefix_token, max_seq_len, contex
     while predicted < len(token_list):
         window_pred_len = min(len(token_list) - predicted, pred_len)
         window_end = predicted + window_pred_len
-        yield (token_list[window_end - max_seq_len - 1: window_end - 1], token_list[window_end - window_pred_len: window_end])
+        yield (token_list[window_end - max_seq_len - 1 : window_end - 1], token_list[window_end - window_pred_len : window_end])
         predicted += window_pred_len
 
 
@@ -463,7 +469,7 @@ def test_rolling_windows_are_lm_evals(max_len):
         ours = rolling_windows(tokens, 7, max_len)
         theirs = [_lm_eval_make_disjoint_window(p) for p in _lm_eval_rolling_token_windows(tokens, 7, max_len, 1)]
         # the same (context, continuation) pairs; every token predicted once; the model reads at most max_len tokens
-        assert [(w.tokens[: len(w.tokens) - w.n_predicted], w.tokens[len(w.tokens) - w.n_predicted:]) for w in ours] == theirs
+        assert [(w.tokens[: len(w.tokens) - w.n_predicted], w.tokens[len(w.tokens) - w.n_predicted :]) for w in ours] == theirs
         assert sum(w.n_predicted for w in ours) == n and all(len(w.tokens) - 1 <= max_len for w in ours)
 
 
@@ -488,12 +494,12 @@ def test_loglikelihood_matches_lm_eval_loglikelihood_rolling(tiny_llama_dir, tmp
     total, restart = 0.0, 0.0  # Python floats (float64), as lm-eval sums the windows
     with torch.inference_mode():
         for context, continuation in windows:  # HFLM._loglikelihood_tokens
-            inp = (context + continuation)[-(max_len + 1):][:-1]
-            logp = torch.log_softmax(m(torch.tensor([inp])).logits[0].float(), dim=-1)[-len(continuation):]
+            inp = (context + continuation)[-(max_len + 1) :][:-1]
+            logp = torch.log_softmax(m(torch.tensor([inp])).logits[0].float(), dim=-1)[-len(continuation) :]
             total += -float(logp.gather(1, torch.tensor(continuation)[:, None]).double().sum())
         full = [tokenizer.bos_token_id] + ids  # the old scheme: windows restarting with one token of context
         for start in range(0, len(full) - 1, max_len - 1):
-            chunk = full[start: start + max_len]
+            chunk = full[start : start + max_len]
             logp = torch.log_softmax(m(torch.tensor([chunk])).logits[0, :-1].float(), dim=-1)
             restart += -float(logp.gather(1, torch.tensor(chunk[1:])[:, None]).double().sum())
     assert score.n_tokens == len(ids)

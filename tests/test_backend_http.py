@@ -32,9 +32,7 @@ def server():
 def make_backend(url: str, protocol: str = "hf-inference", **source: object) -> HTTPBackend:
     defaults: dict[str, object] = {"concurrency": 4, "timeout_s": 5.0, "max_retries": 4, "stream": True}
     defaults.update(source)
-    model = ModelConfig(
-        id="remote", name="Remote model", source=HTTPSource(type="http", url=url, protocol=protocol, **defaults)
-    )
+    model = ModelConfig(id="remote", name="Remote model", source=HTTPSource(type="http", url=url, protocol=protocol, **defaults))
     backend = create_backend(model)
     assert isinstance(backend, HTTPBackend)
     backend.backoff_base_s = 0.01  # keep the tests fast; the schedule itself is exponential with jitter
@@ -44,9 +42,7 @@ def make_backend(url: str, protocol: str = "hf-inference", **source: object) -> 
 def requests_for(texts: list[str], **settings: object) -> list[GenerationRequest]:
     gen = GenerationSettings(**{"max_new_tokens": 16, **settings})
     return [
-        GenerationRequest(
-            prompt_id=f"p{i}", messages=({"role": "user", "content": t},), text=t, format="chat", settings=gen
-        )
+        GenerationRequest(prompt_id=f"p{i}", messages=({"role": "user", "content": t},), text=t, format="chat", settings=gen)
         for i, t in enumerate(texts)
     ]
 

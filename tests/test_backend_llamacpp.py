@@ -46,9 +46,7 @@ def smol_model(threads: int | None = None) -> ModelConfig:
 def make_requests(max_new_tokens: int = 24, stop: tuple[str, ...] = (), prompts=PROMPTS) -> list[GenerationRequest]:
     settings = GenerationSettings(max_new_tokens=max_new_tokens, stop=stop)
     return [
-        GenerationRequest(
-            prompt_id=pid, messages=({"role": "user", "content": text},), text=text, format=fmt, settings=settings
-        )
+        GenerationRequest(prompt_id=pid, messages=({"role": "user", "content": text},), text=text, format=fmt, settings=settings)
         for pid, fmt, text in prompts
     ]
 
@@ -164,9 +162,25 @@ def llama_server():
 
     port = free_port()
     cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--model_alias", "smollm2",
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
-        "--n_threads_batch", "1", "--verbose", "false",
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf_path()),
+        "--model_alias",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "1",
+        "--n_threads_batch",
+        "1",
+        "--verbose",
+        "false",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -195,9 +209,11 @@ def llama_server():
 
 def http_model(url: str, protocol: str, stream: bool = True) -> ModelConfig:
     return ModelConfig(
-        id="smollm2-server", name="SmolLM2 via llama_cpp.server",
-        source=HTTPSource(type="http", url=url, protocol=protocol, model="smollm2", concurrency=1, timeout_s=60,
-                          max_retries=1, stream=stream),
+        id="smollm2-server",
+        name="SmolLM2 via llama_cpp.server",
+        source=HTTPSource(
+            type="http", url=url, protocol=protocol, model="smollm2", concurrency=1, timeout_s=60, max_retries=1, stream=stream
+        ),
     )
 
 

@@ -27,7 +27,7 @@ def make_study(folder: Path, tiny_llama_dir: Path, tiny_gpt2_dir: Path) -> Path:
         f"""title: Build study
 prompts: prompts.yaml
 generation: {{max_new_tokens: 6}}
-output: {{dir: {folder / 'report'}, formats: [markdown, html]}}
+output: {{dir: {folder / "report"}, formats: [markdown, html]}}
 models:
   - {{id: llama, name: Tiny Llama, source: {{type: local, path: llama}}}}
   - {{id: gpt2, name: Tiny GPT-2, source: {{type: local, path: gpt2}}}}

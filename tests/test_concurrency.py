@@ -31,14 +31,15 @@ def remote_study(folder: Path, url: str, prompts: int = 3) -> Path:
     path = folder / "study.yaml"
     path.write_text(
         f"title: t\nprompts: prompts.yaml\ngeneration: {{max_new_tokens: 4}}\noutput: {{dir: out}}\nmodels:\n"
-        f"  - id: remote\n    name: Remote\n    source: {{type: http, url: \"{url}\", max_retries: 0, timeout_s: 10}}\n"
+        f'  - id: remote\n    name: Remote\n    source: {{type: http, url: "{url}", max_retries: 0, timeout_s: 10}}\n'
     )
     return path
 
 
 def reportgen(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "reportgen", *args], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "reportgen", *args], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 @pytest.mark.parametrize("rounds", [2, pytest.param(20, marks=pytest.mark.slow)])
@@ -64,14 +65,20 @@ def test_two_runs_at_once_on_a_fresh_store(tmp_path: Path, rounds: int):
 def test_second_writer_waits_and_says_who_holds_the_store(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     store = tmp_path / "results.sqlite"
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from reportgen.store import Store
             with Store({str(store)!r}):
                 print("ready", flush=True)
                 time.sleep(1.5)
-        """)],
-        env=ENV, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "ready"
     start = time.perf_counter()
@@ -128,8 +135,13 @@ def _set_of(root: Path) -> set[str]:
 def test_kill_during_the_write_phase_leaves_one_complete_set(tmp_path: Path):
     rng = random.Random(11)
     root = tmp_path / "report"
-    write_files(root, {name: (b"O" * 10 + name.encode()) for name in
-                       ["README.md", "report.html", "report.pdf", "charts/a.svg", "charts/b.svg", "plotly.min.js"]})
+    write_files(
+        root,
+        {
+            name: (b"O" * 10 + name.encode())
+            for name in ["README.md", "report.html", "report.pdf", "charts/a.svg", "charts/b.svg", "plotly.min.js"]
+        },
+    )
     mixed_before_recovery = 0
     for _ in range(12):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root), "100000"], env=ENV, stdout=subprocess.PIPE, text=True)

@@ -63,7 +63,12 @@ def test_good_config_validates(study_dir: Path):
     "text, line, key, words",
     [
         (GOOD.replace("title:", "titel:"), 1, "titel", "Did you mean 'title'"),
-        (GOOD.replace("    name: Base model\n", "    name: Base model\n    sorce: x\n"), 6, "models[0].sorce", "Did you mean 'source'"),
+        (
+            GOOD.replace("    name: Base model\n", "    name: Base model\n    sorce: x\n"),
+            6,
+            "models[0].sorce",
+            "Did you mean 'source'",
+        ),
         (GOOD.replace("path: model", "pth: model"), 6, "models[0].source.pth", "Did you mean 'path'"),
         (GOOD + "generation:\n  max_new_tokens: zero\n", 8, "generation.max_new_tokens", "integer"),
         (GOOD.replace("type: local", "type: ftp"), 6, "models[0].source", "ftp"),
@@ -83,7 +88,9 @@ def test_bad_config_names_file_key_and_line(study_dir: Path, text: str, line: in
 
 
 def test_every_error_is_reported_at_once(study_dir: Path):
-    config = write(study_dir, "study.yaml", GOOD.replace("title:", "titel:").replace("pth", "x").replace("path: model", "pth: model"))
+    config = write(
+        study_dir, "study.yaml", GOOD.replace("title:", "titel:").replace("pth", "x").replace("path: model", "pth: model")
+    )
     with pytest.raises(ConfigError) as info:
         load_config(config)
     # unknown titel, missing title, unknown pth, missing path: all four at once, sorted by line
@@ -112,7 +119,9 @@ def test_missing_config_file(tmp_path: Path):
 
 
 def test_validate_reports_missing_files(study_dir: Path):
-    config = write(study_dir, "study.yaml", GOOD.replace("path: model", "path: no-such-model").replace("prompts.yaml", "gone.yaml"))
+    config = write(
+        study_dir, "study.yaml", GOOD.replace("path: model", "path: no-such-model").replace("prompts.yaml", "gone.yaml")
+    )
     result = run_cli("validate", str(config))
     assert result.exit_code == 2
     assert f"{config}:2: prompts: prompt set" in result.output
@@ -170,7 +179,9 @@ def test_bad_jsonl_prompt_set(tmp_path: Path):
 
 
 def test_prompt_set_chat_and_plain_forms(tmp_path: Path):
-    path = write(tmp_path, "p.yaml", "system: Be brief.\nprompts:\n  - {id: a, prompt: Hi}\n  - {id: b, prompt: Go, format: plain}\n")
+    path = write(
+        tmp_path, "p.yaml", "system: Be brief.\nprompts:\n  - {id: a, prompt: Hi}\n  - {id: b, prompt: Go, format: plain}\n"
+    )
     prompts = load_prompt_set(path)
     a, b = prompts.prompts
     assert prompts.messages_for(a) == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
@@ -186,7 +197,11 @@ def test_demo_config_is_valid():
 
 
 def test_plain_prompts_are_sent_as_written(tmp_path: Path):
-    path = write(tmp_path, "p.yaml", "system: Be brief.\nprompts:\n  - {id: a, prompt: 'The capital of Italy is', format: plain}\n  - {id: b, prompt: Hi}\n")
+    path = write(
+        tmp_path,
+        "p.yaml",
+        "system: Be brief.\nprompts:\n  - {id: a, prompt: 'The capital of Italy is', format: plain}\n  - {id: b, prompt: Hi}\n",
+    )
     prompts = load_prompt_set(path)
     a, b = prompts.prompts
     assert prompts.plain_text_for(a) == "The capital of Italy is"

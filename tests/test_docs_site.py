@@ -29,7 +29,9 @@ def metrics_table() -> str:
     direction = {True: "higher", False: "lower", None: "—"}
     lines = ["| metric | label | kind | unit | better | definition |", "| --- | --- | --- | --- | --- | --- |"]
     for name, m in METRICS.items():
-        lines.append(f"| `{name}` | {_cell(m.label)} | {m.kind} | {_cell(m.unit)} | {direction[m.higher_is_better]} | {_cell(m.description)} |")
+        lines.append(
+            f"| `{name}` | {_cell(m.label)} | {m.kind} | {_cell(m.unit)} | {direction[m.higher_is_better]} | {_cell(m.description)} |"
+        )
     return "\n".join(lines)
 
 
@@ -58,7 +60,8 @@ def with_generated(page: str) -> str:
 @pytest.mark.parametrize("page", sorted(GENERATED))
 def test_generated_parts_are_current(page):
     assert (DOCS / page).read_text(encoding="utf-8") == with_generated(page), (
-        f"docs/{page} is stale: run `python tests/test_docs_site.py` and commit the result")
+        f"docs/{page} is stale: run `python tests/test_docs_site.py` and commit the result"
+    )
 
 
 def test_every_context_variable_is_described():
@@ -82,9 +85,13 @@ class _Links(HTMLParser):
 
 
 def _build(config: Path, site: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})  # Material's banner, not a build warning
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )  # Material's banner, not a build warning
 
 
 def test_site_with_the_assignment_report_published_into_it(tmp_path):
@@ -94,8 +101,12 @@ def test_site_with_the_assignment_report_published_into_it(tmp_path):
     project.mkdir()
     shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
     shutil.copytree(DOCS, project / "docs")
-    published = subprocess.run([sys.executable, "-m", "reportgen", "-q", "publish", str(ROOT / "configs" / "assignment.yaml"),
-                                "--mkdocs", str(project)], capture_output=True, text=True, timeout=300)
+    published = subprocess.run(
+        [sys.executable, "-m", "reportgen", "-q", "publish", str(ROOT / "configs" / "assignment.yaml"), "--mkdocs", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert published.returncode == 0, published.stderr
     assert "assignment/index.md" in (project / "mkdocs.yml").read_text(encoding="utf-8")
     result = _build(project / "mkdocs.yml", tmp_path / "site")
@@ -108,9 +119,13 @@ def test_site_with_the_assignment_report_published_into_it(tmp_path):
 def test_mkdocs_build_strict(tmp_path):
     pytest.importorskip("mkdocs")
     site = tmp_path / "site"
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})  # Material's banner, not a build warning
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )  # Material's banner, not a build warning
     assert result.returncode == 0, result.stderr[-4000:]
     assert not re.search(r"^(WARNING|ERROR)", result.stderr, flags=re.M), result.stderr
     pages = {p.relative_to(site).as_posix(): p for p in site.rglob("index.html")}

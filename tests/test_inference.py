@@ -27,8 +27,9 @@ def _paired(n: int, shift: float, seed: int) -> np.ndarray:
 def test_exact_sign_flip_agrees_with_scipy_permutation_test(n, shift, seed):
     d = _paired(n, shift, seed)
     ours = I.sign_flip_test(d)
-    ref = scipy_stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf,
-                                       vectorized=True, alternative="two-sided")
+    ref = scipy_stats.permutation_test(
+        (d,), np.mean, permutation_type="samples", n_resamples=np.inf, vectorized=True, alternative="two-sided"
+    )
     assert ours.method == "exact sign-flip permutation" and ours.resamples == 2**n
     assert ours.statistic == pytest.approx(ref.statistic, abs=1e-15)
     assert ours.p_value == pytest.approx(ref.pvalue, rel=1e-12)
@@ -43,8 +44,7 @@ def test_sign_flip_with_ties_agrees_with_scipy():
 
 def test_monte_carlo_sign_flip_agrees_with_exact_within_its_error():
     d = _paired(15, 0.45, 5)  # 2^15 patterns: scipy enumerates them all, we draw 9999
-    exact = scipy_stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf,
-                                         vectorized=True).pvalue
+    exact = scipy_stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf, vectorized=True).pvalue
     ours = I.sign_flip_test(d, seed=11)
     assert ours.method == "Monte Carlo sign-flip permutation" and ours.resamples == 9999
     se = math.sqrt(exact * (1 - exact) / 9999)
@@ -135,8 +135,9 @@ def test_constant_proportions_still_get_an_honest_interval():
 @pytest.mark.parametrize("n, seed", [(8, 0), (30, 1), (200, 2)])
 def test_bootstrap_agrees_with_scipy_given_the_same_seed(method, scipy_method, n, seed):
     x = np.random.default_rng(100 + seed).exponential(1.0, n)  # skewed: BCa and percentile differ
-    ref = scipy_stats.bootstrap((x,), np.mean, method=scipy_method, n_resamples=2000, vectorized=True,
-                                rng=np.random.default_rng(seed)).confidence_interval
+    ref = scipy_stats.bootstrap(
+        (x,), np.mean, method=scipy_method, n_resamples=2000, vectorized=True, rng=np.random.default_rng(seed)
+    ).confidence_interval
     ours = I.bootstrap_mean_interval(x, method=method, n_resamples=2000, seed=seed)
     assert (ours.low, ours.high) == pytest.approx((ref.low, ref.high), rel=1e-9)
     assert ours.method == f"{method} bootstrap" and ours.estimate == pytest.approx(x.mean())
@@ -148,8 +149,9 @@ def test_bca_differs_from_percentile_on_skewed_data():
     assert bca.high > pct.high  # BCa shifts right for right-skewed data
 
 
-@pytest.mark.parametrize("values, reason", [([], "n < 2"), ([1.0], "n < 2"), ([1.0] * 7, "constant data"),
-                                            ([0.25, 0.25, math.nan], "constant data")])
+@pytest.mark.parametrize(
+    "values, reason", [([], "n < 2"), ([1.0], "n < 2"), ([1.0] * 7, "constant data"), ([0.25, 0.25, math.nan], "constant data")]
+)
 def test_bootstrap_that_cannot_be_estimated_says_so(values, reason):
     for method in ("BCa", "percentile"):
         ci = I.bootstrap_mean_interval(values, method=method)

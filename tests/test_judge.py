@@ -34,8 +34,12 @@ prompts:
 # base knows p1, p2; good knows all four (at more length); bad knows none (tersely)
 ANSWERS = {
     "base": {"Q1": "It is Paris.", "Q2": "It is four.", "Q3": "It is green.", "Q4": "It is Venus."},
-    "good": {"Q1": "The capital is Paris, of course.", "Q2": "Two plus two is four, exactly.",
-             "Q3": "On a clear day the sky is blue.", "Q4": "The red planet is Mars, the fourth."},
+    "good": {
+        "Q1": "The capital is Paris, of course.",
+        "Q2": "Two plus two is four, exactly.",
+        "Q3": "On a clear day the sky is blue.",
+        "Q4": "The red planet is Mars, the fourth.",
+    },
     "bad": {"Q1": "Rome.", "Q2": "Five.", "Q3": "Red.", "Q4": "Pluto."},
     "bad2": {"Q1": "Paris!", "Q2": "four!", "Q3": "blue!", "Q4": "Mars!"},
 }
@@ -51,12 +55,15 @@ def study_file(folder: Path, url: str, *, judge: str = "", bad_model: str = "bad
     source: {{type: http, url: "{url}", protocol: openai-chat, model: {served}, stream: false, max_retries: 0}}"""
         for mid, served in (("base", "base"), ("good", "good"), ("bad", bad_model))
     )
-    judge = judge or f"""
+    judge = (
+        judge
+        or f"""
 judges:
   - id: fair
     source: {{type: http, url: "{url}", protocol: openai-chat, model: judge, stream: false, max_retries: 0}}
     mode: pairwise
 """
+    )
     path = folder / "study.yaml"
     path.write_text(f"title: Judged\nprompts: prompts.yaml\noutput: {{dir: out, formats: [markdown]}}\nmodels:{models}\n{judge}")
     return path
@@ -81,8 +88,9 @@ def comparison(study, judge_index: int = 0):
     with Store(store_path(study)) as store:
         tables = compute_tables(store, study, study_prompt_set(study))
         judgements = store.judgements_frame()
-    return judge_comparison(study.judges[judge_index], judgements, tables.per_prompt, [m.id for m in study.models],
-                            n_boot=200), judgements
+    return judge_comparison(
+        study.judges[judge_index], judgements, tables.per_prompt, [m.id for m in study.models], n_boot=200
+    ), judgements
 
 
 # -- prompts and verdicts ------------------------------------------------------------------------
@@ -110,49 +118,68 @@ def test_user_template_overrides_the_default(tmp_path: Path):
     (tmp_path / "judge").mkdir()
     (tmp_path / "judge/pairwise.j2").write_text("{% extends 'default:judge/pairwise.j2' %}")
     assert "impartial judge" in JudgeTemplates(tmp_path).render(
-        "judge/pairwise.j2", {"question": "q", "reference": None, "answer_a": "a", "answer_b": "b"})
+        "judge/pairwise.j2", {"question": "q", "reference": None, "answer_a": "a", "answer_b": "b"}
+    )
     (tmp_path / "judge/pairwise.j2").write_text("Mine: {{ answer_a | fenced }}")
     assert JudgeTemplates(tmp_path).render("judge/pairwise.j2", {"answer_a": "a"}).startswith("Mine:")
 
 
-@pytest.mark.parametrize("text, verdict, problem", [
-    ("Reasoning... [[A]]", "A", None),
-    ("[[B]] and again [[B]]", "B", None),
-    ("tie: [[ C ]]", "C", None),
-    ("A is better", None, "no verdict"),
-    ("[[A]] no wait [[B]]", None, "conflicting"),
-    ("[[D]]", None, "no verdict"),
-])
+@pytest.mark.parametrize(
+    "text, verdict, problem",
+    [
+        ("Reasoning... [[A]]", "A", None),
+        ("[[B]] and again [[B]]", "B", None),
+        ("tie: [[ C ]]", "C", None),
+        ("A is better", None, "no verdict"),
+        ("[[A]] no wait [[B]]", None, "conflicting"),
+        ("[[D]]", None, "no verdict"),
+    ],
+)
 def test_pairwise_verdicts_are_strict(text, verdict, problem):
     parsed = parse_pairwise(text)
     assert parsed.verdict == verdict
     assert (parsed.problem is None) if problem is None else (problem in parsed.problem)
 
 
-@pytest.mark.parametrize("text, score, ok", [
-    ("Rating: [[7]]", 7, True), ("rating:[[10]]", 10, True), ("Rating: [[11]]", None, False),
-    ("Rating: [[7.5]]", None, False), ("7/10", None, False), ("Rating: [[3]] Rating: [[4]]", None, False),
-])
+@pytest.mark.parametrize(
+    "text, score, ok",
+    [
+        ("Rating: [[7]]", 7, True),
+        ("rating:[[10]]", 10, True),
+        ("Rating: [[11]]", None, False),
+        ("Rating: [[7.5]]", None, False),
+        ("7/10", None, False),
+        ("Rating: [[3]] Rating: [[4]]", None, False),
+    ],
+)
 def test_rubric_ratings_are_strict(text, score, ok):
     parsed = parse_rubric(text, (1, 10))
     assert parsed.ok == ok and parsed.score == score
 
 
 def test_judge_config_errors_name_the_key(tmp_path: Path):
-    path = study_file(tmp_path, "http://127.0.0.1:9", judge="""
+    path = study_file(
+        tmp_path,
+        "http://127.0.0.1:9",
+        judge="""
 judges:
   - id: j
     model: nosuch
-""")
+""",
+    )
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert "judge 'j': model 'nosuch' is not a model of the study" in str(err.value)
-    path = study_file(tmp_path, "http://127.0.0.1:9", judge="""
+    path = study_file(
+        tmp_path,
+        "http://127.0.0.1:9",
+        judge="""
 judges:
   - id: j
     model: base
     source: {type: http, url: "http://x", protocol: openai-chat}
-""")
+""",
+    )
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert ":16: judges[0]:" in str(err.value) and "either 'model'" in str(err.value)
@@ -183,8 +210,11 @@ def test_bradley_terry_recovers_known_strengths():
 
 def test_win_rate_interval_on_synthetic_verdicts():
     # 100 prompts, both orders: won on 60, lost on 40
-    rows = [{"model_id": "m", "prompt_id": f"p{i}", "order": o, "outcome": 1.0 if i < 60 else 0.0}
-            for i in range(100) for o in ("first", "second")]
+    rows = [
+        {"model_id": "m", "prompt_id": f"p{i}", "order": o, "outcome": 1.0 if i < 60 else 0.0}
+        for i in range(100)
+        for o in ("first", "second")
+    ]
     rates = win_rates(pd.DataFrame(rows), ["m"], n_boot=2000, seed=0).iloc[0]
     assert rates["win"] == pytest.approx(0.6) and rates["loss"] == pytest.approx(0.4) and rates["tie"] == 0
     assert (rates["win_low"], rates["win_high"]) == bootstrap_ci([1.0] * 60 + [0.0] * 40, 2000, 0)[1:]
@@ -212,7 +242,7 @@ def test_fair_judge_win_rates_consistency_and_length_bias(tmp_path: Path):
     assert rel.consistency == 1.0 and rel.consistency_n == 8 and rel.reliable
     assert rel.tie_rate == 0.5
     assert rel.first_position_rate == 0.5  # each decisive winner was shown first once and second once
-    assert rel.longer_wins_rate == 1.0     # the rule's winner happens to be the longer answer every time
+    assert rel.longer_wins_rate == 1.0  # the rule's winner happens to be the longer answer every time
     expected = expected_length_correlation()
     assert rel.length_correlation == pytest.approx(expected) and expected > 0.5
     strengths = result.strengths.set_index("model_id")
@@ -331,7 +361,10 @@ def test_analysis_words_follow_the_judge(tmp_path: Path):
     tables, lines = _statements(study)
     # 4 prompts: good's score 75% has an interval reaching 50%, so the words stay "no clear difference"
     assert lines[0].startswith("The judge fair finds no clear difference between Good and Base: Good wins 50.0%, ties 50.0%")
-    assert any("kept its verdict when the answers' order was swapped on 100.0% of 8 answer pairs (required: 60.0%)" in line for line in lines)
+    assert any(
+        "kept its verdict when the answers' order was swapped on 100.0% of 8 answer pairs (required: 60.0%)" in line
+        for line in lines
+    )
     assert not any("unreliable" in line for line in lines)
 
     from reportgen.analysis import metrics_claim_table
@@ -344,9 +377,11 @@ def test_analysis_words_follow_the_judge(tmp_path: Path):
         biased = load_config(study_file(tmp_path / "biased", server.url))
         run_study(biased)
     _, lines = _statements(biased)
-    assert lines == ["The judge fair is unreliable: its verdict survives swapping the two answers' order on only 0% of 8 "
-                     "answer pairs (required: 60.0%), and it chose the answer shown first in 100.0% of its decisive verdicts. "
-                     "Nothing is called better or worse on its evidence."]
+    assert lines == [
+        "The judge fair is unreliable: its verdict survives swapping the two answers' order on only 0% of 8 "
+        "answer pairs (required: 60.0%), and it chose the answer shown first in 100.0% of its decisive verdicts. "
+        "Nothing is called better or worse on its evidence."
+    ]
 
 
 def test_findings_call_better_only_on_a_reliable_judge_with_a_clear_interval():
@@ -362,9 +397,26 @@ def test_findings_call_better_only_on_a_reliable_judge_with_a_clear_interval():
 
     def comparison(consistency: float) -> JudgedComparison:
         rel = JudgeReliability(40, 40, 0, 0, consistency, 20, 0.1, 0.5, 0.5, 0.0, None, math.nan, 0, 0.6)
-        rates = pd.DataFrame([{"model_id": "m", "n": 20, "win": 0.8, "win_low": 0.6, "win_high": 0.95, "tie": 0.0,
-                               "tie_low": math.nan, "tie_high": math.nan, "loss": 0.2, "loss_low": 0.05, "loss_high": 0.4,
-                               "score": 0.8, "score_low": 0.6, "score_high": 0.95}])
+        rates = pd.DataFrame(
+            [
+                {
+                    "model_id": "m",
+                    "n": 20,
+                    "win": 0.8,
+                    "win_low": 0.6,
+                    "win_high": 0.95,
+                    "tie": 0.0,
+                    "tie_low": math.nan,
+                    "tie_high": math.nan,
+                    "loss": 0.2,
+                    "loss_low": 0.05,
+                    "loss_high": 0.4,
+                    "score": 0.8,
+                    "score_low": 0.6,
+                    "score_high": 0.95,
+                }
+            ]
+        )
         return JudgedComparison("j", "J", "pairwise", "base", rates=rates, reliability=rel)
 
     class Tables:

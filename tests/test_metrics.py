@@ -223,9 +223,23 @@ def test_efficiency_metric_arithmetic():
 
 
 def test_registry_entries_are_documented():
-    assert {"exact_match", "contains_answer", "rouge_l", "bleu", "chrf", "distinct_1", "distinct_2",
-            "repeated_4gram_rate", "hit_token_limit", "length_words", "length_tokens",
-            "bits_per_byte", "perplexity", "tokens_per_s", "bandwidth_share"} <= set(METRICS)
+    assert {
+        "exact_match",
+        "contains_answer",
+        "rouge_l",
+        "bleu",
+        "chrf",
+        "distinct_1",
+        "distinct_2",
+        "repeated_4gram_rate",
+        "hit_token_limit",
+        "length_words",
+        "length_tokens",
+        "bits_per_byte",
+        "perplexity",
+        "tokens_per_s",
+        "bandwidth_share",
+    } <= set(METRICS)
     for name, m in METRICS.items():
         assert m.name == name
         assert m.kind in M.KINDS

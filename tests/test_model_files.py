@@ -14,7 +14,9 @@ from reportgen.cli import main
 from reportgen.errors import ConfigError
 from reportgen.specs.validate import adapter_config_problems, gguf_header_problems, model_config_problems
 
-BASE = json.loads((Path(__file__).parent.parent / "configs" / "assignment" / "llama-2-7b-chat-finetune-app" / "config.json").read_text())
+BASE = json.loads(
+    (Path(__file__).parent.parent / "configs" / "assignment" / "llama-2-7b-chat-finetune-app" / "config.json").read_text()
+)
 
 BAD_VALUES = [
     ("hidden_size", "big", "hidden_size: must be a whole number of at least 1, got a string 'big'"),
@@ -48,7 +50,9 @@ def one_line(result, code: int = 2) -> str:
 def study(folder: Path, source: str = "{type: local, path: model}", extra: str = "") -> Path:
     (folder / "prompts.yaml").write_text("prompts:\n  - id: one\n    prompt: hi\n")
     path = folder / "study.yaml"
-    path.write_text(f"title: t\nprompts: prompts.yaml\noutput: {{dir: out}}\nmodels:\n  - id: m\n    name: M\n    source: {source}\n{extra}")
+    path.write_text(
+        f"title: t\nprompts: prompts.yaml\noutput: {{dir: out}}\nmodels:\n  - id: m\n    name: M\n    source: {source}\n{extra}"
+    )
     return path
 
 

@@ -22,8 +22,12 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 def _requests() -> list[GenerationRequest]:
     settings = GenerationSettings(max_new_tokens=6)
-    return [GenerationRequest(prompt_id=f"p{i}", messages=({"role": "user", "content": text},), text=text,
-                              format="chat", settings=settings) for i, text in enumerate(["Hello there", "Two plus two is"])]
+    return [
+        GenerationRequest(
+            prompt_id=f"p{i}", messages=({"role": "user", "content": text},), text=text, format="chat", settings=settings
+        )
+        for i, text in enumerate(["Hello there", "Two plus two is"])
+    ]
 
 
 def test_bfloat16_runs_in_bfloat16_and_says_so(tiny_llama_dir: Path):

@@ -18,7 +18,9 @@ ASSIGNMENT = ROOT / "configs" / "assignment.yaml"
 def mkdocs_build(site: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(site / "mkdocs.yml"), "-d", str(site / "site")],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -30,7 +32,11 @@ def test_publish_passes_mkdocs_build_strict(tmp_path: Path, theme: str):
     site = tmp_path / "site-src"
     (site / "docs").mkdir(parents=True)
     (site / "docs" / "index.md").write_text("# Our models\n\nSee the studies.\n")
-    extra = "markdown_extensions:\n  - pymdownx.emoji:\n      emoji_index: !!python/name:material.extensions.emoji.twemoji\n" if theme == "material" else ""
+    extra = (
+        "markdown_extensions:\n  - pymdownx.emoji:\n      emoji_index: !!python/name:material.extensions.emoji.twemoji\n"
+        if theme == "material"
+        else ""
+    )
     (site / "mkdocs.yml").write_text(f"site_name: Studies\ntheme:\n  name: {theme}\nnav:\n  - Home: index.md\n{extra}")
     result = CliRunner().invoke(main, ["publish", str(ASSIGNMENT), "--mkdocs", str(site)])
     assert result.exit_code == 0, result.output
@@ -67,7 +73,9 @@ def test_render_into_replaces_only_between_markers(tmp_path: Path):
     assert "6,738,415,616" in after and "old\n" not in after
 
 
-@pytest.mark.parametrize("text", ["no markers here\n", "<!-- reportgen:start -->\n<!-- reportgen:start -->\n<!-- reportgen:end -->\n"])
+@pytest.mark.parametrize(
+    "text", ["no markers here\n", "<!-- reportgen:start -->\n<!-- reportgen:start -->\n<!-- reportgen:end -->\n"]
+)
 def test_render_into_with_bad_markers_leaves_the_file(tmp_path: Path, text: str):
     readme = tmp_path / "README.md"
     readme.write_text(text)

@@ -102,14 +102,20 @@ def write_study(folder: Path, models: list[str], *, prompts: int = 6, execution:
 
 
 def model(model_id: str, source: str, batch_size: int = 2, extra: str = "") -> str:
-    return f"  - id: {model_id}\n    name: {model_id}\n    source: {source}\n    batch_size: {batch_size}\n" + (f"    {extra}\n" if extra else "")
+    return f"  - id: {model_id}\n    name: {model_id}\n    source: {source}\n    batch_size: {batch_size}\n" + (
+        f"    {extra}\n" if extra else ""
+    )
 
 
 def stored(study) -> list[tuple]:
     with Store(store_path(study)) as store:
-        return [tuple(r) for r in store.db.execute(
-            "SELECT model_id, fingerprint, prompt_id, request_hash, text, output_tokens, finish_reason FROM results "
-            "ORDER BY model_id, prompt_id").fetchall()]
+        return [
+            tuple(r)
+            for r in store.db.execute(
+                "SELECT model_id, fingerprint, prompt_id, request_hash, text, output_tokens, finish_reason FROM results "
+                "ORDER BY model_id, prompt_id"
+            ).fetchall()
+        ]
 
 
 def manifest(study) -> RunManifest:
@@ -122,11 +128,16 @@ def manifest(study) -> RunManifest:
 
 
 def test_ray_engine_stores_the_same_rows_as_the_local_engine(tmp_path, local_ray, tiny_llama_dir, tiny_gpt2_dir):
-    models = [model("llama", f"{{type: local, path: {tiny_llama_dir}}}"), model("gpt2", f"{{type: local, path: {tiny_gpt2_dir}}}")]
+    models = [
+        model("llama", f"{{type: local, path: {tiny_llama_dir}}}"),
+        model("gpt2", f"{{type: local, path: {tiny_gpt2_dir}}}"),
+    ]
     (tmp_path / "local").mkdir()
     (tmp_path / "ray").mkdir()
     local = load_config(write_study(tmp_path / "local", models))
-    on_ray = load_config(write_study(tmp_path / "ray", models, execution="{engine: ray, shard_size: 4, resources: {default: {num_gpus: 1}}}"))
+    on_ray = load_config(
+        write_study(tmp_path / "ray", models, execution="{engine: ray, shard_size: 4, resources: {default: {num_gpus: 1}}}")
+    )
     assert on_ray.execution.engine == "ray" and local.execution.engine == "local"
 
     run_study(local)
@@ -166,10 +177,18 @@ class CrashOnce(TransformersBackend):
 
 def test_an_actor_that_dies_mid_shard_is_restarted_and_its_shard_retried(tmp_path, local_ray, tiny_llama_dir, monkeypatch):
     shutil.copytree(tiny_llama_dir, tmp_path / "llama")
-    study = load_config(write_study(tmp_path, [model("llama", "{type: local, path: llama}")], prompts=8,
-                                    execution="{engine: ray, shard_size: 2, max_restarts: 2, max_task_retries: 2}"))
+    study = load_config(
+        write_study(
+            tmp_path,
+            [model("llama", "{type: local, path: llama}")],
+            prompts=8,
+            execution="{engine: ray, shard_size: 2, max_restarts: 2, max_task_retries: 2}",
+        )
+    )
     real = plan.create_backend
-    monkeypatch.setattr(plan, "create_backend", lambda m, config_index=None: CrashOnce(m) if m.id == "llama" else real(m, config_index))
+    monkeypatch.setattr(
+        plan, "create_backend", lambda m, config_index=None: CrashOnce(m) if m.id == "llama" else real(m, config_index)
+    )
 
     summary = run_study(study)
 
@@ -195,8 +214,14 @@ class InterruptAfterFirstShard:
 
 
 def test_ctrl_c_stops_the_actors_and_the_next_run_redoes_no_stored_shard(tmp_path, local_ray, tiny_llama_dir):
-    study = load_config(write_study(tmp_path, [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")], prompts=8,
-                                    execution="{engine: ray, shard_size: 2}"))
+    study = load_config(
+        write_study(
+            tmp_path,
+            [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
+            prompts=8,
+            execution="{engine: ray, shard_size: 2}",
+        )
+    )
     with pytest.raises(KeyboardInterrupt):
         run_study(study, progress=InterruptAfterFirstShard())
     assert len(stored(study)) == 2  # the first shard, committed before the interrupt
@@ -217,7 +242,11 @@ def test_absent_ray_is_one_clear_line(monkeypatch):
     from reportgen.run.ray_executor import import_ray
 
     real_import = builtins.__import__
-    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name == "ray" else real_import(name, *a, **k))
+    monkeypatch.setattr(
+        builtins,
+        "__import__",
+        lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name == "ray" else real_import(name, *a, **k),
+    )
     with pytest.raises(MissingExtraError, match=r"pip install 'reportgen\[ray\]'"):
         import_ray()
 
@@ -225,23 +254,37 @@ def test_absent_ray_is_one_clear_line(monkeypatch):
 def test_execution_key_errors_name_file_and_line(tmp_path, tiny_llama_dir):
     from reportgen.errors import ConfigError
 
-    path = write_study(tmp_path, [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
-                       execution="{engine: rayy, address: 'not an address', resources: {nope: {num_gpus: 1}}}")
+    path = write_study(
+        tmp_path,
+        [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
+        execution="{engine: rayy, address: 'not an address', resources: {nope: {num_gpus: 1}}}",
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path)
     text = info.value.format_message()
     assert f"{path}:5: execution.engine" in text and "'rayy'" in text
     assert "execution.address" in text and "is not a Ray address" in text
-    bad_size = write_study(tmp_path, [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
-                           execution="{engine: ray, resources: {default: {memory: lots}}}")
+    bad_size = write_study(
+        tmp_path,
+        [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
+        execution="{engine: ray, resources: {default: {memory: lots}}}",
+    )
     with pytest.raises(ConfigError, match=r"execution.resources.default.memory: 'lots' is not a size"):
         load_config(bad_size)
-    unknown = write_study(tmp_path, [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
-                          execution="{engine: ray, resources: {gpt9: {num_gpus: 1}}}")
+    unknown = write_study(
+        tmp_path,
+        [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
+        execution="{engine: ray, resources: {gpt9: {num_gpus: 1}}}",
+    )
     with pytest.raises(ConfigError, match=r"execution.resources: no model with id gpt9"):
         load_config(unknown)
-    ok = load_config(write_study(tmp_path, [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
-                                 execution="{engine: ray, resources: {llama: {memory: 2GiB, num_cpus: 2}}}"))
+    ok = load_config(
+        write_study(
+            tmp_path,
+            [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")],
+            execution="{engine: ray, resources: {llama: {memory: 2GiB, num_cpus: 2}}}",
+        )
+    )
     request = ok.execution.resources_for("llama")
     assert (request.num_gpus, request.num_cpus, request.memory) == (1, 2, 2 * 2**30)
 
@@ -253,14 +296,22 @@ def test_models_run_concurrently_on_the_cluster(tmp_path, local_ray, monkeypatch
 
     monkeypatch.setattr(plan, "create_backend", lambda m, config_index=None: SleepBackend(m))
     monkeypatch.setattr(hardware, "hardware_summary", lambda **_: {})
-    study = load_config(sleep_study(tmp_path, models=4, prompts=8, tokens=8,
-                                    execution="{engine: ray, shard_size: 4, resources: {default: {num_gpus: 0.5, num_cpus: 0}}}"))
+    study = load_config(
+        sleep_study(
+            tmp_path,
+            models=4,
+            prompts=8,
+            tokens=8,
+            execution="{engine: ray, shard_size: 4, resources: {default: {num_gpus: 0.5, num_cpus: 0}}}",
+        )
+    )
     summary = run_study(study)
 
     assert [m.prompts_run for m in summary.models] == [8] * 4
     with Store(store_path(study)) as store:
-        batches = store.db.execute("SELECT DISTINCT model_id, json_extract(extra, '$.busy_from'), json_extract(extra, '$.busy_to') "
-                                   "FROM results").fetchall()
+        batches = store.db.execute(
+            "SELECT DISTINCT model_id, json_extract(extra, '$.busy_from'), json_extract(extra, '$.busy_to') FROM results"
+        ).fetchall()
     assert len(batches) == 8  # 4 models x 2 batches of 4, each stored once
     events = sorted([(start, 1) for _, start, _ in batches] + [(end, -1) for _, _, end in batches])
     running = peak = 0
@@ -291,18 +342,27 @@ def test_models_are_placed_on_both_nodes_and_other_weights_are_refused(tmp_path,
     cache_b = hub_cache(tmp_path / "cache-b", "tiny/llama", make_tiny_llama(tmp_path / "other-llama", seed=1))
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache_a))  # the driver sees node A's files
     clusters.multi_node(cache_a, cache_b)
-    study = load_config(write_study(tmp_path, [
-        model("a", "{type: hub, repo: tiny/llama}"),
-        model("c", "{type: hub, repo: tiny/llama}", extra="generation: {max_new_tokens: 5}"),  # not a's prompts
-    ], prompts=4, execution="{engine: ray, address: auto, resources: {default: {num_gpus: 0}, a: {resources: {node_a: 1}}, "
-                            "c: {resources: {node_b: 1}}}}"))
+    study = load_config(
+        write_study(
+            tmp_path,
+            [
+                model("a", "{type: hub, repo: tiny/llama}"),
+                model("c", "{type: hub, repo: tiny/llama}", extra="generation: {max_new_tokens: 5}"),  # not a's prompts
+            ],
+            prompts=4,
+            execution="{engine: ray, address: auto, resources: {default: {num_gpus: 0}, a: {resources: {node_a: 1}}, "
+            "c: {resources: {node_b: 1}}}}",
+        )
+    )
 
     summary = run_study(study, executor=RayExecutor(study.execution))
 
     by_id = {m.model_id: m for m in summary.models}
     assert by_id["a"].error is None and by_id["a"].prompts_run == 4
-    assert re.search(r"^node [\d.]+ \(id \w+\) has other weights for c \(fingerprint \w+ there, \w+ on the driver; differs in weights\)",
-                     by_id["c"].error), by_id["c"].error
+    assert re.search(
+        r"^node [\d.]+ \(id \w+\) has other weights for c \(fingerprint \w+ there, \w+ on the driver; differs in weights\)",
+        by_id["c"].error,
+    ), by_id["c"].error
     assert {r[0] for r in stored(study)} == {"a"}  # nothing of c was stored
     record = manifest(study)
     nodes = {n.node_id: n for n in record.cluster.nodes}

@@ -97,12 +97,24 @@ def test_readme_structure_like_the_seed(report):
     text = (report[0] / "README.md").read_text(encoding="utf-8")
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == [
-        "## Table of contents", "## Introduction", "## Specifications at a glance", "## Models",
-        "## Comparative analysis", "## Conclusion", "## Glossary", "## Deep details",
+        "## Table of contents",
+        "## Introduction",
+        "## Specifications at a glance",
+        "## Models",
+        "## Comparative analysis",
+        "## Conclusion",
+        "## Glossary",
+        "## Deep details",
     ]
     # the seed's own table-of-contents anchors still resolve
-    for anchor in ("#model-1-llama-2-7b-chat-finetune-app", "#model-2-securix-llama-2-fine-tuning-using-qlora",
-                   "#model-3-securix-fine-tune-gpt-neo", "#comparative-analysis", "#conclusion", "#introduction"):
+    for anchor in (
+        "#model-1-llama-2-7b-chat-finetune-app",
+        "#model-2-securix-llama-2-fine-tuning-using-qlora",
+        "#model-3-securix-fine-tune-gpt-neo",
+        "#comparative-analysis",
+        "#conclusion",
+        "#introduction",
+    ):
         assert f"]({anchor})" in text
     assert "| Parameters | 6,738,415,616<br>(6.74 B) | 6,738,415,616<br>(6.74 B) | 124,439,808<br>(124.4 M) |" in text
     assert '"Authorization": "Bearer " + os.environ["HF_TOKEN"]' in text  # the token is never written out
@@ -149,8 +161,17 @@ def test_pdf_text_outline_and_pages(report):
         assert name in flat
     for number in ("6,738,415,616", "124,439,808", "33,554,432", "50,257"):
         assert number in flat
-    for title in ("Table of contents", "Introduction", "Specifications at a glance", "Comparative analysis",
-                  "Consistency checks", "Checked claims", "Conclusion", "Glossary", "Deep details"):
+    for title in (
+        "Table of contents",
+        "Introduction",
+        "Specifications at a glance",
+        "Comparative analysis",
+        "Consistency checks",
+        "Checked claims",
+        "Conclusion",
+        "Glossary",
+        "Deep details",
+    ):
         assert title in flat
     assert f"Page 1 of {pages}" in flat and f"Page {pages} of {pages}" in flat
     titles = outline_titles(outline)
@@ -233,7 +254,9 @@ def test_template_error_names_file_and_line_and_keeps_the_old_report(study, repo
     before = (out / "README.md").read_bytes()
     user = tmp_path / "templates"
     user.mkdir()
-    (user / "report.md.j2").write_text('{% extends "default:report.md.j2" %}\n{% block glossary %}\n{{ no_such_key }}\n{% endblock %}\n')
+    (user / "report.md.j2").write_text(
+        '{% extends "default:report.md.j2" %}\n{% block glossary %}\n{{ no_such_key }}\n{% endblock %}\n'
+    )
     with pytest.raises(RenderError) as err:
         render_report(study, out_dir=out, formats=["markdown"], templates_dir=user)
     assert f"{user / 'report.md.j2'}:3" in err.value.format_message() and "no_such_key" in err.value.format_message()
@@ -250,8 +273,18 @@ def _template_names() -> list[str]:
 
 
 def _view_classes():
-    return (ctx.ReportContext, ctx.ModelView, ctx.Table, ctx.ChartView, ctx.GlossaryItem, ctx.AnalysisGroup,
-            ctx.SampleView, ctx.SampleOutput, ctx.RetrainingView, ctx.JudgedView)
+    return (
+        ctx.ReportContext,
+        ctx.ModelView,
+        ctx.Table,
+        ctx.ChartView,
+        ctx.GlossaryItem,
+        ctx.AnalysisGroup,
+        ctx.SampleView,
+        ctx.SampleOutput,
+        ctx.RetrainingView,
+        ctx.JudgedView,
+    )
 
 
 def test_every_context_field_is_documented():
@@ -278,10 +311,20 @@ def test_templates_use_only_documented_keys():
         undeclared = jinja2.meta.find_undeclared_variables(ast) - imported  # blocks see top-level imports
         assert undeclared <= top_level, f"{name} uses undocumented variables: {sorted(undeclared - top_level)}"
         used = {
-            node.attr for node in ast.find_all(jinja2.nodes.Getattr)
+            node.attr
+            for node in ast.find_all(jinja2.nodes.Getattr)
             if not (isinstance(node.node, jinja2.nodes.Name) and node.node.name == "loop")
         }
-        macros_module = {"table", "bullets", "chart", "warning", "captioned", "charts_of", "legend", "html_block"}  # `m.table(...)`: the imported macros
+        macros_module = {
+            "table",
+            "bullets",
+            "chart",
+            "warning",
+            "captioned",
+            "charts_of",
+            "legend",
+            "html_block",
+        }  # `m.table(...)`: the imported macros
         unknown = used - attributes - macros_module
         assert not unknown, f"{name} reads undocumented attributes: {sorted(unknown)}"
         filters = {node.name for node in ast.find_all(jinja2.nodes.Filter)}
@@ -305,10 +348,22 @@ def hostile_study(tmp_path: Path):
     folder = tmp_path / "cfg"
     folder.mkdir()
     for name, ctx_len in (("a", 256), ("b", 512)):
-        (folder / f"{name}.json").write_text(json.dumps({
-            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2,
-            "n_positions": ctx_len, "vocab_size": 500, "torch_dtype": "float32", "bos_token_id": 0, "eos_token_id": 0,
-        }))
+        (folder / f"{name}.json").write_text(
+            json.dumps(
+                {
+                    "architectures": ["GPT2LMHeadModel"],
+                    "model_type": "gpt2",
+                    "n_embd": 64,
+                    "n_head": 4,
+                    "n_layer": 2,
+                    "n_positions": ctx_len,
+                    "vocab_size": 500,
+                    "torch_dtype": "float32",
+                    "bos_token_id": 0,
+                    "eos_token_id": 0,
+                }
+            )
+        )
     text = json.dumps(HOSTILE)
     body = f"""
 title: {text}
@@ -363,7 +418,9 @@ def assert_markdown_is_inert(markdown: str) -> None:
     """Parse as GitHub would: raw HTML only from our templates, links only http(s)/#, images only our charts."""
     from reportgen.report.markdown import _parser
 
-    ours = re.compile(r'^(<div class="(table-wrap[^"]*|chart)"( data-chart="[a-z0-9-]+")?>(</div>)?|</div>|<details>|</details>|<summary>Raw config.json</summary>|<!-- reportgen:\w+ -->|<br>)\s*$')
+    ours = re.compile(
+        r'^(<div class="(table-wrap[^"]*|chart)"( data-chart="[a-z0-9-]+")?>(</div>)?|</div>|<details>|</details>|<summary>Raw config.json</summary>|<!-- reportgen:\w+ -->|<br>)\s*$'
+    )
     for token in _parser().parse(markdown):
         if token.type == "html_block":
             for line in token.content.strip().splitlines():
@@ -412,21 +469,42 @@ def test_weasyprint_fetcher_refuses_everything_outside_the_folder(tmp_path):
     pdf, fetcher = render_pdf(html, tmp_path, pending)
     assert pdf.startswith(b"%PDF")
     base = tmp_path.resolve().as_uri()
-    assert sorted(fetcher.refused) == sorted(["file:///etc/passwd", "http://127.0.0.1:9/x.png", tmp_path.parent.resolve().as_uri() + "/outside.svg",
-                                              "https://example.com/x.css"])
+    assert sorted(fetcher.refused) == sorted(
+        [
+            "file:///etc/passwd",
+            "http://127.0.0.1:9/x.png",
+            tmp_path.parent.resolve().as_uri() + "/outside.svg",
+            "https://example.com/x.css",
+        ]
+    )
     served = [u for u in fetcher.requested if u not in fetcher.refused]
-    assert sorted(served) == sorted([f"{base}/inside.svg", f"{base}/pending.svg",
-                                     "data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E"])
+    assert sorted(served) == sorted(
+        [f"{base}/inside.svg", f"{base}/pending.svg", "data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E"]
+    )
     assert ReportFolderFetcher(tmp_path).resolve(f"{base}/../../etc/passwd") is None
 
 
 @pytest.mark.parametrize(
     "text",
     [
-        "<script>alert(1)</script>", "| a | b |\n|---|---|\n| c | d |", "![x](file:///etc/passwd)",
-        "[x](javascript:alert(1))", "<https://example.com>", "&lt;script&gt;", "# h1\n## h2", "- a\n* b\n+ c\n1. d\n2) e",
-        "    indented code", "```\nfence\n```", "> quote", "***", "a\n===", "~~strike~~", "<!-- comment -->",
-        "**bold** _em_ __strong__", "line  \nbreak\\", "<details open>x</details>",
+        "<script>alert(1)</script>",
+        "| a | b |\n|---|---|\n| c | d |",
+        "![x](file:///etc/passwd)",
+        "[x](javascript:alert(1))",
+        "<https://example.com>",
+        "&lt;script&gt;",
+        "# h1\n## h2",
+        "- a\n* b\n+ c\n1. d\n2) e",
+        "    indented code",
+        "```\nfence\n```",
+        "> quote",
+        "***",
+        "a\n===",
+        "~~strike~~",
+        "<!-- comment -->",
+        "**bold** _em_ __strong__",
+        "line  \nbreak\\",
+        "<details open>x</details>",
     ],
 )
 def test_md_escape_leaves_only_a_paragraph(text):
@@ -500,7 +578,9 @@ def test_replace_between_markers(tmp_path):
     readme.write_bytes(original.encode())
     replace_between_markers(readme, "new report\n")
     data = readme.read_bytes().decode()
-    assert data == "# Project\r\n\r\nIntro  \r\n<!-- reportgen:start -->\r\nnew report\n<!-- reportgen:end -->\r\ntail\twith tab\r\n"
+    assert (
+        data == "# Project\r\n\r\nIntro  \r\n<!-- reportgen:start -->\r\nnew report\n<!-- reportgen:end -->\r\ntail\twith tab\r\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -527,8 +607,21 @@ def test_unknown_format(study, tmp_path):
 
 def test_timestamp_only_when_asked(tmp_path, monkeypatch):
     config = tmp_path / "cfg.json"
-    config.write_text(json.dumps({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 32, "n_head": 2,
-                                  "n_layer": 1, "n_positions": 64, "vocab_size": 100, "bos_token_id": 0, "eos_token_id": 0}))
+    config.write_text(
+        json.dumps(
+            {
+                "architectures": ["GPT2LMHeadModel"],
+                "model_type": "gpt2",
+                "n_embd": 32,
+                "n_head": 2,
+                "n_layer": 1,
+                "n_positions": 64,
+                "vocab_size": 100,
+                "bos_token_id": 0,
+                "eos_token_id": 0,
+            }
+        )
+    )
     path = tmp_path / "s.yaml"
     body = "title: T\nmodels:\n  - {id: a, name: A, config: cfg.json}\noutput: {timestamp: %s}\n"
     path.write_text(body % "false")

@@ -32,8 +32,9 @@ print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
 
 def _render_in_subprocess(cache: Path, out: Path) -> list[str]:
     env = {**os.environ, "REPORTGEN_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", PROBE, str(ASSIGNMENT), str(out)], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(ASSIGNMENT), str(out)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -49,7 +50,9 @@ def test_a_rerender_imports_neither_torch_nor_a_browser(tmp_path):
     second = _render_in_subprocess(cache, tmp_path / "two")
     assert second == [], f"a re-render imported {second}"
     assert (tmp_path / "one" / "README.md").read_bytes() == (tmp_path / "two" / "README.md").read_bytes()
-    assert (tmp_path / "one" / "charts" / "spec-size.svg").read_bytes() == (tmp_path / "two" / "charts" / "spec-size.svg").read_bytes()
+    assert (tmp_path / "one" / "charts" / "spec-size.svg").read_bytes() == (
+        tmp_path / "two" / "charts" / "spec-size.svg"
+    ).read_bytes()
 
 
 def test_cached_specs_equal_computed_ones(tmp_path, monkeypatch):

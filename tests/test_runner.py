@@ -32,7 +32,7 @@ def write_study(folder: Path, *, prompts: int = 6, batch_size: int | str = 2, ma
         f"""title: Tiny study
 prompts: prompts.yaml
 generation: {{max_new_tokens: {max_new_tokens}}}
-output: {{dir: {folder / 'report'}}}
+output: {{dir: {folder / "report"}}}
 models:
   - id: llama
     name: Tiny Llama
@@ -139,7 +139,10 @@ def test_kill_9_mid_run_then_resume_gives_a_complete_store(study_folder: Path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "reportgen", "run", str(config), "--models", "llama"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     database = store_path(study)
     deadline = time.time() + 120

@@ -12,8 +12,15 @@ from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogit
 from reportgen.backends.transformers.sampling import draw, nucleus  # noqa: E402
 
 SETTINGS = [  # (temperature, top_k, top_p)
-    (1.0, None, 0.9), (0.7, None, 0.9), (1.5, None, 0.5), (1.0, 40, 1.0), (0.7, 40, 0.9),
-    (2.0, 5, 0.3), (1.0, 1, 0.9), (1.3, None, 0.999), (1.0, None, 1.0),
+    (1.0, None, 0.9),
+    (0.7, None, 0.9),
+    (1.5, None, 0.5),
+    (1.0, 40, 1.0),
+    (0.7, 40, 0.9),
+    (2.0, 5, 0.3),
+    (1.0, 1, 0.9),
+    (1.3, None, 0.999),
+    (1.0, None, 1.0),
 ]
 
 

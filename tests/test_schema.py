@@ -39,14 +39,16 @@ def test_committed_schema_is_current(kind):
     committed = ROOT / "schemas" / FILES[kind]
     assert committed.exists(), f"{committed} is missing: run `reportgen schema -o schemas` and commit it"
     assert committed.read_text(encoding="utf-8") == schema_text(kind), (
-        f"schemas/{FILES[kind]} is stale: run `reportgen schema -o schemas` and commit the result")
+        f"schemas/{FILES[kind]} is stale: run `reportgen schema -o schemas` and commit the result"
+    )
 
 
 def test_committed_reference_is_current():
     committed = ROOT / "docs" / "config-reference.md"
     assert committed.exists(), "docs/config-reference.md is missing: run `reportgen schema --markdown -o docs`"
     assert committed.read_text(encoding="utf-8") == markdown_reference(), (
-        "docs/config-reference.md is stale: run `reportgen schema --markdown -o docs` and commit the result")
+        "docs/config-reference.md is stale: run `reportgen schema --markdown -o docs` and commit the result"
+    )
 
 
 def test_cli_writes_what_the_module_generates(tmp_path):
@@ -206,6 +208,6 @@ def test_example_configs_name_their_schema_for_editors(path):
     first = path.read_text(encoding="utf-8").splitlines()[0]
     prefix = "# yaml-language-server: $schema="
     assert first.startswith(prefix), f"{path}: the first line should be `{prefix}...`"
-    target = (path.parent / first[len(prefix):]).resolve()
+    target = (path.parent / first[len(prefix) :]).resolve()
     expected = "prompts.schema.json" if path in PROMPT_SETS else "study.schema.json"
     assert target == (ROOT / "schemas" / expected).resolve()

@@ -86,8 +86,13 @@ def echo_faults(monkeypatch: pytest.MonkeyPatch):
     def answer(self, kind, body, text, hit):
         token = (hit.authorization or "").removeprefix("Bearer ")
         if hit.fault == "500-echo-pieces":  # split, upper-cased, base64 and URL-encoded
-            self._send(500, {"error": f"bad key {token[:9]}~{token[9:18].upper()}~{token[18:]} "
-                                      f"b64={b64('Bearer ' + token)} url={quote(token, safe='')}"})
+            self._send(
+                500,
+                {
+                    "error": f"bad key {token[:9]}~{token[9:18].upper()}~{token[18:]} "
+                    f"b64={b64('Bearer ' + token)} url={quote(token, safe='')}"
+                },
+            )
             return
         if hit.fault == "200-echo-pieces":
             self._send(200, [{"generated_text": f"your key is {token.upper()[:16]} {token[16:]} {b64(token)}"}])
@@ -117,7 +122,7 @@ def test_echoed_pieces_reach_no_output_and_redirects_are_reported(tmp_path: Path
             f"""title: Remote study
 prompts: prompts.yaml
 generation: {{max_new_tokens: 8}}
-output: {{dir: {tmp_path / 'report'}}}
+output: {{dir: {tmp_path / "report"}}}
 models:
   - id: remote
     name: Remote model
@@ -144,6 +149,8 @@ models:
     for path in outputs:
         found = leaks(path.read_bytes())
         assert found == [], f"pieces of the token in {path}: {found}"
-    pdf_text = subprocess.run(["pdftotext", str(tmp_path / "report" / "report.pdf"), "-"], capture_output=True, text=True, check=True).stdout
+    pdf_text = subprocess.run(
+        ["pdftotext", str(tmp_path / "report" / "report.pdf"), "-"], capture_output=True, text=True, check=True
+    ).stdout
     assert "redirected (HTTP 302)" in " ".join(pdf_text.split()) or "redirected" in pdf_text
     assert leaks(pdf_text) == []

@@ -27,7 +27,7 @@ def test_token_never_written_and_failures_retried(tmp_path: Path, monkeypatch: p
             f"""title: Remote study
 prompts: prompts.yaml
 generation: {{max_new_tokens: 8}}
-output: {{dir: {tmp_path / 'report'}}}
+output: {{dir: {tmp_path / "report"}}}
 models:
   - id: remote
     name: Remote model

@@ -45,9 +45,9 @@ needs_chromium = pytest.mark.skipif(not static_charts_available(), reason="no Ch
 HOSTILE = {
     "poem": "<script>alert('x')</script> and <img src=x onerror=alert(1)>",
     "story": "| a | b |\n|---|---|\n| c | d |",
-    "recipe": "![x](file:///etc/passwd) [click](javascript:alert(1)) <img src=\"file:///etc/passwd\">",
+    "recipe": '![x](file:///etc/passwd) [click](javascript:alert(1)) <img src="file:///etc/passwd">',
     "letter": "&lt;b&gt;entity&amp; &#x3C;script&#x3E; ``` `tick` ````\n```\nbreak out of the fence\n```",
-    "essay": "# not a heading\n## nor this\n</details><script>alert(2)</script>\n<div class=\"chart\" data-chart=\"speed\"></div>",
+    "essay": '# not a heading\n## nor this\n</details><script>alert(2)</script>\n<div class="chart" data-chart="speed"></div>',
 }
 LONG_LINE = "x" * 2500  # no spaces: must wrap, not widen the page
 
@@ -121,18 +121,45 @@ EFFICIENCY = {  # model: (tokens/s, latency per prompt, peak memory, weight byte
 def write_study(folder: Path, *, claims: list[tuple[str, str]] = (), samples: int | str = 6) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cfg").mkdir(exist_ok=True)
-    (folder / "cfg" / "config.json").write_text(json.dumps({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-        "num_attention_heads": 4, "num_key_value_heads": 4, "num_hidden_layers": 2, "max_position_embeddings": 512,
-        "vocab_size": 1000, "torch_dtype": "float32", "hidden_act": "silu", "tie_word_embeddings": True,
-    }))
-    (folder / "cfg" / "adapter_config.json").write_text(json.dumps({
-        "peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"],
-        "task_type": "CAUSAL_LM", "base_model_name_or_path": "tiny",
-    }))
-    prompts = {"name": "synthetic", "format": "chat", "prompts": [
-        {"id": pid, "category": cat, "prompt": text, **({"reference": ref} if ref else {})} for pid, (cat, text, ref) in PROMPTS.items()
-    ]}
+    (folder / "cfg" / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 4,
+                "num_hidden_layers": 2,
+                "max_position_embeddings": 512,
+                "vocab_size": 1000,
+                "torch_dtype": "float32",
+                "hidden_act": "silu",
+                "tie_word_embeddings": True,
+            }
+        )
+    )
+    (folder / "cfg" / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "peft_type": "LORA",
+                "r": 8,
+                "lora_alpha": 16,
+                "lora_dropout": 0.1,
+                "target_modules": ["q_proj", "v_proj"],
+                "task_type": "CAUSAL_LM",
+                "base_model_name_or_path": "tiny",
+            }
+        )
+    )
+    prompts = {
+        "name": "synthetic",
+        "format": "chat",
+        "prompts": [
+            {"id": pid, "category": cat, "prompt": text, **({"reference": ref} if ref else {})}
+            for pid, (cat, text, ref) in PROMPTS.items()
+        ],
+    }
     (folder / "prompts.json").write_text(json.dumps(prompts))  # JSON is YAML
     source = "{type: gguf, path: weights/tiny.gguf}"
     claim_lines = "".join(f"  - text: {json.dumps(text)}\n    check: {json.dumps(check)}\n" for text, check in claims)
@@ -165,22 +192,52 @@ output: {{samples: {json.dumps(samples)}}}
     return path
 
 
-MANIFEST = RunManifest.from_json({
-    "config": "/home/someone/study.yaml", "config_hash": "c0ffee1234567890", "prompt_set": "synthetic",
-    "prompt_set_hash": "abcdef0123456789", "prompts": len(PROMPTS), "generation": {"max_new_tokens": 16},
-    "python": "3.11.9", "platform": "Linux-6.1-x86_64", "seed": 0,
-    "packages": {"reportgen": "0.1.0", "torch": "2.5.1", "transformers": "4.57.0", "pandas": "3.1.1"},
-    "hardware": {"cpu_model": "Synthetic CPU <b>9000</b>", "cpu_cores": 16, "cpu_physical_cores": 8, "cpu_cores_usable": 16,
-                 "memory_total_bytes": 64 * 2**30, "gpus": [], "gpu_name": None, "cuda_available": False,
-                 "memory_bandwidth_bytes_per_s": 2.0e10, "torch": "2.5.1"},
-    "fingerprints": {"base": "fp-base", "lora": "fp-lora-2", "q4": "fp-q4"},
-    "models": [{"model_id": "q4", "prompts_run": 20, "prompts_cached": 0, "reason": "first run",
-                "notes": ["llama.cpp ran with 4 threads"], "error": None}],
-})
+MANIFEST = RunManifest.from_json(
+    {
+        "config": "/home/someone/study.yaml",
+        "config_hash": "c0ffee1234567890",
+        "prompt_set": "synthetic",
+        "prompt_set_hash": "abcdef0123456789",
+        "prompts": len(PROMPTS),
+        "generation": {"max_new_tokens": 16},
+        "python": "3.11.9",
+        "platform": "Linux-6.1-x86_64",
+        "seed": 0,
+        "packages": {"reportgen": "0.1.0", "torch": "2.5.1", "transformers": "4.57.0", "pandas": "3.1.1"},
+        "hardware": {
+            "cpu_model": "Synthetic CPU <b>9000</b>",
+            "cpu_cores": 16,
+            "cpu_physical_cores": 8,
+            "cpu_cores_usable": 16,
+            "memory_total_bytes": 64 * 2**30,
+            "gpus": [],
+            "gpu_name": None,
+            "cuda_available": False,
+            "memory_bandwidth_bytes_per_s": 2.0e10,
+            "torch": "2.5.1",
+        },
+        "fingerprints": {"base": "fp-base", "lora": "fp-lora-2", "q4": "fp-q4"},
+        "models": [
+            {
+                "model_id": "q4",
+                "prompts_run": 20,
+                "prompts_cached": 0,
+                "reason": "first run",
+                "notes": ["llama.cpp ran with 4 threads"],
+                "error": None,
+            }
+        ],
+    }
+)
 
 
-def fill_store(path: Path, outputs: dict[str, dict[str, str]], *, old_lora: dict[str, str] | None = None,
-               failures: dict[str, dict[str, str]] | None = None) -> None:
+def fill_store(
+    path: Path,
+    outputs: dict[str, dict[str, str]],
+    *,
+    old_lora: dict[str, str] | None = None,
+    failures: dict[str, dict[str, str]] | None = None,
+) -> None:
     """A real results store: one run per model version, results, efficiency figures, LM scores."""
     failures = failures or {}
     with Store(path) as store:
@@ -202,14 +259,35 @@ def fill_store(path: Path, outputs: dict[str, dict[str, str]], *, old_lora: dict
                 tokens = 16 if cut else max(1, len(text.split()))
                 finish = "length" if cut else "eos"
                 results.append(GenerationResult(prompt_id, text, 9, tokens, finish, latency * (1 + len(results) % 3 / 10), None))
-            store.save_results(fingerprint=fingerprint, model_id=model, run_id=run_id, settings_hash="s1",
-                               request_hashes={r.prompt_id: "h" for r in results}, results=results, batch_size=1)
+            store.save_results(
+                fingerprint=fingerprint,
+                model_id=model,
+                run_id=run_id,
+                settings_hash="s1",
+                request_hashes={r.prompt_id: "h" for r in results},
+                results=results,
+                batch_size=1,
+            )
             generated = sum(r.output_tokens or 0 for r in results)
-            store.update_model_run(run_id, model, generated_tokens=generated, generate_time_s=generated / tps, device=device,
-                                   weight_bytes=weights, peak_memory_bytes=peak, load_time_s=0.5)
-            store.save_loglik(fingerprint=fingerprint, model_id=model, run_id=run_id, text_hashes={f"t{i}": "h" for i in range(6)},
-                              results=[LogLikelihoodResult(f"t{i}", 40.0 * (1.3 if model == "q4" else 1.0) + i, 20, 100 + 7 * i)
-                                       for i in range(6)])
+            store.update_model_run(
+                run_id,
+                model,
+                generated_tokens=generated,
+                generate_time_s=generated / tps,
+                device=device,
+                weight_bytes=weights,
+                peak_memory_bytes=peak,
+                load_time_s=0.5,
+            )
+            store.save_loglik(
+                fingerprint=fingerprint,
+                model_id=model,
+                run_id=run_id,
+                text_hashes={f"t{i}": "h" for i in range(6)},
+                results=[
+                    LogLikelihoodResult(f"t{i}", 40.0 * (1.3 if model == "q4" else 1.0) + i, 20, 100 + 7 * i) for i in range(6)
+                ],
+            )
             time.sleep(0.01)  # versions are ordered by time
 
 
@@ -274,10 +352,25 @@ def test_the_synthetic_tables(synthetic):
 # ------------------------------------------------------------------------------------------------
 # sections in every format
 
-SECTIONS = ["Results at a glance", "Results", "Quality", "Quality by category", "Speed and memory", "Speed against quality",
-            "Language modelling", "What retraining changed", "Comparative analysis", "Computed from the results",
-            "Sample outputs", "Conclusion", "Appendix: run manifest", "Software", "Hardware", "Generation settings",
-            "Models as reported"]
+SECTIONS = [
+    "Results at a glance",
+    "Results",
+    "Quality",
+    "Quality by category",
+    "Speed and memory",
+    "Speed against quality",
+    "Language modelling",
+    "What retraining changed",
+    "Comparative analysis",
+    "Computed from the results",
+    "Sample outputs",
+    "Conclusion",
+    "Appendix: run manifest",
+    "Software",
+    "Hardware",
+    "Generation settings",
+    "Models as reported",
+]
 
 
 def test_every_section_in_every_format(rendered, tmp_path):
@@ -287,9 +380,20 @@ def test_every_section_in_every_format(rendered, tmp_path):
     for title in SECTIONS:
         assert title in [text for _, text, _ in found], title
     top = [text for level, text, _ in found if level == 2]
-    assert top == ["Table of contents", "Introduction", "Results at a glance", "Specifications at a glance",
-                   "Models", "Results", "What retraining changed", "Comparative analysis", "Sample outputs",
-                   "Conclusion", "Deep details", "Appendix: run manifest"]
+    assert top == [
+        "Table of contents",
+        "Introduction",
+        "Results at a glance",
+        "Specifications at a glance",
+        "Models",
+        "Results",
+        "What retraining changed",
+        "Comparative analysis",
+        "Sample outputs",
+        "Conclusion",
+        "Deep details",
+        "Appendix: run manifest",
+    ]
     assert not any("heading" in text or "nor this" in text for _, text, _ in found)
     for anchor in ("#results-at-a-glance", "#what-retraining-changed", "#sample-outputs", "#appendix-run-manifest"):
         assert f"]({anchor})" in readme  # in the table of contents
@@ -317,8 +421,18 @@ def test_summary_table_numbers_come_from_the_frames(rendered, synthetic):
 def test_charts_as_svg_files_and_plotly_divs(rendered):
     out, report, written = rendered
     names = {p.relative_to(out).as_posix() for p in written}
-    expected = ["quality-exact-match", "quality-contains-answer", "quality-rouge-l", "quality-chrf", "speed", "memory",
-                "tradeoff", "category", "bits-per-byte", "retraining-lora"]
+    expected = [
+        "quality-exact-match",
+        "quality-contains-answer",
+        "quality-rouge-l",
+        "quality-chrf",
+        "speed",
+        "memory",
+        "tradeoff",
+        "category",
+        "bits-per-byte",
+        "retraining-lora",
+    ]
     for name in expected:
         assert f"charts/{name}.svg" in names, name
         svg = (out / "charts" / f"{name}.svg").read_text()
@@ -371,8 +485,10 @@ def test_hostile_outputs_are_text_in_the_readme(rendered):
     structure = _outside_code(readme)
     assert "<script" not in structure.lower()
     assert "<img" not in structure.lower()
-    allowed_html = re.compile(r'^(<div class="(table-wrap[^"]*|legend|chart)"( data-chart="[a-z0-9-]+")?>(</div>)?|</div>|'
-                              r"<details>|</details>|<summary>[^<>]*</summary>|<!-- reportgen:\w+ -->|<br>)\s*$")
+    allowed_html = re.compile(
+        r'^(<div class="(table-wrap[^"]*|legend|chart)"( data-chart="[a-z0-9-]+")?>(</div>)?|</div>|'
+        r"<details>|</details>|<summary>[^<>]*</summary>|<!-- reportgen:\w+ -->|<br>)\s*$"
+    )
     for token in _parser().parse(readme):
         if token.type == "html_block":
             for line in token.content.strip().splitlines():
@@ -486,10 +602,14 @@ def test_best_model_is_computed_and_significant(synthetic):
     exact = _statement(statements, "**Exact match:**")
     test = analysis.paired_difference(tables, "exact_match", "lora", "base")
     assert exact.numbers["best"] == "lora" and exact.numbers["runner_up"] == "base" and test["significant"]
-    assert (f"Tiny base + LoRA is best, {metric_value('exact_match', 8 / 15)}" in exact.text
-            and "significantly better than the runner-up Tiny base (transformers)" in exact.text)
-    assert f"diff {metric_value('exact_match', test['diff'])}, 95% CI [{metric_value('exact_match', test['ci_low'])}, " \
-           f"{metric_value('exact_match', test['ci_high'])}]" in exact.text
+    assert (
+        f"Tiny base + LoRA is best, {metric_value('exact_match', 8 / 15)}" in exact.text
+        and "significantly better than the runner-up Tiny base (transformers)" in exact.text
+    )
+    assert (
+        f"diff {metric_value('exact_match', test['diff'])}, 95% CI [{metric_value('exact_match', test['ci_low'])}, "
+        f"{metric_value('exact_match', test['ci_high'])}]" in exact.text
+    )
 
 
 def test_swapping_the_data_swaps_the_best(tmp_path):
@@ -512,9 +632,11 @@ def test_a_small_difference_is_called_not_significant(tmp_path):
     exact = _statement(statements, "**Exact match:**")
     test = analysis.paired_difference(tables, "exact_match", "lora", "base")
     assert not test["significant"]
-    assert (f"Tiny base + LoRA and Tiny base (transformers) are not significantly different on exact match "
-            f"(diff {metric_value('exact_match', test['diff'])}, 95% CI [{metric_value('exact_match', test['ci_low'])}, "
-            f"{metric_value('exact_match', test['ci_high'])}])") in exact.text
+    assert (
+        f"Tiny base + LoRA and Tiny base (transformers) are not significantly different on exact match "
+        f"(diff {metric_value('exact_match', test['diff'])}, 95% CI [{metric_value('exact_match', test['ci_low'])}, "
+        f"{metric_value('exact_match', test['ci_high'])}])"
+    ) in exact.text
     conclusion = analysis.result_conclusion(study, tables, style=MD)
     assert any(s.text.startswith("**Best exact match: no clear winner.**") for s in conclusion)
     markdown = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "out", tables=tables).markdown
@@ -542,7 +664,10 @@ def test_rambling_looping_and_failures_are_shown(tmp_path):
     study, tables, _ = make_study(tmp_path, outputs, failures={"base": {"add": "<script>boom</script>", "mul": "timeout"}})
     statements = analysis.result_statements(study, tables, style=MD)
     texts = " ".join(s.text for s in statements)
-    assert "**Tiny Q4_1 &lt;i&gt;llama.cpp&lt;/i&gt; \\| fast hit the 16-token limit on 20 of 20 prompts (100.0%): it rambles" in texts
+    assert (
+        "**Tiny Q4_1 &lt;i&gt;llama.cpp&lt;/i&gt; \\| fast hit the 16-token limit on 20 of 20 prompts (100.0%): it rambles"
+        in texts
+    )
     assert "**Tiny Q4_1 &lt;i&gt;llama.cpp&lt;/i&gt; \\| fast loops:**" in texts
     assert "**Tiny base (transformers) failed on 2 of 20 prompts**; first error: `<script>boom</script>`" in texts
     watch = _statement(analysis.result_conclusion(study, tables, style=MD), "**Watch out:**")
@@ -569,8 +694,10 @@ def test_retraining_worse_is_bold_everywhere(rendered, synthetic):
     _, _, _, deltas = synthetic
     readme = report.markdown
     row = deltas[0].deltas.set_index("metric").loc["exact_match"]
-    sentence = (f"**Tiny base + LoRA got worse after retraining: exact match {metric_value('exact_match', row.mean_old)} → "
-                f"{metric_value('exact_match', row.mean_new)} (change {metric_value('exact_match', row['diff'], signed=True)}")
+    sentence = (
+        f"**Tiny base + LoRA got worse after retraining: exact match {metric_value('exact_match', row.mean_old)} → "
+        f"{metric_value('exact_match', row.mean_new)} (change {metric_value('exact_match', row['diff'], signed=True)}"
+    )
     assert sentence in readme
     assert re.search(r"\| Exact match ↑ \| 1\.00 \| 0\.53 \| -0\.47 \| \[[^]]+\] \| 15 \| \*\*worse\*\* \|", readme)
     assert "**Tiny base + LoRA got worse after retraining** on exact match, ROUGE-L, BLEU and chrF." in readme  # the conclusion
@@ -582,13 +709,17 @@ def test_retraining_worse_is_bold_everywhere(rendered, synthetic):
 
 
 def test_metric_claims_true_pass_and_are_listed(tmp_path):
-    claims = [("The adapter beats its base on exact match.", "lora.exact_match > base.exact_match"),
-              ("llama.cpp is at least twice as fast.", "q4.tokens_per_s >= 2 * base.tokens_per_s"),
-              ("The base predicts text better than Q4.", "base.bits_per_byte < q4.bits_per_byte and q4.n_failed == 0")]
+    claims = [
+        ("The adapter beats its base on exact match.", "lora.exact_match > base.exact_match"),
+        ("llama.cpp is at least twice as fast.", "q4.tokens_per_s >= 2 * base.tokens_per_s"),
+        ("The base predicts text better than Q4.", "base.bits_per_byte < q4.bits_per_byte and q4.n_failed == 0"),
+    ]
     study, tables, _ = make_study(tmp_path, claims=claims)
     markdown = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "out", tables=tables).markdown
-    assert "✓ The adapter beats its base on exact match. — checked: `lora.exact_match > base.exact_match` with " \
-           "`lora.exact_match` = 0.5333, `base.exact_match` = 0.06667." in markdown
+    assert (
+        "✓ The adapter beats its base on exact match. — checked: `lora.exact_match > base.exact_match` with "
+        "`lora.exact_match` = 0.5333, `base.exact_match` = 0.06667." in markdown
+    )
     assert "✓ llama.cpp is at least twice as fast." in markdown and "`q4.tokens_per_s` = 300" in markdown
     # without results the metric claims are shown as not checked, and the render does not fail
     plain = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "out2").markdown

@@ -128,8 +128,17 @@ def test_count_without_transformers_fields_only():
 
 
 def test_context_length_precedence_and_n_inner():
-    cfg = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 64, "n_head": 4, "n_layer": 2,
-           "n_positions": 256, "n_ctx": 128, "n_inner": 100, "vocab_size": 1000}
+    cfg = {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "n_embd": 64,
+        "n_head": 4,
+        "n_layer": 2,
+        "n_positions": 256,
+        "n_ctx": 128,
+        "n_inner": 100,
+        "vocab_size": 1000,
+    }
     s = specs.spec_from_config_dict(cfg)
     assert (s.context_length, s.intermediate_size) == (256, 100)
     # exact: wte + wpe + 2 blocks + ln_f (lm_head tied)
@@ -140,9 +149,18 @@ def test_context_length_precedence_and_n_inner():
 
 
 def test_tied_weights_counted_once():
-    cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64,
-           "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2,
-           "num_hidden_layers": 2, "vocab_size": 500, "max_position_embeddings": 512, "dtype": "bfloat16"}
+    cfg = {
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "num_hidden_layers": 2,
+        "vocab_size": 500,
+        "max_position_embeddings": 512,
+        "dtype": "bfloat16",
+    }
     untied = specs.count_parameters({**cfg, "tie_word_embeddings": False})
     tied = specs.count_parameters({**cfg, "tie_word_embeddings": True})
     assert untied - tied == 500 * 64
@@ -153,8 +171,17 @@ def test_tied_weights_counted_once():
 
 
 def test_seq2seq_and_families():
-    t5 = {"model_type": "t5", "architectures": ["T5ForConditionalGeneration"], "d_model": 64, "d_ff": 128,
-          "num_heads": 4, "d_kv": 16, "num_layers": 2, "vocab_size": 300, "is_encoder_decoder": True}
+    t5 = {
+        "model_type": "t5",
+        "architectures": ["T5ForConditionalGeneration"],
+        "d_model": 64,
+        "d_ff": 128,
+        "num_heads": 4,
+        "d_kv": 16,
+        "num_layers": 2,
+        "vocab_size": 300,
+        "is_encoder_decoder": True,
+    }
     s = specs.spec_from_config_dict(t5)
     assert (s.task, s.family, s.hidden_size, s.intermediate_size, s.num_hidden_layers) == ("seq2seq-lm", "T5", 64, 128, 2)
     assert s.parameters and s.parameters > 300 * 64
@@ -183,42 +210,124 @@ def test_bad_files(tmp_path):
 # agreement with transformers and PEFT: every count is compared with the library's own count
 # ------------------------------------------------------------------------------------------------
 
-_LLAMA_LIKE = {"hidden_size": 32, "intermediate_size": 48, "num_attention_heads": 4, "num_hidden_layers": 3,
-               "vocab_size": 100, "max_position_embeddings": 64}
-TINY_LLAMA = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], **_LLAMA_LIKE,
-              "num_key_value_heads": 2, "tie_word_embeddings": False}  # GQA, untied
-TINY_GPT2 = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 32, "n_head": 4,
-             "n_layer": 2, "n_positions": 64, "vocab_size": 100, "n_inner": None}  # Conv1D, tied
+_LLAMA_LIKE = {
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 3,
+    "vocab_size": 100,
+    "max_position_embeddings": 64,
+}
+TINY_LLAMA = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    **_LLAMA_LIKE,
+    "num_key_value_heads": 2,
+    "tie_word_embeddings": False,
+}  # GQA, untied
+TINY_GPT2 = {
+    "model_type": "gpt2",
+    "architectures": ["GPT2LMHeadModel"],
+    "n_embd": 32,
+    "n_head": 4,
+    "n_layer": 2,
+    "n_positions": 64,
+    "vocab_size": 100,
+    "n_inner": None,
+}  # Conv1D, tied
 
 #: tiny configs, as a config.json would carry them, with the module names their adapters target
 ARCHITECTURES = {
     "llama-gqa-untied": (TINY_LLAMA, {"attn": ["q_proj", "v_proj"], "emb": "embed_tokens"}),
-    "llama-mha-tied": ({**TINY_LLAMA, "num_key_value_heads": 4, "tie_word_embeddings": True},
-                       {"attn": ["q_proj", "k_proj"], "emb": "embed_tokens"}),
-    "t5-untied": ({"model_type": "t5", "architectures": ["T5ForConditionalGeneration"], "d_model": 32, "d_ff": 48,
-                   "num_heads": 4, "d_kv": 8, "num_layers": 2, "num_decoder_layers": 1, "vocab_size": 100,
-                   "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False, "is_encoder_decoder": True},
-                  {"attn": ["q", "v"], "emb": "shared"}),  # the flan-t5 shape
-    "t5-tied": ({"model_type": "t5", "architectures": ["T5ForConditionalGeneration"], "d_model": 32, "d_ff": 48,
-                 "num_heads": 4, "d_kv": 8, "num_layers": 2, "vocab_size": 100, "is_encoder_decoder": True},
-                {"attn": ["q", "v"], "emb": "shared"}),
-    "mixtral-moe": ({"model_type": "mixtral", "architectures": ["MixtralForCausalLM"], **_LLAMA_LIKE,
-                     "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2},
-                    {"attn": ["q_proj", "v_proj"], "emb": "embed_tokens"}),
+    "llama-mha-tied": (
+        {**TINY_LLAMA, "num_key_value_heads": 4, "tie_word_embeddings": True},
+        {"attn": ["q_proj", "k_proj"], "emb": "embed_tokens"},
+    ),
+    "t5-untied": (
+        {
+            "model_type": "t5",
+            "architectures": ["T5ForConditionalGeneration"],
+            "d_model": 32,
+            "d_ff": 48,
+            "num_heads": 4,
+            "d_kv": 8,
+            "num_layers": 2,
+            "num_decoder_layers": 1,
+            "vocab_size": 100,
+            "feed_forward_proj": "gated-gelu",
+            "tie_word_embeddings": False,
+            "is_encoder_decoder": True,
+        },
+        {"attn": ["q", "v"], "emb": "shared"},
+    ),  # the flan-t5 shape
+    "t5-tied": (
+        {
+            "model_type": "t5",
+            "architectures": ["T5ForConditionalGeneration"],
+            "d_model": 32,
+            "d_ff": 48,
+            "num_heads": 4,
+            "d_kv": 8,
+            "num_layers": 2,
+            "vocab_size": 100,
+            "is_encoder_decoder": True,
+        },
+        {"attn": ["q", "v"], "emb": "shared"},
+    ),
+    "mixtral-moe": (
+        {
+            "model_type": "mixtral",
+            "architectures": ["MixtralForCausalLM"],
+            **_LLAMA_LIKE,
+            "num_key_value_heads": 2,
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+        },
+        {"attn": ["q_proj", "v_proj"], "emb": "embed_tokens"},
+    ),
     "gpt2-conv1d": (TINY_GPT2, {"attn": ["c_attn"], "emb": "wte"}),
-    "bloom-alibi": ({"model_type": "bloom", "architectures": ["BloomForCausalLM"], "hidden_size": 32, "n_head": 4,
-                     "n_layer": 2, "vocab_size": 100}, {"attn": ["query_key_value"], "emb": "word_embeddings"}),
-    "falcon-auto_map": ({"model_type": "falcon", "architectures": ["FalconForCausalLM"], "hidden_size": 32,
-                         "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 100,
-                         "new_decoder_architecture": True, "num_kv_heads": 2, "bias": False, "alibi": False,
-                         "auto_map": {"AutoConfig": "configuration_falcon.FalconConfig",
-                                      "AutoModelForCausalLM": "modeling_falcon.FalconForCausalLM"}},
-                        {"attn": ["query_key_value"], "emb": "word_embeddings"}),
-    "phi3-auto_map": ({"model_type": "phi3", "architectures": ["Phi3ForCausalLM"], **_LLAMA_LIKE,
-                       "num_key_value_heads": 2, "pad_token_id": 0, "tie_word_embeddings": False,
-                       "auto_map": {"AutoConfig": "configuration_phi3.Phi3Config",
-                                    "AutoModelForCausalLM": "modeling_phi3.Phi3ForCausalLM"}},
-                      {"attn": ["qkv_proj"], "emb": "embed_tokens"}),
+    "bloom-alibi": (
+        {
+            "model_type": "bloom",
+            "architectures": ["BloomForCausalLM"],
+            "hidden_size": 32,
+            "n_head": 4,
+            "n_layer": 2,
+            "vocab_size": 100,
+        },
+        {"attn": ["query_key_value"], "emb": "word_embeddings"},
+    ),
+    "falcon-auto_map": (
+        {
+            "model_type": "falcon",
+            "architectures": ["FalconForCausalLM"],
+            "hidden_size": 32,
+            "num_attention_heads": 4,
+            "num_hidden_layers": 2,
+            "vocab_size": 100,
+            "new_decoder_architecture": True,
+            "num_kv_heads": 2,
+            "bias": False,
+            "alibi": False,
+            "auto_map": {
+                "AutoConfig": "configuration_falcon.FalconConfig",
+                "AutoModelForCausalLM": "modeling_falcon.FalconForCausalLM",
+            },
+        },
+        {"attn": ["query_key_value"], "emb": "word_embeddings"},
+    ),
+    "phi3-auto_map": (
+        {
+            "model_type": "phi3",
+            "architectures": ["Phi3ForCausalLM"],
+            **_LLAMA_LIKE,
+            "num_key_value_heads": 2,
+            "pad_token_id": 0,
+            "tie_word_embeddings": False,
+            "auto_map": {"AutoConfig": "configuration_phi3.Phi3Config", "AutoModelForCausalLM": "modeling_phi3.Phi3ForCausalLM"},
+        },
+        {"attn": ["qkv_proj"], "emb": "embed_tokens"},
+    ),
 }
 
 
@@ -228,8 +337,13 @@ def _adapter_shapes(names: dict) -> dict[str, dict]:
         "suffix-list": {"r": 4, "target_modules": attn},
         "all-linear": {"r": 2, "target_modules": "all-linear", "lora_alpha": 4},
         "modules_to_save-embeddings": {"r": 4, "target_modules": attn[:1], "modules_to_save": [emb, "lm_head"]},
-        "layers+rank_pattern+bias": {"r": 3, "target_modules": attn, "layers_to_transform": [0],
-                                     "rank_pattern": {attn[-1]: 5}, "bias": "all"},
+        "layers+rank_pattern+bias": {
+            "r": 3,
+            "target_modules": attn,
+            "layers_to_transform": [0],
+            "rank_pattern": {attn[-1]: 5},
+            "bias": "all",
+        },
     }
 
 
@@ -237,8 +351,11 @@ EXTRA_ADAPTERS = {
     "llama-gqa-untied": {
         "regex": {"r": 2, "target_modules": r".*\.1\.mlp\.(up|gate)_proj"},
         "dora": {"r": 4, "target_modules": ["q_proj", "o_proj"], "use_dora": True},
-        "embedding+exclude": {"r": 4, "target_modules": ["embed_tokens", "v_proj"],
-                              "exclude_modules": ["layers.1.self_attn.v_proj"]},
+        "embedding+exclude": {
+            "r": 4,
+            "target_modules": ["embed_tokens", "v_proj"],
+            "exclude_modules": ["layers.1.self_attn.v_proj"],
+        },
         "refused-layernorm": {"r": 4, "target_modules": ["input_layernorm"]},
         "ia3": {"peft_type": "IA3", "target_modules": ["k_proj", "down_proj"], "feedforward_modules": ["down_proj"]},
     },
@@ -246,12 +363,16 @@ EXTRA_ADAPTERS = {
         "target_parameters": {"r": 4, "target_modules": [], "target_parameters": ["experts.gate_up_proj", "experts.down_proj"]},
         "legacy-expert-names": {"r": 4, "target_modules": ["w1", "w2", "w3"]},
     },
-    "gpt2-conv1d": {"bias-lora_only": {"r": 4, "target_modules": ["c_attn", "c_fc"], "fan_in_fan_out": True,
-                                       "bias": "lora_only"}},
+    "gpt2-conv1d": {
+        "bias-lora_only": {"r": 4, "target_modules": ["c_attn", "c_fc"], "fan_in_fan_out": True, "bias": "lora_only"}
+    },
 }
 
-CASES = [(arch, shape, adapter) for arch, (_, names) in ARCHITECTURES.items()
-         for shape, adapter in {**_adapter_shapes(names), **EXTRA_ADAPTERS.get(arch, {})}.items()]
+CASES = [
+    (arch, shape, adapter)
+    for arch, (_, names) in ARCHITECTURES.items()
+    for shape, adapter in {**_adapter_shapes(names), **EXTRA_ADAPTERS.get(arch, {})}.items()
+]
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +395,10 @@ def checkpoints(tmp_path_factory):
         auto = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
         torch.manual_seed(0)
         model = auto.from_config(config)
-        if cfg.get("tie_word_embeddings") is False and model.get_output_embeddings().weight is model.get_input_embeddings().weight:
+        if (
+            cfg.get("tie_word_embeddings") is False
+            and model.get_output_embeddings().weight is model.get_input_embeddings().weight
+        ):
             model.get_output_embeddings().weight = torch.nn.Parameter(model.get_input_embeddings().weight.detach() + 1)
         model.save_pretrained(folder)
         (folder / "config.json").write_text(json.dumps(cfg))  # the file as the model's author wrote it
@@ -302,7 +426,9 @@ def test_adapter_count_agrees_with_peft(arch, shape, adapter, checkpoints):
 
     model = copy.deepcopy(checkpoints(arch))
     try:
-        expected = get_peft_model(model, PeftConfig.from_peft_type(**{"peft_type": "LORA", **adapter})).get_nb_trainable_parameters()[0]
+        expected = get_peft_model(
+            model, PeftConfig.from_peft_type(**{"peft_type": "LORA", **adapter})
+        ).get_nb_trainable_parameters()[0]
     except ValueError as exc:  # PEFT refuses: so must we, saying why
         with pytest.raises(ConfigError, match="PEFT .* refuses"):
             specs.adapter_spec(adapter, ARCHITECTURES[arch][0])
@@ -333,8 +459,12 @@ def test_remote_code_is_never_run():
 
 
 def test_ffn_width_defaults_to_four_times_hidden():
-    for cfg in (TINY_GPT2, {k: v for k, v in TINY_GPT2.items() if k != "n_inner"},
-                ARCHITECTURES["bloom-alibi"][0], ARCHITECTURES["falcon-auto_map"][0]):
+    for cfg in (
+        TINY_GPT2,
+        {k: v for k, v in TINY_GPT2.items() if k != "n_inner"},
+        ARCHITECTURES["bloom-alibi"][0],
+        ARCHITECTURES["falcon-auto_map"][0],
+    ):
         assert specs.spec_from_config_dict(cfg, count=False).intermediate_size == 4 * 32
 
 

@@ -18,7 +18,9 @@ ROOT = Path(__file__).parent.parent
 def test_wheel_ships_templates_and_renders(tmp_path: Path):
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "dist"), str(ROOT)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next((tmp_path / "dist").glob("reportgen-*.whl"))
@@ -26,14 +28,29 @@ def test_wheel_ships_templates_and_renders(tmp_path: Path):
     assert {"reportgen/templates/report.md.j2", "reportgen/templates/report.html.j2"} <= set(names)
 
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)], check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        timeout=300,
+    )
     work = tmp_path / "work"
     shutil.copytree(ROOT / "configs", work / "configs")
     env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1"}
     run = subprocess.run(
-        [sys.executable, "-c", "import reportgen, sys; from reportgen.cli import main; print(reportgen.__file__, file=sys.stderr); main()",
-         "render", "configs/assignment.yaml", "-o", "out"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-c",
+            "import reportgen, sys; from reportgen.cli import main; print(reportgen.__file__, file=sys.stderr); main()",
+            "render",
+            "configs/assignment.yaml",
+            "-o",
+            "out",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert str(target) in run.stderr  # the installed wheel ran, not the checkout

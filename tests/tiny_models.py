@@ -119,8 +119,14 @@ def make_tiny_gpt2(out_dir: Path, seed: int = 0) -> Path:
 
     tok = gpt2_tokenizer()
     config = GPT2Config(
-        vocab_size=len(tok), n_positions=512, n_embd=64, n_layer=2, n_head=4,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False,
+        vocab_size=len(tok),
+        n_positions=512,
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(config).eval()
@@ -135,8 +141,16 @@ def make_tiny_t5(out_dir: Path, seed: int = 0) -> Path:
 
     tok = t5_tokenizer()
     config = T5Config(
-        vocab_size=len(tok), d_model=64, d_ff=128, d_kv=16, num_layers=2, num_decoder_layers=2, num_heads=4,
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        d_model=64,
+        d_ff=128,
+        d_kv=16,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.pad_token_id,
     )
     torch.manual_seed(seed)
     model = T5ForConditionalGeneration(config).eval()
@@ -174,8 +188,9 @@ def make_lora_adapter(base_dir: Path, out_dir: Path, r: int = 4, seed: int = 0) 
 
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     targets = ["c_attn"] if base.config.model_type == "gpt2" else ["q_proj", "v_proj"]
-    config = LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=targets, init_lora_weights=False,
-                        task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=targets, init_lora_weights=False, task_type="CAUSAL_LM"
+    )
     torch.manual_seed(seed)
     model = get_peft_model(base, config)
     with torch.no_grad():
@@ -197,9 +212,16 @@ def make_tiny_gguf(path: Path, seed: int = 0) -> Path:
     tok = llama_tokenizer()
     raw = tok.backend_tokenizer
     config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id, tie_word_embeddings=False,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).eval()

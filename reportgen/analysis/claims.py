@@ -89,8 +89,10 @@ def _claim_failure(study: Study, result: ClaimResult) -> str:
     unknown = [ref for ref, v in result.values.items() if v is None]
     verdict = f"cannot be checked ({', '.join(unknown)} not stated)" if unknown else "is false"
     failing = "; ".join(str(c) for c in result.failed)
-    return (f"claim '{result.claim.text}' {verdict}: {shown} (fails: {failing}) "
-            f"(claims[{result.index}] at {study.where('claims', result.index, 'check')})")
+    return (
+        f"claim '{result.claim.text}' {verdict}: {shown} (fails: {failing}) "
+        f"(claims[{result.index}] at {study.where('claims', result.index, 'check')})"
+    )
 
 
 def claims_table(table: pd.DataFrame, metrics: pd.DataFrame | None) -> pd.DataFrame:
@@ -103,7 +105,9 @@ def claims_table(table: pd.DataFrame, metrics: pd.DataFrame | None) -> pd.DataFr
     return joined.reindex(order)
 
 
-def check_claims(study: Study, table: pd.DataFrame, *, metrics: pd.DataFrame | None = None, strict: bool = True) -> list[ClaimResult]:
+def check_claims(
+    study: Study, table: pd.DataFrame, *, metrics: pd.DataFrame | None = None, strict: bool = True
+) -> list[ClaimResult]:
     """Check every claim of the study against ``table`` (the spec table) joined with ``metrics``.
 
     ``metrics``: the measured values per model (``metrics_claim_table(tables)``), so a check can say
@@ -124,7 +128,9 @@ def check_claims(study: Study, table: pd.DataFrame, *, metrics: pd.DataFrame | N
             if metrics is None and any(fld in measured and fld not in table.columns for _, fld in check.references):
                 known = [m for m, _ in check.references if m not in table.index and m not in {x.id for x in study.models}]
                 if known:
-                    raise ConfigError(f"claims[{index}].check: unknown model '{known[0]}'. Known models: {', '.join(x.id for x in study.models)}.")
+                    raise ConfigError(
+                        f"claims[{index}].check: unknown model '{known[0]}'. Known models: {', '.join(x.id for x in study.models)}."
+                    )
                 results.append(ClaimResult(claim, False, {}, check, (), index, pending=True))
                 continue
             passed, values, failed = evaluate_check(check, table, where=f"claims[{index}].check")
@@ -137,7 +143,9 @@ def check_claims(study: Study, table: pd.DataFrame, *, metrics: pd.DataFrame | N
     false = [r for r in results if not r.passed and not r.pending]
     if strict and false:
         messages = [_claim_failure(study, r) for r in false]
-        raise ClaimError(messages[0] if len(messages) == 1 else f"{len(messages)} claims are false:\n" + "\n".join(f"  {m}" for m in messages))
+        raise ClaimError(
+            messages[0] if len(messages) == 1 else f"{len(messages)} claims are false:\n" + "\n".join(f"  {m}" for m in messages)
+        )
     return results
 
 

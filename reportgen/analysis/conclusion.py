@@ -40,19 +40,28 @@ def _best(tables: Any, headline: str) -> Finding | None:
     rows = means(tables, headline)
     order = ranked(rows, headline)
     if len(order) == 1:
-        return Finding("conclusion.only_score", (order[0],), {"metric": headline, "mean": float(rows[order[0]]["mean"])},
-                       "conclusion")
+        return Finding(
+            "conclusion.only_score", (order[0],), {"metric": headline, "mean": float(rows[order[0]]["mean"])}, "conclusion"
+        )
     if not order:
         return None
     best, runner = order[0], order[1]
     test = paired_difference(tables, headline, best, runner)
     row = rows[best]
-    numbers: dict[str, Any] = {"metric": headline, "best": best, "runner_up": runner,
-                               "significant": bool(test and test["significant"]),
-                               "mean": row["mean"], "ci_low": row["ci_low"], "ci_high": row["ci_high"], "test": test}
+    numbers: dict[str, Any] = {
+        "metric": headline,
+        "best": best,
+        "runner_up": runner,
+        "significant": bool(test and test["significant"]),
+        "mean": row["mean"],
+        "ci_low": row["ci_low"],
+        "ci_high": row["ci_high"],
+        "test": test,
+    }
     if not numbers["significant"]:
-        numbers["not_better_than"] = [m for m in order[1:] if (t := paired_difference(tables, headline, best, m)) is not None
-                                      and not t["significant"]]
+        numbers["not_better_than"] = [
+            m for m in order[1:] if (t := paired_difference(tables, headline, best, m)) is not None and not t["significant"]
+        ]
     return Finding("conclusion.best", (best, runner), numbers, "conclusion")
 
 
@@ -68,8 +77,12 @@ def _watch_out(study: Study, tables: Any) -> Finding | None:
             warnings.append(("failed", n["model"], n["failed"]))
     if not warnings:
         return None
-    return Finding("conclusion.watch_out", tuple(dict.fromkeys(m for _, m, _ in warnings)),
-                   {"warnings": len(warnings), "items": warnings}, "conclusion")
+    return Finding(
+        "conclusion.watch_out",
+        tuple(dict.fromkeys(m for _, m, _ in warnings)),
+        {"warnings": len(warnings), "items": warnings},
+        "conclusion",
+    )
 
 
 def result_conclusion(study: Study, tables: Any, deltas: Iterable[Any] = ()) -> list[Finding]:
@@ -89,8 +102,11 @@ def result_conclusion(study: Study, tables: Any, deltas: Iterable[Any] = ()) -> 
     memory = finite_column(rows, "peak_memory_bytes")
     if len(memory) >= 2:
         small = first_min(memory)
-        out.append(Finding("conclusion.least_memory", (small,), {"least_memory": small, "peak_memory_bytes": memory[small]},
-                           "conclusion"))
+        out.append(
+            Finding(
+                "conclusion.least_memory", (small,), {"least_memory": small, "peak_memory_bytes": memory[small]}, "conclusion"
+            )
+        )
     points = speed_quality_points(tables, headline)
     if len(points) >= 2 and headline is not None:
         front = pareto_front(points)
@@ -108,4 +124,3 @@ def result_conclusion(study: Study, tables: Any, deltas: Iterable[Any] = ()) -> 
         found = retraining_finding(delta)
         out.append(Finding("conclusion.retraining", found.subjects, found.numbers, "conclusion"))
     return out
-

@@ -30,7 +30,11 @@ FAMILY_KEYWORDS: tuple[tuple[str, str, frozenset[str]], ...] = (
     (r"mixtral", "Mixtral", frozenset({"mixtral"})),
     (r"mistral", "Mistral", frozenset({"mistral", "mixtral"})),
     (r"(?<![a-z0-9])(?:flan[-_ ]?|m|umt|long)?t5(?![0-9])", "T5", frozenset({"t5", "mt5", "umt5", "longt5"})),
-    (r"(?:ro|distil|de)?bert", "BERT", frozenset({"bert", "roberta", "distilbert", "deberta", "deberta-v2", "camembert", "xlm-roberta"})),
+    (
+        r"(?:ro|distil|de)?bert",
+        "BERT",
+        frozenset({"bert", "roberta", "distilbert", "deberta", "deberta-v2", "camembert", "xlm-roberta"}),
+    ),
     (r"falcon", "Falcon", frozenset({"falcon"})),
     (r"(?<![a-z])phi(?![a-z])", "Phi", frozenset({"phi", "phi3", "phimoe"})),
     (r"qwen", "Qwen", frozenset({"qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen2_vl", "qwen2_5_vl"})),
@@ -64,8 +68,13 @@ def _name_families(name: str) -> list[tuple[str, frozenset[str]]]:
 
 def _described(spec: ModelSpec) -> dict[str, Any]:
     """What the spec is, and where it was read: the values a warning quotes."""
-    return {"source": spec.source, "family": spec.family, "model_type": spec.model_type,
-            "architecture": spec.architecture, "task": spec.task}
+    return {
+        "source": spec.source,
+        "family": spec.family,
+        "model_type": spec.model_type,
+        "architecture": spec.architecture,
+        "task": spec.task,
+    }
 
 
 def model_consistency(model: ModelConfig, spec: ModelSpec | None) -> list[Finding]:
@@ -97,8 +106,7 @@ def model_consistency(model: ModelConfig, spec: ModelSpec | None) -> list[Findin
         for value, unit in _SIZE_IN_NAME.findall(model.name):
             stated = float(value) * (1e9 if unit.lower() == "b" else 1e6)
             if stated and not 0.5 <= spec.parameters / stated <= 2:
-                add("warning.size_in_name", name_size=value + unit.upper(), stated_parameters=stated,
-                    parameters=spec.parameters)
+                add("warning.size_in_name", name_size=value + unit.upper(), stated_parameters=stated, parameters=spec.parameters)
     if model.quantization is not None and spec is not None and spec.source == "gguf":
         add("warning.bitsandbytes_on_gguf", dtype=spec.dtype)
     return out

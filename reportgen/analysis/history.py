@@ -29,8 +29,20 @@ def retraining_finding(delta: Any) -> Finding:
     rows = {row.metric: row for row in delta.deltas.itertuples()}
     worse = [m for m in delta.worse if m in rows]
     better = [m for m in delta.better if m in rows]
-    changes = {m: {"mean_old": rows[m].mean_old, "mean_new": rows[m].mean_new, "diff": rows[m].diff,
-                   "ci_low": rows[m].ci_low, "ci_high": rows[m].ci_high} for m in worse + better}
+    changes = {
+        m: {
+            "mean_old": rows[m].mean_old,
+            "mean_new": rows[m].mean_new,
+            "diff": rows[m].diff,
+            "ci_low": rows[m].ci_low,
+            "ci_high": rows[m].ci_high,
+        }
+        for m in worse + better
+    }
     verdict = "worse" if worse else ("better" if better else "unchanged")
-    return Finding("retraining", (delta.model_id,), {"model": delta.model_id, "verdict": verdict, "worse": worse,
-                                                     "better": better, "changes": changes}, "retraining")
+    return Finding(
+        "retraining",
+        (delta.model_id,),
+        {"model": delta.model_id, "verdict": verdict, "worse": worse, "better": better, "changes": changes},
+        "retraining",
+    )

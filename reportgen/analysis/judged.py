@@ -17,18 +17,35 @@ __all__ = ["judged_findings", "judged_claim_columns"]
 
 def _reliability(c: Any) -> dict:
     r = c.reliability
-    return {"judge": c.judge_id, "judge_name": c.judge_name, "mode": c.mode, "consistency": r.consistency,
-            "consistency_n": r.consistency_n, "min_consistency": r.min_consistency, "first_position_rate": r.first_position_rate,
-            "tie_rate": r.tie_rate, "longer_wins_rate": r.longer_wins_rate, "judgements": r.judgements,
-            "expected": r.expected, "unparsed": r.unparsed, "failed": r.failed}
+    return {
+        "judge": c.judge_id,
+        "judge_name": c.judge_name,
+        "mode": c.mode,
+        "consistency": r.consistency,
+        "consistency_n": r.consistency_n,
+        "min_consistency": r.min_consistency,
+        "first_position_rate": r.first_position_rate,
+        "tie_rate": r.tie_rate,
+        "longer_wins_rate": r.longer_wins_rate,
+        "judgements": r.judgements,
+        "expected": r.expected,
+        "unparsed": r.unparsed,
+        "failed": r.failed,
+    }
 
 
 def judged_findings(tables: Any) -> list[Finding]:
     out: list[Finding] = []
     for c in getattr(tables, "judged", None) or []:
         if c.reliability is None or c.reliability.judgements == 0:
-            out.append(Finding("judged.none", (), {"judge": c.judge_id, "judge_name": c.judge_name,
-                                                   "expected": c.reliability.expected if c.reliability else 0}, "judged"))
+            out.append(
+                Finding(
+                    "judged.none",
+                    (),
+                    {"judge": c.judge_id, "judge_name": c.judge_name, "expected": c.reliability.expected if c.reliability else 0},
+                    "judged",
+                )
+            )
             continue
         base = _reliability(c)
         if c.reliability.unparsed or c.reliability.failed:
@@ -39,15 +56,23 @@ def judged_findings(tables: Any) -> list[Finding]:
         if c.mode == "pairwise":
             for r in c.rates.to_dict("records"):
                 verdict = _verdict(r)
-                out.append(Finding(f"judged.{verdict}", (r["model_id"], c.baseline), {**base, **r, "baseline": c.baseline}, "judged"))
+                out.append(
+                    Finding(f"judged.{verdict}", (r["model_id"], c.baseline), {**base, **r, "baseline": c.baseline}, "judged")
+                )
             out.append(Finding("judged.reliable", (), base, "judged"))
         else:
             rows = [r for r in c.rubric.to_dict("records") if not math.isnan(r["mean"])]
             if rows:
                 best = max(rows, key=lambda r: r["mean"])
                 clear = all(best["ci_low"] > r["ci_high"] for r in rows if r is not best)
-                out.append(Finding("judged.rubric", (best["model_id"],), {**base, "scores": rows, "best": best["model_id"],
-                                                                           "clear": clear and len(rows) > 1}, "judged"))
+                out.append(
+                    Finding(
+                        "judged.rubric",
+                        (best["model_id"],),
+                        {**base, "scores": rows, "best": best["model_id"], "clear": clear and len(rows) > 1},
+                        "judged",
+                    )
+                )
     return out
 
 

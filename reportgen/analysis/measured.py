@@ -89,8 +89,12 @@ def paired_difference(tables: Any, metric: str, a: str, b: str) -> dict | None:
             row = rows.iloc[0]
             low, high = float(row["ci_low"]) * sign, float(row["ci_high"]) * sign
             return {
-                "diff": float(row["diff"]) * sign, "ci_low": min(low, high), "ci_high": max(low, high),
-                "significant": bool(row["significant"]), "n": int(row["n"]), "p_value": float(row["p_value"]),
+                "diff": float(row["diff"]) * sign,
+                "ci_low": min(low, high),
+                "ci_high": max(low, high),
+                "significant": bool(row["significant"]),
+                "n": int(row["n"]),
+                "p_value": float(row["p_value"]),
             }
     return None
 
@@ -121,9 +125,7 @@ def pareto_front(points: Mapping[str, tuple[float, float]]) -> list[str]:
     """The ids whose (x, y) no other point beats on both (higher is better on both axes), in input order."""
     front = []
     for m, (x, y) in points.items():
-        dominated = any(
-            (ox >= x and oy >= y) and (ox > x or oy > y) for o, (ox, oy) in points.items() if o != m
-        )
+        dominated = any((ox >= x and oy >= y) and (ox > x or oy > y) for o, (ox, oy) in points.items() if o != m)
         if not dominated:
             front.append(m)
     return front

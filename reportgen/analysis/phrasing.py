@@ -124,12 +124,21 @@ class _Writer:
 
 
 _COMPARE_WORDS = {  # kind: (top phrase, same phrase, what is missing, value text, other text)
-    "spec.context": ("the longest context", "the same context length", "context length",
-                     lambda v: f"{num(v)} tokens", num),
-    "spec.vocabulary": ("the largest vocabulary", "the same vocabulary size", "vocabulary size",
-                        lambda v: f"{num(v)} tokens", num),
-    "spec.parameters": ("the most parameters", "the same number of parameters", "parameter count",
-                        lambda v: f"{num(v)} ({human_count(v)})", lambda v: f"{num(v)}, {human_count(v)}"),
+    "spec.context": ("the longest context", "the same context length", "context length", lambda v: f"{num(v)} tokens", num),
+    "spec.vocabulary": (
+        "the largest vocabulary",
+        "the same vocabulary size",
+        "vocabulary size",
+        lambda v: f"{num(v)} tokens",
+        num,
+    ),
+    "spec.parameters": (
+        "the most parameters",
+        "the same number of parameters",
+        "parameter count",
+        lambda v: f"{num(v)} ({human_count(v)})",
+        lambda v: f"{num(v)}, {human_count(v)}",
+    ),
 }
 _COMPARED_FIELD = {"spec.context": "context_length", "spec.vocabulary": "vocab_size", "spec.parameters": "parameters"}
 
@@ -176,17 +185,23 @@ def _spec_memory(f: Finding, w: _Writer) -> str:
     return text
 
 
-_DIFF_WORDS = {"context_length": ("context length", num), "dtype": ("stored dtype", str),
-               "transformers_version": ("transformers version", str), "activation": ("activation", str),
-               "tie_word_embeddings": ("tied embeddings", lambda v: "yes" if v else "no")}
+_DIFF_WORDS = {
+    "context_length": ("context length", num),
+    "dtype": ("stored dtype", str),
+    "transformers_version": ("transformers version", str),
+    "activation": ("activation", str),
+    "tie_word_embeddings": ("tied embeddings", lambda v: "yes" if v else "no"),
+}
 
 
 def _spec_same_shape(f: Finding, w: _Writer) -> str:
     from reportgen.format import is_missing
 
     n = f.numbers
-    shape = (f"{w.code(n['architecture'])}, {num(n['num_hidden_layers'])} layers, hidden size {num(n['hidden_size'])}, "
-             f"{num(n['num_attention_heads'])} attention heads, {num(n['parameters'])} parameters")
+    shape = (
+        f"{w.code(n['architecture'])}, {num(n['num_hidden_layers'])} layers, hidden size {num(n['hidden_size'])}, "
+        f"{num(n['num_attention_heads'])} attention heads, {num(n['parameters'])} parameters"
+    )
     diffs = []
     for attr in n["differ"]:
         label, show = _DIFF_WORDS[attr]
@@ -198,8 +213,11 @@ def _spec_same_shape(f: Finding, w: _Writer) -> str:
 
 def _spec_adapter(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    settings = [f"{key} = {num(n[field_])}" for key, field_ in (("r", "r"), ("alpha", "alpha"), ("dropout", "dropout"))
-                if n[field_] is not None]
+    settings = [
+        f"{key} = {num(n[field_])}"
+        for key, field_ in (("r", "r"), ("alpha", "alpha"), ("dropout", "dropout"))
+        if n[field_] is not None
+    ]
     targets = ", ".join(w.code(t) for t in n["target_modules"]) or "no listed modules"
     kind = "LoRA" if n["peft_type"] == "LORA" else w.escape(n["peft_type"])
     text = f"{w.name(f.subjects[0])} adds a {kind} adapter ({', '.join(settings)}) on {targets}"
@@ -219,8 +237,10 @@ def _spec_quantization(f: Finding, w: _Writer) -> str:
     name = w.name(f.subjects[0])
     if n["load_in_4bit"]:
         double = "with" if n["bnb_4bit_use_double_quant"] else "without"
-        text = (f"{name} is loaded with bitsandbytes in 4-bit ({n['bnb_4bit_quant_type'].upper()}, "
-                f"compute dtype {n['bnb_4bit_compute_dtype']}, {double} double quantization)")
+        text = (
+            f"{name} is loaded with bitsandbytes in 4-bit ({n['bnb_4bit_quant_type'].upper()}, "
+            f"compute dtype {n['bnb_4bit_compute_dtype']}, {double} double quantization)"
+        )
         if "weight_bytes_4bit" in n:
             text += f": an estimated {human_bytes(n['weight_bytes_4bit'])} of weights"
             if "weight_bytes" in n:
@@ -244,8 +264,9 @@ def _spec_note(f: Finding, w: _Writer) -> str:
 
 def _conclusion_smallest(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    text = (f"{w.bold('Smallest to run:')} {w.names(f.subjects)}: {human_bytes(n['weight_bytes'])} of weights at {n['dtype']}"
-            + (f", about {human_bytes(n['weight_bytes_4bit'])} in 4-bit" if "weight_bytes_4bit" in n else ""))
+    text = f"{w.bold('Smallest to run:')} {w.names(f.subjects)}: {human_bytes(n['weight_bytes'])} of weights at {n['dtype']}" + (
+        f", about {human_bytes(n['weight_bytes_4bit'])} in 4-bit" if "weight_bytes_4bit" in n else ""
+    )
     if "largest_parameters" in n:
         text += f"; {ratio(n['fewer_parameters'])} fewer parameters than {w.names(n['largest'])}"
     return text + "."
@@ -266,8 +287,10 @@ def _conclusion_largest_vocabulary(f: Finding, w: _Writer) -> str:
 
 def _conclusion_cheapest(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    return (f"{w.bold('Cheapest to fine-tune again:')} {w.name(f.subjects[0])} trains only its adapter, "
-            f"{num(n['trainable_parameters'])} parameters ({percent(n['share_of_base'])} of the base model).")
+    return (
+        f"{w.bold('Cheapest to fine-tune again:')} {w.name(f.subjects[0])} trains only its adapter, "
+        f"{num(n['trainable_parameters'])} parameters ({percent(n['share_of_base'])} of the base model)."
+    )
 
 
 # ==================================================================================================
@@ -288,38 +311,49 @@ def _what(n: Mapping[str, Any]) -> str:
 def _warning_name_family(f: Finding, w: _Writer) -> str:
     n = f.numbers
     said = join([f"“{label}”" for label in n["name_says"]])
-    return (f"{w.name(f.subjects[0])}: the name says {said}, but {_source(n)} describes a {_what(n)}. "
-            "The report uses the architecture from the config; the name is kept as given.")
+    return (
+        f"{w.name(f.subjects[0])}: the name says {said}, but {_source(n)} describes a {_what(n)}. "
+        "The report uses the architecture from the config; the name is kept as given."
+    )
 
 
 def _warning_tag(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    what = ("a causal (decoder-only) language model" if f.kind == "warning.seq2seq_tag"
-            else "an encoder-decoder (seq2seq) model")
-    return (f"{w.name(f.subjects[0])}: the card's pipeline tag is {w.code(n['pipeline_tag'])}, but {_source(n)} describes "
-            f"{what} ({w.code(n['architecture'] or n['model_type'])}); its pipeline tag should be {w.code(n['expected_tag'])}.")
+    what = "a causal (decoder-only) language model" if f.kind == "warning.seq2seq_tag" else "an encoder-decoder (seq2seq) model"
+    return (
+        f"{w.name(f.subjects[0])}: the card's pipeline tag is {w.code(n['pipeline_tag'])}, but {_source(n)} describes "
+        f"{what} ({w.code(n['architecture'] or n['model_type'])}); its pipeline tag should be {w.code(n['expected_tag'])}."
+    )
 
 
 def _warning_peft(f: Finding, w: _Writer) -> str:
-    return (f"{w.name(f.subjects[0])}: the card names the library PEFT, but the study configures no adapter for it: "
-            f"{_source(f.numbers)} describes full model weights, which load with transformers alone.")
+    return (
+        f"{w.name(f.subjects[0])}: the card names the library PEFT, but the study configures no adapter for it: "
+        f"{_source(f.numbers)} describes full model weights, which load with transformers alone."
+    )
 
 
 def _warning_adapter_task(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    return (f"{w.name(f.subjects[0])}: the adapter's task_type is {w.code(n['task_type'])}, but the base model "
-            f"is a {n['task']} model.")
+    return (
+        f"{w.name(f.subjects[0])}: the adapter's task_type is {w.code(n['task_type'])}, but the base model "
+        f"is a {n['task']} model."
+    )
 
 
 def _warning_size(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    return (f"{w.name(f.subjects[0])}: the name says {w.escape(n['name_size'])} parameters, but the architecture "
-            f"has {num(n['parameters'])} ({human_count(n['parameters'])}).")
+    return (
+        f"{w.name(f.subjects[0])}: the name says {w.escape(n['name_size'])} parameters, but the architecture "
+        f"has {num(n['parameters'])} ({human_count(n['parameters'])})."
+    )
 
 
 def _warning_gguf(f: Finding, w: _Writer) -> str:
-    return (f"{w.name(f.subjects[0])}: a bitsandbytes {w.code('quantization:')} is configured, but the model is a GGUF "
-            f"file, already quantized ({w.escape(f.numbers['dtype'])}); bitsandbytes does not apply.")
+    return (
+        f"{w.name(f.subjects[0])}: a bitsandbytes {w.code('quantization:')} is configured, but the model is a GGUF "
+        f"file, already quantized ({w.escape(f.numbers['dtype'])}); bitsandbytes does not apply."
+    )
 
 
 # ==================================================================================================
@@ -343,35 +377,48 @@ def _result_best(f: Finding, w: _Writer) -> str:
         return f"{heading} only {best} has a score: {shown}."
     runner = w.name(n["runner_up"])
     if verdict == "no_test":
-        return (f"{heading} {best} has the best mean, {shown}; the runner-up {runner} has "
-                f"{_value(metric, n['runner_up_mean'])}. No paired test is available for the two.")
+        return (
+            f"{heading} {best} has the best mean, {shown}; the runner-up {runner} has "
+            f"{_value(metric, n['runner_up_mean'])}. No paired test is available for the two."
+        )
     diff = _diff_text(metric, n["diff"], n["diff_ci_low"], n["diff_ci_high"])
     if verdict == "all_tied":
         every = "both models score" if len(n["tied"]) == 2 else f"all {len(n['tied'])} models score"
         return f"{heading} {every} {_value(metric, n['mean'])} (n = {n['n']}): {label} does not separate them here."
     if verdict == "tie":
-        return (f"{heading} {w.names(n['tied'])} tie at {_value(metric, n['mean'])}; "
-                f"{best} and {runner} are not significantly different on {label} ({diff}).")
+        return (
+            f"{heading} {w.names(n['tied'])} tie at {_value(metric, n['mean'])}; "
+            f"{best} and {runner} are not significantly different on {label} ({diff})."
+        )
     if verdict == "significant":
-        return (f"{heading} {best} is best, {shown}, significantly better than the runner-up {runner} "
-                f"({_value(metric, n['runner_up_mean'])}; {diff}).")
-    return (f"{heading} {best} has the best mean, {shown}, but {best} and {runner} are not "
-            f"significantly different on {label} ({diff}).")
+        return (
+            f"{heading} {best} is best, {shown}, significantly better than the runner-up {runner} "
+            f"({_value(metric, n['runner_up_mean'])}; {diff})."
+        )
+    return (
+        f"{heading} {best} has the best mean, {shown}, but {best} and {runner} are not "
+        f"significantly different on {label} ({diff})."
+    )
 
 
 def _result_tradeoff(f: Finding, w: _Writer) -> str:
     n = f.numbers
     metric, front, points = n["metric"], n["front"], n["points"]
     label = _label(metric)
-    shown = [f"{w.name(m)} ({_value('tokens_per_s', points[m][0], unit=True)}, {label} {_value(metric, points[m][1])})"
-             for m in front]
+    shown = [
+        f"{w.name(m)} ({_value('tokens_per_s', points[m][0], unit=True)}, {label} {_value(metric, points[m][1])})" for m in front
+    ]
     if len(front) == 1:
         text = f"On speed versus {label}, {shown[0]} is both the fastest and the best: it dominates every other model."
     else:
-        text = (f"On speed versus {label}, {join(shown)} are Pareto-optimal: none of them is beaten on both "
-                f"speed and {label}, so choosing between them is a trade-off.")
-        dominated = [f"{w.name(m)} is dominated by {w.names(by)} ({'each ' if len(by) > 1 else ''}at least as fast and as good)"
-                     for m, by in n["dominated_by"].items()]
+        text = (
+            f"On speed versus {label}, {join(shown)} are Pareto-optimal: none of them is beaten on both "
+            f"speed and {label}, so choosing between them is a trade-off."
+        )
+        dominated = [
+            f"{w.name(m)} is dominated by {w.names(by)} ({'each ' if len(by) > 1 else ''}at least as fast and as good)"
+            for m, by in n["dominated_by"].items()
+        ]
         if dominated:
             text += " " + "; ".join(dominated) + "."
     return text + " Quality means have CIs (see above); a difference inside them can swap the order."
@@ -380,53 +427,68 @@ def _result_tradeoff(f: Finding, w: _Writer) -> str:
 def _result_throughput(f: Finding, w: _Writer) -> str:
     n = f.numbers
     speed, fast, slow = n["tokens_per_s"], n["fastest"], n["slowest"]
-    return (f"{w.bold('Throughput:')} {w.name(fast)} is the fastest, {_value('tokens_per_s', speed[fast], unit=True)}, "
-            f"{_times(n['ratio'])} the throughput of the slowest, {w.name(slow)} "
-            f"({_value('tokens_per_s', speed[slow], unit=True)}). One measured run per model: no interval.")
+    return (
+        f"{w.bold('Throughput:')} {w.name(fast)} is the fastest, {_value('tokens_per_s', speed[fast], unit=True)}, "
+        f"{_times(n['ratio'])} the throughput of the slowest, {w.name(slow)} "
+        f"({_value('tokens_per_s', speed[slow], unit=True)}). One measured run per model: no interval."
+    )
 
 
 def _result_latency(f: Finding, w: _Writer) -> str:
     n = f.numbers
     latency, quick = n["latency_p50_s"], n["fastest"]
     parts = [f"{w.name(m)} {_value('latency_p50_s', v, unit=True)}" for m, v in latency.items()]
-    text = (f"{w.bold('Latency:')} {w.name(quick)} answers fastest, median {_value('latency_p50_s', latency[quick], unit=True)} "
-            "per prompt" + (f" (p95 {_value('latency_p95_s', n['latency_p95_s'], unit=True)})" if "latency_p95_s" in n else "")
-            + f"; medians: {join(parts)}.")
+    text = (
+        f"{w.bold('Latency:')} {w.name(quick)} answers fastest, median {_value('latency_p50_s', latency[quick], unit=True)} "
+        "per prompt"
+        + (f" (p95 {_value('latency_p95_s', n['latency_p95_s'], unit=True)})" if "latency_p95_s" in n else "")
+        + f"; medians: {join(parts)}."
+    )
     if n["batched"]:
         text += f" A batched prompt counts its whole batch's time ({w.names(n['batched'])} ran in batches)"
-        text += (", so the latencies of batched and unbatched models do not compare." if len(n["batched"]) < len(latency) else ".")
+        text += ", so the latencies of batched and unbatched models do not compare." if len(n["batched"]) < len(latency) else "."
     return text
 
 
 def _result_memory(f: Finding, w: _Writer) -> str:
     n = f.numbers
     memory, small, big = n["peak_memory_bytes"], n["least"], n["most"]
-    return (f"{w.bold('Memory:')} {w.name(small)} needs the least, {human_bytes(memory[small])} at peak; {w.name(big)} the most, "
-            f"{human_bytes(memory[big])}, {_times(n['ratio'])} as much.")
+    return (
+        f"{w.bold('Memory:')} {w.name(small)} needs the least, {human_bytes(memory[small])} at peak; {w.name(big)} the most, "
+        f"{human_bytes(memory[big])}, {_times(n['ratio'])} as much."
+    )
 
 
 def _result_devices(f: Finding, w: _Writer) -> str:
     shown = [f"{w.name(m)} on {w.code(d)}" for m, d in f.numbers["devices"].items()]
-    return (f"{w.bold('Caution:')} the models ran on different devices ({join(shown)}): their speed and memory compare the "
-            "hardware as much as the models.")
+    return (
+        f"{w.bold('Caution:')} the models ran on different devices ({join(shown)}): their speed and memory compare the "
+        "hardware as much as the models."
+    )
 
 
 def _result_per_stream(f: Finding, w: _Writer) -> str:
-    return (f"Throughput of {w.names(f.numbers['per_stream'])} is per request stream (output tokens over the "
-            "request times), not the whole run's rate.")
+    return (
+        f"Throughput of {w.names(f.numbers['per_stream'])} is per request stream (output tokens over the "
+        "request times), not the whole run's rate."
+    )
 
 
 def _result_lm(f: Finding, w: _Writer) -> str:
     n = f.numbers
     bpb, low, high = n["bits_per_byte"], n["bpb_ci_low"], n["bpb_ci_high"]
-    parts = [f"{w.name(m)} {_value('bits_per_byte', bpb[m])} [{_value('bits_per_byte', low[m])}, "
-             f"{_value('bits_per_byte', high[m])}]" for m in f.subjects]
+    parts = [
+        f"{w.name(m)} {_value('bits_per_byte', bpb[m])} [{_value('bits_per_byte', low[m])}, {_value('bits_per_byte', high[m])}]"
+        for m in f.subjects
+    ]
     text = f"{w.bold('Bits per byte')} on the reference texts (lower is better, 95% CI over texts): {join(parts)}. "
     tied, uncertain, worse = n["tied"], n["uncertain"], n["clearly_worse"]
     text += f"{w.names(tied)} {'score' if len(tied) > 1 else 'scores'} lowest" + (" (the same value)" if len(tied) > 1 else "")
     if uncertain:
-        text += (f"; the intervals of {w.names(uncertain)} overlap "
-                 f"{'theirs' if len(tied) > 1 else 'its'}, so those differences are not certain")
+        text += (
+            f"; the intervals of {w.names(uncertain)} overlap "
+            f"{'theirs' if len(tied) > 1 else 'its'}, so those differences are not certain"
+        )
     if worse:
         text += f"; {w.names(worse)} {'are' if len(worse) > 1 else 'is'} clearly worse (intervals apart)"
     if len(set(n["n_texts"].values())) > 1:
@@ -452,9 +514,15 @@ def _variant_lead(f: Finding, w: _Writer) -> str:
         kind = "LoRA adapter" if n["peft_type"] == "LORA" else "adapter"
         return f"{w.bold(f'The {kind}:')} {variant} against its base {base}"
     if f.kind == "variant.runtime":
-        return (f"{w.bold('Backend and precision:')} {variant} ({_runtime_words(n['variant_runtime'], w.style)}) "
-                f"against {base} ({_runtime_words(n['base_runtime'], w.style)})")
-    how = f"sampling at temperature {num(n['temperature'])}, top-p {num(n['top_p'])}" if n["variant_sampling"] else "greedy decoding"
+        return (
+            f"{w.bold('Backend and precision:')} {variant} ({_runtime_words(n['variant_runtime'], w.style)}) "
+            f"against {base} ({_runtime_words(n['base_runtime'], w.style)})"
+        )
+    how = (
+        f"sampling at temperature {num(n['temperature'])}, top-p {num(n['top_p'])}"
+        if n["variant_sampling"]
+        else "greedy decoding"
+    )
     return f"{w.bold('Decoding:')} {variant} ({how}) against {base} ({'sampling' if n['base_sampling'] else 'greedy decoding'})"
 
 
@@ -465,10 +533,14 @@ def _variant(f: Finding, w: _Writer) -> str:
         parts.append(f"no significant change on {join([_label(m) for m in n['unchanged']])}")
     parts += [_change(n[m], w) for m in n["diversity_changes"]]
     if "speed_ratio" in n:
-        parts.append(f"throughput {ratio(n['speed_ratio'])} ({_value('tokens_per_s', n['speed_variant'])} vs "
-                     f"{_value('tokens_per_s', n['speed_base'], unit=True)})")
+        parts.append(
+            f"throughput {ratio(n['speed_ratio'])} ({_value('tokens_per_s', n['speed_variant'])} vs "
+            f"{_value('tokens_per_s', n['speed_base'], unit=True)})"
+        )
     if "memory_ratio" in n:
-        parts.append(f"peak memory {ratio(n['memory_ratio'])} ({human_bytes(n['memory_variant'])} vs {human_bytes(n['memory_base'])})")
+        parts.append(
+            f"peak memory {ratio(n['memory_ratio'])} ({human_bytes(n['memory_variant'])} vs {human_bytes(n['memory_base'])})"
+        )
     same, shared = n["identical_outputs"], n["shared_prompts"]
     if shared:
         kind_of = "identical greedy output" if n["greedy"] else "identical output"
@@ -481,15 +553,20 @@ def _behaviour_limit(f: Finding, w: _Writer) -> str:
     limit_text = f"the {num(n['limit'])}-token limit" if n["limit"] else "the token limit"
     text = f"{w.name(n['model'])} hit {limit_text} on {n['hits']} of {n['answered']} prompts ({percent(n['share'])})"
     if n["rambles"]:
-        return w.bold(text + ": it rambles, and its answers are cut off") + f" (median output {num(n['median_output_tokens'])} tokens)."
+        return (
+            w.bold(text + ": it rambles, and its answers are cut off")
+            + f" (median output {num(n['median_output_tokens'])} tokens)."
+        )
     return text + ": those answers may be cut off."
 
 
 def _behaviour_loops(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    return (f"{w.bold(w.name(n['model']) + ' loops:')} on average {percent(n['mean_repeated_4gram_rate'])} of its word 4-grams "
-            f"repeat an earlier one; on {n['looping_prompts']} of {n['scored_prompts']} prompts more than half do (worst: "
-            f"{w.code(n['worst_prompt'])}, {percent(n['worst'])}).")
+    return (
+        f"{w.bold(w.name(n['model']) + ' loops:')} on average {percent(n['mean_repeated_4gram_rate'])} of its word 4-grams "
+        f"repeat an earlier one; on {n['looping_prompts']} of {n['scored_prompts']} prompts more than half do (worst: "
+        f"{w.code(n['worst_prompt'])}, {percent(n['worst'])})."
+    )
 
 
 def _behaviour_no_limit(f: Finding, w: _Writer) -> str:
@@ -522,13 +599,18 @@ def _conclusion_best(f: Finding, w: _Writer) -> str:
     metric, label = n["metric"], _label(n["metric"])
     best, runner = w.name(n["best"]), w.name(n["runner_up"])
     if n["significant"]:
-        return (f"{w.bold(f'Best {label}:')} {best}, {_value(metric, n['mean'])} "
-                f"({_ci(metric, n['ci_low'], n['ci_high'])}), significantly ahead of {runner}.")
+        return (
+            f"{w.bold(f'Best {label}:')} {best}, {_value(metric, n['mean'])} "
+            f"({_ci(metric, n['ci_low'], n['ci_high'])}), significantly ahead of {runner}."
+        )
     test = n["test"]
-    against = (f" (against {runner}: {_diff_text(metric, test['diff'], test['ci_low'], test['ci_high'])})"
-               if test is not None else "")
-    return (f"{w.bold(f'Best {label}: no clear winner.')} {best} has the highest mean ({_value(metric, n['mean'])}), "
-            f"but it is not significantly better than {w.names(n['not_better_than'])}{against}.")
+    against = (
+        f" (against {runner}: {_diff_text(metric, test['diff'], test['ci_low'], test['ci_high'])})" if test is not None else ""
+    )
+    return (
+        f"{w.bold(f'Best {label}: no clear winner.')} {best} has the highest mean ({_value(metric, n['mean'])}), "
+        f"but it is not significantly better than {w.names(n['not_better_than'])}{against}."
+    )
 
 
 def _conclusion_only_score(f: Finding, w: _Writer) -> str:
@@ -539,8 +621,10 @@ def _conclusion_only_score(f: Finding, w: _Writer) -> str:
 def _conclusion_fastest(f: Finding, w: _Writer) -> str:
     n = f.numbers
     speed = n["tokens_per_s"]
-    return (f"{w.bold('Fastest:')} {w.name(n['fastest'])}, {_value('tokens_per_s', speed[n['fastest']], unit=True)}, "
-            f"{_times(n['ratio'])} the throughput of {w.name(n['slowest'])}.")
+    return (
+        f"{w.bold('Fastest:')} {w.name(n['fastest'])}, {_value('tokens_per_s', speed[n['fastest']], unit=True)}, "
+        f"{_times(n['ratio'])} the throughput of {w.name(n['slowest'])}."
+    )
 
 
 def _conclusion_least_memory(f: Finding, w: _Writer) -> str:
@@ -558,9 +642,11 @@ def _conclusion_adapter(f: Finding, w: _Writer) -> str:
 
 
 def _conclusion_watch_out(f: Finding, w: _Writer) -> str:
-    words = {"rambles": lambda name, v: f"{name} rambles (token limit on {percent(v)} of prompts)",
-             "loops": lambda name, v: f"{name} loops",
-             "failed": lambda name, v: f"{name} failed on {v} prompts"}
+    words = {
+        "rambles": lambda name, v: f"{name} rambles (token limit on {percent(v)} of prompts)",
+        "loops": lambda name, v: f"{name} loops",
+        "failed": lambda name, v: f"{name} failed on {v} prompts",
+    }
     return f"{w.bold('Watch out:')} {join([words[kind](w.name(m), v) for kind, m, v in f.numbers['items']])}."
 
 
@@ -579,9 +665,11 @@ def _retraining(f: Finding, w: _Writer) -> str:
     name = w.name(n["model"])
 
     def changes(metrics: list[str]) -> str:
-        return "; ".join(f"{_label(m)} {_value(m, c['mean_old'])} → {_value(m, c['mean_new'])} "
-                         f"(change {_value(m, c['diff'], signed=True)}, {_ci(m, c['ci_low'], c['ci_high'])})"
-                         for m, c in ((m, n["changes"][m]) for m in metrics))
+        return "; ".join(
+            f"{_label(m)} {_value(m, c['mean_old'])} → {_value(m, c['mean_new'])} "
+            f"(change {_value(m, c['diff'], signed=True)}, {_ci(m, c['ci_low'], c['ci_high'])})"
+            for m, c in ((m, n["changes"][m]) for m in metrics)
+        )
 
     if n["verdict"] == "worse":
         text = w.bold(f"{name} got worse after retraining: {changes(n['worse'])}.")
@@ -612,14 +700,18 @@ def _judged_none(f: Finding, w: _Writer) -> str:
 
 def _judged_problems(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    return (f"Of the {n['expected']} judgements the {_judge(n, w)} owes, {n['unparsed']} gave no verdict in the required format "
-            f"and {n['failed']} failed; they are kept with the judge's raw text and asked again on the next run.")
+    return (
+        f"Of the {n['expected']} judgements the {_judge(n, w)} owes, {n['unparsed']} gave no verdict in the required format "
+        f"and {n['failed']} failed; they are kept with the judge's raw text and asked again on the next run."
+    )
 
 
 def _judged_unreliable(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    text = (f"The {_judge(n, w)} is unreliable: its verdict survives swapping the two answers' order on only "
-            f"{_pct(n['consistency'])} of {n['consistency_n']} answer pairs (required: {_pct(n['min_consistency'])})")
+    text = (
+        f"The {_judge(n, w)} is unreliable: its verdict survives swapping the two answers' order on only "
+        f"{_pct(n['consistency'])} of {n['consistency_n']} answer pairs (required: {_pct(n['min_consistency'])})"
+    )
     if not math.isnan(n["first_position_rate"]):
         text += f", and it chose the answer shown first in {_pct(n['first_position_rate'])} of its decisive verdicts"
     return w.bold(text + ". Nothing is called better or worse on its evidence.")
@@ -628,27 +720,38 @@ def _judged_unreliable(f: Finding, w: _Writer) -> str:
 def _judged_compare(f: Finding, w: _Writer) -> str:
     n = f.numbers
     model, base = w.name(n["model_id"]), w.name(n["baseline"])
-    rates = (f"wins {_pct(n['win'])}, ties {_pct(n['tie'])}, loses {_pct(n['loss'])} of the judgements; "
-             f"score {_pct(n['score'])}, 95% CI [{_pct(n['score_low'])}, {_pct(n['score_high'])}], over {n['n']} prompts")
+    rates = (
+        f"wins {_pct(n['win'])}, ties {_pct(n['tie'])}, loses {_pct(n['loss'])} of the judgements; "
+        f"score {_pct(n['score'])}, 95% CI [{_pct(n['score_low'])}, {_pct(n['score_high'])}], over {n['n']} prompts"
+    )
     if f.kind == "judged.better":
         return f"The {_judge(n, w)} prefers {model} to {base}: it {rates}."
     if f.kind == "judged.worse":
         return f"The {_judge(n, w)} prefers {base} to {model}: {model} {rates}."
-    return f"The {_judge(n, w)} finds no clear difference between {model} and {base}: {model} {rates} (the interval includes 50%)."
+    return (
+        f"The {_judge(n, w)} finds no clear difference between {model} and {base}: {model} {rates} (the interval includes 50%)."
+    )
 
 
 def _judged_reliable(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    return (f"The {_judge(n, w)} kept its verdict when the answers' order was swapped on {_pct(n['consistency'])} of "
-            f"{n['consistency_n']} answer pairs (required: {_pct(n['min_consistency'])}); it called {_pct(n['tie_rate'])} of its "
-            f"verdicts a tie and chose the longer answer in {_pct(n['longer_wins_rate'])} of its decisive ones.")
+    return (
+        f"The {_judge(n, w)} kept its verdict when the answers' order was swapped on {_pct(n['consistency'])} of "
+        f"{n['consistency_n']} answer pairs (required: {_pct(n['min_consistency'])}); it called {_pct(n['tie_rate'])} of its "
+        f"verdicts a tie and chose the longer answer in {_pct(n['longer_wins_rate'])} of its decisive ones."
+    )
 
 
 def _judged_rubric(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    scores = "; ".join(f"{w.name(r['model_id'])} {num(r['mean'], 2)} [{num(r['ci_low'], 2)}, {num(r['ci_high'], 2)}]" for r in n["scores"])
-    lead = (f"The {_judge(n, w)} scores {w.name(n['best'])} highest, clear of every other model's 95% interval"
-            if n["clear"] else f"The {_judge(n, w)}'s rubric scores (mean, 95% CI) do not separate the models clearly")
+    scores = "; ".join(
+        f"{w.name(r['model_id'])} {num(r['mean'], 2)} [{num(r['ci_low'], 2)}, {num(r['ci_high'], 2)}]" for r in n["scores"]
+    )
+    lead = (
+        f"The {_judge(n, w)} scores {w.name(n['best'])} highest, clear of every other model's 95% interval"
+        if n["clear"]
+        else f"The {_judge(n, w)}'s rubric scores (mean, 95% CI) do not separate the models clearly"
+    )
     return f"{lead}: {scores}."
 
 
@@ -747,8 +850,10 @@ def claim_lines(results: Iterable[ClaimResult], style: Style = PLAIN) -> list[st
     for r in results:
         text = " ".join(line for line in style.escape(r.claim.text).split("\n") if line)
         if r.pending:
-            lines.append(f"… {text} — not checked yet: {style.code(r.claim.check)} names measured results, and this "
-                         f"report has none. Run the study ({style.code('reportgen run')}) and render again.")
+            lines.append(
+                f"… {text} — not checked yet: {style.code(r.claim.check)} names measured results, and this "
+                f"report has none. Run the study ({style.code('reportgen run')}) and render again."
+            )
             continue
         values = ", ".join(f"{style.code(ref)} = {num(v)}" for ref, v in r.values.items())
         mark = "✓" if r.passed else "✗"

@@ -59,8 +59,14 @@ def best_finding(tables: Any, metric: str) -> Finding | None:
     order = ranked(rows, metric)
     best = order[0]
     row = rows[best]
-    numbers: dict[str, Any] = {"metric": metric, "best": best, "mean": float(row["mean"]), "ci_low": float(row["ci_low"]),
-                               "ci_high": float(row["ci_high"]), "n": int(row["n"])}
+    numbers: dict[str, Any] = {
+        "metric": metric,
+        "best": best,
+        "mean": float(row["mean"]),
+        "ci_low": float(row["ci_low"]),
+        "ci_high": float(row["ci_high"]),
+        "n": int(row["n"]),
+    }
 
     def done(verdict: str) -> Finding:
         return Finding("result.best", tuple(order), {**numbers, "verdict": verdict}, "quality")
@@ -89,10 +95,15 @@ def tradeoff_finding(tables: Any, metric: str | None) -> Finding | None:
     if len(points) < 2 or metric is None:
         return None
     front = pareto_front(points)
-    dominated = {m: [o for o in front if points[o][0] >= points[m][0] and points[o][1] >= points[m][1]]
-                 for m in points if m not in front}
-    return Finding("result.tradeoff", tuple(points), {"metric": metric, "front": front, "points": points,
-                                                       "dominated_by": dominated}, "tradeoff")
+    dominated = {
+        m: [o for o in front if points[o][0] >= points[m][0] and points[o][1] >= points[m][1]] for m in points if m not in front
+    }
+    return Finding(
+        "result.tradeoff",
+        tuple(points),
+        {"metric": metric, "front": front, "points": points, "dominated_by": dominated},
+        "tradeoff",
+    )
 
 
 def throughput_finding(rows: dict[str, dict]) -> Finding | None:
@@ -102,8 +113,12 @@ def throughput_finding(rows: dict[str, dict]) -> Finding | None:
         return None
     fast, slow = first_max(speed), first_min(speed)
     factor = speed[fast] / speed[slow] if speed[slow] else math.inf
-    return Finding("result.throughput", (fast, slow), {"fastest": fast, "slowest": slow, "tokens_per_s": speed,
-                                                        "ratio": factor}, "efficiency")
+    return Finding(
+        "result.throughput",
+        (fast, slow),
+        {"fastest": fast, "slowest": slow, "tokens_per_s": speed, "ratio": factor},
+        "efficiency",
+    )
 
 
 def _latency(rows: dict[str, dict]) -> Finding | None:
@@ -124,16 +139,20 @@ def _memory(rows: dict[str, dict]) -> Finding | None:
         return None
     small, big = first_min(memory), first_max(memory)
     factor = memory[big] / memory[small] if memory[small] else math.inf
-    return Finding("result.memory", (small, big), {"peak_memory_bytes": memory, "least": small, "most": big,
-                                                    "ratio": factor}, "efficiency")
+    return Finding(
+        "result.memory", (small, big), {"peak_memory_bytes": memory, "least": small, "most": big, "ratio": factor}, "efficiency"
+    )
 
 
 def efficiency_findings(tables: Any) -> list[Finding]:
     """Throughput, latency, peak memory, and the cautions that go with them (devices, per-stream rates)."""
     rows = efficiency_rows(tables)
     out = [f for f in (throughput_finding(rows), _latency(rows), _memory(rows)) if f is not None]
-    devices = {m: str(r["device"]) for m, r in rows.items()
-               if r.get("device") not in (None, "") and not isinstance(r.get("device"), float)}
+    devices = {
+        m: str(r["device"])
+        for m, r in rows.items()
+        if r.get("device") not in (None, "") and not isinstance(r.get("device"), float)
+    }
     if len(set(devices.values())) > 1:
         out.append(Finding("result.devices", tuple(devices), {"devices": devices}, "efficiency"))
     streamed = [m for m, r in rows.items() if r.get("throughput_source") == "latency"]
@@ -158,9 +177,13 @@ def lm_finding(tables: Any) -> Finding | None:
     rest = [m for m in order if m not in tied]
     clearly_worse = [m for m in rest if finite(rows[m]["bpb_ci_low"]) and float(rows[m]["bpb_ci_low"]) > best_high]
     numbers: dict[str, Any] = {
-        "bits_per_byte": bpb, "best": best, "tied": tied, "clearly_worse": clearly_worse,
+        "bits_per_byte": bpb,
+        "best": best,
+        "tied": tied,
+        "clearly_worse": clearly_worse,
         "uncertain": [m for m in rest if m not in clearly_worse],
-        "bpb_ci_low": {m: rows[m]["bpb_ci_low"] for m in order}, "bpb_ci_high": {m: rows[m]["bpb_ci_high"] for m in order},
+        "bpb_ci_low": {m: rows[m]["bpb_ci_low"] for m in order},
+        "bpb_ci_high": {m: rows[m]["bpb_ci_high"] for m in order},
         "n_texts": {m: int(rows[m]["n_texts"]) for m in order},
     }
     return Finding("result.lm", tuple(order), numbers, "lm")
@@ -186,9 +209,22 @@ def _model_behaviour(study: Study | None, model_id: str, mine: Any) -> list[Find
     hits = int((mine["finish_reason"] == "length").sum())
     if hits:
         share = hits / len(mine)
-        out.append(Finding("behaviour.limit", (model_id,), {
-            "model": model_id, "hits": hits, "answered": len(mine), "share": share, "limit": _token_limit(study, model_id),
-            "rambles": share >= RAMBLE_SHARE, "median_output_tokens": _median(mine["output_tokens"])}, "behaviour"))
+        out.append(
+            Finding(
+                "behaviour.limit",
+                (model_id,),
+                {
+                    "model": model_id,
+                    "hits": hits,
+                    "answered": len(mine),
+                    "share": share,
+                    "limit": _token_limit(study, model_id),
+                    "rambles": share >= RAMBLE_SHARE,
+                    "median_output_tokens": _median(mine["output_tokens"]),
+                },
+                "behaviour",
+            )
+        )
     if "repeated_4gram_rate" in mine:
         rates = mine["repeated_4gram_rate"].astype(float)
         rates = rates[rates.notna()]
@@ -196,10 +232,21 @@ def _model_behaviour(study: Study | None, model_id: str, mine: Any) -> list[Find
             mean = float(rates.mean())
             looping = int((rates > LOOP_PROMPT).sum())
             if mean >= LOOP_MEAN or looping:
-                out.append(Finding("behaviour.loops", (model_id,), {
-                    "model": model_id, "mean_repeated_4gram_rate": mean, "worst": float(rates.max()),
-                    "worst_prompt": str(mine.at[rates.idxmax(), "prompt_id"]), "looping_prompts": looping,
-                    "scored_prompts": len(rates)}, "behaviour"))
+                out.append(
+                    Finding(
+                        "behaviour.loops",
+                        (model_id,),
+                        {
+                            "model": model_id,
+                            "mean_repeated_4gram_rate": mean,
+                            "worst": float(rates.max()),
+                            "worst_prompt": str(mine.at[rates.idxmax(), "prompt_id"]),
+                            "looping_prompts": looping,
+                            "scored_prompts": len(rates),
+                        },
+                        "behaviour",
+                    )
+                )
     return out
 
 
@@ -222,10 +269,22 @@ def behaviour_findings(study: Study | None, tables: Any) -> list[Finding]:
     failed = {m: v for m, v in failures.items() if v[0]}
     for model_id, (count, total) in failed.items():
         errors = frame[(frame["model_id"] == model_id) & frame["failed"].astype(bool)]["error"].dropna().astype(str)
-        out.append(Finding("behaviour.failed", (model_id,), {"model": model_id, "failed": count, "prompts": total,
-                                                             "first_error": errors.iloc[0] if len(errors) else ""}, "behaviour"))
+        out.append(
+            Finding(
+                "behaviour.failed",
+                (model_id,),
+                {"model": model_id, "failed": count, "prompts": total, "first_error": errors.iloc[0] if len(errors) else ""},
+                "behaviour",
+            )
+        )
     if failures and not failed:
         total = sum(t for _, t in failures.values())
-        out.append(Finding("behaviour.no_failures", tuple(failures), {"failed": 0, "generations": total,
-                                                                      "models": len(failures)}, "behaviour"))
+        out.append(
+            Finding(
+                "behaviour.no_failures",
+                tuple(failures),
+                {"failed": 0, "generations": total, "models": len(failures)},
+                "behaviour",
+            )
+        )
     return out

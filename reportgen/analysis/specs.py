@@ -27,8 +27,16 @@ COMPARED = {
     "spec.parameters": ("parameters", "parameters"),
 }
 #: Two models with equal values here have the same architecture and size ...
-SHAPE_FIELDS = ("architecture", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                "num_key_value_heads", "vocab_size", "parameters")
+SHAPE_FIELDS = (
+    "architecture",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+    "parameters",
+)
 #: ... and may still differ in these.
 DIFF_FIELDS = ("context_length", "dtype", "transformers_version", "activation", "tie_word_embeddings")
 
@@ -60,7 +68,8 @@ def _memory(specs: Mapping[str, ModelSpec]) -> Finding | None:
     if not stored and not four:
         return None
     numbers = {
-        "weight_bytes": stored, "weight_bytes_4bit": four,
+        "weight_bytes": stored,
+        "weight_bytes_4bit": four,
         "dtype": {m: specs[m].dtype for m in stored},
         "saving_4bit": {m: stored[m] / v for m, v in four.items() if m in stored and v},
         "size_unknown": [m for m in specs if m not in stored],
@@ -98,9 +107,15 @@ def _adapters(specs: Mapping[str, ModelSpec]) -> list[Finding]:
         a = spec.adapter
         if a is None:
             continue
-        numbers: dict[str, Any] = {"r": a.r, "alpha": a.alpha, "dropout": a.dropout,
-                                   "trainable_parameters": a.trainable_parameters, "share_of_base": a.share_of_base,
-                                   "peft_type": a.peft_type, "target_modules": list(a.target_modules)}
+        numbers: dict[str, Any] = {
+            "r": a.r,
+            "alpha": a.alpha,
+            "dropout": a.dropout,
+            "trainable_parameters": a.trainable_parameters,
+            "share_of_base": a.share_of_base,
+            "peft_type": a.peft_type,
+            "target_modules": list(a.target_modules),
+        }
         if a.trainable_parameters is not None and a.share_of_base is not None and spec.parameters is not None:
             numbers["base_parameters"] = spec.parameters
         if a.peft_type == "LORA" and a.r and a.alpha is not None:
@@ -120,10 +135,16 @@ def _quantization(study: Study, specs: Mapping[str, ModelSpec]) -> list[Finding]
         if q.load_in_4bit and spec is not None and spec.weight_bytes_4bit is not None:
             numbers["weight_bytes_4bit"] = spec.weight_bytes_4bit
             if spec.weight_bytes:
-                numbers.update(weight_bytes=spec.weight_bytes, dtype=spec.dtype,
-                               saving=spec.weight_bytes / spec.weight_bytes_4bit)
-        numbers["qlora"] = bool(q.load_in_4bit and spec is not None and spec.adapter is not None
-                                and spec.adapter.peft_type == "LORA" and q.bnb_4bit_quant_type == "nf4")
+                numbers.update(
+                    weight_bytes=spec.weight_bytes, dtype=spec.dtype, saving=spec.weight_bytes / spec.weight_bytes_4bit
+                )
+        numbers["qlora"] = bool(
+            q.load_in_4bit
+            and spec is not None
+            and spec.adapter is not None
+            and spec.adapter.peft_type == "LORA"
+            and q.bnb_4bit_quant_type == "nf4"
+        )
         out.append(Finding("spec.quantization", (model.id,), numbers, "quantization"))
     return out
 
@@ -182,8 +203,9 @@ def spec_conclusion(study: Study, specs: Mapping[str, ModelSpec]) -> list[Findin
         if four:
             numbers["weight_bytes_4bit"] = four[0]
         if big and first.parameters:
-            numbers.update(largest_parameters=big[0], parameters=first.parameters,
-                           fewer_parameters=big[0] / first.parameters, largest=big[1])
+            numbers.update(
+                largest_parameters=big[0], parameters=first.parameters, fewer_parameters=big[0] / first.parameters, largest=big[1]
+            )
         out.append(Finding("conclusion.smallest", tuple(ids), numbers, "conclusion"))
     if big:
         out.append(Finding("conclusion.largest", tuple(big[1]), {"parameters": big[0]}, "conclusion"))
@@ -194,7 +216,12 @@ def spec_conclusion(study: Study, specs: Mapping[str, ModelSpec]) -> list[Findin
     for model_id, spec in specs.items():
         adapter = spec.adapter
         if adapter is not None and adapter.trainable_parameters:
-            out.append(Finding("conclusion.cheapest_to_finetune", (model_id,),
-                               {"trainable_parameters": adapter.trainable_parameters, "share_of_base": adapter.share_of_base},
-                               "conclusion"))
+            out.append(
+                Finding(
+                    "conclusion.cheapest_to_finetune",
+                    (model_id,),
+                    {"trainable_parameters": adapter.trainable_parameters, "share_of_base": adapter.share_of_base},
+                    "conclusion",
+                )
+            )
     return out

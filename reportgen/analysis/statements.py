@@ -64,8 +64,10 @@ def conclusion_points(study: Study, specs: Mapping[str, ModelSpec], style: Style
 def warnings_by_model(study: Study, specs: Mapping[str, ModelSpec], style: Style = PLAIN) -> dict[str, list[str]]:
     """Contradictions between what the config and card say and what the spec shows, per model id."""
     names = model_names(study)
-    return {m: [s.text for s in phrase_all(found, names, style)]
-            for m, found in consistency.consistency_findings(study, specs).items()}
+    return {
+        m: [s.text for s in phrase_all(found, names, style)]
+        for m, found in consistency.consistency_findings(study, specs).items()
+    }
 
 
 def consistency_warnings(study: Study, specs: Mapping[str, ModelSpec], style: Style = PLAIN) -> list[str]:
@@ -93,8 +95,9 @@ def result_findings(study: Study, tables: Any, specs: Mapping[str, ModelSpec] | 
     return sorted(out, key=lambda f: order.index(RESULT_TOPICS.get(f.topic, order[-1])))
 
 
-def result_statements(study: Study, tables: Any, specs: Mapping[str, ModelSpec] | None = None,
-                      style: Style = PLAIN) -> list[Statement]:
+def result_statements(
+    study: Study, tables: Any, specs: Mapping[str, ModelSpec] | None = None, style: Style = PLAIN
+) -> list[Statement]:
     """The comparative analysis of the measured results (topics: RESULT_TOPICS), computed from ``tables``."""
     return phrase_all(result_findings(study, tables, specs), model_names(study), style)
 
@@ -109,8 +112,9 @@ def retraining_statement(delta: Any, names: Mapping[str, str], style: Style = PL
     return phrase(history.retraining_finding(delta), names, style)
 
 
-def analysis_sections(study: Study, specs: Mapping[str, ModelSpec], tables: Any = None, deltas: Iterable[Any] = (),
-                      style: Style = PLAIN) -> list[tuple[str, list[str]]]:
+def analysis_sections(
+    study: Study, specs: Mapping[str, ModelSpec], tables: Any = None, deltas: Iterable[Any] = (), style: Style = PLAIN
+) -> list[tuple[str, list[str]]]:
     """The whole analysis as headed groups of sentences, in the report's order (for the terminal, and JSON).
 
     Specs, contradictions, the claims, the measured results by topic, retraining, the conclusion;

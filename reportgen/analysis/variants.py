@@ -55,7 +55,7 @@ def model_pairs(study: Study) -> list[ModelPair]:
     out: list[ModelPair] = []
     models = list(study.models)
     for i, a in enumerate(models):
-        for b in models[i + 1:]:
+        for b in models[i + 1 :]:
             if a.source is None or a.source != b.source:
                 continue
             kinds = _differences(study, a, b)
@@ -133,8 +133,9 @@ def _shown_metrics(tables: Any, pair: ModelPair, headline: str | None) -> tuple[
     return shown, [m for m in quality if m not in shown]
 
 
-def pair_finding(study: Study, tables: Any, pair: ModelPair, specs: Mapping[str, ModelSpec],
-                 headline: str | None) -> Finding | None:
+def pair_finding(
+    study: Study, tables: Any, pair: ModelPair, specs: Mapping[str, ModelSpec], headline: str | None
+) -> Finding | None:
     """What the one difference of ``pair`` changed: quality, speed, memory, agreement of the outputs."""
     if pair.base not in set(tables.model_ids) or pair.variant not in set(tables.model_ids):
         return None
@@ -165,8 +166,18 @@ def pair_finding(study: Study, tables: Any, pair: ModelPair, specs: Mapping[str,
             numbers[f"{key}_ratio"] = float(v[column]) / float(b[column])
             numbers[f"{key}_base"], numbers[f"{key}_variant"] = b[column], v[column]
     same, shared = output_agreement(tables, pair.base, pair.variant)
-    numbers.update(identical_outputs=same, shared_prompts=shared,
-                   greedy=not (study.generation_for(base).do_sample or study.generation_for(variant).do_sample))
-    if not (numbers["changes"] or numbers["diversity_changes"] or numbers["unchanged"] or "speed_ratio" in numbers or "memory_ratio" in numbers or shared):
+    numbers.update(
+        identical_outputs=same,
+        shared_prompts=shared,
+        greedy=not (study.generation_for(base).do_sample or study.generation_for(variant).do_sample),
+    )
+    if not (
+        numbers["changes"]
+        or numbers["diversity_changes"]
+        or numbers["unchanged"]
+        or "speed_ratio" in numbers
+        or "memory_ratio" in numbers
+        or shared
+    ):
         return None
     return Finding(f"variant.{pair.kind}", (pair.base, pair.variant), numbers, pair.kind)

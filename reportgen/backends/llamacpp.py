@@ -98,7 +98,7 @@ class LlamaCppBackend(Backend):
         return {
             "gguf_sha256": file_digest(self._checked_path()),
             "llama_cpp": llama_cpp_version(),
-            "chat_template": "gguf",   # prompts are formatted with the template stored in the file
+            "chat_template": "gguf",  # prompts are formatted with the template stored in the file
             "device": "cpu",
         }
 
@@ -162,18 +162,29 @@ class LlamaCppBackend(Backend):
         for request, tokens, prompt_text, template in prepared:
             start = time.perf_counter()
             if tokens is None:
-                results.append(GenerationResult(
-                    prompt_id=request.prompt_id, text="", prompt_tokens=None, output_tokens=None,
-                    finish_reason="error", latency_s=0.0, error=f"prompt formatting failed: {template}",
-                ))
+                results.append(
+                    GenerationResult(
+                        prompt_id=request.prompt_id,
+                        text="",
+                        prompt_tokens=None,
+                        output_tokens=None,
+                        finish_reason="error",
+                        latency_s=0.0,
+                        error=f"prompt formatting failed: {template}",
+                    )
+                )
                 continue
             try:
                 result = self._generate_one(request, tokens, start)
             except Exception as exc:  # one prompt never stops the batch (e.g. a decode failure)
                 self._llm.reset()
                 result = GenerationResult(
-                    prompt_id=request.prompt_id, text="", prompt_tokens=len(tokens), output_tokens=None,
-                    finish_reason="error", latency_s=time.perf_counter() - start,
+                    prompt_id=request.prompt_id,
+                    text="",
+                    prompt_tokens=len(tokens),
+                    output_tokens=None,
+                    finish_reason="error",
+                    latency_s=time.perf_counter() - start,
                     error=f"llama.cpp: {type(exc).__name__}: {exc}"[:300],
                 )
             result.prompt_text = prompt_text
@@ -205,7 +216,7 @@ class LlamaCppBackend(Backend):
             scored = 0
             # lm-eval's rolling windows: the model reads window[:-1] (at most n_ctx tokens) and the last
             # n_predicted of window[1:] are scored, so every token after the first is scored once.
-            for rolling in (rolling_windows(tokens[1:], tokens[0], self._n_ctx) if tokens else []):
+            for rolling in rolling_windows(tokens[1:], tokens[0], self._n_ctx) if tokens else []:
                 window, first_scored = rolling.tokens, len(rolling.tokens) - 1 - rolling.n_predicted
                 self._clear_memory()
                 batch = llama_cpp.llama_batch_init(SCORE_CHUNK, 0, 1)
@@ -225,18 +236,16 @@ class LlamaCppBackend(Backend):
                         logits = logits.reshape(len(chunk), n_vocab).astype(np.float64)
                         targets = np.asarray(window[c + 1 : c + 1 + len(chunk)])
                         skip = max(0, first_scored - c)  # context-only positions of this chunk
-                        rows, targets = logits[skip: len(targets)], targets[skip:]
+                        rows, targets = logits[skip : len(targets)], targets[skip:]
                         if not len(targets):
                             continue
                         peak = rows.max(axis=1, keepdims=True)
-                        logz = (peak[:, 0] + np.log(np.exp(rows - peak).sum(axis=1)))
+                        logz = peak[:, 0] + np.log(np.exp(rows - peak).sum(axis=1))
                         nll += float((logz - rows[np.arange(len(targets)), targets]).sum())
                         scored += len(targets)
                 finally:
                     llama_cpp.llama_batch_free(batch)
-            results.append(
-                LogLikelihoodResult(text_id=text_id, nll_nats=nll, n_tokens=scored, n_bytes=len(text.encode("utf-8")))
-            )
+            results.append(LogLikelihoodResult(text_id=text_id, nll_nats=nll, n_tokens=scored, n_bytes=len(text.encode("utf-8"))))
         self._clear_memory()
         return results
 
@@ -325,8 +334,12 @@ class LlamaCppBackend(Backend):
         room = self._n_ctx - len(tokens)
         if room <= 0:
             return GenerationResult(
-                prompt_id=request.prompt_id, text="", prompt_tokens=len(tokens), output_tokens=0,
-                finish_reason="error", latency_s=time.perf_counter() - start,
+                prompt_id=request.prompt_id,
+                text="",
+                prompt_tokens=len(tokens),
+                output_tokens=0,
+                finish_reason="error",
+                latency_s=time.perf_counter() - start,
                 error=f"prompt of {len(tokens)} tokens does not fit the context of {self._n_ctx}",
             )
         limit = min(s.max_new_tokens, room)
@@ -363,6 +376,12 @@ class LlamaCppBackend(Backend):
         if finish == "length" and limit < s.max_new_tokens:
             extra["context_full"] = True
         return GenerationResult(
-            prompt_id=request.prompt_id, text=text, prompt_tokens=len(tokens), output_tokens=len(out),
-            finish_reason=finish, latency_s=latency, ttft_s=ttft, extra=extra,
+            prompt_id=request.prompt_id,
+            text=text,
+            prompt_tokens=len(tokens),
+            output_tokens=len(out),
+            finish_reason=finish,
+            latency_s=latency,
+            ttft_s=ttft,
+            extra=extra,
         )

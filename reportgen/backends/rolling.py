@@ -33,8 +33,8 @@ def rolling_windows(token_list: list[int], prefix_token: int, max_len: int) -> l
     while predicted < len(token_list):
         n = min(len(token_list) - predicted, max_len)
         end = predicted + n
-        context = token_list[max(end - max_len - 1, 0): end - 1]  # the window's input, as lm-eval slices it
+        context = token_list[max(end - max_len - 1, 0) : end - 1]  # the window's input, as lm-eval slices it
         context = context[: len(context) - (n - 1)]  # make_disjoint_window: drop what the continuation repeats
-        windows.append(RollingWindow(context + token_list[end - n: end], n))
+        windows.append(RollingWindow(context + token_list[end - n : end], n))
         predicted = end
     return windows

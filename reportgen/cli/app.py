@@ -26,11 +26,16 @@ PIPE_WIDTH = 400  # tables piped to a file or another program are never wrapped 
 
 config_argument = click.argument("config", type=click.Path(path_type=Path, dir_okay=False))
 templates_option = click.option(
-    "--templates", "templates_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-    help="Folder of Jinja templates that override the defaults.")
+    "--templates",
+    "templates_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of Jinja templates that override the defaults.",
+)
 force_option = click.option("--force", is_flag=True, help="Re-run even where stored results exist.")
-models_option = click.option("--models", "model_ids", default=None, metavar="A,B",
-                             help="Comma-separated model ids (default: all runnable models).")
+models_option = click.option(
+    "--models", "model_ids", default=None, metavar="A,B", help="Comma-separated model ids (default: all runnable models)."
+)
 
 
 JSON_SCHEMA_VERSION = 1
@@ -38,16 +43,30 @@ JSON_SCHEMA_VERSION = 1
 
 def json_option(what: str):
     """``--json`` prints ``what`` as a versioned JSON object to stdout; ``--json FILE`` writes it to FILE."""
-    return click.option("--json", "json_out", is_flag=False, flag_value="-", default=None, metavar="[FILE]",
-                        help=f"Print {what} as JSON to stdout (or write it to FILE).")
+    return click.option(
+        "--json",
+        "json_out",
+        is_flag=False,
+        flag_value="-",
+        default=None,
+        metavar="[FILE]",
+        help=f"Print {what} as JSON to stdout (or write it to FILE).",
+    )
 
 
 def emit_json(kind: str, payload: dict, json_out: str) -> None:
     """One JSON document: ``{"schema": "reportgen.<kind>", "schema_version": N, ...payload}``."""
     import json
 
-    text = json.dumps({"schema": f"reportgen.{kind}", "schema_version": JSON_SCHEMA_VERSION, **payload},
-                      indent=2, sort_keys=True, default=str) + "\n"
+    text = (
+        json.dumps(
+            {"schema": f"reportgen.{kind}", "schema_version": JSON_SCHEMA_VERSION, **payload},
+            indent=2,
+            sort_keys=True,
+            default=str,
+        )
+        + "\n"
+    )
     if json_out == "-":
         click.echo(text, nl=False)
         return
@@ -144,7 +163,8 @@ class LineProgress:
             elapsed = now - state["start"]
             rate = state["done"] / elapsed if elapsed > 0 else 0.0
             logging.getLogger("reportgen.progress").info(
-                "%s: %d/%d prompts, %.1f s, %.2f prompts/s", state["name"], state["done"], state["total"], elapsed, rate)
+                "%s: %d/%d prompts, %.1f s, %.2f prompts/s", state["name"], state["done"], state["total"], elapsed, rate
+            )
 
 
 def progress():
@@ -156,8 +176,12 @@ def progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("{task.description:>16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console(), transient=False,
+        TextColumn("{task.description:>16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(),
+        transient=False,
     )
 
 
@@ -179,9 +203,12 @@ class ReportgenGroup(click.Group):
             sys.exit(exc.exit_code)
 
 
-@click.group(cls=ReportgenGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog="Exit status: 0 success; 1 the job ran but something failed (a model or prompts, a false claim); "
-                    "2 a usage or input error; 130 interrupted.")
+@click.group(
+    cls=ReportgenGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit status: 0 success; 1 the job ran but something failed (a model or prompts, a false claim); "
+    "2 a usage or input error; 130 interrupted.",
+)
 @click.version_option(__version__, prog_name="reportgen")
 @click.option("-q", "--quiet", "quiet", is_flag=True, help="Errors only: no progress, no messages.")
 @click.option("-v", "--verbose", "verbose", count=True, help="Debug messages, with third-party logs and warnings.")

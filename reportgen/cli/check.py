@@ -13,8 +13,11 @@ from reportgen.cli.app import config_argument, load, main, templates_option
 @main.command()
 @config_argument
 @templates_option
-@click.option("--fail-on-regression", is_flag=True,
-              help="Also exit 1 when a model got significantly worse than its previous run on a headline metric.")
+@click.option(
+    "--fail-on-regression",
+    is_flag=True,
+    help="Also exit 1 when a model got significantly worse than its previous run on a headline metric.",
+)
 def check(config: Path, templates_dir: Path | None, fail_on_regression: bool) -> None:
     """Exit 0 when the report is up to date with its inputs and every stored result with its model; exit 1
     naming each stale input and what would re-run. Runs no model and renders nothing."""

@@ -11,7 +11,13 @@ from reportgen.cli.app import console, main
 
 @main.command()
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the config here (default: stdout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the config here (default: stdout).",
+)
 @click.option("--title", default=None, help="Study title.")
 def init(folders: tuple[Path, ...], output: Path | None, title: str | None) -> None:
     """Write a study config for model folders and .gguf files (facts from their files; TODO where unknown)."""

@@ -14,10 +14,14 @@ log = logging.getLogger("reportgen.cli")
 
 @main.command()
 @config_argument
-@click.option("--judges", "judge_ids", default=None, metavar="A,B", help="Comma-separated judge ids (default: every judge of the study).")
+@click.option(
+    "--judges", "judge_ids", default=None, metavar="A,B", help="Comma-separated judge ids (default: every judge of the study)."
+)
 @templates_option
 @force_option
-@click.option("--allow-failures", is_flag=True, help="Exit 0 even when some judgements failed (they are retried on the next run).")
+@click.option(
+    "--allow-failures", is_flag=True, help="Exit 0 even when some judgements failed (they are retried on the next run)."
+)
 def judge(config: Path, judge_ids: str | None, templates_dir: Path | None, force: bool, allow_failures: bool) -> None:
     """Let each judge of the study grade the stored answers (pairwise against the baseline, or on a rubric).
 
@@ -31,8 +35,9 @@ def judge(config: Path, judge_ids: str | None, templates_dir: Path | None, force
         log.info("%s has no 'judges': nothing to judge", config)
         return
     with Store(store_path(study)) as store, progress() as bars:
-        summaries = judge_study(study, store=store, judge_ids=model_list(judge_ids), templates_dir=templates_dir,
-                                force=force, progress=bars)
+        summaries = judge_study(
+            study, store=store, judge_ids=model_list(judge_ids), templates_dir=templates_dir, force=force, progress=bars
+        )
     report_judges(summaries, allow_failures)
 
 
@@ -47,5 +52,7 @@ def report_judges(summaries: list, allow_failures: bool) -> None:
         raise JobFailed("; ".join(s.line() for s in failed))
     partial = [s for s in summaries if s.failed]
     if partial and not allow_failures:
-        raise JobFailed("; ".join(f"judge {s.judge_id}: {s.failed} of {s.total} judgements failed" for s in partial)
-                        + " (retried on the next run; --allow-failures exits 0)")
+        raise JobFailed(
+            "; ".join(f"judge {s.judge_id}: {s.failed} of {s.total} judgements failed" for s in partial)
+            + " (retried on the next run; --allow-failures exits 0)"
+        )

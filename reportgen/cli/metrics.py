@@ -40,12 +40,22 @@ def print_tables(tables, out) -> None:
                 cells.append("—")
                 continue
             row = rows.loc[model_id]
-            cells.append(f"{value(metric, row['mean'])} [{value(metric, row['ci_low'])}, {value(metric, row['ci_high'])}] n={int(row['n'])}")
+            cells.append(
+                f"{value(metric, row['mean'])} [{value(metric, row['ci_low'])}, {value(metric, row['ci_high'])}] n={int(row['n'])}"
+            )
         summary.add_row(metric, *cells)
     out.print(summary)
     if not tables.efficiency.empty:
         efficiency = Table(title="Efficiency per model")
-        columns = ["load_time_s", "ttft_p50_s", "latency_p50_s", "latency_p95_s", "tokens_per_s", "peak_memory_bytes", "bandwidth_share"]
+        columns = [
+            "load_time_s",
+            "ttft_p50_s",
+            "latency_p50_s",
+            "latency_p95_s",
+            "tokens_per_s",
+            "peak_memory_bytes",
+            "bandwidth_share",
+        ]
         efficiency.add_column("model", style="bold")
         for column in columns:
             efficiency.add_column(column)
@@ -57,15 +67,27 @@ def print_tables(tables, out) -> None:
         for column in ("model_id", "bits_per_byte", "bpb_ci_low", "bpb_ci_high", "perplexity", "n_texts"):
             lm.add_column(column)
         for _, row in tables.lm.iterrows():
-            lm.add_row(str(row["model_id"]), *(value("bits_per_byte", row[c]) for c in ("bits_per_byte", "bpb_ci_low", "bpb_ci_high", "perplexity")), str(row["n_texts"]))
+            lm.add_row(
+                str(row["model_id"]),
+                *(value("bits_per_byte", row[c]) for c in ("bits_per_byte", "bpb_ci_low", "bpb_ci_high", "perplexity")),
+                str(row["n_texts"]),
+            )
         out.print(lm)
     significant = tables.pairwise[tables.pairwise["significant"] == True]  # noqa: E712 (pandas mask)
     if len(significant):
-        pairs = Table(title="Significant pairwise differences (95% paired-bootstrap CI; McNemar exact or sign-flip test, Holm-adjusted)")
+        pairs = Table(
+            title="Significant pairwise differences (95% paired-bootstrap CI; McNemar exact or sign-flip test, Holm-adjusted)"
+        )
         for column in ("metric", "model_a", "model_b", "diff", "ci_low", "ci_high", "better"):
             pairs.add_column(column)
         for _, row in significant.iterrows():
-            pairs.add_row(row["metric"], row["model_a"], row["model_b"], *(value(row["metric"], row[c]) for c in ("diff", "ci_low", "ci_high")), str(row["better"]))
+            pairs.add_row(
+                row["metric"],
+                row["model_a"],
+                row["model_b"],
+                *(value(row["metric"], row[c]) for c in ("diff", "ci_low", "ci_high")),
+                str(row["better"]),
+            )
         out.print(pairs)
     if tables.judged:
         print_judged(tables.judged, out)
@@ -82,18 +104,28 @@ def print_judged(judged, out) -> None:
 
     for c in judged:
         if c.mode == "pairwise":
-            rates = Table(title=f"Judge {c.judge_id}: against {c.baseline} (share of judgements, both orders; 95% CI over prompts)")
+            rates = Table(
+                title=f"Judge {c.judge_id}: against {c.baseline} (share of judgements, both orders; 95% CI over prompts)"
+            )
             for column in ("model", "win", "tie", "loss", "score (win + ½ tie)", "prompts"):
                 rates.add_column(column)
             for r in c.rates.itertuples():
-                rates.add_row(r.model_id, *(f"{pct(getattr(r, k))} [{pct(getattr(r, k + '_low'))}, {pct(getattr(r, k + '_high'))}]"
-                                            for k in ("win", "tie", "loss", "score")), str(r.n))
+                rates.add_row(
+                    r.model_id,
+                    *(
+                        f"{pct(getattr(r, k))} [{pct(getattr(r, k + '_low'))}, {pct(getattr(r, k + '_high'))}]"
+                        for k in ("win", "tie", "loss", "score")
+                    ),
+                    str(r.n),
+                )
             out.print(rates)
             strengths = Table(title=f"Judge {c.judge_id}: Bradley–Terry log-strength (baseline {c.baseline} = 0; 95% CI)")
             for column in ("model", "strength", "95% CI", "P(beats baseline)"):
                 strengths.add_column(column)
             for r in c.strengths.itertuples():
-                strengths.add_row(r.model_id, f"{r.strength:+.2f}", f"[{r.strength_low:+.2f}, {r.strength_high:+.2f}]", pct(r.p_beats_baseline))
+                strengths.add_row(
+                    r.model_id, f"{r.strength:+.2f}", f"[{r.strength_low:+.2f}, {r.strength_high:+.2f}]", pct(r.p_beats_baseline)
+                )
             out.print(strengths)
         else:
             scores = Table(title=f"Judge {c.judge_id}: rubric score (mean [95% CI], n)")
@@ -106,20 +138,35 @@ def print_judged(judged, out) -> None:
         table = Table(title=f"Judge {c.judge_id}: reliability")
         table.add_column("measure")
         table.add_column("value")
-        table.add_row("judgements parsed / expected", f"{rel.judgements} / {rel.expected} ({rel.unparsed} unparsed, {rel.failed} failed)")
+        table.add_row(
+            "judgements parsed / expected", f"{rel.judgements} / {rel.expected} ({rel.unparsed} unparsed, {rel.failed} failed)"
+        )
         if c.mode == "pairwise":
-            table.add_row("position consistency", f"{pct(rel.consistency)} of {rel.consistency_n} (threshold {pct(rel.min_consistency)})")
+            table.add_row(
+                "position consistency", f"{pct(rel.consistency)} of {rel.consistency_n} (threshold {pct(rel.min_consistency)})"
+            )
             table.add_row("tie rate", pct(rel.tie_rate))
             table.add_row("first answer chosen (decisive)", pct(rel.first_position_rate))
             table.add_row("longer answer chosen (decisive)", pct(rel.longer_wins_rate))
-            table.add_row(f"agreement with {rel.reference_metric or 'a reference metric'}", f"{pct(rel.reference_agreement)} of {rel.reference_n}")
+            table.add_row(
+                f"agreement with {rel.reference_metric or 'a reference metric'}",
+                f"{pct(rel.reference_agreement)} of {rel.reference_n}",
+            )
         else:
-            table.add_row(f"Spearman with {rel.reference_metric or 'a reference metric'}", fmt.num(rel.reference_agreement) if rel.reference_agreement == rel.reference_agreement else "—")
-        table.add_row("length correlation (Spearman)", fmt.num(rel.length_correlation) if rel.length_correlation == rel.length_correlation else "—")
+            table.add_row(
+                f"Spearman with {rel.reference_metric or 'a reference metric'}",
+                fmt.num(rel.reference_agreement) if rel.reference_agreement == rel.reference_agreement else "—",
+            )
+        table.add_row(
+            "length correlation (Spearman)",
+            fmt.num(rel.length_correlation) if rel.length_correlation == rel.length_correlation else "—",
+        )
         out.print(table)
         if not rel.reliable:
-            out.print(f"[bold red]Judge {c.judge_id} is unreliable: its verdicts survive swapping the answers' order in "
-                      f"{pct(rel.consistency)} of prompts (threshold {pct(rel.min_consistency)}); nothing is called better on its evidence.[/bold red]")
+            out.print(
+                f"[bold red]Judge {c.judge_id} is unreliable: its verdicts survive swapping the answers' order in "
+                f"{pct(rel.consistency)} of prompts (threshold {pct(rel.min_consistency)}); nothing is called better on its evidence.[/bold red]"
+            )
 
 
 def print_analysis(study, tables, deltas) -> None:
@@ -136,8 +183,12 @@ def print_analysis(study, tables, deltas) -> None:
 
 def _frames(tables) -> dict:
     frames = {
-        "per_prompt": tables.per_prompt, "summary": tables.summary, "category_summary": tables.category_summary,
-        "pairwise": tables.pairwise, "efficiency": tables.efficiency, "lm": tables.lm,
+        "per_prompt": tables.per_prompt,
+        "summary": tables.summary,
+        "category_summary": tables.category_summary,
+        "pairwise": tables.pairwise,
+        "efficiency": tables.efficiency,
+        "lm": tables.lm,
     }
     if getattr(tables, "judged", None):
         from reportgen.stats.judged import judged_frames
@@ -150,7 +201,9 @@ def _exportable(frame):
     """Integers stay integers (nullable), reference answers a JSON list, not Python tuple text."""
     out = frame.copy()
     if "references" in out:
-        out["references"] = [json.dumps(list(r) if isinstance(r, (list, tuple)) else [], ensure_ascii=False) for r in out["references"]]
+        out["references"] = [
+            json.dumps(list(r) if isinstance(r, (list, tuple)) else [], ensure_ascii=False) for r in out["references"]
+        ]
     return out.convert_dtypes(convert_string=False, convert_boolean=False, convert_floating=False)
 
 
@@ -178,7 +231,9 @@ def write_csv(tables, csv_dir: Path) -> list[Path]:
 
 @main.command()
 @config_argument
-@click.option("--csv", "csv_dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="Write each table as CSV here.")
+@click.option(
+    "--csv", "csv_dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="Write each table as CSV here."
+)
 @click.option("--analysis", "show_analysis", is_flag=True, help="Also print the computed analysis, in plain words.")
 @json_option("every table (schema reportgen.metrics)")
 def metrics(config: Path, csv_dir: Path | None, json_out: str | None, show_analysis: bool = False) -> None:
@@ -220,13 +275,27 @@ def diff(config: Path, model_id: str) -> None:
         delta = retraining_delta(store.results_frame(), store.model_runs_frame(), study_prompt_set(study), model_id)
     if delta is None:
         raise JobFailed(f"{model_id} has a single version in the store: nothing to compare. Retrain it and run again")
-    table = Table(title=f"{model_id}: {delta.old_fingerprint[:8]} → {delta.new_fingerprint[:8]} (new − old, 95% paired-bootstrap CI; McNemar exact or sign-flip test)")
+    table = Table(
+        title=f"{model_id}: {delta.old_fingerprint[:8]} → {delta.new_fingerprint[:8]} (new − old, 95% paired-bootstrap CI; McNemar exact or sign-flip test)"
+    )
     for column in ("metric", "old", "new", "change", "95% CI", "verdict"):
         table.add_column(column)
     for row in delta.deltas.itertuples():
-        verdict = "better" if row.improved is True else "WORSE" if row.improved is False else ("changed" if row.significant else "no significant change")
-        table.add_row(row.metric, value(row.metric, row.mean_old), value(row.metric, row.mean_new),
-                      value(row.metric, row.diff), f"[{value(row.metric, row.ci_low)}, {value(row.metric, row.ci_high)}]", verdict)
+        verdict = (
+            "better"
+            if row.improved is True
+            else "WORSE"
+            if row.improved is False
+            else ("changed" if row.significant else "no significant change")
+        )
+        table.add_row(
+            row.metric,
+            value(row.metric, row.mean_old),
+            value(row.metric, row.mean_new),
+            value(row.metric, row.diff),
+            f"[{value(row.metric, row.ci_low)}, {value(row.metric, row.ci_high)}]",
+            verdict,
+        )
     out.print(table)
     if delta.worse:
         out.print(f"[bold red]{model_id} got worse after retraining on: {', '.join(delta.worse)}[/bold red]")

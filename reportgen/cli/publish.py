@@ -11,8 +11,13 @@ from reportgen.cli.app import config_argument, load, main
 
 @main.command()
 @config_argument
-@click.option("--mkdocs", "mkdocs_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="MkDocs project folder (with mkdocs.yml) to write the pages into.")
+@click.option(
+    "--mkdocs",
+    "mkdocs_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="MkDocs project folder (with mkdocs.yml) to write the pages into.",
+)
 @click.option("--dry-run", is_flag=True, help="Write nothing: list the files and show the change to mkdocs.yml as a diff.")
 def publish(config: Path, mkdocs_dir: Path, dry_run: bool) -> None:
     """Write the study as docs-site pages (MkDocs) with a nav entry (mkdocs.yml edited in place, comments kept)."""

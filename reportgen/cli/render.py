@@ -9,10 +9,21 @@ import click
 from reportgen.cli.app import DEFAULT_CONFIG, config_argument, load, main, model_list, models_option, progress, templates_option
 
 
-into_option = click.option("--into", "into", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                           help="Replace the text between <!-- reportgen:start --> and <!-- reportgen:end --> in this file.")
-out_option = click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-                          help="Report folder (default: the study's output.dir).")
+into_option = click.option(
+    "--into",
+    "into",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Replace the text between <!-- reportgen:start --> and <!-- reportgen:end --> in this file.",
+)
+out_option = click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Report folder (default: the study's output.dir).",
+)
 
 
 @main.command()
@@ -21,15 +32,28 @@ out_option = click.option("-o", "--out", "out_dir", type=click.Path(path_type=Pa
 @into_option
 @click.option("--single-file", is_flag=True, help="Inline plotly.js into report.html (one file to attach or host).")
 @out_option
-@click.option("-f", "--format", "formats", multiple=True, metavar="NAME",
-              help="Render only this format (repeatable): markdown, html, pdf, summary (default: output.formats).")
-def render(config: Path, templates_dir: Path | None, into: Path | None, single_file: bool, out_dir: Path | None,
-           formats: tuple[str, ...]) -> None:
+@click.option(
+    "-f",
+    "--format",
+    "formats",
+    multiple=True,
+    metavar="NAME",
+    help="Render only this format (repeatable): markdown, html, pdf, summary (default: output.formats).",
+)
+def render(
+    config: Path, templates_dir: Path | None, into: Path | None, single_file: bool, out_dir: Path | None, formats: tuple[str, ...]
+) -> None:
     """Write the study as README.md, report.html and report.pdf (from the store; never loads a model)."""
     from reportgen.build import render_study
 
-    for path in render_study(load(config), templates_dir=templates_dir, into=into, single_file=single_file, out_dir=out_dir,
-                             formats=list(formats) or None):
+    for path in render_study(
+        load(config),
+        templates_dir=templates_dir,
+        into=into,
+        single_file=single_file,
+        out_dir=out_dir,
+        formats=list(formats) or None,
+    ):
         click.echo(str(path))
 
 
@@ -40,16 +64,34 @@ def render(config: Path, templates_dir: Path | None, into: Path | None, single_f
 @models_option
 @into_option
 @out_option
-@click.option("--fail-on-regression", is_flag=True,
-              help="Exit 1 when a model got significantly worse than its previous run on a headline metric (ci.regression_metrics).")
-def build(config: Path | None, force: bool, templates_dir: Path | None, model_ids: str | None, into: Path | None,
-          out_dir: Path | None, fail_on_regression: bool) -> None:
+@click.option(
+    "--fail-on-regression",
+    is_flag=True,
+    help="Exit 1 when a model got significantly worse than its previous run on a headline metric (ci.regression_metrics).",
+)
+def build(
+    config: Path | None,
+    force: bool,
+    templates_dir: Path | None,
+    model_ids: str | None,
+    into: Path | None,
+    out_dir: Path | None,
+    fail_on_regression: bool,
+) -> None:
     """Run what changed, then render what changed (default config: configs/demo.yaml)."""
     from reportgen.build import build_study
 
     study = load(config or DEFAULT_CONFIG)
     with progress() as bars:
-        result = build_study(study, force=force, templates_dir=templates_dir, model_ids=model_list(model_ids), into=into,
-                             out_dir=out_dir, progress=bars, fail_on_regression=fail_on_regression)
+        result = build_study(
+            study,
+            force=force,
+            templates_dir=templates_dir,
+            model_ids=model_list(model_ids),
+            into=into,
+            out_dir=out_dir,
+            progress=bars,
+            fail_on_regression=fail_on_regression,
+        )
     for path in result.paths:
         click.echo(str(path))

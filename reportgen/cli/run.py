@@ -34,8 +34,10 @@ def run(config: Path, model_ids: str | None, force: bool, allow_failures: bool) 
         raise JobFailed("; ".join(m.line() for m in summary.failed_models) + " (results of the other models are saved)")
     failed_prompts = [m for m in summary.models if m.failures]
     if failed_prompts and not allow_failures:
-        raise JobFailed("; ".join(f"{m.model_id}: {m.failures} of {m.prompts_run} prompts failed" for m in failed_prompts)
-                        + " (stored as failures and retried on the next run; --allow-failures exits 0)")
+        raise JobFailed(
+            "; ".join(f"{m.model_id}: {m.failures} of {m.prompts_run} prompts failed" for m in failed_prompts)
+            + " (stored as failures and retried on the next run; --allow-failures exits 0)"
+        )
     if summary.judges:
         from reportgen.cli.judge import report_judges
 

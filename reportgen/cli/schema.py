@@ -131,8 +131,13 @@ def _object_section(name: str, schema: dict[str, Any], level: str) -> list[str]:
     required = set(schema.get("required", ()))
     lines += ["| Key | Type | Default | Allowed values | Description |", "| --- | --- | --- | --- | --- |"]
     for key, prop in props.items():
-        cells = [f"`{key}`", type_text(prop), default_text(prop, key in required), allowed_text(prop),
-                 " ".join(prop.get("description", "").split())]
+        cells = [
+            f"`{key}`",
+            type_text(prop),
+            default_text(prop, key in required),
+            allowed_text(prop),
+            " ".join(prop.get("description", "").split()),
+        ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if schema.get("additionalProperties") is False:
         lines += ["", "No other keys are allowed."]
@@ -215,8 +220,14 @@ def markdown_reference() -> str:
 
 @main.command()
 @click.argument("kind", type=click.Choice(sorted(FILES)), default="study")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write the files into this folder (both schemas, or config-reference.md) instead of stdout.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the files into this folder (both schemas, or config-reference.md) instead of stdout.",
+)
 @click.option("--markdown", is_flag=True, help="The configuration reference in Markdown instead of the JSON Schema.")
 def schema(kind: str, out_dir: Path | None, markdown: bool) -> None:
     """The JSON Schema of a study config (KIND study, the default) or a prompt set (KIND prompts);

@@ -37,7 +37,9 @@ def model_file_problems(study: Study) -> list[str]:
                 problems.append(f"{study.where('models', index, key)}: models[{index}]: {problem}")
             continue
         if files.gguf_path is not None and files.gguf_path.exists():
-            problems.extend(f"{study.where('models', index, 'source')}: models[{index}]: {p}" for p in gguf_header_problems(files.gguf_path))
+            problems.extend(
+                f"{study.where('models', index, 'source')}: models[{index}]: {p}" for p in gguf_header_problems(files.gguf_path)
+            )
     return problems
 
 
@@ -90,7 +92,9 @@ def probe_problems(study: Study, timeout_s: float = 5.0) -> list[str]:
         if source.token_env:
             token = os.environ.get(source.token_env)
             if not token:
-                problems.append(f"{where}: environment variable {source.token_env} (source.token_env) is not set. Fix: export {source.token_env}=...")
+                problems.append(
+                    f"{where}: environment variable {source.token_env} (source.token_env) is not set. Fix: export {source.token_env}=..."
+                )
                 continue
             redactor.token = token
             headers["Authorization"] = f"Bearer {token}"
@@ -102,17 +106,23 @@ def probe_problems(study: Study, timeout_s: float = 5.0) -> list[str]:
             continue
         except httpx.TransportError as exc:
             detail = redactor.scrub(str(exc)) or type(exc).__name__
-            problems.append(f"{where}: {url} cannot be reached ({type(exc).__name__}: {detail[:120]}). Fix: start the server or correct the URL")
+            problems.append(
+                f"{where}: {url} cannot be reached ({type(exc).__name__}: {detail[:120]}). Fix: start the server or correct the URL"
+            )
             continue
         status = response.status_code
         if status in (401, 403):
-            problems.append(f"{where}: {url} refuses the request (HTTP {status}). Fix: check the token in {source.token_env or 'source.token_env'}")
+            problems.append(
+                f"{where}: {url} refuses the request (HTTP {status}). Fix: check the token in {source.token_env or 'source.token_env'}"
+            )
         elif 300 <= status < 400 and response.headers.get("location"):
             from reportgen.backends.http.transport import redirect_target
 
             problems.append(f"{where}: {url} redirects (HTTP {status}) to {redirect_target(response)}. Fix: use the final URL")
         elif status in (502, 504):  # a proxy answers, the server behind it does not
-            problems.append(f"{where}: {url} answers through a gateway that cannot reach the server (HTTP {status}). Fix: start the server")
+            problems.append(
+                f"{where}: {url} answers through a gateway that cannot reach the server (HTTP {status}). Fix: start the server"
+            )
         # any other answer (200, 404, 405 or 501 to a GET, 503 while a model loads) means the endpoint is there
     return problems
 
@@ -146,5 +156,8 @@ def validate(config: Path, probe: bool) -> None:
         problems.extend(probe_problems(study))
     if problems:
         raise ConfigError(problems)
-    click.echo(f"{config}: OK — {len(study.models)} models" + (f", prompt set {study.prompts}" if study.prompts else "")
-               + (", endpoints answer" if probe and any(m.source.type == "http" for m in study.models) else ""))
+    click.echo(
+        f"{config}: OK — {len(study.models)} models"
+        + (f", prompt set {study.prompts}" if study.prompts else "")
+        + (", endpoints answer" if probe and any(m.source.type == "http" for m in study.models) else "")
+    )

@@ -11,6 +11,13 @@ from reportgen.judge.templates import JudgeTemplates, fenced
 from reportgen.judge.verdicts import Verdict, parse_pairwise, parse_rubric
 
 __all__ = [
-    "JudgeTask", "JudgeTemplates", "Verdict", "fenced", "judge_settings_hash", "pairwise_tasks", "parse_pairwise",
-    "parse_rubric", "rubric_tasks",
+    "JudgeTask",
+    "JudgeTemplates",
+    "Verdict",
+    "fenced",
+    "judge_settings_hash",
+    "pairwise_tasks",
+    "parse_pairwise",
+    "parse_rubric",
+    "rubric_tasks",
 ]

@@ -32,13 +32,13 @@ class JudgeTask:
     mode: str
     prompt_id: str
     prompt_hash: str
-    model_a: str           # the answer shown first (the only one in rubric mode)
-    model_b: str | None    # the answer shown second (pairwise)
+    model_a: str  # the answer shown first (the only one in rubric mode)
+    model_b: str | None  # the answer shown second (pairwise)
     hash_a: str
-    hash_b: str            # "" in rubric mode
+    hash_b: str  # "" in rubric mode
     len_a: int
     len_b: int | None
-    text: str              # the rendered judge prompt
+    text: str  # the rendered judge prompt
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -54,11 +54,15 @@ def judge_settings_hash(judge: JudgeConfig, templates: JudgeTemplates) -> str:
     """What besides the judge's weights can change its verdicts: the mode, scale, rubric, token budget and
     the template's text (not its id, name, baseline or threshold: those change what is reported, not a verdict)."""
     name = templates.name_for(judge.mode, judge.template)
-    return hash_json({
-        "mode": judge.mode, "scale": list(judge.scale) if judge.mode == "rubric" else None,
-        "rubric": judge.rubric if judge.mode == "rubric" else None, "max_new_tokens": judge.max_new_tokens,
-        "template": templates.source(name),
-    })[:16]
+    return hash_json(
+        {
+            "mode": judge.mode,
+            "scale": list(judge.scale) if judge.mode == "rubric" else None,
+            "rubric": judge.rubric if judge.mode == "rubric" else None,
+            "max_new_tokens": judge.max_new_tokens,
+            "template": templates.source(name),
+        }
+    )[:16]
 
 
 def _question(prompt_set: PromptSet, prompt) -> tuple[str, str | None, str]:
@@ -77,8 +81,9 @@ def judged_models(study: Study, judge: JudgeConfig, answered: set[str]) -> tuple
     return baseline, [m for m in chosen if m != baseline]
 
 
-def pairwise_tasks(study: Study, judge: JudgeConfig, prompt_set: PromptSet, answers: Answers,
-                   templates: JudgeTemplates) -> list[JudgeTask]:
+def pairwise_tasks(
+    study: Study, judge: JudgeConfig, prompt_set: PromptSet, answers: Answers, templates: JudgeTemplates
+) -> list[JudgeTask]:
     """Both orders of (model, baseline) for every prompt both answered."""
     baseline, models = judged_models(study, judge, set(answers))
     name = templates.name_for("pairwise", judge.template)
@@ -95,14 +100,30 @@ def pairwise_tasks(study: Study, judge: JudgeConfig, prompt_set: PromptSet, answ
             if answer is None:
                 continue
             for first, second, text_a, text_b in ((model, baseline, answer, base), (baseline, model, base, answer)):
-                text = templates.render(name, {"question": question, "reference": reference, "answer_a": text_a, "answer_b": text_b})
-                tasks.append(JudgeTask(judge.id, "pairwise", prompt.id, prompt_hash, first, second,
-                                       answer_hash(text_a), answer_hash(text_b), len(text_a), len(text_b), text))
+                text = templates.render(
+                    name, {"question": question, "reference": reference, "answer_a": text_a, "answer_b": text_b}
+                )
+                tasks.append(
+                    JudgeTask(
+                        judge.id,
+                        "pairwise",
+                        prompt.id,
+                        prompt_hash,
+                        first,
+                        second,
+                        answer_hash(text_a),
+                        answer_hash(text_b),
+                        len(text_a),
+                        len(text_b),
+                        text,
+                    )
+                )
     return _unique(tasks)
 
 
-def rubric_tasks(study: Study, judge: JudgeConfig, prompt_set: PromptSet, answers: Answers,
-                 templates: JudgeTemplates) -> list[JudgeTask]:
+def rubric_tasks(
+    study: Study, judge: JudgeConfig, prompt_set: PromptSet, answers: Answers, templates: JudgeTemplates
+) -> list[JudgeTask]:
     _, models = judged_models(study, judge, set(answers))
     name = templates.name_for("rubric", judge.template)
     rubric = judge.rubric or "A good answer is correct, relevant, complete and clear."
@@ -113,10 +134,22 @@ def rubric_tasks(study: Study, judge: JudgeConfig, prompt_set: PromptSet, answer
             answer = answers[model].get(prompt.id)
             if answer is None:
                 continue
-            text = templates.render(name, {"question": question, "reference": reference, "answer": answer, "rubric": rubric,
-                                           "scale_low": judge.scale[0], "scale_high": judge.scale[1]})
-            tasks.append(JudgeTask(judge.id, "rubric", prompt.id, prompt_hash, model, None, answer_hash(answer), "",
-                                   len(answer), None, text))
+            text = templates.render(
+                name,
+                {
+                    "question": question,
+                    "reference": reference,
+                    "answer": answer,
+                    "rubric": rubric,
+                    "scale_low": judge.scale[0],
+                    "scale_high": judge.scale[1],
+                },
+            )
+            tasks.append(
+                JudgeTask(
+                    judge.id, "rubric", prompt.id, prompt_hash, model, None, answer_hash(answer), "", len(answer), None, text
+                )
+            )
     return _unique(tasks)
 
 

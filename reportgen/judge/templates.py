@@ -19,6 +19,8 @@ from reportgen.util.text import code_fence
 __all__ = ["DEFAULT_TEMPLATES", "JudgeTemplates", "fenced"]
 
 DEFAULT_TEMPLATES = {"pairwise": "judge/pairwise.j2", "rubric": "judge/rubric.j2"}
+
+
 def fenced(text: str | None) -> str:
     """``text`` inside a backtick fence that nothing in it can close (see util.text.code_fence)."""
     return code_fence(text, "text")
@@ -35,8 +37,14 @@ class JudgeTemplates:
             loaders.append(jinja2.FileSystemLoader(str(user_dir)))
         default = jinja2.FileSystemLoader(str(default_templates_dir()))
         loaders += [default, jinja2.PrefixLoader({"default": default}, delimiter=":")]
-        self.env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-                                      autoescape=False, keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         self.env.filters["fenced"] = fenced
 
     def name_for(self, mode: str, template: str | None) -> str:
@@ -47,7 +55,9 @@ class JudgeTemplates:
         try:
             return self.env.loader.get_source(self.env, name)[0]
         except jinja2.TemplateNotFound:
-            raise ConfigError(f"judge template '{name}' not found in the --templates folder or the defaults. Fix: name an existing .j2 file") from None
+            raise ConfigError(
+                f"judge template '{name}' not found in the --templates folder or the defaults. Fix: name an existing .j2 file"
+            ) from None
 
     def render(self, name: str, variables: dict) -> str:
         try:

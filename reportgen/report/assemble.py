@@ -39,8 +39,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from reportgen.stats.tables import Tables
     from reportgen.study.config import Study
 
-__all__ = ["Facts", "RenderedReport", "draw_charts", "gather", "render_formats", "render_in_memory", "render_report",
-           "replace_between_markers", "report_context"]
+__all__ = [
+    "Facts",
+    "RenderedReport",
+    "draw_charts",
+    "gather",
+    "render_formats",
+    "render_in_memory",
+    "render_report",
+    "replace_between_markers",
+    "report_context",
+]
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +191,13 @@ def render_in_memory(
     return render_formats(chosen, env, context, charts, folder, single_file=single_file, study=study, tables=facts.tables)
 
 
-def gather(study: Study, specs: Mapping[str, ModelSpec] | None, tables: Tables | None,
-           deltas: list[RetrainingDelta], manifest: RunManifest | None) -> Facts:
+def gather(
+    study: Study,
+    specs: Mapping[str, ModelSpec] | None,
+    tables: Tables | None,
+    deltas: list[RetrainingDelta],
+    manifest: RunManifest | None,
+) -> Facts:
     """Specs, the spec table, the analysis and the checked claims; the measured results when there are any.
 
     A false claim raises ClaimError here: nothing has been drawn or written.
@@ -206,8 +220,18 @@ def gather(study: Study, specs: Mapping[str, ModelSpec] | None, tables: Tables |
         return Facts(specs, statements, warnings, claim_results, warnings_by_model, spec_points)
     headline = analysis.headline_metric(tables)
     result_points = analysis.result_conclusion(study, tables, deltas, md)
-    return Facts(specs, statements, warnings, claim_results, warnings_by_model, result_points + spec_points,
-                 tables, headline, deltas, manifest)
+    return Facts(
+        specs,
+        statements,
+        warnings,
+        claim_results,
+        warnings_by_model,
+        result_points + spec_points,
+        tables,
+        headline,
+        deltas,
+        manifest,
+    )
 
 
 def draw_charts(study: Study, facts: Facts) -> ChartSet:
@@ -229,10 +253,22 @@ def report_context(study: Study, facts: Facts, charts: ChartSet, extra_context: 
     if facts.tables is not None:
         from reportgen.report.sections import result_sections
 
-        results = result_sections(study, facts.tables, facts.headline, deltas=facts.deltas, manifest=facts.manifest,
-                                  specs=facts.specs, charts=charts, prompts=_prompt_texts(study))
+        results = result_sections(
+            study,
+            facts.tables,
+            facts.headline,
+            deltas=facts.deltas,
+            manifest=facts.manifest,
+            specs=facts.specs,
+            charts=charts,
+            prompts=_prompt_texts(study),
+        )
     context = build_context(
-        study, facts.specs, facts.statements, facts.warnings, facts.claims,
+        study,
+        facts.specs,
+        facts.statements,
+        facts.warnings,
+        facts.claims,
         files={m.id: model_files(m) for m in study.models if m.id in facts.specs},
         warnings_by_model=facts.warnings_by_model,
         conclusion_points=facts.conclusion_points,
@@ -243,9 +279,17 @@ def report_context(study: Study, facts: Facts, charts: ChartSet, extra_context: 
     return dataclasses.replace(context, **dict(extra_context)) if extra_context else context
 
 
-def render_formats(chosen: Sequence[Format], env: jinja2.Environment, context: ReportContext, charts: ChartSet,
-                   folder: Path, *, single_file: bool = False, study: Study | None = None,
-                   tables: Tables | None = None) -> RenderedReport:
+def render_formats(
+    chosen: Sequence[Format],
+    env: jinja2.Environment,
+    context: ReportContext,
+    charts: ChartSet,
+    folder: Path,
+    *,
+    single_file: bool = False,
+    study: Study | None = None,
+    tables: Tables | None = None,
+) -> RenderedReport:
     """Each chosen format from the Markdown body of its own target; the static charts once, for all of them."""
     from reportgen.report.formats import FormatInput
 
@@ -274,8 +318,9 @@ def _static_charts(charts: ChartSet, chosen: Sequence[Format]) -> dict[str, byte
     return {chart.svg_path: svgs[chart.name] for chart in charts}
 
 
-def _format_body(env: jinja2.Environment, context: ReportContext, charts: ChartSet, fmt: Format, *,
-                 drawn: bool) -> tuple[ReportContext, str]:
+def _format_body(
+    env: jinja2.Environment, context: ReportContext, charts: ChartSet, fmt: Format, *, drawn: bool
+) -> tuple[ReportContext, str]:
     """The context of ``fmt``'s target (its chart views) and the Markdown body rendered from it."""
     from reportgen.report.context import ChartView, chart_views
     from reportgen.report.markdown import insert_toc
@@ -284,8 +329,12 @@ def _format_body(env: jinja2.Environment, context: ReportContext, charts: ChartS
     views = chart_views(charts, interactive=not fmt.static_charts)
     if fmt.static_charts and not drawn:
         views = [ChartView(v.name, v.title, NOT_DRAWN, v.group) for v in views]
-    ctx = dataclasses.replace(context, target=fmt.name, charts=[v for v in views if v.group == "spec"],
-                              metric_charts=[v for v in views if v.group != "spec"])
+    ctx = dataclasses.replace(
+        context,
+        target=fmt.name,
+        charts=[v for v in views if v.group == "spec"],
+        metric_charts=[v for v in views if v.group != "spec"],
+    )
     text = render_template(env, "report.md.j2", ctx.variables())
     return ctx, insert_toc(_normalise_blank_lines(text), anchors=fmt.anchors)
 
@@ -316,8 +365,15 @@ def render_report(
     from reportgen.util.atomic import write_files
 
     report = render_in_memory(
-        study, templates_dir=templates_dir, formats=formats, out_dir=out_dir,
-        single_file=single_file, extra_context=extra_context, tables=tables, deltas=deltas, manifest=manifest,
+        study,
+        templates_dir=templates_dir,
+        formats=formats,
+        out_dir=out_dir,
+        single_file=single_file,
+        extra_context=extra_context,
+        tables=tables,
+        deltas=deltas,
+        manifest=manifest,
     )
     written = write_files(report.out_dir, report.files)
     _remove_stale_charts(report.out_dir, report.files)
@@ -366,12 +422,14 @@ def replace_between_markers(path: str | Path, new_text: str) -> Path:
             problem.append(f"{START_MARKER} appears {starts} times")
         if ends != 1:
             problem.append(f"{END_MARKER} appears {ends} times")
-        raise RenderError(f"{path}: {' and '.join(problem)} (need exactly one of each). Fix: add one pair of markers where the report goes")
+        raise RenderError(
+            f"{path}: {' and '.join(problem)} (need exactly one of each). Fix: add one pair of markers where the report goes"
+        )
     start = text.index(START_MARKER) + len(START_MARKER)
     end = text.index(END_MARKER)
     if end < start:
         raise RenderError(f"{path}: {END_MARKER} comes before {START_MARKER}. Fix: put the start marker first")
-    newline = "\r\n" if "\r\n" in text[:start + 2] else "\n"
+    newline = "\r\n" if "\r\n" in text[: start + 2] else "\n"
     middle = new_text if new_text.startswith(("\n", "\r\n")) else newline + new_text
     middle = middle if middle.endswith(("\n", "\r\n")) else middle + newline
     updated = text[:start] + middle + text[end:]

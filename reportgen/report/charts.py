@@ -46,7 +46,9 @@ class Chart:
     figure: Any
     width: int = 900
     height: int = 420
-    group: str = "spec"  # where the report shows it: "spec", "quality", "speed", "memory", "tradeoff", "category", "lm", "retraining"
+    group: str = (
+        "spec"  # where the report shows it: "spec", "quality", "speed", "memory", "tradeoff", "category", "lm", "retraining"
+    )
 
     @property
     def svg_path(self) -> str:
@@ -249,40 +251,63 @@ def spec_size_figure(specs: Mapping[str, ModelSpec], names: Mapping[str, str]) -
     labels = [wrap_label(chart_label(names.get(m, m))) for m, _ in rows]
     colours = [PALETTE[i % len(PALETTE)] for i in range(len(rows))]
     fig = make_subplots(
-        rows=1, cols=2, horizontal_spacing=0.12,
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.12,
         subplot_titles=("Parameters", "Weight memory (GiB)"),
     )
     fig.add_trace(
         go.Bar(
-            x=labels, y=[s.parameters for _, s in rows], marker_color=colours, showlegend=False,
-            text=[human_count(s.parameters) for _, s in rows], textposition="outside", cliponaxis=False,
-            hovertemplate="%{x}<br>%{y:,} parameters<extra></extra>", name="parameters",
+            x=labels,
+            y=[s.parameters for _, s in rows],
+            marker_color=colours,
+            showlegend=False,
+            text=[human_count(s.parameters) for _, s in rows],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{x}<br>%{y:,} parameters<extra></extra>",
+            name="parameters",
         ),
-        row=1, col=1,
+        row=1,
+        col=1,
     )
     gib = 1024**3
     fig.add_trace(
         go.Bar(
-            x=labels, y=[(s.weight_bytes or 0) / gib for _, s in rows], name="stored dtype",
-            marker_color="#4C72B0", text=[human_bytes(s.weight_bytes) for _, s in rows], textposition="outside",
-            cliponaxis=False, hovertemplate="%{x}<br>stored dtype: %{text}<extra></extra>",
+            x=labels,
+            y=[(s.weight_bytes or 0) / gib for _, s in rows],
+            name="stored dtype",
+            marker_color="#4C72B0",
+            text=[human_bytes(s.weight_bytes) for _, s in rows],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{x}<br>stored dtype: %{text}<extra></extra>",
         ),
-        row=1, col=2,
+        row=1,
+        col=2,
     )
     fig.add_trace(
         go.Bar(
-            x=labels, y=[(s.weight_bytes_4bit or 0) / gib for _, s in rows], name="4-bit (NF4, estimate)",
-            marker_color="#DD8452", text=[human_bytes(s.weight_bytes_4bit) for _, s in rows], textposition="outside",
-            cliponaxis=False, hovertemplate="%{x}<br>4-bit: %{text}<extra></extra>",
+            x=labels,
+            y=[(s.weight_bytes_4bit or 0) / gib for _, s in rows],
+            name="4-bit (NF4, estimate)",
+            marker_color="#DD8452",
+            text=[human_bytes(s.weight_bytes_4bit) for _, s in rows],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{x}<br>4-bit: %{text}<extra></extra>",
         ),
-        row=1, col=2,
+        row=1,
+        col=2,
     )
     # dtick=1: one tick per power of ten (plotly's minor 2…9 labels crowd a small chart)
     fig.update_yaxes(type="log", dtick=1, row=1, col=1, title_text="parameters (log scale)")
     fig.update_yaxes(type="log", dtick=1, row=1, col=2, title_text="GiB (log scale)")
     fig.update_xaxes(tickangle=0, automargin=True)
     fig.update_layout(
-        template="plotly_white", barmode="group", bargap=0.25,
+        template="plotly_white",
+        barmode="group",
+        bargap=0.25,
         font={"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
         margin={"l": 70, "r": 20, "t": 50, "b": 90},
         legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "right", "x": 1},
@@ -338,7 +363,11 @@ def _axis_label(metric: str) -> str:
     unit = METRICS.get(metric).unit if metric in METRICS else ""
     label = metric_label(metric)
     if unit == "share":
-        return f"{label} (share of prompts)" if metric in ("exact_match", "contains_answer", "hit_token_limit") else f"{label} (share)"
+        return (
+            f"{label} (share of prompts)"
+            if metric in ("exact_match", "contains_answer", "hit_token_limit")
+            else f"{label} (share)"
+        )
     if unit.startswith(label):  # "chrF (0–100)" for chrF
         return unit
     if unit.startswith("F1"):
@@ -399,18 +428,39 @@ def quality_figure(summary, metric: str, names, colours, order=None) -> go.Figur
     highs = [m if not _finite(v) else v for m, v in zip(means, rows["ci_high"])]
     labels = [_label(names, m) for m in ids]
     fig = go.Figure()
-    fig.add_trace(go.Bar(
-        x=labels, y=means, marker_color=[colours.get(m, PALETTE[0]) for m in ids], width=0.55,
-        error_y={"type": "data", "symmetric": False, "array": [h - m for h, m in zip(highs, means)],
-                 "arrayminus": [m - lo for m, lo in zip(means, lows)], "color": "#1f2328", "thickness": 1.5, "width": 8},
-        customdata=[[metric_value(metric, lo), metric_value(metric, h), int(n)] for lo, h, n in zip(lows, highs, rows["n"])],
-        hovertemplate="%{x}<br>mean %{y:.3f}<br>95% CI [%{customdata[0]}, %{customdata[1]}]<br>n = %{customdata[2]}<extra></extra>",
-        name=metric_label(metric),
-    ))
-    fig.add_trace(go.Scatter(
-        x=labels, y=highs, mode="text", text=[metric_value(metric, m) for m in means], textposition="top center",
-        textfont={"size": 14}, hoverinfo="skip", showlegend=False, cliponaxis=False,
-    ))
+    fig.add_trace(
+        go.Bar(
+            x=labels,
+            y=means,
+            marker_color=[colours.get(m, PALETTE[0]) for m in ids],
+            width=0.55,
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [h - m for h, m in zip(highs, means)],
+                "arrayminus": [m - lo for m, lo in zip(means, lows)],
+                "color": "#1f2328",
+                "thickness": 1.5,
+                "width": 8,
+            },
+            customdata=[[metric_value(metric, lo), metric_value(metric, h), int(n)] for lo, h, n in zip(lows, highs, rows["n"])],
+            hovertemplate="%{x}<br>mean %{y:.3f}<br>95% CI [%{customdata[0]}, %{customdata[1]}]<br>n = %{customdata[2]}<extra></extra>",
+            name=metric_label(metric),
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=labels,
+            y=highs,
+            mode="text",
+            text=[metric_value(metric, m) for m in means],
+            textposition="top center",
+            textfont={"size": 14},
+            hoverinfo="skip",
+            showlegend=False,
+            cliponaxis=False,
+        )
+    )
     _style(fig, f"{_capital(metric_label(metric))} per model (mean, 95% CI)")
     fig.update_yaxes(title_text=_axis_label(metric), range=_metric_range(metric, max(highs)))
     return fig
@@ -430,26 +480,61 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
     ids = list(rows["model_id"])
     labels = [_label(names, m, 24) for m in ids]
     colour = [colours.get(m, PALETTE[0]) for m in ids]
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
-                        subplot_titles=("Throughput, tokens/s (higher is better)", "Latency, s per prompt (lower is better)"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.06,
+        subplot_titles=("Throughput, tokens/s (higher is better)", "Latency, s per prompt (lower is better)"),
+    )
     tps = [float(v) if _finite(v) else None for v in rows["tokens_per_s"]]
-    fig.add_trace(go.Bar(
-        y=labels, x=tps, orientation="h", marker_color=colour, width=0.6, showlegend=False, name="tokens/s",
-        text=[metric_value("tokens_per_s", v) for v in rows["tokens_per_s"]], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}<br>%{x:.1f} tokens/s<extra></extra>",
-    ), row=1, col=1)
+    fig.add_trace(
+        go.Bar(
+            y=labels,
+            x=tps,
+            orientation="h",
+            marker_color=colour,
+            width=0.6,
+            showlegend=False,
+            name="tokens/s",
+            text=[metric_value("tokens_per_s", v) for v in rows["tokens_per_s"]],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}<br>%{x:.1f} tokens/s<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
     p50 = [float(v) if _finite(v) else None for v in rows["latency_p50_s"]]
     p95 = [float(v) if _finite(v) else None for v in rows["latency_p95_s"]]
-    fig.add_trace(go.Bar(
-        y=labels, x=p50, orientation="h", marker_color=colour, width=0.6, name="p50, median (bar)",
-        text=[metric_value("latency_p50_s", v) for v in rows["latency_p50_s"]], textposition="auto", insidetextanchor="end",
-        hovertemplate="%{y}<br>p50 %{x:.3f} s<extra></extra>",
-    ), row=1, col=2)
-    fig.add_trace(go.Scatter(
-        y=labels, x=p95, mode="markers", name="p95 (marker)",
-        marker={"symbol": "line-ns-open", "size": 26, "color": "#1f2328", "line": {"width": 3, "color": "#1f2328"}},
-        hovertemplate="%{y}<br>p95 %{x:.3f} s<extra></extra>",
-    ), row=1, col=2)
+    fig.add_trace(
+        go.Bar(
+            y=labels,
+            x=p50,
+            orientation="h",
+            marker_color=colour,
+            width=0.6,
+            name="p50, median (bar)",
+            text=[metric_value("latency_p50_s", v) for v in rows["latency_p50_s"]],
+            textposition="auto",
+            insidetextanchor="end",
+            hovertemplate="%{y}<br>p50 %{x:.3f} s<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
+    fig.add_trace(
+        go.Scatter(
+            y=labels,
+            x=p95,
+            mode="markers",
+            name="p95 (marker)",
+            marker={"symbol": "line-ns-open", "size": 26, "color": "#1f2328", "line": {"width": 3, "color": "#1f2328"}},
+            hovertemplate="%{y}<br>p95 %{x:.3f} s<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     _style(fig, "Speed per model", legend=True, bottom=90)
     fig.update_layout(legend={"x": 1, "xanchor": "right", "y": -0.12}, margin={"l": 24, "t": 80})
     highest_tps = max([v for v in tps if v is not None], default=1.0)
@@ -486,11 +571,18 @@ def memory_figure(efficiency, names, colours) -> go.Figure | None:
         ("weight_bytes", "weights (hatched)", {"pattern": {"shape": "/", "fgcolor": "#ffffff", "size": 8}}),
     ):
         data = [float(v) / scale if _finite(v) else None for v in rows[column]]
-        fig.add_trace(go.Bar(
-            x=labels, y=data, name=label, marker={"color": colour, **extra},
-            text=[human_bytes(v) if _finite(v) else "" for v in rows[column]], textposition="outside", cliponaxis=False,
-            hovertemplate="%{x}<br>" + label.split(" (")[0] + ": %{text}<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Bar(
+                x=labels,
+                y=data,
+                name=label,
+                marker={"color": colour, **extra},
+                text=[human_bytes(v) if _finite(v) else "" for v in rows[column]],
+                textposition="outside",
+                cliponaxis=False,
+                hovertemplate="%{x}<br>" + label.split(" (")[0] + ": %{text}<extra></extra>",
+            )
+        )
     _style(fig, "Memory per model", legend=True, bottom=110)
     fig.update_layout(barmode="group", bargap=0.3, bargroupgap=0.08)
     fig.update_yaxes(title_text=unit, range=[0, max(values) / scale * 1.18])
@@ -521,26 +613,53 @@ def tradeoff_figure(summary, efficiency, metric: str, names, colours, front: lis
         low = float(row.ci_low) if _finite(row.ci_low) else mean
         optimal = m in front
         colour = colours.get(m, PALETTE[0])
-        fig.add_trace(go.Scatter(
-            x=[speed[m]], y=[mean], mode="markers+text", name=f"{numbers.get(m, '')}. {chart_label(names.get(m, m))}" + (" ★" if optimal else ""),
-            text=[str(numbers.get(m, ""))], textposition="middle right", textfont={"size": 15, "color": colour}, cliponaxis=False,
-            marker={"color": colour, "size": 16 if optimal else 13, "symbol": "circle" if optimal else "circle-open",
-                    "line": {"width": 2.5, "color": colour}},
-            error_y={"type": "data", "symmetric": False, "array": [high - mean], "arrayminus": [mean - low],
-                     "color": colour, "thickness": 1.5, "width": 6},
-            hovertemplate=f"%{{x:.1f}} tokens/s<br>{metric_label(metric)} {metric_value(metric, mean)}<extra>{chart_label(names.get(m, m))}</extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[speed[m]],
+                y=[mean],
+                mode="markers+text",
+                name=f"{numbers.get(m, '')}. {chart_label(names.get(m, m))}" + (" ★" if optimal else ""),
+                text=[str(numbers.get(m, ""))],
+                textposition="middle right",
+                textfont={"size": 15, "color": colour},
+                cliponaxis=False,
+                marker={
+                    "color": colour,
+                    "size": 16 if optimal else 13,
+                    "symbol": "circle" if optimal else "circle-open",
+                    "line": {"width": 2.5, "color": colour},
+                },
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [high - mean],
+                    "arrayminus": [mean - low],
+                    "color": colour,
+                    "thickness": 1.5,
+                    "width": 6,
+                },
+                hovertemplate=f"%{{x:.1f}} tokens/s<br>{metric_label(metric)} {metric_value(metric, mean)}<extra>{chart_label(names.get(m, m))}</extra>",
+            )
+        )
     on_front = [m for m in sorted(front, key=lambda m: speed[m]) if m in speed and m in quality]
     if len(on_front) >= 2:
-        fig.add_trace(go.Scatter(
-            x=[speed[m] for m in on_front], y=[float(quality[m].mean) for m in on_front], mode="lines",
-            line={"color": _FRONT_COLOUR, "dash": "dash", "width": 2}, name="Pareto front (★: Pareto-optimal)", hoverinfo="skip",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[speed[m] for m in on_front],
+                y=[float(quality[m].mean) for m in on_front],
+                mode="lines",
+                line={"color": _FRONT_COLOUR, "dash": "dash", "width": 2},
+                name="Pareto front (★: Pareto-optimal)",
+                hoverinfo="skip",
+            )
+        )
     xs = [speed[m] for m in ids]
     span = max(xs) - min(xs) or max(xs) or 1.0
     _style(fig, f"Speed versus {metric_label(metric)}", legend=True, bottom=40)
     fig.update_layout(legend={"orientation": "v", "y": -0.2, "yanchor": "top", "x": 0, "xanchor": "left"})
-    fig.update_xaxes(title_text="throughput (tokens/s, higher is better)", range=[max(0.0, min(xs) - 0.15 * span), max(xs) + 0.15 * span])
+    fig.update_xaxes(
+        title_text="throughput (tokens/s, higher is better)", range=[max(0.0, min(xs) - 0.15 * span), max(xs) + 0.15 * span]
+    )
     highs = [float(quality[m].ci_high) if _finite(quality[m].ci_high) else float(quality[m].mean) for m in ids]
     fig.update_yaxes(title_text=_axis_label(metric), range=_metric_range(metric, max(highs)))
     return fig
@@ -562,16 +681,34 @@ def category_figure(category_summary, metric: str, names, colours, order=None) -
     for m in models:
         mine = rows[rows["model_id"] == m].set_index("category")
         means = [float(mine.at[c, "mean"]) if c in mine.index else None for c in categories]
-        up = [float(mine.at[c, "ci_high"]) - float(mine.at[c, "mean"]) if c in mine.index and _finite(mine.at[c, "ci_high"]) else 0 for c in categories]
-        down = [float(mine.at[c, "mean"]) - float(mine.at[c, "ci_low"]) if c in mine.index and _finite(mine.at[c, "ci_low"]) else 0 for c in categories]
+        up = [
+            float(mine.at[c, "ci_high"]) - float(mine.at[c, "mean"]) if c in mine.index and _finite(mine.at[c, "ci_high"]) else 0
+            for c in categories
+        ]
+        down = [
+            float(mine.at[c, "mean"]) - float(mine.at[c, "ci_low"]) if c in mine.index and _finite(mine.at[c, "ci_low"]) else 0
+            for c in categories
+        ]
         highest = max([highest] + [a + b for a, b in zip(means, up) if a is not None])
-        fig.add_trace(go.Bar(
-            x=[wrap_label(chart_label(c), 14) for c in categories], y=means, name=chart_label(names.get(m, m)),
-            marker_color=colours.get(m, PALETTE[0]),
-            error_y={"type": "data", "symmetric": False, "array": up, "arrayminus": down, "color": "#1f2328", "thickness": 1.2, "width": 4},
-            customdata=[int(mine.at[c, "n"]) if c in mine.index else 0 for c in categories],
-            hovertemplate="%{x}<br>%{y:.3f} (n = %{customdata})<extra>" + chart_label(names.get(m, m)) + "</extra>",
-        ))
+        fig.add_trace(
+            go.Bar(
+                x=[wrap_label(chart_label(c), 14) for c in categories],
+                y=means,
+                name=chart_label(names.get(m, m)),
+                marker_color=colours.get(m, PALETTE[0]),
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": up,
+                    "arrayminus": down,
+                    "color": "#1f2328",
+                    "thickness": 1.2,
+                    "width": 4,
+                },
+                customdata=[int(mine.at[c, "n"]) if c in mine.index else 0 for c in categories],
+                hovertemplate="%{x}<br>%{y:.3f} (n = %{customdata})<extra>" + chart_label(names.get(m, m)) + "</extra>",
+            )
+        )
     title = metric_label(metric)
     _style(fig, f"{_capital(title)} per category and model (mean, 95% CI)", legend=True, bottom=120)
     fig.update_layout(barmode="group", bargap=0.22, bargroupgap=0.05)
@@ -594,16 +731,37 @@ def bits_per_byte_figure(lm, names, colours) -> go.Figure | None:
     lows = [float(lo) if _finite(lo) else m for lo, m in zip(rows["bpb_ci_low"], means)]
     labels = [_label(names, m) for m in ids]
     fig = go.Figure()
-    fig.add_trace(go.Bar(
-        x=labels, y=means, marker_color=[colours.get(m, PALETTE[0]) for m in ids], width=0.55, name="bits per byte",
-        error_y={"type": "data", "symmetric": False, "array": [h - m for h, m in zip(highs, means)],
-                 "arrayminus": [m - lo for m, lo in zip(means, lows)], "color": "#1f2328", "thickness": 1.5, "width": 8},
-        hovertemplate="%{x}<br>%{y:.3f} bits/byte<extra></extra>",
-    ))
-    fig.add_trace(go.Scatter(
-        x=labels, y=highs, mode="text", text=[metric_value("bits_per_byte", m) for m in means], textposition="top center",
-        hoverinfo="skip", showlegend=False, cliponaxis=False,
-    ))
+    fig.add_trace(
+        go.Bar(
+            x=labels,
+            y=means,
+            marker_color=[colours.get(m, PALETTE[0]) for m in ids],
+            width=0.55,
+            name="bits per byte",
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [h - m for h, m in zip(highs, means)],
+                "arrayminus": [m - lo for m, lo in zip(means, lows)],
+                "color": "#1f2328",
+                "thickness": 1.5,
+                "width": 8,
+            },
+            hovertemplate="%{x}<br>%{y:.3f} bits/byte<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=labels,
+            y=highs,
+            mode="text",
+            text=[metric_value("bits_per_byte", m) for m in means],
+            textposition="top center",
+            hoverinfo="skip",
+            showlegend=False,
+            cliponaxis=False,
+        )
+    )
     _style(fig, "Bits per byte on the reference texts (lower is better; 95% CI)")
     fig.update_yaxes(title_text="bits per UTF-8 byte", range=[0, max(highs) * 1.18])
     return fig
@@ -636,21 +794,40 @@ def retraining_figure(deltas, colour: str) -> go.Figure | None:
     if not panels:
         return None
     widths = [max(len(rows), 1) for _, rows in panels]
-    fig = make_subplots(rows=1, cols=len(panels), column_widths=[w / sum(widths) for w in widths], horizontal_spacing=0.1,
-                        subplot_titles=[{"unit": "0–1 scales", "hundred": "0–100 scales"}[key] for key, _ in panels])
+    fig = make_subplots(
+        rows=1,
+        cols=len(panels),
+        column_widths=[w / sum(widths) for w in widths],
+        horizontal_spacing=0.1,
+        subplot_titles=[{"unit": "0–1 scales", "hundred": "0–100 scales"}[key] for key, _ in panels],
+    )
     for col, (key, rows) in enumerate(panels, 1):
         labels = [wrap_label(metric_label(r.metric), 12) for r in rows]
         marks = ["▲" if r.improved is True else "▼" if r.improved is False else ("●" if r.significant else "") for r in rows]
         for which, column, fill in (("before", "mean_old", OLD_COLOUR), ("after", "mean_new", colour)):
-            fig.add_trace(go.Bar(
-                x=labels, y=[float(getattr(r, column)) if _finite(getattr(r, column)) else None for r in rows],
-                name=f"{which} retraining", marker_color=fill, showlegend=col == 1,
-                text=marks if which == "after" else None, textposition="outside", cliponaxis=False, textfont={"size": 15},
-                hovertemplate="%{x}<br>" + which + ": %{y:.3f}<extra></extra>",
-            ), row=1, col=col)
+            fig.add_trace(
+                go.Bar(
+                    x=labels,
+                    y=[float(getattr(r, column)) if _finite(getattr(r, column)) else None for r in rows],
+                    name=f"{which} retraining",
+                    marker_color=fill,
+                    showlegend=col == 1,
+                    text=marks if which == "after" else None,
+                    textposition="outside",
+                    cliponaxis=False,
+                    textfont={"size": 15},
+                    hovertemplate="%{x}<br>" + which + ": %{y:.3f}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
         top = max([float(v) for r in rows for v in (r.mean_old, r.mean_new) if _finite(v)] + [0.0])
-        fig.update_yaxes(range=[0, max(1.0 if key == "unit" else 100.0, top) * 1.15], row=1, col=col,
-                         title_text="mean (0–1)" if key == "unit" else "mean (0–100)")
+        fig.update_yaxes(
+            range=[0, max(1.0 if key == "unit" else 100.0, top) * 1.15],
+            row=1,
+            col=col,
+            title_text="mean (0–1)" if key == "unit" else "mean (0–100)",
+        )
     _style(fig, "What retraining changed (▲ significantly better, ▼ significantly worse)", legend=True, bottom=130)
     fig.update_layout(barmode="group", bargap=0.25, bargroupgap=0.05)
     fig.update_xaxes(tickangle=0)

@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from reportgen.specs.extract import ModelSpec
 
 
-
 @dataclass
 class Table:
     """A Markdown table, ready to print.
@@ -541,7 +540,10 @@ def _config_table(spec: ModelSpec | None, files: ModelFiles | None) -> Table:
         (_detailed("tie_word_embeddings"), _yes_no(spec.tie_word_embeddings)),
         (_detailed("transformers_version"), md_cell(spec.transformers_version) if spec.transformers_version else ""),
         (_detailed("gguf_file_type"), _code(spec.gguf_file_type) if spec.gguf_file_type else ""),
-        (_detailed("gguf_tensor_types"), md_cell(", ".join(f"{k}: {v}" for k, v in spec.gguf_tensor_types.items())) if spec.gguf_tensor_types else ""),
+        (
+            _detailed("gguf_tensor_types"),
+            md_cell(", ".join(f"{k}: {v}" for k, v in spec.gguf_tensor_types.items())) if spec.gguf_tensor_types else "",
+        ),
     ]
     for note in spec.notes:
         pairs.append(("Note", md_cell(note)))
@@ -581,8 +583,12 @@ def _adapter_table(spec: ModelSpec | None) -> Table:
         (_detailed("adapter_target_modules"), ", ".join(md_inline_code(t) for t in a.target_modules) or "—"),
         (_detailed("adapter_task_type"), _code(a.task_type) if a.task_type else ""),
         (_detailed("adapter_base_model"), _code(a.base_model) if a.base_model else ""),
-        (_detailed("adapter_trainable_parameters"), f"{num(a.trainable_parameters)} ({human_count(a.trainable_parameters)})"
-         if a.trainable_parameters is not None else "not counted (no base config)"),
+        (
+            _detailed("adapter_trainable_parameters"),
+            f"{num(a.trainable_parameters)} ({human_count(a.trainable_parameters)})"
+            if a.trainable_parameters is not None
+            else "not counted (no base config)",
+        ),
         (_detailed("adapter_share_of_base"), percent(a.share_of_base) if a.share_of_base is not None else ""),
     ]
     return _kv_table(pairs, ("Setting", "Value"))
@@ -630,14 +636,26 @@ def _fallback_snippet(source) -> str:
         lines.append(f'headers = {{"Authorization": "Bearer " + os.environ[{json.dumps(source.token_env)}]}}')
     else:
         lines.append("headers = {}")
-    lines += ["", "def query(payload):", "    response = requests.post(API_URL, headers=headers, json=payload)",
-              "    return response.json()", "", "output = query({",
-              '    "inputs": "Can you please let us know more details about your ",', "})"]
+    lines += [
+        "",
+        "def query(payload):",
+        "    response = requests.post(API_URL, headers=headers, json=payload)",
+        "    return response.json()",
+        "",
+        "output = query({",
+        '    "inputs": "Can you please let us know more details about your ",',
+        "})",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def model_view(
-    number: int, model: ModelConfig, spec: ModelSpec | None, files: ModelFiles | None, warnings: list[str], base: Path | None = None
+    number: int,
+    model: ModelConfig,
+    spec: ModelSpec | None,
+    files: ModelFiles | None,
+    warnings: list[str],
+    base: Path | None = None,
 ) -> ModelView:
     card = model.card
     config_json = ""
@@ -662,7 +680,9 @@ def model_view(
         training_procedure=md_escape(card.training_procedure),
         quantization=_quant_table(model),
         adapter=_adapter_table(spec),
-        adapter_source=_display_path(files.adapter_config_path, base) if files is not None and spec is not None and spec.adapter else "",
+        adapter_source=_display_path(files.adapter_config_path, base)
+        if files is not None and spec is not None and spec.adapter
+        else "",
         api_usage=md_code(snippet, "python") if (snippet := api_usage_snippet(model)) else "",
         notes=[_inline(n) for n in card.notes],
         warnings=warnings,
@@ -686,12 +706,16 @@ def chart_views(charts: ChartSet | None, *, interactive: bool = False) -> list[C
 
 def _default_introduction(n_models: int, has_results: bool) -> str:
     """The introduction of a study that writes none: what the report compares and where its numbers come from."""
-    start = (f"This report compares {n_models} language model{'s' if n_models != 1 else ''}: what each one is "
-             "for, its architecture and size, its adapter and quantization settings, and ")
+    start = (
+        f"This report compares {n_models} language model{'s' if n_models != 1 else ''}: what each one is "
+        "for, its architecture and size, its adapter and quantization settings, and "
+    )
     if not has_results:
         return start + "how the models differ. Every number in it is computed from the models' configuration files."
-    return start + ("how each one behaves on the same prompts: quality against the references, speed, memory, and what "
-                    "it writes. Every number in it is computed from the models' configuration files and the stored generations.")
+    return start + (
+        "how each one behaves on the same prompts: quality against the references, speed, memory, and what "
+        "it writes. Every number in it is computed from the models' configuration files and the stored generations."
+    )
 
 
 def build_context(

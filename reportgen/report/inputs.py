@@ -38,6 +38,9 @@ def read_report_inputs(store: Store, study: Study) -> ReportInputs:
     deltas: list[RetrainingDelta] = []
     if prompt_set is not None:
         results, model_runs = store.results_frame(), store.model_runs_frame()
-        deltas = [d for d in (retraining_delta(results, model_runs, prompt_set, m.id) for m in study.models if m.runnable)
-                  if d is not None]
+        deltas = [
+            d
+            for d in (retraining_delta(results, model_runs, prompt_set, m.id) for m in study.models if m.runnable)
+            if d is not None
+        ]
     return ReportInputs(tables, deltas, store.latest_manifest())

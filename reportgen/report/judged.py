@@ -40,34 +40,70 @@ def _names(study: "Study") -> dict[str, str]:
 def _rates_table(c, names) -> Table:
     if c.mode != "pairwise" or c.rates.empty:
         return empty_table()
-    rows = [[md_cell(names.get(r["model_id"], r["model_id"])), _pct(r["win"]), _pct(r["tie"]), _pct(r["loss"]),
-             _ci(r["score"], r["score_low"], r["score_high"]), num(int(r["n"]))] for r in c.rates.to_dict("records")]
-    return Table(["Model", "Wins", "Ties", "Losses", "Score [95% CI]", "Prompts"], rows,
-                 ["left", "right", "right", "right", "right", "right"], "metrics",
-                 caption=f"Against {md_escape(names.get(c.baseline, c.baseline))}, judged in both orders",
-                 legend="Shares of the judge's verdicts (each prompt judged with either answer first); score: wins + ½ ties; "
-                        "95% CI: bootstrap over prompts (— when every prompt came out the same).")
+    rows = [
+        [
+            md_cell(names.get(r["model_id"], r["model_id"])),
+            _pct(r["win"]),
+            _pct(r["tie"]),
+            _pct(r["loss"]),
+            _ci(r["score"], r["score_low"], r["score_high"]),
+            num(int(r["n"])),
+        ]
+        for r in c.rates.to_dict("records")
+    ]
+    return Table(
+        ["Model", "Wins", "Ties", "Losses", "Score [95% CI]", "Prompts"],
+        rows,
+        ["left", "right", "right", "right", "right", "right"],
+        "metrics",
+        caption=f"Against {md_escape(names.get(c.baseline, c.baseline))}, judged in both orders",
+        legend="Shares of the judge's verdicts (each prompt judged with either answer first); score: wins + ½ ties; "
+        "95% CI: bootstrap over prompts (— when every prompt came out the same).",
+    )
 
 
 def _strengths_table(c, names) -> Table:
     if c.mode != "pairwise" or c.strengths.empty:
         return empty_table()
-    rows = [[md_cell(names.get(r["model_id"], r["model_id"])), f"{r['strength']:+.2f}",
-             f"[{r['strength_low']:+.2f}, {r['strength_high']:+.2f}]", _pct(r["p_beats_baseline"])]
-            for r in c.strengths.to_dict("records")]
-    return Table(["Model", "Strength", "95% CI", "P(beats baseline)"], rows, ["left", "right", "right", "right"], "metrics",
-                 caption="Bradley–Terry strengths",
-                 legend="Log-strength relative to the baseline (0), fitted to every verdict (a tie counts half a win each way); "
-                        "95% CI: bootstrap over prompts.")
+    rows = [
+        [
+            md_cell(names.get(r["model_id"], r["model_id"])),
+            f"{r['strength']:+.2f}",
+            f"[{r['strength_low']:+.2f}, {r['strength_high']:+.2f}]",
+            _pct(r["p_beats_baseline"]),
+        ]
+        for r in c.strengths.to_dict("records")
+    ]
+    return Table(
+        ["Model", "Strength", "95% CI", "P(beats baseline)"],
+        rows,
+        ["left", "right", "right", "right"],
+        "metrics",
+        caption="Bradley–Terry strengths",
+        legend="Log-strength relative to the baseline (0), fitted to every verdict (a tie counts half a win each way); "
+        "95% CI: bootstrap over prompts.",
+    )
 
 
 def _scores_table(c, names, scale) -> Table:
     if c.mode != "rubric" or c.rubric.empty:
         return empty_table()
-    rows = [[md_cell(names.get(r["model_id"], r["model_id"])), f"{num(r['mean'], 2)} [{num(r['ci_low'], 2)}, {num(r['ci_high'], 2)}]",
-             num(int(r["n"]))] for r in c.rubric.to_dict("records")]
-    return Table(["Model", "Score [95% CI]", "Answers scored"], rows, ["left", "right", "right"], "metrics",
-                 caption=f"Rubric scores ({scale[0]}–{scale[1]})", legend="Mean score; 95% CI: bootstrap over prompts.")
+    rows = [
+        [
+            md_cell(names.get(r["model_id"], r["model_id"])),
+            f"{num(r['mean'], 2)} [{num(r['ci_low'], 2)}, {num(r['ci_high'], 2)}]",
+            num(int(r["n"])),
+        ]
+        for r in c.rubric.to_dict("records")
+    ]
+    return Table(
+        ["Model", "Score [95% CI]", "Answers scored"],
+        rows,
+        ["left", "right", "right"],
+        "metrics",
+        caption=f"Rubric scores ({scale[0]}–{scale[1]})",
+        legend="Mean score; 95% CI: bootstrap over prompts.",
+    )
 
 
 def _reliability_table(c) -> Table:
@@ -75,23 +111,36 @@ def _reliability_table(c) -> Table:
     rows = [["Verdicts parsed / expected", f"{r.judgements} / {r.expected} ({r.unparsed} unparsed, {r.failed} failed)"]]
     if c.mode == "pairwise":
         rows += [
-            ["Position consistency", f"{_pct(r.consistency)} of {r.consistency_n} answer pairs (required: {_pct(r.min_consistency)})"],
+            [
+                "Position consistency",
+                f"{_pct(r.consistency)} of {r.consistency_n} answer pairs (required: {_pct(r.min_consistency)})",
+            ],
             ["Tie rate", _pct(r.tie_rate)],
             ["Chose the answer shown first", f"{_pct(r.first_position_rate)} of decisive verdicts"],
             ["Chose the longer answer", f"{_pct(r.longer_wins_rate)} of decisive verdicts"],
             ["Length correlation (Spearman)", num(r.length_correlation, 2) if not math.isnan(r.length_correlation) else "—"],
-            [f"Agrees with {md_escape(metric_label(r.reference_metric) if r.reference_metric else 'a reference metric')}",
-             f"{_pct(r.reference_agreement)} of {r.reference_n} prompts the metric tells apart"],
+            [
+                f"Agrees with {md_escape(metric_label(r.reference_metric) if r.reference_metric else 'a reference metric')}",
+                f"{_pct(r.reference_agreement)} of {r.reference_n} prompts the metric tells apart",
+            ],
         ]
     else:
         rows += [
             ["Length correlation (Spearman)", num(r.length_correlation, 2) if not math.isnan(r.length_correlation) else "—"],
-            [f"Spearman with {md_escape(metric_label(r.reference_metric) if r.reference_metric else 'a reference metric')}",
-             num(r.reference_agreement, 2) if not math.isnan(r.reference_agreement) else "—"],
+            [
+                f"Spearman with {md_escape(metric_label(r.reference_metric) if r.reference_metric else 'a reference metric')}",
+                num(r.reference_agreement, 2) if not math.isnan(r.reference_agreement) else "—",
+            ],
         ]
-    return Table(["Measure", "Value"], rows, ["left", "right"], "metrics", caption="Judge reliability",
-                 legend="Position consistency: share of answer pairs whose verdict survives swapping the answers' order "
-                        "(the same winner, or a tie both times).")
+    return Table(
+        ["Measure", "Value"],
+        rows,
+        ["left", "right"],
+        "metrics",
+        caption="Judge reliability",
+        legend="Position consistency: share of answer pairs whose verdict survives swapping the answers' order "
+        "(the same winner, or a tie both times).",
+    )
 
 
 def _verdicts(c, names) -> list[tuple[str, str]]:
@@ -124,14 +173,26 @@ def judged_views(study: "Study", tables: "Tables", charts: "ChartSet | None" = N
         config = next(j for j in study.judges if j.id == c.judge_id)
         mine = [s.text for s in statements if s.numbers.get("judge") == c.judge_id]
         warning = next((s.text for s in statements if s.numbers.get("judge") == c.judge_id and "unreliable" in s.text), "")
-        heading = (f"Judge {md_escape(c.judge_name)}: pairwise against {md_escape(names.get(c.baseline, c.baseline))}"
-                   if c.mode == "pairwise" else f"Judge {md_escape(c.judge_name)}: rubric scores")
+        heading = (
+            f"Judge {md_escape(c.judge_name)}: pairwise against {md_escape(names.get(c.baseline, c.baseline))}"
+            if c.mode == "pairwise"
+            else f"Judge {md_escape(c.judge_name)}: rubric scores"
+        )
         chart = chart_slug(f"judged-{c.judge_id}")
-        views.append(JudgedView(
-            heading, c.reliable, warning, [t for t in mine if t != warning], _rates_table(c, names), _strengths_table(c, names),
-            _scores_table(c, names, config.scale), _reliability_table(c) if c.reliability is not None else empty_table(),
-            chart if charts is not None and chart in charts.charts else "", _verdicts(c, names),
-        ))
+        views.append(
+            JudgedView(
+                heading,
+                c.reliable,
+                warning,
+                [t for t in mine if t != warning],
+                _rates_table(c, names),
+                _strengths_table(c, names),
+                _scores_table(c, names, config.scale),
+                _reliability_table(c) if c.reliability is not None else empty_table(),
+                chart if charts is not None and chart in charts.charts else "",
+                _verdicts(c, names),
+            )
+        )
     return views
 
 
@@ -147,16 +208,41 @@ def win_rate_figure(rates, names, colours, baseline_name: str):
     score = rates["score"].astype(float).tolist()
     fig = go.Figure()
     for part, colour in (("win", "#2da44e"), ("tie", "#d0d7de"), ("loss", "#cf222e")):
-        fig.add_trace(go.Bar(y=[ch._label(names, m, 24) for m in ids], x=rates[part].astype(float).tolist(), orientation="h",
-                             name={"win": "wins", "tie": "ties", "loss": "losses"}[part], marker_color=colour, opacity=0.55,
-                             hovertemplate="%{y}: %{x:.0%} " + part + "<extra></extra>"))
-    fig.add_trace(go.Scatter(
-        y=[ch._label(names, m, 24) for m in ids], x=score, mode="markers", name="score (win + ½ tie)",
-        marker={"color": [colours.get(m, ch.PALETTE[0]) for m in ids], "size": 12, "symbol": "diamond", "line": {"color": "#1f2328", "width": 1}},
-        error_x={"type": "data", "symmetric": False, "array": [h - s for h, s in zip(rates["score_high"], score)],
-                 "arrayminus": [s - lo for s, lo in zip(score, rates["score_low"])], "color": "#1f2328", "thickness": 1.5, "width": 8},
-        hovertemplate="%{y}: score %{x:.0%}<extra></extra>",
-    ))
+        fig.add_trace(
+            go.Bar(
+                y=[ch._label(names, m, 24) for m in ids],
+                x=rates[part].astype(float).tolist(),
+                orientation="h",
+                name={"win": "wins", "tie": "ties", "loss": "losses"}[part],
+                marker_color=colour,
+                opacity=0.55,
+                hovertemplate="%{y}: %{x:.0%} " + part + "<extra></extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            y=[ch._label(names, m, 24) for m in ids],
+            x=score,
+            mode="markers",
+            name="score (win + ½ tie)",
+            marker={
+                "color": [colours.get(m, ch.PALETTE[0]) for m in ids],
+                "size": 12,
+                "symbol": "diamond",
+                "line": {"color": "#1f2328", "width": 1},
+            },
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [h - s for h, s in zip(rates["score_high"], score)],
+                "arrayminus": [s - lo for s, lo in zip(score, rates["score_low"])],
+                "color": "#1f2328",
+                "thickness": 1.5,
+                "width": 8,
+            },
+            hovertemplate="%{y}: score %{x:.0%}<extra></extra>",
+        )
+    )
     ch._style(fig, f"Judged against {ch.chart_label(baseline_name)} (score, 95% CI)", legend=True, bottom=110)
     fig.update_layout(barmode="stack", legend={"traceorder": "normal"})
     fig.update_yaxes(autorange="reversed")  # the models top to bottom in study order
@@ -177,8 +263,14 @@ def judged_charts(charts: "ChartSet", study: "Study", tables: "Tables") -> None:
         figure = win_rate_figure(c.rates, names, colours, names.get(c.baseline, c.baseline))
         if figure is not None:
             note = "" if c.reliable else " This judge is unreliable (see its reliability table): read no ranking into it."
-            charts.add(chart_slug(f"judged-{c.judge_id}"), figure,
-                       md_escape(f"Judge {c.judge_name}: each model against {names.get(c.baseline, c.baseline)}; bars are the "
-                                 f"shares of wins, ties and losses, the diamond is the score (win + ½ tie) with its 95% "
-                                 f"bootstrap CI over prompts; the dashed line is 50% (even).{note}"),
-                       group="judged", height=ch.chart_height(len(c.rates), base=220, least=320))
+            charts.add(
+                chart_slug(f"judged-{c.judge_id}"),
+                figure,
+                md_escape(
+                    f"Judge {c.judge_name}: each model against {names.get(c.baseline, c.baseline)}; bars are the "
+                    f"shares of wins, ties and losses, the diamond is the score (win + ½ tie) with its 95% "
+                    f"bootstrap CI over prompts; the dashed line is 50% (even).{note}"
+                ),
+                group="judged",
+                height=ch.chart_height(len(c.rates), base=220, least=320),
+            )

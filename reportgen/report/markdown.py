@@ -102,8 +102,14 @@ def md_link(url: object, title: object | None = None) -> str:
     if not url_text.lower().startswith(_SAFE_SCHEMES) or any(c in url_text for c in "\n\r\t"):
         return label if title is None else f"{label} ({md_escape(url_text)})"
     dest = (
-        url_text.replace("\\", "%5C").replace(" ", "%20").replace("(", "%28").replace(")", "%29")
-        .replace("<", "%3C").replace(">", "%3E").replace("|", "%7C").replace("`", "%60")
+        url_text.replace("\\", "%5C")
+        .replace(" ", "%20")
+        .replace("(", "%28")
+        .replace(")", "%29")
+        .replace("<", "%3C")
+        .replace(">", "%3E")
+        .replace("|", "%7C")
+        .replace("`", "%60")
     )
     return f"[{label}]({dest})"
 
@@ -166,8 +172,14 @@ def headings(markdown: str, *, anchors: str = "github") -> list[tuple[int, str, 
     return out
 
 
-def insert_toc(markdown: str, *, min_level: int = 2, max_level: int = 3, skip: tuple[str, ...] = ("table-of-contents",),
-               anchors: str = "github") -> str:
+def insert_toc(
+    markdown: str,
+    *,
+    min_level: int = 2,
+    max_level: int = 3,
+    skip: tuple[str, ...] = ("table-of-contents",),
+    anchors: str = "github",
+) -> str:
     """Replace the line ``<!-- reportgen:toc -->`` with a nested list of links to the headings.
 
     Links use the anchors computed from the final document by the target's rule (``anchors``: "github"

@@ -62,10 +62,14 @@ __all__ = [
 
 #: Characters of one output shown in the samples; longer outputs are cut with a note (the store keeps all).
 MAX_SAMPLE_CHARS = 4000
-CI_LEGEND = ("mean [95% CI over prompts: Wilson score interval for 0/1 metrics (exact match, contains answer, hit "
-             "token limit), BCa bootstrap for the others; *n too small* / *all values equal*: no interval can be estimated]")
-TESTS_LEGEND = ("differences between models: McNemar's exact test for 0/1 metrics, the paired sign-flip permutation test "
-                "otherwise, Holm-adjusted over each metric's pairs (significant: adjusted p < 0.05)")
+CI_LEGEND = (
+    "mean [95% CI over prompts: Wilson score interval for 0/1 metrics (exact match, contains answer, hit "
+    "token limit), BCa bootstrap for the others; *n too small* / *all values equal*: no interval can be estimated]"
+)
+TESTS_LEGEND = (
+    "differences between models: McNemar's exact test for 0/1 metrics, the paired sign-flip permutation test "
+    "otherwise, Holm-adjusted over each metric's pairs (significant: adjusted p < 0.05)"
+)
 #: why a mean has no interval (stats.inference's reasons), as a table cell shows it
 NO_INTERVAL = {"n < 2": "n too small", "constant data": "all values equal"}
 ARROWS_LEGEND = "↑ higher is better, ↓ lower is better"
@@ -171,8 +175,10 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
         failed, total = int(eff.get("n_failed") or 0), int(eff.get("n_prompts") or 0)
         row.append(f"**{failed} of {total}**" if failed else f"0 of {total}")
         rows.append(row)
-    legend = (f"{CI_LEGEND}; {ARROWS_LEGEND}; **bold**: the best value in its column (not necessarily significantly "
-              f"better: see the analysis; {TESTS_LEGEND}). p50: median. Throughput and memory are one measured run per model.")
+    legend = (
+        f"{CI_LEGEND}; {ARROWS_LEGEND}; **bold**: the best value in its column (not necessarily significantly "
+        f"better: see the analysis; {TESTS_LEGEND}). p50: median. Throughput and memory are one measured run per model."
+    )
     return Table(header, rows, ["left", *("right" for _ in header[1:])], "results summary", legend=legend)
 
 
@@ -211,17 +217,37 @@ def quality_tables(study: Study, tables: Tables) -> list[Table]:
     out = []
     rows = _metric_rows(study, tables, reference)
     if rows:
-        out.append(Table(header, rows, align, css, caption="Quality against the references",
-                         legend=(f"{CI_LEGEND}; {ARROWS_LEGEND}; **bold**: best mean. n: prompts scored (prompts with a "
-                                 "reference that the model answered). Exact match and contains answer are shares of prompts "
-                                 "(0–1); ROUGE-L is an F1 score (0–1); BLEU and chrF are on sacrebleu's 0–100 scale; "
-                                 f"{TESTS_LEGEND}.")))
+        out.append(
+            Table(
+                header,
+                rows,
+                align,
+                css,
+                caption="Quality against the references",
+                legend=(
+                    f"{CI_LEGEND}; {ARROWS_LEGEND}; **bold**: best mean. n: prompts scored (prompts with a "
+                    "reference that the model answered). Exact match and contains answer are shares of prompts "
+                    "(0–1); ROUGE-L is an F1 score (0–1); BLEU and chrF are on sacrebleu's 0–100 scale; "
+                    f"{TESTS_LEGEND}."
+                ),
+            )
+        )
     rows = _metric_rows(study, tables, text)
     if rows:
-        out.append(Table(header, rows, align, css, caption="Text statistics",
-                         legend=(f"{CI_LEGEND}; {ARROWS_LEGEND}. Distinct-n: unique n-grams / n-grams of an answer; "
-                                 "repeated 4-grams: share of an answer's word 4-grams that repeat an earlier one (looping "
-                                 "text nears 1); hit token limit: share of answers that stopped at max_new_tokens.")))
+        out.append(
+            Table(
+                header,
+                rows,
+                align,
+                css,
+                caption="Text statistics",
+                legend=(
+                    f"{CI_LEGEND}; {ARROWS_LEGEND}. Distinct-n: unique n-grams / n-grams of an answer; "
+                    "repeated 4-grams: share of an answer's word 4-grams that repeat an earlier one (looping "
+                    "text nears 1); hit token limit: share of answers that stopped at max_new_tokens."
+                ),
+            )
+        )
     return out
 
 
@@ -242,11 +268,17 @@ def category_table(study: Study, tables: Tables, headline: str | None) -> Table:
     if not rows:
         return empty_table()
     label = metric_label(headline)
-    return Table(header, rows, ["left", *("right" for _ in tables.model_ids), "right"],
-                 "metrics with-n wide" if len(tables.model_ids) >= 5 else "metrics with-n",
-                 caption=f"{_capital(label)} per category",
-                 legend=(f"{CI_LEGEND}; **bold**: best mean in the category. n: prompts of the category with a reference. "
-                         "Few prompts per category give wide intervals."))
+    return Table(
+        header,
+        rows,
+        ["left", *("right" for _ in tables.model_ids), "right"],
+        "metrics with-n wide" if len(tables.model_ids) >= 5 else "metrics with-n",
+        caption=f"{_capital(label)} per category",
+        legend=(
+            f"{CI_LEGEND}; **bold**: best mean in the category. n: prompts of the category with a reference. "
+            "Few prompts per category give wide intervals."
+        ),
+    )
 
 
 _EFFICIENCY_ROWS = (
@@ -264,8 +296,16 @@ _EFFICIENCY_ROWS = (
     ("generated_tokens", "Tokens generated", "count"),
     ("n_failed", "Failed prompts ↓", "failed"),
 )
-_BEST_DIRECTION = {"tokens_per_s": True, "decode_steps_per_s": True, "ttft_p50_s": False, "latency_p50_s": False,
-                   "latency_p95_s": False, "load_time_s": False, "peak_memory_bytes": False, "weight_bytes": False}
+_BEST_DIRECTION = {
+    "tokens_per_s": True,
+    "decode_steps_per_s": True,
+    "ttft_p50_s": False,
+    "latency_p50_s": False,
+    "latency_p95_s": False,
+    "load_time_s": False,
+    "peak_memory_bytes": False,
+    "weight_bytes": False,
+}
 
 
 def efficiency_table(study: Study, tables: Tables) -> Table:
@@ -292,22 +332,33 @@ def efficiency_table(study: Study, tables: Tables) -> Table:
             elif kind == "count":
                 text = num(int(float(v))) if _finite(v) else MISSING
             elif kind == "failed":
-                text = f"**{int(v)} of {int(rows_by_model[m]['n_prompts'])}**" if _finite(v) and int(v) else (
-                    f"0 of {int(rows_by_model[m]['n_prompts'])}" if _finite(v) else MISSING)
+                text = (
+                    f"**{int(v)} of {int(rows_by_model[m]['n_prompts'])}**"
+                    if _finite(v) and int(v)
+                    else (f"0 of {int(rows_by_model[m]['n_prompts'])}" if _finite(v) else MISSING)
+                )
             else:
                 text = metric_value(kind, v)
             cells.append(_bold(text, m in best))
         rows.append(cells)
     header = ["Measurement", *(_model_header(study, m) for m in ids)]
     per_stream = [m for m in ids if rows_by_model[m].get("throughput_source") == "latency"]
-    legend = ("One measured run per model (no interval). **bold**: best in the row. Throughput: generated tokens / "
-              "generation time of the latest run (all sequences of a batch count); p50/p95: median / 95th percentile "
-              "over prompts (a batched prompt counts its batch's time); memory-bandwidth share: weight bytes × decode "
-              "steps/s ÷ measured bandwidth (near 100%: memory-bound).")
+    legend = (
+        "One measured run per model (no interval). **bold**: best in the row. Throughput: generated tokens / "
+        "generation time of the latest run (all sequences of a batch count); p50/p95: median / 95th percentile "
+        "over prompts (a batched prompt counts its batch's time); memory-bandwidth share: weight bytes × decode "
+        "steps/s ÷ measured bandwidth (near 100%: memory-bound)."
+    )
     if per_stream:
         legend += " Throughput of " + ", ".join(_model_header(study, m) for m in per_stream) + " is per request stream."
-    return Table(header, rows, ["left", *("right" for _ in ids)], "metrics" + (" wide" if len(ids) >= 5 else ""),
-                 caption="Measured per model, from its latest run", legend=legend)
+    return Table(
+        header,
+        rows,
+        ["left", *("right" for _ in ids)],
+        "metrics" + (" wide" if len(ids) >= 5 else ""),
+        caption="Measured per model, from its latest run",
+        legend=legend,
+    )
 
 
 def _bpb_cell(r: dict) -> str:
@@ -325,18 +376,29 @@ def lm_table(study: Study, tables: Tables) -> Table:
     rows = []
     best = _best({r["model_id"]: r["bits_per_byte"] for r in tables.lm.to_dict("records")}, False)
     for r in tables.lm.to_dict("records"):
-        rows.append([
-            _model_header(study, r["model_id"]),
-            _bold(_bpb_cell(r), r["model_id"] in best),
-            metric_value("perplexity", r["perplexity"]),
-            num(int(r["n_texts"])), num(int(r["n_tokens"])), num(int(r["n_bytes"])),
-        ])
-    return Table(["Model", "Bits per byte ↓ [95% CI]", "Perplexity ↓", "Texts", "Tokens", "Bytes"], rows,
-                 ["left", "right", "right", "right", "right", "right"], "metrics", caption="Language modelling on the reference texts",
-                 legend=("Bits per byte: negative log-likelihood in bits per UTF-8 byte, comparable across tokenizers; "
-                         "95% CI: percentile bootstrap over texts (a ratio of sums, texts resampled; *n too small*: one "
-                         "text). Perplexity is per token of the model's own tokenizer: compare it only "
-                         "between models that share one."))
+        rows.append(
+            [
+                _model_header(study, r["model_id"]),
+                _bold(_bpb_cell(r), r["model_id"] in best),
+                metric_value("perplexity", r["perplexity"]),
+                num(int(r["n_texts"])),
+                num(int(r["n_tokens"])),
+                num(int(r["n_bytes"])),
+            ]
+        )
+    return Table(
+        ["Model", "Bits per byte ↓ [95% CI]", "Perplexity ↓", "Texts", "Tokens", "Bytes"],
+        rows,
+        ["left", "right", "right", "right", "right", "right"],
+        "metrics",
+        caption="Language modelling on the reference texts",
+        legend=(
+            "Bits per byte: negative log-likelihood in bits per UTF-8 byte, comparable across tokenizers; "
+            "95% CI: percentile bootstrap over texts (a ratio of sums, texts resampled; *n too small*: one "
+            "text). Perplexity is per token of the model's own tokenizer: compare it only "
+            "between models that share one."
+        ),
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -347,7 +409,9 @@ def _chart_caption(text: str) -> str:
     return md_escape(text).replace("\n", " ")
 
 
-def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequence[RetrainingDelta], headline: str | None) -> None:
+def result_charts(
+    charts: ChartSet, study: Study, tables: Tables, deltas: Sequence[RetrainingDelta], headline: str | None
+) -> None:
     """Add the result charts to ``charts`` (quality per metric, speed, memory, trade-off, category, bits per byte, retraining)."""
     from reportgen.report import charts as ch
 
@@ -361,33 +425,58 @@ def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequen
         figure = ch.quality_figure(tables.summary, metric, names, colours, order)
         if figure is not None:
             method = "Wilson score intervals" if METRICS.get(metric).binary else "BCa bootstrap intervals over prompts"
-            charts.add(f"quality-{chart_slug(metric)}", figure,
-                       f"{_capital(metric_label(metric))} per model: bars are means, error bars 95% {method}.",
-                       group="quality", height=380)
+            charts.add(
+                f"quality-{chart_slug(metric)}",
+                figure,
+                f"{_capital(metric_label(metric))} per model: bars are means, error bars 95% {method}.",
+                group="quality",
+                height=380,
+            )
     n_models = len(tables.model_ids)
     figure = ch.speed_figure(tables.efficiency, names, colours)
     if figure is not None:
-        charts.add("speed", figure, "Throughput in generated tokens per second (left) and latency per prompt (right: "
-                   "bar = median, marker = 95th percentile).", group="speed", height=ch.chart_height(n_models))
+        charts.add(
+            "speed",
+            figure,
+            "Throughput in generated tokens per second (left) and latency per prompt (right: "
+            "bar = median, marker = 95th percentile).",
+            group="speed",
+            height=ch.chart_height(n_models),
+        )
     figure = ch.memory_figure(tables.efficiency, names, colours)
     if figure is not None:
         charts.add("memory", figure, "Peak memory while generating and the memory of the weights, per model.", group="memory")
     if headline is not None:
         points = analysis.speed_quality_points(tables, headline)
-        figure = ch.tradeoff_figure(tables.summary, tables.efficiency, headline, names, colours, analysis.pareto_front(points),
-                                    _numbers(study))
+        figure = ch.tradeoff_figure(
+            tables.summary, tables.efficiency, headline, names, colours, analysis.pareto_front(points), _numbers(study)
+        )
         if figure is not None:
-            charts.add("tradeoff", figure, f"Speed against {metric_label(headline)}: models on the dashed Pareto front "
-                       "(★, filled) are not beaten on both at once; points are numbered as the models; error bars are 95% CIs.",
-                       group="tradeoff", height=ch.chart_height(n_models, base=460, per_model=26, least=480))
+            charts.add(
+                "tradeoff",
+                figure,
+                f"Speed against {metric_label(headline)}: models on the dashed Pareto front "
+                "(★, filled) are not beaten on both at once; points are numbered as the models; error bars are 95% CIs.",
+                group="tradeoff",
+                height=ch.chart_height(n_models, base=460, per_model=26, least=480),
+            )
         figure = ch.category_figure(tables.category_summary, headline, names, colours, order)
         if figure is not None:
-            charts.add("category", figure, f"{_capital(metric_label(headline))} per prompt "
-                       "category and model, with 95% CIs (few prompts per category: wide intervals).", group="category")
+            charts.add(
+                "category",
+                figure,
+                f"{_capital(metric_label(headline))} per prompt "
+                "category and model, with 95% CIs (few prompts per category: wide intervals).",
+                group="category",
+            )
     figure = ch.bits_per_byte_figure(tables.lm, names, colours)
     if figure is not None:
-        charts.add("bits-per-byte", figure, "Bits per byte on the reference texts (lower is better), with 95% bootstrap "
-                   "CIs over texts.", group="lm")
+        charts.add(
+            "bits-per-byte",
+            figure,
+            "Bits per byte on the reference texts (lower is better), with 95% bootstrap CIs over texts.",
+            group="lm",
+        )
     used: set[str] = set()
     for delta in deltas:
         name = f"retraining-{chart_slug(delta.model_id)}"
@@ -396,10 +485,17 @@ def result_charts(charts: ChartSet, study: Study, tables: Tables, deltas: Sequen
         figure = ch.retraining_figure(delta.deltas, colours.get(delta.model_id, ch.PALETTE[0]))
         if figure is not None:
             used.add(name)
-            charts.add(name, figure, _chart_caption(
-                f"{names.get(delta.model_id, delta.model_id)}: each metric before and after retraining "
-                "(▲ significantly better, ▼ significantly worse: McNemar's exact test for 0/1 metrics, paired "
-                "sign-flip permutation test otherwise, p < 0.05)."), group="retraining", height=460)
+            charts.add(
+                name,
+                figure,
+                _chart_caption(
+                    f"{names.get(delta.model_id, delta.model_id)}: each metric before and after retraining "
+                    "(▲ significantly better, ▼ significantly worse: McNemar's exact test for 0/1 metrics, paired "
+                    "sign-flip permutation test otherwise, p < 0.05)."
+                ),
+                group="retraining",
+                height=460,
+            )
     judged_charts(charts, study, tables)
 
 
@@ -412,8 +508,12 @@ def retraining_chart_name(charts: ChartSet, model_id: str) -> str:
 # Samples
 
 
-_FINISH = {"eos": "ended by itself", "stop": "ended at a stop string", "length": "**stopped at the token limit**",
-           "error": "**failed**"}
+_FINISH = {
+    "eos": "ended by itself",
+    "stop": "ended at a stop string",
+    "length": "**stopped at the token limit**",
+    "error": "**failed**",
+}
 
 
 def _sample_text(output: str, failed: bool, error: Any) -> str:
@@ -440,8 +540,9 @@ def prompt_text(prompt: Any) -> str:
     return "\n\n".join(lines)
 
 
-def sample_views(study: Study, tables: Tables, prompts: Mapping[str, str] | None = None,
-                 limit: int | str | None = None) -> tuple[list[SampleView], str]:
+def sample_views(
+    study: Study, tables: Tables, prompts: Mapping[str, str] | None = None, limit: int | str | None = None
+) -> tuple[list[SampleView], str]:
     """Every model's answer per prompt (the first ``limit`` prompts, or all), and a note on what is shown."""
     frame = tables.per_prompt
     if frame.empty:
@@ -475,30 +576,40 @@ def sample_views(study: Study, tables: Tables, prompts: Mapping[str, str] | None
             for metric, label in (("exact_match", "exact match"), ("contains_answer", "contains answer")):
                 if metric in r and _finite(r[metric]):
                     status.append(f"{label} {'✓' if float(r[metric]) >= 1 else '✗'}")
-            loops = "repeated_4gram_rate" in r and _finite(r["repeated_4gram_rate"]) and float(r["repeated_4gram_rate"]) > analysis.LOOP_PROMPT
+            loops = (
+                "repeated_4gram_rate" in r
+                and _finite(r["repeated_4gram_rate"])
+                and float(r["repeated_4gram_rate"]) > analysis.LOOP_PROMPT
+            )
             if loops:
                 status.append(f"**loops** ({percent(float(r['repeated_4gram_rate']))} of 4-grams repeated)")
-            outputs.append(SampleOutput(
-                model=md_escape(names.get(model_id, model_id)).replace("\n", " "),
-                number=numbers.get(model_id, 0),
-                status=" · ".join(status),
-                flagged=failed or str(r["finish_reason"]) == "length" or loops,
-                text=_sample_text(str(r["output"] or ""), failed, r.get("error")),
-            ))
+            outputs.append(
+                SampleOutput(
+                    model=md_escape(names.get(model_id, model_id)).replace("\n", " "),
+                    number=numbers.get(model_id, 0),
+                    status=" · ".join(status),
+                    flagged=failed or str(r["finish_reason"]) == "length" or loops,
+                    text=_sample_text(str(r["output"] or ""), failed, r.get("error")),
+                )
+            )
         text = prompts.get(prompt_id)
-        views.append(SampleView(
-            number=index,
-            prompt_id=md_escape(prompt_id),
-            category=md_escape(category).replace("\n", " "),
-            summary=html.escape(" ".join(line.split()), quote=True),
-            heading=md_escape(" ".join(line.split())),
-            prompt=md_code(text, "text") if text else "",
-            references=references,
-            outputs=outputs,
-        ))
+        views.append(
+            SampleView(
+                number=index,
+                prompt_id=md_escape(prompt_id),
+                category=md_escape(category).replace("\n", " "),
+                summary=html.escape(" ".join(line.split()), quote=True),
+                heading=md_escape(" ".join(line.split())),
+                prompt=md_code(text, "text") if text else "",
+                references=references,
+                outputs=outputs,
+            )
+        )
     if len(prompt_ids) < total:
-        note = (f"The first {len(prompt_ids)} of the {total} prompts, in prompt-set order (`output.samples` in the study "
-                "config sets how many; `all` shows every prompt).")
+        note = (
+            f"The first {len(prompt_ids)} of the {total} prompts, in prompt-set order (`output.samples` in the study "
+            "config sets how many; `all` shows every prompt)."
+        )
     else:
         note = f"All {total} prompts, in prompt-set order."
     return views, note
@@ -508,8 +619,9 @@ def sample_views(study: Study, tables: Tables, prompts: Mapping[str, str] | None
 # What retraining changed
 
 
-def retraining_views(study: Study, deltas: Sequence[RetrainingDelta], charts: ChartSet | None,
-                     headline: str | None) -> list[RetrainingView]:
+def retraining_views(
+    study: Study, deltas: Sequence[RetrainingDelta], charts: ChartSet | None, headline: str | None
+) -> list[RetrainingView]:
     """One view per re-trained model: the verdict, the per-metric table, its versions, its chart's name."""
     names = _display(study)
     views = []
@@ -520,43 +632,76 @@ def retraining_views(study: Study, deltas: Sequence[RetrainingDelta], charts: Ch
         for row in delta.deltas.itertuples():
             verdict = analysis.metric_verdict(row)
             shown = {"worse": "**worse**", "better": "better"}.get(verdict, verdict)
-            interval = (f"[{metric_value(row.metric, row.ci_low)}, {metric_value(row.metric, row.ci_high)}]"
-                        if _finite(row.ci_low) else MISSING)
-            rows.append([_row_label(row.metric), metric_value(row.metric, row.mean_old), metric_value(row.metric, row.mean_new),
-                         metric_value(row.metric, row.diff, signed=True), interval, num(int(row.n)), shown])
-        table = Table(["Metric", "Before", "After", "Change", "95% CI of the change", "n", "Verdict"], rows,
-                      ["left", "right", "right", "right", "right", "right", "left"], "metrics retraining",
-                      legend=("Change = after − before on the prompts both versions answered; 95% CI: paired percentile "
-                              "bootstrap over prompts (none when every prompt changed by the same amount). Verdict: better / "
-                              "**worse** when the change is significant (p < 0.05; McNemar's exact test for 0/1 metrics, the "
-                              "paired sign-flip permutation test otherwise) by the metric's direction, changed when the "
-                              "metric has no direction."))
+            interval = (
+                f"[{metric_value(row.metric, row.ci_low)}, {metric_value(row.metric, row.ci_high)}]"
+                if _finite(row.ci_low)
+                else MISSING
+            )
+            rows.append(
+                [
+                    _row_label(row.metric),
+                    metric_value(row.metric, row.mean_old),
+                    metric_value(row.metric, row.mean_new),
+                    metric_value(row.metric, row.diff, signed=True),
+                    interval,
+                    num(int(row.n)),
+                    shown,
+                ]
+            )
+        table = Table(
+            ["Metric", "Before", "After", "Change", "95% CI of the change", "n", "Verdict"],
+            rows,
+            ["left", "right", "right", "right", "right", "right", "left"],
+            "metrics retraining",
+            legend=(
+                "Change = after − before on the prompts both versions answered; 95% CI: paired percentile "
+                "bootstrap over prompts (none when every prompt changed by the same amount). Verdict: better / "
+                "**worse** when the change is significant (p < 0.05; McNemar's exact test for 0/1 metrics, the "
+                "paired sign-flip permutation test otherwise) by the metric's direction, changed when the "
+                "metric has no direction."
+            ),
+        )
         history = delta.history
         hist_rows = []
         metric = headline if headline and headline in history.columns else None
         for h in history.to_dict("records"):
-            cells = [md_inline_code(str(h["fingerprint"])[:16]), _when(h["first_run_at"]), _when(h["last_run_at"]),
-                     num(int(h["n_runs"])), num(int(h["n_prompts"])), num(int(h["n_failed"]))]
+            cells = [
+                md_inline_code(str(h["fingerprint"])[:16]),
+                _when(h["first_run_at"]),
+                _when(h["last_run_at"]),
+                num(int(h["n_runs"])),
+                num(int(h["n_prompts"])),
+                num(int(h["n_failed"])),
+            ]
             if metric:
                 cells.append(metric_value(metric, h[metric]))
             hist_rows.append(cells)
         hist_header = ["Version (fingerprint)", "First run", "Last run", "Runs", "Prompts", "Failed"]
         if metric:
             hist_header.append(f"{_row_label(metric)} (mean)")
-        history_table = Table(hist_header, hist_rows, ["left", "left", "left", "right", "right", "right", *(["right"] if metric else [])],
-                              "metrics", caption="Every version of the model, oldest first")
-        views.append(RetrainingView(
-            model=name,
-            heading=f"{name}: what changed",
-            versions=(f"Version {md_inline_code(str(delta.old_fingerprint)[:16])} (last run {_when(delta.old_run_at)}) → "
-                      f"{md_inline_code(str(delta.new_fingerprint)[:16])} (last run {_when(delta.new_run_at)}), compared on the "
-                      "same prompts."),
-            statement=statement.text,
-            worse=bool(statement.numbers["worse"]),
-            table=table,
-            history=history_table if len(hist_rows) else empty_table(),
-            chart_name=retraining_chart_name(charts, delta.model_id) if charts is not None else "",
-        ))
+        history_table = Table(
+            hist_header,
+            hist_rows,
+            ["left", "left", "left", "right", "right", "right", *(["right"] if metric else [])],
+            "metrics",
+            caption="Every version of the model, oldest first",
+        )
+        views.append(
+            RetrainingView(
+                model=name,
+                heading=f"{name}: what changed",
+                versions=(
+                    f"Version {md_inline_code(str(delta.old_fingerprint)[:16])} (last run {_when(delta.old_run_at)}) → "
+                    f"{md_inline_code(str(delta.new_fingerprint)[:16])} (last run {_when(delta.new_run_at)}), compared on the "
+                    "same prompts."
+                ),
+                statement=statement.text,
+                worse=bool(statement.numbers["worse"]),
+                table=table,
+                history=history_table if len(hist_rows) else empty_table(),
+                chart_name=retraining_chart_name(charts, delta.model_id) if charts is not None else "",
+            )
+        )
     return views
 
 
@@ -637,8 +782,9 @@ def _generation_summary(settings: Any) -> str:
     return ", ".join(parts)
 
 
-def manifest_tables(study: Study, tables: Tables, manifest: RunManifest | None,
-                    specs: Mapping[str, ModelSpec] | None = None) -> tuple[list[Table], list[str]]:
+def manifest_tables(
+    study: Study, tables: Tables, manifest: RunManifest | None, specs: Mapping[str, ModelSpec] | None = None
+) -> tuple[list[Table], list[str]]:
     """The appendix: software, hardware, run, generation settings per model, models and fingerprints."""
     import reportgen
 
@@ -681,11 +827,25 @@ def manifest_tables(study: Study, tables: Tables, manifest: RunManifest | None,
         if model.id not in tables.model_ids:
             continue
         g = study.generation_for(model)
-        rows.append([_model_header(study, model.id), num(g.max_new_tokens), _decoding(g),
-                     num(g.repetition_penalty) if g.repetition_penalty else "none", num(g.seed) if g.do_sample else "— (greedy)",
-                     ", ".join(md_inline_code(s) for s in g.stop) or "none"])
-    out.append(Table(["Model", "Max new tokens", "Decoding", "Repetition penalty", "Seed", "Stop strings"], rows,
-                     ["left", "right", "left", "right", "right", "left"], "metrics", caption="Generation settings"))
+        rows.append(
+            [
+                _model_header(study, model.id),
+                num(g.max_new_tokens),
+                _decoding(g),
+                num(g.repetition_penalty) if g.repetition_penalty else "none",
+                num(g.seed) if g.do_sample else "— (greedy)",
+                ", ".join(md_inline_code(s) for s in g.stop) or "none",
+            ]
+        )
+    out.append(
+        Table(
+            ["Model", "Max new tokens", "Decoding", "Repetition penalty", "Seed", "Stop strings"],
+            rows,
+            ["left", "right", "left", "right", "right", "left"],
+            "metrics",
+            caption="Generation settings",
+        )
+    )
 
     fingerprints = dict(manifest.fingerprints)
     fingerprints.update(tables.fingerprints)
@@ -704,18 +864,33 @@ def manifest_tables(study: Study, tables: Tables, manifest: RunManifest | None,
             last = f"{num(summary.prompts_run)} run, {num(summary.prompts_cached)} cached"
             if summary.reason:
                 last += f" ({md_cell(summary.reason)})"
-        rows.append([_model_header(study, model.id), md_inline_code(str(fingerprint)[:16]) if fingerprint else MISSING,
-                     _generation_summary(study.generation_for(model)),
-                     analysis.runtime_label(model, (specs or {}).get(model.id), precision, markdown_style()), last or MISSING])
+        rows.append(
+            [
+                _model_header(study, model.id),
+                md_inline_code(str(fingerprint)[:16]) if fingerprint else MISSING,
+                _generation_summary(study.generation_for(model)),
+                analysis.runtime_label(model, (specs or {}).get(model.id), precision, markdown_style()),
+                last or MISSING,
+            ]
+        )
         for note in summary.notes if summary is not None else ():
             notes.append(f"{_model_header(study, model.id)}: {md_escape(note)}".replace("\n", " "))
         if summary is not None and summary.error:
             notes.append(f"{_model_header(study, model.id)}: the last run failed: {md_escape(summary.error)}".replace("\n", " "))
-    out.append(Table(["Model", "Fingerprint (first 16 hex digits)", "Generation", "Backend", "Last run (prompts)"], rows,
-                     ["left", "left", "left", "left", "left"], "metrics", caption="Models as reported",
-                     legend=("A model's results are determined by its fingerprint and its generation settings together. The "
-                             "fingerprint hashes the weights, adapter, quantization and precision: two models with the same "
-                             "fingerprint and different generation settings give different outputs.")))
+    out.append(
+        Table(
+            ["Model", "Fingerprint (first 16 hex digits)", "Generation", "Backend", "Last run (prompts)"],
+            rows,
+            ["left", "left", "left", "left", "left"],
+            "metrics",
+            caption="Models as reported",
+            legend=(
+                "A model's results are determined by its fingerprint and its generation settings together. The "
+                "fingerprint hashes the weights, adapter, quantization and precision: two models with the same "
+                "fingerprint and different generation settings give different outputs."
+            ),
+        )
+    )
     return out, notes
 
 

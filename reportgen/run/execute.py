@@ -88,8 +88,15 @@ def _load(backend: Backend) -> tuple[MemorySampler, LoadInfo]:
         raise
 
 
-def _generate(work: ModelWork, backend: Backend, load: LoadInfo, sampler: MemorySampler, sink: StoreSink,
-              summary: ModelRunSummary, progress: Progress | None) -> None:
+def _generate(
+    work: ModelWork,
+    backend: Backend,
+    load: LoadInfo,
+    sampler: MemorySampler,
+    sink: StoreSink,
+    summary: ModelRunSummary,
+    progress: Progress | None,
+) -> None:
     model = work.model
     size = model.batch_size if isinstance(model.batch_size, int) else backend.suggested_batch_size(work.pending)
     task = progress.add_task(model.id, total=len(work.pending)) if progress is not None else None

@@ -95,7 +95,9 @@ def judge_study(
     if judge_ids:
         unknown = sorted(set(judge_ids) - {j.id for j in judges})
         if unknown:
-            raise ConfigError(f"--judges: no judge with id {', '.join(unknown)} in {study.path}. Known: {', '.join(j.id for j in judges) or 'none'}")
+            raise ConfigError(
+                f"--judges: no judge with id {', '.join(unknown)} in {study.path}. Known: {', '.join(j.id for j in judges) or 'none'}"
+            )
         judges = [j for j in judges if j.id in judge_ids]
     if not judges:
         return []
@@ -114,8 +116,17 @@ def judge_study(
     return summaries
 
 
-def _run_judge(study: Study, judge: JudgeConfig, prompt_set: PromptSet, answers, templates: JudgeTemplates,
-               store: Store, run_id: str, force: bool, progress: Progress | None) -> JudgeRunSummary:
+def _run_judge(
+    study: Study,
+    judge: JudgeConfig,
+    prompt_set: PromptSet,
+    answers,
+    templates: JudgeTemplates,
+    store: Store,
+    run_id: str,
+    force: bool,
+    progress: Progress | None,
+) -> JudgeRunSummary:
     model = judge.runnable_model(study)
     backend = create_backend(model)
     fingerprint, _ = model_fingerprint(backend)
@@ -131,12 +142,14 @@ def _run_judge(study: Study, judge: JudgeConfig, prompt_set: PromptSet, answers,
         log.warning("judge %s: %s", judge.id, note)
     try:
         settings = judge.settings()
-        requests = {t.task_id: GenerationRequest(t.task_id, ({"role": "user", "content": t.text},), t.text, "chat", settings)
-                    for t in pending}
+        requests = {
+            t.task_id: GenerationRequest(t.task_id, ({"role": "user", "content": t.text},), t.text, "chat", settings)
+            for t in pending
+        }
         size = model.batch_size if isinstance(model.batch_size, int) else backend.suggested_batch_size(list(requests.values()))
         task = progress.add_task(f"judge {judge.id}", total=len(pending)) if progress is not None else None
         for start in range(0, len(pending), max(1, size)):
-            batch = pending[start:start + max(1, size)]
+            batch = pending[start : start + max(1, size)]
             results = backend.generate([requests[t.task_id] for t in batch])
             if [r.prompt_id for r in results] != [t.task_id for t in batch]:
                 raise ReportgenError(f"judge {judge.id}: the backend returned results out of order")
@@ -154,9 +167,22 @@ def _run_judge(study: Study, judge: JudgeConfig, prompt_set: PromptSet, answers,
 
 
 def _row(judge: JudgeConfig, task: JudgeTask, result) -> dict:
-    row = {"prompt_id": task.prompt_id, "prompt_hash": task.prompt_hash, "hash_a": task.hash_a, "hash_b": task.hash_b,
-           "judge_id": judge.id, "mode": judge.mode, "model_a": task.model_a, "model_b": task.model_b,
-           "len_a": task.len_a, "len_b": task.len_b, "raw": result.text, "verdict": None, "score": None, "error": None}
+    row = {
+        "prompt_id": task.prompt_id,
+        "prompt_hash": task.prompt_hash,
+        "hash_a": task.hash_a,
+        "hash_b": task.hash_b,
+        "judge_id": judge.id,
+        "mode": judge.mode,
+        "model_a": task.model_a,
+        "model_b": task.model_b,
+        "len_a": task.len_a,
+        "len_b": task.len_b,
+        "raw": result.text,
+        "verdict": None,
+        "score": None,
+        "error": None,
+    }
     if result.failed:
         return {**row, "status": "error", "error": result.error or "generation failed"}
     parsed = parse_pairwise(result.text) if judge.mode == "pairwise" else parse_rubric(result.text, judge.scale)

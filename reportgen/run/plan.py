@@ -88,15 +88,18 @@ def select_models(study: Study, model_ids: list[str] | None) -> list[ModelConfig
     if model_ids:
         unknown = sorted(set(model_ids) - {m.id for m in study.models})
         if unknown:
-            raise ReportgenError(f"--models: no model with id {', '.join(unknown)} in {study.path}. Known: {', '.join(m.id for m in study.models)}")
+            raise ReportgenError(
+                f"--models: no model with id {', '.join(unknown)} in {study.path}. Known: {', '.join(m.id for m in study.models)}"
+            )
         models = [m for m in models if m.id in model_ids]
     if not models:
         raise ReportgenError(f"{study.path}: no runnable model (every model is spec-only: give one a 'source')")
     return models
 
 
-def plan_model(store: Store, study: Study, prompt_set: PromptSet, model: ModelConfig, *, force: bool,
-               claimed: set[tuple[str, str, str]]) -> ModelWork:
+def plan_model(
+    store: Store, study: Study, prompt_set: PromptSet, model: ModelConfig, *, force: bool, claimed: set[tuple[str, str, str]]
+) -> ModelWork:
     """What ``model`` has to do. ``claimed`` holds (fingerprint, prompt, request hash) keys that an
     earlier model of this run will produce, so two entries with the same weights never do the work twice."""
     backend = create_backend(model, config_index=study.models.index(model))
@@ -105,22 +108,35 @@ def plan_model(store: Store, study: Study, prompt_set: PromptSet, model: ModelCo
     requests = requests_for(prompt_set, settings)
     hashes = {r.prompt_id: request_hash(r) for r in requests}
     done = set() if force else store.done_keys(fingerprint)
-    pending = [r for r in requests if (r.prompt_id, hashes[r.prompt_id]) not in done
-               and (fingerprint, r.prompt_id, hashes[r.prompt_id]) not in claimed]
+    pending = [
+        r
+        for r in requests
+        if (r.prompt_id, hashes[r.prompt_id]) not in done and (fingerprint, r.prompt_id, hashes[r.prompt_id]) not in claimed
+    ]
     claimed.update((fingerprint, r.prompt_id, hashes[r.prompt_id]) for r in pending)
     corpus = list(prompt_set.lm_corpus)
     corpus_hashes = {c.id: text_hash(c.text) for c in corpus}
     scored = set() if force else store.done_loglik(fingerprint)
     work = ModelWork(
-        model, backend, fingerprint, parts, settings.settings_hash(), hashes, len(requests), pending,
-        corpus_hashes, [c for c in corpus if (c.id, corpus_hashes[c.id]) not in scored],
+        model,
+        backend,
+        fingerprint,
+        parts,
+        settings.settings_hash(),
+        hashes,
+        len(requests),
+        pending,
+        corpus_hashes,
+        [c for c in corpus if (c.id, corpus_hashes[c.id]) not in scored],
     )
     if work.has_work:
         work.reason = rerun_reason(store.last_fingerprint_parts(model.id), parts, len(pending), len(requests), force)
     return work
 
 
-def plan_models(store: Store, study: Study, prompt_set: PromptSet, models: list[ModelConfig], *, force: bool = False) -> list[ModelWork]:
+def plan_models(
+    store: Store, study: Study, prompt_set: PromptSet, models: list[ModelConfig], *, force: bool = False
+) -> list[ModelWork]:
     claimed: set[tuple[str, str, str]] = set()
     return [plan_model(store, study, prompt_set, model, force=force, claimed=claimed) for model in models]
 

@@ -68,10 +68,14 @@ class ModelActor:
             self._backend = backend
             context = ray.get_runtime_context()
             self._state = {
-                "fingerprint": fingerprint, "parts": parts, "load": load,
-                "node_id": context.get_node_id(), "address": ray.util.get_node_ip_address(),
+                "fingerprint": fingerprint,
+                "parts": parts,
+                "load": load,
+                "node_id": context.get_node_id(),
+                "address": ray.util.get_node_ip_address(),
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid(),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "pid": os.getpid(),
             }
         return self._state
 
@@ -90,9 +94,14 @@ class ModelActor:
             elapsed += time.perf_counter() - started
             _check_order(backend, self._model.id, batch, out)
             results.extend(out)
-        return {"results": results, "generate_time_s": elapsed, "fingerprint": state["fingerprint"],
-                "node_id": state["node_id"], "address": state["address"],
-                "peak_memory_bytes": _peak_memory(backend, state["load"], self._sampler)}
+        return {
+            "results": results,
+            "generate_time_s": elapsed,
+            "fingerprint": state["fingerprint"],
+            "node_id": state["node_id"],
+            "address": state["address"],
+            "peak_memory_bytes": _peak_memory(backend, state["load"], self._sampler),
+        }
 
     def score(self, texts: list[tuple[str, str]]) -> dict[str, Any]:
         state = self._ensure_loaded()
@@ -151,11 +160,17 @@ class RayExecutor(Executor):
         address = self.config.address
         started = time.perf_counter()
         try:
-            ray.init(address="local" if address in (None, "local") else address, include_dashboard=False,
-                     logging_level=logging.WARNING, log_to_driver=True)
+            ray.init(
+                address="local" if address in (None, "local") else address,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                log_to_driver=True,
+            )
         except ConnectionError as exc:
-            raise ReportgenError(f"execution.address: cannot reach the Ray cluster at {address!r} ({exc}). "
-                                 "Fix: start it with `ray start --head`, or set address: null for a local cluster") from None
+            raise ReportgenError(
+                f"execution.address: cannot reach the Ray cluster at {address!r} ({exc}). "
+                "Fix: start it with `ray start --head`, or set address: null for a local cluster"
+            ) from None
         log.info("Ray %s: joined the cluster in %.1f s", ray.__version__, time.perf_counter() - started)
         return True
 
@@ -164,8 +179,15 @@ class RayExecutor(Executor):
         return {
             "ray_version": ray.__version__,
             "address": self.config.address,
-            "nodes": [{"node_id": n["NodeID"], "address": n["NodeManagerAddress"],
-                       "gpus": n["Resources"].get("GPU", 0), "cpus": n["Resources"].get("CPU", 0)} for n in nodes],
+            "nodes": [
+                {
+                    "node_id": n["NodeID"],
+                    "address": n["NodeManagerAddress"],
+                    "gpus": n["Resources"].get("GPU", 0),
+                    "cpus": n["Resources"].get("CPU", 0),
+                }
+                for n in nodes
+            ],
             "placements": [],
         }
 
@@ -186,15 +208,21 @@ class RayExecutor(Executor):
     @staticmethod
     def _infeasible(model_id: str, options: dict[str, Any], ray) -> str | None:
         """Why no node of the cluster can ever hold this actor (Ray would wait for it forever), or None."""
-        wanted = {"CPU": options["num_cpus"], "GPU": options["num_gpus"], "memory": options.get("memory", 0),
-                  **options.get("resources", {})}
+        wanted = {
+            "CPU": options["num_cpus"],
+            "GPU": options["num_gpus"],
+            "memory": options.get("memory", 0),
+            **options.get("resources", {}),
+        }
         wanted = {k: v for k, v in wanted.items() if v}
         for node in ray.nodes():
             if node.get("Alive") and all(node["Resources"].get(k, 0) >= v for k, v in wanted.items()):
                 return None
         asked = ", ".join(f"{k}={v:g}" for k, v in wanted.items())
-        return (f"model {model_id} asks for {asked}, which no node of the cluster has. "
-                f"Fix: lower execution.resources.{model_id} (or 'default'), or add a node that has it")
+        return (
+            f"model {model_id} asks for {asked}, which no node of the cluster has. "
+            f"Fix: lower execution.resources.{model_id} (or 'default'), or add a node that has it"
+        )
 
     # -- running ---------------------------------------------------------------------------------
     def execute(self, work: list[ModelWork], sink: StoreSink, progress: Progress | None = None) -> list[ModelRunSummary]:
@@ -241,8 +269,9 @@ class RayExecutor(Executor):
         actor_class = ray.remote(ModelActor)
         units = []
         for work in remote:
-            unit = _Unit(work, ModelRunSummary(work.model.id, work.fingerprint, work.total,
-                                               prompts_cached=work.cached, reason=work.reason))
+            unit = _Unit(
+                work, ModelRunSummary(work.model.id, work.fingerprint, work.total, prompts_cached=work.cached, reason=work.reason)
+            )
             units.append(unit)
             options = self._options(self.config.resources_for(work.model.id))
             problem = self._infeasible(work.model.id, options, ray)
@@ -251,7 +280,8 @@ class RayExecutor(Executor):
                 continue
             sink.model_started(work)
             unit.actor = actor_class.options(name=None, **options).remote(
-                type(work.backend), work.model, getattr(work.backend, "config_index", None), work.model.batch_size)
+                type(work.backend), work.model, getattr(work.backend, "config_index", None), work.model.batch_size
+            )
             unit.shards_left = shards(work.pending, self.config.shard_size)
             if progress is not None and work.pending:
                 unit.task = progress.add_task(work.model.id, total=len(work.pending))
@@ -305,10 +335,20 @@ class RayExecutor(Executor):
 
     def _loaded(self, ray, unit: _Unit, state: dict[str, Any], sink: StoreSink) -> None:
         load: LoadInfo = state["load"]
-        unit.placement = {"model_id": unit.work.model.id, "node_id": state["node_id"], "address": state["address"],
-                          "gpu_ids": state["gpu_ids"], "cuda_visible_devices": state["cuda_visible_devices"]}
-        log.info("%s: actor on node %s (GPUs %s, CUDA_VISIBLE_DEVICES=%s)", unit.work.model.id, state["address"],
-                 ",".join(state["gpu_ids"]) or "none", state["cuda_visible_devices"])
+        unit.placement = {
+            "model_id": unit.work.model.id,
+            "node_id": state["node_id"],
+            "address": state["address"],
+            "gpu_ids": state["gpu_ids"],
+            "cuda_visible_devices": state["cuda_visible_devices"],
+        }
+        log.info(
+            "%s: actor on node %s (GPUs %s, CUDA_VISIBLE_DEVICES=%s)",
+            unit.work.model.id,
+            state["address"],
+            ",".join(state["gpu_ids"]) or "none",
+            state["cuda_visible_devices"],
+        )
         problem = self._mismatch(unit, state)
         if problem:
             self._fail(ray, unit, sink, problem)
@@ -327,12 +367,16 @@ class RayExecutor(Executor):
         changed = sorted(k for k in set(there) | set(here) if there.get(k) != here.get(k))
         node = f"node {state['address']} (id {state['node_id'][:8]})"
         if any(k in FILE_PARTS for k in changed) or not changed:
-            return (f"{node} has other weights for {work.model.id} (fingerprint {state['fingerprint']} there, "
-                    f"{work.fingerprint} on the driver; differs in {', '.join(changed) or 'its files'}); its results are refused. "
-                    "Fix: give every node the same files (a shared path or the same Hugging Face cache)")
+            return (
+                f"{node} has other weights for {work.model.id} (fingerprint {state['fingerprint']} there, "
+                f"{work.fingerprint} on the driver; differs in {', '.join(changed) or 'its files'}); its results are refused. "
+                "Fix: give every node the same files (a shared path or the same Hugging Face cache)"
+            )
         detail = ", ".join(f"{k}: {here.get(k)} on the driver, {there.get(k)} there" for k in changed)
-        return (f"{node} runs {work.model.id} differently from what the driver planned ({detail}); its results are refused. "
-                "Fix: run the driver on a machine like the workers (e.g. on a GPU node)")
+        return (
+            f"{node} runs {work.model.id} differently from what the driver planned ({detail}); its results are refused. "
+            "Fix: run the driver on a machine like the workers (e.g. on a GPU node)"
+        )
 
     def _shard_done(self, ray, unit: _Unit, value: dict[str, Any], sink: StoreSink, progress: Progress | None) -> None:
         unit.outstanding -= 1
@@ -366,9 +410,11 @@ class RayExecutor(Executor):
         if isinstance(cause, ReportgenError):
             return cause.format_message()
         if isinstance(exc, ray.exceptions.RayActorError):
-            return (f"model {unit.work.model.id}: its actor died and was restarted {self.config.max_restarts} time(s) "
-                    f"without finishing ({str(exc).splitlines()[0]}). Fix: look at the worker's log (ray logs), "
-                    "or raise execution.max_restarts")
+            return (
+                f"model {unit.work.model.id}: its actor died and was restarted {self.config.max_restarts} time(s) "
+                f"without finishing ({str(exc).splitlines()[0]}). Fix: look at the worker's log (ray logs), "
+                "or raise execution.max_restarts"
+            )
         if cause is not None:
             return f"model {unit.work.model.id}: {type(cause).__name__}: {cause}"
         return f"model {unit.work.model.id}: {exc}"
@@ -381,4 +427,3 @@ class RayExecutor(Executor):
             ray.kill(actor, no_restart=True)
         except Exception as exc:  # noqa: BLE001 - already gone
             log.debug("%s: actor already gone (%s)", unit.work.model.id, exc)
-

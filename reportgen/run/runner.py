@@ -106,6 +106,12 @@ def run_study(
         if judge and study.judges:
             from reportgen.run.judging import judge_study
 
-            judged = judge_study(study, store=store, work=None if model_ids else work, templates_dir=templates_dir,
-                                 progress=progress, run_id=run_id)
+            judged = judge_study(
+                study,
+                store=store,
+                work=None if model_ids else work,
+                templates_dir=templates_dir,
+                progress=progress,
+                run_id=run_id,
+            )
     return RunSummary(run_id if sink.started else None, summaries, judged)

@@ -41,24 +41,42 @@ class StoreSink:
     def model_loaded(self, work: ModelWork, load: LoadInfo) -> None:
         self.store.update_model_run(self.run_id, work.model.id, load=load)
 
-    def batch_done(self, work: ModelWork, results: list[GenerationResult], summary: ModelRunSummary,
-                   peak_memory_bytes: int | None) -> None:
+    def batch_done(
+        self, work: ModelWork, results: list[GenerationResult], summary: ModelRunSummary, peak_memory_bytes: int | None
+    ) -> None:
         self.store.save_results(
-            fingerprint=work.fingerprint, model_id=work.model.id, run_id=self.run_id, settings_hash=work.settings_hash,
-            request_hashes=work.request_hashes, results=results, batch_size=len(results),
+            fingerprint=work.fingerprint,
+            model_id=work.model.id,
+            run_id=self.run_id,
+            settings_hash=work.settings_hash,
+            request_hashes=work.request_hashes,
+            results=results,
+            batch_size=len(results),
         )
         self.store.update_model_run(
-            self.run_id, work.model.id, prompts_run=summary.prompts_run, prompts_cached=summary.prompts_cached,
-            generated_tokens=summary.generated_tokens, generate_time_s=summary.generate_time_s,
-            decode_steps=summary.decode_steps, peak_memory_bytes=peak_memory_bytes,
+            self.run_id,
+            work.model.id,
+            prompts_run=summary.prompts_run,
+            prompts_cached=summary.prompts_cached,
+            generated_tokens=summary.generated_tokens,
+            generate_time_s=summary.generate_time_s,
+            decode_steps=summary.decode_steps,
+            peak_memory_bytes=peak_memory_bytes,
         )
 
     def texts_scored(self, work: ModelWork, scores: list[LogLikelihoodResult]) -> None:
-        self.store.save_loglik(fingerprint=work.fingerprint, model_id=work.model.id, run_id=self.run_id,
-                               text_hashes=work.corpus_hashes, results=scores)
+        self.store.save_loglik(
+            fingerprint=work.fingerprint,
+            model_id=work.model.id,
+            run_id=self.run_id,
+            text_hashes=work.corpus_hashes,
+            results=scores,
+        )
 
     def model_finished(self, work: ModelWork, summary: ModelRunSummary) -> None:
-        self.store.update_model_run(self.run_id, work.model.id, finished_at=time.time(), peak_memory_bytes=summary.peak_memory_bytes)
+        self.store.update_model_run(
+            self.run_id, work.model.id, finished_at=time.time(), peak_memory_bytes=summary.peak_memory_bytes
+        )
 
     def record(self, summary: ModelRunSummary) -> None:
         """A model is done (or failed): its summary goes into the run's manifest."""

@@ -45,14 +45,16 @@ def spec_key(model: ModelConfig, files: Any) -> str:
     """The digest of everything a model's spec is computed from (``files``: its ``specs.study.ModelFiles``)."""
     here = Path(__file__).parent
     quant = model.quantization
-    return hash_json({
-        "config": _file_sha(files.config_path) if files.config is not None else None,
-        "adapter": _file_sha(files.adapter_config_path) if files.adapter_config is not None else None,
-        "gguf": file_digest(files.gguf_path) if files.gguf_path is not None and files.config is None else None,
-        "double_quant": bool(quant is not None and quant.load_in_4bit and quant.bnb_4bit_use_double_quant),
-        "packages": {name: _version(name) for name in _PACKAGES},
-        "code": code_digest(str(here / "extract.py"), str(here / "study.py"), __file__),
-    })
+    return hash_json(
+        {
+            "config": _file_sha(files.config_path) if files.config is not None else None,
+            "adapter": _file_sha(files.adapter_config_path) if files.adapter_config is not None else None,
+            "gguf": file_digest(files.gguf_path) if files.gguf_path is not None and files.config is None else None,
+            "double_quant": bool(quant is not None and quant.load_in_4bit and quant.bnb_4bit_use_double_quant),
+            "packages": {name: _version(name) for name in _PACKAGES},
+            "code": code_digest(str(here / "extract.py"), str(here / "study.py"), __file__),
+        }
+    )
 
 
 def spec_from_dict(data: dict) -> ModelSpec:

@@ -91,9 +91,28 @@ FAMILIES: dict[str, str] = {
 #: model types whose models are encoder-decoder (seq2seq) even when config.json omits is_encoder_decoder.
 ENCODER_DECODER_TYPES = frozenset(
     {
-        "t5", "mt5", "umt5", "longt5", "bart", "mbart", "pegasus", "pegasus_x", "marian", "led",
-        "m2m_100", "fsmt", "prophetnet", "blenderbot", "blenderbot-small", "bigbird_pegasus",
-        "plbart", "mvp", "switch_transformers", "nllb-moe", "encoder-decoder", "t5gemma",
+        "t5",
+        "mt5",
+        "umt5",
+        "longt5",
+        "bart",
+        "mbart",
+        "pegasus",
+        "pegasus_x",
+        "marian",
+        "led",
+        "m2m_100",
+        "fsmt",
+        "prophetnet",
+        "blenderbot",
+        "blenderbot-small",
+        "bigbird_pegasus",
+        "plbart",
+        "mvp",
+        "switch_transformers",
+        "nllb-moe",
+        "encoder-decoder",
+        "t5gemma",
     }
 )
 
@@ -131,25 +150,49 @@ GGUF_ARCHITECTURES: dict[str, tuple[str, str]] = {
 
 #: activation of GGUF architectures (GGUF metadata does not record it).
 GGUF_ACTIVATIONS: dict[str, str] = {
-    "llama": "silu", "mistral": "silu", "qwen2": "silu", "qwen3": "silu", "qwen2moe": "silu",
-    "qwen3moe": "silu", "phi3": "silu", "starcoder2": "gelu_pytorch_tanh", "gpt2": "gelu_new",
-    "gemma": "gelu_pytorch_tanh", "gemma2": "gelu_pytorch_tanh", "gemma3": "gelu_pytorch_tanh",
-    "olmo": "silu", "olmo2": "silu", "command-r": "silu",
+    "llama": "silu",
+    "mistral": "silu",
+    "qwen2": "silu",
+    "qwen3": "silu",
+    "qwen2moe": "silu",
+    "qwen3moe": "silu",
+    "phi3": "silu",
+    "starcoder2": "gelu_pytorch_tanh",
+    "gpt2": "gelu_new",
+    "gemma": "gelu_pytorch_tanh",
+    "gemma2": "gelu_pytorch_tanh",
+    "gemma3": "gelu_pytorch_tanh",
+    "olmo": "silu",
+    "olmo2": "silu",
+    "command-r": "silu",
 }
 
 #: bytes per parameter of a stored (torch) dtype.
 DTYPE_BYTES: dict[str, int] = {
-    "float64": 8, "double": 8,
-    "float32": 4, "float": 4,
-    "float16": 2, "half": 2, "bfloat16": 2,
-    "int8": 1, "uint8": 1, "float8_e4m3fn": 1, "float8_e5m2": 1,
+    "float64": 8,
+    "double": 8,
+    "float32": 4,
+    "float": 4,
+    "float16": 2,
+    "half": 2,
+    "bfloat16": 2,
+    "int8": 1,
+    "uint8": 1,
+    "float8_e4m3fn": 1,
+    "float8_e5m2": 1,
 }
 
 #: config keys that cannot change a model's parameter shapes: dropped before the count cache key.
 _SHAPE_IRRELEVANT_KEYS = frozenset(
     {
-        "_name_or_path", "transformers_version", "torch_dtype", "dtype", "use_cache",
-        "quantization_config", "_attn_implementation", "attn_implementation",
+        "_name_or_path",
+        "transformers_version",
+        "torch_dtype",
+        "dtype",
+        "use_cache",
+        "quantization_config",
+        "_attn_implementation",
+        "attn_implementation",
     }
 )
 
@@ -278,9 +321,7 @@ def _hf_config(cfg: dict):
     try:
         return CONFIG_MAPPING[model_type].from_dict(kwargs)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise ConfigError(
-            f"transformers {transformers.__version__} cannot read this {model_type!r} config: {exc}"[:300]
-        ) from exc
+        raise ConfigError(f"transformers {transformers.__version__} cannot read this {model_type!r} config: {exc}"[:300]) from exc
 
 
 def _model_class(cfg: dict, config):
@@ -290,7 +331,9 @@ def _model_class(cfg: dict, config):
     cls = getattr(transformers, archs[0], None) if archs else None
     if isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel):
         return cls
-    auto = transformers.AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else transformers.AutoModelForCausalLM
+    auto = (
+        transformers.AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else transformers.AutoModelForCausalLM
+    )
     for candidate in (auto, transformers.AutoModel):  # AutoModel: e.g. an encoder-only model
         mapping = candidate._model_mapping
         if type(config) in mapping:
@@ -526,7 +569,7 @@ def _normalise_dtype(v) -> str | None:
     if v is None:
         return None
     s = str(v)
-    return s[len("torch."):] if s.startswith("torch.") else s
+    return s[len("torch.") :] if s.startswith("torch.") else s
 
 
 def _family(model_type: str | None, architecture: str | None) -> str | None:
@@ -713,8 +756,10 @@ def _spec_from_gguf_cached(path: str, size: int, mtime_ns: int) -> ModelSpec:
     try:
         reader = gguf.GGUFReader(str(p))
     except Exception as exc:  # a cut or corrupt file fails anywhere in the reader (struct, numpy, index errors)
-        raise ConfigError(f"{p}: not a readable GGUF file ({type(exc).__name__}: {str(exc)[:200]}). "
-                          "Fix: the file is incomplete or corrupt; download or convert it again") from None
+        raise ConfigError(
+            f"{p}: not a readable GGUF file ({type(exc).__name__}: {str(exc)[:200]}). "
+            "Fix: the file is incomplete or corrupt; download or convert it again"
+        ) from None
     fields = reader.fields
 
     def get(key):

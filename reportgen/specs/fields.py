@@ -90,9 +90,26 @@ ADAPTER_FIELDS: tuple[SpecField, ...] = (
 _BY_NAME = {f.name: f for f in SPEC_FIELDS} | {f"adapter_{f.name}": f for f in ADAPTER_FIELDS}
 
 #: The fields the terminal's spec table shows, in its order (the report's comparison has its own order).
-TERMINAL_FIELDS = ("architecture", "family", "task", "parameters", "hidden_size", "intermediate_size", "num_hidden_layers",
-                   "num_attention_heads", "num_key_value_heads", "context_length", "vocab_size", "activation", "dtype",
-                   "tie_word_embeddings", "weight_bytes", "weight_bytes_4bit", "gguf_file_type", "transformers_version")
+TERMINAL_FIELDS = (
+    "architecture",
+    "family",
+    "task",
+    "parameters",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "context_length",
+    "vocab_size",
+    "activation",
+    "dtype",
+    "tie_word_embeddings",
+    "weight_bytes",
+    "weight_bytes_4bit",
+    "gguf_file_type",
+    "transformers_version",
+)
 TERMINAL_ADAPTER_FIELDS = ("peft_type", "r", "alpha", "dropout", "target_modules", "trainable_parameters", "share_of_base")
 
 
@@ -121,10 +138,17 @@ def spec_rows(study: Study, specs: dict[str, ModelSpec | None]) -> list[tuple[st
             rows.append((field(key).short, [format_value(key, getattr(a, name, None)) if a else MISSING for a in adapters]))
     quant = [m.quantization for m in models]
     if any(quant):
-        rows.append(("Quantization", [
-            f"{q.method} {q.bits}-bit {q.bnb_4bit_quant_type if q.load_in_4bit else ''}".strip() if q and q.bits else MISSING
-            for q in quant
-        ]))
+        rows.append(
+            (
+                "Quantization",
+                [
+                    f"{q.method} {q.bits}-bit {q.bnb_4bit_quant_type if q.load_in_4bit else ''}".strip()
+                    if q and q.bits
+                    else MISSING
+                    for q in quant
+                ],
+            )
+        )
     return rows
 
 

@@ -32,20 +32,41 @@ INT_MAX = 2**31 - 1  # no real config has a size, count or length past this
 #: key -> may it be null? (every one, when a number, is a whole number from 1 to INT_MAX)
 POSITIVE_INTS: dict[str, bool] = {
     # width
-    "hidden_size": False, "n_embd": False, "d_model": False, "dim": False,
+    "hidden_size": False,
+    "n_embd": False,
+    "d_model": False,
+    "dim": False,
     # feed-forward width (GPT-2's n_inner null means 4 * hidden)
-    "intermediate_size": True, "n_inner": True, "ffn_hidden_size": True, "ffn_dim": True, "d_ff": True,
-    "encoder_ffn_dim": True, "decoder_ffn_dim": True,
+    "intermediate_size": True,
+    "n_inner": True,
+    "ffn_hidden_size": True,
+    "ffn_dim": True,
+    "d_ff": True,
+    "encoder_ffn_dim": True,
+    "decoder_ffn_dim": True,
     # attention heads
-    "num_attention_heads": False, "n_head": False, "num_heads": False,
-    "encoder_attention_heads": False, "decoder_attention_heads": False,
-    "num_key_value_heads": True, "num_kv_heads": True, "n_head_kv": True, "head_dim": True,
+    "num_attention_heads": False,
+    "n_head": False,
+    "num_heads": False,
+    "encoder_attention_heads": False,
+    "decoder_attention_heads": False,
+    "num_key_value_heads": True,
+    "num_kv_heads": True,
+    "n_head_kv": True,
+    "head_dim": True,
     # depth
-    "num_hidden_layers": False, "n_layer": False, "num_layers": False,
-    "encoder_layers": False, "decoder_layers": False, "num_decoder_layers": True,
+    "num_hidden_layers": False,
+    "n_layer": False,
+    "num_layers": False,
+    "encoder_layers": False,
+    "decoder_layers": False,
+    "num_decoder_layers": True,
     # context and vocabulary
-    "max_position_embeddings": True, "n_positions": True, "n_ctx": True,
-    "vocab_size": False, "n_vocab": False,
+    "max_position_embeddings": True,
+    "n_positions": True,
+    "n_ctx": True,
+    "vocab_size": False,
+    "n_vocab": False,
 }
 POSITIVE_NUMBERS = ("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon", "initializer_range", "rope_theta")
 STRINGS = ("model_type", "torch_dtype", "dtype", "hidden_act", "activation_function", "_name_or_path", "transformers_version")
@@ -141,8 +162,10 @@ def adapter_config_problems(cfg: Any, path: Path | str) -> list[str]:
     if dropout is not None and (isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1):
         bad("lora_dropout", f"must be a number from 0 to 1, got {_show(dropout)}")
     targets = cfg.get("target_modules")
-    if targets is not None and not isinstance(targets, str) and not (
-        isinstance(targets, list) and all(isinstance(t, str) for t in targets)
+    if (
+        targets is not None
+        and not isinstance(targets, str)
+        and not (isinstance(targets, list) and all(isinstance(t, str) for t in targets))
     ):
         bad("target_modules", f"must be a module name, a regex or a list of names, got {_show(targets)}")
     for key in ("peft_type", "task_type", "base_model_name_or_path"):

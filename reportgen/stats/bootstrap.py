@@ -97,8 +97,13 @@ def bootstrap_ratio_ci(
 
 
 def paired_bootstrap(
-    a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL,
-    *, binary: bool = False,
+    a: Sequence[float],
+    b: Sequence[float],
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+    level: float = LEVEL,
+    *,
+    binary: bool = False,
 ) -> dict[str, Any]:
     """Mean difference a − b over pairs where both are present, its paired-bootstrap CI and a test.
 
@@ -116,7 +121,11 @@ def paired_bootstrap(
         "n": n,
         "mean_a": float(x.mean()) if n else math.nan,
         "mean_b": float(y.mean()) if n else math.nan,
-        "diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan, "significant": False,
+        "diff": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "p_value": math.nan,
+        "significant": False,
     }
     if n == 0:
         return result

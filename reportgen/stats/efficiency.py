@@ -20,10 +20,27 @@ if TYPE_CHECKING:
     pass
 
 EFFICIENCY_COLUMNS = [
-    "model_id", "device", "precision", "n_prompts", "n_failed", "load_time_s", "ttft_p50_s", "ttft_p95_s",
-    "latency_p50_s", "latency_p95_s", "generated_tokens", "generate_time_s", "tokens_per_s",
-    "throughput_source", "decode_steps", "decode_steps_per_s", "mean_batch_size", "peak_memory_bytes",
-    "weight_bytes", "bandwidth_bytes_per_s", "bandwidth_share",
+    "model_id",
+    "device",
+    "precision",
+    "n_prompts",
+    "n_failed",
+    "load_time_s",
+    "ttft_p50_s",
+    "ttft_p95_s",
+    "latency_p50_s",
+    "latency_p95_s",
+    "generated_tokens",
+    "generate_time_s",
+    "tokens_per_s",
+    "throughput_source",
+    "decode_steps",
+    "decode_steps_per_s",
+    "mean_batch_size",
+    "peak_memory_bytes",
+    "weight_bytes",
+    "bandwidth_bytes_per_s",
+    "bandwidth_share",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -37,11 +54,22 @@ def _batches(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame(columns=["steps", "tokens", "seconds", "size"])
     size = pd.to_numeric(rows["batch_size"], errors="coerce").fillna(1)
-    key = np.where(size > 1, rows["run_id"].astype(str) + "|" + size.astype(int).astype(str) + "|" + rows["latency_s"].astype(str), rows.index.astype(str))
+    key = np.where(
+        size > 1,
+        rows["run_id"].astype(str) + "|" + size.astype(int).astype(str) + "|" + rows["latency_s"].astype(str),
+        rows.index.astype(str),
+    )
     tokens = pd.to_numeric(rows["output_tokens"], errors="coerce").fillna(0)
-    grouped = pd.DataFrame({"key": key, "tokens": tokens, "latency": pd.to_numeric(rows["latency_s"], errors="coerce")}).groupby("key", sort=False)
+    grouped = pd.DataFrame({"key": key, "tokens": tokens, "latency": pd.to_numeric(rows["latency_s"], errors="coerce")}).groupby(
+        "key", sort=False
+    )
     return pd.DataFrame(
-        {"steps": grouped["tokens"].max(), "tokens": grouped["tokens"].sum(), "seconds": grouped["latency"].first(), "size": grouped.size()}
+        {
+            "steps": grouped["tokens"].max(),
+            "tokens": grouped["tokens"].sum(),
+            "seconds": grouped["latency"].first(),
+            "size": grouped.size(),
+        }
     )
 
 

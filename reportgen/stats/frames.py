@@ -42,14 +42,38 @@ if TYPE_CHECKING:
     from reportgen.study.prompts import PromptSet
 
 PER_PROMPT_COLUMNS = [
-    "model_id", "prompt_id", "category", "output", "references", "finish_reason", "prompt_tokens",
-    "output_tokens", "latency_s", "ttft_s", "batch_size", "failed", "error", "fingerprint", "run_id",
+    "model_id",
+    "prompt_id",
+    "category",
+    "output",
+    "references",
+    "finish_reason",
+    "prompt_tokens",
+    "output_tokens",
+    "latency_s",
+    "ttft_s",
+    "batch_size",
+    "failed",
+    "error",
+    "fingerprint",
+    "run_id",
 ]
 SUMMARY_COLUMNS = ["model_id", "metric", "mean", "ci_low", "ci_high", "n", "ci_method"]
 CATEGORY_COLUMNS = ["model_id", "category", "metric", "mean", "ci_low", "ci_high", "n", "ci_method"]
 PAIRWISE_COLUMNS = [
-    "metric", "model_a", "model_b", "n", "mean_a", "mean_b", "diff", "ci_low", "ci_high",
-    "p_value", "p_holm", "significant", "better",
+    "metric",
+    "model_a",
+    "model_b",
+    "n",
+    "mean_a",
+    "mean_b",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_holm",
+    "significant",
+    "better",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -93,7 +117,9 @@ def latest_results(
         rows = rows[rows["fingerprint"] == fingerprint]
         if rows.empty:
             continue
-        settings = (settings_hashes or {}).get(model_id) or rows.sort_values("created_at", kind="stable")["settings_hash"].iloc[-1]
+        settings = (settings_hashes or {}).get(model_id) or rows.sort_values("created_at", kind="stable")["settings_hash"].iloc[
+            -1
+        ]
         rows = rows[rows["settings_hash"] == settings]
         rows = rows.sort_values(["created_at", "request_hash"], kind="stable").drop_duplicates("prompt_id", keep="last")
         keep.append(rows.sort_values("prompt_id", kind="stable"))
@@ -132,8 +158,10 @@ def score_rows(rows: pd.DataFrame, references: Mapping[str, tuple[str, ...]], na
         refs = references.get(prompt_id, ())
         tokens = none_if_nan(output_tokens)
         for m in chosen:
-            value = math.nan if failed else m.score(
-                text or "", refs, finish_reason=finish_reason, output_tokens=None if tokens is None else int(tokens)
+            value = (
+                math.nan
+                if failed
+                else m.score(text or "", refs, finish_reason=finish_reason, output_tokens=None if tokens is None else int(tokens))
             )
             columns[m.name].append(value)
     return columns
@@ -209,14 +237,25 @@ def mean_interval(
     return inference.bootstrap_mean_interval(values, method="BCa", n_resamples=n_boot, seed=seed, level=level)
 
 
-def _summarise(per_prompt: pd.DataFrame, keys: list[str], metrics: Sequence[str], n_boot: int, seed: int, level: float) -> list[dict]:
+def _summarise(
+    per_prompt: pd.DataFrame, keys: list[str], metrics: Sequence[str], n_boot: int, seed: int, level: float
+) -> list[dict]:
     rows = []
     for key_values, group in per_prompt.groupby(keys, sort=False):
         key_values = key_values if isinstance(key_values, tuple) else (key_values,)
         for name in metrics:
             ci = mean_interval(name, group[name], n_boot=n_boot, seed=seed, level=level)
-            rows.append({**dict(zip(keys, key_values)), "metric": name, "mean": ci.estimate, "ci_low": ci.low,
-                         "ci_high": ci.high, "n": ci.n, "ci_method": ci.method if ci.estimable else ci.reason})
+            rows.append(
+                {
+                    **dict(zip(keys, key_values)),
+                    "metric": name,
+                    "mean": ci.estimate,
+                    "ci_low": ci.low,
+                    "ci_high": ci.high,
+                    "n": ci.n,
+                    "ci_method": ci.method if ci.estimable else ci.reason,
+                }
+            )
     return rows
 
 
@@ -259,8 +298,9 @@ def paired_comparisons(
     table = per_prompt.pivot(index="prompt_id", columns="model_id", values=metric)
     rows = []
     for a, b in combinations(models, 2):
-        test = paired_bootstrap(table[a].to_numpy(float), table[b].to_numpy(float), n_boot=n_boot, seed=seed,
-                                level=level, binary=binary)
+        test = paired_bootstrap(
+            table[a].to_numpy(float), table[b].to_numpy(float), n_boot=n_boot, seed=seed, level=level, binary=binary
+        )
         rows.append({"metric": metric, "model_a": a, "model_b": b, **test})
     p_holm = holm([r["p_value"] for r in rows])
     for row, adjusted in zip(rows, p_holm):

@@ -86,16 +86,24 @@ def run_delta(
     joined = per_prompt_old[["prompt_id", metric]].merge(
         per_prompt_new[["prompt_id", metric]], on="prompt_id", suffixes=("_old", "_new")
     )
-    test = paired_bootstrap(joined[f"{metric}_new"], joined[f"{metric}_old"], n_boot=n_boot, seed=seed, level=level,
-                            binary=get_metric(metric).binary)
+    test = paired_bootstrap(
+        joined[f"{metric}_new"], joined[f"{metric}_old"], n_boot=n_boot, seed=seed, level=level, binary=get_metric(metric).binary
+    )
     direction = get_metric(metric).higher_is_better
     improved = None
     if test["significant"] and direction is not None:
         improved = (test["diff"] > 0) == direction
     return {
-        "metric": metric, "n": test["n"], "mean_old": test["mean_b"], "mean_new": test["mean_a"], "diff": test["diff"],
-        "ci_low": test["ci_low"], "ci_high": test["ci_high"], "p_value": test["p_value"],
-        "significant": test["significant"], "improved": improved,
+        "metric": metric,
+        "n": test["n"],
+        "mean_old": test["mean_b"],
+        "mean_new": test["mean_a"],
+        "diff": test["diff"],
+        "ci_low": test["ci_low"],
+        "ci_high": test["ci_high"],
+        "p_value": test["p_value"],
+        "significant": test["significant"],
+        "improved": improved,
     }
 
 
@@ -120,7 +128,9 @@ class RetrainingDelta:
         return [row.metric for row in self.deltas.itertuples() if row.improved is True]
 
 
-def retraining_delta(results: pd.DataFrame, model_runs: pd.DataFrame, prompt_set: PromptSet, model_id: str) -> RetrainingDelta | None:
+def retraining_delta(
+    results: pd.DataFrame, model_runs: pd.DataFrame, prompt_set: PromptSet, model_id: str
+) -> RetrainingDelta | None:
     """The change of a model between its last two fingerprints (None if it has had only one)."""
     history = history_frame(model_runs, results, model_id, prompt_set)
     history = history[history["n_prompts"] > 0].reset_index(drop=True)
@@ -134,4 +144,6 @@ def retraining_delta(results: pd.DataFrame, model_runs: pd.DataFrame, prompt_set
         frames[which] = per_prompt_frame(rows, prompt_set)
     names = [m for m in metric_columns(frames["new"]) if m in frames["old"].columns]
     deltas = pd.DataFrame([run_delta(frames["old"], frames["new"], metric) for metric in names])
-    return RetrainingDelta(model_id, old["fingerprint"], new["fingerprint"], old["last_run_at"], new["last_run_at"], deltas, history)
+    return RetrainingDelta(
+        model_id, old["fingerprint"], new["fingerprint"], old["last_run_at"], new["last_run_at"], deltas, history
+    )

@@ -108,9 +108,7 @@ def _two_sided(null: np.ndarray, observed: float, adjustment: int) -> float:
     return float(min(1.0, 2 * min(less, greater)))
 
 
-def sign_flip_test(
-    differences: Iterable[float], *, n_resamples: int = N_RESAMPLES, seed: int = SEED
-) -> TestResult:
+def sign_flip_test(differences: Iterable[float], *, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> TestResult:
     """Paired permutation test of mean(differences) = 0, two-sided (NaNs dropped).
 
     Under the null each paired difference is as likely positive as negative, so the null distribution is
@@ -130,8 +128,7 @@ def sign_flip_test(
     rng = np.random.default_rng(seed)
     rows = max(1, _CHUNK_CELLS // n)
     null = np.concatenate(
-        [((1 - 2 * rng.integers(0, 2, (min(rows, n_resamples - k), n))) * d).mean(axis=1)
-         for k in range(0, n_resamples, rows)]
+        [((1 - 2 * rng.integers(0, 2, (min(rows, n_resamples - k), n))) * d).mean(axis=1) for k in range(0, n_resamples, rows)]
     )
     return TestResult(observed, _two_sided(null, observed, 1), n, "Monte Carlo sign-flip permutation", n_resamples)
 
@@ -272,8 +269,6 @@ def bootstrap_mean_interval(
         u = (n - 1) * (jackknife.mean() - jackknife)
         a = (np.sum(u**3) / n**3) / (6 * (np.sum(u**2) / n**2) ** 1.5)
         z_alpha = _NORMAL.inv_cdf(alpha)
-        levels = tuple(
-            _NORMAL.cdf(z0 + (z0 + z) / (1 - a * (z0 + z))) for z in (z_alpha, -z_alpha)
-        )
+        levels = tuple(_NORMAL.cdf(z0 + (z0 + z) / (1 - a * (z0 + z))) for z in (z_alpha, -z_alpha))
     low, high = np.quantile(means, levels)
     return Interval(mean, float(low), float(high), n, label, level)

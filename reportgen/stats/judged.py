@@ -31,12 +31,31 @@ if TYPE_CHECKING:  # pragma: no cover
     from reportgen.study.config import JudgeConfig
 
 __all__ = [
-    "JudgeReliability", "JudgedComparison", "bradley_terry", "current_judgements", "judge_comparison",
-    "pairwise_outcomes", "win_rates",
+    "JudgeReliability",
+    "JudgedComparison",
+    "bradley_terry",
+    "current_judgements",
+    "judge_comparison",
+    "pairwise_outcomes",
+    "win_rates",
 ]
 
-RATE_COLUMNS = ["model_id", "n", "win", "win_low", "win_high", "tie", "tie_low", "tie_high", "loss", "loss_low",
-                "loss_high", "score", "score_low", "score_high"]
+RATE_COLUMNS = [
+    "model_id",
+    "n",
+    "win",
+    "win_low",
+    "win_high",
+    "tie",
+    "tie_low",
+    "tie_high",
+    "loss",
+    "loss_low",
+    "loss_high",
+    "score",
+    "score_low",
+    "score_high",
+]
 STRENGTH_COLUMNS = ["model_id", "strength", "strength_low", "strength_high", "p_beats_baseline"]
 RUBRIC_COLUMNS = ["model_id", "n", "mean", "ci_low", "ci_high"]
 OUTCOME_COLUMNS = ["model_id", "prompt_id", "order", "outcome", "verdict", "len_model", "len_baseline"]
@@ -44,11 +63,11 @@ OUTCOME_COLUMNS = ["model_id", "prompt_id", "order", "outcome", "verdict", "len_
 
 @dataclass(frozen=True)
 class JudgeReliability:
-    judgements: int            # parsed verdicts used
-    expected: int              # judgements the current answers call for
+    judgements: int  # parsed verdicts used
+    expected: int  # judgements the current answers call for
     unparsed: int
     failed: int
-    consistency: float         # position consistency (NaN when no prompt was judged in both orders)
+    consistency: float  # position consistency (NaN when no prompt was judged in both orders)
     consistency_n: int
     tie_rate: float
     first_position_rate: float
@@ -58,7 +77,7 @@ class JudgeReliability:
     reference_agreement: float
     reference_n: int
     min_consistency: float
-    mode: str = "pairwise"     # rubric: no order to swap, so consistency is not measured
+    mode: str = "pairwise"  # rubric: no order to swap, so consistency is not measured
 
     @property
     def missing(self) -> int:
@@ -111,11 +130,17 @@ _CANDIDATE_FIRST = {"A": 1.0, "B": 0.0, "C": 0.5}
 _CANDIDATE_SECOND = {"A": 0.0, "B": 1.0, "C": 0.5}
 
 
-def pairwise_outcomes(rows: pd.DataFrame, per_prompt: pd.DataFrame, baseline: str, models: Sequence[str]) -> tuple[pd.DataFrame, dict]:
+def pairwise_outcomes(
+    rows: pd.DataFrame, per_prompt: pd.DataFrame, baseline: str, models: Sequence[str]
+) -> tuple[pd.DataFrame, dict]:
     """One row per (model, prompt, order) with a parsed verdict: ``outcome`` is the model's (1 win, ½ tie, 0 loss);
     ``order`` is "first" when the model's answer was shown first. Also counts of expected/unparsed/failed."""
     answers = _answers(per_prompt)
-    index = {(p, a, b): r for p, a, b, r in zip(rows["prompt_id"], rows["hash_a"], rows["hash_b"], rows.to_dict("records"))} if len(rows) else {}
+    index = (
+        {(p, a, b): r for p, a, b, r in zip(rows["prompt_id"], rows["hash_a"], rows["hash_b"], rows.to_dict("records"))}
+        if len(rows)
+        else {}
+    )
     records, counts = [], {"expected": 0, "unparsed": 0, "failed": 0}
     prompts = list(dict.fromkeys(per_prompt["prompt_id"])) if len(per_prompt) else []
     for model in models:
@@ -124,7 +149,10 @@ def pairwise_outcomes(rows: pd.DataFrame, per_prompt: pd.DataFrame, baseline: st
             if mine is None or base is None:
                 continue
             hm, hb = answer_hash(mine), answer_hash(base)
-            for order, key, table in (("first", (prompt, hm, hb), _CANDIDATE_FIRST), ("second", (prompt, hb, hm), _CANDIDATE_SECOND)):
+            for order, key, table in (
+                ("first", (prompt, hm, hb), _CANDIDATE_FIRST),
+                ("second", (prompt, hb, hm), _CANDIDATE_SECOND),
+            ):
                 counts["expected"] += 1
                 row = index.get(key)
                 if row is None:
@@ -132,9 +160,18 @@ def pairwise_outcomes(rows: pd.DataFrame, per_prompt: pd.DataFrame, baseline: st
                 if row["status"] != "ok":
                     counts["unparsed" if row["status"] == "unparsed" else "failed"] += 1
                     continue
-                records.append({"model_id": model, "prompt_id": prompt, "order": order, "outcome": table[row["verdict"]],
-                                "verdict": row["verdict"], "len_model": len(mine), "len_baseline": len(base),
-                                "raw": row["raw"]})
+                records.append(
+                    {
+                        "model_id": model,
+                        "prompt_id": prompt,
+                        "order": order,
+                        "outcome": table[row["verdict"]],
+                        "verdict": row["verdict"],
+                        "len_model": len(mine),
+                        "len_baseline": len(base),
+                        "raw": row["raw"],
+                    }
+                )
     frame = pd.DataFrame(records, columns=[*OUTCOME_COLUMNS, "raw"])
     return frame, counts
 
@@ -143,7 +180,9 @@ def pairwise_outcomes(rows: pd.DataFrame, per_prompt: pd.DataFrame, baseline: st
 # Rates and strengths
 
 
-def win_rates(outcomes: pd.DataFrame, models: Sequence[str], n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL) -> pd.DataFrame:
+def win_rates(
+    outcomes: pd.DataFrame, models: Sequence[str], n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
+) -> pd.DataFrame:
     """Per model: the shares of its judgements won, tied and lost against the baseline, and its score
     (wins + ½ ties), each the mean over prompts of the per-prompt share, with a bootstrap interval over prompts."""
     rows = []
@@ -179,15 +218,19 @@ def bradley_terry(comparisons: Sequence[tuple[int, int, float]], n_items: int, a
     return params - params.mean()
 
 
-def bt_strengths(outcomes: pd.DataFrame, baseline: str, models: Sequence[str], n_boot: int = 500, seed: int = SEED,
-                 level: float = LEVEL) -> pd.DataFrame:
+def bt_strengths(
+    outcomes: pd.DataFrame, baseline: str, models: Sequence[str], n_boot: int = 500, seed: int = SEED, level: float = LEVEL
+) -> pd.DataFrame:
     """Log-strengths relative to the baseline (baseline = 0), bootstrap intervals over prompts, and the
     implied probability of beating the baseline."""
     items = [baseline, *models]
     position = {m: i for i, m in enumerate(items)}
     if outcomes.empty:
         return pd.DataFrame(columns=STRENGTH_COLUMNS)
-    by_prompt = {p: [(position[m], 0, o) for m, o in zip(g["model_id"], g["outcome"])] for p, g in outcomes.groupby("prompt_id", sort=False)}
+    by_prompt = {
+        p: [(position[m], 0, o) for m, o in zip(g["model_id"], g["outcome"])]
+        for p, g in outcomes.groupby("prompt_id", sort=False)
+    }
     prompts = list(by_prompt)
 
     def fit(chosen: Sequence[str]) -> np.ndarray:
@@ -199,11 +242,19 @@ def bt_strengths(outcomes: pd.DataFrame, baseline: str, models: Sequence[str], n
     boots = np.array([fit([prompts[k] for k in rng.integers(0, len(prompts), len(prompts))]) for _ in range(n_boot)])
     alpha = (1 - level) / 2
     low, high = np.quantile(boots, [alpha, 1 - alpha], axis=0)
-    return pd.DataFrame([
-        {"model_id": m, "strength": float(point[i]), "strength_low": float(low[i]), "strength_high": float(high[i]),
-         "p_beats_baseline": float(1 / (1 + math.exp(-point[i])))}
-        for i, m in enumerate(items)
-    ], columns=STRENGTH_COLUMNS)
+    return pd.DataFrame(
+        [
+            {
+                "model_id": m,
+                "strength": float(point[i]),
+                "strength_low": float(low[i]),
+                "strength_high": float(high[i]),
+                "p_beats_baseline": float(1 / (1 + math.exp(-point[i]))),
+            }
+            for i, m in enumerate(items)
+        ],
+        columns=STRENGTH_COLUMNS,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,32 +265,52 @@ def _rate(values: pd.Series) -> float:
     return float(values.mean()) if len(values) else math.nan
 
 
-def pairwise_reliability(outcomes: pd.DataFrame, counts: dict, per_prompt: pd.DataFrame, baseline: str,
-                         reference_metric: str | None, min_consistency: float) -> JudgeReliability:
-    both = outcomes.pivot_table(index=["model_id", "prompt_id"], columns="order", values="outcome", aggfunc="first") if len(outcomes) else pd.DataFrame()
+def pairwise_reliability(
+    outcomes: pd.DataFrame,
+    counts: dict,
+    per_prompt: pd.DataFrame,
+    baseline: str,
+    reference_metric: str | None,
+    min_consistency: float,
+) -> JudgeReliability:
+    both = (
+        outcomes.pivot_table(index=["model_id", "prompt_id"], columns="order", values="outcome", aggfunc="first")
+        if len(outcomes)
+        else pd.DataFrame()
+    )
     if len(both) and {"first", "second"} <= set(both.columns):
         both = both.dropna(subset=["first", "second"])
         consistent = both["first"] == both["second"]
     else:
         consistent = pd.Series(dtype=bool)
     decisive = outcomes[outcomes["outcome"] != 0.5]
-    shown_first_won = ((decisive["order"] == "first") == (decisive["outcome"] == 1.0))
+    shown_first_won = (decisive["order"] == "first") == (decisive["outcome"] == 1.0)
     differ = decisive[decisive["len_model"] != decisive["len_baseline"]]
     longer_won = (differ["len_model"] > differ["len_baseline"]) == (differ["outcome"] == 1.0)
     advantage = (outcomes["len_model"] - outcomes["len_baseline"]).astype(float)
     corr = float(advantage.corr(outcomes["outcome"].astype(float), method="spearman")) if len(outcomes) > 2 else math.nan
     agreement, agreement_n = _reference_agreement(outcomes, per_prompt, baseline, reference_metric)
     return JudgeReliability(
-        judgements=len(outcomes), expected=counts["expected"], unparsed=counts["unparsed"], failed=counts["failed"],
-        consistency=_rate(consistent), consistency_n=len(consistent), tie_rate=_rate(outcomes["outcome"] == 0.5),
-        first_position_rate=_rate(shown_first_won), longer_wins_rate=_rate(longer_won),
+        judgements=len(outcomes),
+        expected=counts["expected"],
+        unparsed=counts["unparsed"],
+        failed=counts["failed"],
+        consistency=_rate(consistent),
+        consistency_n=len(consistent),
+        tie_rate=_rate(outcomes["outcome"] == 0.5),
+        first_position_rate=_rate(shown_first_won),
+        longer_wins_rate=_rate(longer_won),
         length_correlation=corr if not (isinstance(corr, float) and math.isnan(corr)) else math.nan,
-        reference_metric=reference_metric, reference_agreement=agreement, reference_n=agreement_n,
+        reference_metric=reference_metric,
+        reference_agreement=agreement,
+        reference_n=agreement_n,
         min_consistency=min_consistency,
     )
 
 
-def _reference_agreement(outcomes: pd.DataFrame, per_prompt: pd.DataFrame, baseline: str, metric: str | None) -> tuple[float, int]:
+def _reference_agreement(
+    outcomes: pd.DataFrame, per_prompt: pd.DataFrame, baseline: str, metric: str | None
+) -> tuple[float, int]:
     if metric is None or metric not in per_prompt or outcomes.empty:
         return math.nan, 0
     value = {(m, p): v for m, p, v in zip(per_prompt["model_id"], per_prompt["prompt_id"], per_prompt[metric])}
@@ -268,8 +339,14 @@ def reference_metric_of(per_prompt: pd.DataFrame) -> str | None:
 # One judge
 
 
-def judge_comparison(judge: "JudgeConfig", judgements: pd.DataFrame, per_prompt: pd.DataFrame, model_order: Sequence[str],
-                     n_boot: int = N_BOOT, seed: int = SEED) -> JudgedComparison:
+def judge_comparison(
+    judge: "JudgeConfig",
+    judgements: pd.DataFrame,
+    per_prompt: pd.DataFrame,
+    model_order: Sequence[str],
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+) -> JudgedComparison:
     """Everything the report and the terminal say about one judge."""
     rows = current_judgements(judgements, judge.id)
     answered = set(per_prompt.loc[~per_prompt["failed"].astype(bool), "model_id"]) if len(per_prompt) else set()
@@ -303,7 +380,9 @@ def _rubric(judge, name, rows, per_prompt, models, metric, n_boot, seed) -> Judg
         if row["status"] != "ok":
             counts["unparsed" if row["status"] == "unparsed" else "failed"] += 1
             continue
-        records.append({"model_id": model, "prompt_id": prompt, "score": float(row["score"]), "len_model": len(text), "raw": row["raw"]})
+        records.append(
+            {"model_id": model, "prompt_id": prompt, "score": float(row["score"]), "len_model": len(text), "raw": row["raw"]}
+        )
     scores = pd.DataFrame(records, columns=["model_id", "prompt_id", "score", "len_model", "raw"])
     table = []
     for model in models:
@@ -316,26 +395,56 @@ def _rubric(judge, name, rows, per_prompt, models, metric, n_boot, seed) -> Judg
         if len(merged) > 2:
             agreement, agreement_n = float(merged["score"].corr(merged[metric], method="spearman")), len(merged)
     reliability = JudgeReliability(
-        judgements=len(scores), expected=counts["expected"], unparsed=counts["unparsed"], failed=counts["failed"],
-        consistency=math.nan, consistency_n=0, tie_rate=math.nan, first_position_rate=math.nan, longer_wins_rate=math.nan,
-        length_correlation=float(scores["score"].corr(scores["len_model"].astype(float), method="spearman")) if len(scores) > 2 else math.nan,
-        reference_metric=metric, reference_agreement=agreement, reference_n=agreement_n, min_consistency=judge.min_consistency,
+        judgements=len(scores),
+        expected=counts["expected"],
+        unparsed=counts["unparsed"],
+        failed=counts["failed"],
+        consistency=math.nan,
+        consistency_n=0,
+        tie_rate=math.nan,
+        first_position_rate=math.nan,
+        longer_wins_rate=math.nan,
+        length_correlation=float(scores["score"].corr(scores["len_model"].astype(float), method="spearman"))
+        if len(scores) > 2
+        else math.nan,
+        reference_metric=metric,
+        reference_agreement=agreement,
+        reference_n=agreement_n,
+        min_consistency=judge.min_consistency,
         mode="rubric",
     )
-    result = JudgedComparison(judge.id, name, "rubric", None, rubric=pd.DataFrame(table, columns=RUBRIC_COLUMNS), reliability=reliability)
+    result = JudgedComparison(
+        judge.id, name, "rubric", None, rubric=pd.DataFrame(table, columns=RUBRIC_COLUMNS), reliability=reliability
+    )
     result.samples = scores
     return result
 
 
 RELIABILITY_COLUMNS = [
-    "judge_id", "mode", "baseline", "judgements", "expected", "unparsed", "failed", "consistency", "consistency_n",
-    "min_consistency", "reliable", "tie_rate", "first_position_rate", "longer_wins_rate", "length_correlation",
-    "reference_metric", "reference_agreement", "reference_n",
+    "judge_id",
+    "mode",
+    "baseline",
+    "judgements",
+    "expected",
+    "unparsed",
+    "failed",
+    "consistency",
+    "consistency_n",
+    "min_consistency",
+    "reliable",
+    "tie_rate",
+    "first_position_rate",
+    "longer_wins_rate",
+    "length_correlation",
+    "reference_metric",
+    "reference_agreement",
+    "reference_n",
 ]
 
 
 def judged_frames(judged: Sequence[JudgedComparison]) -> dict[str, pd.DataFrame]:
     """The judged comparisons as flat tables (a ``judge_id`` column each), for JSON, CSV and the terminal."""
+
     def tagged(frame: pd.DataFrame, comparison: JudgedComparison) -> pd.DataFrame:
         return frame.assign(judge_id=comparison.judge_id)[["judge_id", *frame.columns]]
 
@@ -347,14 +456,28 @@ def judged_frames(judged: Sequence[JudgedComparison]) -> dict[str, pd.DataFrame]
         r = c.reliability
         if r is None:
             continue
-        reliability.append({
-            "judge_id": c.judge_id, "mode": c.mode, "baseline": c.baseline, "judgements": r.judgements, "expected": r.expected,
-            "unparsed": r.unparsed, "failed": r.failed, "consistency": r.consistency, "consistency_n": r.consistency_n,
-            "min_consistency": r.min_consistency, "reliable": r.reliable, "tie_rate": r.tie_rate,
-            "first_position_rate": r.first_position_rate, "longer_wins_rate": r.longer_wins_rate,
-            "length_correlation": r.length_correlation, "reference_metric": r.reference_metric,
-            "reference_agreement": r.reference_agreement, "reference_n": r.reference_n,
-        })
+        reliability.append(
+            {
+                "judge_id": c.judge_id,
+                "mode": c.mode,
+                "baseline": c.baseline,
+                "judgements": r.judgements,
+                "expected": r.expected,
+                "unparsed": r.unparsed,
+                "failed": r.failed,
+                "consistency": r.consistency,
+                "consistency_n": r.consistency_n,
+                "min_consistency": r.min_consistency,
+                "reliable": r.reliable,
+                "tie_rate": r.tie_rate,
+                "first_position_rate": r.first_position_rate,
+                "longer_wins_rate": r.longer_wins_rate,
+                "length_correlation": r.length_correlation,
+                "reference_metric": r.reference_metric,
+                "reference_agreement": r.reference_agreement,
+                "reference_n": r.reference_n,
+            }
+        )
 
     def joined(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["judge_id", *columns])

@@ -17,10 +17,17 @@ if TYPE_CHECKING:
     pass
 
 LM_COLUMNS = [
-    "model_id", "fingerprint", "n_texts", "n_tokens", "n_bytes", "nll_nats",
-    "bits_per_byte", "bpb_ci_low", "bpb_ci_high", "perplexity",
+    "model_id",
+    "fingerprint",
+    "n_texts",
+    "n_tokens",
+    "n_bytes",
+    "nll_nats",
+    "bits_per_byte",
+    "bpb_ci_low",
+    "bpb_ci_high",
+    "perplexity",
 ]
-
 
 
 # ---------------------------------------------------------------------------------------------

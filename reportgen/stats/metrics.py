@@ -88,8 +88,14 @@ METRICS: Registry[Metric] = Registry("metric")
 
 
 def metric(
-    name: str, kind: Kind, higher_is_better: bool | None, unit: str, description: str, *,
-    label: str | None = None, binary: bool = False,
+    name: str,
+    kind: Kind,
+    higher_is_better: bool | None,
+    unit: str,
+    description: str,
+    *,
+    label: str | None = None,
+    binary: bool = False,
 ) -> Callable:
     """Register a metric function under ``name``; ``label`` is how the report and the terminal name it;
     ``binary``: the metric is 1 or 0 per prompt."""
@@ -99,7 +105,9 @@ def metric(
     def register(fn: Callable[..., float]) -> Callable[..., float]:
         params = inspect.signature(fn).parameters
         wants = frozenset(p for p in ("finish_reason", "output_tokens") if p in params)
-        METRICS.register(name, Metric(name, kind, higher_is_better, unit, description, label or name.replace("_", " "), fn, wants, binary))
+        METRICS.register(
+            name, Metric(name, kind, higher_is_better, unit, description, label or name.replace("_", " "), fn, wants, binary)
+        )
         return fn
 
     return register
@@ -168,9 +176,16 @@ def _best(output: str, references: Iterable[str] | None, score: Callable[[str, s
 # Reference metrics (per prompt; max over the acceptable references)
 
 
-@metric("exact_match", "reference", True, "share",
-        "Output equals a reference after SQuAD normalisation (lowercase, no punctuation, no a/an/the, "
-        "collapsed whitespace); 1 or 0 per prompt.", label='exact match', binary=True)
+@metric(
+    "exact_match",
+    "reference",
+    True,
+    "share",
+    "Output equals a reference after SQuAD normalisation (lowercase, no punctuation, no a/an/the, "
+    "collapsed whitespace); 1 or 0 per prompt.",
+    label="exact match",
+    binary=True,
+)
 def exact_match(output: str, references: Sequence[str]) -> float:
     return _best(output, references, lambda out, ref: float(normalize_answer(out) == normalize_answer(ref)))
 
@@ -184,8 +199,15 @@ def _contains(output: str, reference: str) -> float:
     return float(f" {ref} " in f" {out} ")
 
 
-@metric("contains_answer", "reference", True, "share",
-        "The normalised reference appears, as whole words, in the normalised output; 1 or 0 per prompt.", label='contains answer', binary=True)
+@metric(
+    "contains_answer",
+    "reference",
+    True,
+    "share",
+    "The normalised reference appears, as whole words, in the normalised output; 1 or 0 per prompt.",
+    label="contains answer",
+    binary=True,
+)
 def contains_answer(output: str, references: Sequence[str]) -> float:
     return _best(output, references, _contains)
 
@@ -197,9 +219,15 @@ def _rouge_scorer() -> Any:
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
 
-@metric("rouge_l", "reference", True, "F1 (0–1)",
-        "ROUGE-L F1 (longest common subsequence of words, Porter-stemmed; rouge-score package). "
-        "Its tokenizer keeps only [a-z0-9] words, so non-Latin text scores 0.", label='ROUGE-L')
+@metric(
+    "rouge_l",
+    "reference",
+    True,
+    "F1 (0–1)",
+    "ROUGE-L F1 (longest common subsequence of words, Porter-stemmed; rouge-score package). "
+    "Its tokenizer keeps only [a-z0-9] words, so non-Latin text scores 0.",
+    label="ROUGE-L",
+)
 def rouge_l(output: str, references: Sequence[str]) -> float:
     return _best(output, references, lambda out, ref: float(_rouge_scorer().score(ref, out)["rougeL"].fmeasure))
 
@@ -209,17 +237,28 @@ def _clip100(value: float) -> float:
     return min(100.0, max(0.0, float(value)))
 
 
-@metric("bleu", "reference", True, "BLEU (0–100)",
-        "Sentence BLEU (sacrebleu defaults: 13a tokenizer, exponential smoothing), 0–100 scale; "
-        "the best single reference counts.", label='BLEU')
+@metric(
+    "bleu",
+    "reference",
+    True,
+    "BLEU (0–100)",
+    "Sentence BLEU (sacrebleu defaults: 13a tokenizer, exponential smoothing), 0–100 scale; the best single reference counts.",
+    label="BLEU",
+)
 def bleu(output: str, references: Sequence[str]) -> float:
     import sacrebleu
 
     return _best(output, references, lambda out, ref: _clip100(sacrebleu.sentence_bleu(out, [ref]).score))
 
 
-@metric("chrf", "reference", True, "chrF (0–100)",
-        "Sentence chrF (character 6-grams, beta 2; sacrebleu), 0–100 scale; the best single reference counts.", label='chrF')
+@metric(
+    "chrf",
+    "reference",
+    True,
+    "chrF (0–100)",
+    "Sentence chrF (character 6-grams, beta 2; sacrebleu), 0–100 scale; the best single reference counts.",
+    label="chrF",
+)
 def chrf(output: str, references: Sequence[str]) -> float:
     import sacrebleu
 
@@ -230,13 +269,19 @@ def chrf(output: str, references: Sequence[str]) -> float:
 # Text metrics (per prompt, output only)
 
 
-@metric("length_words", "text", None, "words", "Length of the output in whitespace-separated words.", label='length (words)')
+@metric("length_words", "text", None, "words", "Length of the output in whitespace-separated words.", label="length (words)")
 def length_words(output: str) -> float:
     return float(len((output or "").split()))
 
 
-@metric("length_tokens", "text", None, "tokens",
-        "Length of the output in the model's own tokens (as the backend counted them); NaN when unknown.", label='length (tokens)')
+@metric(
+    "length_tokens",
+    "text",
+    None,
+    "tokens",
+    "Length of the output in the model's own tokens (as the backend counted them); NaN when unknown.",
+    label="length (tokens)",
+)
 def length_tokens(output: str, *, output_tokens: int | None = None) -> float:
     if output_tokens is None or (isinstance(output_tokens, float) and math.isnan(output_tokens)):
         return NAN
@@ -248,21 +293,39 @@ def distinct_n(output: str, n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-@metric("distinct_1", "text", True, "share",
-        "Unique words / words in the output (lowercased word and punctuation tokens); 0 for an empty output.", label='distinct-1')
+@metric(
+    "distinct_1",
+    "text",
+    True,
+    "share",
+    "Unique words / words in the output (lowercased word and punctuation tokens); 0 for an empty output.",
+    label="distinct-1",
+)
 def distinct_1(output: str) -> float:
     return distinct_n(output, 1)
 
 
-@metric("distinct_2", "text", True, "share",
-        "Unique word bigrams / bigrams in the output; 0 when the output has fewer than two words.", label='distinct-2')
+@metric(
+    "distinct_2",
+    "text",
+    True,
+    "share",
+    "Unique word bigrams / bigrams in the output; 0 when the output has fewer than two words.",
+    label="distinct-2",
+)
 def distinct_2(output: str) -> float:
     return distinct_n(output, 2)
 
 
-@metric("repeated_4gram_rate", "text", False, "share",
-        "Share of the output's word 4-grams that repeat an earlier 4-gram of the same output "
-        "(a looping text approaches 1); 0 when there are no 4-grams.", label='repeated 4-grams')
+@metric(
+    "repeated_4gram_rate",
+    "text",
+    False,
+    "share",
+    "Share of the output's word 4-grams that repeat an earlier 4-gram of the same output "
+    "(a looping text approaches 1); 0 when there are no 4-grams.",
+    label="repeated 4-grams",
+)
 def repeated_4gram_rate(output: str) -> float:
     grams = ngrams(words(output or ""), 4)
     if not grams:
@@ -270,8 +333,15 @@ def repeated_4gram_rate(output: str) -> float:
     return (len(grams) - len(set(grams))) / len(grams)
 
 
-@metric("hit_token_limit", "text", False, "share",
-        "The generation stopped at max_new_tokens (finish_reason 'length'), so the answer may be cut off; 1 or 0.", label='hit token limit', binary=True)
+@metric(
+    "hit_token_limit",
+    "text",
+    False,
+    "share",
+    "The generation stopped at max_new_tokens (finish_reason 'length'), so the answer may be cut off; 1 or 0.",
+    label="hit token limit",
+    binary=True,
+)
 def hit_token_limit(output: str, *, finish_reason: str | None = None) -> float:
     return float(finish_reason == "length")
 
@@ -282,17 +352,29 @@ def hit_token_limit(output: str, *, finish_reason: str | None = None) -> float:
 LN2 = math.log(2.0)
 
 
-@metric("bits_per_byte", "lm", False, "bits/byte",
-        "Total negative log-likelihood over the corpus in bits, divided by its UTF-8 bytes: "
-        "nats / (ln 2 × bytes). Comparable across tokenizers.", label='bits per byte')
+@metric(
+    "bits_per_byte",
+    "lm",
+    False,
+    "bits/byte",
+    "Total negative log-likelihood over the corpus in bits, divided by its UTF-8 bytes: "
+    "nats / (ln 2 × bytes). Comparable across tokenizers.",
+    label="bits per byte",
+)
 def bits_per_byte(nll_nats: float, n_bytes: int) -> float:
     if not n_bytes or n_bytes <= 0:
         return NAN
     return float(nll_nats) / (LN2 * float(n_bytes))
 
 
-@metric("perplexity", "lm", False, "per token",
-        "exp(total NLL nats / total tokens scored). Depends on the tokenizer: compare only models that share one.", label='perplexity')
+@metric(
+    "perplexity",
+    "lm",
+    False,
+    "per token",
+    "exp(total NLL nats / total tokens scored). Depends on the tokenizer: compare only models that share one.",
+    label="perplexity",
+)
 def perplexity(nll_nats: float, n_tokens: int) -> float:
     if not n_tokens or n_tokens <= 0:
         return NAN
@@ -312,54 +394,87 @@ def _ratio(num: float | None, den: float | None) -> float:
     return float(num) / float(den)
 
 
-@metric("load_time_s", "efficiency", False, "s", "Time to load the model, from the latest run that loaded it.", label='load time')
+@metric("load_time_s", "efficiency", False, "s", "Time to load the model, from the latest run that loaded it.", label="load time")
 def load_time_s(value: float | None) -> float:
     return NAN if value is None else float(value)
 
 
-@metric("ttft_p50_s", "efficiency", False, "s", "Median time to first token over the prompts.", label='time to first token p50')
+@metric("ttft_p50_s", "efficiency", False, "s", "Median time to first token over the prompts.", label="time to first token p50")
 def ttft_p50_s(values: Sequence[float]) -> float:
     return _quantile(values, 0.5)
 
 
-@metric("ttft_p95_s", "efficiency", False, "s", "95th-percentile time to first token over the prompts.", label='time to first token p95')
+@metric(
+    "ttft_p95_s",
+    "efficiency",
+    False,
+    "s",
+    "95th-percentile time to first token over the prompts.",
+    label="time to first token p95",
+)
 def ttft_p95_s(values: Sequence[float]) -> float:
     return _quantile(values, 0.95)
 
 
-@metric("latency_p50_s", "efficiency", False, "s",
-        "Median wall time per prompt (a batched prompt counts its whole batch's time).", label='latency p50')
+@metric(
+    "latency_p50_s",
+    "efficiency",
+    False,
+    "s",
+    "Median wall time per prompt (a batched prompt counts its whole batch's time).",
+    label="latency p50",
+)
 def latency_p50_s(values: Sequence[float]) -> float:
     return _quantile(values, 0.5)
 
 
-@metric("latency_p95_s", "efficiency", False, "s", "95th-percentile wall time per prompt.", label='latency p95')
+@metric("latency_p95_s", "efficiency", False, "s", "95th-percentile wall time per prompt.", label="latency p95")
 def latency_p95_s(values: Sequence[float]) -> float:
     return _quantile(values, 0.95)
 
 
-@metric("tokens_per_s", "efficiency", True, "tokens/s",
-        "Generated tokens / generation time of the latest run that generated (all sequences of a batch count).", label='throughput')
+@metric(
+    "tokens_per_s",
+    "efficiency",
+    True,
+    "tokens/s",
+    "Generated tokens / generation time of the latest run that generated (all sequences of a batch count).",
+    label="throughput",
+)
 def tokens_per_s(tokens: float | None, seconds: float | None) -> float:
     return _ratio(tokens, seconds)
 
 
-@metric("decode_steps_per_s", "efficiency", True, "steps/s",
-        "Forward passes of the decoder per second: one step yields one token for every sequence of a batch. "
-        "Measured over the whole generation time, prefill included, so a lower bound on the decode rate.", label='decode steps/s')
+@metric(
+    "decode_steps_per_s",
+    "efficiency",
+    True,
+    "steps/s",
+    "Forward passes of the decoder per second: one step yields one token for every sequence of a batch. "
+    "Measured over the whole generation time, prefill included, so a lower bound on the decode rate.",
+    label="decode steps/s",
+)
 def decode_steps_per_s(steps: float | None, seconds: float | None) -> float:
     return _ratio(steps, seconds)
 
 
-@metric("peak_memory_bytes", "efficiency", False, "bytes", "Peak memory the backend reported while generating.", label='peak memory')
+@metric(
+    "peak_memory_bytes", "efficiency", False, "bytes", "Peak memory the backend reported while generating.", label="peak memory"
+)
 def peak_memory_bytes(value: float | None) -> float:
     return NAN if value is None else float(value)
 
 
-@metric("bandwidth_share", "efficiency", True, "share",
-        "Achieved share of the measured memory bandwidth: weight bytes × decode steps/s ÷ bandwidth. "
-        "Assumes each decode step reads every weight once (a batch shares that read, hence steps, not tokens), "
-        "ignores KV-cache and activation traffic; near 1 means generation is memory-bound at the hardware limit.", label='memory-bandwidth share')
+@metric(
+    "bandwidth_share",
+    "efficiency",
+    True,
+    "share",
+    "Achieved share of the measured memory bandwidth: weight bytes × decode steps/s ÷ bandwidth. "
+    "Assumes each decode step reads every weight once (a batch shares that read, hence steps, not tokens), "
+    "ignores KV-cache and activation traffic; near 1 means generation is memory-bound at the hardware limit.",
+    label="memory-bandwidth share",
+)
 def bandwidth_share(weight_bytes: float | None, steps_per_s: float | None, bandwidth_bytes_per_s: float | None) -> float:
     if weight_bytes is None or steps_per_s is None:
         return NAN
@@ -388,9 +503,7 @@ def score_all(
 ) -> dict[str, float]:
     """Every per-prompt metric (or the named ones) for one generation."""
     chosen = [get_metric(n) for n in names] if names is not None else metrics_of_kind(*PER_PROMPT_KINDS)
-    return {
-        m.name: m.score(output, references, finish_reason=finish_reason, output_tokens=output_tokens) for m in chosen
-    }
+    return {m.name: m.score(output, references, finish_reason=finish_reason, output_tokens=output_tokens) for m in chosen}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,8 +38,8 @@ class Tables:
     pairwise: pd.DataFrame
     efficiency: pd.DataFrame
     lm: pd.DataFrame
-    metrics: list[str] = field(default_factory=list)        # per-prompt metric columns, registry order
-    model_ids: list[str] = field(default_factory=list)      # models with results, in study order
+    metrics: list[str] = field(default_factory=list)  # per-prompt metric columns, registry order
+    model_ids: list[str] = field(default_factory=list)  # models with results, in study order
     fingerprints: dict[str, str] = field(default_factory=dict)  # model_id → fingerprint reported
     judged: list = field(default_factory=list)  # JudgedComparison per judge of the study (stats.judged)
 
@@ -80,7 +80,9 @@ def compute_tables(
         efficiency=efficiency_frame(
             results, model_runs, bandwidth_bytes_per_s=bandwidth_bytes_per_s, model_order=order, runs=store.runs_frame()
         ),
-        lm=lm_frame(store.loglik_frame(), {**wanted, **_result_fingerprints(results)}, n_boot=n_boot, seed=seed, model_order=order),
+        lm=lm_frame(
+            store.loglik_frame(), {**wanted, **_result_fingerprints(results)}, n_boot=n_boot, seed=seed, model_order=order
+        ),
         metrics=names,
         model_ids=list(dict.fromkeys(per_prompt["model_id"])),
         fingerprints={m: fp for m, fp in zip(results["model_id"], results["fingerprint"])} if len(results) else {},

@@ -85,7 +85,9 @@ def parse_check(text: str, index: int | None = None) -> Check:
     where = f"claims[{index}].check" if index is not None else "check"
 
     def fail(problem: str) -> ConfigError:
-        return ConfigError(f"{where}: {problem} in {text!r}. Expected {CHECK_FORM}, e.g. 'a.context_length > 2 * b.context_length'")
+        return ConfigError(
+            f"{where}: {problem} in {text!r}. Expected {CHECK_FORM}, e.g. 'a.context_length > 2 * b.context_length'"
+        )
 
     tokens: list[tuple[str, str]] = []
     for match in _TOKEN.finditer(text):

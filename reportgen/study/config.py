@@ -59,12 +59,18 @@ class GenerationSettings(Strict):
 class GenerationOverrides(Strict):
     """Per-model overrides of the study's generation settings (unset keys inherit)."""
 
-    max_new_tokens: int | None = Field(None, ge=1, le=32768, description="Per-model override of generation.max_new_tokens (unset: the study's).")
+    max_new_tokens: int | None = Field(
+        None, ge=1, le=32768, description="Per-model override of generation.max_new_tokens (unset: the study's)."
+    )
     do_sample: bool | None = Field(None, description="Per-model override of generation.do_sample (unset: the study's).")
-    temperature: float | None = Field(None, gt=0, le=10, description="Per-model override of generation.temperature (unset: the study's).")
+    temperature: float | None = Field(
+        None, gt=0, le=10, description="Per-model override of generation.temperature (unset: the study's)."
+    )
     top_p: float | None = Field(None, gt=0, le=1, description="Per-model override of generation.top_p (unset: the study's).")
     top_k: int | None = Field(None, ge=1, description="Per-model override of generation.top_k (unset: the study's).")
-    repetition_penalty: float | None = Field(None, gt=0, description="Per-model override of generation.repetition_penalty (unset: the study's).")
+    repetition_penalty: float | None = Field(
+        None, gt=0, description="Per-model override of generation.repetition_penalty (unset: the study's)."
+    )
     seed: int | None = Field(None, description="Per-model override of generation.seed (unset: the study's).")
     stop: tuple[str, ...] | None = Field(None, description="Per-model override of generation.stop (unset: the study's).")
 
@@ -123,21 +129,27 @@ class HTTPSource(Strict):
 
     type: Literal["http"] = Field(description="Source type: an HTTP inference endpoint.")
     url: str = Field(pattern=r"^https?://", description="Endpoint URL (http or https; no credentials in it).")
-    protocol: Literal["hf-inference", "openai-completions", "openai-chat"] = Field("hf-inference", description="The server's API: Hugging Face Inference, OpenAI completions or OpenAI chat completions.")
+    protocol: Literal["hf-inference", "openai-completions", "openai-chat"] = Field(
+        "hf-inference", description="The server's API: Hugging Face Inference, OpenAI completions or OpenAI chat completions."
+    )
     model: str | None = Field(None, description="Model name sent to OpenAI-compatible servers.")
     token_env: str | None = Field(
         None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable holding the bearer token."
     )
     concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once.")
     timeout_s: float = Field(60.0, gt=0, description="Seconds before a request is given up (then retried).")
-    max_retries: int = Field(4, ge=0, le=20, description="Retries of a failed request (timeouts, 429 and 5xx answers), with backoff.")
+    max_retries: int = Field(
+        4, ge=0, le=20, description="Retries of a failed request (timeouts, 429 and 5xx answers), with backoff."
+    )
     stream: bool = Field(True, description="Use streaming (to measure time to first token) where the server supports it.")
 
     @field_validator("url")
     @classmethod
     def _no_credentials_in_url(cls, value: str) -> str:
         if re.match(r"^https?://[^/]*@", value):
-            raise ValueError("credentials in the URL are not allowed; put the token in an environment variable and name it in 'token_env'")
+            raise ValueError(
+                "credentials in the URL are not allowed; put the token in an environment variable and name it in 'token_env'"
+            )
         return value
 
 
@@ -165,7 +177,9 @@ class AdapterConfig(Strict):
 class QuantizationConfig(Strict):
     """bitsandbytes settings, with the names transformers' BitsAndBytesConfig uses."""
 
-    method: Literal["bitsandbytes"] = Field("bitsandbytes", description="Quantization library (bitsandbytes is the one supported).")
+    method: Literal["bitsandbytes"] = Field(
+        "bitsandbytes", description="Quantization library (bitsandbytes is the one supported)."
+    )
     load_in_4bit: bool = Field(False, description="Load the weights in 4 bits.")
     load_in_8bit: bool = Field(False, description="Load the weights in 8 bits (LLM.int8()).")
     llm_int8_threshold: float = Field(6.0, description="Outlier threshold of LLM.int8() (8-bit only).")
@@ -174,7 +188,9 @@ class QuantizationConfig(Strict):
     llm_int8_has_fp16_weight: bool = Field(False, description="Keep 16-bit main weights (8-bit only).")
     bnb_4bit_quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type: nf4 (normal float) or fp4.")
     bnb_4bit_use_double_quant: bool = Field(False, description="Quantize the quantization constants too (nested quantization).")
-    bnb_4bit_compute_dtype: Literal["float16", "bfloat16", "float32"] = Field("float16", description="Data type the 4-bit layers compute in.")
+    bnb_4bit_compute_dtype: Literal["float16", "bfloat16", "float32"] = Field(
+        "float16", description="Data type the 4-bit layers compute in."
+    )
 
     @model_validator(mode="after")
     def _one_mode(self) -> "QuantizationConfig":
@@ -229,14 +245,19 @@ class ModelConfig(Strict):
     )
     config: Path | None = Field(None, description="A vendored config.json used for the specs.")
     adapter: AdapterConfig | None = Field(None, description="A PEFT adapter on top of the model.")
-    quantization: QuantizationConfig | None = Field(None, description="bitsandbytes quantization at load time (transformers backend).")
+    quantization: QuantizationConfig | None = Field(
+        None, description="bitsandbytes quantization at load time (transformers backend)."
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Precision to run at (transformers backend); auto = the stored dtype, float32 on CPU for 16-bit weights."
+        "auto",
+        description="Precision to run at (transformers backend); auto = the stored dtype, float32 on CPU for 16-bit weights.",
     )
     batch_size: int | Literal["auto"] = Field("auto", description="Prompts per batch (does not change outputs).")
     threads: int | None = Field(None, ge=1, description="CPU threads (llama.cpp / torch).")
     trust_remote_code: bool = Field(False, description="Allow custom model code from the checkpoint. Off unless set.")
-    generation: GenerationOverrides | None = Field(None, description="Overrides of the study's generation settings for this model.")
+    generation: GenerationOverrides | None = Field(
+        None, description="Overrides of the study's generation settings for this model."
+    )
     card: Card = Field(Card(), description="What the model card says about the model (shown in the report).")
 
     @model_validator(mode="after")
@@ -271,7 +292,9 @@ class Claim(Strict):
     """
 
     text: str = Field(description="The statement as the report prints it.")
-    check: str = Field(description="The check over the spec and metric tables, e.g. 'llama-2-chat.context_length > 2 * gpt2.context_length'.")
+    check: str = Field(
+        description="The check over the spec and metric tables, e.g. 'llama-2-chat.context_length > 2 * gpt2.context_length'."
+    )
 
 
 class GlossaryEntry(Strict):
@@ -280,7 +303,10 @@ class GlossaryEntry(Strict):
 
 
 class OutputConfig(Strict):
-    dir: Path | None = Field(None, description="Report folder, relative to the config file; default reports/<config file stem> in the project (beside a configs/ folder).")
+    dir: Path | None = Field(
+        None,
+        description="Report folder, relative to the config file; default reports/<config file stem> in the project (beside a configs/ folder).",
+    )
     formats: tuple[str, ...] = Field(
         ("markdown", "html", "pdf"),
         description="Output formats by name (the report's format registry checks them when it renders or validates).",
@@ -293,10 +319,14 @@ class CIConfig(Strict):
     """How continuous integration judges the study: the regression gate and the pull-request summary."""
 
     regression_metrics: tuple[str, ...] = Field(
-        (), description="Metrics whose significant worsening after a retraining fails `--fail-on-regression` "
-                        "(default: the report's headline quality metrics).")
-    report_url: str | None = Field(None, description="Where the full report is published; the summary links to it "
-                                                     "(default: the README.md beside the summary).")
+        (),
+        description="Metrics whose significant worsening after a retraining fails `--fail-on-regression` "
+        "(default: the report's headline quality metrics).",
+    )
+    report_url: str | None = Field(
+        None,
+        description="Where the full report is published; the summary links to it (default: the README.md beside the summary).",
+    )
 
 
 JUDGE_SCALE_DEFAULT = (1, 10)
@@ -308,20 +338,36 @@ class JudgeConfig(Strict):
     id: str = Field(pattern=ID_PATTERN, description="Short unique id of the judge (lowercase, digits, - _ .).")
     name: str | None = Field(None, description="Display name; default the judge model's name or the id.")
     model: str | None = Field(None, description="A model of the study (by id) that acts as the judge.")
-    source: Source | None = Field(None, description="The judge's own source (http endpoint, gguf, local checkpoint), instead of 'model'.")
+    source: Source | None = Field(
+        None, description="The judge's own source (http endpoint, gguf, local checkpoint), instead of 'model'."
+    )
     backend: Literal["transformers", "llamacpp", "http"] | None = Field(
-        None, description="Inference backend for 'source'; by default derived from the source type.")
+        None, description="Inference backend for 'source'; by default derived from the source type."
+    )
     mode: Literal["pairwise", "rubric"] = Field(
-        "pairwise", description="pairwise: each model's answer against the baseline's, in both orders (verdict A, B or tie); "
-        "rubric: each answer scored on 'scale' against 'rubric' (and the prompt's reference).")
-    baseline: str | None = Field(None, description="pairwise: the model every other model is compared with (default the first model).")
-    models: tuple[str, ...] = Field((), description="Models to judge (default every runnable model; the baseline is never judged against itself).")
+        "pairwise",
+        description="pairwise: each model's answer against the baseline's, in both orders (verdict A, B or tie); "
+        "rubric: each answer scored on 'scale' against 'rubric' (and the prompt's reference).",
+    )
+    baseline: str | None = Field(
+        None, description="pairwise: the model every other model is compared with (default the first model)."
+    )
+    models: tuple[str, ...] = Field(
+        (), description="Models to judge (default every runnable model; the baseline is never judged against itself)."
+    )
     rubric: str | None = Field(None, description="rubric: what a good answer is (the criteria the judge scores against).")
     scale: tuple[int, int] = Field(JUDGE_SCALE_DEFAULT, description="rubric: lowest and highest score, e.g. [1, 10].")
-    min_consistency: float = Field(0.6, ge=0, le=1, description="Position consistency below which the judge's verdicts are called unreliable.")
+    min_consistency: float = Field(
+        0.6, ge=0, le=1, description="Position consistency below which the judge's verdicts are called unreliable."
+    )
     max_new_tokens: int = Field(256, ge=1, le=32768, description="Most tokens the judge writes per judgement.")
-    template: str | None = Field(None, description="Template name for the judge prompt (default judge/pairwise.j2 / judge/rubric.j2, looked up in --templates first).")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Precision of a judge with its own source.")
+    template: str | None = Field(
+        None,
+        description="Template name for the judge prompt (default judge/pairwise.j2 / judge/rubric.j2, looked up in --templates first).",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Precision of a judge with its own source."
+    )
     threads: int | None = Field(None, ge=1, description="CPU threads of a judge with its own source.")
 
     @model_validator(mode="after")
@@ -340,8 +386,14 @@ class JudgeConfig(Strict):
         """The judge as a runnable model: the study's model, or one made from its own source."""
         if self.model is not None:
             return study.model(self.model)
-        return ModelConfig(id=f"judge.{self.id}", name=self.name or self.id, source=self.source, backend=self.backend,
-                           dtype=self.dtype, threads=self.threads)
+        return ModelConfig(
+            id=f"judge.{self.id}",
+            name=self.name or self.id,
+            source=self.source,
+            backend=self.backend,
+            dtype=self.dtype,
+            threads=self.threads,
+        )
 
     def settings(self) -> GenerationSettings:
         """Greedy decoding: a judge's verdict on the same answers must not change between runs."""
@@ -354,17 +406,26 @@ class Study(Strict):
     title: str = Field(description="The report's title.")
     subtitle: str | None = Field(None, description="A line under the title.")
     authors: tuple[str, ...] = Field((), description="Authors named under the title.")
-    introduction: str | None = Field(None, description="Hand-written introduction (Markdown); default: one written from the study.")
+    introduction: str | None = Field(
+        None, description="Hand-written introduction (Markdown); default: one written from the study."
+    )
     conclusion: str | None = Field(None, description="Hand-written closing words, shown after the computed conclusion.")
     prompts: Path | None = Field(None, description="Prompt set file (YAML or JSONL).")
-    generation: GenerationSettings = Field(GenerationSettings(), description="How text is generated, for every model (a model's 'generation' overrides keys).")
+    generation: GenerationSettings = Field(
+        GenerationSettings(), description="How text is generated, for every model (a model's 'generation' overrides keys)."
+    )
     models: tuple[ModelConfig, ...] = Field(min_length=1, description="The models to compare (at least one; ids unique).")
     claims: tuple[Claim, ...] = Field((), description="Hand-written statements checked against the spec and metric tables.")
     glossary: tuple[GlossaryEntry, ...] = Field((), description="Terms explained at the end of the report.")
     output: OutputConfig = Field(OutputConfig(), description="Where the report goes and in which formats.")
-    execution: ExecutionConfig = Field(ExecutionConfig(), description="Where the models run: this process (engine: local) or Ray actors on a cluster (engine: ray).")
+    execution: ExecutionConfig = Field(
+        ExecutionConfig(),
+        description="Where the models run: this process (engine: local) or Ray actors on a cluster (engine: ray).",
+    )
     ci: CIConfig = Field(CIConfig(), description="The regression gate and the pull-request summary.")
-    judges: tuple[JudgeConfig, ...] = Field((), description="Models that grade the answers (pairwise or on a rubric); see the README.")
+    judges: tuple[JudgeConfig, ...] = Field(
+        (), description="Models that grade the answers (pairwise or on a rubric); see the README."
+    )
 
     _path: Path = PrivateAttr()
     _lines: dict = PrivateAttr(default_factory=dict)
@@ -383,8 +444,10 @@ class Study(Strict):
     def _resources_name_models(self) -> "Study":
         unknown = sorted(set(self.execution.resources) - {"default"} - {m.id for m in self.models})
         if unknown:
-            raise ValueError(f"execution.resources: no model with id {', '.join(unknown)}. "
-                             f"Fix: use 'default' or a model id ({', '.join(m.id for m in self.models)})")
+            raise ValueError(
+                f"execution.resources: no model with id {', '.join(unknown)}. "
+                f"Fix: use 'default' or a model id ({', '.join(m.id for m in self.models)})"
+            )
         return self
 
     @model_validator(mode="after")
@@ -398,7 +461,9 @@ class Study(Strict):
             named = [("model", judge.model), ("baseline", judge.baseline), *(("models", m) for m in judge.models)]
             for key, model_id in named:
                 if model_id is not None and model_id not in ids:
-                    raise ValueError(f"judge '{judge.id}': {key} '{model_id}' is not a model of the study (known: {', '.join(ids)})")
+                    raise ValueError(
+                        f"judge '{judge.id}': {key} '{model_id}' is not a model of the study (known: {', '.join(ids)})"
+                    )
         return self
 
     # -- derived ---------------------------------------------------------------------------
@@ -501,7 +566,9 @@ def missing_files(study: Study) -> list[str]:
             try:
                 need(model.source.resolve(), (*base, "source", "path"), "GGUF file", "point it at a .gguf file")
             except ConfigError as exc:
-                problems.append(f"{study.where(*base, 'source', 'package')}: {format_loc((*base, 'source', 'package'))}: {exc.problems[0]}")
+                problems.append(
+                    f"{study.where(*base, 'source', 'package')}: {format_loc((*base, 'source', 'package'))}: {exc.problems[0]}"
+                )
         if model.adapter is not None:
             if model.adapter.path is not None:
                 need(model.adapter.path, (*base, "adapter", "path"), "adapter folder", "train the adapter or fix the path")

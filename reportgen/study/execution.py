@@ -9,8 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["ExecutionConfig", "ResourceRequest", "parse_bytes"]
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
@@ -29,10 +39,14 @@ class ResourceRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    num_gpus: float | None = Field(None, ge=0, description="GPUs for the actor (fractions share a GPU); Ray sets its CUDA_VISIBLE_DEVICES.")
+    num_gpus: float | None = Field(
+        None, ge=0, description="GPUs for the actor (fractions share a GPU); Ray sets its CUDA_VISIBLE_DEVICES."
+    )
     num_cpus: float | None = Field(None, ge=0, description="CPUs for the actor (default 1).")
     memory: int | None = Field(None, ge=0, description="Memory to reserve for the actor: bytes or a size such as 16GiB.")
-    resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources, e.g. {node_a: 1} to pin the model to the nodes that offer it.")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Custom Ray resources, e.g. {node_a: 1} to pin the model to the nodes that offer it."
+    )
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -52,24 +66,33 @@ class ExecutionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    engine: Literal["local", "ray"] = Field("local", description="local: one model after another in this process; ray: one Ray actor per model.")
+    engine: Literal["local", "ray"] = Field(
+        "local", description="local: one model after another in this process; ray: one Ray actor per model."
+    )
     address: str | None = Field(
-        None, description="Ray cluster to join: 'auto' (the cluster this machine belongs to, after `ray start`), "
-                          "'ray://host:10001' (Ray Client) or 'host:6379'; null starts a local cluster for this run.")
-    shard_size: int = Field(32, ge=1, le=100000, description="Prompts per shard: the unit an actor runs and the driver stores at once.")
+        None,
+        description="Ray cluster to join: 'auto' (the cluster this machine belongs to, after `ray start`), "
+        "'ray://host:10001' (Ray Client) or 'host:6379'; null starts a local cluster for this run.",
+    )
+    shard_size: int = Field(
+        32, ge=1, le=100000, description="Prompts per shard: the unit an actor runs and the driver stores at once."
+    )
     max_restarts: int = Field(3, ge=0, le=100, description="How often Ray restarts a model's actor that died.")
     max_task_retries: int = Field(3, ge=0, le=100, description="How often a shard is retried after its actor died in it.")
     resources: dict[str, ResourceRequest] = Field(
         default_factory=dict,
         description="Per-model actor resources by model id; 'default' (num_gpus: 1 unless given) applies to every "
-                    "model and a model's own entry overrides its keys.")
+        "model and a model's own entry overrides its keys.",
+    )
 
     @field_validator("address")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
         if value is None or value in ("auto", "local") or re.match(r"^(ray://)?[\w.\-\[\]:]+:\d+$", value):
             return value
-        raise ValueError(f"'{value}' is not a Ray address. Fix: write auto, ray://HOST:10001, HOST:6379, or null for a local cluster")
+        raise ValueError(
+            f"'{value}' is not a Ray address. Fix: write auto, ray://HOST:10001, HOST:6379, or null for a local cluster"
+        )
 
     def resources_for(self, model_id: str) -> ResourceRequest:
         default = self.resources.get("default", ResourceRequest(num_gpus=1))

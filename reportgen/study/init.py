@@ -39,7 +39,9 @@ def read_front_matter(readme: Path) -> dict[str, Any]:
     try:
         _, data = compose_yaml(match.group(1), readme)  # aliases bounded, as in study configs
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{readme}: the model card's front matter is not valid YAML ({exc.__class__.__name__}). Fix: correct it or remove it") from None
+        raise ConfigError(
+            f"{readme}: the model card's front matter is not valid YAML ({exc.__class__.__name__}). Fix: correct it or remove it"
+        ) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -74,7 +76,9 @@ def model_entry(path: Path, base: Path, known: dict[str, Path]) -> dict[str, Any
     placeholder_card = {key: PLACEHOLDER for key in ("description", "application", "use", "limitation")}
     if path.is_file():
         if path.suffix != ".gguf":
-            raise ConfigError(f"{path}: not a model folder or a .gguf file. Fix: pass a folder with config.json, an adapter folder, or a .gguf file")
+            raise ConfigError(
+                f"{path}: not a model folder or a .gguf file. Fix: pass a folder with config.json, an adapter folder, or a .gguf file"
+            )
         return {
             "id": slug(path.stem),
             "name": path.stem,
@@ -105,7 +109,9 @@ def model_entry(path: Path, base: Path, known: dict[str, Path]) -> dict[str, Any
     else:
         ggufs = sorted(path.glob("*.gguf"))
         if not ggufs:
-            raise ConfigError(f"{path}: no config.json, adapter_config.json or .gguf file in this folder. Fix: pass a save_pretrained folder")
+            raise ConfigError(
+                f"{path}: no config.json, adapter_config.json or .gguf file in this folder. Fix: pass a save_pretrained folder"
+            )
         entry["source"] = {"type": "gguf", "path": _rel(ggufs[0], base)}
     entry["card"] = card
     return entry

@@ -30,10 +30,14 @@ class Prompt(Strict):
     id: str = Field(pattern=PROMPT_ID, description="Unique id of the prompt (letters, digits, - _ .).")
     category: str = Field("general", description="Category the report groups results by.")
     prompt: str | None = Field(None, description="The prompt as text (or give 'messages').")
-    messages: tuple[Message, ...] | None = Field(None, description="The prompt as chat messages (or give 'prompt'); at least one user message.")
+    messages: tuple[Message, ...] | None = Field(
+        None, description="The prompt as chat messages (or give 'prompt'); at least one user message."
+    )
     system: str | None = Field(None, description="System prompt for this prompt (default: the set's).")
     format: Literal["chat", "plain"] | None = Field(None, description="chat or plain for this prompt (default: the set's).")
-    reference: str | None = Field(None, description="The expected answer, for the reference metrics (exact match, chrF, ROUGE ...).")
+    reference: str | None = Field(
+        None, description="The expected answer, for the reference metrics (exact match, chrF, ROUGE ...)."
+    )
     references: tuple[str, ...] = Field((), description="More accepted answers.")
 
     @model_validator(mode="after")
@@ -57,10 +61,14 @@ class CorpusText(Strict):
 class PromptSet(Strict):
     name: str = Field("prompts", description="Name of the prompt set.")
     description: str | None = Field(None, description="What the prompt set tests.")
-    format: Literal["chat", "plain"] = Field("chat", description="chat: sent through the model's chat template; plain: sent as written.")
+    format: Literal["chat", "plain"] = Field(
+        "chat", description="chat: sent through the model's chat template; plain: sent as written."
+    )
     system: str | None = Field(None, description="Default system prompt of chat prompts.")
     prompts: tuple[Prompt, ...] = Field(min_length=1, description="The prompts (at least one; ids unique).")
-    lm_corpus: tuple[CorpusText, ...] = Field((), description="Texts scored for language-model metrics (perplexity, bits per byte).")
+    lm_corpus: tuple[CorpusText, ...] = Field(
+        (), description="Texts scored for language-model metrics (perplexity, bits per byte)."
+    )
 
     @field_validator("prompts")
     @classmethod
@@ -134,5 +142,7 @@ def load_prompt_set(path: str | Path) -> PromptSet:
 def study_prompt_set(study: Study) -> PromptSet:
     """The study's prompt set; a study without one has nothing to run (a one-line error naming the key)."""
     if study.prompts is None:
-        raise ConfigError(f"{study.where('prompts')}: the study has no 'prompts' key, so there is nothing to run. Fix: add a prompt set")
+        raise ConfigError(
+            f"{study.where('prompts')}: the study has no 'prompts' key, so there is nothing to run. Fix: add a prompt set"
+        )
     return load_prompt_set(study.prompts)

@@ -39,7 +39,9 @@ def _record_lines(node: yaml.Node, path: Loc, lines: dict[Loc, int], problems: l
 def load_yaml(path: Path, what: str = "file") -> tuple[Any, dict[Loc, int]]:
     """Parse ``path``; return the data and a map from key path to line number."""
     if not path.exists():
-        raise ConfigError(f"{path}: {what} not found. Fix: check the path (relative paths are resolved from the current directory).")
+        raise ConfigError(
+            f"{path}: {what} not found. Fix: check the path (relative paths are resolved from the current directory)."
+        )
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, expected a YAML {what}.")
     text = read_text(path, what, MAX_YAML_BYTES)
@@ -149,8 +151,7 @@ def validate(model: type[T], data: Any, lines: dict[Loc, int], path: Path, conte
         errors = [(e, _data_path(data, tuple(e["loc"]))) for e in exc.errors()]
         for error, loc in errors:
             if error["type"] == "too_short" and any(
-                other is not error and len(other_loc) > len(loc) and other_loc[: len(loc)] == loc
-                for other, other_loc in errors
+                other is not error and len(other_loc) > len(loc) and other_loc[: len(loc)] == loc for other, other_loc in errors
             ):
                 continue  # a list emptied by its own invalid items: the item errors say it all
             line = _line_for(loc, lines)

@@ -77,7 +77,7 @@ def file_digest(path: str | Path, cache_dir: Path | None = None) -> str:
     cached = _read_digest_cache(sidecar)
     cached.pop(key, None)
     if len(cached) >= _DIGEST_CACHE_MAX_ENTRIES:  # keep the newest entries (dicts keep insertion order)
-        cached = dict(list(cached.items())[-(_DIGEST_CACHE_MAX_ENTRIES - 1):])
+        cached = dict(list(cached.items())[-(_DIGEST_CACHE_MAX_ENTRIES - 1) :])
     cached[key] = {"stamp": stamp, "sha256": digest}
     with contextlib.suppress(ReportgenError):  # the cache is an optimisation: an unwritable one is no error
         write_json(sidecar, cached)

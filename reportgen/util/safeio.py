@@ -50,8 +50,7 @@ def decode_utf8(data: bytes, path: Path | str, what: str = "file") -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         bad = data[exc.start : exc.start + 1].hex()
         raise ConfigError(
-            f"{path}:{line}: {what} is not UTF-8 text (byte 0x{bad} at offset {exc.start}). "
-            "Fix: save the file as UTF-8"
+            f"{path}:{line}: {what} is not UTF-8 text (byte 0x{bad} at offset {exc.start}). Fix: save the file as UTF-8"
         ) from None
     return text.removeprefix("\ufeff")
 
@@ -79,7 +78,9 @@ def read_text(path: Path | str, what: str = "file", limit: int = MAX_YAML_BYTES)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     if len(data) > limit:
-        raise ConfigError(f"{path}: {what} is over the {_size(limit)} limit for this kind of file. Fix: check it is the right file")
+        raise ConfigError(
+            f"{path}: {what} is over the {_size(limit)} limit for this kind of file. Fix: check it is the right file"
+        )
     return decode_utf8(data, path, what)
 
 

@@ -21,7 +21,14 @@ from typing import Any
 from reportgen.backends.base import Backend
 from reportgen.backends.http.protocol import Answer, Protocol, finish, protocol_class
 from reportgen.backends.http.transport import (
-    STREAM_REJECTED_STATUS, Failure, Outcome, Redactor, RetryPolicy, http_failure, open_client, redirect_failure,
+    STREAM_REJECTED_STATUS,
+    Failure,
+    Outcome,
+    Redactor,
+    RetryPolicy,
+    http_failure,
+    open_client,
+    redirect_failure,
     transport_errors,
     with_retries,
 )
@@ -113,8 +120,7 @@ class HTTPBackend(Backend):
         if not value:
             index = self._model_index()
             raise BackendError(
-                f"model {self.model.id}: environment variable {env} ({index}.source.token_env) is not set. "
-                f"Fix: export {env}=..."
+                f"model {self.model.id}: environment variable {env} ({index}.source.token_env) is not set. Fix: export {env}=..."
             )
         self.redactor.token = value
         return value
@@ -140,9 +146,12 @@ class HTTPBackend(Backend):
 
     def _retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
-            max_retries=self.source.max_retries, timeout_s=self.source.timeout_s,
-            backoff_base_s=self.backoff_base_s, backoff_max_s=self.backoff_max_s,
-            retry_after_cap_s=self.retry_after_cap_s, loading_wait_max_s=self.loading_wait_max_s,
+            max_retries=self.source.max_retries,
+            timeout_s=self.source.timeout_s,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+            retry_after_cap_s=self.retry_after_cap_s,
+            loading_wait_max_s=self.loading_wait_max_s,
         )
 
     def _one_safe(self, client, request: GenerationRequest) -> GenerationResult:
@@ -152,8 +161,13 @@ class HTTPBackend(Backend):
         except Exception as exc:  # one prompt never stops the batch
             reason = self.redactor.scrub(f"internal error: {type(exc).__name__}: {exc}")[:300]
             return GenerationResult(
-                prompt_id=request.prompt_id, text="", prompt_tokens=None, output_tokens=None,
-                finish_reason="error", latency_s=time.perf_counter() - start, error=reason,
+                prompt_id=request.prompt_id,
+                text="",
+                prompt_tokens=None,
+                output_tokens=None,
+                finish_reason="error",
+                latency_s=time.perf_counter() - start,
+                error=reason,
             )
 
     def _one(self, client, request: GenerationRequest) -> GenerationResult:
@@ -161,8 +175,13 @@ class HTTPBackend(Backend):
         outcome = with_retries(lambda: self._attempt(client, request), self._retry_policy(), self._sleep)
         if outcome.error is not None:
             return GenerationResult(
-                prompt_id=request.prompt_id, text="", prompt_tokens=None, output_tokens=None, finish_reason="error",
-                latency_s=time.perf_counter() - started, error=self.redactor.scrub(outcome.error),
+                prompt_id=request.prompt_id,
+                text="",
+                prompt_tokens=None,
+                output_tokens=None,
+                finish_reason="error",
+                latency_s=time.perf_counter() - started,
+                error=self.redactor.scrub(outcome.error),
                 extra={"attempts": outcome.attempts},
             )
         answer = outcome.value

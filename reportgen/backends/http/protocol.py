@@ -21,13 +21,13 @@ from reportgen.util.registry import Registry
 @dataclass
 class Answer:
     text: str
-    finish_reason: str | None       # as the server says it ("stop", "length", "eos_token", ...)
-    stop_reason: Any = None         # vLLM's stop_reason: the stop string (str) or the eos token id (int)
+    finish_reason: str | None  # as the server says it ("stop", "length", "eos_token", ...)
+    stop_reason: Any = None  # vLLM's stop_reason: the stop string (str) or the eos token id (int)
     prompt_tokens: int | None = None
     output_tokens: int | None = None
     ttft_s: float | None = None
     streamed: bool = False
-    chunks: int | None = None       # streamed pieces of text (about one per token on llama.cpp servers)
+    chunks: int | None = None  # streamed pieces of text (about one per token on llama.cpp servers)
 
 
 class Protocol:
@@ -104,9 +104,14 @@ class Protocol:
             if finish is None:
                 raise Failure("stream ended early", "connection", retry=True)
         return Answer(
-            text="".join(parts), finish_reason=finish, stop_reason=stop_reason,
-            prompt_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens"),
-            ttft_s=ttft, streamed=True, chunks=len(parts),
+            text="".join(parts),
+            finish_reason=finish,
+            stop_reason=stop_reason,
+            prompt_tokens=usage.get("prompt_tokens"),
+            output_tokens=usage.get("completion_tokens"),
+            ttft_s=ttft,
+            streamed=True,
+            chunks=len(parts),
         )
 
     def _event(self, data: str) -> dict[str, Any] | None:

@@ -33,14 +33,20 @@ class Failure(Exception):
     """One attempt failed. ``retry`` says whether another attempt may help; ``wait_s`` is the server's ask."""
 
     def __init__(
-        self, reason: str, kind: str, retry: bool, wait_s: float | None = None, loading: bool = False,
-        status: int | None = None, detail: str | None = None,
+        self,
+        reason: str,
+        kind: str,
+        retry: bool,
+        wait_s: float | None = None,
+        loading: bool = False,
+        status: int | None = None,
+        detail: str | None = None,
     ):
         super().__init__(reason)
         self.status = status
-        self.detail = detail      # e.g. the server's error message, appended after the retry count
+        self.detail = detail  # e.g. the server's error message, appended after the retry count
         self.reason = reason
-        self.kind = kind          # "http", "timeout", "connection", "malformed", "shape"
+        self.kind = kind  # "http", "timeout", "connection", "malformed", "shape"
         self.retry = retry
         self.wait_s = wait_s
         self.loading = loading
@@ -72,9 +78,11 @@ class Redactor:
     def token(self, value: str | None) -> None:
         self._token = value or None
         self._width = min(self.PIECE, len(value)) if value else self.PIECE
-        self._grams = frozenset(
-            form[i : i + self._width] for form in token_forms(value) for i in range(len(form) - self._width + 1)
-        ) if value else frozenset()
+        self._grams = (
+            frozenset(form[i : i + self._width] for form in token_forms(value) for i in range(len(form) - self._width + 1))
+            if value
+            else frozenset()
+        )
 
     def scrub(self, text: str | None) -> str | None:
         if text is None or not self._grams or len(text) < self._width:
@@ -144,7 +152,9 @@ def redirect_failure(response) -> Failure:
     return Failure(
         f"redirected (HTTP {status}) to {redirect_target(response)}; redirects are not followed, so the token "
         "is not sent elsewhere. Fix: set source.url to the final address",
-        "redirect", retry=False, status=status,
+        "redirect",
+        retry=False,
+        status=status,
     )
 
 
@@ -201,8 +211,13 @@ def http_failure(response, body: str, redactor: Redactor) -> Failure:
             wait = float(data["estimated_time"]) if wait is None else wait
     detail = redactor.excerpt(message) if message else redactor.excerpt(body) if body.strip() else None
     return Failure(
-        f"HTTP {status}", "http", retry=status in RETRYABLE_STATUS or status >= 500, wait_s=wait,
-        loading=loading, status=status, detail=detail,
+        f"HTTP {status}",
+        "http",
+        retry=status in RETRYABLE_STATUS or status >= 500,
+        wait_s=wait,
+        loading=loading,
+        status=status,
+        detail=detail,
     )
 
 
@@ -223,7 +238,7 @@ def transport_errors(redactor: Redactor) -> Iterator[None]:
 @dataclass(frozen=True)
 class RetryPolicy:
     max_retries: int
-    timeout_s: float                 # the client's timeout, named in the final error
+    timeout_s: float  # the client's timeout, named in the final error
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     retry_after_cap_s: float = 60.0
@@ -237,7 +252,7 @@ class Outcome(Generic[T]):
     value: T | None
     error: str | None
     attempts: int
-    attempt_s: float = 0.0           # the successful attempt alone
+    attempt_s: float = 0.0  # the successful attempt alone
     loading_waited_s: float = 0.0
 
 

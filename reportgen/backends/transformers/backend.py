@@ -32,13 +32,17 @@ from reportgen.backends.transformers.batching import Item, prepare
 from reportgen.backends.transformers.cpu import ThreadChooser, hidden_size, pack_linears
 from reportgen.backends.transformers.loaded import LoadedModel, describe
 from reportgen.backends.transformers.runtime import (
-    available_memory_bytes, cuda_available, import_torch, rss_bytes, short,
+    available_memory_bytes,
+    cuda_available,
+    import_torch,
+    rss_bytes,
+    short,
 )
 from reportgen.errors import BackendError
 from reportgen.records import GenerationRequest, GenerationResult, LoadInfo, LogLikelihoodResult
 from reportgen.study.config import GenerationSettings, ModelConfig
 
-CPU_BATCH_CAP = 64        # a CPU decode step costs ~a weight read plus a little per row: more rows, more tokens/s
+CPU_BATCH_CAP = 64  # a CPU decode step costs ~a weight read plus a little per row: more rows, more tokens/s
 GPU_BATCH_CAP = 256
 
 
@@ -144,8 +148,9 @@ class TransformersBackend(Backend):
         hidden = int(getattr(text_config, "hidden_size", None) or getattr(text_config, "n_embd", 512))
         return pack_linears(loaded.model, hidden, force=self.packing == "on")
 
-    def _load_details(self, loaded: LoadedModel, config, packed: int, pack_note: str | None,
-                      rss_before: int | None) -> dict[str, Any]:
+    def _load_details(
+        self, loaded: LoadedModel, config, packed: int, pack_note: str | None, rss_before: int | None
+    ) -> dict[str, Any]:
         import torch
         import transformers
 
@@ -213,8 +218,10 @@ class TransformersBackend(Backend):
         runnable = []
         for item in items:
             if limit is not None and not loaded.is_seq2seq and len(item.ids) + settings.max_new_tokens > limit:
-                item.error = (f"prompt has {len(item.ids)} tokens; with max_new_tokens {settings.max_new_tokens} "
-                              f"it exceeds the model's context of {limit} tokens")
+                item.error = (
+                    f"prompt has {len(item.ids)} tokens; with max_new_tokens {settings.max_new_tokens} "
+                    f"it exceeds the model's context of {limit} tokens"
+                )
             else:
                 runnable.append(item)
         return runnable
@@ -237,14 +244,20 @@ class TransformersBackend(Backend):
                 item.error = short(exc)
 
     def _result(self, item: Item, wall: float, batch: int) -> GenerationResult:
-        extra = {"prompt_format": item.prompt_format, "batch_size": batch,
-                 "engine": "fast" if self._use_fast() else "generate"}
+        extra = {"prompt_format": item.prompt_format, "batch_size": batch, "engine": "fast" if self._use_fast() else "generate"}
         if item.finish_time is not None:
             extra["finish_s"] = round(item.finish_time, 6)
         if item.error is not None:
             return GenerationResult(
-                prompt_id=item.request.prompt_id, text="", prompt_tokens=len(item.ids), output_tokens=None,
-                finish_reason="error", latency_s=wall, error=item.error, prompt_text=item.prompt_text, extra=extra,
+                prompt_id=item.request.prompt_id,
+                text="",
+                prompt_tokens=len(item.ids),
+                output_tokens=None,
+                finish_reason="error",
+                latency_s=wall,
+                error=item.error,
+                prompt_text=item.prompt_text,
+                extra=extra,
             )
         return GenerationResult(
             prompt_id=item.request.prompt_id,
@@ -290,9 +303,9 @@ class TransformersBackend(Backend):
         sample = requests[: min(len(requests), 64)]
         lengths = [len(prepare(loaded, 0, r).ids) for r in sample]
         tokens = max(lengths) + max(r.settings.max_new_tokens for r in sample)
-        per_row = layers * 2 * kv_heads * head_dim * elem * tokens      # KV cache
-        per_row += max(lengths) * (2 * hidden + inter) * 4 * 2         # prefill activations (rough)
-        per_row += vocab * 4 * 2                                        # last-step logits and softmax
+        per_row = layers * 2 * kv_heads * head_dim * elem * tokens  # KV cache
+        per_row += max(lengths) * (2 * hidden + inter) * 4 * 2  # prefill activations (rough)
+        per_row += vocab * 4 * 2  # last-step logits and softmax
         if cuda:
             free, _ = torch.cuda.mem_get_info()
             budget = int(free * 0.7)

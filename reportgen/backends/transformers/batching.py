@@ -13,18 +13,18 @@ from reportgen.records import GenerationRequest
 from reportgen.study.config import GenerationSettings
 
 BUCKET_OVERHEAD_TOKENS = 24  # the fixed cost of one more prefill forward, in prompt tokens of compute
-MAX_PREFILL_TOKENS = 8192     # padded tokens in one prefill forward (bounds activation memory)
+MAX_PREFILL_TOKENS = 8192  # padded tokens in one prefill forward (bounds activation memory)
 
 
 @dataclass
 class Item:
     """One request on its way through a batch."""
 
-    index: int                 # position in the caller's list
+    index: int  # position in the caller's list
     request: GenerationRequest
     prompt_text: str
     ids: list[int]
-    prompt_format: str         # what was fed: "chat" (template applied) or "plain"
+    prompt_format: str  # what was fed: "chat" (template applied) or "plain"
     out: list[int] = field(default_factory=list)
     finish: str | None = None
     text: str | None = None
@@ -85,8 +85,9 @@ def finish_text(loaded: LoadedModel, item: Item, stops: tuple[str, ...]) -> None
     item.text = text
 
 
-def buckets(lengths: list[int], new_tokens: int = 0, overhead: int | None = None,
-            max_tokens: int | None = None) -> list[list[int]]:
+def buckets(
+    lengths: list[int], new_tokens: int = 0, overhead: int | None = None, max_tokens: int | None = None
+) -> list[list[int]]:
     """Split indices of ``lengths`` (sorted longest first) into contiguous buckets minimising padded work.
 
     The cost of a bucket is its padded token count (rows × longest row) plus ``overhead`` tokens for the extra

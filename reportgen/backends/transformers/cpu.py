@@ -170,7 +170,7 @@ class ThreadChooser:
         self.hidden = self.DEFAULT_HIDDEN
         self.chosen: int | None = None
         self.checked = 0.0
-        self.probe: dict[int, float] = {}   # the last probe's seconds per thread count
+        self.probe: dict[int, float] = {}  # the last probe's seconds per thread count
         self._governor: ThreadGovernor | None = None
 
     def threads(self, recheck: bool = True) -> int:

@@ -32,9 +32,9 @@ from reportgen.backends.transformers.loaded import LoadedModel
 from reportgen.backends.transformers.sampling import draw, nucleus
 from reportgen.study.config import GenerationSettings
 
-MIN_SHARED_PREFIX = 4     # tokens a group of prompts must share before the prefix is computed once for them
-MIN_PREFIX_GAIN = 16      # prefill tokens a deeper shared prefix must save to be worth one more small forward
-COMPACT_MIN_ROW_STEPS = 12   # finished rows × steps left that justify copying the cache to drop them
+MIN_SHARED_PREFIX = 4  # tokens a group of prompts must share before the prefix is computed once for them
+MIN_PREFIX_GAIN = 16  # prefill tokens a deeper shared prefix must save to be worth one more small forward
+COMPACT_MIN_ROW_STEPS = 12  # finished rows × steps left that justify copying the cache to drop them
 
 
 def row_seed(seed: int, prompt_id: str) -> int:
@@ -60,10 +60,8 @@ def make_buffer_layer():
             import torch
 
             make = torch.zeros if zero else torch.empty
-            self.kbuf = make((batch, like_k.shape[1], self.capacity, like_k.shape[3]),
-                             dtype=like_k.dtype, device=like_k.device)
-            self.vbuf = make((batch, like_v.shape[1], self.capacity, like_v.shape[3]),
-                             dtype=like_v.dtype, device=like_v.device)
+            self.kbuf = make((batch, like_k.shape[1], self.capacity, like_k.shape[3]), dtype=like_k.dtype, device=like_k.device)
+            self.vbuf = make((batch, like_v.shape[1], self.capacity, like_v.shape[3]), dtype=like_v.dtype, device=like_v.device)
             self.device = like_k.device
             self.is_initialized = True
 
@@ -74,8 +72,8 @@ def make_buffer_layer():
             if self.kbuf is None:
                 self.lazy_initialization(key_states, value_states)
             end = self.length + key_states.shape[-2]
-            self.kbuf[:, :, self.length:end] = key_states
-            self.vbuf[:, :, self.length:end] = value_states
+            self.kbuf[:, :, self.length : end] = key_states
+            self.vbuf[:, :, self.length : end] = value_states
             self.length = end
             self.keys = self.kbuf[:, :, :end]
             self.values = self.vbuf[:, :, :end]
@@ -264,10 +262,10 @@ class FastEngine:
         pos = torch.zeros((n, width), dtype=torch.long, device=self.device)
         for r, (parent, tokens) in enumerate(seqs):
             plen, slen = (parent.length if parent is not None else 0), len(tokens)
-            ids[r, width - slen:] = torch.tensor(tokens, dtype=torch.long, device=self.device)
-            mask[r, start - plen: start] = 1
-            mask[r, cols - slen:] = 1
-            pos[r, width - slen:] = torch.arange(plen, plen + slen, device=self.device)
+            ids[r, width - slen :] = torch.tensor(tokens, dtype=torch.long, device=self.device)
+            mask[r, start - plen : start] = 1
+            mask[r, cols - slen :] = 1
+            pos[r, width - slen :] = torch.arange(plen, plen + slen, device=self.device)
         parents = [(r, parent) for r, (parent, _) in enumerate(seqs) if parent is not None]
         if parents:
             for index, layer in enumerate(cache.layers):
@@ -275,8 +273,8 @@ class FastEngine:
                 layer.allocate(n, k0, v0)
                 for r, parent in parents:
                     k, v = parent.kv[index]
-                    layer.kbuf[r, :, start - parent.length: start] = k[0]
-                    layer.vbuf[r, :, start - parent.length: start] = v[0]
+                    layer.kbuf[r, :, start - parent.length : start] = k[0]
+                    layer.vbuf[r, :, start - parent.length : start] = v[0]
         for layer in cache.layers:
             layer.length = start
         logits = self._forward(ids, mask, pos, cache, last_only=True)
@@ -298,12 +296,14 @@ class FastEngine:
             levels.setdefault(depth, []).append(node)
         for depth in sorted(levels):
             level = levels[depth]
-            seqs = [(node.parent, list(node.tokens[node.parent.length if node.parent else 0:])) for node in level]
+            seqs = [(node.parent, list(node.tokens[node.parent.length if node.parent else 0 :])) for node in level]
             cache, mask, _ = self._prefill(seqs)
             for r, node in enumerate(level):
                 columns = mask[r].nonzero().squeeze(1)
-                node.kv = [(layer.kbuf[r: r + 1].index_select(2, columns), layer.vbuf[r: r + 1].index_select(2, columns))
-                           for layer in cache.layers]
+                node.kv = [
+                    (layer.kbuf[r : r + 1].index_select(2, columns), layer.vbuf[r : r + 1].index_select(2, columns))
+                    for layer in cache.layers
+                ]
 
     # ---- the loop
 
@@ -339,20 +339,20 @@ class FastEngine:
         row0 = 0
         for bucket, cols in zip(spans, cols_of):
             n = len(bucket)
-            cache, bmask, logits = self._prefill([(prefix_of.get(p), items[p].ids[prefix_len[p]:]) for p in bucket])
-            bucket_rows = rows[row0: row0 + n]
-            tokens = self._choose(logits, bucket_rows, generators[row0: row0 + n] if generators else None)
+            cache, bmask, logits = self._prefill([(prefix_of.get(p), items[p].ids[prefix_len[p] :]) for p in bucket])
+            bucket_rows = rows[row0 : row0 + n]
+            tokens = self._choose(logits, bucket_rows, generators[row0 : row0 + n] if generators else None)
             now = time.perf_counter() - started
             # the bucket's KV goes into the main cache, right-aligned at prompt_cols
             offset = prompt_cols - cols
             for layer, small in zip(main.layers, cache.layers):
                 if layer.kbuf is None:  # columns past prompt_cols are written by decoding before they are read
                     layer.allocate(len(rows), small.kbuf, small.vbuf, zero=False)
-                layer.kbuf[row0: row0 + n, :, :offset] = 0  # masked, but must be finite (0 × NaN is NaN)
-                layer.vbuf[row0: row0 + n, :, :offset] = 0
-                layer.kbuf[row0: row0 + n, :, offset: prompt_cols] = small.kbuf
-                layer.vbuf[row0: row0 + n, :, offset: prompt_cols] = small.vbuf
-            mask[row0: row0 + n, offset: prompt_cols] = bmask
+                layer.kbuf[row0 : row0 + n, :, :offset] = 0  # masked, but must be finite (0 × NaN is NaN)
+                layer.vbuf[row0 : row0 + n, :, :offset] = 0
+                layer.kbuf[row0 : row0 + n, :, offset:prompt_cols] = small.kbuf
+                layer.vbuf[row0 : row0 + n, :, offset:prompt_cols] = small.vbuf
+            mask[row0 : row0 + n, offset:prompt_cols] = bmask
             for it, token in zip(bucket_rows, tokens):
                 self._accept(it, token, now)
             row0 += n
@@ -378,16 +378,20 @@ class FastEngine:
             step_started = time.perf_counter()
             col = batch.cache.layers[0].length
             batch.mask[:, col] = 1
-            logits = self._forward(batch.current.unsqueeze(1), batch.mask[:, : col + 1], batch.positions.unsqueeze(1),
-                                   batch.cache, last_only=False)
+            logits = self._forward(
+                batch.current.unsqueeze(1), batch.mask[:, : col + 1], batch.positions.unsqueeze(1), batch.cache, last_only=False
+            )
             batch.positions = batch.positions + 1
             tokens = self._choose(logits, batch.live, batch.generators)
             if governor is not None:
                 governor.record(threads, time.perf_counter() - step_started, len(batch.live))
             now = time.perf_counter() - started
             # rows finished earlier and not yet dropped are skipped (their extra tokens are discarded)
-            keep = [r for r, (it, token) in enumerate(zip(batch.live, tokens))
-                    if it.finish is None and not self._accept(it, token, now)]
+            keep = [
+                r
+                for r, (it, token) in enumerate(zip(batch.live, tokens))
+                if it.finish is None and not self._accept(it, token, now)
+            ]
             batch.current = torch.tensor(tokens, dtype=torch.long, device=self.device)
             if not keep:
                 break

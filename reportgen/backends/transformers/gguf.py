@@ -68,7 +68,7 @@ def _remove_stale_temporaries(parent: Path, key: str) -> None:
     """Remove temp folders of conversions of ``key`` killed on this host (their process is gone)."""
     host = socket.gethostname()
     for candidate in parent.glob(f"{_TMP_PREFIX}{key}-*"):
-        parts = candidate.name[len(_TMP_PREFIX):].split("-")
+        parts = candidate.name[len(_TMP_PREFIX) :].split("-")
         # name: .tmp-<key>-<host>-<pid>-<rand>; the host may itself contain dashes
         try:
             pid = int(parts[-2])
@@ -211,8 +211,9 @@ def converted_model_dir(gguf_path: Path, cache_dir: Path | None = None) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BackendError(f"{parent}: cannot create the conversion cache ({exc.strerror or exc}). "
-                           "Fix: set REPORTGEN_CACHE to a writable folder") from None
+        raise BackendError(
+            f"{parent}: cannot create the conversion cache ({exc.strerror or exc}). Fix: set REPORTGEN_CACHE to a writable folder"
+        ) from None
 
     with _lock(parent / f"{key}.lock"):
         if _is_complete(final, digest):  # another process finished it while we waited

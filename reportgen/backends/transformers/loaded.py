@@ -14,16 +14,16 @@ from typing import Any
 
 @dataclass
 class LoadedModel:
-    model: Any                      # possibly a PEFT wrapper; ``base`` is the transformers model inside
+    model: Any  # possibly a PEFT wrapper; ``base`` is the transformers model inside
     tokenizer: Any
-    device: Any                     # a torch.device
-    folder: Path                    # the save_pretrained folder it came from
+    device: Any  # a torch.device
+    folder: Path  # the save_pretrained folder it came from
     is_seq2seq: bool
-    eos_ids: set[int]               # every id that ends a generation (generation config, config, tokenizer)
+    eos_ids: set[int]  # every id that ends a generation (generation config, config, tokenizer)
     pad_id: int
-    cache_kwarg: str                # the forward's name for the KV cache argument
+    cache_kwarg: str  # the forward's name for the KV cache argument
     accepts_logits_to_keep: bool
-    fast_ok: bool                   # whether the fast decoding loop can drive this model's forward
+    fast_ok: bool  # whether the fast decoding loop can drive this model's forward
 
     @property
     def base(self):
@@ -64,11 +64,17 @@ def describe(model, tokenizer, device, folder: Path, config, is_seq2seq: bool) -
     # the fast loop drives the model's forward with its own cache object: only for transformers' own model
     # classes (custom code from the checkpoint may handle caches its own way)
     native = type(base).__module__.startswith("transformers.")
-    fast_ok = (native and not is_seq2seq and "position_ids" in params and cache_kwarg in params
-               and _plain_kv_layers(base.config))
+    fast_ok = native and not is_seq2seq and "position_ids" in params and cache_kwarg in params and _plain_kv_layers(base.config)
     return LoadedModel(
-        model=model, tokenizer=tokenizer, device=device, folder=folder, is_seq2seq=is_seq2seq, eos_ids=eos,
-        pad_id=int(pad), cache_kwarg=cache_kwarg, accepts_logits_to_keep="logits_to_keep" in params,
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        folder=folder,
+        is_seq2seq=is_seq2seq,
+        eos_ids=eos,
+        pad_id=int(pad),
+        cache_kwarg=cache_kwarg,
+        accepts_logits_to_keep="logits_to_keep" in params,
         fast_ok=bool(fast_ok),
     )
 

@@ -54,8 +54,8 @@ class WeightPlan:
     """How the weights are loaded: ``from_pretrained`` keyword arguments and what they amount to."""
 
     kwargs: dict[str, Any]
-    precision: str                  # as reported: the dtype, or e.g. "4-bit nf4"
-    quantized: bool                 # bitsandbytes places the weights itself (no .to(device))
+    precision: str  # as reported: the dtype, or e.g. "4-bit nf4"
+    quantized: bool  # bitsandbytes places the weights itself (no .to(device))
     notes: list[str] = field(default_factory=list)
 
 
@@ -65,15 +65,21 @@ def weight_plan(model: ModelConfig, dtype_name: str, cuda: bool) -> WeightPlan:
     import transformers
 
     dtype_key = "dtype" if version_at_least(transformers.__version__, (4, 56)) else "torch_dtype"
-    plan = WeightPlan({dtype_key: getattr(torch, dtype_name), "trust_remote_code": model.trust_remote_code},
-                      precision=dtype_name, quantized=False)
+    plan = WeightPlan(
+        {dtype_key: getattr(torch, dtype_name), "trust_remote_code": model.trust_remote_code},
+        precision=dtype_name,
+        quantized=False,
+    )
     if dtype_name == "bfloat16" and not cuda:
         from reportgen.backends.transformers.cpu import native_bf16_flags
 
         native = native_bf16_flags()
-        plan.notes.append(f"bfloat16 on the CPU with native {' and '.join(native)}" if native else
-                          "bfloat16 asked; this CPU has no native bfloat16 (avx512_bf16 / amx_bf16), so it is "
-                          "emulated and usually slower than float32")
+        plan.notes.append(
+            f"bfloat16 on the CPU with native {' and '.join(native)}"
+            if native
+            else "bfloat16 asked; this CPU has no native bfloat16 (avx512_bf16 / amx_bf16), so it is "
+            "emulated and usually slower than float32"
+        )
     q = model.quantization
     if q is None or not q.bits:
         return plan
@@ -108,15 +114,21 @@ def load_weights(model: ModelConfig, folder: Path, is_seq2seq: bool, kwargs: dic
 def apply_adapter(model: ModelConfig, weights, adapter: AdapterConfig):
     """``weights`` with the PEFT adapter applied (merged into them when ``adapter.merge``)."""
     if adapter.path is None:
-        raise BackendError(f"{label(model)}: the adapter has only a config ('{adapter.config}'), no weights. "
-                           "Fix: give adapter.path, the trained adapter folder")
+        raise BackendError(
+            f"{label(model)}: the adapter has only a config ('{adapter.config}'), no weights. "
+            "Fix: give adapter.path, the trained adapter folder"
+        )
     path = Path(adapter.path).expanduser()
     if not (path / "adapter_config.json").is_file():
-        raise BackendError(f"{label(model)}: adapter folder '{path}' is missing or has no adapter_config.json. "
-                           "Fix: point adapter.path at a folder written by PEFT's save_pretrained")
+        raise BackendError(
+            f"{label(model)}: adapter folder '{path}' is missing or has no adapter_config.json. "
+            "Fix: point adapter.path at a folder written by PEFT's save_pretrained"
+        )
     if not any(path.glob("adapter_model.*")):
-        raise BackendError(f"{label(model)}: adapter folder '{path}' has no adapter_model.safetensors. "
-                           "Fix: re-save the adapter with PEFT's save_pretrained")
+        raise BackendError(
+            f"{label(model)}: adapter folder '{path}' has no adapter_model.safetensors. "
+            "Fix: re-save the adapter with PEFT's save_pretrained"
+        )
     try:
         from peft import PeftModel
     except ImportError:

@@ -76,8 +76,8 @@ def generate_reference(loaded: LoadedModel, items: list[Item], settings: Generat
         ids = torch.full((len(chunk), width), loaded.pad_id, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
         for row, it in enumerate(chunk):  # left padding (the encoder of a seq2seq model ignores the side)
-            ids[row, width - len(it.ids):] = torch.tensor(it.ids)
-            mask[row, width - len(it.ids):] = 1
+            ids[row, width - len(it.ids) :] = torch.tensor(it.ids)
+            mask[row, width - len(it.ids) :] = 1
         timer = _first_step_timer()
         kwargs: dict[str, Any] = {}
         if stops:
@@ -85,8 +85,11 @@ def generate_reference(loaded: LoadedModel, items: list[Item], settings: Generat
         if settings.do_sample:
             torch.manual_seed(settings.seed)
         out = loaded.model.generate(
-            input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device), generation_config=config,
-            logits_processor=LogitsProcessorList([timer]), **kwargs,
+            input_ids=ids.to(loaded.device),
+            attention_mask=mask.to(loaded.device),
+            generation_config=config,
+            logits_processor=LogitsProcessorList([timer]),
+            **kwargs,
         )
         done = time.perf_counter()
         new = out[:, 1:] if loaded.is_seq2seq else out[:, width:]

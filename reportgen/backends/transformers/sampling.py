@@ -23,8 +23,9 @@ __all__ = ["CANDIDATES", "draw", "nucleus"]
 CANDIDATES = 256  # candidates per row for top-p without top-k; more only when they hold too little mass
 
 
-def nucleus(scores: Any, *, temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0,
-            candidates: int = CANDIDATES) -> tuple[Any, Any]:
+def nucleus(
+    scores: Any, *, temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0, candidates: int = CANDIDATES
+) -> tuple[Any, Any]:
     """``(probs, ids)``, both ``(batch, k)``: each row's candidate token ids, best first, with their
     (unnormalised) probabilities after temperature, top-k and top-p; a token cut by top-p has 0.
     ``ids`` is ``None`` (and ``probs`` the whole vocabulary) when nothing restricts the distribution."""

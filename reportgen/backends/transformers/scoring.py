@@ -22,8 +22,7 @@ LOGLIK_MAX_LOGIT_BYTES = 256 << 20  # logits memory per scoring forward
 Window = tuple[int, list[int], int]
 
 
-def loglikelihood(loaded: LoadedModel, texts: list[tuple[str, str]],
-                  retune: Callable[[], None]) -> list[LogLikelihoodResult]:
+def loglikelihood(loaded: LoadedModel, texts: list[tuple[str, str]], retune: Callable[[], None]) -> list[LogLikelihoodResult]:
     """Score (id, text) pairs; ``retune`` runs before every forward (the thread count of the moment)."""
     torch = import_torch()
     tokenizer = loaded.tokenizer
@@ -36,13 +35,12 @@ def loglikelihood(loaded: LoadedModel, texts: list[tuple[str, str]],
         while start < len(order):
             width = len(windows[order[start]][1])
             rows = max(1, min(64, per_row_tokens // max(width, 1)))
-            batch = [windows[w] for w in order[start: start + rows]]
+            batch = [windows[w] for w in order[start : start + rows]]
             start += rows
             retune()
             for (index, _, _), nll in zip(batch, score_batch(loaded, batch, width)):  # width: len(ids) of the widest
                 results[index][1] += nll
-    return [LogLikelihoodResult(text_id=r[0], nll_nats=float(r[1]), n_tokens=int(r[2]), n_bytes=int(r[3]))
-            for r in results]
+    return [LogLikelihoodResult(text_id=r[0], nll_nats=float(r[1]), n_tokens=int(r[2]), n_bytes=int(r[3])) for r in results]
 
 
 def _windows(loaded: LoadedModel, texts: list[tuple[str, str]]) -> tuple[list[Window], list[list]]:
@@ -55,7 +53,7 @@ def _windows(loaded: LoadedModel, texts: list[tuple[str, str]]) -> tuple[list[Wi
     for index, (text_id, text) in enumerate(texts):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if loaded.is_seq2seq:
-            windows.extend((index, ids[s: s + limit], len(ids[s: s + limit])) for s in range(0, max(len(ids), 1), limit))
+            windows.extend((index, ids[s : s + limit], len(ids[s : s + limit])) for s in range(0, max(len(ids), 1), limit))
             scored = len(ids)
         else:
             if prefix is None and ids:  # no BOS or EOS to predict the first token from: it is context only
@@ -80,7 +78,7 @@ def score_batch(loaded: LoadedModel, batch: list[Window], width: int) -> list[fl
     for row, (_, chunk, n_predicted) in enumerate(batch):  # right padding: positions stay 0..n-1
         ids[row, : len(chunk)] = torch.tensor(chunk)
         mask[row, : len(chunk)] = 1
-        scored[row, len(chunk) - n_predicted: len(chunk)] = True
+        scored[row, len(chunk) - n_predicted : len(chunk)] = True
     ids, mask = ids.to(device), mask.to(device)
     if loaded.is_seq2seq:
         start = loaded.tokenizer("", return_tensors="pt")["input_ids"].to(device)

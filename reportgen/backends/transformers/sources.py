@@ -30,8 +30,10 @@ def runnable_source(model: ModelConfig) -> LocalSource | HubSource | GGUFSource:
     source = model.source
     if not isinstance(source, (LocalSource, HubSource, GGUFSource)):
         kind = getattr(source, "type", None)
-        raise BackendError(f"{label(model)}: the transformers backend cannot run a source of type '{kind}'. "
-                           "Fix: give a local, hub or gguf source, or choose the matching backend")
+        raise BackendError(
+            f"{label(model)}: the transformers backend cannot run a source of type '{kind}'. "
+            "Fix: give a local, hub or gguf source, or choose the matching backend"
+        )
     return source
 
 
@@ -63,8 +65,7 @@ def gguf_path(model: ModelConfig, source: GGUFSource) -> Path:
 def local_path(model: ModelConfig, source: LocalSource) -> Path:
     path = Path(source.path).expanduser()
     if not path.is_dir():
-        raise BackendError(f"{label(model)}: model folder '{path}' not found. "
-                           "Fix: point source.path at a save_pretrained folder")
+        raise BackendError(f"{label(model)}: model folder '{path}' not found. Fix: point source.path at a save_pretrained folder")
     return path
 
 
@@ -82,12 +83,15 @@ def resolve_dir(model: ModelConfig) -> Path:
 
 def check_folder(model: ModelConfig, folder: Path) -> None:
     if not (folder / "config.json").is_file():
-        raise BackendError(f"{label(model)}: '{folder}' has no config.json. "
-                           "Fix: point the source at a complete save_pretrained folder")
+        raise BackendError(
+            f"{label(model)}: '{folder}' has no config.json. Fix: point the source at a complete save_pretrained folder"
+        )
     weights = [p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES]
     if not weights:
-        raise BackendError(f"{label(model)}: '{folder}' has no weight files (*.safetensors, *.bin). "
-                           "Fix: point the source at a complete save_pretrained folder")
+        raise BackendError(
+            f"{label(model)}: '{folder}' has no weight files (*.safetensors, *.bin). "
+            "Fix: point the source at a complete save_pretrained folder"
+        )
 
 
 # ------------------------------------------------------------------------------------- fingerprint parts

@@ -43,8 +43,15 @@ class ReportFolderFetcher:
         if self.folder != path and self.folder not in path.parents:
             return None
         relative = path.relative_to(self.folder).as_posix()
-        mime = {"svg": "image/svg+xml", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg",
-                "css": "text/css", "gif": "image/gif", "webp": "image/webp"}.get(path.suffix.lower().lstrip("."), "application/octet-stream")
+        mime = {
+            "svg": "image/svg+xml",
+            "png": "image/png",
+            "jpg": "image/jpeg",
+            "jpeg": "image/jpeg",
+            "css": "text/css",
+            "gif": "image/gif",
+            "webp": "image/webp",
+        }.get(path.suffix.lower().lstrip("."), "application/octet-stream")
         if relative in self.pending:
             return self.pending[relative], mime
         if path.is_file():
@@ -104,7 +111,11 @@ def render_pdf(html: str, folder: Path, pending: Mapping[str, bytes] | None = No
     except Exception as exc:  # WeasyPrint raises many kinds; all mean "this PDF could not be made"
         raise RenderError(f"the PDF could not be rendered: {type(exc).__name__}: {str(exc)[:300]}") from exc
     if fetcher.refused:
-        log.warning("the PDF asked for %d URL(s) outside the report folder; refused: %s", len(fetcher.refused), ", ".join(fetcher.refused[:5]))
+        log.warning(
+            "the PDF asked for %d URL(s) outside the report folder; refused: %s",
+            len(fetcher.refused),
+            ", ".join(fetcher.refused[:5]),
+        )
     return pdf, fetcher
 
 
