@@ -6,6 +6,10 @@ prompts (the first ``--prompts`` of configs/prompts/demo.yaml, topped up with bu
 
   naive          transformers ``pipeline("text-generation")`` once per prompt (the GGUF dequantized to
                  float32 by reportgen's conversion, loaded the plain way), on the chat-formatted text;
+  lm-eval        lm-evaluation-harness 0.4.13's ``HFLM.generate_until`` (batch ``--lm-eval-batch``, float32)
+                 on the same folder and texts, in its own virtual environment (.cache/bench/lm-eval, made
+                 from the package index on first use with this torch and transformers); model loading and
+                 a warm-up are not timed (bench/lmeval_side.py);
   reportgen fp32 ``TransformersBackend`` (float32), batches of its suggested size;
   reportgen bf16 the same with ``dtype: bfloat16`` (native on CPUs with avx512_bf16 / amx_bf16);
   llama.cpp      llama-cpp-python's ``Llama.create_completion`` per prompt, on the Q4_1 file itself;
@@ -22,8 +26,10 @@ reportgen fp32 (the transformers sides share weights; llama.cpp computes in Q4_1
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,13 +74,62 @@ def backend_runner(backend, requests):
     return run
 
 
+LM_EVAL_VENV = ROOT / ".cache" / "bench" / "lm-eval"
+LM_EVAL_VERSION = "0.4.13"
+
+
+def lm_eval_python() -> Path:
+    """lm-eval's own virtual environment, made from the package index on first use (same torch and transformers)."""
+    python = LM_EVAL_VENV / "bin" / "python"
+    if not python.exists():
+        import torch
+        import transformers
+
+        print(f"installing lm-eval {LM_EVAL_VERSION} into {LM_EVAL_VENV} (once) ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(LM_EVAL_VENV)], check=True)
+        torch_spec = f"torch=={torch.__version__.split('+')[0]}"
+        subprocess.run([str(python), "-m", "pip", "install", "-q", torch_spec], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                f"lm_eval[hf]=={LM_EVAL_VERSION}",
+                f"transformers=={transformers.__version__}",
+            ],
+            check=True,
+        )
+    return python
+
+
+def lm_eval_runner(model_dir: str, texts: list[str], stop: list[str], tokens: int, threads: int, batch: int):
+    python = lm_eval_python()
+    job = json.dumps(
+        {"model_dir": model_dir, "texts": texts, "stop": stop, "max_new_tokens": tokens, "threads": threads, "batch_size": batch}
+    )
+
+    def run():
+        done = subprocess.run(
+            [str(python), str(ROOT / "bench" / "lmeval_side.py")], input=job, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"lm-eval side failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        return result["wall"], result["cpu"], result["tokens"], result["texts"]
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="threads for every side (default: reportgen's choice)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--skip", default="", help="comma-separated sides to leave out: naive, bf16, llamacpp")
+    parser.add_argument("--skip", default="", help="comma-separated sides to leave out: naive, lm-eval, bf16, llamacpp")
+    parser.add_argument("--lm-eval-batch", type=int, default=32, help="HFLM batch size (the issue's measurement: 32)")
     args = parser.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
 
@@ -107,6 +162,15 @@ def main() -> None:
             return wall, cpu, tokens, out
 
         sides["naive pipeline"] = naive
+    if "lm-eval" not in skip:
+        sides["lm-eval HFLM"] = lm_eval_runner(
+            info.details["model_dir"],
+            [prepare(fp32.loaded, i, r).prompt_text for i, r in enumerate(requests)],
+            [fp32.loaded.tokenizer.decode([i]) for i in fp32.loaded.eos_ids],
+            args.tokens,
+            threads,
+            args.lm_eval_batch,
+        )
     sides["reportgen fp32"] = backend_runner(fp32, requests)
     if "bf16" not in skip:
         bf16 = TransformersBackend(model_config(args.threads).model_copy(update={"dtype": "bfloat16"}))
