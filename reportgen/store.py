@@ -378,6 +378,13 @@ class Store:
         )
         return {(row["prompt_id"], row["request_hash"]) for row in rows}
 
+    def failed_keys(self, fingerprint: str) -> set[tuple[str, str]]:
+        """(prompt_id, request_hash) pairs whose stored result is a failure (the next run retries them)."""
+        rows = self.db.execute(
+            "SELECT prompt_id, request_hash FROM results WHERE fingerprint=? AND finish_reason = 'error'", (fingerprint,)
+        )
+        return {(row["prompt_id"], row["request_hash"]) for row in rows}
+
     def save_results(
         self,
         *,

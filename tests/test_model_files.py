@@ -75,15 +75,43 @@ def test_good_configs_pass():
     assert model_config_problems([], "config.json") == ["config.json: config.json must be a JSON object, got a list"]
 
 
-def test_run_names_file_and_key(tmp_path: Path, tiny_llama_dir: Path):
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ({"num_attention_heads": 0}, "num_attention_heads: must be a whole number from 1"),
+        ({"hidden_size": "big"}, "hidden_size: must be a whole number of at least 1, got a string 'big'"),
+        ("{not json", "config.json:1: invalid JSON"),
+    ],
+    ids=["range", "type", "json"],
+)
+def test_run_refuses_a_broken_config_before_any_model_runs(
+    tmp_path: Path, tiny_llama_dir: Path, tiny_gpt2_dir: Path, content, message
+):
+    """The real CLI in a subprocess: exit 2 (an input error), one line naming the config line, the file, the key
+    and the fix; the good model does not run either (nothing is stored)."""
+    import os
+    import subprocess
+    import sys
+
     shutil.copytree(tiny_llama_dir, tmp_path / "model")
+    shutil.copytree(tiny_gpt2_dir, tmp_path / "good")
     config = tmp_path / "model" / "config.json"
-    config.write_text(json.dumps(json.loads(config.read_text()) | {"num_attention_heads": 0}))
-    result = cli("run", str(study(tmp_path)))
-    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    line = result.output.strip().splitlines()[-1]
-    assert str(config) in line and "num_attention_heads: must be a whole number from 1" in line, line
-    assert "ZeroDivisionError" not in line
+    good = json.loads(config.read_text())
+    config.write_text(json.dumps(good | content) if isinstance(content, dict) else content)
+    path = study(tmp_path, extra="  - id: g\n    name: G\n    source: {type: local, path: good}\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-m", "reportgen", "run", str(path)], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    line = lines[0]
+    assert f"{path}:" in line and str(config) in line and message in line, line
+    if isinstance(content, dict):
+        assert "Fix: correct config.json" in line, line
+    assert "ZeroDivisionError" not in line and done.stdout == ""
+    assert not (tmp_path / "out" / "results.sqlite").exists()
 
 
 @pytest.mark.parametrize(

@@ -109,6 +109,39 @@ def test_changed_prompt_or_settings_rerun_only_what_changed(study_folder: Path):
     assert [m.prompts_run for m in run_study(longer).models] == [6, 6]
 
 
+def test_a_rerun_of_failed_prompts_says_so(study_folder: Path):
+    study = load_config(write_study(study_folder))
+    run_study(study)
+    with Store(store_path(study)) as store, store.transaction() as db:  # three of llama's prompts failed last time
+        db.execute(
+            "UPDATE results SET finish_reason='error', error='boom' WHERE model_id='llama' AND prompt_id IN ('p000', 'p002', 'p004')"
+        )
+    summary = run_study(study)
+    by_id = {m.model_id: m for m in summary.models}
+    assert by_id["llama"].prompts_run == 3 and by_id["gpt2"].prompts_run == 0
+    assert by_id["llama"].reason == "retrying 3 failed prompts", by_id["llama"].reason
+    assert "retrying 3 failed prompts" in by_id["llama"].line()
+
+    with Store(store_path(study)) as store, store.transaction() as db:  # one failure and one changed prompt
+        db.execute("UPDATE results SET finish_reason='error', error='boom' WHERE model_id='llama' AND prompt_id='p001'")
+    (study_folder / "prompts.yaml").write_text((study_folder / "prompts.yaml").read_text().replace("number 3.", "number three."))
+    by_id = {m.model_id: m for m in run_study(load_config(study_folder / "study.yaml")).models}
+    assert by_id["llama"].reason == "retrying 1 failed prompt; 1 of 6 prompts are new, changed or unfinished"
+    assert by_id["gpt2"].reason == "1 of 6 prompts are new, changed or unfinished"
+
+
+def test_rerun_reason_words():
+    from reportgen.run.plan import rerun_reason
+
+    parts = {"weights": "a", "tokenizer": "b"}
+    assert rerun_reason(parts, parts, 2, 6, False, retrying=2) == "retrying 2 failed prompts"
+    assert rerun_reason(parts, parts, 6, 6, False, retrying=6) == "retrying 6 failed prompts"
+    assert rerun_reason(parts, parts, 6, 6, False) == "the prompts or generation settings changed"
+    assert rerun_reason(parts, parts, 0, 6, False, corpus_pending=2) == "2 reference texts are new or changed (bits per byte)"
+    assert rerun_reason(parts, {**parts, "weights": "c"}, 6, 6, False, retrying=1) == "weights changed"
+    assert rerun_reason(parts, parts, 3, 6, True, retrying=3) == "--force was given"
+
+
 def test_force_reruns_without_duplicating_rows(study_folder: Path):
     study = load_config(write_study(study_folder))
     run_study(study)

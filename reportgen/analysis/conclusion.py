@@ -99,7 +99,7 @@ def result_conclusion(study: Study, tables: Any, deltas: Iterable[Any] = ()) -> 
     speed = throughput_finding(rows)
     if speed is not None:
         out.append(Finding("conclusion.fastest", speed.subjects, speed.numbers, "conclusion"))
-    memory = finite_column(rows, "peak_memory_bytes")
+    memory = {m: v for m, v in finite_column(rows, "peak_memory_bytes").items() if v > 0}  # 0 bytes: not measured
     if len(memory) >= 2:
         small = first_min(memory)
         out.append(

@@ -18,6 +18,7 @@ __all__ = [
     "has_results",
     "headline_metric",
     "means",
+    "no_throughput",
     "paired_difference",
     "pareto_front",
     "quality_metrics",
@@ -107,6 +108,19 @@ def efficiency_rows(tables: Any) -> dict[str, dict]:
 def finite_column(rows: Mapping[str, dict], column: str) -> dict[str, float]:
     """model_id → the finite values of ``column`` in ``rows``."""
     return {m: float(r[column]) for m, r in rows.items() if finite(r.get(column))}
+
+
+def no_throughput(rows: dict[str, dict]) -> dict[str, str]:
+    """model_id → why it has no throughput: ``"no_tokens"`` (it generated none) or ``"no_time"`` (its
+    generation took no measurable time). Such a model is left out of every speed ratio."""
+    out = {}
+    for model_id, row in rows.items():
+        tokens, seconds = row.get("generated_tokens"), row.get("generate_time_s")
+        if finite(tokens) and float(tokens) <= 0:
+            out[model_id] = "no_tokens"
+        elif finite(seconds) and float(seconds) <= 0:
+            out[model_id] = "no_time"
+    return out
 
 
 def first_max(values: Mapping[str, float]) -> str:

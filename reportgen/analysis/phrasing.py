@@ -85,8 +85,21 @@ def join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + f" and {items[-1]}"
 
 
-def _times(value: float) -> str:
-    return "∞×" if value == math.inf else ratio(value)
+def _times(value: float | None) -> str:
+    """A factor such as "2.5×"; "n/a" when there is none (a ratio to nothing is never "∞×")."""
+    return ratio(value) if finite(value) and value > 0 else "n/a"
+
+
+_NO_THROUGHPUT = {"no_tokens": "generated no tokens", "no_time": "took no measurable generation time"}
+
+
+def _no_throughput(missing: Mapping[str, str], w: _Writer) -> str:
+    """Why models have no throughput (tokens/s) to compare: one clause per reason."""
+    by_reason: dict[str, list[str]] = {}
+    for model_id, reason in missing.items():
+        by_reason.setdefault(reason, []).append(model_id)
+    clauses = [f"{w.names(ids)} {_NO_THROUGHPUT.get(reason, reason)}" for reason, ids in by_reason.items()]
+    return f"{join(clauses)}, so {'it has' if len(missing) == 1 else 'they have'} no throughput and no ratio (n/a)"
 
 
 def _label(metric: str) -> str:
@@ -426,12 +439,16 @@ def _result_tradeoff(f: Finding, w: _Writer) -> str:
 
 def _result_throughput(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    speed, fast, slow = n["tokens_per_s"], n["fastest"], n["slowest"]
-    return (
-        f"{w.bold('Throughput:')} {w.name(fast)} is the fastest, {_value('tokens_per_s', speed[fast], unit=True)}, "
-        f"{_times(n['ratio'])} the throughput of the slowest, {w.name(slow)} "
-        f"({_value('tokens_per_s', speed[slow], unit=True)}). One measured run per model: no interval."
-    )
+    speed, fast, slow, missing = n["tokens_per_s"], n["fastest"], n["slowest"], n.get("no_throughput") or {}
+    text = f"{w.bold('Throughput:')} {w.name(fast)} is the fastest, {_value('tokens_per_s', speed[fast], unit=True)}"
+    if slow is not None:
+        text += (
+            f", {_times(n['ratio'])} the throughput of the slowest, {w.name(slow)} "
+            f"({_value('tokens_per_s', speed[slow], unit=True)})"
+        )
+    if missing:
+        text += f"; {_no_throughput(missing, w)}"
+    return text + ". One measured run per model: no interval."
 
 
 def _result_latency(f: Finding, w: _Writer) -> str:
@@ -537,6 +554,8 @@ def _variant(f: Finding, w: _Writer) -> str:
             f"throughput {ratio(n['speed_ratio'])} ({_value('tokens_per_s', n['speed_variant'])} vs "
             f"{_value('tokens_per_s', n['speed_base'], unit=True)})"
         )
+    elif n.get("speed_missing"):
+        parts.append(f"throughput ratio n/a ({_no_throughput(n['speed_missing'], w)})")
     if "memory_ratio" in n:
         parts.append(
             f"peak memory {ratio(n['memory_ratio'])} ({human_bytes(n['memory_variant'])} vs {human_bytes(n['memory_base'])})"
@@ -620,11 +639,13 @@ def _conclusion_only_score(f: Finding, w: _Writer) -> str:
 
 def _conclusion_fastest(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    speed = n["tokens_per_s"]
-    return (
-        f"{w.bold('Fastest:')} {w.name(n['fastest'])}, {_value('tokens_per_s', speed[n['fastest']], unit=True)}, "
-        f"{_times(n['ratio'])} the throughput of {w.name(n['slowest'])}."
-    )
+    speed, missing = n["tokens_per_s"], n.get("no_throughput") or {}
+    text = f"{w.bold('Fastest:')} {w.name(n['fastest'])}, {_value('tokens_per_s', speed[n['fastest']], unit=True)}"
+    if n["slowest"] is not None:
+        text += f", {_times(n['ratio'])} the throughput of {w.name(n['slowest'])}"
+    if missing:
+        text += f" ({_no_throughput(missing, w)})"
+    return text + "."
 
 
 def _conclusion_least_memory(f: Finding, w: _Writer) -> str:

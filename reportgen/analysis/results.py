@@ -19,6 +19,7 @@ from reportgen.analysis.measured import (
     first_max,
     first_min,
     means,
+    no_throughput,
     paired_difference,
     pareto_front,
     ranked,
@@ -107,16 +108,22 @@ def tradeoff_finding(tables: Any, metric: str | None) -> Finding | None:
 
 
 def throughput_finding(rows: dict[str, dict]) -> Finding | None:
-    """The fastest and the slowest model by tokens/s (``rows``: measured.efficiency_rows), and the factor between them."""
-    speed = finite_column(rows, "tokens_per_s")
-    if len(speed) < 2:
+    """The fastest and the slowest model by tokens/s (``rows``: measured.efficiency_rows), and the factor between them.
+
+    Only models with a positive throughput are compared; the others are named in ``no_throughput`` with
+    the reason. With one model left, ``slowest`` and ``ratio`` are None (never an infinite factor).
+    """
+    missing = no_throughput(rows)
+    speed = {m: v for m, v in finite_column(rows, "tokens_per_s").items() if m not in missing and v > 0}
+    if len(speed) + len(missing) < 2 or not speed:
         return None
-    fast, slow = first_max(speed), first_min(speed)
-    factor = speed[fast] / speed[slow] if speed[slow] else math.inf
+    fast = first_max(speed)
+    slow = first_min(speed) if len(speed) >= 2 else None
+    factor = speed[fast] / speed[slow] if slow is not None else None
     return Finding(
         "result.throughput",
-        (fast, slow),
-        {"fastest": fast, "slowest": slow, "tokens_per_s": speed, "ratio": factor},
+        (fast, slow) if slow is not None else (fast, *missing),
+        {"fastest": fast, "slowest": slow, "tokens_per_s": speed, "ratio": factor, "no_throughput": missing},
         "efficiency",
     )
 
@@ -134,11 +141,11 @@ def _latency(rows: dict[str, dict]) -> Finding | None:
 
 
 def _memory(rows: dict[str, dict]) -> Finding | None:
-    memory = finite_column(rows, "peak_memory_bytes")
+    memory = {m: v for m, v in finite_column(rows, "peak_memory_bytes").items() if v > 0}  # 0 bytes: not measured
     if len(memory) < 2:
         return None
     small, big = first_min(memory), first_max(memory)
-    factor = memory[big] / memory[small] if memory[small] else math.inf
+    factor = memory[big] / memory[small]
     return Finding(
         "result.memory", (small, big), {"peak_memory_bytes": memory, "least": small, "most": big, "ratio": factor}, "efficiency"
     )

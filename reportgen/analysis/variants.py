@@ -14,6 +14,7 @@ from reportgen.analysis.measured import (
     efficiency_rows,
     higher_is_better,
     means,
+    no_throughput,
     paired_difference,
     quality_metrics,
 )
@@ -161,8 +162,13 @@ def pair_finding(
         numbers[key] = [c["metric"] for c in found]
     numbers["unchanged"] = unchanged if headline else []
     b, v = rows.get(pair.base, {}), rows.get(pair.variant, {})
+    missing = {m: why for m, why in no_throughput(rows).items() if m in (pair.base, pair.variant)}
+    if missing:
+        numbers["speed_missing"] = missing  # a model without throughput: no ratio, and the reason
     for column, key in (("tokens_per_s", "speed"), ("peak_memory_bytes", "memory")):
-        if finite(b.get(column)) and finite(v.get(column)) and float(b[column]) > 0:
+        if column == "tokens_per_s" and missing:
+            continue
+        if finite(b.get(column)) and finite(v.get(column)) and float(b[column]) > 0 and float(v[column]) > 0:
             numbers[f"{key}_ratio"] = float(v[column]) / float(b[column])
             numbers[f"{key}_base"], numbers[f"{key}_variant"] = b[column], v[column]
     same, shared = output_agreement(tables, pair.base, pair.variant)
@@ -176,6 +182,7 @@ def pair_finding(
         or numbers["diversity_changes"]
         or numbers["unchanged"]
         or "speed_ratio" in numbers
+        or "speed_missing" in numbers
         or "memory_ratio" in numbers
         or shared
     ):

@@ -14,35 +14,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from reportgen.study.config import Study
 
 
-def model_file_problems(study: Study) -> list[str]:
-    """Type and range problems of each model's config.json / adapter_config.json and GGUF header.
-
-    The same checks ``specs``, ``render`` and ``run`` make when they read the files (specs.validate);
-    a model whose files are missing is left to ``missing_files``, which names them.
-    """
-    from reportgen.errors import ConfigError
-    from reportgen.specs.study import model_files
-    from reportgen.specs.validate import gguf_header_problems
-
-    problems: list[str] = []
-    for index, model in enumerate(study.models):
-        named = [model.config, model.adapter.config_file if model.adapter is not None else None]
-        if any(path is not None and not Path(path).exists() for path in named):
-            continue
-        try:
-            files = model_files(model)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                key = "adapter" if "adapter_config" in problem else "config" if model.config is not None else "source"
-                problems.append(f"{study.where('models', index, key)}: models[{index}]: {problem}")
-            continue
-        if files.gguf_path is not None and files.gguf_path.exists():
-            problems.extend(
-                f"{study.where('models', index, 'source')}: models[{index}]: {p}" for p in gguf_header_problems(files.gguf_path)
-            )
-    return problems
-
-
 def endpoint_problems(study: Study) -> list[str]:
     """The shape of each HTTP endpoint's URL: http(s), a host, a valid port, no spaces or fragment."""
     from urllib.parse import urlsplit
@@ -134,6 +105,7 @@ def validate(config: Path, probe: bool) -> None:
     """Check a study config and every file it names, without running anything."""
     from reportgen.errors import ConfigError
     from reportgen.report.formats import format_problems
+    from reportgen.specs.study import model_file_problems
     from reportgen.study.config import missing_files
 
     study = load(config)

@@ -7,6 +7,11 @@
   session. kaleido finds the browser through choreographer: ``BROWSER_PATH`` if set, else ``chromium``
   / ``google-chrome`` on ``PATH``. plotly puts a random id in each SVG (clip paths, defs); it is
   replaced by one derived from the chart name, so the output is byte-identical across renders.
+* Offline: the browser starts with ``OFFLINE_CHROMIUM_FLAGS`` (no component updates, background
+  networking, sync, first-run or search-engine screens, DNS prefetch or prediction; every host name
+  resolves to nothing except 127.0.0.1), and the page kaleido loads takes plotly.js from the
+  installed plotly package, never from its CDN. ``tests/test_offline_charts.py`` checks Chromium's
+  net log.
 
 plotly and kaleido are imported inside the functions that use them.
 """
@@ -33,6 +38,25 @@ log = logging.getLogger(__name__)
 PLOTLY_JS = "plotly.min.js"
 CHART_DIR = "charts"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+#: Chromium switches added to choreographer's own (which already disable breakpad, component updates, sync
+#: and the first-run screens): nothing is fetched, resolved or phoned home while charts are exported.
+OFFLINE_CHROMIUM_FLAGS: tuple[str, ...] = (
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-search-engine-choice-screen",
+    "--no-pings",
+    "--dns-prefetch-disable",
+    "--disable-features=NetworkPrediction,OptimizationHints,Translate,MediaRouter,"
+    "DialMediaRouteProvider,AutofillServerCommunication,CertificateTransparencyComponentUpdater,"
+    "NetworkTimeServiceQuerying,PreconnectToSearch",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+)
 # Deterministic colours, one per model in study order (Okabe–Ito, colour-blind safe).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 
@@ -133,9 +157,14 @@ class ChartSet:
         except ImportError as exc:  # pragma: no cover - a core dependency
             raise RenderError("static charts need the Python package 'kaleido'. Fix: pip install 'kaleido>=1'") from exc
 
+        browser = offline_browser_class()
+        plotly_path = _plotly_min_js()
+
         async def export() -> dict[str, bytes]:
             results = {}
-            async with kaleido.Kaleido(n=1, mathjax=False) as session:
+            async with kaleido.Kaleido(
+                n=1, mathjax=False, plotlyjs=plotly_path, browser_cls=browser, enable_extensions=False
+            ) as session:
                 for chart in charts:
                     results[chart.name] = await session.calc_fig(
                         chart.figure, opts={"format": "svg", "width": chart.width, "height": chart.height}
@@ -152,6 +181,38 @@ class ChartSet:
 
 
 _SVG_CACHE: dict[str, bytes] = {}
+
+
+def offline_browser_class():
+    """choreographer's Chromium with ``OFFLINE_CHROMIUM_FLAGS`` added to its command line.
+
+    choreographer has no option for extra switches; kaleido passes ``browser_cls`` through to
+    ``choreographer.Browser``, which builds the command line with ``browser_cls.get_cli()``.
+    """
+    from choreographer.browsers.chromium import Chromium
+
+    flags = tuple(OFFLINE_CHROMIUM_FLAGS)
+
+    class OfflineChromium(Chromium):
+        def get_cli(self):
+            cli = list(super().get_cli())
+            # about:blank as the first tab: without a URL Chromium opens its new-tab page, which is the
+            # default search engine's start page in some builds (Debian: start.duckduckgo.com)
+            return cli + [flag for flag in flags if flag not in cli] + ["about:blank"]
+
+    return OfflineChromium
+
+
+def _plotly_min_js():
+    """The plotly.js file of the installed plotly package (kaleido falls back to a CDN without one)."""
+    from pathlib import Path
+
+    import plotly
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not path.is_file():  # pragma: no cover - a broken plotly install
+        raise RenderError(f"static charts: {path} is missing. Fix: pip install --force-reinstall plotly")
+    return path
 
 
 def _svg_known(key: str) -> bool:

@@ -20,10 +20,11 @@ import reportgen
 from reportgen.format import human_bytes, human_count, is_missing, num, percent
 from reportgen.report.markdown import md_cell, md_code, md_escape, md_inline_code, md_link
 from reportgen.specs import fields as spec_fields
+from reportgen.util.text import TEXT_FIELD_LIMIT, clip, clip_strings
 
 if TYPE_CHECKING:  # pragma: no cover
     from reportgen.analysis import ClaimResult, Statement
-    from reportgen.study.config import ModelConfig, Study
+    from reportgen.study.config import Card, ModelConfig, Study
     from reportgen.specs.study import ModelFiles
     from reportgen.report.charts import ChartSet
     from reportgen.specs.extract import ModelSpec
@@ -409,7 +410,7 @@ def _kv_table(pairs: Sequence[tuple[str, str]], header: tuple[str, str] = ("Prop
 
 
 def _code(value: object) -> str:
-    return "—" if is_missing(value) else md_inline_code(value)
+    return "—" if is_missing(value) else md_inline_code(clip(value))
 
 
 def _yes_no(value: object) -> str:
@@ -510,7 +511,7 @@ def _summary(model: ModelConfig, spec: ModelSpec | None) -> list[tuple[str, str]
         (_label("context_length"), f"{num(spec.context_length)} tokens" if spec.context_length else "—"),
         (_label("vocab_size"), f"{num(spec.vocab_size)} tokens" if spec.vocab_size else "—"),
         (_label("dtype"), _code(spec.dtype)),
-        (_label("transformers_version"), md_escape(spec.transformers_version) if spec.transformers_version else "—"),
+        (_label("transformers_version"), md_escape(clip(spec.transformers_version)) if spec.transformers_version else "—"),
     ]
     if spec.adapter is not None:
         pairs.append(("Adapter", _adapter_short(spec)))
@@ -527,7 +528,7 @@ def _config_table(spec: ModelSpec | None, files: ModelFiles | None) -> Table:
         ("Initialised from (`_name_or_path`)", _code(init) if init else ""),
         (_detailed("architecture"), _code(spec.architecture)),
         (_detailed("model_type"), _code(spec.model_type)),
-        (_detailed("family"), md_cell(spec.family) if spec.family else ""),
+        (_detailed("family"), md_cell(clip(spec.family)) if spec.family else ""),
         (_detailed("task"), _task(spec.task)),
         (_detailed("parameters"), num(spec.parameters) if spec.parameters else "—"),
         (_detailed("hidden_size"), num(spec.hidden_size)),
@@ -542,7 +543,7 @@ def _config_table(spec: ModelSpec | None, files: ModelFiles | None) -> Table:
         (_detailed("weight_bytes"), _dtype_bytes(spec)),
         (_detailed("weight_bytes_4bit"), human_bytes(spec.weight_bytes_4bit)),
         (_detailed("tie_word_embeddings"), _yes_no(spec.tie_word_embeddings)),
-        (_detailed("transformers_version"), md_cell(spec.transformers_version) if spec.transformers_version else ""),
+        (_detailed("transformers_version"), md_cell(clip(spec.transformers_version)) if spec.transformers_version else ""),
         (_detailed("gguf_file_type"), _code(spec.gguf_file_type) if spec.gguf_file_type else ""),
         (
             _detailed("gguf_tensor_types"),
@@ -598,8 +599,25 @@ def _adapter_table(spec: ModelSpec | None) -> Table:
     return _kv_table(pairs, ("Setting", "Value"))
 
 
-def _overview(model: ModelConfig) -> Table:
-    card = model.card
+def clipped_card(card: Card) -> Card:
+    """The card with every text clipped to ``TEXT_FIELD_LIMIT`` characters (a visible "…" where cut)."""
+    update: dict[str, Any] = {}
+    for name, value in card:
+        if isinstance(value, str):
+            update[name] = clip(value)
+        elif isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+            update[name] = tuple(clip(v) for v in value)
+    update["links"] = tuple(link.model_copy(update={"title": clip(link.title)}) for link in card.links)
+    return card.model_copy(update=update)
+
+
+def _link(url: str, title: str) -> str:
+    if len(url) > TEXT_FIELD_LIMIT:  # cut, it would lead somewhere else: the title alone, and why
+        return f"{md_escape(title)} (its address is longer than {TEXT_FIELD_LIMIT} characters: not linked)"
+    return md_link(url, title)
+
+
+def _overview(card: Card) -> Table:
     pairs = [
         ("Library", md_cell(card.library) if card.library else ""),
         ("Language", md_cell(", ".join(card.language)) if card.language else ""),
@@ -661,10 +679,10 @@ def model_view(
     warnings: list[str],
     base: Path | None = None,
 ) -> ModelView:
-    card = model.card
+    card = clipped_card(model.card)
     config_json = ""
     if files is not None and files.config is not None:
-        config_json = md_code(json.dumps(files.config, indent=2, ensure_ascii=False), "json")
+        config_json = md_code(json.dumps(clip_strings(files.config), indent=2, ensure_ascii=False), "json")
     name = md_escape(model.name).replace("\n", " ")
     return ModelView(
         number=number,
@@ -676,8 +694,8 @@ def model_view(
         use=_inline(card.use),
         limitation=_inline(card.limitation),
         summary=_summary(model, spec),
-        overview=_overview(model),
-        links=[md_link(link.url, link.title) for link in card.links],
+        overview=_overview(card),
+        links=[_link(link.url, link.title) for link in card.links],
         config_table=_config_table(spec, files),
         config_source=(_display_path(files.config_path, base) or _display_path(files.gguf_path, base)) if files else "",
         config_json=config_json,

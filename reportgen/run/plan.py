@@ -136,7 +136,17 @@ def plan_model(
     )
     _plan_speed(work, store, study.measure, requests, force)
     if work.pending or work.corpus_pending:
-        work.reason = rerun_reason(store.last_fingerprint_parts(model.id), parts, len(pending), len(requests), force)
+        failed = set() if force else store.failed_keys(fingerprint)
+        retrying = sum(1 for r in pending if (r.prompt_id, hashes[r.prompt_id]) in failed)
+        work.reason = rerun_reason(
+            store.last_fingerprint_parts(model.id),
+            parts,
+            len(pending),
+            len(requests),
+            force,
+            retrying=retrying,
+            corpus_pending=len(work.corpus_pending),
+        )
     elif work.speed_pending:
         work.reason = "speed not yet measured with this protocol (measure)"
     return work
@@ -161,8 +171,12 @@ def plan_models(
     return [plan_model(store, study, prompt_set, model, force=force, claimed=claimed) for model in models]
 
 
-def rerun_reason(before: dict | None, parts: dict, pending: int, total: int, force: bool) -> str:
-    """Why a model has work to do: its fingerprint parts against those of its last recorded run."""
+def rerun_reason(
+    before: dict | None, parts: dict, pending: int, total: int, force: bool, *, retrying: int = 0, corpus_pending: int = 0
+) -> str:
+    """Why a model has work to do: its fingerprint parts against those of its last recorded run, then the
+    prompts: ``retrying`` of the ``pending`` ones failed before (stored as failures), the rest are new,
+    changed or were never finished; ``corpus_pending`` reference texts still need scoring."""
     if force:
         return "--force was given"
     if before is None:
@@ -170,9 +184,19 @@ def rerun_reason(before: dict | None, parts: dict, pending: int, total: int, for
     changed = sorted(key for key in set(before) | set(parts) if before.get(key) != parts.get(key))
     if changed:
         return ", ".join(changed) + " changed"
-    if pending < total:
-        return f"{pending} of {total} prompts are new, changed or unfinished"
-    return "the prompts or generation settings changed"
+    reasons = []
+    if retrying:
+        reasons.append(f"retrying {retrying} failed prompt{'s' if retrying != 1 else ''}")
+    rest = pending - retrying
+    if rest and (retrying or pending < total):
+        reasons.append(f"{rest} of {total} prompts are new, changed or unfinished")
+    elif rest:
+        reasons.append("the prompts or generation settings changed")
+    if not pending and corpus_pending:
+        reasons.append(
+            f"{corpus_pending} reference text{'s are' if corpus_pending != 1 else ' is'} new or changed (bits per byte)"
+        )
+    return "; ".join(reasons) or "the prompts or generation settings changed"
 
 
 def shards(requests: list[GenerationRequest], size: int) -> list[list[GenerationRequest]]:

@@ -15,6 +15,7 @@ import uuid
 from importlib import metadata
 from pathlib import Path
 
+from reportgen.errors import ConfigError
 from reportgen.records import RunManifest
 from reportgen.run.execute import Executor, LocalExecutor, Progress
 from reportgen.run.plan import plan_models, select_models
@@ -71,6 +72,17 @@ def executor_for(study: Study) -> Executor:
     return LocalExecutor()
 
 
+def check_model_files(study: Study, model_ids: list[str]) -> None:
+    """The checks ``validate`` makes on the models' config.json, adapter_config.json and GGUF headers,
+    before any model loads: a broken file is a ConfigError (exit 2) naming the file and the key, not a
+    failed model run (exit 1) after the others ran."""
+    from reportgen.specs.study import model_file_problems
+
+    problems = model_file_problems(study, model_ids)
+    if problems:
+        raise ConfigError(problems)
+
+
 def run_study(
     study: Study,
     *,
@@ -90,6 +102,7 @@ def run_study(
     """
     prompt_set = study_prompt_set(study)
     models = select_models(study, model_ids)
+    check_model_files(study, [m.id for m in models])
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     with contextlib.ExitStack() as stack:
         if store is None:

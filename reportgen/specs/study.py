@@ -15,6 +15,7 @@ recomputes the 4-bit estimate with it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from reportgen.study.config import Study
     from reportgen.specs.extract import ModelSpec
 
-__all__ = ["ModelFiles", "model_files", "spec_for_model", "spec_table", "study_specs", "SPEC_COLUMNS"]
+__all__ = ["ModelFiles", "model_file_problems", "model_files", "spec_for_model", "spec_table", "study_specs", "SPEC_COLUMNS"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,37 @@ def model_files(model: ModelConfig) -> ModelFiles:
     adapter_path = Path(model.adapter.config_file) if model.adapter is not None else None
     adapter = read_json_object(adapter_path, "adapter_config.json") if adapter_path is not None else None
     return ModelFiles(config_path, config, adapter_path, adapter, gguf_path)
+
+
+def model_file_problems(study: Study, model_ids: Iterable[str] | None = None) -> list[str]:
+    """Type and range problems of each model's config.json / adapter_config.json and GGUF header, one line
+    each naming the study config's line, the file and the key (``model_ids``: only these models).
+
+    The checks ``validate`` makes and ``run`` / ``build`` make before any model runs (specs.validate);
+    a model whose files are missing is left to ``missing_files``, which names them.
+    """
+    from reportgen.specs.validate import gguf_header_problems
+
+    wanted = None if model_ids is None else set(model_ids)
+    problems: list[str] = []
+    for index, model in enumerate(study.models):
+        if wanted is not None and model.id not in wanted:
+            continue
+        named = [model.config, model.adapter.config_file if model.adapter is not None else None]
+        if any(path is not None and not Path(path).exists() for path in named):
+            continue
+        try:
+            files = model_files(model)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                key = "adapter" if "adapter_config" in problem else "config" if model.config is not None else "source"
+                problems.append(f"{study.where('models', index, key)}: models[{index}]: {problem}")
+            continue
+        if files.gguf_path is not None and files.gguf_path.exists():
+            problems.extend(
+                f"{study.where('models', index, 'source')}: models[{index}]: {p}" for p in gguf_header_problems(files.gguf_path)
+            )
+    return problems
 
 
 def spec_for_model(model: ModelConfig) -> ModelSpec | None:

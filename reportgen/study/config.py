@@ -313,6 +313,12 @@ class OutputConfig(Strict):
     )
     timestamp: bool = Field(False, description="Print the build time in the report (breaks byte-identical rebuilds).")
     samples: int | Literal["all"] = Field(12, description="How many prompts to show side by side (or 'all').")
+    pdf_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        le=86400,
+        description="Seconds the PDF's layout (WeasyPrint) may take before the render stops with an error naming the phase.",
+    )
 
 
 class MeasureConfig(Strict):

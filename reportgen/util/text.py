@@ -4,7 +4,32 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["code_fence"]
+__all__ = ["TEXT_FIELD_LIMIT", "clip", "clip_strings", "code_fence"]
+
+#: The most characters the report shows of one text field from a config or a model's files (a model card
+#: field, a string in config.json): longer text is cut there and ends in "…". A 100 KB string without a
+#: space would otherwise cost the PDF's line breaking minutes and fill pages.
+TEXT_FIELD_LIMIT = 2000
+ELLIPSIS = "…"
+
+
+def clip(text: object, limit: int = TEXT_FIELD_LIMIT) -> str | None:
+    """``text`` cut to ``limit`` characters, the last one a visible "…" when it was longer (None stays None)."""
+    if text is None:
+        return None
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def clip_strings(value: object, limit: int = TEXT_FIELD_LIMIT) -> object:
+    """Every string inside a JSON-like value (dicts, lists) clipped, keys included; other values as they are."""
+    if isinstance(value, str):
+        return clip(value, limit)
+    if isinstance(value, dict):
+        return {clip(str(k), limit): clip_strings(v, limit) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clip_strings(v, limit) for v in value]
+    return value
 
 
 def code_fence(text: object, info: str = "") -> str:

@@ -97,17 +97,35 @@ class ReportFolderFetcher:
         return fetch
 
 
-def render_pdf(html: str, folder: Path, pending: Mapping[str, bytes] | None = None) -> tuple[bytes, ReportFolderFetcher]:
-    """Print ``html`` to PDF bytes; relative URLs resolve inside ``folder`` (from ``pending`` first)."""
+def render_pdf(
+    html: str,
+    folder: Path,
+    pending: Mapping[str, bytes] | None = None,
+    *,
+    timeout_s: float | None = None,
+    suspect: str = "",
+) -> tuple[bytes, ReportFolderFetcher]:
+    """Print ``html`` to PDF bytes; relative URLs resolve inside ``folder`` (from ``pending`` first).
+
+    Watchdog: WeasyPrint runs in a daemon thread; when it has not finished after ``timeout_s`` seconds
+    (``output.pdf_timeout_s``) the render stops with a RenderError naming the phase and ``suspect`` (the
+    likely cause, e.g. the longest text field). The abandoned thread ends with the process.
+    """
     try:
         import weasyprint
     except ImportError as exc:  # pragma: no cover - a core dependency
         raise MissingExtraError("weasyprint", "pdf", "Writing the PDF report") from exc
     fetcher = ReportFolderFetcher(folder, pending)
     base_url = Path(folder).resolve().as_uri() + "/"
-    try:
+
+    def layout() -> bytes:
         document = weasyprint.HTML(string=html, base_url=base_url, url_fetcher=fetcher.weasyprint_fetcher())
-        pdf = document.write_pdf()
+        return document.write_pdf()
+
+    try:
+        pdf = _with_watchdog(layout, timeout_s, suspect)
+    except RenderError:
+        raise
     except Exception as exc:  # WeasyPrint raises many kinds; all mean "this PDF could not be made"
         raise RenderError(f"the PDF could not be rendered: {type(exc).__name__}: {str(exc)[:300]}") from exc
     if fetcher.refused:
@@ -117,6 +135,51 @@ def render_pdf(html: str, folder: Path, pending: Mapping[str, bytes] | None = No
             ", ".join(fetcher.refused[:5]),
         )
     return pdf, fetcher
+
+
+def _with_watchdog(work, timeout_s: float | None, suspect: str) -> bytes:
+    """``work()`` in a daemon thread, waited for at most ``timeout_s`` seconds (None: no limit)."""
+    if timeout_s is None:
+        return work()
+    import threading
+
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["pdf"] = work()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="reportgen-pdf-layout", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        likely = f"; the likely cause is {suspect}" if suspect else ""
+        raise RenderError(
+            f"the PDF phase (WeasyPrint layout and write_pdf) did not finish within {timeout_s:g} s (output.pdf_timeout_s)"
+            f"{likely}. Fix: shorten that text, render without the PDF (--format html), or raise output.pdf_timeout_s"
+        )
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["pdf"]  # type: ignore[return-value]
+
+
+def longest_text(study) -> str:
+    """Where the study's longest free text is (a model card field, a name, the title), and its length."""
+    best: tuple[int, str] = (0, "")
+    candidates = [("title", getattr(study, "title", None))]
+    for index, model in enumerate(getattr(study, "models", ())):
+        candidates.append((f"models[{index}].name", model.name))
+        for name, value in model.card:
+            values = value if isinstance(value, tuple) else (value,)
+            for item in values:
+                text = item if isinstance(item, str) else getattr(item, "title", None)  # a Link: its title
+                candidates.append((f"models[{index}].card.{name}", text))
+    for where, text in candidates:
+        if isinstance(text, str) and len(text) > best[0]:
+            best = (len(text), where)
+    return f"{best[1]} ({best[0]:,} characters)" if best[1] else ""
 
 
 class PdfFormat(Format):
@@ -131,7 +194,10 @@ class PdfFormat(Format):
         from reportgen.report.markdown import markdown_to_html
 
         page = html_page(job.env, job.context.variables(), markdown_to_html(job.body))
-        pdf, fetcher = render_pdf(page, job.folder, pending=job.pending)
+        study = job.study
+        timeout = study.output.pdf_timeout_s if study is not None else None
+        suspect = longest_text(study) if study is not None else ""
+        pdf, fetcher = render_pdf(page, job.folder, pending=job.pending, timeout_s=timeout, suspect=suspect)
         return FormatOutput({self.file_name: pdf}, fetcher.requested, fetcher.refused)
 
 
