@@ -14,7 +14,7 @@ import pytest
 
 from reportgen.analysis.claims import evaluate_check
 from reportgen.backends.base import Backend
-from reportgen.records import GenerationRequest, GenerationResult
+from reportgen.records import GenerationRequest
 from reportgen.run import plan
 from reportgen.run.measure import WARMUP_NEW_TOKENS, WARMUP_PROMPTS, warm_up
 from reportgen.run.runner import run_study

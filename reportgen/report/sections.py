@@ -287,8 +287,7 @@ def speed_protocol(study: Study, tables: Tables) -> str:
     passes = sorted({int(r["speed_passes"]) for r in rows if _finite(r.get("speed_passes")) and r["speed_passes"] > 0})
     measure = study.measure
     warm = (
-        f"after {measure.warmup} untimed warm-up batch{'es' if measure.warmup != 1 else ''} of a few prompts "
-        "(endpoints excepted)"
+        f"after {measure.warmup} untimed warm-up batch{'es' if measure.warmup != 1 else ''} of a few prompts (endpoints excepted)"
         if measure.warmup
         else "with no warm-up"
     )
