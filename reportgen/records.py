@@ -18,6 +18,7 @@ __all__ = [
     "ModelPlacement",
     "ModelRunRecord",
     "RunManifest",
+    "SpeedPass",
 ]
 
 
@@ -47,6 +48,13 @@ class GenerationResult:
     def failed(self) -> bool:
         return self.finish_reason == "error"
 
+    @property
+    def sequence_latency_s(self) -> float:
+        """Time to this prompt's last token: inside a batch from the batch's start (``extra['finish_s']``, which
+        batching backends record), else the prompt's own latency."""
+        finish = self.extra.get("finish_s")
+        return float(finish) if isinstance(finish, (int, float)) and not isinstance(finish, bool) else self.latency_s
+
 
 @dataclass
 class LogLikelihoodResult:
@@ -64,6 +72,23 @@ class LoadInfo:
     weight_bytes: int | None = None
     notes: list[str] = field(default_factory=list)  # warnings a reader should see (e.g. "4-bit asked, CPU ran float32")
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpeedPass:
+    """One timed pass over the speed prompts (``measure.repeats``): tokens generated, wall seconds, and
+    each prompt's latency (time to its last token, from the start of its batch)."""
+
+    index: int
+    prompts: int
+    generated_tokens: int
+    seconds: float
+    latencies_s: tuple[float, ...] = ()
+    failures: int = 0
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.generated_tokens / self.seconds if self.seconds > 0 and self.generated_tokens > 0 else None
 
 
 @dataclass(frozen=True)

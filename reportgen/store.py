@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pandas as pd
 
-from reportgen.records import GenerationResult, LoadInfo, LogLikelihoodResult, RunManifest
+from reportgen.records import GenerationResult, LoadInfo, LogLikelihoodResult, RunManifest, SpeedPass
 from reportgen.errors import StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,6 +101,21 @@ CREATE TABLE IF NOT EXISTS loglik (
     PRIMARY KEY (fingerprint, text_id, text_hash)
 );
 CREATE INDEX IF NOT EXISTS results_by_model ON results (model_id, fingerprint);
+CREATE TABLE IF NOT EXISTS speed_passes (
+    fingerprint TEXT NOT NULL,
+    settings_hash TEXT NOT NULL,
+    protocol_hash TEXT NOT NULL,
+    pass_index INTEGER NOT NULL,
+    model_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    prompts INTEGER NOT NULL,
+    generated_tokens INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    latencies TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL,
+    PRIMARY KEY (fingerprint, settings_hash, protocol_hash, pass_index)
+);
 CREATE TABLE IF NOT EXISTS judgements (
     judge_fingerprint TEXT NOT NULL,
     settings_hash TEXT NOT NULL,
@@ -409,6 +424,48 @@ class Store:
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def has_speed_passes(self, fingerprint: str, settings_hash: str, protocol_hash: str, repeats: int) -> bool:
+        """Whether all ``repeats`` timed passes of this protocol are stored for these weights and settings."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM speed_passes WHERE fingerprint=? AND settings_hash=? AND protocol_hash=?",
+            (fingerprint, settings_hash, protocol_hash),
+        ).fetchone()
+        return row[0] >= repeats
+
+    def save_speed_passes(
+        self, *, fingerprint: str, settings_hash: str, protocol_hash: str, model_id: str, run_id: str, passes: list[SpeedPass]
+    ) -> None:
+        """Commit one measurement's timed passes together (a re-measurement replaces them)."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM speed_passes WHERE fingerprint=? AND settings_hash=? AND protocol_hash=?",
+                (fingerprint, settings_hash, protocol_hash),
+            )
+            db.executemany(
+                "INSERT INTO speed_passes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        fingerprint,
+                        settings_hash,
+                        protocol_hash,
+                        p.index,
+                        model_id,
+                        run_id,
+                        p.prompts,
+                        p.generated_tokens,
+                        p.seconds,
+                        p.failures,
+                        json.dumps([round(x, 6) for x in p.latencies_s]),
+                        now,
+                    )
+                    for p in passes
+                ],
+            )
+
+    def speed_frame(self) -> pd.DataFrame:
+        return self.frame("SELECT * FROM speed_passes ORDER BY created_at, pass_index")
+
     def done_loglik(self, fingerprint: str) -> set[tuple[str, str]]:
         rows = self.db.execute("SELECT text_id, text_hash FROM loglik WHERE fingerprint=?", (fingerprint,))
         return {(row["text_id"], row["text_hash"]) for row in rows}
@@ -500,13 +557,14 @@ class Store:
 
     def content_digest(self) -> str:
         """A digest of what the stored rows say (keys and times, not the texts): it changes whenever a
-        result, a model run, a language-modelling score or a judgement is added or replaced."""
+        result, a model run, a language-modelling score, a judgement or a timed pass is added or replaced."""
         sha = hashlib.sha256()
         for sql in (
             "SELECT fingerprint, prompt_id, request_hash, created_at FROM results ORDER BY 1, 2, 3",
             "SELECT run_id, model_id, finished_at, prompts_run FROM model_runs ORDER BY 1, 2",
             "SELECT fingerprint, text_id, text_hash, created_at FROM loglik ORDER BY 1, 2, 3",
             "SELECT judge_fingerprint, settings_hash, prompt_id, hash_a, hash_b, created_at FROM judgements ORDER BY 1, 2, 3, 4, 5",
+            "SELECT fingerprint, settings_hash, protocol_hash, pass_index, created_at FROM speed_passes ORDER BY 1, 2, 3, 4",
         ):
             for row in self.db.execute(sql):
                 sha.update(repr(tuple(row)).encode())

@@ -7,6 +7,7 @@ out one row per model (``metrics_claim_table``). A false claim raises ClaimError
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -76,10 +77,34 @@ def evaluate_check(check: Check, table: pd.DataFrame, *, where: str = "check") -
         value = values[f"{side.model}.{side.field}"]
         return None if value is None else side.factor * value
 
+    def bounds(side: Operand) -> tuple[float, float] | None:
+        """The side's range when its field was measured over repeated passes (``FIELD_low``/``FIELD_high``)."""
+        if side.model is None or f"{side.field}_low" not in table.columns or f"{side.field}_high" not in table.columns:
+            return None
+        found = [_lookup(table, side.model, f"{side.field}_{end}") for end in ("low", "high")]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in found):
+            return None
+        low, high = side.factor * found[0], side.factor * found[1]
+        return (min(low, high), max(low, high))
+
     failed = []
     for comparison in check.comparisons:
         left, right = resolve(comparison.left), resolve(comparison.right)
-        if left is None or right is None or not compare(left, comparison.op, right):
+        if left is None or right is None:
+            failed.append(comparison)
+            continue
+        spans = bounds(comparison.left), bounds(comparison.right)
+        if comparison.op in ("<", "<=", ">", ">=") and any(spans):
+            # measured over repeated passes: the claim must hold for every value of both ranges
+            (left_low, left_high), (right_low, right_high) = (span or (value, value) for span, value in zip(spans, (left, right)))
+            holds = (
+                compare(left_low, comparison.op, right_high)
+                if comparison.op[0] == ">"
+                else compare(left_high, comparison.op, right_low)
+            )
+        else:
+            holds = compare(left, comparison.op, right)
+        if not holds:
             failed.append(comparison)
     return not failed, values, tuple(failed)
 
@@ -109,6 +134,10 @@ def check_claims(
     study: Study, table: pd.DataFrame, *, metrics: pd.DataFrame | None = None, strict: bool = True
 ) -> list[ClaimResult]:
     """Check every claim of the study against ``table`` (the spec table) joined with ``metrics``.
+
+    A comparison of a value measured over repeated timed passes (``tokens_per_s``, ``latency_p50_s`` with
+    ``measure.repeats``) holds only if it holds across the ranges of the passes: ``a.tokens_per_s > b.tokens_per_s``
+    needs a's slowest pass to beat b's fastest.
 
     ``metrics``: the measured values per model (``metrics_claim_table(tables)``), so a check can say
     ``smollm2-lora.exact_match > smollm2.exact_match`` (a metric's mean), ``a.tokens_per_s > 2 * b.tokens_per_s``

@@ -448,7 +448,19 @@ def _result_throughput(f: Finding, w: _Writer) -> str:
         )
     if missing:
         text += f"; {_no_throughput(missing, w)}"
-    return text + ". One measured run per model: no interval."
+    ranges, passes = n.get("ranges") or {}, n.get("passes") or []
+    if not ranges or fast not in ranges:
+        return text + ". One measured run per model: no interval."
+    shown = [m for m in (fast, slow) if m is not None and m in ranges]
+    spans = ", ".join(
+        f"{w.name(m)} {_value('tokens_per_s', ranges[m][0])}–{_value('tokens_per_s', ranges[m][1], unit=True)}" for m in shown
+    )
+    text += f". Medians of {' or '.join(map(str, passes))} timed passes; their ranges: {spans}"
+    if n.get("separated") is True:
+        return text + f"; {w.name(fast)}'s slowest pass beats every other model's fastest."
+    if n.get("separated") is False:
+        return text + f"; the ranges overlap, so the passes do not show {w.name(fast)} to be the fastest."
+    return text + "."
 
 
 def _result_latency(f: Finding, w: _Writer) -> str:

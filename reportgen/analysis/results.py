@@ -120,10 +120,24 @@ def throughput_finding(rows: dict[str, dict]) -> Finding | None:
     fast = first_max(speed)
     slow = first_min(speed) if len(speed) >= 2 else None
     factor = speed[fast] / speed[slow] if slow is not None else None
+    low, high = finite_column(rows, "tokens_per_s_low"), finite_column(rows, "tokens_per_s_high")
+    ranges = {m: (low[m], high[m]) for m in speed if m in low and m in high}
+    passes = sorted({int(v) for m, v in finite_column(rows, "speed_passes").items() if m in speed})
+    # the fastest is fastest on the evidence of the passes only if its slowest pass beats every other's fastest
+    separated = all(ranges[fast][0] > ranges[m][1] for m in speed if m != fast) if len(ranges) == len(speed) and slow else None
     return Finding(
         "result.throughput",
         (fast, slow) if slow is not None else (fast, *missing),
-        {"fastest": fast, "slowest": slow, "tokens_per_s": speed, "ratio": factor, "no_throughput": missing},
+        {
+            "fastest": fast,
+            "slowest": slow,
+            "tokens_per_s": speed,
+            "ratio": factor,
+            "no_throughput": missing,
+            "ranges": ranges,
+            "passes": passes,
+            "separated": separated,
+        },
         "efficiency",
     )
 

@@ -18,6 +18,7 @@ class Backend(abc.ABC):
     """One model behind a batch-shaped interface."""
 
     name: str = ""
+    local: bool = True  # runs in this process (False: a server does the work, so there is nothing to warm up here)
 
     def __init__(self, model: ModelConfig):
         self.model = model

@@ -258,6 +258,7 @@ class ResultSections:
     manifest: the run manifest as captioned Tables.
     manifest_notes: notes the run recorded per model (Markdown-safe lines).
     judged: JudgedViews (built in report.judged), one per judge of the study; empty without judges.
+    speed_protocol: how speed was measured (warm-up, timed passes, what latency means), one Markdown-safe sentence.
     """
 
     headline_metric: str
@@ -273,6 +274,7 @@ class ResultSections:
     manifest: list[Table]
     manifest_notes: list[str]
     judged: list[JudgedView] = field(default_factory=list)
+    speed_protocol: str = ""
 
     def fields(self) -> dict[str, Any]:
         """The context fields these views fill (shallow: the views stay objects)."""
@@ -316,6 +318,7 @@ class ReportContext:
     manifest: the run manifest as captioned Tables (software, hardware, run, generation settings, models).
     manifest_notes: notes the run recorded per model (Markdown-safe lines), e.g. a precision fallback.
     judged: JudgedViews (reportgen.report.judged), one per judge: win rates, strengths or rubric scores, reliability, warning.
+    speed_protocol: how speed was measured (warm-up, timed passes, what latency means), one Markdown-safe sentence.
     """
 
     target: str
@@ -351,6 +354,7 @@ class ReportContext:
     manifest: list[Table] = field(default_factory=list)
     manifest_notes: list[str] = field(default_factory=list)
     judged: list[JudgedView] = field(default_factory=list)
+    speed_protocol: str = ""
 
     def variables(self) -> dict[str, Any]:
         """The template variables: one per field (shallow: the views stay objects)."""

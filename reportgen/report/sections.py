@@ -165,8 +165,8 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
             r = means.get(model_id)
             cell = _ci_cell(headline, r).replace(" [", "<br>[", 1) if r else MISSING
             row.append(_bold(cell, model_id in best["headline"]))
-        row.append(_bold(metric_value("tokens_per_s", eff.get("tokens_per_s")), model_id in best["speed"]))
-        row.append(_bold(metric_value("latency_p50_s", eff.get("latency_p50_s")), model_id in best["latency"]))
+        row.append(_bold(_speed_cell(eff, "tokens_per_s"), model_id in best["speed"]))
+        row.append(_bold(_speed_cell(eff, "latency_p50_s"), model_id in best["latency"]))
         row.append(_bold(metric_value("peak_memory_bytes", eff.get("peak_memory_bytes")), model_id in best["memory"]))
         if show_lm:
             r = lm.get(model_id)
@@ -177,7 +177,7 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
         rows.append(row)
     legend = (
         f"{CI_LEGEND}; {ARROWS_LEGEND}; **bold**: the best value in its column (not necessarily significantly "
-        f"better: see the analysis; {TESTS_LEGEND}). p50: median. Throughput and memory are one measured run per model."
+        f"better: see the analysis; {TESTS_LEGEND}). p50: median. {speed_protocol(study, tables)}"
     )
     return Table(header, rows, ["left", *("right" for _ in header[1:])], "results summary", legend=legend)
 
@@ -281,19 +281,50 @@ def category_table(study: Study, tables: Tables, headline: str | None) -> Table:
     )
 
 
+def speed_protocol(study: Study, tables: Tables) -> str:
+    """How the speed figures were measured, in one sentence (the report states it beside them)."""
+    rows = tables.efficiency.to_dict("records") if not tables.efficiency.empty else []
+    passes = sorted({int(r["speed_passes"]) for r in rows if _finite(r.get("speed_passes")) and r["speed_passes"] > 0})
+    measure = study.measure
+    warm = (
+        f"after {measure.warmup} untimed warm-up batch{'es' if measure.warmup != 1 else ''} of a few prompts (endpoints excepted)"
+        if measure.warmup
+        else "with no warm-up"
+    )
+    latency = "latency: the time from the start of a prompt's batch to its last token"
+    if passes:
+        counts = " or ".join(str(n) for n in passes)
+        prompts = f"the first {measure.prompts} prompts" if measure.prompts else "every prompt"
+        return (
+            f"Speed: {warm}, the median of {counts} timed passes over {prompts}, with the range of the passes "
+            f"(lowest–highest); claims on speed must hold across those ranges; {latency}."
+        )
+    return f"Speed: one timed run per model (the answer run), {warm}: no interval; {latency}."
+
+
+def _speed_cell(row: Mapping[str, Any], column: str) -> str:
+    """A speed figure, with the range of its timed passes when there were several."""
+    text = metric_value(column, row.get(column))
+    low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
+    if _finite(low) and _finite(high) and _finite(row.get(column)):
+        text += f"<br>({metric_value(column, low)}–{metric_value(column, high)})"
+    return text
+
+
 _EFFICIENCY_ROWS = (
     ("device", "Device", "text"),
-    ("tokens_per_s", "Throughput ↑ (tokens/s)", "tokens_per_s"),
+    ("tokens_per_s", "Throughput ↑ (tokens/s)", "speed"),
     ("decode_steps_per_s", "Decode steps/s ↑", "decode_steps_per_s"),
     ("mean_batch_size", "Mean batch size", "plain"),
     ("ttft_p50_s", "Time to first token p50 ↓ (s)", "ttft_p50_s"),
-    ("latency_p50_s", "Latency p50 ↓ (s per prompt)", "latency_p50_s"),
+    ("latency_p50_s", "Latency p50 ↓ (s per prompt)", "speed"),
     ("latency_p95_s", "Latency p95 ↓ (s per prompt)", "latency_p95_s"),
     ("load_time_s", "Load time ↓ (s)", "load_time_s"),
     ("peak_memory_bytes", "Peak memory ↓", "peak_memory_bytes"),
     ("weight_bytes", "Weight memory ↓", "weight_bytes"),
     ("bandwidth_share", "Memory-bandwidth share", "bandwidth_share"),
     ("generated_tokens", "Tokens generated", "count"),
+    ("speed_passes", "Timed passes", "count"),
     ("n_failed", "Failed prompts ↓", "failed"),
 )
 _BEST_DIRECTION = {
@@ -337,6 +368,8 @@ def efficiency_table(study: Study, tables: Tables) -> Table:
                     if _finite(v) and int(v)
                     else (f"0 of {int(rows_by_model[m]['n_prompts'])}" if _finite(v) else MISSING)
                 )
+            elif kind == "speed":
+                text = _speed_cell(rows_by_model[m], column)
             else:
                 text = metric_value(kind, v)
             cells.append(_bold(text, m in best))
@@ -344,10 +377,10 @@ def efficiency_table(study: Study, tables: Tables) -> Table:
     header = ["Measurement", *(_model_header(study, m) for m in ids)]
     per_stream = [m for m in ids if rows_by_model[m].get("throughput_source") == "latency"]
     legend = (
-        "One measured run per model (no interval). **bold**: best in the row. Throughput: generated tokens / "
-        "generation time of the latest run (all sequences of a batch count); p50/p95: median / 95th percentile "
-        "over prompts (a batched prompt counts its batch's time); memory-bandwidth share: weight bytes × decode "
-        "steps/s ÷ measured bandwidth (near 100%: memory-bound)."
+        f"{speed_protocol(study, tables)} **bold**: best in the row. Throughput: generated tokens / wall time "
+        "(all sequences of a batch count); p50/p95: median / 95th percentile over prompts; memory and decode "
+        "steps: the latest answer run; memory-bandwidth share: weight bytes × decode steps/s ÷ measured bandwidth "
+        "(near 100%: memory-bound)."
     )
     if per_stream:
         legend += " Throughput of " + ", ".join(_model_header(study, m) for m in per_stream) + " is per request stream."
@@ -933,4 +966,5 @@ def result_sections(
         manifest=manifest_views,
         manifest_notes=manifest_notes,
         judged=judged_views(study, tables, charts),
+        speed_protocol=speed_protocol(study, tables),
     )

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from reportgen.backends.base import Backend
 from reportgen.errors import BackendError, ReportgenError
 from reportgen.records import GenerationRequest, GenerationResult, LoadInfo
+from reportgen.run.measure import timed_passes, warm_up
 from reportgen.run.plan import ModelWork, shards
 from reportgen.run.sink import StoreSink
 from reportgen.run.summary import ModelRunSummary
@@ -62,10 +63,13 @@ def run_model(work: ModelWork, sink: StoreSink, progress: Progress | None = None
         log.warning("%s: %s", work.model.id, note)
     sink.model_loaded(work, load)
     try:
+        warm_up(backend, work.pending or work.speed_requests, work.measure.warmup)
         if work.pending:
             _generate(work, backend, load, sampler, sink, summary, progress)
         if work.corpus_pending:
             _score(work, backend, sink)
+        if work.speed_pending:
+            _measure(work, backend, sink)
         summary.peak_memory_bytes = _peak_memory(backend, load, sampler)
         sink.model_finished(work, summary)
     finally:
@@ -98,9 +102,8 @@ def _generate(
     progress: Progress | None,
 ) -> None:
     model = work.model
-    size = model.batch_size if isinstance(model.batch_size, int) else backend.suggested_batch_size(work.pending)
     task = progress.add_task(model.id, total=len(work.pending)) if progress is not None else None
-    for batch in shards(work.pending, max(1, size)):
+    for batch in shards(work.pending, batch_size(work, backend, work.pending)):
         started = time.perf_counter()
         results = backend.generate(batch)
         summary.generate_time_s += time.perf_counter() - started
@@ -109,6 +112,19 @@ def _generate(
         sink.batch_done(work, results, summary, _peak_memory(backend, load, sampler))
         if task is not None:
             progress.advance(task, len(batch))
+
+
+def batch_size(work: ModelWork, backend: Backend, requests: list[GenerationRequest]) -> int:
+    """The model's ``batch_size``, or the backend's suggestion for these requests (``auto``)."""
+    size = work.model.batch_size
+    return max(1, size if isinstance(size, int) else backend.suggested_batch_size(requests))
+
+
+def _measure(work: ModelWork, backend: Backend, sink: StoreSink) -> None:
+    """The timed passes of ``measure.repeats``, batched as the answers were, stored together."""
+    batches = shards(work.speed_requests, batch_size(work, backend, work.speed_requests))
+    log.info("%s: %d timed passes over %d prompts", work.model.id, work.measure.repeats, len(work.speed_requests))
+    sink.speed_measured(work, timed_passes(backend, batches, work.measure.repeats))
 
 
 def _check_order(backend: Backend, model_id: str, batch: list[GenerationRequest], results: list[GenerationResult]) -> None:

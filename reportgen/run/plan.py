@@ -15,8 +15,9 @@ from reportgen.backends import create_backend
 from reportgen.backends.base import Backend
 from reportgen.errors import ReportgenError
 from reportgen.records import GenerationRequest
+from reportgen.run.measure import protocol_hash, speed_requests
 from reportgen.store import Store
-from reportgen.study.config import GenerationSettings, ModelConfig, Study
+from reportgen.study.config import GenerationSettings, MeasureConfig, ModelConfig, Study
 from reportgen.study.prompts import CorpusText, PromptSet
 from reportgen.util.hashing import hash_json
 
@@ -72,10 +73,14 @@ class ModelWork:
     corpus_hashes: dict[str, str] = field(default_factory=dict)
     corpus_pending: list[CorpusText] = field(default_factory=list)
     reason: str = ""
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    speed_requests: list[GenerationRequest] = field(default_factory=list)  # what each timed pass runs
+    protocol_hash: str = ""
+    speed_pending: bool = False  # the timed passes of this protocol are not stored yet
 
     @property
     def has_work(self) -> bool:
-        return bool(self.pending or self.corpus_pending)
+        return bool(self.pending or self.corpus_pending or self.speed_pending)
 
     @property
     def cached(self) -> int:
@@ -129,7 +134,8 @@ def plan_model(
         corpus_hashes,
         [c for c in corpus if (c.id, corpus_hashes[c.id]) not in scored],
     )
-    if work.has_work:
+    _plan_speed(work, store, study.measure, requests, force)
+    if work.pending or work.corpus_pending:
         failed = set() if force else store.failed_keys(fingerprint)
         retrying = sum(1 for r in pending if (r.prompt_id, hashes[r.prompt_id]) in failed)
         work.reason = rerun_reason(
@@ -141,7 +147,21 @@ def plan_model(
             retrying=retrying,
             corpus_pending=len(work.corpus_pending),
         )
+    elif work.speed_pending:
+        work.reason = "speed not yet measured with this protocol (measure)"
     return work
+
+
+def _plan_speed(work: ModelWork, store: Store, measure: MeasureConfig, requests: list[GenerationRequest], force: bool) -> None:
+    """Timed passes are due when ``measure.repeats`` asks for them and this protocol's are not stored."""
+    work.measure = measure
+    if not measure.repeats:
+        return
+    work.speed_requests = speed_requests(requests, measure)
+    work.protocol_hash = protocol_hash(measure, work.speed_requests, work.request_hashes)
+    work.speed_pending = force or not store.has_speed_passes(
+        work.fingerprint, work.settings_hash, work.protocol_hash, measure.repeats
+    )
 
 
 def plan_models(

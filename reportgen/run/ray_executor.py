@@ -23,6 +23,7 @@ from typing import Any
 from reportgen.errors import MissingExtraError, ReportgenError
 from reportgen.records import GenerationRequest, LoadInfo
 from reportgen.run.execute import Executor, Progress, _check_order, _count, _load, _peak_memory, run_model
+from reportgen.run.measure import timed_passes, warm_up
 from reportgen.run.plan import ModelWork, model_fingerprint, shards
 from reportgen.run.sink import StoreSink
 from reportgen.run.summary import ModelRunSummary
@@ -79,16 +80,28 @@ class ModelActor:
             }
         return self._state
 
-    def load(self) -> dict[str, Any]:
-        return self._ensure_loaded()
+    def load(self, warmup: list[GenerationRequest] | None = None, batches: int = 0) -> dict[str, Any]:
+        """Load the model (once), then run the untimed warm-up batches of ``measure.warmup``."""
+        state = self._ensure_loaded()
+        warm_up(self._backend, warmup or [], batches)
+        return state
+
+    def measure(self, requests: list[GenerationRequest], repeats: int) -> dict[str, Any]:
+        """The timed passes of ``measure.repeats`` on this node, batched as its shards are."""
+        state = self._ensure_loaded()
+        batches = shards(requests, self._size(requests))
+        return {"passes": timed_passes(self._backend, batches, repeats), "fingerprint": state["fingerprint"]}
+
+    def _size(self, requests: list[GenerationRequest]) -> int:
+        size = self._batch_size
+        return max(1, size if isinstance(size, int) else self._backend.suggested_batch_size(requests))
 
     def generate(self, shard: list[GenerationRequest]) -> dict[str, Any]:
         """Run one shard, in batches of the model's batch size; the results with where they came from."""
         state = self._ensure_loaded()
         backend = self._backend
-        size = self._batch_size if isinstance(self._batch_size, int) else backend.suggested_batch_size(shard)
         results, elapsed = [], 0.0
-        for batch in shards(shard, max(1, size)):
+        for batch in shards(shard, self._size(shard)):
             started = time.perf_counter()
             out = backend.generate(batch)
             elapsed += time.perf_counter() - started
@@ -137,6 +150,7 @@ class _Unit:
     task: Any = None
     placement: dict[str, Any] | None = None
     score_sent: bool = False
+    measure_sent: bool = False
     done: bool = False
 
 
@@ -292,7 +306,8 @@ class RayExecutor(Executor):
         pending: dict[Any, tuple[_Unit, str]] = {}
         for unit in units:
             if unit.actor is not None:
-                pending[unit.actor.load.remote()] = (unit, "load")
+                work = unit.work
+                pending[unit.actor.load.remote(work.pending or work.speed_requests, work.measure.warmup)] = (unit, "load")
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             unit, kind = pending.pop(ready[0])
@@ -309,6 +324,9 @@ class RayExecutor(Executor):
                 self._shard_done(ray, unit, value, sink, progress)
             elif kind == "score":
                 self._scored(unit, value, sink)
+            elif kind == "measure":
+                if value["fingerprint"] == unit.work.fingerprint:
+                    sink.speed_measured(unit.work, value["passes"])
             else:
                 unit.summary.peak_memory_bytes = value
             if not unit.done:
@@ -316,7 +334,8 @@ class RayExecutor(Executor):
 
     def _next(self, ray, unit: _Unit, sink: StoreSink, kind: str, pending: dict) -> None:
         """What the actor does next: its shards (two queued, so it never waits for the driver), then the
-        reference texts' scores, then its peak memory; after that the model is done and its actor goes."""
+        reference texts' scores, then its timed passes, then its peak memory; after that the model is done and
+        its actor goes."""
         while unit.shards_left and unit.outstanding < 2:
             pending[unit.actor.generate.remote(unit.shards_left.pop(0))] = (unit, "shard")
             unit.outstanding += 1
@@ -325,7 +344,11 @@ class RayExecutor(Executor):
         if unit.work.corpus_pending and not unit.score_sent:
             unit.score_sent = True
             pending[unit.actor.score.remote([(c.id, c.text) for c in unit.work.corpus_pending])] = (unit, "score")
-        elif kind in ("load", "shard", "score"):
+        elif unit.work.speed_pending and not unit.measure_sent:
+            unit.measure_sent = True
+            work = unit.work
+            pending[unit.actor.measure.remote(work.speed_requests, work.measure.repeats)] = (unit, "measure")
+        elif kind in ("load", "shard", "score", "measure"):
             pending[unit.actor.peak_memory.remote()] = (unit, "peak")
         elif kind == "peak":
             sink.model_finished(unit.work, unit.summary)

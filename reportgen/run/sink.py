@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from reportgen.records import GenerationResult, LoadInfo, LogLikelihoodResult
+from reportgen.records import GenerationResult, LoadInfo, LogLikelihoodResult, SpeedPass
 from reportgen.run.plan import ModelWork
 from reportgen.run.summary import ModelRunSummary
 from reportgen.store import Store
@@ -71,6 +71,16 @@ class StoreSink:
             run_id=self.run_id,
             text_hashes=work.corpus_hashes,
             results=scores,
+        )
+
+    def speed_measured(self, work: ModelWork, passes: list[SpeedPass]) -> None:
+        self.store.save_speed_passes(
+            fingerprint=work.fingerprint,
+            settings_hash=work.settings_hash,
+            protocol_hash=work.protocol_hash,
+            model_id=work.model.id,
+            run_id=self.run_id,
+            passes=passes,
         )
 
     def model_finished(self, work: ModelWork, summary: ModelRunSummary) -> None:

@@ -33,6 +33,11 @@ EFFICIENCY_COLUMNS = [
     "generated_tokens",
     "generate_time_s",
     "tokens_per_s",
+    "tokens_per_s_low",
+    "tokens_per_s_high",
+    "latency_p50_s_low",
+    "latency_p50_s_high",
+    "speed_passes",
     "throughput_source",
     "decode_steps",
     "decode_steps_per_s",
@@ -45,6 +50,54 @@ EFFICIENCY_COLUMNS = [
 
 # ---------------------------------------------------------------------------------------------
 # Efficiency
+
+
+def _passes(speed: pd.DataFrame | None, fingerprints: set, settings: set) -> pd.DataFrame:
+    """The timed passes of one model's current weights and settings: the most recent protocol's."""
+    if speed is None or speed.empty:
+        return pd.DataFrame()
+    rows = speed[speed["fingerprint"].isin(fingerprints) & speed["settings_hash"].isin(settings)]
+    if rows.empty:
+        return rows
+    latest = rows.sort_values("created_at", kind="stable").iloc[-1]
+    return rows[
+        (rows["fingerprint"] == latest["fingerprint"])
+        & (rows["settings_hash"] == latest["settings_hash"])
+        & (rows["protocol_hash"] == latest["protocol_hash"])
+    ]
+
+
+def pass_figures(passes: pd.DataFrame) -> dict[str, float]:
+    """Median and range over timed passes of throughput (tokens ÷ wall seconds of the pass) and of each
+    pass's median per-prompt latency (time to the prompt's last token). Empty without passes."""
+    if passes.empty:
+        return {}
+    seconds = pd.to_numeric(passes["seconds"], errors="coerce")
+    tokens = pd.to_numeric(passes["generated_tokens"], errors="coerce")
+    rate = (tokens / seconds).where((seconds > 0) & (tokens > 0)).dropna()
+    p50 = [float(np.median(values)) for values in (json.loads(text) for text in passes["latencies"]) if values]
+    figures = {"speed_passes": float(len(passes))}
+    if len(rate):
+        figures.update(tokens_per_s=float(rate.median()), tokens_per_s_low=float(rate.min()), tokens_per_s_high=float(rate.max()))
+    if p50:
+        figures.update(latency_p50_s=float(np.median(p50)), latency_p50_s_low=float(min(p50)), latency_p50_s_high=float(max(p50)))
+    return figures
+
+
+def sequence_latencies(rows: pd.DataFrame) -> list[float]:
+    """Each answered prompt's latency: the time to its last token (``extra.finish_s``, recorded by batching
+    backends from the start of the batch), else its row's ``latency_s`` (a prompt run on its own)."""
+    found = []
+    extras = rows["extra"] if "extra" in rows else pd.Series([None] * len(rows), index=rows.index)
+    for extra, latency in zip(extras, pd.to_numeric(rows["latency_s"], errors="coerce")):
+        finish = None
+        if isinstance(extra, str):
+            try:
+                finish = json.loads(extra).get("finish_s")
+            except (ValueError, AttributeError):
+                finish = None
+        found.append(float(finish) if isinstance(finish, (int, float)) and not isinstance(finish, bool) else float(latency))
+    return found
 
 
 def _batches(rows: pd.DataFrame) -> pd.DataFrame:
@@ -132,6 +185,7 @@ def efficiency_frame(
     bandwidth_bytes_per_s: float | Mapping[str, float] | None = None,
     model_order: Sequence[str] | None = None,
     runs: pd.DataFrame | None = None,
+    speed: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Speed and memory per model, from its current results and its runs (see EFFICIENCY_COLUMNS).
 
@@ -148,7 +202,11 @@ def efficiency_frame(
       the model run's ``details`` if the runner recorded it there, else (CPU runs) from the ``runs``
       frame's manifest ``hardware`` entry. Without one, the share is NaN.
     * weight_bytes: the mapping's value, else the run's recorded ``weight_bytes``.
-    * latency and TTFT percentiles are over the answered prompts (a batched prompt counts its batch's time).
+    * latency percentiles are over the answered prompts, each prompt's time to its last token (inside a
+      batch, from the batch's start: comparable with a backend that runs one prompt at a time); TTFT alike.
+    * With timed passes (``speed``: the store's speed_passes, ``measure.repeats``), tokens_per_s and
+      latency_p50_s are the median over the passes, ``*_low``/``*_high`` their range, ``speed_passes`` their
+      count and ``throughput_source`` 'passes'; decode steps and the bandwidth share stay the answer run's.
     """
     records = []
     manifests = _manifest_bandwidths(runs)
@@ -175,6 +233,10 @@ def efficiency_frame(
             mean_batch = float(batches["size"].sum() / len(batches)) if len(batches) else math.nan
             source = "latency" if len(batches) else None
         tokens_per_s = METRICS.get("tokens_per_s")(generated, seconds)
+        settings = set(rows["settings_hash"]) if "settings_hash" in rows else set()
+        timed = pass_figures(_passes(speed, fingerprints, settings))
+        if "tokens_per_s" in timed:
+            tokens_per_s, source = timed["tokens_per_s"], "passes"
         steps_per_s = METRICS.get("decode_steps_per_s")(steps, seconds)
 
         device = none_if_nan(_last_value(runs, "device", run))
@@ -186,7 +248,7 @@ def efficiency_frame(
         load_time = none_if_nan(_last_value(runs, "load_time_s", run))
         peak = none_if_nan(_last_value(runs, "peak_memory_bytes", run))
         ttft = pd.to_numeric(ok["ttft_s"], errors="coerce").tolist()
-        latency = pd.to_numeric(ok["latency_s"], errors="coerce").tolist()
+        latency = sequence_latencies(ok)
         records.append(
             {
                 "model_id": model_id,
@@ -197,11 +259,16 @@ def efficiency_frame(
                 "load_time_s": METRICS.get("load_time_s")(load_time),
                 "ttft_p50_s": METRICS.get("ttft_p50_s")(ttft),
                 "ttft_p95_s": METRICS.get("ttft_p95_s")(ttft),
-                "latency_p50_s": METRICS.get("latency_p50_s")(latency),
+                "latency_p50_s": timed.get("latency_p50_s", METRICS.get("latency_p50_s")(latency)),
                 "latency_p95_s": METRICS.get("latency_p95_s")(latency),
                 "generated_tokens": generated,
                 "generate_time_s": seconds,
                 "tokens_per_s": tokens_per_s,
+                "tokens_per_s_low": timed.get("tokens_per_s_low", math.nan),
+                "tokens_per_s_high": timed.get("tokens_per_s_high", math.nan),
+                "latency_p50_s_low": timed.get("latency_p50_s_low", math.nan),
+                "latency_p50_s_high": timed.get("latency_p50_s_high", math.nan),
+                "speed_passes": timed.get("speed_passes", math.nan),
                 "throughput_source": source,
                 "decode_steps": steps,
                 "decode_steps_per_s": steps_per_s,

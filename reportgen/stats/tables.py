@@ -78,7 +78,12 @@ def compute_tables(
         category_summary=category_summary(per_prompt, names, n_boot=n_boot, seed=seed),
         pairwise=all_paired_comparisons(per_prompt, names, n_boot=n_boot, seed=seed),
         efficiency=efficiency_frame(
-            results, model_runs, bandwidth_bytes_per_s=bandwidth_bytes_per_s, model_order=order, runs=store.runs_frame()
+            results,
+            model_runs,
+            bandwidth_bytes_per_s=bandwidth_bytes_per_s,
+            model_order=order,
+            runs=store.runs_frame(),
+            speed=store.speed_frame(),
         ),
         lm=lm_frame(
             store.loglik_frame(), {**wanted, **_result_fingerprints(results)}, n_boot=n_boot, seed=seed, model_order=order

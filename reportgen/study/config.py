@@ -321,6 +321,26 @@ class OutputConfig(Strict):
     )
 
 
+class MeasureConfig(Strict):
+    """How speed is measured: warm-up, then timed passes, like a benchmark.
+
+    After a model loads, ``warmup`` short untimed batches run first (lazy initialisation, allocator and
+    thread-pool start-up are not timed). With ``repeats`` of 2 or more, that many timed passes over the first
+    ``prompts`` prompts run after the answers, and the report shows each model's median throughput with the
+    range of the passes; claims on speed then compare those ranges. With ``repeats: 0`` the answer run is the
+    one timed pass (no spread)."""
+
+    warmup: int = Field(
+        1, ge=0, le=10, description="Untimed warm-up batches after loading (a few prompts, 8 new tokens); HTTP endpoints skip it."
+    )
+    repeats: int = Field(
+        0, ge=0, le=50, description="Timed passes after the answers (0: the answer run is the only timed pass, no spread)."
+    )
+    prompts: int | None = Field(
+        None, ge=1, description="Prompts per timed pass (the first of the set, in its order); unset: every prompt."
+    )
+
+
 class CIConfig(Strict):
     """How continuous integration judges the study: the regression gate and the pull-request summary."""
 
@@ -429,6 +449,9 @@ class Study(Strict):
         description="Where the models run: this process (engine: local) or Ray actors on a cluster (engine: ray).",
     )
     ci: CIConfig = Field(CIConfig(), description="The regression gate and the pull-request summary.")
+    measure: MeasureConfig = Field(
+        MeasureConfig(), description="How speed is measured: warm-up batches, then timed passes (median and range)."
+    )
     judges: tuple[JudgeConfig, ...] = Field(
         (), description="Models that grade the answers (pairwise or on a rubric); see the README."
     )

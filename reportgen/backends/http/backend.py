@@ -41,6 +41,7 @@ class HTTPBackend(Backend):
     """A remote model behind an HTTP endpoint."""
 
     name = "http"
+    local = False
 
     def __init__(
         self,
