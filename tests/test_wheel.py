@@ -26,6 +26,7 @@ def test_wheel_ships_templates_and_renders(tmp_path: Path):
     wheel = next((tmp_path / "dist").glob("reportgen-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert {"reportgen/templates/report.md.j2", "reportgen/templates/report.html.j2"} <= set(names)
+    assert "reportgen/study/data/prompts.yaml" in names  # the starter prompt set `reportgen init` copies
 
     target = tmp_path / "site"
     subprocess.run(

@@ -1,7 +1,8 @@
-"""``reportgen init``: a study config written from model folders and GGUF files."""
+"""``reportgen init``: a study config written from model folders, GGUF files and cached Hub models."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -10,24 +11,45 @@ from reportgen.cli.app import console, main
 
 
 @main.command()
-@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("models", nargs=-1, required=True, metavar="FOLDER|FILE.gguf|ORG/NAME...")
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Write the config here (default: stdout).",
+    help="Write the config here (default: stdout; the prompt set then goes in this folder).",
 )
 @click.option("--title", default=None, help="Study title.")
-def init(folders: tuple[Path, ...], output: Path | None, title: str | None) -> None:
-    """Write a study config for model folders and .gguf files (facts from their files; TODO where unknown)."""
-    from reportgen.study.init import study_yaml_for
+@click.option(
+    "--prompts",
+    "prompts_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Use this prompt set (default: copy the starter set to prompts.yaml beside the config).",
+)
+def init(models: tuple[str, ...], output: Path | None, title: str | None, prompts_file: Path | None) -> None:
+    """Write a study config that runs as written, for model folders (save_pretrained, PEFT adapters, Hugging
+    Face cache snapshots), .gguf files and Hub ids in the local cache. Facts come from their files; only
+    prose is left as TODO, which `reportgen validate` lists as warnings."""
+    from reportgen.study.init import starter_prompts, study_for, study_yaml
 
-    text = study_yaml_for(list(folders), title=title, relative_to=output.parent if output else Path.cwd())
+    config_dir = output.parent if output else Path.cwd()
+    study = study_for(list(models), config_dir=config_dir, prompts=None, title=title)  # fails before writing anything
+    written = None
+    if prompts_file is not None:
+        prompts = Path(os.path.relpath(os.path.abspath(prompts_file), os.path.abspath(config_dir))).as_posix()
+    else:
+        prompts, written = starter_prompts(config_dir)
+    study = {key: study[key] for key in ("title", "introduction")} | {"prompts": prompts} | study
+    text = study_yaml(study)
+    if written is not None:
+        console().print(f"wrote {written} (the starter prompt set: edit it, or pass --prompts)")
+    elif prompts_file is None:
+        console().print(f"using the prompt set {config_dir / prompts} that is already there")
     if output is None:
         click.echo(text, nl=False)
         return
     from reportgen.util.atomic import atomic_write
 
     atomic_write(output, text)
-    console().print(f"wrote {output}; fill in the TODO fields, then run `reportgen validate {output}`")
+    console().print(f"wrote {output}; write the TODO prose, then run `reportgen validate {output}`")

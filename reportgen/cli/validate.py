@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,7 +107,7 @@ def validate(config: Path, probe: bool) -> None:
     from reportgen.errors import ConfigError
     from reportgen.report.formats import format_problems
     from reportgen.specs.study import model_file_problems
-    from reportgen.study.config import missing_files
+    from reportgen.study.config import missing_files, placeholders
 
     study = load(config)
     problems = missing_files(study) + format_problems(study) + model_file_problems(study) + endpoint_problems(study)
@@ -126,10 +127,14 @@ def validate(config: Path, probe: bool) -> None:
             problems.extend(exc.problems)
     if probe and not problems:
         problems.extend(probe_problems(study))
+    warnings = placeholders(study)
+    for warning in warnings:  # the study runs; the report would read TODO there
+        logging.getLogger(__name__).warning("warning: %s", warning)
     if problems:
         raise ConfigError(problems)
     click.echo(
         f"{config}: OK — {len(study.models)} models"
         + (f", prompt set {study.prompts}" if study.prompts else "")
         + (", endpoints answer" if probe and any(m.source.type == "http" for m in study.models) else "")
+        + (f"; {len(warnings)} placeholders to write (warnings above)" if warnings else "")
     )

@@ -578,7 +578,7 @@ def load_config(path: str | Path) -> Study:
 
 
 def missing_files(study: Study) -> list[str]:
-    """Every file the config names that does not exist, and every placeholder left by `init`."""
+    """Every file the config names that does not exist (placeholders are :func:`placeholders`)."""
     problems: list[str] = []
 
     def need(file: Path | None, loc: Loc, what: str, fix: str) -> None:
@@ -602,15 +602,30 @@ def missing_files(study: Study) -> list[str]:
             if model.adapter.path is not None:
                 need(model.adapter.path, (*base, "adapter", "path"), "adapter folder", "train the adapter or fix the path")
             need(model.adapter.config, (*base, "adapter", "config"), "adapter_config.json", "vendor it there or remove the key")
-        for key, value in model.card.model_dump().items():
-            if value == PLACEHOLDER or (isinstance(value, (list, tuple)) and PLACEHOLDER in value):
-                problems.append(
-                    f"{study.where(*base, 'card', key)}: {format_loc((*base, 'card', key))}: placeholder left by `reportgen init`. Fix: write it or delete the key"
-                )
-    for key in ("title", "introduction"):
-        if getattr(study, key) == PLACEHOLDER:
-            problems.append(f"{study.where(key)}: {key}: placeholder left by `reportgen init`. Fix: write it")
     return problems
+
+
+def is_placeholder(value: Any) -> bool:
+    """``TODO`` (or ``TODO: hint``), as `reportgen init` writes prose it cannot know."""
+    if isinstance(value, (list, tuple)):
+        return any(is_placeholder(v) for v in value)
+    return isinstance(value, str) and (value.strip() == PLACEHOLDER or value.startswith(PLACEHOLDER + ":"))
+
+
+def placeholders(study: Study) -> list[str]:
+    """Every prose placeholder left by `reportgen init`: warnings (the study runs; the report reads TODO there)."""
+    found: list[str] = []
+    for key in ("title", "subtitle", "introduction", "conclusion"):
+        if is_placeholder(getattr(study, key)):
+            found.append(f"{study.where(key)}: {key}: placeholder left by `reportgen init`. Fix: write it")
+    for index, model in enumerate(study.models):
+        for key, value in model.card.model_dump().items():
+            if is_placeholder(value):
+                loc = ("models", index, "card", key)
+                found.append(
+                    f"{study.where(*loc)}: {format_loc(loc)}: placeholder left by `reportgen init`. Fix: write it or delete the key"
+                )
+    return found
 
 
 def config_hash(study: Study) -> str:

@@ -1,22 +1,38 @@
-"""`reportgen init`: write a study config from model folders and GGUF files.
+"""`reportgen init`: write a study config from model folders, GGUF files and cached Hub models.
 
-Facts come from the files themselves (config.json, adapter_config.json, GGUF metadata) and the card
-metadata from each folder's README.md front matter, as the Hugging Face Hub writes it. What cannot be
-known from files is written as the placeholder TODO, which `reportgen validate` reports.
+What it accepts, each written as a `models:` entry that runs as written:
+
+* a ``save_pretrained`` folder (``config.json``) → ``{type: local, path: …}``;
+* a Hugging Face cache snapshot (``…/models--org--name/snapshots/<sha>``) → ``{type: hub, repo: org/name}``
+  (with ``revision: <sha>`` when the snapshot is not the cached ``main``), and a Hub id that is in the cache;
+* a PEFT adapter folder (``adapter_config.json``) → its base as the source (one of the given folders, a
+  local folder, or the Hub id in ``base_model_name_or_path``) and ``adapter: {path: …}``;
+* a ``.gguf`` file, or a folder holding one → ``{type: gguf, path: …}``.
+
+Facts come from the files; the card metadata from each model's README.md front matter, as the Hugging
+Face Hub writes it, without values that are paths on this machine. Every path is relative to the config
+file. Only prose (title, introduction, a card's description, application, use and limitation) is left
+as the placeholder ``TODO``, which ``reportgen validate`` reports as a warning. The study gets a prompt
+set: the starter set shipped with reportgen, copied beside the config so that it can be edited.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from reportgen.study.config import PLACEHOLDER
 from reportgen.errors import ConfigError
+from reportgen.study.config import PLACEHOLDER
 from reportgen.util.safeio import MAX_YAML_BYTES, compose_yaml, read_json_object, read_text
+
+log = logging.getLogger(__name__)
 
 CARD_KEYS = {  # Hub front-matter key -> our card key
     "library_name": "library",
@@ -26,6 +42,10 @@ CARD_KEYS = {  # Hub front-matter key -> our card key
     "base_model": "base_model",
     "license": "license",
 }
+PROSE_KEYS = ("description", "application", "use", "limitation")
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+STARTER_PROMPTS = Path(__file__).parent / "data" / "prompts.yaml"
+PROMPTS_NAME = "prompts.yaml"
 
 
 def read_front_matter(readme: Path) -> dict[str, Any]:
@@ -45,16 +65,42 @@ def read_front_matter(readme: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def card_from_front_matter(meta: dict[str, Any]) -> dict[str, Any]:
+def is_local_path(value: str, *near: Path) -> bool:
+    """A value that names a place on this machine: absolute, home- or dot-relative, a drive, or an existing path."""
+    if re.match(r"^(/|~|\.{1,2}[/\\]|[A-Za-z]:[/\\]|\\\\)", value) or "\\" in value:
+        return True
+    return any((folder / value).exists() for folder in (Path.cwd(), *near))
+
+
+def _local(value: str, key: str, near: tuple[Path, ...]) -> bool:
+    if key != "base_model":
+        return bool(re.match(r"^(/|~|\.{1,2}[/\\]|[A-Za-z]:[/\\])", value))
+    return is_local_path(value, *near)
+
+
+def card_from_front_matter(meta: dict[str, Any], *near: Path) -> dict[str, Any]:
+    """Our card keys from a model card's front matter; machine-local paths (a base_model that was a folder
+    on the author's machine) are dropped: they mean nothing to a reader, or on another machine."""
     card: dict[str, Any] = {}
     for hub_key, key in CARD_KEYS.items():
         value = meta.get(hub_key)
+        where = near if key == "base_model" else ()  # a tag or a language that names a file here is still a tag
+        if isinstance(value, (list, tuple)):
+            value = [v for v in value if isinstance(v, (str, int, float)) and not _local(str(v), key, where)]
+        elif isinstance(value, str) and _local(value, key, where):
+            value = None
+        elif not isinstance(value, (str, int, float)):
+            value = None
         if value in (None, "", []):
             continue
-        if key in ("tags", "language") and isinstance(value, str):
+        if key in ("tags", "language") and not isinstance(value, list):
             value = [value]
-        if key == "base_model" and isinstance(value, list):
-            value = value[0] if len(value) == 1 else ", ".join(map(str, value))
+        if key in ("tags", "language"):
+            value = [str(v) for v in value]
+        elif isinstance(value, list):
+            value = str(value[0]) if len(value) == 1 else ", ".join(map(str, value))
+        else:
+            value = str(value)
         card[key] = value
     return card
 
@@ -65,89 +111,227 @@ def slug(name: str) -> str:
 
 
 def _rel(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` (the config's folder), without resolving symlinks (a cache snapshot
+    holds symlinks into blobs/), as POSIX text."""
     try:
-        return os.path.relpath(path.resolve(), base.resolve())
-    except ValueError:
-        return str(path.resolve())
+        return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(base))).as_posix()
+    except ValueError:  # another drive on Windows
+        return Path(os.path.abspath(path)).as_posix()
 
 
-def model_entry(path: Path, base: Path, known: dict[str, Path]) -> dict[str, Any]:
-    """One `models:` entry for a folder or a .gguf file."""
-    placeholder_card = {key: PLACEHOLDER for key in ("description", "application", "use", "limitation")}
+# ------------------------------------------------------------------------------------------ the HF cache
+
+
+def snapshot_repo(path: Path) -> tuple[str, str] | None:
+    """``(org/name, sha)`` for a Hugging Face cache snapshot folder ``…/models--org--name/snapshots/<sha>``."""
+    path = Path(os.path.abspath(path))
+    if path.parent.name != "snapshots" or not path.parent.parent.name.startswith("models--"):
+        return None
+    repo = path.parent.parent.name[len("models--") :].replace("--", "/", 1)
+    return repo, path.name
+
+
+def cached_snapshot(repo: str, revision: str | None = None) -> Path | None:
+    """The snapshot folder of a Hub repo in the local cache (HF_HOME / HF_HUB_CACHE), or None; never downloads."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - comes with transformers
+        return None
+    try:
+        return Path(snapshot_download(repo, revision=revision, local_files_only=True))
+    except Exception:  # noqa: BLE001 - LocalEntryNotFoundError and friends: not in the cache
+        return None
+
+
+def _cached_main(repo_folder: Path) -> str | None:
+    ref = repo_folder / "refs" / "main"
+    return ref.read_text().strip() if ref.is_file() else None
+
+
+def hub_source_for_snapshot(path: Path) -> dict[str, Any] | None:
+    """``{type: hub, repo, [revision]}`` when ``path`` is a snapshot of the cache this machine uses."""
+    found = snapshot_repo(path)
+    if found is None:
+        return None
+    repo, sha = found
+    resolved = cached_snapshot(repo, sha)
+    if resolved is None or os.path.abspath(resolved) != os.path.abspath(path):
+        return None  # a snapshot of another cache: use it as a local folder
+    source: dict[str, Any] = {"type": "hub", "repo": repo}
+    if _cached_main(Path(os.path.abspath(path)).parent.parent) != sha:
+        source["revision"] = sha
+    return source
+
+
+# ------------------------------------------------------------------------------------------ one model
+
+
+@dataclass
+class Found:
+    """One argument of `reportgen init`: the folder or file its facts are read from, and its source."""
+
+    arg: str
+    folder: Path | None  # the model's folder (a snapshot for a Hub id), None for a .gguf file
+    file: Path | None = None  # the .gguf file
+    hub: dict[str, Any] | None = None  # {type: hub, repo, [revision]} when it is in the HF cache
+    names: list[str] = field(default_factory=list)  # what an adapter's base_model_name_or_path may call it
+
+
+def find(arg: str) -> Found:
+    """What a command-line argument names: a path on disk, else a Hub id in the local cache."""
+    path = Path(arg).expanduser()
     if path.is_file():
-        if path.suffix != ".gguf":
+        if path.suffix.lower() != ".gguf":
             raise ConfigError(
-                f"{path}: not a model folder or a .gguf file. Fix: pass a folder with config.json, an adapter folder, or a .gguf file"
+                f"{arg}: not a model folder or a .gguf file. Fix: pass a folder with config.json, an adapter folder, "
+                "a .gguf file or a Hub id in the local cache"
             )
+        return Found(arg, None, file=path, names=[arg, str(path.resolve())])
+    if path.is_dir():
+        hub = hub_source_for_snapshot(path)
+        names = [arg, str(path.resolve()), path.name] + ([hub["repo"]] if hub else [])
+        return Found(arg, path, hub=hub, names=names)
+    if HUB_ID.match(arg):
+        folder = cached_snapshot(arg)
+        if folder is not None:
+            return Found(arg, folder, hub={"type": "hub", "repo": arg}, names=[arg])
+        from huggingface_hub import constants
+
+        raise ConfigError(
+            f"{arg}: no such folder or file, and the Hub id is not in the local Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}). Fix: download it once with `hf download {arg}`, or set HF_HOME to the cache that has it"
+        )
+    raise ConfigError(f"{arg}: no such folder or file. Fix: pass a model folder, a .gguf file or a Hub id (org/name)")
+
+
+def _config_name(folder: Path) -> str | None:
+    try:
+        name = read_json_object(folder / "config.json", "config.json").get("_name_or_path")
+    except ConfigError:
+        return None  # model_entry does not read it; validate and specs report it
+    return name if isinstance(name, str) and name else None
+
+
+def _base_source(base_name: str, adapter_folder: Path, config_dir: Path, known: dict[str, dict]) -> dict[str, Any]:
+    """The source an adapter runs on, from its adapter_config.json's base_model_name_or_path."""
+    if base_name in known:
+        return known[base_name]
+    for candidate in (Path(base_name).expanduser(), adapter_folder / base_name):
+        if candidate.is_dir():
+            return hub_source_for_snapshot(candidate) or {"type": "local", "path": _rel(candidate, config_dir)}
+    if HUB_ID.match(base_name):
+        if cached_snapshot(base_name) is None:
+            log.warning(
+                "%s: the adapter's base model %s is not in the local Hugging Face cache; `reportgen validate` will say so. "
+                "Fix: download it once with `hf download %s`, or pass its folder to `reportgen init` too",
+                adapter_folder,
+                base_name,
+                base_name,
+            )
+        return {"type": "hub", "repo": base_name}
+    raise ConfigError(
+        f"{adapter_folder / 'adapter_config.json'}: base_model_name_or_path '{base_name}' is neither a folder nor a Hub id. "
+        "Fix: pass the base model's folder to `reportgen init` too, or correct adapter_config.json"
+    )
+
+
+def model_entry(found: Found, config_dir: Path, known: dict[str, dict]) -> dict[str, Any]:
+    """One `models:` entry."""
+    placeholder_card = {key: PLACEHOLDER for key in PROSE_KEYS}
+    if found.file is not None:
+        path = found.file
         return {
             "id": slug(path.stem),
             "name": path.stem,
-            "source": {"type": "gguf", "path": _rel(path, base)},
-            "card": placeholder_card | card_from_front_matter(read_front_matter(path.parent / "README.md")),
+            "source": {"type": "gguf", "path": _rel(path, config_dir)},
+            "card": placeholder_card | card_from_front_matter(read_front_matter(path.parent / "README.md"), path.parent),
         }
-    card = placeholder_card | card_from_front_matter(read_front_matter(path / "README.md"))
-    entry: dict[str, Any] = {"id": slug(path.name), "name": path.name}
-    adapter_file = path / "adapter_config.json"
+    folder = found.folder
+    assert folder is not None
+    display = found.hub["repo"].split("/")[-1] if found.hub else folder.name
+    card = placeholder_card | card_from_front_matter(read_front_matter(folder / "README.md"), folder)
+    entry: dict[str, Any] = {"id": slug(display), "name": display}
+    adapter_file = folder / "adapter_config.json"
     if adapter_file.is_file():
         adapter = read_json_object(adapter_file, "adapter_config.json")
-        base_name = adapter.get("base_model_name_or_path") or PLACEHOLDER
+        base_name = adapter.get("base_model_name_or_path")
         if not isinstance(base_name, str):
             raise ConfigError(
                 f"{adapter_file}: base_model_name_or_path must be a string (a Hub repo id or a folder), "
                 f"got {type(base_name).__name__}. Fix: correct adapter_config.json"
             )
-        local_base = known.get(base_name) or (Path(base_name) if Path(base_name).is_dir() else None)
-        if local_base is not None:
-            entry["source"] = {"type": "local", "path": _rel(local_base, base)}
-        else:
-            entry["source"] = {"type": "hub", "repo": base_name}
-        entry["adapter"] = {"path": _rel(path, base)}
-        card.setdefault("base_model", base_name)
+        if not base_name:
+            raise ConfigError(
+                f"{adapter_file}: base_model_name_or_path is empty: the adapter names no base model to run on. "
+                "Fix: set it to the base model's Hub id or folder"
+            )
+        entry["source"] = _base_source(base_name, folder, config_dir, known)
+        entry["adapter"] = {"path": _rel(folder, config_dir)}
+        if HUB_ID.match(base_name) and not is_local_path(base_name, folder):
+            card.setdefault("base_model", base_name)
+        elif entry["source"]["type"] == "hub":
+            card.setdefault("base_model", entry["source"]["repo"])
         card.setdefault("library", "peft")
-    elif (path / "config.json").is_file():
-        entry["source"] = {"type": "local", "path": _rel(path, base)}
+    elif (folder / "config.json").is_file():
+        entry["source"] = dict(found.hub) if found.hub else {"type": "local", "path": _rel(folder, config_dir)}
     else:
-        ggufs = sorted(path.glob("*.gguf"))
+        ggufs = sorted(folder.glob("*.gguf"))
         if not ggufs:
             raise ConfigError(
-                f"{path}: no config.json, adapter_config.json or .gguf file in this folder. Fix: pass a save_pretrained folder"
+                f"{found.arg}: no config.json, adapter_config.json or .gguf file in this folder. Fix: pass a save_pretrained folder"
             )
-        entry["source"] = {"type": "gguf", "path": _rel(ggufs[0], base)}
+        entry["source"] = {"type": "gguf", "path": _rel(ggufs[0], config_dir)}
     entry["card"] = card
     return entry
 
 
-def study_yaml_for(paths: list[Path], *, title: str | None = None, relative_to: Path | None = None) -> str:
-    base = relative_to or Path.cwd()
-    known = {}
-    for path in paths:  # adapters whose base is one of the given folders point at it
-        if path.is_dir() and (path / "config.json").is_file():
-            try:
-                name = read_json_object(path / "config.json", "config.json").get("_name_or_path")
-            except ConfigError:
-                name = None  # model_entry does not read it; validate and specs report it
-            if not isinstance(name, str):
-                name = None
-            for key in filter(None, (name, path.name, str(path))):
-                known[key] = path
-    models = [model_entry(path, base, known) for path in paths]
+# ------------------------------------------------------------------------------------------ the study
+
+
+def study_for(args: list[str], *, config_dir: Path, prompts: str | None, title: str | None = None) -> dict[str, Any]:
+    """The study as a mapping, ready to be written as YAML into ``config_dir``."""
+    found = [find(str(arg)) for arg in args]
+    known: dict[str, dict] = {}  # what adapters may call one of the given models → its source
+    for item in found:
+        if item.folder is None or not (item.folder / "config.json").is_file():
+            continue
+        source = dict(item.hub) if item.hub else {"type": "local", "path": _rel(item.folder, config_dir)}
+        for name in filter(None, (*item.names, _config_name(item.folder))):
+            known.setdefault(name, source)
+    models = [model_entry(item, config_dir, known) for item in found]
     seen: dict[str, int] = {}
     for model in models:  # ids must be unique
         count = seen.get(model["id"], 0)
         seen[model["id"]] = count + 1
         if count:
             model["id"] = f"{model['id']}-{count + 1}"
-    study = {
-        "title": title or PLACEHOLDER,
-        "introduction": PLACEHOLDER,
-        "generation": {"max_new_tokens": 64},
-        "models": models,
-    }
-    header = (
-        "# Written by `reportgen init`. Facts come from the model files; every TODO is for you to fill in.\n"
-        "# Add `prompts: <prompt set file>` to run the models. Check it with `reportgen validate <this file>`.\n"
-    )
-    return header + yaml.dump(study, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=100)
+    study: dict[str, Any] = {"title": title or PLACEHOLDER, "introduction": PLACEHOLDER}
+    if prompts is not None:
+        study["prompts"] = prompts
+    study["generation"] = {"max_new_tokens": 64}
+    study["models"] = models
+    return study
+
+
+HEADER = (
+    "# Written by `reportgen init`. Facts come from the model files; every TODO is prose for you to write\n"
+    "# (`reportgen validate` lists them). The prompt set is yours to edit. Check with `reportgen validate <this file>`.\n"
+)
+
+
+def study_yaml(study: dict[str, Any]) -> str:
+    return HEADER + yaml.dump(study, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def starter_prompts(config_dir: Path) -> tuple[str, Path | None]:
+    """The starter prompt set copied beside the config (``prompts.yaml``), unless a file of that name is
+    there already, which is then used as it is. Returns the config's ``prompts`` value and the file written."""
+    target = config_dir / PROMPTS_NAME
+    if target.exists():
+        return PROMPTS_NAME, None
+    config_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(STARTER_PROMPTS, target)
+    return PROMPTS_NAME, target
 
 
 class _NoAliasDumper(yaml.SafeDumper):
