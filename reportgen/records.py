@@ -19,6 +19,7 @@ __all__ = [
     "ModelRunRecord",
     "RunManifest",
     "SpeedPass",
+    "sequence_latency",
 ]
 
 
@@ -50,10 +51,14 @@ class GenerationResult:
 
     @property
     def sequence_latency_s(self) -> float:
-        """Time to this prompt's last token: inside a batch from the batch's start (``extra['finish_s']``, which
-        batching backends record), else the prompt's own latency."""
-        finish = self.extra.get("finish_s")
-        return float(finish) if isinstance(finish, (int, float)) and not isinstance(finish, bool) else self.latency_s
+        return sequence_latency(self.extra, self.latency_s)
+
+
+def sequence_latency(extra: dict[str, Any], latency_s: float) -> float:
+    """Time to a prompt's last token: inside a batch from the batch's start (``extra['finish_s']``, which
+    batching backends record), else the prompt's own latency."""
+    finish = extra.get("finish_s")
+    return float(finish) if isinstance(finish, (int, float)) and not isinstance(finish, bool) else float(latency_s)
 
 
 @dataclass
@@ -85,10 +90,6 @@ class SpeedPass:
     seconds: float
     latencies_s: tuple[float, ...] = ()
     failures: int = 0
-
-    @property
-    def tokens_per_s(self) -> float | None:
-        return self.generated_tokens / self.seconds if self.seconds > 0 and self.generated_tokens > 0 else None
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ def _generate(
 ) -> None:
     model = work.model
     task = progress.add_task(model.id, total=len(work.pending)) if progress is not None else None
-    for batch in shards(work.pending, batch_size(work, backend, work.pending)):
+    for batch in shards(work.pending, batch_size(model.batch_size, backend, work.pending)):
         started = time.perf_counter()
         results = backend.generate(batch)
         summary.generate_time_s += time.perf_counter() - started
@@ -114,15 +114,14 @@ def _generate(
             progress.advance(task, len(batch))
 
 
-def batch_size(work: ModelWork, backend: Backend, requests: list[GenerationRequest]) -> int:
-    """The model's ``batch_size``, or the backend's suggestion for these requests (``auto``)."""
-    size = work.model.batch_size
-    return max(1, size if isinstance(size, int) else backend.suggested_batch_size(requests))
+def batch_size(setting: int | str, backend: Backend, requests: list[GenerationRequest]) -> int:
+    """A model's ``batch_size`` setting, or for ``auto`` the backend's suggestion for these requests."""
+    return max(1, setting if isinstance(setting, int) else backend.suggested_batch_size(requests))
 
 
 def _measure(work: ModelWork, backend: Backend, sink: StoreSink) -> None:
     """The timed passes of ``measure.repeats``, batched as the answers were, stored together."""
-    batches = shards(work.speed_requests, batch_size(work, backend, work.speed_requests))
+    batches = shards(work.speed_requests, batch_size(work.model.batch_size, backend, work.speed_requests))
     log.info("%s: %d timed passes over %d prompts", work.model.id, work.measure.repeats, len(work.speed_requests))
     sink.speed_measured(work, timed_passes(backend, batches, work.measure.repeats))
 

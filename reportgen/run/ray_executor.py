@@ -22,7 +22,7 @@ from typing import Any
 
 from reportgen.errors import MissingExtraError, ReportgenError
 from reportgen.records import GenerationRequest, LoadInfo
-from reportgen.run.execute import Executor, Progress, _check_order, _count, _load, _peak_memory, run_model
+from reportgen.run.execute import Executor, Progress, _check_order, _count, _load, _peak_memory, batch_size, run_model
 from reportgen.run.measure import timed_passes, warm_up
 from reportgen.run.plan import ModelWork, model_fingerprint, shards
 from reportgen.run.sink import StoreSink
@@ -89,19 +89,15 @@ class ModelActor:
     def measure(self, requests: list[GenerationRequest], repeats: int) -> dict[str, Any]:
         """The timed passes of ``measure.repeats`` on this node, batched as its shards are."""
         state = self._ensure_loaded()
-        batches = shards(requests, self._size(requests))
+        batches = shards(requests, batch_size(self._batch_size, self._backend, requests))
         return {"passes": timed_passes(self._backend, batches, repeats), "fingerprint": state["fingerprint"]}
-
-    def _size(self, requests: list[GenerationRequest]) -> int:
-        size = self._batch_size
-        return max(1, size if isinstance(size, int) else self._backend.suggested_batch_size(requests))
 
     def generate(self, shard: list[GenerationRequest]) -> dict[str, Any]:
         """Run one shard, in batches of the model's batch size; the results with where they came from."""
         state = self._ensure_loaded()
         backend = self._backend
         results, elapsed = [], 0.0
-        for batch in shards(shard, self._size(shard)):
+        for batch in shards(shard, batch_size(self._batch_size, backend, shard)):
             started = time.perf_counter()
             out = backend.generate(batch)
             elapsed += time.perf_counter() - started

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from reportgen.records import RunManifest
+from reportgen.records import RunManifest, sequence_latency
 from reportgen.stats.frames import none_if_nan, ordered_models
 from reportgen.stats.metrics import (
     METRICS,
@@ -85,19 +85,21 @@ def pass_figures(passes: pd.DataFrame) -> dict[str, float]:
 
 
 def sequence_latencies(rows: pd.DataFrame) -> list[float]:
-    """Each answered prompt's latency: the time to its last token (``extra.finish_s``, recorded by batching
-    backends from the start of the batch), else its row's ``latency_s`` (a prompt run on its own)."""
-    found = []
-    extras = rows["extra"] if "extra" in rows else pd.Series([None] * len(rows), index=rows.index)
-    for extra, latency in zip(extras, pd.to_numeric(rows["latency_s"], errors="coerce")):
-        finish = None
-        if isinstance(extra, str):
-            try:
-                finish = json.loads(extra).get("finish_s")
-            except (ValueError, AttributeError):
-                finish = None
-        found.append(float(finish) if isinstance(finish, (int, float)) and not isinstance(finish, bool) else float(latency))
-    return found
+    """Each answered prompt's latency (``records.sequence_latency``: the time to its last token) from the
+    stored rows' ``extra`` JSON and ``latency_s``."""
+    extras = rows["extra"] if "extra" in rows else pd.Series(["{}"] * len(rows), index=rows.index)
+    return [
+        sequence_latency(_json_object(extra), latency)
+        for extra, latency in zip(extras, pd.to_numeric(rows["latency_s"], errors="coerce"))
+    ]
+
+
+def _json_object(text: Any) -> dict:
+    try:
+        value = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _batches(rows: pd.DataFrame) -> pd.DataFrame:
