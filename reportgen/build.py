@@ -190,7 +190,10 @@ def build_study(
                 log.info(model.line())
             reran, failed = summary.reran_models, summary.failed_models
             if not reran and not failed:
-                log.info("every stored result is current: no model re-ran")
+                if summary.run_id is None:
+                    log.info("every stored result is current: no model re-ran")
+                else:  # timed passes or reference-text scores were due, the answers were all stored
+                    log.info("no answer was regenerated; only the measurements named above ran")
         digests = report_digests(study, templates_dir, store)
         stale = _stale_formats(study, digests.formats, force=force or into is not None or out_dir is not None)
         paths: list[Path] = []

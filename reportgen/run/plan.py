@@ -148,7 +148,7 @@ def plan_model(
             corpus_pending=len(work.corpus_pending),
         )
     elif work.speed_pending:
-        work.reason = "speed not yet measured with this protocol (measure)"
+        work.reason = "speed not yet measured with this measure protocol"
     return work
 
 
