@@ -33,7 +33,7 @@ __all__ = ["ClaimResult", "check_claims", "claims_table", "evaluate_check", "met
 class ClaimResult:
     claim: Claim
     passed: bool
-    values: dict  # "model.field" -> value
+    values: dict[str, Any]  # "model.field" -> value
     check: Check | None = None
     failed: tuple[Comparison, ...] = ()
     index: int = 0
@@ -46,7 +46,9 @@ def _lookup(table: pd.DataFrame, model: str, fld: str) -> Any:
     return table_value(table, model, fld)
 
 
-def evaluate_check(check: Check, table: pd.DataFrame, *, where: str = "check") -> tuple[bool, dict, tuple[Comparison, ...]]:
+def evaluate_check(
+    check: Check, table: pd.DataFrame, *, where: str = "check"
+) -> tuple[bool, dict[str, Any], tuple[Comparison, ...]]:
     """Evaluate a parsed check against a table (index: model id, columns: fields)."""
     import difflib
 

@@ -19,9 +19,11 @@ def endpoint_problems(study: Study) -> list[str]:
     """The shape of each HTTP endpoint's URL: http(s), a host, a valid port, no spaces or fragment."""
     from urllib.parse import urlsplit
 
+    from reportgen.study.config import HTTPSource
+
     problems: list[str] = []
     for index, model in enumerate(study.models):
-        if model.source.type != "http":
+        if not isinstance(model.source, HTTPSource):
             continue
         url = model.source.url
         where = f"{study.where('models', index, 'source', 'url')}: models[{index}].source.url"
@@ -51,12 +53,13 @@ def probe_problems(study: Study, timeout_s: float = 5.0) -> list[str]:
 
     from reportgen.backends.http.protocol import protocol_class
     from reportgen.backends.http.transport import Redactor
+    from reportgen.study.config import HTTPSource
 
     problems: list[str] = []
     for index, model in enumerate(study.models):
-        if model.source.type != "http":
-            continue
         source = model.source
+        if not isinstance(source, HTTPSource):
+            continue
         where = f"{study.where('models', index, 'source', 'url')}: models[{index}].source.url"
         url = protocol_class(source).endpoint(source.url)
         headers = {"Accept": "application/json"}

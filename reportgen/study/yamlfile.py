@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import yaml
@@ -122,7 +123,7 @@ def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _first_model(annotation: Any, get_args) -> Any:
+def _first_model(annotation: Any, get_args: Callable[[Any], tuple[Any, ...]]) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in get_args(annotation):
@@ -142,7 +143,7 @@ def _candidate_fields(model: type[BaseModel], data: Any, loc: Loc) -> list[str]:
     return names
 
 
-def validate(model: type[T], data: Any, lines: dict[Loc, int], path: Path, context: dict | None = None) -> T:
+def validate(model: type[T], data: Any, lines: dict[Loc, int], path: Path, context: dict[str, Any] | None = None) -> T:
     """Validate ``data`` into ``model``; on failure raise one ConfigError listing every problem."""
     try:
         return model.model_validate(data if data is not None else {}, context=context)
