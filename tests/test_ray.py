@@ -329,6 +329,49 @@ def test_a_driver_killed_mid_run_resumes_and_redoes_no_stored_batch(tmp_path, lo
     assert len(first) == len(second) == 1 and first != second  # the rest came from the second run
 
 
+def test_reportgen_run_with_address_null_starts_and_stops_its_own_cluster(tmp_path, local_ray):
+    """The README's one-machine way: `reportgen run` with `address: null` starts a local cluster of its own
+    (not the one this session holds, even with RAY_ADDRESS pointing there) and runs the models' actors on it."""
+    from ray_scheduling import sleep_study
+
+    config = sleep_study(
+        tmp_path,
+        models=2,
+        prompts=4,
+        tokens=2,
+        execution="{engine: ray, address: null, shard_size: 2, resources: {default: {num_gpus: 0, num_cpus: 1}}}",
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    command = [sys.executable, str(ROOT / "tests" / "sleep_cli.py"), "run", str(config)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "m0: 4 prompts (4 run, 0 cached)" in result.stderr and "m1: 4 prompts (4 run, 0 cached)" in result.stderr
+    record = manifest(load_config(config))
+    assert record.engine == "ray" and record.cluster.address is None
+    (node,) = record.cluster.nodes
+    assert node.node_id not in {n["NodeID"] for n in ray.nodes()}  # a cluster of its own
+    assert {p.node_id for p in record.cluster.placements} == {node.node_id}
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/cluster.md"])
+def test_the_documented_execution_block_is_valid(page):
+    """The `execution:` example users copy from "Running on a cluster" loads, and names the real extra."""
+    import tomllib
+
+    import yaml
+
+    from reportgen.study.execution import ExecutionConfig
+
+    text = (ROOT / page).read_text()
+    section = text.split("# Running on a cluster", 1)[1]
+    block = yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])
+    execution = ExecutionConfig.model_validate(block["execution"])
+    assert execution.engine == "ray" and set(block["execution"]) == set(ExecutionConfig.model_fields)  # every key shown
+    assert execution.resources_for("llama-ft").resources == {"big_disk": 1}
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "pip install 'reportgen[ray]'" in section and "ray" in extras
+
+
 def test_absent_ray_is_one_clear_line(monkeypatch):
     import builtins
 
