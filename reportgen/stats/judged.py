@@ -12,7 +12,12 @@ decisive verdicts that chose the answer shown first; *length bias* is the share 
 (between answers of different lengths) that chose the longer answer, and the Spearman correlation of
 the candidate's outcome with its length advantage; *reference agreement* is, on prompts whose answers
 a reference metric tells apart, the share where the judge prefers the answer the metric scores higher.
-A judge whose consistency is below its ``min_consistency`` (or cannot be measured) is unreliable.
+A judge whose consistency is below its ``min_consistency`` (or cannot be measured) is unreliable. So is
+a *position-biased* judge: every pair is shown in both orders, so a fair judge's decisive verdicts choose
+the answer shown first about half the time, whatever it thinks of the answers; a two-sided exact binomial
+test of the first-position choices against ½ at the 5% level (``POSITION_BIAS_ALPHA``) below which the
+judge is called biased. Without it, a judge that calls most pairs a tie and otherwise always says "A"
+passes the consistency threshold on its ties alone.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ RATE_COLUMNS = [
     "score_high",
 ]
 STRENGTH_COLUMNS = ["model_id", "strength", "strength_low", "strength_high", "p_beats_baseline"]
+POSITION_BIAS_ALPHA = 0.05  # a first-position rate this unlikely under a fair judge (two-sided) is position bias
 RUBRIC_COLUMNS = ["model_id", "n", "mean", "ci_low", "ci_high"]
 OUTCOME_COLUMNS = ["model_id", "prompt_id", "order", "outcome", "verdict", "len_model", "len_baseline"]
 
@@ -78,16 +84,26 @@ class JudgeReliability:
     reference_n: int
     min_consistency: float
     mode: str = "pairwise"  # rubric: no order to swap, so consistency is not measured
+    first_position_n: int = 0  # decisive verdicts behind first_position_rate
+    first_position_p: float = math.nan  # two-sided exact binomial test of first_position_rate against ½
 
     @property
     def missing(self) -> int:
         return max(0, self.expected - self.judgements - self.unparsed - self.failed)
 
     @property
+    def consistent(self) -> bool:
+        return not math.isnan(self.consistency) and self.consistency >= self.min_consistency
+
+    @property
+    def position_biased(self) -> bool:
+        return self.mode == "pairwise" and not math.isnan(self.first_position_p) and self.first_position_p < POSITION_BIAS_ALPHA
+
+    @property
     def reliable(self) -> bool:
         if self.mode == "rubric":
             return self.judgements > 0
-        return not math.isnan(self.consistency) and self.consistency >= self.min_consistency
+        return self.consistent and not self.position_biased
 
 
 @dataclass
@@ -265,6 +281,16 @@ def _rate(values: pd.Series) -> float:
     return float(values.mean()) if len(values) else math.nan
 
 
+def position_bias_p(first: int, n: int) -> float:
+    """Two-sided exact binomial p-value of ``first`` first-position choices in ``n`` decisive verdicts
+    against a fair judge's ½ (scipy's binomtest); NaN without decisive verdicts."""
+    if n == 0:
+        return math.nan
+    from scipy.stats import binomtest
+
+    return float(binomtest(first, n, 0.5).pvalue)
+
+
 def pairwise_reliability(
     outcomes: pd.DataFrame,
     counts: dict,
@@ -305,6 +331,8 @@ def pairwise_reliability(
         reference_agreement=agreement,
         reference_n=agreement_n,
         min_consistency=min_consistency,
+        first_position_n=len(shown_first_won),
+        first_position_p=position_bias_p(int(shown_first_won.sum()), len(shown_first_won)),
     )
 
 
@@ -434,6 +462,7 @@ RELIABILITY_COLUMNS = [
     "reliable",
     "tie_rate",
     "first_position_rate",
+    "first_position_p",
     "longer_wins_rate",
     "length_correlation",
     "reference_metric",
@@ -471,6 +500,7 @@ def judged_frames(judged: Sequence[JudgedComparison]) -> dict[str, pd.DataFrame]
                 "reliable": r.reliable,
                 "tie_rate": r.tie_rate,
                 "first_position_rate": r.first_position_rate,
+                "first_position_p": r.first_position_p,
                 "longer_wins_rate": r.longer_wins_rate,
                 "length_correlation": r.length_correlation,
                 "reference_metric": r.reference_metric,
