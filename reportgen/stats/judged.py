@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from reportgen.judge.tasks import answer_hash
-from reportgen.stats.bootstrap import LEVEL, N_BOOT, SEED, bootstrap_ci
+from reportgen.stats.bootstrap import LEVEL, N_BOOT, SEED, bootstrap_ci, paired_bootstrap
+from reportgen.stats.inference import holm
 
 if TYPE_CHECKING:  # pragma: no cover
     from reportgen.study.config import JudgeConfig
@@ -42,6 +43,7 @@ __all__ = [
     "current_judgements",
     "judge_comparison",
     "pairwise_outcomes",
+    "rubric_paired",
     "win_rates",
 ]
 
@@ -64,6 +66,22 @@ RATE_COLUMNS = [
 STRENGTH_COLUMNS = ["model_id", "strength", "strength_low", "strength_high", "p_beats_baseline"]
 POSITION_BIAS_ALPHA = 0.05  # a first-position rate this unlikely under a fair judge (two-sided) is position bias
 RUBRIC_COLUMNS = ["model_id", "n", "mean", "ci_low", "ci_high"]
+# the columns of stats.frames.paired_comparisons, for the metric "judge_score"
+PAIRED_COLUMNS = [
+    "metric",
+    "model_a",
+    "model_b",
+    "n",
+    "mean_a",
+    "mean_b",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_holm",
+    "significant",
+    "better",
+]
 OUTCOME_COLUMNS = ["model_id", "prompt_id", "order", "outcome", "verdict", "len_model", "len_baseline"]
 
 
@@ -115,6 +133,7 @@ class JudgedComparison:
     rates: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RATE_COLUMNS))
     strengths: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=STRENGTH_COLUMNS))
     rubric: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RUBRIC_COLUMNS))
+    paired: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PAIRED_COLUMNS))  # rubric: model pairs
     reliability: JudgeReliability | None = None
     samples: pd.DataFrame = field(default_factory=pd.DataFrame)  # one verdict per (model, prompt): raw text kept
 
@@ -271,6 +290,34 @@ def bt_strengths(
         ],
         columns=STRENGTH_COLUMNS,
     )
+
+
+def rubric_paired(
+    scores: pd.DataFrame, models: Sequence[str], n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
+) -> pd.DataFrame:
+    """Every pair of models (a before b in ``models``) on the prompts the judge scored for both, as the other
+    metrics' paired comparisons (``stats.frames.paired_comparisons``): the mean score difference a − b with
+    a paired-bootstrap interval, the paired sign-flip permutation test, Holm's adjustment over the pairs,
+    and ``better`` (a higher score is better) when significant. ``scores``: model_id, prompt_id, score."""
+    if scores.empty or len(models) < 2:
+        return pd.DataFrame(columns=PAIRED_COLUMNS)
+    table = scores.pivot_table(index="prompt_id", columns="model_id", values="score", aggfunc="first")
+    rows = []
+    for i, a in enumerate(models):
+        for b in models[i + 1 :]:
+            if a not in table or b not in table:
+                continue
+            test = paired_bootstrap(table[a].to_numpy(float), table[b].to_numpy(float), n_boot=n_boot, seed=seed, level=level)
+            rows.append({"metric": "judge_score", "model_a": a, "model_b": b, **test})
+    if not rows:
+        return pd.DataFrame(columns=PAIRED_COLUMNS)
+    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
+        row["p_holm"] = adjusted
+        row["significant"] = bool(adjusted < 1 - level)  # NaN (no test) compares False
+        row["better"] = (row["model_a"] if row["diff"] > 0 else row["model_b"]) if row["significant"] else None
+    frame = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    frame["better"] = pd.Series([r["better"] for r in rows], dtype=object)
+    return frame.astype({"n": int, "significant": bool})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,7 +489,13 @@ def _rubric(judge, name, rows, per_prompt, models, metric, n_boot, seed) -> Judg
         mode="rubric",
     )
     result = JudgedComparison(
-        judge.id, name, "rubric", None, rubric=pd.DataFrame(table, columns=RUBRIC_COLUMNS), reliability=reliability
+        judge.id,
+        name,
+        "rubric",
+        None,
+        rubric=pd.DataFrame(table, columns=RUBRIC_COLUMNS),
+        paired=rubric_paired(scores, models, n_boot, seed),
+        reliability=reliability,
     )
     result.samples = scores
     return result
@@ -480,6 +533,7 @@ def judged_frames(judged: Sequence[JudgedComparison]) -> dict[str, pd.DataFrame]
     rates = [tagged(c.rates, c) for c in judged if c.mode == "pairwise" and len(c.rates)]
     strengths = [tagged(c.strengths, c) for c in judged if c.mode == "pairwise" and len(c.strengths)]
     rubric = [tagged(c.rubric, c) for c in judged if c.mode == "rubric" and len(c.rubric)]
+    paired = [tagged(c.paired, c) for c in judged if c.mode == "rubric" and len(c.paired)]
     reliability = []
     for c in judged:
         r = c.reliability
@@ -516,5 +570,6 @@ def judged_frames(judged: Sequence[JudgedComparison]) -> dict[str, pd.DataFrame]
         "judge_win_rates": joined(rates, RATE_COLUMNS),
         "judge_strengths": joined(strengths, STRENGTH_COLUMNS),
         "judge_scores": joined(rubric, RUBRIC_COLUMNS),
+        "judge_score_tests": joined(paired, PAIRED_COLUMNS),
         "judge_reliability": pd.DataFrame(reliability, columns=RELIABILITY_COLUMNS).astype({"reliable": "boolean"}),
     }
