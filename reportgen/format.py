@@ -5,7 +5,19 @@ from __future__ import annotations
 import math
 from typing import Any, TypeGuard
 
-__all__ = ["MISSING", "capital", "finite", "human_bytes", "human_count", "is_missing", "measure", "num", "percent", "ratio"]
+__all__ = [
+    "MISSING",
+    "capital",
+    "finite",
+    "human_bytes",
+    "human_count",
+    "is_missing",
+    "measure",
+    "num",
+    "p_value",
+    "percent",
+    "ratio",
+]
 
 MISSING = "—"
 
@@ -88,6 +100,13 @@ def percent(share: Any) -> str:
     if abs(p) >= 0.1:
         return f"{p:.2f}%"
     return f"{p:.2g}%"
+
+
+def p_value(value: Any) -> str:
+    """A p-value after "p": ``= 0.012`` to three decimals, ``< 0.001`` below that; ``—`` when missing."""
+    if is_missing(value):
+        return MISSING
+    return "< 0.001" if float(value) < 0.001 else f"= {float(value):.3f}"
 
 
 def ratio(value: Any) -> str:

@@ -30,6 +30,9 @@ class GenerationRequest:
     text: str  # plain form (for plain prompts or models without chat template)
     format: str  # "chat" or "plain": what the prompt set asks for
     settings: GenerationSettings
+    # A GBNF grammar the output must follow (judge verdicts): honoured by backends whose
+    # ``constrains_output`` is true, ignored by the others. Not part of the request hash of study prompts.
+    grammar: str | None = None
 
 
 @dataclass

@@ -321,6 +321,11 @@ judges:
     result, _ = comparison(study)
     scores = result.rubric.set_index("model_id")["mean"]
     assert scores["good"] == 9 and scores["base"] == pytest.approx(5.5) and scores["bad"] == 2
+    # paired tests between the models on the same prompts, as for the other metrics
+    paired = result.paired.set_index(["model_a", "model_b"])
+    assert list(paired.index) == [("base", "good"), ("base", "bad"), ("good", "bad")]
+    assert paired.loc[("good", "bad"), "diff"] == 7 and paired.loc[("base", "good"), "diff"] == pytest.approx(-3.5)
+    assert paired.loc[("good", "bad"), "p_value"] == pytest.approx(2 / 16)  # exact sign-flip test, 4 prompts
 
 
 def test_judge_and_metrics_commands(tmp_path: Path):

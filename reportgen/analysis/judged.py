@@ -1,7 +1,8 @@
 """Findings of the judged comparisons (``tables.judged``): who a judge prefers, and whether the judge can be trusted.
 
 A pairwise judge's finding calls a model better (or worse) than the baseline only when the judge is
-reliable (position consistency at or above its ``min_consistency``) and the 95% interval of the model's
+reliable (position consistency at or above its ``min_consistency``, and no position bias: see
+``stats.judged``) and the 95% interval of the model's
 score (wins + ½ ties) excludes ½; an unreliable judge gets one finding saying so and none that ranks.
 """
 
@@ -25,6 +26,10 @@ def _reliability(c: Any) -> dict[str, Any]:
         "consistency_n": r.consistency_n,
         "min_consistency": r.min_consistency,
         "first_position_rate": r.first_position_rate,
+        "first_position_n": r.first_position_n,
+        "first_position_p": r.first_position_p,
+        "consistent": r.consistent,
+        "position_biased": r.position_biased,
         "tie_rate": r.tie_rate,
         "longer_wins_rate": r.longer_wins_rate,
         "judgements": r.judgements,

@@ -24,6 +24,7 @@ from reportgen.format import (
     human_bytes,
     human_count,
     num,
+    p_value,
     percent,
     ratio,
 )
@@ -743,6 +744,15 @@ def _judged_problems(f: Finding, w: _Writer) -> str:
 
 def _judged_unreliable(f: Finding, w: _Writer) -> str:
     n = f.numbers
+    if n.get("consistent") and n.get("position_biased"):
+        text = (
+            f"The {_judge(n, w)} is unreliable: it chose the answer shown first in {_pct(n['first_position_rate'])} of its "
+            f"{n['first_position_n']} decisive verdicts, where a fair judge, shown every pair in both orders, chooses it "
+            f"about half the time (exact binomial test p {p_value(n['first_position_p'])}). Its verdict survived swapping the "
+            f"answers' order on {_pct(n['consistency'])} of {n['consistency_n']} answer pairs (required: "
+            f"{_pct(n['min_consistency'])}), but it called {_pct(n['tie_rate'])} of its verdicts a tie"
+        )
+        return w.bold(text + ". Nothing is called better or worse on its evidence.")
     text = (
         f"The {_judge(n, w)} is unreliable: its verdict survives swapping the two answers' order on only "
         f"{_pct(n['consistency'])} of {n['consistency_n']} answer pairs (required: {_pct(n['min_consistency'])})"

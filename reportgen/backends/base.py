@@ -19,6 +19,7 @@ class Backend(abc.ABC):
 
     name: str = ""
     local: bool = True  # runs in this process (False: a server does the work, so there is nothing to warm up here)
+    constrains_output: bool = False  # honours GenerationRequest.grammar (a GBNF grammar); others ignore it
 
     def __init__(self, model: ModelConfig):
         self.model = model

@@ -14,6 +14,9 @@
   a shared KV cache would make outputs depend on the batch's other sequences.
 * Greedy decoding is llama.cpp's greedy sampler (temperature 0 / top-k 1); sampling seeds the sampler with
   ``settings.seed`` for every prompt.
+* A request's ``grammar`` (GBNF, e.g. a judge's verdict format) constrains sampling through llama.cpp's
+  grammar sampler (``LlamaGrammar``): only tokens that keep the output inside the grammar can be chosen,
+  and the output ends when the grammar is complete. Each distinct grammar is parsed once per backend.
 * The context is sized to the prompts: it starts at ``min(2048, n_ctx_train)`` and is reopened larger (up
   to the model's training context) when a batch needs more. The size does not change outputs, so it stays
   out of the fingerprint.
@@ -75,6 +78,7 @@ class LlamaCppBackend(Backend):
     """A GGUF file run by llama.cpp on the CPU."""
 
     name = "llamacpp"
+    constrains_output = True
 
     def __init__(self, model: ModelConfig):
         super().__init__(model)
@@ -89,6 +93,7 @@ class LlamaCppBackend(Backend):
         self._n_ctx_train = 0
         self._formatter: Any = None
         self._vocab: Any = None
+        self._grammars: dict[str, Any] = {}  # GBNF text → LlamaGrammar
 
     def __repr__(self) -> str:
         return f"LlamaCppBackend(model={self.model.id!r}, path={str(self.path)!r})"
@@ -316,6 +321,23 @@ class LlamaCppBackend(Backend):
         except Exception:
             return 0
 
+    def _grammar(self, text: str):
+        """The GBNF grammar as llama-cpp-python's LlamaGrammar. That class keeps only the text, and llama.cpp's
+        grammar sampler is NULL for a grammar it cannot parse (which crashes the sampler chain), so each
+        grammar is first parsed here: a bad one raises ValueError, which fails only its prompts."""
+        if text not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            llama_cpp = self._llama_cpp
+            probe = llama_cpp.llama_sampler_init_grammar(self._vocab, text.encode("utf-8"), b"root")
+            if probe:
+                llama_cpp.llama_sampler_free(probe)
+            self._grammars[text] = LlamaGrammar.from_string(text, verbose=False) if probe else None
+        grammar = self._grammars[text]
+        if grammar is None:
+            raise ValueError("llama.cpp cannot parse the request's grammar (GBNF, with a 'root' rule)")
+        return grammar
+
     def _prepare(self, request: GenerationRequest) -> tuple[GenerationRequest, list[int], str, str]:
         """(request, prompt tokens, the exact prompt text, how it was formatted)."""
         llm = self._llm
@@ -355,7 +377,8 @@ class LlamaCppBackend(Backend):
         text = None
         is_eog = llama_cpp.llama_vocab_is_eog
         vocab = self._vocab
-        for token in llm.generate(tokens, repeat_penalty=s.repetition_penalty or 1.0, reset=True, **sampling):
+        grammar = self._grammar(request.grammar) if request.grammar else None
+        for token in llm.generate(tokens, repeat_penalty=s.repetition_penalty or 1.0, reset=True, grammar=grammar, **sampling):
             if ttft is None:
                 ttft = time.perf_counter() - start
             if is_eog(vocab, token):

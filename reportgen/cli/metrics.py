@@ -146,7 +146,10 @@ def print_judged(judged, out) -> None:
                 "position consistency", f"{pct(rel.consistency)} of {rel.consistency_n} (threshold {pct(rel.min_consistency)})"
             )
             table.add_row("tie rate", pct(rel.tie_rate))
-            table.add_row("first answer chosen (decisive)", pct(rel.first_position_rate))
+            table.add_row(
+                "first answer chosen (decisive)",
+                f"{pct(rel.first_position_rate)} of {rel.first_position_n} (binomial p {fmt.p_value(rel.first_position_p)})",
+            )
             table.add_row("longer answer chosen (decisive)", pct(rel.longer_wins_rate))
             table.add_row(
                 f"agreement with {rel.reference_metric or 'a reference metric'}",
@@ -163,10 +166,14 @@ def print_judged(judged, out) -> None:
         )
         out.print(table)
         if not rel.reliable:
-            out.print(
-                f"[bold red]Judge {c.judge_id} is unreliable: its verdicts survive swapping the answers' order in "
-                f"{pct(rel.consistency)} of prompts (threshold {pct(rel.min_consistency)}); nothing is called better on its evidence.[/bold red]"
+            why = (
+                f"it chose the answer shown first in {pct(rel.first_position_rate)} of {rel.first_position_n} decisive verdicts "
+                f"(binomial p {fmt.p_value(rel.first_position_p)}: position bias)"
+                if rel.consistent
+                else f"its verdicts survive swapping the answers' order in {pct(rel.consistency)} of prompts "
+                f"(threshold {pct(rel.min_consistency)})"
             )
+            out.print(f"[bold red]Judge {c.judge_id} is unreliable: {why}; nothing is called better on its evidence.[/bold red]")
 
 
 def print_analysis(study, tables, deltas) -> None:

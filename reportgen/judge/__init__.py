@@ -8,7 +8,7 @@ judgements; the statistics (win rates, Bradley–Terry strengths, the judge's re
 
 from reportgen.judge.tasks import JudgeTask, judge_settings_hash, pairwise_tasks, rubric_tasks
 from reportgen.judge.templates import JudgeTemplates, fenced
-from reportgen.judge.verdicts import Verdict, parse_pairwise, parse_rubric
+from reportgen.judge.verdicts import Verdict, parse_pairwise, parse_rubric, verdict_grammar
 
 __all__ = [
     "JudgeTask",
@@ -20,4 +20,5 @@ __all__ = [
     "parse_pairwise",
     "parse_rubric",
     "rubric_tasks",
+    "verdict_grammar",
 ]

@@ -50,19 +50,22 @@ class JudgeTask:
         return "|".join(self.key)
 
 
-def judge_settings_hash(judge: JudgeConfig, templates: JudgeTemplates) -> str:
-    """What besides the judge's weights can change its verdicts: the mode, scale, rubric, token budget and
-    the template's text (not its id, name, baseline or threshold: those change what is reported, not a verdict)."""
+def judge_settings_hash(judge: JudgeConfig, templates: JudgeTemplates, grammar: str | None = None) -> str:
+    """What besides the judge's weights can change its verdicts: the mode, scale, rubric, token budget,
+    the template's text and the grammar its output was constrained to, if any (not its id, name, baseline
+    or threshold: those change what is reported, not a verdict). A judge run without a grammar keeps the
+    hash it had before grammars existed, so its stored verdicts stay valid."""
     name = templates.name_for(judge.mode, judge.template)
-    return hash_json(
-        {
-            "mode": judge.mode,
-            "scale": list(judge.scale) if judge.mode == "rubric" else None,
-            "rubric": judge.rubric if judge.mode == "rubric" else None,
-            "max_new_tokens": judge.max_new_tokens,
-            "template": templates.source(name),
-        }
-    )[:16]
+    settings = {
+        "mode": judge.mode,
+        "scale": list(judge.scale) if judge.mode == "rubric" else None,
+        "rubric": judge.rubric if judge.mode == "rubric" else None,
+        "max_new_tokens": judge.max_new_tokens,
+        "template": templates.source(name),
+    }
+    if grammar is not None:
+        settings["grammar"] = grammar
+    return hash_json(settings)[:16]
 
 
 def _question(prompt_set: PromptSet, prompt) -> tuple[str, str | None, str]:

@@ -6,6 +6,10 @@
 The judge's text must hold exactly one verdict (repeating the same one is allowed); anything else —
 no verdict, two different ones, a rating off the scale — is an unparsed judgement, kept with its raw
 text and retried on the next run.
+
+The same formats as GBNF grammars (``verdict_grammar``): a backend that can constrain its output
+(``Backend.constrains_output``, e.g. llama.cpp) makes the judge write only the verdict, so that even a
+small judge's verdicts parse; the parsing stays as strict.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Verdict", "parse_pairwise", "parse_rubric"]
+__all__ = ["Verdict", "parse_pairwise", "parse_rubric", "verdict_grammar"]
 
 _PAIRWISE = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 _RATING = re.compile(r"Rating:\s*\[\[\s*(-?\d+(?:\.\d+)?)\s*\]\]", re.IGNORECASE)
@@ -49,3 +53,16 @@ def parse_rubric(text: str, scale: tuple[int, int]) -> Verdict:
     if score != int(score) or not scale[0] <= score <= scale[1]:
         return Verdict(None, None, f"rating {score:g} is not a whole number from {scale[0]} to {scale[1]}")
     return Verdict(None, score)
+
+
+def verdict_grammar(mode: str, scale: tuple[int, int] = (1, 10)) -> str:
+    """A GBNF grammar (llama.cpp's grammar format) of exactly one verdict: ``[[A]]``, ``[[B]]`` or ``[[C]]``
+    (pairwise), or ``Rating: [[N]]`` with N a whole number on ``scale`` (rubric; each number spelled out,
+    so that the grammar cannot produce a rating off the scale)."""
+    if mode == "pairwise":
+        return 'root ::= "[[" ("A" | "B" | "C") "]]"\n'
+    if mode == "rubric":
+        low, high = scale
+        numbers = " | ".join(f'"{n}"' for n in range(high, low - 1, -1))
+        return f'root ::= "Rating: [[" ({numbers}) "]]"\n'
+    raise ValueError(f"no verdict grammar for judge mode {mode!r}")

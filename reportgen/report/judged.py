@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from reportgen import analysis
 from reportgen.analysis.judged import judged_findings
-from reportgen.format import num, percent
+from reportgen.format import num, p_value, percent
 from reportgen.stats.metrics import metric_label
 from reportgen.report.charts import chart_slug
 from reportgen.report.context import JudgedView, Table, empty_table
@@ -116,7 +116,11 @@ def _reliability_table(c) -> Table:
                 f"{_pct(r.consistency)} of {r.consistency_n} answer pairs (required: {_pct(r.min_consistency)})",
             ],
             ["Tie rate", _pct(r.tie_rate)],
-            ["Chose the answer shown first", f"{_pct(r.first_position_rate)} of decisive verdicts"],
+            [
+                "Chose the answer shown first",
+                f"{_pct(r.first_position_rate)} of {r.first_position_n} decisive verdicts "
+                f"(binomial test against 50%: p {p_value(r.first_position_p)})",
+            ],
             ["Chose the longer answer", f"{_pct(r.longer_wins_rate)} of decisive verdicts"],
             ["Length correlation (Spearman)", num(r.length_correlation, 2) if not math.isnan(r.length_correlation) else "—"],
             [
@@ -139,7 +143,8 @@ def _reliability_table(c) -> Table:
         "metrics",
         caption="Judge reliability",
         legend="Position consistency: share of answer pairs whose verdict survives swapping the answers' order "
-        "(the same winner, or a tie both times).",
+        "(the same winner, or a tie both times). Every pair is shown in both orders, so a fair judge chooses the "
+        "answer shown first in about half of its decisive verdicts; p < 0.05 is position bias.",
     )
 
 

@@ -5,6 +5,12 @@ plan (the judge's fingerprint and settings, the tasks for the current answers, w
 writes it). A judgement with a parsed verdict is never redone; failed and unparsed ones are retried.
 Answers are the current results of each model: its fingerprint for the current config (from the plan)
 and the request hash of the current prompt content and settings.
+
+When the judge's backend can constrain its output (``Backend.constrains_output``: llama.cpp), each
+request carries the grammar of the verdict format (``judge.verdicts.verdict_grammar``), and the grammar
+is part of the judge's settings hash: judgements made without it (e.g. unparsed ones) are made again.
+Other backends (transformers, HTTP servers, whose protocols have no portable grammar field) get no
+grammar and keep their settings hash.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from reportgen.backends import create_backend
 from reportgen.errors import ConfigError, ReportgenError
 from reportgen.judge.tasks import JudgeTask, judge_settings_hash, pairwise_tasks, rubric_tasks
 from reportgen.judge.templates import JudgeTemplates
-from reportgen.judge.verdicts import parse_pairwise, parse_rubric
+from reportgen.judge.verdicts import parse_pairwise, parse_rubric, verdict_grammar
 from reportgen.records import GenerationRequest
 from reportgen.run.execute import Progress, _load
 from reportgen.run.plan import ModelWork, model_fingerprint, plan_models, select_models
@@ -130,7 +136,9 @@ def _run_judge(
     model = judge.runnable_model(study)
     backend = create_backend(model)
     fingerprint, _ = model_fingerprint(backend)
-    settings_hash = judge_settings_hash(judge, templates)
+    # A backend that can constrain its output writes only the verdict, in the documented format.
+    grammar = verdict_grammar(judge.mode, judge.scale) if backend.constrains_output else None
+    settings_hash = judge_settings_hash(judge, templates, grammar)
     tasks = _tasks(study, judge, prompt_set, answers, templates)
     done = set() if force else store.done_judgements(fingerprint, settings_hash)
     pending = [t for t in tasks if t.key not in done]
@@ -143,7 +151,7 @@ def _run_judge(
     try:
         settings = judge.settings()
         requests = {
-            t.task_id: GenerationRequest(t.task_id, ({"role": "user", "content": t.text},), t.text, "chat", settings)
+            t.task_id: GenerationRequest(t.task_id, ({"role": "user", "content": t.text},), t.text, "chat", settings, grammar)
             for t in pending
         }
         size = model.batch_size if isinstance(model.batch_size, int) else backend.suggested_batch_size(list(requests.values()))

@@ -12,7 +12,12 @@ decisive verdicts that chose the answer shown first; *length bias* is the share 
 (between answers of different lengths) that chose the longer answer, and the Spearman correlation of
 the candidate's outcome with its length advantage; *reference agreement* is, on prompts whose answers
 a reference metric tells apart, the share where the judge prefers the answer the metric scores higher.
-A judge whose consistency is below its ``min_consistency`` (or cannot be measured) is unreliable.
+A judge whose consistency is below its ``min_consistency`` (or cannot be measured) is unreliable. So is
+a *position-biased* judge: every pair is shown in both orders, so a fair judge's decisive verdicts choose
+the answer shown first about half the time, whatever it thinks of the answers; a two-sided exact binomial
+test of the first-position choices against ½ at the 5% level (``POSITION_BIAS_ALPHA``) below which the
+judge is called biased. Without it, a judge that calls most pairs a tie and otherwise always says "A"
+passes the consistency threshold on its ties alone.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from reportgen.judge.tasks import answer_hash
-from reportgen.stats.bootstrap import LEVEL, N_BOOT, SEED, bootstrap_ci
+from reportgen.stats.bootstrap import LEVEL, N_BOOT, SEED, bootstrap_ci, paired_bootstrap
+from reportgen.stats.inference import holm
 
 if TYPE_CHECKING:  # pragma: no cover
     from reportgen.study.config import JudgeConfig
@@ -37,6 +43,7 @@ __all__ = [
     "current_judgements",
     "judge_comparison",
     "pairwise_outcomes",
+    "rubric_paired",
     "win_rates",
 ]
 
@@ -57,7 +64,24 @@ RATE_COLUMNS = [
     "score_high",
 ]
 STRENGTH_COLUMNS = ["model_id", "strength", "strength_low", "strength_high", "p_beats_baseline"]
+POSITION_BIAS_ALPHA = 0.05  # a first-position rate this unlikely under a fair judge (two-sided) is position bias
 RUBRIC_COLUMNS = ["model_id", "n", "mean", "ci_low", "ci_high"]
+# the columns of stats.frames.paired_comparisons, for the metric "judge_score"
+PAIRED_COLUMNS = [
+    "metric",
+    "model_a",
+    "model_b",
+    "n",
+    "mean_a",
+    "mean_b",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_holm",
+    "significant",
+    "better",
+]
 OUTCOME_COLUMNS = ["model_id", "prompt_id", "order", "outcome", "verdict", "len_model", "len_baseline"]
 
 
@@ -78,16 +102,26 @@ class JudgeReliability:
     reference_n: int
     min_consistency: float
     mode: str = "pairwise"  # rubric: no order to swap, so consistency is not measured
+    first_position_n: int = 0  # decisive verdicts behind first_position_rate
+    first_position_p: float = math.nan  # two-sided exact binomial test of first_position_rate against ½
 
     @property
     def missing(self) -> int:
         return max(0, self.expected - self.judgements - self.unparsed - self.failed)
 
     @property
+    def consistent(self) -> bool:
+        return not math.isnan(self.consistency) and self.consistency >= self.min_consistency
+
+    @property
+    def position_biased(self) -> bool:
+        return self.mode == "pairwise" and not math.isnan(self.first_position_p) and self.first_position_p < POSITION_BIAS_ALPHA
+
+    @property
     def reliable(self) -> bool:
         if self.mode == "rubric":
             return self.judgements > 0
-        return not math.isnan(self.consistency) and self.consistency >= self.min_consistency
+        return self.consistent and not self.position_biased
 
 
 @dataclass
@@ -99,6 +133,7 @@ class JudgedComparison:
     rates: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RATE_COLUMNS))
     strengths: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=STRENGTH_COLUMNS))
     rubric: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RUBRIC_COLUMNS))
+    paired: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PAIRED_COLUMNS))  # rubric: model pairs
     reliability: JudgeReliability | None = None
     samples: pd.DataFrame = field(default_factory=pd.DataFrame)  # one verdict per (model, prompt): raw text kept
 
@@ -259,12 +294,50 @@ def bt_strengths(
     )
 
 
+def rubric_paired(
+    scores: pd.DataFrame, models: Sequence[str], n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
+) -> pd.DataFrame:
+    """Every pair of models (a before b in ``models``) on the prompts the judge scored for both, as the other
+    metrics' paired comparisons (``stats.frames.paired_comparisons``): the mean score difference a − b with
+    a paired-bootstrap interval, the paired sign-flip permutation test, Holm's adjustment over the pairs,
+    and ``better`` (a higher score is better) when significant. ``scores``: model_id, prompt_id, score."""
+    if scores.empty or len(models) < 2:
+        return pd.DataFrame(columns=PAIRED_COLUMNS)
+    table = scores.pivot_table(index="prompt_id", columns="model_id", values="score", aggfunc="first")
+    rows = []
+    for i, a in enumerate(models):
+        for b in models[i + 1 :]:
+            if a not in table or b not in table:
+                continue
+            test = paired_bootstrap(table[a].to_numpy(float), table[b].to_numpy(float), n_boot=n_boot, seed=seed, level=level)
+            rows.append({"metric": "judge_score", "model_a": a, "model_b": b, **test})
+    if not rows:
+        return pd.DataFrame(columns=PAIRED_COLUMNS)
+    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
+        row["p_holm"] = adjusted
+        row["significant"] = bool(adjusted < 1 - level)  # NaN (no test) compares False
+        row["better"] = (row["model_a"] if row["diff"] > 0 else row["model_b"]) if row["significant"] else None
+    frame = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    frame["better"] = pd.Series([r["better"] for r in rows], dtype=object)
+    return frame.astype({"n": int, "significant": bool})
+
+
 # ---------------------------------------------------------------------------------------------
 # Reliability
 
 
 def _rate(values: pd.Series) -> float:
     return float(values.mean()) if len(values) else math.nan
+
+
+def position_bias_p(first: int, n: int) -> float:
+    """Two-sided exact binomial p-value of ``first`` first-position choices in ``n`` decisive verdicts
+    against a fair judge's ½ (scipy's binomtest); NaN without decisive verdicts."""
+    if n == 0:
+        return math.nan
+    from scipy.stats import binomtest
+
+    return float(binomtest(first, n, 0.5).pvalue)
 
 
 def pairwise_reliability(
@@ -307,6 +380,8 @@ def pairwise_reliability(
         reference_agreement=agreement,
         reference_n=agreement_n,
         min_consistency=min_consistency,
+        first_position_n=len(shown_first_won),
+        first_position_p=position_bias_p(int(shown_first_won.sum()), len(shown_first_won)),
     )
 
 
@@ -425,7 +500,13 @@ def _rubric(
         mode="rubric",
     )
     result = JudgedComparison(
-        judge.id, name, "rubric", None, rubric=pd.DataFrame(table, columns=RUBRIC_COLUMNS), reliability=reliability
+        judge.id,
+        name,
+        "rubric",
+        None,
+        rubric=pd.DataFrame(table, columns=RUBRIC_COLUMNS),
+        paired=rubric_paired(scores, models, n_boot, seed),
+        reliability=reliability,
     )
     result.samples = scores
     return result
@@ -445,6 +526,7 @@ RELIABILITY_COLUMNS = [
     "reliable",
     "tie_rate",
     "first_position_rate",
+    "first_position_p",
     "longer_wins_rate",
     "length_correlation",
     "reference_metric",
@@ -462,6 +544,7 @@ def judged_frames(judged: Sequence[JudgedComparison]) -> dict[str, pd.DataFrame]
     rates = [tagged(c.rates, c) for c in judged if c.mode == "pairwise" and len(c.rates)]
     strengths = [tagged(c.strengths, c) for c in judged if c.mode == "pairwise" and len(c.strengths)]
     rubric = [tagged(c.rubric, c) for c in judged if c.mode == "rubric" and len(c.rubric)]
+    paired = [tagged(c.paired, c) for c in judged if c.mode == "rubric" and len(c.paired)]
     reliability = []
     for c in judged:
         r = c.reliability
@@ -482,6 +565,7 @@ def judged_frames(judged: Sequence[JudgedComparison]) -> dict[str, pd.DataFrame]
                 "reliable": r.reliable,
                 "tie_rate": r.tie_rate,
                 "first_position_rate": r.first_position_rate,
+                "first_position_p": r.first_position_p,
                 "longer_wins_rate": r.longer_wins_rate,
                 "length_correlation": r.length_correlation,
                 "reference_metric": r.reference_metric,
@@ -497,5 +581,6 @@ def judged_frames(judged: Sequence[JudgedComparison]) -> dict[str, pd.DataFrame]
         "judge_win_rates": joined(rates, RATE_COLUMNS),
         "judge_strengths": joined(strengths, STRENGTH_COLUMNS),
         "judge_scores": joined(rubric, RUBRIC_COLUMNS),
+        "judge_score_tests": joined(paired, PAIRED_COLUMNS),
         "judge_reliability": pd.DataFrame(reliability, columns=RELIABILITY_COLUMNS).astype({"reliable": "boolean"}),
     }
