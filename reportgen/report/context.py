@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import reportgen
 from reportgen.format import human_bytes, human_count, is_missing, num, percent
 from reportgen.report.markdown import md_cell, md_code, md_escape, md_inline_code, md_link
-from reportgen.report.prose import author_blocks, author_inline
+from reportgen.report.prose import author_blocks, author_inline, author_plain
 from reportgen.specs import fields as spec_fields
 from reportgen.util.text import TEXT_FIELD_LIMIT, clip, clip_strings
 
@@ -293,6 +293,9 @@ class ReportContext:
     generated_at: build time (ISO 8601) when output.timestamp is set, else "" (byte-identical rebuilds).
     title: the study title (Markdown-safe).
     title_text: the study title as plain text (for HTML <title> and PDF metadata; HTML-escaped by Jinja).
+    subtitle_text: the subtitle as plain text (the PDF's Subject, the HTML's description), or "".
+    keywords: the study's keywords as plain text (PDF and HTML metadata): the config's, else the model ids.
+    date: the study's date (YYYY-MM-DD, from the config), or "".
     subtitle: the subtitle (author Markdown, one line), or "".
     authors: author names (Markdown-safe).
     introduction: blocks (paragraphs, lists, quotes, code) of the hand-written introduction (author Markdown); a default sentence when absent.
@@ -330,6 +333,9 @@ class ReportContext:
     title: str
     title_text: str
     subtitle: str
+    subtitle_text: str
+    keywords: list[str]
+    date: str
     authors: list[str]
     introduction: list[str]
     models: list[ModelView]
@@ -773,6 +779,9 @@ def build_context(
         title=md_escape(study.title).replace("\n", " "),
         title_text=" ".join(study.title.split()),
         subtitle=author_inline(study.subtitle),
+        subtitle_text=author_plain(study.subtitle),
+        keywords=[" ".join(k.split()) for k in (study.keywords or tuple(m.id for m in study.models))],
+        date=study.date.isoformat() if study.date else "",
         authors=[md_escape(a).replace("\n", " ") for a in study.authors],
         introduction=introduction,
         models=models,

@@ -148,12 +148,17 @@ def slugify(title: str) -> str:
     return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
 
 
-@functools.lru_cache(maxsize=1)
-def _parser() -> MarkdownIt:
+def _gfm_parser() -> MarkdownIt:
+    """GitHub-flavoured Markdown as the report uses it: CommonMark, tables, strikethrough, GitHub's heading ids."""
     md = MarkdownIt("commonmark", {"html": True, "typographer": False})
     md.enable(["table", "strikethrough"])
     md.use(anchors_plugin, min_level=1, max_level=6, slug_func=slugify)
     return md
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> MarkdownIt:
+    return _gfm_parser()
 
 
 def mkdocs_slugify(title: str) -> str:
@@ -221,9 +226,17 @@ def markdown_to_html(markdown: str) -> str:
     """Render GitHub-flavoured Markdown (CommonMark + tables + strikethrough) to an HTML fragment.
 
     Headings get ``id`` anchors from ``slugify`` (the same as GitHub's), so the table of contents
-    works in the HTML and PDF too.
+    works in the HTML and PDF too. Table captions become ``<caption>`` and charts ``<figure>`` with a
+    ``<figcaption>`` (``report.figures``).
     """
-    return _parser().render(markdown)
+    return _html_parser().render(markdown)
+
+
+@functools.lru_cache(maxsize=1)
+def _html_parser() -> MarkdownIt:
+    from reportgen.report.figures import captions_and_figures
+
+    return _gfm_parser().use(captions_and_figures)
 
 
 def md_bold(text: str) -> str:

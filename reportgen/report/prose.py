@@ -29,7 +29,7 @@ from markdown_it.tree import SyntaxTreeNode
 from reportgen.report.markdown import md_code, md_escape_inline, md_inline_code, md_link, md_link_destination, md_unblock
 from reportgen.util.text import visible_controls
 
-__all__ = ["author_blocks", "author_inline"]
+__all__ = ["author_blocks", "author_inline", "author_plain"]
 
 _ANCHOR = re.compile(r"^#[\w-]+$")  # an in-page link, e.g. to a section of the report
 
@@ -179,3 +179,18 @@ def author_inline(text: object) -> str:
     if text is None or not str(text).strip():
         return ""
     return "; ".join(p for p in _flat(_tree(text)) if p)
+
+
+def author_plain(text: object) -> str:
+    """The author's field as plain text on one line (for metadata: the PDF's Subject, a <meta> description)."""
+    if text is None or not str(text).strip():
+        return ""
+
+    def words(node: SyntaxTreeNode) -> str:
+        if node.type in ("text", "code_inline"):
+            return node.content
+        if node.type in ("softbreak", "hardbreak"):
+            return " "
+        return "".join(words(child) for child in node.children)
+
+    return " ".join(words(_tree(text)).split())
