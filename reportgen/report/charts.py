@@ -59,6 +59,7 @@ OFFLINE_CHROMIUM_FLAGS: tuple[str, ...] = (
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 )
 # Deterministic colours, one per model in study order (Okabe–Ito, colour-blind safe).
+MUTED = "#59636e"  # legend swatches that stand for a kind of bar, not a model
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 
 
@@ -640,6 +641,20 @@ def memory_figure(efficiency, names, colours) -> go.Figure | None:
                 textposition="outside",
                 cliponaxis=False,
                 hovertemplate="%{x}<br>" + label.split(" (")[0] + ": %{text}<extra></extra>",
+                offsetgroup=column,
+                legendgroup=column,
+                showlegend=False,  # its bars have one colour per model: the legend shows the kind in grey instead
+            )
+        )
+        fig.add_trace(  # the legend's swatch for the kind (solid or hatched), drawing nothing
+            go.Bar(
+                x=labels[:1],
+                y=[None],
+                name=label,
+                marker={"color": MUTED, **extra},
+                offsetgroup=column,
+                legendgroup=column,
+                hoverinfo="skip",
             )
         )
     _style(fig, "Memory per model", legend=True, bottom=110)

@@ -4,7 +4,9 @@ Every field is documented in the class docstring, one ``name: description`` line
 fails when a template uses a name that is not documented there or a field has no line. Text that
 came from a config, a model card or a model is already Markdown-escaped here ("Markdown-safe"), so
 a template can print it as it is; raw values (``specs``) are for custom templates and need the
-``md`` / ``cell`` filters.
+``md`` / ``cell`` filters. The study author's prose (subtitle, introduction, conclusion, card text,
+glossary definitions) is "author Markdown": rendered as Markdown, with raw HTML, images and unsafe links
+made inert (``report.prose``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import reportgen
 from reportgen.format import human_bytes, human_count, is_missing, num, percent
 from reportgen.report.markdown import md_cell, md_code, md_escape, md_inline_code, md_link
+from reportgen.report.prose import author_blocks, author_inline, author_plain
 from reportgen.specs import fields as spec_fields
 from reportgen.util.text import TEXT_FIELD_LIMIT, clip, clip_strings
 
@@ -65,22 +68,22 @@ class ModelView:
     id: the model id (Markdown-safe).
     name: display name (Markdown-safe).
     heading: "Model N: name" (Markdown-safe), the model's section heading.
-    description: the card's description (Markdown-safe, one line; "" when absent).
-    application: the card's application (Markdown-safe, one line; "" when absent).
-    use: the card's intended use (Markdown-safe, one line; "" when absent).
-    limitation: the card's limitation (Markdown-safe, one line; "" when absent).
+    description: the card's description (author Markdown, one line; "" when absent).
+    application: the card's application (author Markdown, one line; "" when absent).
+    use: the card's intended use (author Markdown, one line; "" when absent).
+    limitation: the card's limitation (author Markdown, one line; "" when absent).
     summary: key spec facts as (label, value) pairs (Markdown-safe), for the Models section.
     overview: the card's metadata as a two-column Table (library, language, pipeline tag, tags, license, base model).
     links: Markdown links (title and http(s) URL), from the card.
     config_table: the config.json facts as a two-column Table (empty when the model has no spec).
     config_source: the file the facts come from, relative to the study config's folder (Markdown-safe).
     config_json: the raw config.json as a fenced code block (Markdown-safe), or "".
-    training_procedure: the card's training procedure text (Markdown-safe; "" when absent).
+    training_procedure: the card's training procedure (author Markdown, paragraphs and lists; "" when absent).
     quantization: the bitsandbytes settings as a two-column Table (empty when none).
     adapter: the adapter (LoRA) settings and counts as a two-column Table (empty when none).
     adapter_source: the adapter_config.json the adapter facts come from, relative to the study config's folder (Markdown-safe), or "".
     api_usage: a fenced code block querying the model's HTTP endpoint (Markdown-safe), or "".
-    notes: the card's notes (Markdown-safe, one line each).
+    notes: the card's notes (author Markdown, one line each).
     warnings: consistency warnings about this model (Markdown-safe).
     """
 
@@ -206,7 +209,7 @@ class GlossaryItem:
     """A glossary entry.
 
     term: the term (Markdown-safe).
-    definition: its definition (Markdown-safe).
+    definition: its definition (author Markdown, one line).
     """
 
     term: str
@@ -290,9 +293,12 @@ class ReportContext:
     generated_at: build time (ISO 8601) when output.timestamp is set, else "" (byte-identical rebuilds).
     title: the study title (Markdown-safe).
     title_text: the study title as plain text (for HTML <title> and PDF metadata; HTML-escaped by Jinja).
-    subtitle: the subtitle (Markdown-safe), or "".
+    subtitle_text: the subtitle as plain text (the PDF's Subject, the HTML's description), or "".
+    keywords: the study's keywords as plain text (PDF and HTML metadata): the config's, else the model ids.
+    date: the study's date (YYYY-MM-DD, from the config), or "".
+    subtitle: the subtitle (author Markdown, one line), or "".
     authors: author names (Markdown-safe).
-    introduction: paragraphs of the hand-written introduction (Markdown-safe); a default sentence when absent.
+    introduction: blocks (paragraphs, lists, quotes, code) of the hand-written introduction (author Markdown); a default sentence when absent.
     models: one ModelView per model, in study order.
     comparison: the spec comparison Table, one column per model.
     charts: ChartViews of the spec charts (empty when charts are off).
@@ -300,7 +306,7 @@ class ReportContext:
     warnings: consistency warnings across all models (Markdown-safe).
     claims: the checked claims, one Markdown-safe line each (claim, check and values).
     conclusion_points: the computed conclusion, one Markdown-safe line each.
-    conclusion: paragraphs of the hand-written conclusion (Markdown-safe).
+    conclusion: blocks of the hand-written conclusion (author Markdown).
     glossary: GlossaryItems, in config order.
     specs: raw ModelSpec.as_dict() by model id (NOT escaped: for custom templates, use the md/cell filters).
     has_results: True when the report shows measured results (the render got non-empty metric tables); the results sections print only then.
@@ -327,6 +333,9 @@ class ReportContext:
     title: str
     title_text: str
     subtitle: str
+    subtitle_text: str
+    keywords: list[str]
+    date: str
     authors: list[str]
     introduction: list[str]
     models: list[ModelView]
@@ -375,13 +384,6 @@ def documented_fields(cls: type) -> dict[str, str]:
 
 # --------------------------------------------------------------------------------------------------
 # Building
-
-
-def _paragraphs(text: str | None) -> list[str]:
-    if not text:
-        return []
-    blocks = [b for b in str(text).replace("\r\n", "\n").split("\n\n") if b.strip()]
-    return [md_escape(" ".join(b.split("\n"))) for b in blocks]
 
 
 def _inline(text: object) -> str:
@@ -689,24 +691,24 @@ def model_view(
         id=md_escape(model.id),
         name=name,
         heading=f"Model {number}: {name}",
-        description=_inline(card.description),
-        application=_inline(card.application),
-        use=_inline(card.use),
-        limitation=_inline(card.limitation),
+        description=author_inline(card.description),
+        application=author_inline(card.application),
+        use=author_inline(card.use),
+        limitation=author_inline(card.limitation),
         summary=_summary(model, spec),
         overview=_overview(card),
         links=[_link(link.url, link.title) for link in card.links],
         config_table=_config_table(spec, files),
         config_source=(_display_path(files.config_path, base) or _display_path(files.gguf_path, base)) if files else "",
         config_json=config_json,
-        training_procedure=md_escape(card.training_procedure),
+        training_procedure="\n\n".join(author_blocks(card.training_procedure)),
         quantization=_quant_table(model),
         adapter=_adapter_table(spec),
         adapter_source=_display_path(files.adapter_config_path, base)
         if files is not None and spec is not None and spec.adapter
         else "",
         api_usage=md_code(snippet, "python") if (snippet := api_usage_snippet(model)) else "",
-        notes=[_inline(n) for n in card.notes],
+        notes=[author_inline(n) for n in card.notes],
         warnings=warnings,
     )
 
@@ -769,14 +771,17 @@ def build_context(
         model_view(i, m, specs.get(m.id), files.get(m.id), list(per_model.get(m.id, [])), base)
         for i, m in enumerate(study.models, 1)
     ]
-    introduction = _paragraphs(study.introduction) or [_default_introduction(len(models), results is not None)]
+    introduction = author_blocks(study.introduction) or [_default_introduction(len(models), results is not None)]
     return ReportContext(
         target=target,
         generator=f"reportgen {reportgen.__version__}",
         generated_at=generated_at,
         title=md_escape(study.title).replace("\n", " "),
         title_text=" ".join(study.title.split()),
-        subtitle=md_escape(study.subtitle).replace("\n", " ") if study.subtitle else "",
+        subtitle=author_inline(study.subtitle),
+        subtitle_text=author_plain(study.subtitle),
+        keywords=[" ".join(k.split()) for k in (study.keywords or tuple(m.id for m in study.models))],
+        date=study.date.isoformat() if study.date else "",
         authors=[md_escape(a).replace("\n", " ") for a in study.authors],
         introduction=introduction,
         models=models,
@@ -786,8 +791,8 @@ def build_context(
         warnings=list(warnings),
         claims=claim_lines(claim_results, markdown_style()),
         conclusion_points=[s.text for s in conclusion_points],
-        conclusion=_paragraphs(study.conclusion),
-        glossary=[GlossaryItem(_inline(g.term), _inline(g.definition)) for g in study.glossary],
+        conclusion=author_blocks(study.conclusion),
+        glossary=[GlossaryItem(_inline(g.term), author_inline(g.definition)) for g in study.glossary],
         specs={model_id: spec.as_dict() for model_id, spec in specs.items()},
         has_results=results is not None,
         **(results.fields() if results is not None else {}),

@@ -15,7 +15,7 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.anchors import anchors_plugin
 
 from reportgen.errors import RenderError
-from reportgen.util.text import code_fence
+from reportgen.util.text import code_fence, visible_controls
 
 __all__ = [
     "TOC_MARKER",
@@ -24,8 +24,11 @@ __all__ = [
     "md_cell",
     "md_code",
     "md_escape",
+    "md_escape_inline",
     "md_inline_code",
     "md_link",
+    "md_link_destination",
+    "md_unblock",
     "slugify",
 ]
 
@@ -40,14 +43,23 @@ _LIST_OR_QUOTE = re.compile(r"^([-+*=#])")
 _ORDERED = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
 
 
+def md_escape_inline(text: str) -> str:
+    """Untrusted text as a piece of a Markdown line: ``< > &`` as entities, inline syntax backslash-escaped,
+    control characters visible; its spaces kept (the caller places it inside a line)."""
+    text = visible_controls(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _INLINE_SPECIAL.sub(r"\\\1", text)
+    return _UNDERSCORE_NOT_INTRAWORD.sub(r"\\_", text)
+
+
+def md_unblock(line: str) -> str:
+    """``line`` with whatever would start a block at its beginning escaped: headings, bullets, quotes, setext
+    underlines, thematic breaks, ordered-list numbers."""
+    line = _LIST_OR_QUOTE.sub(r"\\\1", line)
+    return _ORDERED.sub(r"\1\\\2", line)
+
+
 def _escape_line(line: str) -> str:
-    line = line.strip()
-    line = line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    line = _INLINE_SPECIAL.sub(r"\\\1", line)
-    line = _UNDERSCORE_NOT_INTRAWORD.sub(r"\\_", line)
-    line = _LIST_OR_QUOTE.sub(r"\\\1", line)  # headings, bullets, setext underlines, thematic breaks
-    line = _ORDERED.sub(r"\1\\\2", line)
-    return line
+    return md_unblock(md_escape_inline(line.strip()))
 
 
 def md_escape(text: object) -> str:
@@ -84,7 +96,7 @@ def md_code(text: object, lang: str = "") -> str:
 
 def md_inline_code(text: object) -> str:
     """An inline code span for a short untrusted value (safe inside table cells too)."""
-    body = "" if text is None else " ".join(str(text).split())
+    body = "" if text is None else " ".join(visible_controls(str(text)).split())
     longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
     ticks = "`" * (longest + 1)
     pad = " " if body.startswith("`") or body.endswith("`") or not body.strip() else ""
@@ -99,9 +111,19 @@ def md_link(url: object, title: object | None = None) -> str:
     """A Markdown link to an http(s) URL; any other scheme is shown as escaped text, not linked."""
     url_text = "" if url is None else str(url).strip()
     label = md_escape(title if title else url_text).replace("\n", " ")
-    if not url_text.lower().startswith(_SAFE_SCHEMES) or any(c in url_text for c in "\n\r\t"):
+    dest = md_link_destination(url_text)
+    if dest is None:
         return label if title is None else f"{label} ({md_escape(url_text)})"
-    dest = (
+    return f"[{label}]({dest})"
+
+
+def md_link_destination(url: str) -> str | None:
+    """A link destination for an http(s) or mailto URL, with the characters that would end or break it
+    percent-encoded; None for any other scheme (``javascript:``, ``file:``) or a URL with line breaks."""
+    url_text = url.strip()
+    if not url_text.lower().startswith(_SAFE_SCHEMES) or any(c in url_text for c in "\n\r\t"):
+        return None
+    return (
         url_text.replace("\\", "%5C")
         .replace(" ", "%20")
         .replace("(", "%28")
@@ -111,7 +133,6 @@ def md_link(url: object, title: object | None = None) -> str:
         .replace("|", "%7C")
         .replace("`", "%60")
     )
-    return f"[{label}]({dest})"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -127,12 +148,17 @@ def slugify(title: str) -> str:
     return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
 
 
-@functools.lru_cache(maxsize=1)
-def _parser() -> MarkdownIt:
+def _gfm_parser() -> MarkdownIt:
+    """GitHub-flavoured Markdown as the report uses it: CommonMark, tables, strikethrough, GitHub's heading ids."""
     md = MarkdownIt("commonmark", {"html": True, "typographer": False})
     md.enable(["table", "strikethrough"])
     md.use(anchors_plugin, min_level=1, max_level=6, slug_func=slugify)
     return md
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> MarkdownIt:
+    return _gfm_parser()
 
 
 def mkdocs_slugify(title: str) -> str:
@@ -200,9 +226,17 @@ def markdown_to_html(markdown: str) -> str:
     """Render GitHub-flavoured Markdown (CommonMark + tables + strikethrough) to an HTML fragment.
 
     Headings get ``id`` anchors from ``slugify`` (the same as GitHub's), so the table of contents
-    works in the HTML and PDF too.
+    works in the HTML and PDF too. Table captions become ``<caption>`` and charts ``<figure>`` with a
+    ``<figcaption>`` (``report.figures``).
     """
-    return _parser().render(markdown)
+    return _html_parser().render(markdown)
+
+
+@functools.lru_cache(maxsize=1)
+def _html_parser() -> MarkdownIt:
+    from reportgen.report.figures import captions_and_figures
+
+    return _gfm_parser().use(captions_and_figures)
 
 
 def md_bold(text: str) -> str:

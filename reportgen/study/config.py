@@ -6,6 +6,7 @@ Relative paths in a config are resolved from the config file's folder.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import importlib.util
 import json
@@ -317,6 +318,7 @@ class OutputConfig(Strict):
     )
     timestamp: bool = Field(False, description="Print the build time in the report (breaks byte-identical rebuilds).")
     samples: int | Literal["all"] = Field(12, description="How many prompts to show side by side (or 'all').")
+    page_size: Literal["A4", "Letter"] = Field("A4", description="The PDF's page size.")
     pdf_timeout_s: float = Field(
         300.0,
         gt=0,
@@ -436,6 +438,13 @@ class Study(Strict):
     title: str = Field(description="The report's title.")
     subtitle: str | None = Field(None, description="A line under the title.")
     authors: tuple[str, ...] = Field((), description="Authors named under the title.")
+    date: datetime.date | None = Field(
+        None,
+        description="The study's date (YYYY-MM-DD): shown under the title and written as the PDF's and the HTML's creation date.",
+    )
+    keywords: tuple[str, ...] = Field(
+        (), description="Keywords for the PDF's and the HTML page's metadata; default: the models' names."
+    )
     introduction: str | None = Field(
         None, description="Hand-written introduction (Markdown); default: one written from the study."
     )

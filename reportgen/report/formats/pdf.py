@@ -97,6 +97,15 @@ class ReportFolderFetcher:
         return fetch
 
 
+def pdf_css(page_size: str) -> str:
+    """WeasyPrint's own properties, kept out of report.css so that the HTML page is standard CSS (the Nu
+    checker rejects ``bookmark-level``): the page size and the PDF's outline from h1–h3."""
+    return (
+        f"@page {{ size: {page_size} !important; }}\n"  # a user stylesheet: !important outranks report.css's A4
+        "h1 { bookmark-level: 1; } h2 { bookmark-level: 2; } h3 { bookmark-level: 3; } h4, h5, h6 { bookmark-level: none; }\n"
+    )
+
+
 def render_pdf(
     html: str,
     folder: Path,
@@ -104,8 +113,13 @@ def render_pdf(
     *,
     timeout_s: float | None = None,
     suspect: str = "",
+    page_size: str = "A4",
 ) -> tuple[bytes, ReportFolderFetcher]:
     """Print ``html`` to PDF bytes; relative URLs resolve inside ``folder`` (from ``pending`` first).
+
+    The PDF is tagged (PDF/UA-1: a structure tree, the document's language and title) so that screen
+    readers and reflowing viewers can read it; ``page_size`` (``output.page_size``) overrides the
+    stylesheet's A4.
 
     Watchdog: WeasyPrint runs in a daemon thread; when it has not finished after ``timeout_s`` seconds
     (``output.pdf_timeout_s``) the render stops with a RenderError naming the phase and ``suspect`` (the
@@ -120,7 +134,7 @@ def render_pdf(
 
     def layout() -> bytes:
         document = weasyprint.HTML(string=html, base_url=base_url, url_fetcher=fetcher.weasyprint_fetcher())
-        return document.write_pdf()
+        return document.write_pdf(stylesheets=[weasyprint.CSS(string=pdf_css(page_size))], pdf_variant="pdf/ua-1")
 
     try:
         pdf = _with_watchdog(layout, timeout_s, suspect)
@@ -197,7 +211,8 @@ class PdfFormat(Format):
         study = job.study
         timeout = study.output.pdf_timeout_s if study is not None else None
         suspect = longest_text(study) if study is not None else ""
-        pdf, fetcher = render_pdf(page, job.folder, pending=job.pending, timeout_s=timeout, suspect=suspect)
+        size = study.output.page_size if study is not None else "A4"
+        pdf, fetcher = render_pdf(page, job.folder, pending=job.pending, timeout_s=timeout, suspect=suspect, page_size=size)
         return FormatOutput({self.file_name: pdf}, fetcher.requested, fetcher.refused)
 
 
