@@ -140,3 +140,55 @@ def test_bash_completion_script_is_printed(tmp_path: Path):
     result = reportgen(cwd=tmp_path, env={"_REPORTGEN_COMPLETE": "bash_source"})
     assert result.returncode == 0 and "_reportgen_completion()" in result.stdout
     assert "complete -o nosort -F _reportgen_completion reportgen" in result.stdout
+
+
+def test_validate_reports_every_problem_at_once(tmp_path: Path):
+    """A schema error does not hide the file, prompt-file, Hub-cache and claim problems behind it."""
+    hf = tmp_path / "hf"
+    cached = hf / "hub" / "models--someone--cached" / "snapshots" / ("0" * 40)
+    cached.mkdir(parents=True)
+    (cached / "config.json").write_text('{"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 64}')
+    (hf / "hub" / "models--someone--cached" / "refs").mkdir()
+    (hf / "hub" / "models--someone--cached" / "refs" / "main").write_text("0" * 40)
+    (tmp_path / "prompts.yaml").write_text("prompts:\n  - {id: a, prompt: Hi}\n  - {id: b, prompt: Again, bogus: 1}\n")
+    (tmp_path / "study.yaml").write_text("""title: Everything wrong
+prompts: prompts.yaml
+generation:
+  max_new_tokenz: 4
+models:
+  - id: local
+    source: {type: local, path: no-such-folder}
+  - id: hub
+    name: Hub
+    source: {type: hub, repo: nobody/not-cached}
+  - id: cached
+    name: Cached
+    source: {type: hub, repo: someone/cached}
+claims:
+  - text: Syntax.
+    check: "local.parameters >> 3"
+  - text: Unknown model.
+    check: "lokal.parameters > 3"
+  - text: Unknown field.
+    check: "cached.paramters > 3"
+  - text: Fine.
+    check: "cached.exact_match > 0.5 and cached.tokens_per_s > 1 and cached.hidden_size == 64"
+""")
+    result = reportgen("validate", "study.yaml", cwd=tmp_path, env={"HF_HOME": str(hf), "HF_HUB_CACHE": str(hf / "hub")})
+    assert result.returncode == 2 and result.stdout == ""
+    lines = [line.strip() for line in result.stderr.splitlines()]
+    expected = [
+        ("study.yaml:4: generation.max_new_tokenz: unknown key", "Did you mean 'max_new_tokens'?"),  # schema
+        ("study.yaml:6: models[0].name: required key is missing", "Fix: add it"),  # schema
+        ("study.yaml:7: models[0].source.path: model folder", "Fix:"),  # a missing file
+        ("study.yaml:10: models[1].source.repo: 'nobody/not-cached' is not in the local Hugging Face cache", "Fix:"),
+        ("prompts.yaml:3: prompts[1].bogus: unknown key 'bogus'", "Known keys here"),  # the prompt file
+        ("study.yaml:16: claims[0].check: expected a number or MODEL.FIELD", "Expected comparisons"),  # claim syntax
+        ("study.yaml:18: claims[1].check: unknown model 'lokal'", "Did you mean 'local'?"),
+        ("study.yaml:20: claims[2].check: unknown field 'cached.paramters'", "Did you mean 'parameters'?"),
+    ]
+    for start, fix in expected:
+        found = [line for line in lines if line.startswith(start)]
+        assert found and fix in found[0], (start, result.stderr)
+    assert "someone/cached" not in result.stderr and "claims[3]" not in result.stderr  # what is right is not a problem
+    assert result.stderr.count("\n  ") == len(expected)  # one line each, nothing else
