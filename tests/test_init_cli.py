@@ -63,6 +63,9 @@ def test_init_validate_build_with_no_edits(tmp_path, cli_env, tiny_llama_dir, ti
     config = json.loads((adapter / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = str(local)  # a folder on this machine, as PEFT writes it
     (adapter / "adapter_config.json").write_text(json.dumps(config))
+    on_hub = shutil.copytree(tiny_lora_dir, models / "hub-lora")
+    config["base_model_name_or_path"] = "someone/tiny-llama-hub"  # its base is a Hub id in the local cache
+    (on_hub / "adapter_config.json").write_text(json.dumps(config))
     gguf = shutil.copy(tiny_gguf_path, models / "tiny-llama.gguf")
     snapshot = hub_cache(tmp_path / "hf", "someone/tiny-gpt2", tiny_gpt2_dir)
     (snapshot / "README.md").write_text(SNAPSHOT_CARD)
@@ -70,7 +73,7 @@ def test_init_validate_build_with_no_edits(tmp_path, cli_env, tiny_llama_dir, ti
 
     study_dir = tmp_path / "study"
     out = study_dir / "study.yaml"
-    args = [str(local), str(snapshot), str(adapter), str(gguf), "someone/tiny-llama-hub"]
+    args = [str(local), str(snapshot), str(adapter), str(on_hub), str(gguf), "someone/tiny-llama-hub"]
     init = reportgen("init", *args, "-o", str(out), "--title", "Tiny", cwd=tmp_path, env=cli_env)
     assert init.returncode == 0, init.stderr
     data = yaml.safe_load(out.read_text())
@@ -80,6 +83,8 @@ def test_init_validate_build_with_no_edits(tmp_path, cli_env, tiny_llama_dir, ti
     assert by_id["tiny-gpt2"]["source"] == {"type": "hub", "repo": "someone/tiny-gpt2"}
     assert by_id["tiny-lora"]["source"] == {"type": "local", "path": "../models/tiny-llama"}
     assert by_id["tiny-lora"]["adapter"] == {"path": "../models/tiny-lora"}
+    assert by_id["hub-lora"]["source"] == {"type": "hub", "repo": "someone/tiny-llama-hub"}
+    assert by_id["hub-lora"]["adapter"] == {"path": "../models/hub-lora"}
     assert by_id["tiny-llama-2"]["source"] == {"type": "gguf", "path": "../models/tiny-llama.gguf"}
     assert by_id["tiny-llama-hub"]["source"] == {"type": "hub", "repo": "someone/tiny-llama-hub"}
     card = by_id["tiny-gpt2"]["card"]
