@@ -364,14 +364,16 @@ def diff(config: Path, model_ids: str | None, single_model: str | None, against:
     diffs, single = [], []
     with _open_store(study) as store:
         results, runs, speed = store.results_frame(), store.model_runs_frame(), store.speed_frame()
-        for model_id in wanted or known:
+        for model_id in wanted or [m.id for m in study.models if m.runnable]:
             try:
                 d = run_diff(results, runs, speed, prompt_set, model_id, against)
             except UnknownRun as exc:
                 raise ReportgenError(f"--against: {model_id}: {exc}") from None
             (diffs.append(d) if d is not None else single.append(model_id))
     if not diffs:
-        raise JobFailed(f"{', '.join(single)}: a single run in the store, nothing to compare. Run again (--force) or retrain")
+        raise JobFailed(
+            f"{', '.join(single) or 'no model'}: a single run (or none) in the store, nothing to compare. Run again (--force) or retrain"
+        )
     if json_out:
         emit_json("diff", {"models": [diff_payload(d) for d in diffs], "single_run": single}, json_out)
         if json_out == "-":
@@ -382,4 +384,4 @@ def diff(config: Path, model_ids: str | None, single_model: str | None, against:
     if single:
         import logging
 
-        logging.getLogger(__name__).info("a single run, nothing to compare: %s", ", ".join(single))
+        logging.getLogger(__name__).info("a single run (or none), nothing to compare: %s", ", ".join(single))
