@@ -95,24 +95,31 @@ def _run_figures(run: pd.Series, speed: pd.DataFrame) -> dict[str, float]:
     figures["latency_p50_s"] = math.nan
     if speed is not None and not speed.empty:
         passes = speed[(speed["run_id"] == run["run_id"]) & (speed["model_id"] == run["model_id"])]
-        timed = pass_figures(passes)  # timed passes, when the run measured speed, beat the run's own throughput
+        timed = pass_figures(passes)  # a re-measurement replaces the passes: an older run may have none left
         for name in ("tokens_per_s", "latency_p50_s"):
-            if name in timed:
-                figures[name] = timed[name]
+            figures[f"{name}_passes"] = timed.get(name, math.nan)
     return figures
 
 
 def _speed_rows(old: dict[str, float], new: dict[str, float]) -> pd.DataFrame:
+    """Like with like: throughput and latency of the timed passes when both runs have them, else the
+    throughput of each run's own generation (and no latency row)."""
+    timed = all(not math.isnan(side.get("tokens_per_s_passes", math.nan)) for side in (old, new))
     rows = []
     for name, higher_is_better in SPEED_MEASURES:
+        source = "run"
         a, b = old[name], new[name]
+        if name in ("tokens_per_s", "latency_p50_s") and timed:
+            a, b, source = old[f"{name}_passes"], new[f"{name}_passes"], "passes"
         if math.isnan(a) and math.isnan(b):
             continue
         change = b - a
         ratio = b / a if a and not math.isnan(a) and not math.isnan(b) else math.nan
         improved = None if math.isnan(change) or change == 0 else (change > 0) == higher_is_better
-        rows.append({"measure": name, "old": a, "new": b, "change": change, "ratio": ratio, "improved": improved})
-    return pd.DataFrame(rows, columns=["measure", "old", "new", "change", "ratio", "improved"])
+        rows.append(
+            {"measure": name, "old": a, "new": b, "change": change, "ratio": ratio, "improved": improved, "source": source}
+        )
+    return pd.DataFrame(rows, columns=["measure", "old", "new", "change", "ratio", "improved", "source"])
 
 
 def run_diff(
