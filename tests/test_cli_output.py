@@ -160,7 +160,7 @@ models:
     source: {type: local, path: no-such-folder}
   - id: hub
     name: Hub
-    source: {type: hub, repo: nobody/not-cached}
+    source: {type: hub, repo: nobody/not-cached, revison: main}
   - id: cached
     name: Cached
     source: {type: hub, repo: someone/cached}
@@ -180,6 +180,7 @@ claims:
     expected = [
         ("study.yaml:4: generation.max_new_tokenz: unknown key", "Did you mean 'max_new_tokens'?"),  # schema
         ("study.yaml:6: models[0].name: required key is missing", "Fix: add it"),  # schema
+        ("study.yaml:10: models[1].source.revison: unknown key", "Did you mean 'revision'?"),  # the hub source's keys
         ("study.yaml:7: models[0].source.path: model folder", "Fix:"),  # a missing file
         ("study.yaml:10: models[1].source.repo: 'nobody/not-cached' is not in the local Hugging Face cache", "Fix:"),
         ("prompts.yaml:3: prompts[1].bogus: unknown key 'bogus'", "Known keys here"),  # the prompt file
