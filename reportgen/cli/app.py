@@ -114,7 +114,7 @@ def console():
     """The stderr console for progress and messages (rich resolves sys.stderr at each write)."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())  # a log line is never wrapped
 
 
 def data_console():
