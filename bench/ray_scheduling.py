@@ -101,14 +101,17 @@ def main() -> None:
     from ray import cloudpickle
 
     from reportgen.run.execute import LocalExecutor
+    from reportgen.run.measure import WARMUP_NEW_TOKENS
     from reportgen.run.runner import run_study
-    from reportgen.study.config import load_config
+    from reportgen.study.config import MeasureConfig, load_config
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers get the class with its settings
     use_sleep_backend()
     without_hardware_probe()
     models = 4
-    per_model = math.ceil(args.prompts / 4) * args.tokens * args.sleep  # batches of 4, one sleep per token
+    # batches of 4, one sleep per token, after the warm-up batch each model runs once it has loaded (measure.warmup)
+    warmup = MeasureConfig().warmup * min(WARMUP_NEW_TOKENS, args.tokens) * args.sleep
+    per_model = math.ceil(args.prompts / 4) * args.tokens * args.sleep + warmup
     with tempfile.TemporaryDirectory() as tmp:
         study = load_config(sleep_study(Path(tmp) / "sequential", models=models, prompts=args.prompts, tokens=args.tokens))
         started = time.perf_counter()
@@ -116,7 +119,7 @@ def main() -> None:
         sequential = time.perf_counter() - started
         print(
             f"{models} models x {args.prompts} prompts x {args.tokens} tokens at {args.sleep * 1000:.0f} ms/token "
-            f"(ideal {per_model:.2f} s per model)"
+            f"(ideal {per_model:.2f} s per model, {warmup:.2f} s of it the warm-up)"
         )
         print(f"sequential (engine: local): {sequential:6.2f} s")
         for gpus in [int(g) for g in args.gpus.split(",")]:

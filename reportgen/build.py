@@ -285,8 +285,8 @@ def check_study(study: Study, *, templates_dir: Path | None = None, fail_on_regr
         runnable = study.prompts is not None and any(m.runnable for m in study.models)
         if runnable and store is None:
             stale.append(f"{store_path(study)}: no results store: every model would run")
-        elif runnable:
-            prompt_set, claimed = study_prompt_set(study), set()
+        elif runnable and store is not None:
+            prompt_set, claimed = study_prompt_set(study), set[tuple[str, str, str]]()
             for model in select_models(study, None):
                 try:  # the weights' fingerprint, without loading them
                     work = plan_model(store, study, prompt_set, model, force=False, claimed=claimed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any, TypeGuard
 
 __all__ = ["MISSING", "capital", "finite", "human_bytes", "human_count", "is_missing", "measure", "num", "percent", "ratio"]
 
@@ -19,7 +20,7 @@ def is_missing(value: object) -> bool:
         return True
 
 
-def finite(value: object) -> bool:
+def finite(value: object) -> TypeGuard[float]:
     """A real, finite number (not None, NaN, infinity, a bool or a string)."""
     if value is None or isinstance(value, (bool, str)):
         return False
@@ -34,7 +35,7 @@ def capital(label: str) -> str:
     return label[:1].upper() + label[1:] if label == label.lower() else label
 
 
-def num(value: object, digits: int | None = None) -> str:
+def num(value: Any, digits: int | None = None) -> str:
     """Thousands separators: ``6738415616`` → ``6,738,415,616``; floats keep ``digits`` decimals."""
     if is_missing(value):
         return MISSING
@@ -47,7 +48,7 @@ def num(value: object, digits: int | None = None) -> str:
     return f"{float(value):,.{digits}f}"
 
 
-def human_count(value: object) -> str:
+def human_count(value: Any) -> str:
     """Short form of a large count: ``6.74 B``, ``124.4 M``, ``33.6 M``, ``8,192``."""
     if is_missing(value):
         return MISSING
@@ -59,7 +60,7 @@ def human_count(value: object) -> str:
     return num(int(v))
 
 
-def human_bytes(value: object) -> str:
+def human_bytes(value: Any) -> str:
     """Binary units: ``12.55 GiB``, ``474.7 MiB``, ``3.0 KiB``."""
     if is_missing(value):
         return MISSING
@@ -75,7 +76,7 @@ def human_bytes(value: object) -> str:
     return f"{int(v)} B"
 
 
-def percent(share: object) -> str:
+def percent(share: Any) -> str:
     """A share (0..1) as a percentage with enough digits to be non-zero: ``0.50%``, ``0.012%``."""
     if is_missing(share):
         return MISSING
@@ -89,7 +90,7 @@ def percent(share: object) -> str:
     return f"{p:.2g}%"
 
 
-def ratio(value: object) -> str:
+def ratio(value: Any) -> str:
     """A factor: ``4×`` when whole, else ``1.57×`` (three significant digits), ``54.2×``."""
     if is_missing(value):
         return MISSING

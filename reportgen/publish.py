@@ -77,6 +77,8 @@ def add_nav_entry(config_file: Path, title: str, target: str) -> tuple[str, str]
     read back and must be the old nav plus the entry. No ``nav`` key: MkDocs lists pages itself.
     """
     before = config_file.read_text(encoding="utf-8")
+    from ruamel.yaml.comments import CommentedSeq  # a list as read with its positions and flow style
+
     config = read_mkdocs_config(config_file)
     nav = config.get("nav")
     if nav is None or (isinstance(nav, list) and _nav_has(nav, target)):
@@ -85,7 +87,7 @@ def add_nav_entry(config_file: Path, title: str, target: str) -> tuple[str, str]
     if not isinstance(nav, list):
         raise RenderError(f"{config_file}: 'nav' is not a list; {by_hand}")
     lines = before.splitlines(keepends=True)
-    if not nav or getattr(nav.fa, "_flow_style", False):
+    if not nav or not isinstance(nav, CommentedSeq) or nav.fa.flow_style():
         raise RenderError(f"{config_file}: the nav is empty or written inline ([...]); {by_hand}")
     line, col = nav.lc.item(len(nav) - 1)
     dash = lines[line][:col].rstrip().rfind("-")

@@ -162,7 +162,7 @@ class ClusterRecord:
         return cls(_of(data.get("ray_version"), str, None), _of(data.get("address"), str, None), nodes, placements)
 
 
-def _of(value: Any, kind: type, default: Any) -> Any:
+def _of(value: Any, kind: type | tuple[type, ...], default: Any) -> Any:
     """``value`` when it has the expected JSON type (a bool is not an int here), else ``default``."""
     if isinstance(value, bool) and kind is not bool:
         return default

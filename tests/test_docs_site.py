@@ -116,16 +116,24 @@ def test_site_with_the_assignment_report_published_into_it(tmp_path):
     assert "Comparative Study of Language Models" in page and page.count("<table>") >= 3
 
 
+def test_a_docs_warning_fails_the_build(tmp_path):
+    """The strict build this suite runs fails on a warning: a link to a page that does not exist."""
+    pytest.importorskip("mkdocs")
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
+    shutil.copytree(DOCS, project / "docs")
+    index = project / "docs" / "index.md"
+    index.write_text(index.read_text(encoding="utf-8") + "\nSee [the missing page](no-such-page.md).\n", encoding="utf-8")
+    result = _build(project / "mkdocs.yml", tmp_path / "site")
+    assert result.returncode != 0
+    assert "no-such-page.md" in result.stderr, result.stderr[-2000:]
+
+
 def test_mkdocs_build_strict(tmp_path):
     pytest.importorskip("mkdocs")
     site = tmp_path / "site"
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-    )  # Material's banner, not a build warning
+    result = _build(ROOT / "mkdocs.yml", site)
     assert result.returncode == 0, result.stderr[-4000:]
     assert not re.search(r"^(WARNING|ERROR)", result.stderr, flags=re.M), result.stderr
     pages = {p.relative_to(site).as_posix(): p for p in site.rglob("index.html")}

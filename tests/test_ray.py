@@ -10,6 +10,9 @@ import json
 import os
 import re
 import shutil
+import signal
+import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -53,14 +56,16 @@ class Clusters:
             self.kind = "local"
 
     def multi_node(self, cache_a: Path, cache_b: Path):
+        """A head with no CPU (nothing runs there) and two nodes of two logical GPUs each; each node names
+        itself with a custom resource and has its own Hugging Face cache (HF_HUB_CACHE in its environment)."""
         if self.kind != "multi":
             self.close()
             from ray.cluster_utils import Cluster
 
             started = time.perf_counter()
             self.cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-            self.cluster.add_node(num_cpus=2, resources={"node_a": 4}, env_vars={"HF_HUB_CACHE": str(cache_a)})
-            self.cluster.add_node(num_cpus=2, resources={"node_b": 4}, env_vars={"HF_HUB_CACHE": str(cache_b)})
+            for name, cache in (("node_a", cache_a), ("node_b", cache_b)):
+                self.cluster.add_node(num_cpus=2, num_gpus=2, resources={name: 4}, env_vars={"HF_HUB_CACHE": str(cache)})
             ray.init(address=self.cluster.address, logging_level="ERROR", runtime_env=WORKER_ENV)
             self.cluster.wait_for_nodes()
             self.started_s["multi"] = time.perf_counter() - started
@@ -88,7 +93,7 @@ def local_ray(clusters):
     clusters.local()
 
 
-def write_study(folder: Path, models: list[str], *, prompts: int = 6, execution: str = "") -> Path:
+def write_study(folder: Path, models: list[str], *, prompts: int = 6, execution: str = "", extra: str = "") -> Path:
     lines = ["prompts:"]
     for i in range(prompts):
         words = " ".join(["word"] * (i % 4 + 1))
@@ -97,7 +102,7 @@ def write_study(folder: Path, models: list[str], *, prompts: int = 6, execution:
     text = f"title: Ray study\nprompts: prompts.yaml\ngeneration: {{max_new_tokens: 6}}\noutput: {{dir: {folder / 'report'}}}\n"
     if execution:
         text += f"execution: {execution}\n"
-    (folder / "study.yaml").write_text(text + "models:\n" + "".join(models))
+    (folder / "study.yaml").write_text(text + extra + "models:\n" + "".join(models))
     return folder / "study.yaml"
 
 
@@ -118,6 +123,14 @@ def stored(study) -> list[tuple]:
         ]
 
 
+def speed_passes(study) -> list[tuple]:
+    """(model, pass index, prompts) of every stored timed pass (each must have generated tokens), sorted."""
+    with Store(store_path(study)) as store:
+        rows = store.db.execute("SELECT model_id, pass_index, prompts, generated_tokens, seconds FROM speed_passes").fetchall()
+    assert all(tokens > 0 and seconds > 0 for *_, tokens, seconds in rows), rows
+    return sorted(tuple(r[:3]) for r in rows)
+
+
 def manifest(study) -> RunManifest:
     with Store(store_path(study)) as store:
         (text,) = store.db.execute("SELECT manifest FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
@@ -134,10 +147,10 @@ def test_ray_engine_stores_the_same_rows_as_the_local_engine(tmp_path, local_ray
     ]
     (tmp_path / "local").mkdir()
     (tmp_path / "ray").mkdir()
-    local = load_config(write_study(tmp_path / "local", models))
-    on_ray = load_config(
-        write_study(tmp_path / "ray", models, execution="{engine: ray, shard_size: 4, resources: {default: {num_gpus: 1}}}")
-    )
+    measure = "measure: {warmup: 1, repeats: 2, prompts: 3}\n"
+    local = load_config(write_study(tmp_path / "local", models, extra=measure))
+    ray_engine = "{engine: ray, shard_size: 4, resources: {default: {num_gpus: 1}}}"
+    on_ray = load_config(write_study(tmp_path / "ray", models, execution=ray_engine, extra=measure))
     assert on_ray.execution.engine == "ray" and local.execution.engine == "local"
 
     run_study(local)
@@ -156,13 +169,26 @@ def test_ray_engine_stores_the_same_rows_as_the_local_engine(tmp_path, local_ray
         assert p.cuda_visible_devices == ",".join(p.gpu_ids) and len(p.gpu_ids) == 1
     assert {p.cuda_visible_devices for p in placements.values()} == {"0", "1"}
     assert manifest(local).engine == "local" and manifest(local).cluster is None
+    assert speed_passes(on_ray) == speed_passes(local) == [("gpt2", 0, 3), ("gpt2", 1, 3), ("llama", 0, 3), ("llama", 1, 3)]
 
     again = run_study(on_ray)  # everything stored: no actor, no run
     assert [m.prompts_run for m in again.models] == [0, 0] and again.run_id is None
 
+    # Another measure protocol: the answers stay cached, only the timed passes run, in the actor
+    remeasure = load_config(
+        write_study(tmp_path / "ray", models, execution=ray_engine, extra="measure: {warmup: 1, repeats: 3, prompts: 3}\n")
+    )
+    (llama,) = run_study(remeasure, model_ids=["llama"]).models
+    assert llama.error is None and (llama.prompts_run, llama.prompts_cached) == (0, 6)
+    llama_passes = [(i, n) for m, i, n in speed_passes(remeasure) if m == "llama"]
+    assert llama_passes == [(0, 3), (0, 3), (1, 3), (1, 3), (2, 3)]  # the new protocol's 3 beside the old one's 2
+    assert stored(remeasure) == stored(local)
+    assert manifest(remeasure).cluster.placements[0].model_id == "llama"
+
 
 class CrashOnce(TransformersBackend):
-    """Kills its own worker process in the middle of its second shard, the first time only."""
+    """Kills its own worker process in its second batch, the first time only: with no warm-up and shards of two
+    batches, that is the middle of its first shard, one batch of it already generated (and not yet stored)."""
 
     calls = 0
 
@@ -182,7 +208,8 @@ def test_an_actor_that_dies_mid_shard_is_restarted_and_its_shard_retried(tmp_pat
             tmp_path,
             [model("llama", "{type: local, path: llama}")],
             prompts=8,
-            execution="{engine: ray, shard_size: 2, max_restarts: 2, max_task_retries: 2}",
+            execution="{engine: ray, shard_size: 4, max_restarts: 2, max_task_retries: 2}",
+            extra="measure: {warmup: 0}\n",
         )
     )
     real = plan.create_backend
@@ -195,12 +222,13 @@ def test_an_actor_that_dies_mid_shard_is_restarted_and_its_shard_retried(tmp_pat
     marker = tmp_path / "crashed-once"
     assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker died, not the driver
     (result,) = summary.models
-    assert result.error is None and result.prompts_run == 8  # 4 shards, each stored once
+    assert result.error is None and result.prompts_run == 8  # 2 shards, each stored once
     rows = stored(study)
-    assert len(rows) == 8 and len({r[2] for r in rows}) == 8
+    assert len(rows) == 8 and len({r[2] for r in rows}) == 8  # every prompt, none twice
     with Store(store_path(study)) as store:
         (runs,) = store.db.execute("SELECT prompts_run FROM model_runs").fetchone()
-    assert runs == 8
+        (count, distinct) = store.db.execute("SELECT COUNT(*), COUNT(DISTINCT prompt_id) FROM results").fetchone()
+    assert runs == 8 and count == distinct == 8  # the retried shard counted and stored once
 
 
 class InterruptAfterFirstShard:
@@ -233,6 +261,115 @@ def test_ctrl_c_stops_the_actors_and_the_next_run_redoes_no_stored_shard(tmp_pat
     (again,) = run_study(study).models
     assert again.error is None and (again.prompts_run, again.prompts_cached) == (6, 2)
     assert len(stored(study)) == 8
+
+
+def stored_rows(database: Path) -> dict[tuple, tuple]:
+    """Every stored result row, whole (run id and time included), by its key; read-only, while a driver writes."""
+    if not database.exists():
+        return {}
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = db.execute("SELECT * FROM results").fetchall()
+        (count,) = db.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT fingerprint, prompt_id, request_hash FROM results)"
+        ).fetchone()
+    except sqlite3.OperationalError:  # the driver has not created the tables yet
+        return {}
+    finally:
+        db.close()
+    assert count == len(rows)  # no key twice
+    return {row[:3]: row for row in rows}
+
+
+def test_a_driver_killed_mid_run_resumes_and_redoes_no_stored_batch(tmp_path, local_ray):
+    """`reportgen run` in its own process (its own Ray driver, joining this cluster), killed with SIGKILL once its
+    first shard is stored: its actor goes with it, and the next run stores only the shards that were missing."""
+    from ray_scheduling import sleep_study
+
+    address = ray.get_runtime_context().gcs_address
+    config = sleep_study(
+        tmp_path,
+        models=1,
+        prompts=16,
+        tokens=25,  # 1.25 s per shard of 4: the run is mid-way for seconds
+        execution=f"{{engine: ray, address: '{address}', shard_size: 4, resources: {{default: {{num_gpus: 1, num_cpus: 0}}}}}}",
+    )
+    database = store_path(load_config(config))
+    command = [sys.executable, str(ROOT / "tests" / "sleep_cli.py"), "run", str(config)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    log = tmp_path / "killed.log"
+    with log.open("w") as out:
+        driver = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and driver.poll() is None and not stored_rows(database):
+                time.sleep(0.05)
+            assert driver.poll() is None, log.read_text()  # still running after its first shard
+            driver.send_signal(signal.SIGKILL)
+        finally:
+            driver.kill()
+            driver.wait(timeout=30)
+    assert driver.returncode == -signal.SIGKILL
+    before = stored_rows(database)
+    assert len(before) in (4, 8, 12), log.read_text()  # whole shards only, and not all of them
+
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("GPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)  # the dead driver's actor is gone with it: its GPU is back
+    assert ray.available_resources().get("GPU", 0) == 2
+
+    again = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"m0: 16 prompts ({16 - len(before)} run, {len(before)} cached)" in again.stderr, again.stderr
+    after = stored_rows(database)
+    assert len(after) == 16
+    assert {key: after[key] for key in before} == before  # the stored shards were not redone (same run id, same time)
+    first = {row[5] for row in before.values()}
+    second = {row[5] for key, row in after.items() if key not in before}  # run ids
+    assert len(first) == len(second) == 1 and first != second  # the rest came from the second run
+
+
+def test_reportgen_run_with_address_null_starts_a_cluster_of_its_own(tmp_path, local_ray):
+    """The README's one-machine way: `reportgen run` with `address: null` starts a local cluster of its own
+    (not the one this session holds, even with RAY_ADDRESS pointing there) and runs the models' actors on it."""
+    from ray_scheduling import sleep_study
+
+    config = sleep_study(
+        tmp_path,
+        models=2,
+        prompts=4,
+        tokens=2,
+        execution="{engine: ray, address: null, shard_size: 2, resources: {default: {num_gpus: 0, num_cpus: 1}}}",
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    command = [sys.executable, str(ROOT / "tests" / "sleep_cli.py"), "run", str(config)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "m0: 4 prompts (4 run, 0 cached)" in result.stderr and "m1: 4 prompts (4 run, 0 cached)" in result.stderr
+    record = manifest(load_config(config))
+    assert record.engine == "ray" and record.cluster.address is None
+    (node,) = record.cluster.nodes
+    assert node.node_id not in {n["NodeID"] for n in ray.nodes()}  # a cluster of its own
+    assert {p.node_id for p in record.cluster.placements} == {node.node_id}
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/cluster.md"])
+def test_the_documented_execution_block_is_valid(page):
+    """The `execution:` example users copy from "Running on a cluster" loads, and names the real extra."""
+    import tomllib
+
+    import yaml
+
+    from reportgen.study.execution import ExecutionConfig
+
+    text = (ROOT / page).read_text()
+    section = text.split("# Running on a cluster", 1)[1]
+    block = yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])
+    execution = ExecutionConfig.model_validate(block["execution"])
+    assert execution.engine == "ray" and set(block["execution"]) == set(ExecutionConfig.model_fields)  # every key shown
+    assert execution.resources_for("llama-ft").resources == {"big_disk": 1}
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "pip install 'reportgen[ray]'" in section and "ray" in extras
 
 
 def test_absent_ray_is_one_clear_line(monkeypatch):
@@ -290,7 +427,8 @@ def test_execution_key_errors_name_file_and_line(tmp_path, tiny_llama_dir):
 
 
 def test_models_run_concurrently_on_the_cluster(tmp_path, local_ray, monkeypatch):
-    """Four sleeping models on two logical GPUs (half a GPU each): their generation overlaps in time."""
+    """Four sleeping models on two logical GPUs (half a GPU each): their generation overlaps in time, and all of
+    it takes well under the time of one model after another (the benchmark measures it: bench/ray_scheduling.py)."""
     import reportgen.util.hardware as hardware
     from ray_scheduling import SleepBackend, sleep_study
 
@@ -301,7 +439,7 @@ def test_models_run_concurrently_on_the_cluster(tmp_path, local_ray, monkeypatch
             tmp_path,
             models=4,
             prompts=8,
-            tokens=8,
+            tokens=16,  # 0.8 s per batch of 4, 1.6 s per model
             execution="{engine: ray, shard_size: 4, resources: {default: {num_gpus: 0.5, num_cpus: 0}}}",
         )
     )
@@ -319,6 +457,9 @@ def test_models_run_concurrently_on_the_cluster(tmp_path, local_ray, monkeypatch
         running += step
         peak = max(peak, running)
     assert peak >= 2, [tuple(b) for b in batches]  # one after another, it would be 1
+    sequential = sum(end - start for _, start, end in batches)  # the generation time of one model after another
+    span = max(end for *_, end in batches) - min(start for _, start, _ in batches)
+    assert span < 0.6 * sequential, (span, sequential)  # ideally a quarter; loose for a busy 2-core machine
 
 
 # ------------------------------------------------------------------------------ a head and two nodes
@@ -334,12 +475,17 @@ def hub_cache(cache: Path, repo: str, weights: Path) -> Path:
     return cache
 
 
-def test_models_are_placed_on_both_nodes_and_other_weights_are_refused(tmp_path, clusters, tiny_llama_dir, monkeypatch):
+def test_models_are_placed_on_both_nodes_and_other_weights_are_refused(
+    tmp_path, clusters, tiny_llama_dir, tiny_gpt2_dir, monkeypatch
+):
+    """a runs on node A, b and c on node B (pinned by the nodes' custom resources). Node B's cache holds other
+    weights under c's repo: c is refused with the node and the model named; a and b are stored."""
     from huggingface_hub import constants
     from tiny_models import make_tiny_llama
 
-    cache_a = hub_cache(tmp_path / "cache-a", "tiny/llama", tiny_llama_dir)
-    cache_b = hub_cache(tmp_path / "cache-b", "tiny/llama", make_tiny_llama(tmp_path / "other-llama", seed=1))
+    other_llama = make_tiny_llama(tmp_path / "other-llama", seed=1)
+    cache_a = hub_cache(hub_cache(tmp_path / "cache-a", "tiny/llama", tiny_llama_dir), "tiny/gpt2", tiny_gpt2_dir)
+    cache_b = hub_cache(hub_cache(tmp_path / "cache-b", "tiny/llama", other_llama), "tiny/gpt2", tiny_gpt2_dir)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache_a))  # the driver sees node A's files
     clusters.multi_node(cache_a, cache_b)
     study = load_config(
@@ -347,25 +493,35 @@ def test_models_are_placed_on_both_nodes_and_other_weights_are_refused(tmp_path,
             tmp_path,
             [
                 model("a", "{type: hub, repo: tiny/llama}"),
+                model("b", "{type: hub, repo: tiny/gpt2}"),
                 model("c", "{type: hub, repo: tiny/llama}", extra="generation: {max_new_tokens: 5}"),  # not a's prompts
             ],
-            prompts=4,
-            execution="{engine: ray, address: auto, resources: {default: {num_gpus: 0}, a: {resources: {node_a: 1}}, "
-            "c: {resources: {node_b: 1}}}}",
+            prompts=3,
+            execution="{engine: ray, address: auto, resources: {default: {num_gpus: 1}, a: {resources: {node_a: 1}}, "
+            "b: {resources: {node_b: 1}}, c: {resources: {node_b: 1}}}}",
         )
     )
 
     summary = run_study(study, executor=RayExecutor(study.execution))
 
     by_id = {m.model_id: m for m in summary.models}
-    assert by_id["a"].error is None and by_id["a"].prompts_run == 4
+    assert (by_id["a"].error, by_id["a"].prompts_run) == (None, 3)
+    assert (by_id["b"].error, by_id["b"].prompts_run) == (None, 3)
+    node_b = next(n for n in ray.nodes() if n["Alive"] and "node_b" in n["Resources"])
+    error = by_id["c"].error
     assert re.search(
         r"^node [\d.]+ \(id \w+\) has other weights for c \(fingerprint \w+ there, \w+ on the driver; differs in weights\)",
-        by_id["c"].error,
-    ), by_id["c"].error
-    assert {r[0] for r in stored(study)} == {"a"}  # nothing of c was stored
+        error,
+    ), error
+    assert f"node {node_b['NodeManagerAddress']} (id {node_b['NodeID'][:8]})" in error  # the node that has them
+    assert {r[0] for r in stored(study)} == {"a", "b"}  # nothing of c was stored
+
     record = manifest(study)
     nodes = {n.node_id: n for n in record.cluster.nodes}
-    assert len(nodes) == 3
-    placed = {p.model_id: p.node_id for p in record.cluster.placements}
-    assert placed["a"] != placed["c"] and {placed["a"], placed["c"]} <= set(nodes)  # one model on each worker node
+    assert sorted(n.gpus for n in nodes.values()) == [0, 2, 2]  # the head and the two nodes, GPUs per node
+    where = {n["NodeID"]: name for n in ray.nodes() for name in ("node_a", "node_b") if name in n["Resources"]}
+    placed = {p.model_id: p for p in record.cluster.placements}
+    assert {m: where.get(p.node_id) for m, p in placed.items()} == {"a": "node_a", "b": "node_b", "c": "node_b"}
+    for p in placed.values():  # one logical GPU each, and the actor saw only that one
+        assert len(p.gpu_ids) == 1 and p.cuda_visible_devices == p.gpu_ids[0]
+    assert placed["b"].gpu_ids != placed["c"].gpu_ids  # b and c shared node B, on its two GPUs

@@ -140,6 +140,43 @@ def test_schema_rejects_broken_study(name, tmp_path):
         load_config(config)
 
 
+# Forms the loader accepts through a "before" validator: the schema must accept them too, or an editor
+# underlines a config that runs (json_schema_input_type on those validators).
+SHORTHANDS = {
+    "a card's tags as one string": (("models", 0, "card"), {"tags": "chat"}),
+    "a card's language as one string": (("models", 0, "card"), {"language": "en"}),
+    "actor memory as a size": (("execution",), {"engine": "ray", "resources": {"default": {"memory": "16GiB"}}}),
+    "actor memory with a space and decimal unit": (
+        ("execution",),
+        {"engine": "ray", "resources": {"default": {"memory": "1.5 GB"}}},
+    ),
+    "actor memory in bytes": (("execution",), {"engine": "ray", "resources": {"default": {"memory": 1024}}}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHORTHANDS))
+def test_schema_accepts_what_the_loader_accepts(name, tmp_path):
+    path, value = SHORTHANDS[name]
+    data = _set(_demo(), path, value)
+    errors = [e.message for e in validator("study").iter_errors(data)]
+    assert errors == [], f"the schema rejects {name}: {errors}"
+    config = tmp_path / "configs" / "shorthand.yaml"
+    config.parent.mkdir()
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    load_config(config)
+
+
+@pytest.mark.parametrize("size", ["lots", "16 GiBs", "-5GB", "12 pb", "1e9"])
+def test_a_size_neither_accepts(size, tmp_path):
+    data = _set(_demo(), ("execution",), {"engine": "ray", "resources": {"default": {"memory": size}}})
+    assert not validator("study").is_valid(data), f"the schema accepts memory: {size!r}"
+    config = tmp_path / "configs" / "size.yaml"
+    config.parent.mkdir()
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigError):
+        load_config(config)
+
+
 BROKEN_PROMPTS = {
     "unknown key": (("prompt_list",), []),
     "missing prompts": (("prompts",), _DELETE),

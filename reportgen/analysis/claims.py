@@ -41,7 +41,7 @@ __all__ = [
 class ClaimResult:
     claim: Claim
     passed: bool
-    values: dict  # "model.field" -> value
+    values: dict[str, Any]  # "model.field" -> value
     check: Check | None = None
     failed: tuple[Comparison, ...] = ()
     index: int = 0
@@ -54,7 +54,9 @@ def _lookup(table: pd.DataFrame, model: str, fld: str) -> Any:
     return table_value(table, model, fld)
 
 
-def evaluate_check(check: Check, table: pd.DataFrame, *, where: str = "check") -> tuple[bool, dict, tuple[Comparison, ...]]:
+def evaluate_check(
+    check: Check, table: pd.DataFrame, *, where: str = "check"
+) -> tuple[bool, dict[str, Any], tuple[Comparison, ...]]:
     """Evaluate a parsed check against a table (index: model id, columns: fields)."""
     import difflib
 

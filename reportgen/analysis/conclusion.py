@@ -121,6 +121,6 @@ def result_conclusion(study: Study, tables: Any, deltas: Iterable[Any] = ()) -> 
     if watch is not None:
         out.append(watch)
     for delta in deltas:
-        found = retraining_finding(delta)
-        out.append(Finding("conclusion.retraining", found.subjects, found.numbers, "conclusion"))
+        retrained = retraining_finding(delta)
+        out.append(Finding("conclusion.retraining", retrained.subjects, retrained.numbers, "conclusion"))
     return out

@@ -31,7 +31,7 @@ class Finding:
 
     kind: str
     subjects: tuple[str, ...] = ()
-    numbers: dict = field(default_factory=dict)
+    numbers: dict[str, Any] = field(default_factory=dict)
     topic: str = ""
 
 

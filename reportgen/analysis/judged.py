@@ -15,7 +15,7 @@ from reportgen.analysis.findings import Finding
 __all__ = ["judged_findings", "judged_claim_columns"]
 
 
-def _reliability(c: Any) -> dict:
+def _reliability(c: Any) -> dict[str, Any]:
     r = c.reliability
     return {
         "judge": c.judge_id,
@@ -79,7 +79,7 @@ def judged_findings(tables: Any) -> list[Finding]:
 SIGN_TEST_PROMPTS = 6  # every prompt the same way: two-sided sign test p = 2 · ½ⁿ < 0.05 from n = 6
 
 
-def _verdict(r: dict) -> str:
+def _verdict(r: dict[str, Any]) -> str:
     """better / worse when the score's 95% interval excludes ½; when every prompt went the same way (no
     bootstrap interval), when that many prompts agreeing is significant by the sign test."""
     low, high, score = r["score_low"], r["score_high"], r["score"]

@@ -35,7 +35,7 @@ def has_results(tables: Any) -> bool:
     return tables is not None and not tables.per_prompt.empty
 
 
-def means(tables: Any, metric: str) -> dict[str, dict]:
+def means(tables: Any, metric: str) -> dict[str, dict[str, Any]]:
     """model_id → its summary row (mean, ci_low, ci_high, n) for ``metric``, models with a finite mean, table order."""
     rows = tables.summary[tables.summary["metric"] == metric]
     return {r["model_id"]: r for r in rows.to_dict("records") if finite(r["mean"])}
@@ -70,7 +70,7 @@ def higher_is_better(metric: str) -> bool | None:
     return METRICS.get(metric).higher_is_better if metric in METRICS else None
 
 
-def ranked(rows: Mapping[str, dict], metric: str) -> list[str]:
+def ranked(rows: Mapping[str, dict[str, Any]], metric: str) -> list[str]:
     """The model ids of ``rows`` (``means``), best mean first; table order breaks ties."""
     from reportgen.stats.metrics import METRICS
 
@@ -79,7 +79,7 @@ def ranked(rows: Mapping[str, dict], metric: str) -> list[str]:
     return sorted(order, key=lambda m: (-float(rows[m]["mean"]) if higher else float(rows[m]["mean"]), order.index(m)))
 
 
-def paired_difference(tables: Any, metric: str, a: str, b: str) -> dict | None:
+def paired_difference(tables: Any, metric: str, a: str, b: str) -> dict[str, Any] | None:
     """The paired test of ``a − b`` on ``metric`` from tables.pairwise, whichever way round it is stored."""
     frame = tables.pairwise
     if frame is None or frame.empty:
@@ -100,17 +100,17 @@ def paired_difference(tables: Any, metric: str, a: str, b: str) -> dict | None:
     return None
 
 
-def efficiency_rows(tables: Any) -> dict[str, dict]:
+def efficiency_rows(tables: Any) -> dict[str, dict[str, Any]]:
     """model_id → its row of tables.efficiency."""
     return {row["model_id"]: row for row in tables.efficiency.to_dict("records")}
 
 
-def finite_column(rows: Mapping[str, dict], column: str) -> dict[str, float]:
+def finite_column(rows: Mapping[str, dict[str, Any]], column: str) -> dict[str, float]:
     """model_id → the finite values of ``column`` in ``rows``."""
     return {m: float(r[column]) for m, r in rows.items() if finite(r.get(column))}
 
 
-def no_throughput(rows: dict[str, dict]) -> dict[str, str]:
+def no_throughput(rows: dict[str, dict[str, Any]]) -> dict[str, str]:
     """model_id → why it has no throughput: ``"no_tokens"`` (it generated none) or ``"no_time"`` (its
     generation took no measurable time). Such a model is left out of every speed ratio."""
     out = {}

@@ -72,7 +72,7 @@ class Statement:
     """One sentence of the analysis in a style. ``numbers``: the finding's named values it was written from."""
 
     text: str
-    numbers: dict = field(default_factory=dict)
+    numbers: dict[str, Any] = field(default_factory=dict)
     topic: str = ""
 
 
@@ -136,7 +136,9 @@ class _Writer:
 # Specs
 
 
-_COMPARE_WORDS = {  # kind: (top phrase, same phrase, what is missing, value text, other text)
+_COMPARE_WORDS: dict[
+    str, tuple[str, str, str, Callable[[Any], str], Callable[[Any], str]]
+] = {  # kind: (top phrase, same phrase, what is missing, value text, other text)
     "spec.context": ("the longest context", "the same context length", "context length", lambda v: f"{num(v)} tokens", num),
     "spec.vocabulary": (
         "the largest vocabulary",
@@ -198,7 +200,7 @@ def _spec_memory(f: Finding, w: _Writer) -> str:
     return text
 
 
-_DIFF_WORDS = {
+_DIFF_WORDS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "context_length": ("context length", num),
     "dtype": ("stored dtype", str),
     "transformers_version": ("transformers version", str),

@@ -107,7 +107,7 @@ def tradeoff_finding(tables: Any, metric: str | None) -> Finding | None:
     )
 
 
-def throughput_finding(rows: dict[str, dict]) -> Finding | None:
+def throughput_finding(rows: dict[str, dict[str, Any]]) -> Finding | None:
     """The fastest and the slowest model by tokens/s (``rows``: measured.efficiency_rows), and the factor between them.
 
     Only models with a positive throughput are compared; the others are named in ``no_throughput`` with
@@ -142,7 +142,7 @@ def throughput_finding(rows: dict[str, dict]) -> Finding | None:
     )
 
 
-def _latency(rows: dict[str, dict]) -> Finding | None:
+def _latency(rows: dict[str, dict[str, Any]]) -> Finding | None:
     latency = finite_column(rows, "latency_p50_s")
     if len(latency) < 2:
         return None
@@ -154,7 +154,7 @@ def _latency(rows: dict[str, dict]) -> Finding | None:
     return Finding("result.latency", tuple(latency), numbers, "efficiency")
 
 
-def _memory(rows: dict[str, dict]) -> Finding | None:
+def _memory(rows: dict[str, dict[str, Any]]) -> Finding | None:
     memory = {m: v for m, v in finite_column(rows, "peak_memory_bytes").items() if v > 0}  # 0 bytes: not measured
     if len(memory) < 2:
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from reportgen.analysis.findings import Finding, by_value, spec_values
 from reportgen.format import is_missing
@@ -78,7 +78,7 @@ def _memory(specs: Mapping[str, ModelSpec]) -> Finding | None:
 
 
 def _shapes(specs: Mapping[str, ModelSpec]) -> list[Finding]:
-    groups: dict[tuple, list[str]] = {}
+    groups: dict[tuple[Any, ...], list[str]] = {}
     for model_id, spec in specs.items():
         key = tuple(getattr(spec, f) for f in SHAPE_FIELDS)
         if any(is_missing(v) for v in key):
@@ -179,7 +179,7 @@ def spec_findings(study: Study, specs: Mapping[str, ModelSpec]) -> list[Finding]
     return out
 
 
-def _extreme(specs: Mapping[str, ModelSpec], attr: str, best=max) -> tuple[Any, list[str]] | None:
+def _extreme(specs: Mapping[str, ModelSpec], attr: str, best: Callable[..., Any] = max) -> tuple[Any, list[str]] | None:
     values, _ = spec_values(specs, attr)
     if len(values) < 2 or len(set(values.values())) == 1:
         return None

@@ -17,6 +17,7 @@ from reportgen.analysis.measured import has_results, headline_metric, quality_me
 from reportgen.analysis.phrasing import PLAIN, Statement, Style, phrase, phrase_all
 
 if TYPE_CHECKING:  # pragma: no cover
+    from reportgen.analysis.findings import Finding
     from reportgen.specs.extract import ModelSpec
     from reportgen.study.config import Study
 
@@ -75,7 +76,7 @@ def consistency_warnings(study: Study, specs: Mapping[str, ModelSpec], style: St
     return [text for texts in warnings_by_model(study, specs, style).values() for text in texts]
 
 
-def result_findings(study: Study, tables: Any, specs: Mapping[str, ModelSpec] | None = None) -> list:
+def result_findings(study: Study, tables: Any, specs: Mapping[str, ModelSpec] | None = None) -> list[Finding]:
     """The findings of the measured results, grouped as RESULT_TOPICS orders them."""
     if not has_results(tables):
         return []

@@ -99,7 +99,7 @@ def output_agreement(tables: Any, a: str, b: str) -> tuple[int, int]:
     return same, len(shared)
 
 
-def change(tables: Any, metric: str, base: str, variant: str) -> dict | None:
+def change(tables: Any, metric: str, base: str, variant: str) -> dict[str, Any] | None:
     """``metric`` from ``base`` to ``variant``: both means, and the paired test of the change when there is one.
 
     ``verdict``: better / worse (significant, by the metric's direction), changed (significant, no

@@ -82,12 +82,13 @@ class LlamaCppBackend(Backend):
             raise ConfigError(f"model '{model.id}': backend 'llamacpp' needs a source of type 'gguf'")
         self.path: Path = Path(model.source.resolve())
         self.n_threads = model.threads or os.cpu_count() or 1
-        self._llm = None
-        self._llama_cpp = None
+        # llama_cpp's objects (the module is imported only when a model loads; it has no type information)
+        self._llm: Any = None
+        self._llama_cpp: Any = None
         self._n_ctx = 0
         self._n_ctx_train = 0
-        self._formatter = None
-        self._vocab = None
+        self._formatter: Any = None
+        self._vocab: Any = None
 
     def __repr__(self) -> str:
         return f"LlamaCppBackend(model={self.model.id!r}, path={str(self.path)!r})"
@@ -150,7 +151,7 @@ class LlamaCppBackend(Backend):
     def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         if self._llm is None:
             self.load()
-        prepared = []
+        prepared: list[tuple[GenerationRequest, list[int] | None, str | None, str | None]] = []
         for request in requests:
             try:
                 prepared.append(self._prepare(request))

@@ -15,6 +15,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -250,11 +251,11 @@ def progress():
 class ReportgenGroup(click.Group):
     """Ctrl-C ends with status 130 and one line saying that nothing stored is lost."""
 
-    def main(self, *args, **kwargs):  # type: ignore[override]
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("standalone_mode", True) is False:
             return super().main(*args, **kwargs)
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
         except (KeyboardInterrupt, click.exceptions.Abort):
             click.echo("interrupted: every batch committed so far is kept in the store; run again to resume", err=True)
             sys.exit(EXIT_INTERRUPTED)

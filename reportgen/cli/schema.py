@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import BaseModel
 
 from reportgen.cli.app import main
 
@@ -24,6 +25,7 @@ REFERENCE_FILE = "config-reference.md"
 
 def json_schema(kind: str) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a study config (``study``) or a prompt set (``prompts``)."""
+    model: type[BaseModel]
     if kind == "study":
         from reportgen.study.config import Study as model
 

@@ -19,9 +19,11 @@ def endpoint_problems(study: Study) -> list[str]:
     """The shape of each HTTP endpoint's URL: http(s), a host, a valid port, no spaces or fragment."""
     from urllib.parse import urlsplit
 
+    from reportgen.study.config import HTTPSource
+
     problems: list[str] = []
     for index, model in enumerate(study.models):
-        if model.source.type != "http":
+        if not isinstance(model.source, HTTPSource):
             continue
         url = model.source.url
         where = f"{study.where('models', index, 'source', 'url')}: models[{index}].source.url"
@@ -51,12 +53,13 @@ def probe_problems(study: Study, timeout_s: float = 5.0) -> list[str]:
 
     from reportgen.backends.http.protocol import protocol_class
     from reportgen.backends.http.transport import Redactor
+    from reportgen.study.config import HTTPSource
 
     problems: list[str] = []
     for index, model in enumerate(study.models):
-        if model.source.type != "http":
-            continue
         source = model.source
+        if not isinstance(source, HTTPSource):
+            continue
         where = f"{study.where('models', index, 'source', 'url')}: models[{index}].source.url"
         url = protocol_class(source).endpoint(source.url)
         headers = {"Accept": "application/json"}
@@ -142,6 +145,6 @@ def validate(config: Path, probe: bool) -> None:
     click.echo(
         f"{config}: OK — {len(study.models)} models"
         + (f", prompt set {study.prompts}" if study.prompts else "")
-        + (", endpoints answer" if probe and any(m.source.type == "http" for m in study.models) else "")
+        + (", endpoints answer" if probe and any(m.source is not None and m.source.type == "http" for m in study.models) else "")
         + (f"; {len(warnings)} placeholders to write (warnings above)" if warnings else "")
     )

@@ -86,6 +86,7 @@ def pairwise_tasks(
 ) -> list[JudgeTask]:
     """Both orders of (model, baseline) for every prompt both answered."""
     baseline, models = judged_models(study, judge, set(answers))
+    assert baseline is not None  # a pairwise judge always has one
     name = templates.name_for("pairwise", judge.template)
     tasks: list[JudgeTask] = []
     if baseline not in answers:

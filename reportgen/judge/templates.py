@@ -53,6 +53,7 @@ class JudgeTemplates:
     def source(self, name: str) -> str:
         """The template's text (part of the judge's settings: editing the template re-judges)."""
         try:
+            assert self.env.loader is not None  # the environment is built with a loader
             return self.env.loader.get_source(self.env, name)[0]
         except jinja2.TemplateNotFound:
             raise ConfigError(

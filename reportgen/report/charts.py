@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from pathlib import Path
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -205,7 +206,6 @@ def offline_browser_class():
 
 def _plotly_min_js():
     """The plotly.js file of the installed plotly package (kaleido falls back to a CDN without one)."""
-    from pathlib import Path
 
     import plotly
 
@@ -262,10 +262,8 @@ def plotly_js() -> bytes:
     return get_plotlyjs().encode("utf-8")
 
 
-def write_plotly_js(out_dir) -> "pathlib.Path":  # noqa: F821 (imported inside)
+def write_plotly_js(out_dir: str | Path) -> Path:
     """Write plotly.min.js next to the report, once: an identical file already there is left alone."""
-    from pathlib import Path
-
     from reportgen.util.atomic import atomic_write
 
     target = Path(out_dir) / PLOTLY_JS
@@ -842,7 +840,7 @@ def retraining_figure(deltas, colour: str) -> go.Figure | None:
 
     if deltas is None or deltas.empty:
         return None
-    groups = {"unit": [], "hundred": []}
+    groups: dict[str, list[Any]] = {"unit": [], "hundred": []}
     for row in deltas.itertuples():
         unit = METRICS.get(row.metric).unit if row.metric in METRICS else ""
         if not (_finite(row.mean_old) or _finite(row.mean_new)):

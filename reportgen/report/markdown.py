@@ -168,7 +168,7 @@ def headings(markdown: str, *, anchors: str = "github") -> list[tuple[int, str, 
             anchor = token.attrGet("id") or ""
             if anchors == "mkdocs":
                 anchor = _mkdocs_unique(mkdocs_slugify(text), seen)
-            out.append((int(token.tag[1]), text, anchor))
+            out.append((int(token.tag[1]), text, str(anchor)))
     return out
 
 

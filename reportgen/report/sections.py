@@ -82,7 +82,7 @@ ARROWS_LEGEND = "↑ higher is better, ↓ lower is better"
 def _ci_cell(metric: str, r: dict) -> str:
     """``mean [low, high]``, or ``mean [n too small]`` when the summary row says no interval could be estimated."""
     text = metric_ci(metric, r["mean"], r["ci_low"], r["ci_high"])
-    reason = NO_INTERVAL.get(r.get("ci_method"))
+    reason = NO_INTERVAL.get(str(r.get("ci_method")))
     if reason and (not _finite(r["ci_low"]) or not _finite(r["ci_high"])):
         text += f" [*{reason}*]"
     return text

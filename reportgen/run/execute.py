@@ -110,7 +110,7 @@ def _generate(
         _check_order(backend, model.id, batch, results)
         _count(summary, results)
         sink.batch_done(work, results, summary, _peak_memory(backend, load, sampler))
-        if task is not None:
+        if progress is not None and task is not None:
             progress.advance(task, len(batch))
 
 

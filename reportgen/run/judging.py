@@ -158,7 +158,7 @@ def _run_judge(
             summary.judged += sum(row["status"] == "ok" for row in rows)
             summary.unparsed += sum(row["status"] == "unparsed" for row in rows)
             summary.failed += sum(row["status"] == "error" for row in rows)
-            if task is not None:
+            if progress is not None and task is not None:
                 progress.advance(task, len(batch))
     finally:
         sampler.__exit__(None, None, None)

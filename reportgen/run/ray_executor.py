@@ -53,8 +53,8 @@ class ModelActor:
 
     def __init__(self, backend_class: type, model: Any, config_index: int | None, batch_size: int | str):
         self._backend_class, self._model, self._config_index, self._batch_size = backend_class, model, config_index, batch_size
-        self._backend = None
-        self._sampler = None
+        self._backend: Any = None  # the Backend, once _ensure_loaded has loaded it
+        self._sampler: Any = None  # its MemorySampler
         self._state: dict[str, Any] = {}
 
     def _ensure_loaded(self) -> dict[str, Any]:
@@ -245,9 +245,9 @@ class RayExecutor(Executor):
             if remote:
                 self.cluster = self._cluster_facts(ray)
                 units = self._start(ray, remote, sink, progress)
-            for index, unit in enumerate(work):  # the driver's own share, while the actors work
-                if not needs_actor(unit):
-                    summaries[index] = self._run_here(unit, sink, progress)
+            for index, model_work in enumerate(work):  # the driver's own share, while the actors work
+                if not needs_actor(model_work):
+                    summaries[index] = self._run_here(model_work, sink, progress)
             if units:
                 self._drain(ray, units, sink, progress)
             for unit in units:
@@ -262,7 +262,7 @@ class RayExecutor(Executor):
                 self.cluster["placements"] = [u.placement for u in units if u.placement]
                 sink.manifest["engine"] = "ray"
                 sink.manifest["cluster"] = self.cluster
-            if owns_ray:
+            if owns_ray and ray is not None:
                 ray.shutdown()
         return [summaries[i] for i in range(len(work))]
 
@@ -400,14 +400,14 @@ class RayExecutor(Executor):
     def _shard_done(self, ray, unit: _Unit, value: dict[str, Any], sink: StoreSink, progress: Progress | None) -> None:
         unit.outstanding -= 1
         if value["fingerprint"] != unit.work.fingerprint:  # a restarted actor may have landed elsewhere
-            self._fail(ray, unit, sink, self._mismatch(unit, {**value, "parts": {}, "gpu_ids": []}))
+            self._fail(ray, unit, sink, self._mismatch(unit, {**value, "parts": {}, "gpu_ids": []}) or "other weights")
             return
         results = value["results"]
         summary = unit.summary
         summary.generate_time_s += value["generate_time_s"]
         _count(summary, results)
         sink.batch_done(unit.work, results, summary, value["peak_memory_bytes"])
-        if unit.task is not None:
+        if progress is not None and unit.task is not None:
             progress.advance(unit.task, len(results))
 
     def _scored(self, unit: _Unit, value: dict[str, Any], sink: StoreSink) -> None:

@@ -57,7 +57,7 @@ def spec_key(model: ModelConfig, files: Any) -> str:
     )
 
 
-def spec_from_dict(data: dict) -> ModelSpec:
+def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
     """The inverse of ``ModelSpec.as_dict``."""
     data = dict(data)
     adapter = data.pop("adapter", None)

@@ -22,9 +22,11 @@ import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple
 
 from reportgen.errors import ConfigError, MissingExtraError
+from reportgen.util import safeio
 
 __all__ = [
     "AdapterSpec",
@@ -216,7 +218,7 @@ class AdapterSpec:
     trainable_parameters: int | None  # exact, as PEFT's get_nb_trainable_parameters reports it
     share_of_base: float | None  # trainable / base parameters
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
         return d
@@ -246,11 +248,11 @@ class ModelSpec:
     weight_bytes: int | None  # at the stored dtype; for GGUF the tensor data size in the file
     weight_bytes_4bit: int | None  # see estimate_4bit_bytes()
     gguf_file_type: str | None  # e.g. "MOSTLY_Q4_1"
-    gguf_tensor_types: dict | None  # {"Q4_1": 210, "F32": 61, ...}
+    gguf_tensor_types: dict[str, Any] | None  # {"Q4_1": 210, "F32": 61, ...}
     adapter: AdapterSpec | None = None
     notes: tuple[str, ...] = field(default=())  # why a fact is missing, and similar caveats
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """Flat-ish, JSON-serialisable; ``adapter`` is a nested dict (or None)."""
         d: dict[str, Any] = {}
         for f in self.__dataclass_fields__:
@@ -287,12 +289,12 @@ class _Summary(NamedTuple):
     modules: tuple[_Module, ...]  # every module that owns parameters directly
 
 
-def _canonical_key(cfg: dict) -> str:
+def _canonical_key(cfg: dict[str, Any]) -> str:
     reduced = {k: v for k, v in cfg.items() if k not in _SHAPE_IRRELEVANT_KEYS}
     return json.dumps(reduced, sort_keys=True, default=str)
 
 
-def _import_torch_transformers():
+def _import_torch_transformers() -> tuple[ModuleType, ModuleType]:
     try:
         import torch
         import transformers
@@ -301,7 +303,7 @@ def _import_torch_transformers():
     return torch, transformers
 
 
-def _hf_config(cfg: dict):
+def _hf_config(cfg: dict[str, Any]) -> Any:
     """The config object ``from_pretrained`` would build from this ``config.json`` dict.
 
     The native config class of ``model_type`` parses the dict (``from_dict``, as ``AutoConfig.from_pretrained``
@@ -324,7 +326,7 @@ def _hf_config(cfg: dict):
         raise ConfigError(f"transformers {transformers.__version__} cannot read this {model_type!r} config: {exc}"[:300]) from exc
 
 
-def _model_class(cfg: dict, config):
+def _model_class(cfg: dict[str, Any], config: Any) -> Any:
     """The class a checkpoint load gets: the native class named in ``architectures``, else the Auto mapping."""
     _, transformers = _import_torch_transformers()
     archs = cfg.get("architectures") or []
@@ -341,7 +343,7 @@ def _model_class(cfg: dict, config):
     raise ConfigError(f"transformers has no model class for model_type {cfg.get('model_type')!r}")
 
 
-def _build_meta_model(cfg: dict):
+def _build_meta_model(cfg: dict[str, Any]) -> Any:
     """Instantiate the config's architecture on the meta device (shapes only), as a checkpoint load shapes it.
 
     One difference from building a model from a config must be undone: some configs force the tie of
@@ -417,11 +419,11 @@ def _meta_summary(canonical: str) -> _Summary:
     return _Summary(int(parameters), tied, tuple(modules))
 
 
-def _summary(cfg: dict) -> _Summary:
+def _summary(cfg: dict[str, Any]) -> _Summary:
     return _meta_summary(_canonical_key(cfg))
 
 
-def count_parameters(cfg: dict) -> int:
+def count_parameters(cfg: dict[str, Any]) -> int:
     """Exact parameter count of the architecture a ``config.json`` dict describes.
 
     The model is built on the ``meta`` device (no weights, no memory) and its unique parameters are
@@ -429,10 +431,6 @@ def count_parameters(cfg: dict) -> int:
     Raises ConfigError when transformers cannot build the architecture.
     """
     return _summary(cfg).parameters
-
-
-def _param_elements(modules) -> int:
-    return sum(m.weight_numel + m.bias_numel for m in modules)
 
 
 def _nf4_bytes(numel: int, *, double_quant: bool, blocksize: int = 64) -> int:
@@ -444,7 +442,7 @@ def _nf4_bytes(numel: int, *, double_quant: bool, blocksize: int = 64) -> int:
     return packed + 4 * blocks
 
 
-def estimate_4bit_bytes(cfg: dict, *, double_quant: bool = False, blocksize: int = 64) -> int:
+def estimate_4bit_bytes(cfg: dict[str, Any], *, double_quant: bool = False, blocksize: int = 64) -> int:
     """Memory of the weights when loaded bitsandbytes-4-bit (``load_in_4bit``, nf4 or fp4).
 
     Formula, per weight matrix of every ``nn.Linear`` / GPT-2 ``Conv1D`` except the output head
@@ -474,7 +472,7 @@ def estimate_4bit_bytes(cfg: dict, *, double_quant: bool = False, blocksize: int
 _ADAPTER_IRRELEVANT_KEYS = frozenset({"base_model_name_or_path", "revision", "auto_mapping", "inference_mode"})
 
 
-def _adapter_key(adapter_cfg: dict) -> str:
+def _adapter_key(adapter_cfg: dict[str, Any]) -> str:
     reduced = {k: v for k, v in adapter_cfg.items() if k not in _ADAPTER_IRRELEVANT_KEYS}
     reduced["peft_type"] = str(reduced.get("peft_type") or "LORA").upper()
     return json.dumps(reduced, sort_keys=True, default=str)
@@ -500,7 +498,7 @@ def _peft_trainable(base_canonical: str, adapter_canonical: str) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            config = peft.PeftConfig.from_peft_type(**kwargs, inference_mode=False)
+            config = peft.PeftConfig.from_peft_type(**kwargs, inference_mode=False)  # type: ignore[no-untyped-call]
             with torch.device("meta"):
                 peft_model = peft.get_peft_model(model, config)
         except (ValueError, TypeError, KeyError, NotImplementedError, RuntimeError) as exc:
@@ -510,7 +508,7 @@ def _peft_trainable(base_canonical: str, adapter_canonical: str) -> int:
     return int(trainable)
 
 
-def adapter_spec(adapter_cfg: dict, base_cfg: dict | None) -> AdapterSpec:
+def adapter_spec(adapter_cfg: dict[str, Any], base_cfg: dict[str, Any] | None) -> AdapterSpec:
     """Describe a PEFT adapter; with the base model's config, count its trainable parameters exactly.
 
     The count is PEFT's own: the base is built on the meta device (as for ``count_parameters``), the
@@ -554,18 +552,18 @@ def adapter_spec(adapter_cfg: dict, base_cfg: dict | None) -> AdapterSpec:
 # --------------------------------------------------------------------------------------------------
 
 
-def _first(cfg: dict, *keys: str):
+def _first(cfg: dict[str, Any], *keys: str) -> Any:
     for k in keys:
         if cfg.get(k) is not None:
             return cfg[k]
     return None
 
 
-def _int_or_none(v) -> int | None:
+def _int_or_none(v: object) -> int | None:
     return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _normalise_dtype(v) -> str | None:
+def _normalise_dtype(v: object) -> str | None:
     if v is None:
         return None
     s = str(v)
@@ -583,7 +581,7 @@ def _family(model_type: str | None, architecture: str | None) -> str | None:
     return None
 
 
-def _task(cfg: dict, architecture: str | None, model_type: str | None) -> str | None:
+def _task(cfg: dict[str, Any], architecture: str | None, model_type: str | None) -> str | None:
     if cfg.get("is_encoder_decoder") or (model_type in ENCODER_DECODER_TYPES):
         return "seq2seq-lm"
     if architecture and (architecture.endswith("ForCausalLM") or architecture.endswith("LMHeadModel")):
@@ -591,7 +589,7 @@ def _task(cfg: dict, architecture: str | None, model_type: str | None) -> str | 
     return None
 
 
-def spec_from_config_dict(cfg: dict, adapter_cfg: dict | None = None, *, count: bool = True) -> ModelSpec:
+def spec_from_config_dict(cfg: dict[str, Any], adapter_cfg: dict[str, Any] | None = None, *, count: bool = True) -> ModelSpec:
     """Spec of the model a ``config.json`` dict describes (plus its PEFT adapter, when given).
 
     ``count=False`` skips everything that needs torch/transformers (parameters and byte sizes).
@@ -675,7 +673,7 @@ def spec_from_config_dict(cfg: dict, adapter_cfg: dict | None = None, *, count: 
     )
 
 
-def read_json_object(path: Path, what: str = "JSON file") -> dict:
+def read_json_object(path: Path, what: str = "JSON file") -> dict[str, Any]:
     """A JSON object from a file (size-limited, strict UTF-8); any problem is a ConfigError naming the file.
 
     A "config.json" or "adapter_config.json" is also checked field by field (specs.validate)."""
@@ -685,10 +683,10 @@ def read_json_object(path: Path, what: str = "JSON file") -> dict:
         return validate.read_model_config(path, what)
     if what == "adapter_config.json":
         return validate.read_adapter_config(path, what)
-    return validate.read_json_object(path, what)
+    return safeio.read_json_object(path, what)
 
 
-def spec_from_config_file(path, *, count: bool = True) -> ModelSpec:
+def spec_from_config_file(path: str | Path, *, count: bool = True) -> ModelSpec:
     """Spec from a ``config.json`` file, or a folder holding one.
 
     An ``adapter_config.json`` in the same folder is read as the model's PEFT adapter. Passing an
@@ -716,7 +714,7 @@ def spec_from_config_file(path, *, count: bool = True) -> ModelSpec:
 # --------------------------------------------------------------------------------------------------
 
 
-def _gguf_value(field):
+def _gguf_value(field: Any) -> Any:
     """Decoded scalar/string value of a GGUFReader field (arrays are not decoded)."""
     if field is None:
         return None
@@ -730,7 +728,7 @@ def _gguf_value(field):
     return part.tolist()[0]
 
 
-def spec_from_gguf(path) -> ModelSpec:
+def spec_from_gguf(path: str | Path) -> ModelSpec:
     """Spec from a GGUF file's metadata and tensor table (the tensor data are not read).
 
     gguf.GGUFReader parses every tokenizer string (seconds for a 49k-token vocabulary), so results
@@ -743,7 +741,8 @@ def spec_from_gguf(path) -> ModelSpec:
 
     check_gguf_header(p)
     st = p.stat()
-    return _spec_from_gguf_cached(str(p.resolve()), st.st_size, st.st_mtime_ns)
+    spec: ModelSpec = _spec_from_gguf_cached(str(p.resolve()), st.st_size, st.st_mtime_ns)
+    return spec
 
 
 @functools.lru_cache(maxsize=32)
@@ -762,13 +761,13 @@ def _spec_from_gguf_cached(path: str, size: int, mtime_ns: int) -> ModelSpec:
         ) from None
     fields = reader.fields
 
-    def get(key):
+    def get(key: str) -> Any:
         return _gguf_value(fields.get(key))
 
     arch = get("general.architecture")
     model_type, architecture = GGUF_ARCHITECTURES.get(arch, (arch, None))
 
-    def arch_int(suffix):
+    def arch_int(suffix: str) -> int | None:
         return _int_or_none(get(f"{arch}.{suffix}"))
 
     tokens = fields.get("tokenizer.ggml.tokens")
@@ -829,7 +828,7 @@ def _spec_from_gguf_cached(path: str, size: int, mtime_ns: int) -> ModelSpec:
     )
 
 
-def spec_from_path(path, *, count: bool = True) -> ModelSpec:
+def spec_from_path(path: str | Path, *, count: bool = True) -> ModelSpec:
     """Dispatch on the path: a ``.gguf`` file, or a config.json / adapter_config.json / model folder."""
     p = Path(path)
     if p.suffix.lower() == ".gguf":

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from reportgen.format import MISSING, human_bytes, is_missing, num, percent
 
 if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
     from reportgen.specs.extract import ModelSpec
     from reportgen.study.config import Study
 
@@ -131,7 +133,7 @@ def spec_rows(study: Study, specs: dict[str, ModelSpec | None]) -> list[tuple[st
         values = [getattr(specs.get(m.id), name, None) if specs.get(m.id) else None for m in models]
         if any(v is not None for v in values):
             rows.append((field(name).short, [format_value(name, v) for v in values]))
-    adapters = [specs[m.id].adapter if specs.get(m.id) else None for m in models]
+    adapters = [spec.adapter if (spec := specs.get(m.id)) else None for m in models]
     if any(adapters):
         for name in TERMINAL_ADAPTER_FIELDS:
             key = f"adapter_{name}"
@@ -152,7 +154,7 @@ def spec_rows(study: Study, specs: dict[str, ModelSpec | None]) -> list[tuple[st
     return rows
 
 
-def print_specs(study: Study, specs: dict, console) -> None:
+def print_specs(study: Study, specs: dict[str, Any], console: "Console") -> None:
     """The spec table in the terminal, one column per model."""
     from rich.table import Table
 

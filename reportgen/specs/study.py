@@ -15,7 +15,7 @@ recomputes the 4-bit estimate with it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,9 +38,9 @@ class ModelFiles:
     """The spec files of one model, as found (``None`` when absent)."""
 
     config_path: Path | None
-    config: dict | None
+    config: dict[str, Any] | None
     adapter_config_path: Path | None
-    adapter_config: dict | None
+    adapter_config: dict[str, Any] | None
     gguf_path: Path | None
 
 
@@ -157,6 +157,7 @@ def _compute_spec(model: ModelConfig, files: ModelFiles) -> ModelSpec:
     if files.config is not None:
         spec = specs.spec_from_config_dict(files.config)
     else:
+        assert files.gguf_path is not None  # a model's files are a config or a GGUF
         spec = specs.spec_from_gguf(files.gguf_path)
 
     if files.adapter_config is not None:
@@ -252,7 +253,7 @@ def spec_row(spec: ModelSpec) -> dict[str, Any]:
     return row
 
 
-def spec_table(specs: dict[str, ModelSpec]) -> pd.DataFrame:
+def spec_table(specs: Mapping[str, ModelSpec]) -> pd.DataFrame:
     """One row per model (index: model id), one column per ModelSpec field; ``adapter_*`` for the adapter.
 
     Integer columns use pandas' nullable ``Int64`` (exact counts, missing = ``<NA>``), so a

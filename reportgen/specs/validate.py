@@ -174,7 +174,7 @@ def adapter_config_problems(cfg: Any, path: Path | str) -> list[str]:
     return problems
 
 
-def read_model_config(path: Path | str, what: str = "config.json") -> dict:
+def read_model_config(path: Path | str, what: str = "config.json") -> dict[str, Any]:
     """config.json read safely and checked: a ConfigError listing every problem, naming file and key."""
     cfg = read_json_object(path, what)
     problems = model_config_problems(cfg, path)
@@ -183,7 +183,7 @@ def read_model_config(path: Path | str, what: str = "config.json") -> dict:
     return cfg
 
 
-def read_adapter_config(path: Path | str, what: str = "adapter_config.json") -> dict:
+def read_adapter_config(path: Path | str, what: str = "adapter_config.json") -> dict[str, Any]:
     cfg = read_json_object(path, what)
     problems = adapter_config_problems(cfg, path)
     if problems:
@@ -258,10 +258,10 @@ def _gguf_extent(path: Path, kvs: int, tensors: int) -> int | None:
             return start
 
         def u32(part: str) -> int:
-            return struct.unpack_from("<I", data, take(4, part))[0]
+            return int(struct.unpack_from("<I", data, take(4, part))[0])
 
         def u64(part: str) -> int:
-            return struct.unpack_from("<Q", data, take(8, part))[0]
+            return int(struct.unpack_from("<Q", data, take(8, part))[0])
 
         def string(part: str) -> bytes:
             n = u64(part)

@@ -10,7 +10,7 @@ otherwise); ``holm`` (from inference) adjusts a family of p-values.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,10 +35,11 @@ _CHUNK_CELLS = 8_000_000
 
 def finite_values(values: Iterable[float]) -> np.ndarray:
     array = np.asarray(list(values) if not isinstance(values, (np.ndarray, pd.Series)) else values, dtype=float)
-    return array[~np.isnan(array)]
+    finite: np.ndarray = array[~np.isnan(array)]
+    return finite
 
 
-def _resampled(stat_of_indices, n: int, n_boot: int, seed: int) -> np.ndarray:
+def _resampled(stat_of_indices: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int, seed: int) -> np.ndarray:
     """``stat_of_indices(idx)`` over ``n_boot`` resamples of ``range(n)``; idx has shape (rows, n)."""
     rng = np.random.default_rng(seed)
     rows_per_chunk = max(1, _CHUNK_CELLS // max(n, 1))
@@ -86,7 +87,8 @@ def bootstrap_ratio_ci(
 
     def stat(idx: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return num[idx].sum(axis=1) / den[idx].sum(axis=1)
+            ratios: np.ndarray = num[idx].sum(axis=1) / den[idx].sum(axis=1)
+        return ratios
 
     boots = _resampled(stat, num.size, n_boot, seed)
     boots = boots[np.isfinite(boots)]  # a resample of only zero-byte texts has no ratio

@@ -52,7 +52,7 @@ EFFICIENCY_COLUMNS = [
 # Efficiency
 
 
-def _passes(speed: pd.DataFrame | None, fingerprints: set, settings: set) -> pd.DataFrame:
+def _passes(speed: pd.DataFrame | None, fingerprints: set[str], settings: set[str]) -> pd.DataFrame:
     """The timed passes of one model's current weights and settings: the most recent protocol's."""
     if speed is None or speed.empty:
         return pd.DataFrame()
@@ -102,7 +102,7 @@ def sequence_latencies(rows: pd.DataFrame) -> list[float]:
     ]
 
 
-def _json_object(text: Any) -> dict:
+def _json_object(text: Any) -> dict[str, Any]:
     try:
         value = json.loads(text) if isinstance(text, str) else {}
     except ValueError:
@@ -143,7 +143,7 @@ def _last_value(runs: pd.DataFrame, column: str, prefer: pd.Series | None) -> An
     return values.iloc[-1] if len(values) else None
 
 
-def _details(run: pd.Series | None) -> dict:
+def _details(run: pd.Series | None) -> dict[str, Any]:
     if run is None or not isinstance(run.get("details"), str):
         return {}
     try:
@@ -231,7 +231,8 @@ def efficiency_frame(
         generating = runs[(runs["generated_tokens"] > 0) & (runs["generate_time_s"] > 0)]
         run = generating.iloc[-1] if len(generating) else (runs.iloc[-1] if len(runs) else None)
 
-        if len(generating):
+        source: str | None
+        if run is not None and len(generating):
             generated, seconds, source = float(run["generated_tokens"]), float(run["generate_time_s"]), "run"
             batches = _batches(ok[ok["run_id"] == run["run_id"]])
             steps = float(batches["steps"].sum()) if len(batches) else math.nan

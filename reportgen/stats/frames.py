@@ -81,7 +81,7 @@ PAIRWISE_COLUMNS = [
 
 
 def current_fingerprint(rows: pd.DataFrame, time_column: str) -> str:
-    return rows.sort_values(time_column, kind="stable")["fingerprint"].iloc[-1]
+    return str(rows.sort_values(time_column, kind="stable")["fingerprint"].iloc[-1])
 
 
 def ordered_models(models: Iterable[str], order: Sequence[str] | None) -> list[str]:
@@ -239,7 +239,7 @@ def mean_interval(
 
 def _summarise(
     per_prompt: pd.DataFrame, keys: list[str], metrics: Sequence[str], n_boot: int, seed: int, level: float
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     rows = []
     for key_values, group in per_prompt.groupby(keys, sort=False):
         key_values = key_values if isinstance(key_values, tuple) else (key_values,)

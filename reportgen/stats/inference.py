@@ -87,7 +87,8 @@ class TestResult:
 
 def _clean(values: Iterable[float]) -> np.ndarray:
     a = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float).ravel()
-    return a[~np.isnan(a)]
+    finite: np.ndarray = a[~np.isnan(a)]
+    return finite
 
 
 def _not_estimable(estimate: float, n: int, method: str, level: float, reason: str) -> Interval:
@@ -162,11 +163,11 @@ def holm(p_values: Sequence[float]) -> list[float]:
     valid = np.flatnonzero(~np.isnan(p))
     m = valid.size
     if m == 0:
-        return out.tolist()
+        return [float(v) for v in out]
     order = valid[np.argsort(p[valid], kind="stable")]
     adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     out[order] = adjusted
-    return out.tolist()
+    return [float(v) for v in out]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -259,7 +260,7 @@ def bootstrap_mean_interval(
     means = _bootstrap_means(x, n_resamples, seed)
     alpha = (1 - level) / 2
     if method == "percentile":
-        levels = (alpha, 1 - alpha)
+        levels: tuple[float, ...] = (alpha, 1 - alpha)
     else:
         share_below = (np.count_nonzero(means < mean) + np.count_nonzero(means <= mean)) / (2 * means.size)
         if not 0 < share_below < 1:  # every resampled mean on one side: the bias correction is infinite

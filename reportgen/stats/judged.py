@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -132,7 +132,7 @@ _CANDIDATE_SECOND = {"A": 0.0, "B": 1.0, "C": 0.5}
 
 def pairwise_outcomes(
     rows: pd.DataFrame, per_prompt: pd.DataFrame, baseline: str, models: Sequence[str]
-) -> tuple[pd.DataFrame, dict]:
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One row per (model, prompt, order) with a parsed verdict: ``outcome`` is the model's (1 win, ½ tie, 0 loss);
     ``order`` is "first" when the model's answer was shown first. Also counts of expected/unparsed/failed."""
     answers = _answers(per_prompt)
@@ -215,7 +215,8 @@ def bradley_terry(comparisons: Sequence[tuple[int, int, float]], n_items: int, a
     if not data:
         return np.zeros(n_items)
     params = np.asarray(choix.ilsr_pairwise(n_items, data, alpha=alpha), dtype=float)
-    return params - params.mean()
+    centred: np.ndarray = params - params.mean()
+    return centred
 
 
 def bt_strengths(
@@ -235,7 +236,8 @@ def bt_strengths(
 
     def fit(chosen: Sequence[str]) -> np.ndarray:
         theta = bradley_terry([c for p in chosen for c in by_prompt[p]], len(items))
-        return theta - theta[0]
+        relative: np.ndarray = theta - theta[0]
+        return relative
 
     point = fit(prompts)
     rng = np.random.default_rng(seed)
@@ -267,7 +269,7 @@ def _rate(values: pd.Series) -> float:
 
 def pairwise_reliability(
     outcomes: pd.DataFrame,
-    counts: dict,
+    counts: dict[str, Any],
     per_prompt: pd.DataFrame,
     baseline: str,
     reference_metric: str | None,
@@ -366,7 +368,16 @@ def judge_comparison(
     return _rubric(judge, name, rows, per_prompt, chosen, metric, n_boot, seed)
 
 
-def _rubric(judge, name, rows, per_prompt, models, metric, n_boot, seed) -> JudgedComparison:
+def _rubric(
+    judge: "JudgeConfig",
+    name: str,
+    rows: pd.DataFrame,
+    per_prompt: pd.DataFrame,
+    models: Sequence[str],
+    metric: str | None,
+    n_boot: int,
+    seed: int,
+) -> JudgedComparison:
     answers = _answers(per_prompt)
     index = {(p, a): r for p, a, r in zip(rows["prompt_id"], rows["hash_a"], rows.to_dict("records"))} if len(rows) else {}
     records, counts = [], {"expected": 0, "unparsed": 0, "failed": 0}

@@ -96,7 +96,7 @@ def metric(
     *,
     label: str | None = None,
     binary: bool = False,
-) -> Callable:
+) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Register a metric function under ``name``; ``label`` is how the report and the terminal name it;
     ``binary``: the metric is 1 or 0 per prompt."""
     if kind not in KINDS:

@@ -39,7 +39,7 @@ class RunSide:
     fingerprint: str
     started_at: float
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str | float]:
         return {"run_id": self.run_id, "fingerprint": self.fingerprint, "started_at": self.started_at}
 
 
@@ -81,13 +81,13 @@ def _pick_against(runs: pd.DataFrame, against: str) -> pd.Series:
     raise UnknownRun(f"no earlier run or fingerprint '{against}'. Known earlier runs: {known}")
 
 
-def _run_figures(run: pd.Series, speed: pd.DataFrame) -> dict[str, float]:
-    def number(value) -> float:
+def _run_figures(run: pd.Series, speed: pd.DataFrame | None) -> dict[str, float]:
+    def number(value: object) -> float:
         try:
-            value = float(value)
+            found = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return math.nan
-        return value if value == value else math.nan
+        return found if found == found else math.nan
 
     figures = {name: number(run.get(name)) for name in ("load_time_s", "peak_memory_bytes", "weight_bytes")}
     seconds, tokens = number(run.get("generate_time_s")), number(run.get("generated_tokens"))

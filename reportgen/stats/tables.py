@@ -20,6 +20,7 @@ from reportgen.stats.frames import (
 from reportgen.stats.lm import lm_frame
 
 if TYPE_CHECKING:
+    from reportgen.stats.judged import JudgedComparison
     from reportgen.store import Store
     from reportgen.study.config import Study
     from reportgen.study.prompts import PromptSet
@@ -41,7 +42,7 @@ class Tables:
     metrics: list[str] = field(default_factory=list)  # per-prompt metric columns, registry order
     model_ids: list[str] = field(default_factory=list)  # models with results, in study order
     fingerprints: dict[str, str] = field(default_factory=dict)  # model_id → fingerprint reported
-    judged: list = field(default_factory=list)  # JudgedComparison per judge of the study (stats.judged)
+    judged: list[JudgedComparison] = field(default_factory=list)  # one per judge of the study (stats.judged)
 
 
 def _result_fingerprints(results: pd.DataFrame) -> dict[str, str]:
@@ -95,7 +96,9 @@ def compute_tables(
     )
 
 
-def _judged(store: "Store", study: "Study", per_prompt: pd.DataFrame, order: list[str], n_boot: int, seed: int) -> list:
+def _judged(
+    store: "Store", study: "Study", per_prompt: pd.DataFrame, order: list[str], n_boot: int, seed: int
+) -> list[JudgedComparison]:
     """One judged comparison per judge of the study (none without judges or judgements)."""
     if not getattr(study, "judges", ()):
         return []

@@ -25,6 +25,15 @@ OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
 _TOKEN = re.compile(r"\s*(?:(<=|>=|==|!=|<|>)|(\*)|([^\s<>=!*]+)|(\S))")
 _NUMBER = re.compile(r"^[+-]?(\d[\d_]*)(\.\d[\d_]*)?([eE][+-]?\d+)?$")
 _REF = re.compile(r"^([a-z0-9][a-z0-9_.-]*)\.([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def _ref_parts(token: str) -> tuple[str, str]:
+    """``model.field`` of a token the tokenizer already matched against ``_REF``."""
+    match = _REF.match(token)
+    assert match is not None
+    return match.group(1), match.group(2)
+
+
 CHECK_FORM = "comparisons joined by 'and'; each side a number, MODEL.FIELD or NUMBER * MODEL.FIELD"
 
 
@@ -62,7 +71,7 @@ class Check:
         refs: list[tuple[str, str]] = []
         for c in self.comparisons:
             for side in (c.left, c.right):
-                if side.model is not None and (side.model, side.field) not in refs:
+                if side.model is not None and side.field is not None and (side.model, side.field) not in refs:
                     refs.append((side.model, side.field))
         return refs
 
@@ -131,13 +140,13 @@ def parse_check(text: str, index: int | None = None) -> Check:
                 ref = take("ref")
                 if ref is None:
                     raise fail(f"'{value} *' must be followed by MODEL.FIELD")
-                model, fld = _REF.match(ref[1]).groups()
+                model, fld = _ref_parts(ref[1])
                 return Operand(_parse_number(value), model, fld)
             return Operand(_parse_number(value))
         if kind == "ref":
             if pos < len(tokens) and tokens[pos][0] == "*":
                 raise fail("write the factor first: NUMBER * MODEL.FIELD")
-            model, fld = _REF.match(value).groups()
+            model, fld = _ref_parts(value)
             return Operand(1, model, fld)
         raise fail(f"expected a number or MODEL.FIELD, got '{value}'")
 
@@ -173,7 +182,8 @@ def parse_claims(study: Study) -> list[Check]:
     model ids are reported at once, each with ``file:line``."""
     import difflib
 
-    checks, problems = [], []
+    checks: list[Check] = []
+    problems: list[str] = []
     ids = [m.id for m in study.models]
     for index, claim in enumerate(study.claims):
         where = study.where("claims", index, "check")

@@ -116,6 +116,7 @@ class GGUFSource(Strict):
     def resolve(self) -> Path:
         if self.path is not None:
             return self.path
+        assert self.package is not None and self.file is not None  # the model validator allows nothing else
         spec = importlib.util.find_spec(self.package)  # finds the folder without importing the package
         if spec is None or not spec.submodule_search_locations:
             raise ConfigError(
@@ -171,7 +172,10 @@ class AdapterConfig(Strict):
 
     @property
     def config_file(self) -> Path:
-        return self.config if self.config is not None else self.path / "adapter_config.json"
+        if self.config is not None:
+            return self.config
+        assert self.path is not None  # the model validator asks for one of the two
+        return self.path / "adapter_config.json"
 
 
 class QuantizationConfig(Strict):
@@ -225,7 +229,7 @@ class Card(Strict):
     training_procedure: str | None = Field(None, description="How the model was trained or fine-tuned.")
     notes: tuple[str, ...] = Field((), description="Further notes shown with the model.")
 
-    @field_validator("language", "tags", mode="before")
+    @field_validator("language", "tags", mode="before", json_schema_input_type=str | tuple[str, ...])
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else value
@@ -457,7 +461,7 @@ class Study(Strict):
     )
 
     _path: Path = PrivateAttr()
-    _lines: dict = PrivateAttr(default_factory=dict)
+    _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
 
     @field_validator("models")
     @classmethod
@@ -539,7 +543,7 @@ def _resolve_paths(data: Any, base: Path) -> Any:
     if not isinstance(data, dict):
         return data
 
-    def fix(mapping: dict, *keys: str) -> None:
+    def fix(mapping: dict[str, Any], *keys: str) -> None:
         for key in keys:
             value = mapping.get(key)
             if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,6 +22,9 @@ _UNITS = {
     "tib": 2**40,
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+# The sizes parse_bytes accepts, for the JSON Schema (which has no case-insensitive flag): 16GiB, 500 MB, 1024
+SIZE_TEXT = r"^\s*\d+(\.\d+)?\s*(([kKmMgGtT][iI]?)?[bB])?\s*$"
+ByteSize = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=SIZE_TEXT)]
 
 
 def parse_bytes(value: int | float | str) -> int:
@@ -48,9 +51,9 @@ class ResourceRequest(BaseModel):
         default_factory=dict, description="Custom Ray resources, e.g. {node_a: 1} to pin the model to the nodes that offer it."
     )
 
-    @field_validator("memory", mode="before")
+    @field_validator("memory", mode="before", json_schema_input_type=ByteSize | None)
     @classmethod
-    def _size(cls, value):
+    def _size(cls, value: int | float | str | None) -> int | None:
         return None if value is None else parse_bytes(value)
 
     def merged(self, other: "ResourceRequest | None") -> "ResourceRequest":

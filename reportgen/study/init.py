@@ -93,10 +93,8 @@ def card_from_front_matter(meta: dict[str, Any], *near: Path) -> dict[str, Any]:
             value = None
         if value in (None, "", []):
             continue
-        if key in ("tags", "language") and not isinstance(value, list):
-            value = [value]
         if key in ("tags", "language"):
-            value = [str(v) for v in value]
+            value = [str(v) for v in (value if isinstance(value, list) else [value])]
         elif isinstance(value, list):
             value = str(value[0]) if len(value) == 1 else ", ".join(map(str, value))
         else:
@@ -212,7 +210,7 @@ def _config_name(folder: Path) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _base_source(base_name: str, adapter_folder: Path, config_dir: Path, known: dict[str, dict]) -> dict[str, Any]:
+def _base_source(base_name: str, adapter_folder: Path, config_dir: Path, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The source an adapter runs on, from its adapter_config.json's base_model_name_or_path."""
     if base_name in known:
         return known[base_name]
@@ -235,7 +233,7 @@ def _base_source(base_name: str, adapter_folder: Path, config_dir: Path, known: 
     )
 
 
-def model_entry(found: Found, config_dir: Path, known: dict[str, dict]) -> dict[str, Any]:
+def model_entry(found: Found, config_dir: Path, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """One `models:` entry."""
     placeholder_card = {key: PLACEHOLDER for key in PROSE_KEYS}
     if found.file is not None:
@@ -291,7 +289,7 @@ def model_entry(found: Found, config_dir: Path, known: dict[str, dict]) -> dict[
 def study_for(args: list[str], *, config_dir: Path, prompts: str | None, title: str | None = None) -> dict[str, Any]:
     """The study as a mapping, ready to be written as YAML into ``config_dir``."""
     found = [find(str(arg)) for arg in args]
-    known: dict[str, dict] = {}  # what adapters may call one of the given models → its source
+    known: dict[str, dict[str, Any]] = {}  # what adapters may call one of the given models → its source
     for item in found:
         if item.folder is None or not (item.folder / "config.json").is_file():
             continue

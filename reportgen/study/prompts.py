@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from reportgen.study.config import Strict, Study
 from reportgen.errors import ConfigError
-from reportgen.study.yamlfile import load_yaml, validate
+from reportgen.study.yamlfile import Loc, load_yaml, validate
 from reportgen.util.safeio import MAX_JSONL_BYTES, read_text
 
 PROMPT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -101,15 +101,16 @@ class PromptSet(Strict):
         if self.format_of(prompt) == "plain":
             if prompt.prompt is not None:
                 return f"{prompt.system}\n\n{prompt.prompt}" if prompt.system else prompt.prompt
-            return "\n\n".join(m.content for m in prompt.messages)
+            return "\n\n".join(m.content for m in prompt.messages or ())
         return "\n\n".join(m["content"] for m in self.messages_for(prompt))
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
 
-def _load_jsonl(path: Path) -> tuple[dict, dict]:
-    prompts, lines = [], {}
+def _load_jsonl(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
+    prompts: list[Any] = []
+    lines: dict[Loc, int] = {}
     for number, line in enumerate(read_text(path, "prompt set", MAX_JSONL_BYTES).splitlines(), start=1):
         if not line.strip():
             continue

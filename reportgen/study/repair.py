@@ -25,7 +25,7 @@ __all__ = ["load_config_with_problems"]
 ROUNDS = 8
 
 
-def _pop(data: Any, loc: tuple) -> bool:
+def _pop(data: Any, loc: tuple[Any, ...]) -> bool:
     """Delete the key or list item at ``loc`` (a list item only at its end: positions are kept otherwise)."""
     node = data
     for part in loc[:-1]:
@@ -39,7 +39,7 @@ def _pop(data: Any, loc: tuple) -> bool:
     return False
 
 
-def _repair_model(data: dict, index: int, rest: tuple) -> bool:
+def _repair_model(data: dict[str, Any], index: int, rest: tuple[Any, ...]) -> bool:
     models = data["models"]
     model = models[index]
     if not isinstance(model, dict) or not rest:
@@ -58,7 +58,7 @@ def _repair_model(data: dict, index: int, rest: tuple) -> bool:
     return False
 
 
-def _repair_claim(data: dict, index: int, rest: tuple) -> bool:
+def _repair_claim(data: dict[str, Any], index: int, rest: tuple[Any, ...]) -> bool:
     claim = data["claims"][index]
     if not isinstance(claim, dict):
         data["claims"][index] = {"text": "-", "check": str(claim)}
@@ -72,7 +72,7 @@ def _repair_claim(data: dict, index: int, rest: tuple) -> bool:
     return False
 
 
-def _repair(data: dict, loc: tuple, kind: str) -> bool:
+def _repair(data: dict[str, Any], loc: tuple[Any, ...], kind: str) -> bool:
     if kind == "extra_forbidden":
         return _pop(data, loc)
     if not loc:  # a check across sections (judges and execution.resources name models)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import yaml
@@ -124,15 +125,15 @@ def _model_at(model: type[BaseModel], loc: Loc, data: Any = None) -> type[BaseMo
         members = _models_in(field.annotation, get_args)
         tag = node.get("type") if isinstance(node, dict) else None
         tagged = [m for m in members if "type" in m.model_fields and tag in get_args(m.model_fields["type"].annotation)]
-        current = (tagged or members or [None])[0]
+        current = (tagged or members)[0] if members else None
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _has(node: dict | list, part: Any) -> bool:
+def _has(node: dict[Any, Any] | list[Any], part: Any) -> bool:
     return part in node if isinstance(node, dict) else isinstance(part, int) and 0 <= part < len(node)
 
 
-def _models_in(annotation: Any, get_args) -> list:
+def _models_in(annotation: Any, get_args: Callable[[Any], tuple[Any, ...]]) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     return [found for arg in get_args(annotation) for found in _models_in(arg, get_args)]
@@ -143,7 +144,7 @@ def _candidate_fields(model: type[BaseModel], data: Any, loc: Loc) -> list[str]:
     return list(owner.model_fields) if owner is not None else []
 
 
-def validate(model: type[T], data: Any, lines: dict[Loc, int], path: Path, context: dict | None = None) -> T:
+def validate(model: type[T], data: Any, lines: dict[Loc, int], path: Path, context: dict[str, Any] | None = None) -> T:
     """Validate ``data`` into ``model``; on failure raise one ConfigError listing every problem."""
     try:
         return model.model_validate(data if data is not None else {}, context=context)

@@ -106,7 +106,7 @@ def hardware_summary(measure_bandwidth: bool = False, include_torch: bool = True
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        usable = os.cpu_count()
+        usable = os.cpu_count() or 1
     physical = cpu.get("physical_cores")
     summary: dict[str, Any] = {
         "cpu_model": cpu.get("model") or platform.processor() or platform.machine() or None,

@@ -186,6 +186,7 @@ class HTTPBackend(Backend):
                 extra={"attempts": outcome.attempts},
             )
         answer = outcome.value
+        assert answer is not None  # an outcome has a value or an error
         text, finish_reason = finish(answer, request)
         return GenerationResult(
             prompt_id=request.prompt_id,

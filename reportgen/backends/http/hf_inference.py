@@ -46,7 +46,7 @@ class HFInference(Protocol):
         if isinstance(item, dict) and isinstance(item.get("error"), str):
             raise Failure(f"server error: {self.redactor.excerpt(item['error'])}", "shape", retry=False)
         if isinstance(item, dict) and isinstance(item.get("generated_text"), str):
-            details = item.get("details") if isinstance(item.get("details"), dict) else {}
+            details = item["details"] if isinstance(item.get("details"), dict) else {}
             return Answer(
                 text=item["generated_text"],
                 finish_reason=details.get("finish_reason"),

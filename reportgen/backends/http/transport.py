@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, overload
 
 import tenacity
 
@@ -84,6 +84,10 @@ class Redactor:
             else frozenset()
         )
 
+    @overload
+    def scrub(self, text: str) -> str: ...
+    @overload
+    def scrub(self, text: None) -> None: ...
     def scrub(self, text: str | None) -> str | None:
         if text is None or not self._grams or len(text) < self._width:
             return text

@@ -33,6 +33,7 @@ from reportgen.backends.transformers.cpu import ThreadChooser, hidden_size, pack
 from reportgen.backends.transformers.loaded import LoadedModel, describe
 from reportgen.backends.transformers.runtime import (
     available_memory_bytes,
+    config_int,
     cuda_available,
     import_torch,
     rss_bytes,
@@ -145,7 +146,7 @@ class TransformersBackend(Backend):
         if available is not None and weight_bytes > available * 0.5:
             return 0, "not enough free memory for a packed copy of the weights"
         text_config = loaded.text_config
-        hidden = int(getattr(text_config, "hidden_size", None) or getattr(text_config, "n_embd", 512))
+        hidden = hidden_size(text_config)
         return pack_linears(loaded.model, hidden, force=self.packing == "on")
 
     def _load_details(
@@ -178,14 +179,16 @@ class TransformersBackend(Backend):
     def _require_loaded(self) -> LoadedModel:
         if self.loaded is None:
             self.load()
+        assert self.loaded is not None  # load() sets it or raises
         return self.loaded
 
     def _use_fast(self) -> bool:
         if self.engine == "generate":
             return False
-        if self.engine == "fast" and not self.loaded.fast_ok:
+        fast_ok = self._require_loaded().fast_ok
+        if self.engine == "fast" and not fast_ok:
             raise BackendError(f"{self._label}: the fast decoding loop cannot run this model")
-        return self.loaded.fast_ok
+        return fast_ok
 
     # -- generation --------------------------------------------------------------------------
 
@@ -292,13 +295,13 @@ class TransformersBackend(Backend):
         loaded = self._require_loaded()
         torch = import_torch()
         config = loaded.text_config
-        layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 12)
-        heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 12)
-        kv_heads = getattr(config, "num_key_value_heads", None) or heads
-        hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 768)
-        head_dim = getattr(config, "head_dim", None) or hidden // heads
-        inter = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden
-        vocab = getattr(config, "vocab_size", 32000)
+        layers = config_int(config, ("num_hidden_layers", "n_layer"), 12)
+        heads = config_int(config, ("num_attention_heads", "n_head"), 12)
+        kv_heads = config_int(config, ("num_key_value_heads",), heads)
+        hidden = config_int(config, ("hidden_size", "n_embd"), 768)
+        head_dim = config_int(config, ("head_dim",), hidden // heads)
+        inter = config_int(config, ("intermediate_size", "n_inner"), 4 * hidden)
+        vocab = config_int(config, ("vocab_size",), 32000)
         elem = next(loaded.model.parameters()).element_size()
         sample = requests[: min(len(requests), 64)]
         lengths = [len(prepare(loaded, 0, r).ids) for r in sample]

@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from typing import Any
 
-from reportgen.backends.transformers.runtime import cuda_available, short
+from reportgen.backends.transformers.runtime import config_int, cuda_available, short
 
 
 def usable_cpus() -> int:
@@ -42,9 +43,9 @@ def native_bf16_flags() -> list[str]:
     return []
 
 
-def hidden_size(text_config) -> int:
+def hidden_size(text_config: Any) -> int:
     """The model's hidden width (for probes shaped like its matmuls), 512 when the config does not say."""
-    return int(getattr(text_config, "hidden_size", None) or getattr(text_config, "n_embd", None) or 512)
+    return config_int(text_config, ("hidden_size", "n_embd"), 512)
 
 
 def probe_threads(hidden: int, candidates: list[int]) -> tuple[int, dict[int, float]]:
@@ -81,7 +82,7 @@ def probe_threads(hidden: int, candidates: list[int]) -> tuple[int, dict[int, fl
     for n in sorted(candidates, reverse=True):
         if timings[n] <= best_time * 1.15:
             return n, timings
-    return min(timings, key=timings.get), timings
+    return min(timings, key=timings.__getitem__), timings
 
 
 class ThreadGovernor:
@@ -108,7 +109,7 @@ class ThreadGovernor:
         self.surprised = False
 
     def best(self) -> int:
-        return min(self.cost, key=self.cost.get) if self.cost else self.candidates[0]
+        return min(self.cost, key=self.cost.__getitem__) if self.cost else self.candidates[0]
 
     def choose(self) -> int:
         untried = [n for n in self.candidates if n not in self.cost]
@@ -120,7 +121,7 @@ class ThreadGovernor:
             self.exploring = untried[0]
         elif self.countdown <= 0 or self.surprised:
             others = [n for n in self.candidates if n != self.best()]
-            self.exploring = min(others, key=self.cost.get) if others else None
+            self.exploring = min(others, key=self.cost.__getitem__) if others else None
         else:
             self.exploring = None
         if self.exploring is not None:
@@ -140,8 +141,10 @@ class ThreadGovernor:
         cost = seconds / (rows + self.ROW_EQUIVALENT_OF_FIXED_COST)
         leader = self.best() if self.cost else None
         previous = self.cost.get(threads)
-        fresh = previous is None or threads == self.exploring  # an explored count's old figure is stale
-        self.cost[threads] = cost if fresh else 0.5 * previous + 0.5 * cost
+        if previous is None or threads == self.exploring:  # an explored count's old figure is stale
+            self.cost[threads] = cost
+        else:
+            self.cost[threads] = 0.5 * previous + 0.5 * cost
         if self.exploring is not None and leader is not None and self.exploring != leader:
             if self.best() == self.exploring:  # it won: keep exploring at the usual pace
                 self.interval = self.FIRST_INTERVAL
@@ -236,6 +239,8 @@ def pack_linears(model, hidden: int, force: bool = False) -> tuple[int, str | No
         return 0, reason
     count = 0
     for module in model.modules():
+        weight: torch.Tensor
+        bias: torch.Tensor | None
         if type(module) is torch.nn.Linear:
             weight, bias = module.weight, module.bias
         elif type(module).__name__ == "Conv1D" and hasattr(module, "nf"):  # GPT-2's transposed linear

@@ -52,8 +52,8 @@ def make_buffer_layer():
             super().__init__()
             self.capacity = capacity
             self.length = 0
-            self.kbuf = None
-            self.vbuf = None
+            self.kbuf: Any = None  # torch tensors, once allocated
+            self.vbuf: Any = None
 
         def allocate(self, batch: int, like_k, like_v, zero: bool = True) -> None:
             """Allocate the buffers; with zero=False the caller must write (or zero) every column it reads."""
@@ -104,11 +104,15 @@ class Prefix:
 
     tokens: tuple[int, ...]
     parent: Prefix | None = None
-    kv: list | None = None
+    kv: list[Any] | None = None  # (keys, values) per layer, once prefilled
 
     @property
     def length(self) -> int:
         return len(self.tokens)
+
+    def layer_kv(self, index: int) -> Any:
+        assert self.kv is not None, "a prefix is prefilled before prompts extend it"
+        return self.kv[index]
 
 
 @dataclass
@@ -269,10 +273,10 @@ class FastEngine:
         parents = [(r, parent) for r, (parent, _) in enumerate(seqs) if parent is not None]
         if parents:
             for index, layer in enumerate(cache.layers):
-                k0, v0 = parents[0][1].kv[index]
+                k0, v0 = parents[0][1].layer_kv(index)
                 layer.allocate(n, k0, v0)
                 for r, parent in parents:
-                    k, v = parent.kv[index]
+                    k, v = parent.layer_kv(index)
                     layer.kbuf[r, :, start - parent.length : start] = k[0]
                     layer.vbuf[r, :, start - parent.length : start] = v[0]
         for layer in cache.layers:
@@ -383,7 +387,7 @@ class FastEngine:
             )
             batch.positions = batch.positions + 1
             tokens = self._choose(logits, batch.live, batch.generators)
-            if governor is not None:
+            if governor is not None and threads is not None:
                 governor.record(threads, time.perf_counter() - step_started, len(batch.live))
             now = time.perf_counter() - started
             # rows finished earlier and not yet dropped are skipped (their extra tokens are discarded)

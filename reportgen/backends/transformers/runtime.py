@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Any
 
 from reportgen.errors import MissingExtraError
 
@@ -67,3 +68,12 @@ def version_at_least(version: str, wanted: tuple[int, ...]) -> bool:
         digits = "".join(ch for ch in piece if ch.isdigit())
         parts.append(int(digits) if digits else 0)
     return tuple(parts) >= wanted
+
+
+def config_int(config: Any, names: tuple[str, ...], default: int) -> int:
+    """The first of ``names`` the model config sets (sizes are named differently across families), else ``default``."""
+    for name in names:
+        value = getattr(config, name, None)
+        if value:
+            return int(value)
+    return default

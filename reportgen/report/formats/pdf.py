@@ -67,7 +67,7 @@ class ReportFolderFetcher:
             return self._function_fetcher()
         from weasyprint.urls import URLFetcherResponse
 
-        class Fetcher(base):
+        class Fetcher(base):  # type: ignore[valid-type,misc]  # the installed WeasyPrint's class, known at run time
             def fetch(self, url, headers=None):
                 owner.requested.append(url)
                 if url.startswith("data:"):
