@@ -118,6 +118,12 @@ def test_diff_compares_runs_with_speed_memory_and_json(study: Path, tiny_llama_d
     nope = reportgen("diff", "study.yaml", "--models", "nope", cwd=study)
     assert nope.returncode == 2 and "Known: llama, gpt2" in nope.stderr
 
+    words = "reportgen diff study.yaml --models llama --against "
+    env = {"_REPORTGEN_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": "6"}
+    completed = reportgen(cwd=study, env=env).stdout.splitlines()  # the run ids in the store, newest first
+    assert f"plain,{first_run}" in completed and f"plain,{second_run}" in completed, completed
+    assert completed.index(f"plain,{second_run}") < completed.index(f"plain,{first_run}")
+
 
 @pytest.mark.parametrize("command", ["run", "build", "diff"])
 def test_models_complete_from_the_config(tmp_path: Path, command: str):

@@ -35,14 +35,19 @@ templates_option = click.option(
 force_option = click.option("--force", is_flag=True, help="Re-run even where stored results exist.")
 
 
+def completing_config(ctx: click.Context) -> Path | None:
+    """The config file named on a command line being completed (while an option's value is being typed,
+    Click leaves the arguments unparsed in ``ctx.args``)."""
+    named = [ctx.params.get("config"), *ctx.args]
+    return next((Path(c) for c in named if c is not None and str(c).endswith((".yaml", ".yml")) and Path(c).is_file()), None)
+
+
 def complete_model_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
     """Shell completion for ``--models a,b``: the model ids of the config named on the command line (read
     as plain YAML, without validation, so a half-written config still completes)."""
     from click.shell_completion import CompletionItem
 
-    # while the option's value is being typed, Click leaves the arguments unparsed in ctx.args
-    named = [ctx.params.get("config"), *ctx.args]
-    config = next((Path(c) for c in named if c is not None and str(c).endswith((".yaml", ".yml")) and Path(c).is_file()), None)
+    config = completing_config(ctx)
     if config is None:
         return []
     try:

@@ -9,6 +9,7 @@ import click
 
 from reportgen.cli.app import (
     JSON_SCHEMA_VERSION,
+    completing_config,
     config_argument,
     data_console,
     emit_json,
@@ -336,6 +337,30 @@ def diff_payload(d) -> dict:
     }
 
 
+def complete_runs(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    """Shell completion for ``--against``: the run ids in the store of the config on the command line."""
+    from click.shell_completion import CompletionItem
+
+    config = completing_config(ctx)
+    if config is None:
+        return []
+    try:
+        from reportgen.store import Store, store_path
+
+        path = store_path(load(config))
+        if not path.exists():
+            return []
+        with Store(path, create=False) as store:
+            runs = store.model_runs_frame()
+    except Exception:  # noqa: BLE001 - completion never fails the shell: no config, no store, a bad config
+        return []
+    wanted = model_list(ctx.params.get("model_ids"))
+    if wanted:
+        runs = runs[runs["model_id"].isin(wanted)]
+    ids = list(dict.fromkeys(reversed(list(runs["run_id"].astype(str)))))  # newest first
+    return [CompletionItem(run_id) for run_id in ids if run_id.startswith(incomplete)]
+
+
 @main.command()
 @config_argument
 @models_option
@@ -344,6 +369,7 @@ def diff_payload(d) -> dict:
     "--against",
     default=None,
     metavar="RUN|FINGERPRINT",
+    shell_complete=complete_runs,
     help="Compare the latest run with this earlier run id or fingerprint (a prefix is enough; default: the run before).",
 )
 @json_option("the comparison (schema reportgen.diff)")
