@@ -2,4 +2,4 @@
 
 from reportgen.cli import main
 
-main()
+main(prog_name="reportgen")  # so help, errors and shell completion (_REPORTGEN_COMPLETE) say reportgen

@@ -70,7 +70,7 @@ def test_diff_command_states_the_change(tmp_path: Path, tiny_llama_dir: Path, ti
     runner = CliRunner()
     assert runner.invoke(main, ["run", str(config)]).exit_code == 0
     result = runner.invoke(main, ["diff", str(config), "--model", "llama"])
-    assert result.exit_code == 1 and "single version" in result.output  # nothing to compare is not a success
+    assert result.exit_code == 1 and "a single run (or none) in the store" in result.output  # nothing to compare is not a success
     make_tiny_llama(tmp_path / "llama", seed=12)
     assert runner.invoke(main, ["run", str(config)]).exit_code == 0
     result = runner.invoke(main, ["diff", str(config), "--model", "llama"])

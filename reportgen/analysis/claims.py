@@ -26,7 +26,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from reportgen.study.config import Claim, Study
 
-__all__ = ["ClaimResult", "check_claims", "claims_table", "evaluate_check", "metric_fields", "metrics_claim_table"]
+__all__ = [
+    "ClaimResult",
+    "check_claims",
+    "claim_field_problems",
+    "claims_table",
+    "evaluate_check",
+    "metric_fields",
+    "metrics_claim_table",
+]
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,34 @@ def metric_fields() -> set[str]:
 
     skip = {"model_id", "device", "throughput_source", "fingerprint"}
     return set(METRICS) | {c for c in EFFICIENCY_COLUMNS + LM_COLUMNS if c not in skip} | {"win_rate", "judge_score"}
+
+
+def claim_field_problems(study: Study) -> list[str]:
+    """Fields a claim names that neither the spec table nor the measured tables have (``validate``; a claim
+    whose syntax is wrong is left to ``study.claims.parse_claims``)."""
+    import difflib
+
+    from reportgen.specs.study import ADAPTER_COLUMNS, SPEC_COLUMNS
+
+    known = sorted(set(SPEC_COLUMNS) | {f"adapter_{n}" for n in ADAPTER_COLUMNS} | metric_fields())
+    problems = []
+    for index, claim in enumerate(study.claims):
+        try:
+            check = parse_check(claim.check, index)
+        except ConfigError:
+            continue
+        for model, fld in check.references:
+            if fld not in known:
+                close = difflib.get_close_matches(fld, known, n=1)
+                hint = (
+                    f" Did you mean '{close[0]}'?"
+                    if close
+                    else " Fix: name a spec field or a metric (see `reportgen specs --json`)"
+                )
+                problems.append(
+                    f"{study.where('claims', index, 'check')}: claims[{index}].check: unknown field '{model}.{fld}'.{hint}"
+                )
+    return problems
 
 
 def metrics_claim_table(tables: Any) -> pd.DataFrame:

@@ -23,7 +23,6 @@ from reportgen import __version__
 
 DEFAULT_CONFIG = Path("configs/demo.yaml")
 EXIT_INTERRUPTED = 130
-PIPE_WIDTH = 400  # tables piped to a file or another program are never wrapped at 80 columns
 
 config_argument = click.argument("config", type=click.Path(path_type=Path, dir_okay=False))
 templates_option = click.option(
@@ -34,8 +33,44 @@ templates_option = click.option(
     help="Folder of Jinja templates that override the defaults.",
 )
 force_option = click.option("--force", is_flag=True, help="Re-run even where stored results exist.")
+
+
+def completing_config(ctx: click.Context) -> Path | None:
+    """The config file named on a command line being completed (while an option's value is being typed,
+    Click leaves the arguments unparsed in ``ctx.args``)."""
+    named = [ctx.params.get("config"), *ctx.args]
+    return next((Path(c) for c in named if c is not None and str(c).endswith((".yaml", ".yml")) and Path(c).is_file()), None)
+
+
+def complete_model_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    """Shell completion for ``--models a,b``: the model ids of the config named on the command line (read
+    as plain YAML, without validation, so a half-written config still completes)."""
+    from click.shell_completion import CompletionItem
+
+    config = completing_config(ctx)
+    if config is None:
+        return []
+    try:
+        import yaml
+
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return []
+    models = data.get("models") if isinstance(data, dict) else None
+    ids = [m["id"] for m in models or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    done, _, last = incomplete.rpartition(",")
+    chosen = set(done.split(",")) if done else set()
+    prefix = done + "," if done else ""
+    return [CompletionItem(prefix + i) for i in ids if i.startswith(last) and i not in chosen]
+
+
 models_option = click.option(
-    "--models", "model_ids", default=None, metavar="A,B", help="Comma-separated model ids (default: all runnable models)."
+    "--models",
+    "model_ids",
+    default=None,
+    metavar="A,B",
+    shell_complete=complete_model_ids,
+    help="Comma-separated model ids (default: all runnable models).",
 )
 
 
@@ -85,14 +120,46 @@ def console():
     """The stderr console for progress and messages (rich resolves sys.stderr at each write)."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())  # a log line is never wrapped
 
 
 def data_console():
-    """A stdout console for tables: full width when piped, so nothing is wrapped or cut."""
+    """Where data commands print tables: a rich console on a terminal; on a pipe or file, :class:`PlainOut`
+    (tab-separated, one line per row, never wrapped or cut, no box drawing)."""
+    if not sys.stdout.isatty():
+        return PlainOut()
     from rich.console import Console
 
-    return Console(highlight=False, width=None if sys.stdout.isatty() else PIPE_WIDTH, soft_wrap=not sys.stdout.isatty())
+    return Console(highlight=False)
+
+
+def _plain(value: object) -> str:
+    """Rich markup and renderables as one line of plain text (tabs and newlines become spaces)."""
+    from rich.text import Text
+
+    if isinstance(value, str):
+        value = Text.from_markup(value)
+    text = value.plain if isinstance(value, Text) else str(value)
+    return " ".join(text.replace("\t", " ").split("\n"))
+
+
+class PlainOut:
+    """The ``print`` of a rich console for pipes: a table becomes ``# title``, a header line and one line per
+    row, cells separated by tabs; any other text is printed as plain text. Nothing is wrapped."""
+
+    def print(self, value: object = "", **_: object) -> None:
+        from rich.table import Table
+
+        if not isinstance(value, Table):
+            click.echo(_plain(value))
+            return
+        if value.title:
+            click.echo(f"# {_plain(value.title)}")
+        columns = value.columns
+        click.echo("\t".join(_plain(c.header) for c in columns))
+        for row in zip(*(list(c.cells) for c in columns)):
+            click.echo("\t".join(_plain(cell) for cell in row))
+        click.echo("")
 
 
 class _ConsoleHandler(logging.Handler):

@@ -7,7 +7,18 @@ from pathlib import Path
 
 import click
 
-from reportgen.cli.app import JSON_SCHEMA_VERSION, config_argument, data_console, emit_json, json_option, load, main
+from reportgen.cli.app import (
+    JSON_SCHEMA_VERSION,
+    completing_config,
+    config_argument,
+    data_console,
+    emit_json,
+    json_option,
+    load,
+    main,
+    model_list,
+    models_option,
+)
 
 
 def _open_store(study):
@@ -262,47 +273,148 @@ def metrics(config: Path, csv_dir: Path | None, json_out: str | None, show_analy
             print_analysis(study, tables, deltas)
 
 
-@main.command()
-@config_argument
-@click.option("--model", "model_id", required=True, help="The model whose runs to compare.")
-def diff(config: Path, model_id: str) -> None:
-    """What changed between a model's last two runs (every metric, with significance)."""
+def _verdict(improved, significant: bool = True) -> str:
+    if improved is True:
+        return "better"
+    if improved is False:
+        return "WORSE"
+    return "changed" if significant else "no significant change"
+
+
+def _side(side) -> str:
+    return f"run {side.run_id} ({side.fingerprint[:8]})"
+
+
+def print_diff(d, out) -> None:
+    """One model's diff: the quality table (paired, when the weights changed), then speed and memory."""
     from rich.table import Table
 
-    from reportgen.errors import JobFailed, ReportgenError
-    from reportgen.stats.history import retraining_delta
+    from reportgen import format as fmt
     from reportgen.stats.metrics import metric_value as value
+
+    title = f"{d.model_id}: {_side(d.old)} → {_side(d.new)}"
+    if "same_weights" in d.notes:
+        out.print(f"{d.model_id}: same weights and settings in both runs, so the answers are the same; speed and memory below")
+    elif "no_answers" in d.notes:
+        out.print(f"{d.model_id}: one of the two runs has no stored answers; speed and memory below")
+    if len(d.quality):
+        table = Table(title=f"{title} (new − old, 95% paired-bootstrap CI; McNemar exact or sign-flip test)")
+        for column in ("metric", "old", "new", "change", "95% CI", "verdict"):
+            table.add_column(column)
+        for row in d.quality.itertuples():
+            table.add_row(
+                row.metric,
+                value(row.metric, row.mean_old),
+                value(row.metric, row.mean_new),
+                value(row.metric, row.diff),
+                f"[{value(row.metric, row.ci_low)}, {value(row.metric, row.ci_high)}]",
+                _verdict(row.improved, row.significant),
+            )
+        out.print(table)
+    if len(d.speed):
+        table = Table(title=f"{title}: speed and memory (one measurement per run)")
+        for column in ("measure", "old", "new", "change", "new ÷ old", "verdict"):
+            table.add_column(column)
+        for row in d.speed.itertuples():
+            table.add_row(
+                row.measure,
+                value(row.measure, row.old),
+                value(row.measure, row.new),
+                value(row.measure, row.change),
+                "—" if row.ratio != row.ratio else f"{fmt.num(row.ratio)}×",
+                "same" if row.improved is None else _verdict(row.improved),
+            )
+        out.print(table)
+    if d.worse:
+        out.print(f"[bold red]{d.model_id} got worse on: {', '.join(d.worse)}[/bold red]")
+
+
+def diff_payload(d) -> dict:
+    def records(frame) -> list[dict]:
+        return json.loads(frame.to_json(orient="records")) if len(frame) else []
+
+    return {
+        "model_id": d.model_id,
+        "old": d.old.as_dict(),
+        "new": d.new.as_dict(),
+        "same_weights": d.same_weights,
+        "quality": records(d.quality),
+        "speed": records(d.speed),
+        "worse": d.worse,
+    }
+
+
+def complete_runs(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    """Shell completion for ``--against``: the run ids in the store of the config on the command line."""
+    from click.shell_completion import CompletionItem
+
+    config = completing_config(ctx)
+    if config is None:
+        return []
+    try:
+        from reportgen.store import Store, store_path
+
+        path = store_path(load(config))
+        if not path.exists():
+            return []
+        with Store(path, create=False) as store:
+            runs = store.model_runs_frame()
+    except Exception:  # noqa: BLE001 - completion never fails the shell: no config, no store, a bad config
+        return []
+    wanted = model_list(ctx.params.get("model_ids"))
+    if wanted:
+        runs = runs[runs["model_id"].isin(wanted)]
+    ids = list(dict.fromkeys(reversed(list(runs["run_id"].astype(str)))))  # newest first
+    return [CompletionItem(run_id) for run_id in ids if run_id.startswith(incomplete)]
+
+
+@main.command()
+@config_argument
+@models_option
+@click.option("--model", "single_model", default=None, hidden=True, help="Deprecated: use --models.")
+@click.option(
+    "--against",
+    default=None,
+    metavar="RUN|FINGERPRINT",
+    shell_complete=complete_runs,
+    help="Compare the latest run with this earlier run id or fingerprint (a prefix is enough; default: the run before).",
+)
+@json_option("the comparison (schema reportgen.diff)")
+def diff(config: Path, model_ids: str | None, single_model: str | None, against: str | None, json_out: str | None) -> None:
+    """What changed between a model's last two runs (or --against RUN): every metric with significance when
+    the weights changed, and speed and memory."""
+    from reportgen.errors import JobFailed, ReportgenError
+    from reportgen.stats.rundiff import UnknownRun, run_diff
     from reportgen.study.prompts import study_prompt_set
 
     study = load(config)
-    out = data_console()
-    if model_id not in {m.id for m in study.models}:
-        raise ReportgenError(f"--model: no model '{model_id}' in {study.path}. Known: {', '.join(m.id for m in study.models)}")
+    known = [m.id for m in study.models]
+    wanted = model_list(model_ids) or ([single_model] if single_model else None)
+    for model_id in wanted or []:
+        if model_id not in known:
+            raise ReportgenError(f"--models: no model '{model_id}' in {study.path}. Known: {', '.join(known)}")
+    prompt_set = study_prompt_set(study)
+    diffs, single = [], []
     with _open_store(study) as store:
-        delta = retraining_delta(store.results_frame(), store.model_runs_frame(), study_prompt_set(study), model_id)
-    if delta is None:
-        raise JobFailed(f"{model_id} has a single version in the store: nothing to compare. Retrain it and run again")
-    table = Table(
-        title=f"{model_id}: {delta.old_fingerprint[:8]} → {delta.new_fingerprint[:8]} (new − old, 95% paired-bootstrap CI; McNemar exact or sign-flip test)"
-    )
-    for column in ("metric", "old", "new", "change", "95% CI", "verdict"):
-        table.add_column(column)
-    for row in delta.deltas.itertuples():
-        verdict = (
-            "better"
-            if row.improved is True
-            else "WORSE"
-            if row.improved is False
-            else ("changed" if row.significant else "no significant change")
+        results, runs, speed = store.results_frame(), store.model_runs_frame(), store.speed_frame()
+        for model_id in wanted or [m.id for m in study.models if m.runnable]:
+            try:
+                d = run_diff(results, runs, speed, prompt_set, model_id, against)
+            except UnknownRun as exc:
+                raise ReportgenError(f"--against: {model_id}: {exc}") from None
+            (diffs.append(d) if d is not None else single.append(model_id))
+    if not diffs:
+        raise JobFailed(
+            f"{', '.join(single) or 'no model'}: a single run (or none) in the store, nothing to compare. Run again (--force) or retrain"
         )
-        table.add_row(
-            row.metric,
-            value(row.metric, row.mean_old),
-            value(row.metric, row.mean_new),
-            value(row.metric, row.diff),
-            f"[{value(row.metric, row.ci_low)}, {value(row.metric, row.ci_high)}]",
-            verdict,
-        )
-    out.print(table)
-    if delta.worse:
-        out.print(f"[bold red]{model_id} got worse after retraining on: {', '.join(delta.worse)}[/bold red]")
+    if json_out:
+        emit_json("diff", {"models": [diff_payload(d) for d in diffs], "single_run": single}, json_out)
+        if json_out == "-":
+            return
+    out = data_console()
+    for d in diffs:
+        print_diff(d, out)
+    if single:
+        import logging
+
+        logging.getLogger(__name__).info("a single run (or none), nothing to compare: %s", ", ".join(single))

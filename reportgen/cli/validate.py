@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reportgen.cli.app import config_argument, load, main
+from reportgen.cli.app import config_argument, main
 
 if TYPE_CHECKING:  # pragma: no cover
     from reportgen.study.config import Study
@@ -109,11 +109,15 @@ def validate(config: Path, probe: bool) -> None:
     """Check a study config and every file it names, without running anything."""
     from reportgen.errors import ConfigError
     from reportgen.report.formats import format_problems
-    from reportgen.specs.study import model_file_problems
+    from reportgen.specs.study import hub_cache_problems, model_file_problems
     from reportgen.study.config import missing_files, placeholders
+    from reportgen.study.repair import load_config_with_problems
 
-    study = load(config)
-    problems = missing_files(study) + format_problems(study) + model_file_problems(study) + endpoint_problems(study)
+    study, problems = load_config_with_problems(config)  # schema problems, and the rest checked all the same
+    if study is None:
+        raise ConfigError(problems)
+    problems += missing_files(study) + format_problems(study) + model_file_problems(study) + hub_cache_problems(study)
+    problems += endpoint_problems(study)
     if study.prompts is not None and study.prompts.exists():
         from reportgen.study.prompts import load_prompt_set
 
@@ -124,10 +128,13 @@ def validate(config: Path, probe: bool) -> None:
     if study.claims:
         from reportgen.study.claims import parse_claims
 
+        from reportgen.analysis.claims import claim_field_problems
+
         try:
             parse_claims(study)
         except ConfigError as exc:
             problems.extend(exc.problems)
+        problems.extend(claim_field_problems(study))
     if probe and not problems:
         problems.extend(probe_problems(study))
     warnings = placeholders(study)
@@ -138,6 +145,6 @@ def validate(config: Path, probe: bool) -> None:
     click.echo(
         f"{config}: OK — {len(study.models)} models"
         + (f", prompt set {study.prompts}" if study.prompts else "")
-        + (", endpoints answer" if probe and any(m.source.type == "http" for m in study.models) else "")
+        + (", endpoints answer" if probe and any(m.source is not None and m.source.type == "http" for m in study.models) else "")
         + (f"; {len(warnings)} placeholders to write (warnings above)" if warnings else "")
     )

@@ -54,6 +54,25 @@ def _hub_cached_config(source: HubSource) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
+def hub_cache_problems(study: Study) -> list[str]:
+    """Each Hub model whose repo is not in the local cache and that has no vendored config.json: its specs
+    (and any claim naming it) and its run would fail later. Nothing is downloaded."""
+    problems: list[str] = []
+    for index, model in enumerate(study.models):
+        if not isinstance(model.source, HubSource) or model.config is not None:
+            continue
+        if _hub_cached_config(model.source) is None:
+            from huggingface_hub import constants
+
+            revision = f" (revision {model.source.revision})" if model.source.revision else ""
+            problems.append(
+                f"{study.where('models', index, 'source', 'repo')}: models[{index}].source.repo: '{model.source.repo}'{revision} "
+                f"is not in the local Hugging Face cache (HF_HOME={constants.HF_HOME}). Fix: download it once with "
+                f"`huggingface-cli download {model.source.repo}`, vendor its config.json as `config:`, or use a local path"
+            )
+    return problems
+
+
 def model_files(model: ModelConfig) -> ModelFiles:
     """Locate (and read) the config.json / adapter_config.json / GGUF file a model's spec comes from."""
     config_path: Path | None = None

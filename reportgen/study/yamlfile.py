@@ -106,12 +106,15 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
     return None
 
 
-def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
-    """The pydantic model class that owns the last key of ``loc`` (for "did you mean")."""
+def _model_at(model: type[BaseModel], loc: Loc, data: Any = None) -> type[BaseModel] | None:
+    """The pydantic model class that owns the last key of ``loc`` (for "did you mean"); in a union of
+    models told apart by ``type`` (a model's source), the member whose tag the data names."""
     from typing import get_args
 
     current: Any = model
+    node = data
     for part in loc[:-1]:
+        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
         if isinstance(part, int):
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
@@ -119,28 +122,26 @@ def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
         field = current.model_fields.get(part)
         if field is None:
             return None
-        current = _first_model(field.annotation, get_args)
+        members = _models_in(field.annotation, get_args)
+        tag = node.get("type") if isinstance(node, dict) else None
+        tagged = [m for m in members if "type" in m.model_fields and tag in get_args(m.model_fields["type"].annotation)]
+        current = (tagged or members)[0] if members else None
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _first_model(annotation: Any, get_args: Callable[[Any], tuple[Any, ...]]) -> Any:
+def _has(node: dict[Any, Any] | list[Any], part: Any) -> bool:
+    return part in node if isinstance(node, dict) else isinstance(part, int) and 0 <= part < len(node)
+
+
+def _models_in(annotation: Any, get_args: Callable[[Any], tuple[Any, ...]]) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _first_model(arg, get_args)
-        if found is not None:
-            return found
-    return None
+        return [annotation]
+    return [found for arg in get_args(annotation) for found in _models_in(arg, get_args)]
 
 
 def _candidate_fields(model: type[BaseModel], data: Any, loc: Loc) -> list[str]:
-    owner = _model_at(model, loc)
-    if owner is None:
-        return []
-    names = list(owner.model_fields)
-    # For a discriminated union, the owning model found by _model_at may be the first member;
-    # offer the fields of every member whose tag matches the data.
-    return names
+    owner = _model_at(model, loc, data)
+    return list(owner.model_fields) if owner is not None else []
 
 
 def validate(model: type[T], data: Any, lines: dict[Loc, int], path: Path, context: dict[str, Any] | None = None) -> T:
