@@ -77,6 +77,7 @@ def test_init_validate_build_with_no_edits(tmp_path, cli_env, tiny_llama_dir, ti
     init = reportgen("init", *args, "-o", str(out), "--title", "Tiny", cwd=tmp_path, env=cli_env)
     assert init.returncode == 0, init.stderr
     assert f"then run `reportgen validate {out}`" in init.stderr  # on a pipe the hint is one line, never wrapped
+    assert init.stdout.splitlines() == [str(out.parent / "prompts.yaml"), str(out)]  # the paths written: data, on stdout
     data = yaml.safe_load(out.read_text())
     by_id = {m["id"]: m for m in data["models"]}
     assert data["prompts"] == "prompts.yaml" and (study_dir / "prompts.yaml").is_file()

@@ -52,4 +52,7 @@ def init(models: tuple[str, ...], output: Path | None, title: str | None, prompt
     from reportgen.util.atomic import atomic_write
 
     atomic_write(output, text)
+    for path in (written, output):  # the paths written are data: stdout, one per line (the hint is a message)
+        if path is not None:
+            click.echo(str(path))
     console().print(f"wrote {output}; write the TODO prose, then run `reportgen validate {output}`")
