@@ -58,9 +58,14 @@ OFFLINE_CHROMIUM_FLAGS: tuple[str, ...] = (
     "NetworkTimeServiceQuerying,PreconnectToSearch",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 )
-# Deterministic colours, one per model in study order (Okabe–Ito, colour-blind safe).
+
 MUTED = "#59636e"  # legend swatches that stand for a kind of bar, not a model
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+# Deterministic colours, one per model in study order: Okabe–Ito's eight colour-blind-safe colours, then four
+# of Paul Tol's muted scheme (twelve models, twelve colours)
+PALETTE = (
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+    "#882255", "#44AA99", "#999933", "#AA4499",
+)  # fmt: skip
 
 
 @dataclass
@@ -474,7 +479,8 @@ def _summary_rows(summary, metric: str, order=None):
 
 def quality_figure(summary, metric: str, names, colours, order=None) -> go.Figure | None:
     """One reference metric per model: the mean as a bar, its 95% CI (Wilson for 0/1 metrics, else BCa bootstrap) as
-    an error bar; a mean without an interval (n too small, all values equal) has no error bar."""
+    an error bar; a mean without an interval (n too small, all values equal) has no error bar. From
+    ``HORIZONTAL_FROM`` models on, the bars are horizontal."""
     import plotly.graph_objects as go
 
     from reportgen.stats.metrics import metric_label, metric_value
@@ -486,44 +492,85 @@ def quality_figure(summary, metric: str, names, colours, order=None) -> go.Figur
     means = rows["mean"].astype(float).tolist()
     lows = [m if not _finite(v) else v for m, v in zip(means, rows["ci_low"])]
     highs = [m if not _finite(v) else v for m, v in zip(means, rows["ci_high"])]
-    labels = [_label(names, m) for m in ids]
     fig = go.Figure()
+    value_axis = _ci_bars(
+        fig,
+        [_label(names, m, 40 if horizontal_bars(len(ids)) else 16) for m in ids],
+        means,
+        lows,
+        highs,
+        [colours.get(m, PALETTE[0]) for m in ids],
+        text=[metric_value(metric, m) for m in means],
+        name=metric_label(metric),
+        customdata=[[metric_value(metric, lo), metric_value(metric, h), int(n)] for lo, h, n in zip(lows, highs, rows["n"])],
+        hover="{label}<br>mean {value:.3f}<br>95% CI [%{{customdata[0]}}, %{{customdata[1]}}]<br>n = %{{customdata[2]}}",
+    )
+    _style(fig, f"{_capital(metric_label(metric))} per model (mean, 95% CI)")
+    value_axis(title_text=_axis_label(metric), range=_metric_range(metric, max(highs)))
+    return fig
+
+
+#: From this many models on, per-model bars are horizontal: names read across and stack down the chart
+#: instead of rotating under crowded vertical bars.
+HORIZONTAL_FROM = 6
+
+
+def horizontal_bars(n_models: int) -> bool:
+    return n_models >= HORIZONTAL_FROM
+
+
+def ci_bar_height(n_models: int) -> int:
+    """The height of a per-model bar chart with CIs: fixed for vertical bars, one row per model for horizontal."""
+    return chart_height(n_models, base=150, per_model=46, least=380) if horizontal_bars(n_models) else 380
+
+
+def _ci_bars(fig, labels, means, lows, highs, colours, *, text, name, hover, customdata=None):
+    """Bars of ``means`` with asymmetric error bars to ``lows``/``highs`` and each value written just past its
+    interval (never on the error bar's cap); vertical, or horizontal from ``HORIZONTAL_FROM`` bars on (the first
+    model on top). Returns the update function of the value axis (``fig.update_yaxes`` or ``update_xaxes``)."""
+    import plotly.graph_objects as go
+
+    horizontal = horizontal_bars(len(labels))
+    error = {
+        "type": "data",
+        "symmetric": False,
+        "array": [h - m for h, m in zip(highs, means)],
+        "arrayminus": [m - lo for m, lo in zip(means, lows)],
+        "color": "#1f2328",
+        "thickness": 1.5,
+        "width": 8,
+    }
+    label_key, value_key = ("y", "x") if horizontal else ("x", "y")
+    template = hover.replace("{label}", f"%{{{label_key}}}").replace("{value:.3f}", f"%{{{value_key}:.3f}}")
+    template = template.replace("{{", "{").replace("}}", "}")
+    bars = {label_key: labels, value_key: means, f"error_{value_key}": error}
     fig.add_trace(
         go.Bar(
-            x=labels,
-            y=means,
-            marker_color=[colours.get(m, PALETTE[0]) for m in ids],
+            **bars,
+            orientation="h" if horizontal else "v",
+            marker_color=colours,
             width=0.55,
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": [h - m for h, m in zip(highs, means)],
-                "arrayminus": [m - lo for m, lo in zip(means, lows)],
-                "color": "#1f2328",
-                "thickness": 1.5,
-                "width": 8,
-            },
-            customdata=[[metric_value(metric, lo), metric_value(metric, h), int(n)] for lo, h, n in zip(lows, highs, rows["n"])],
-            hovertemplate="%{x}<br>mean %{y:.3f}<br>95% CI [%{customdata[0]}, %{customdata[1]}]<br>n = %{customdata[2]}<extra></extra>",
-            name=metric_label(metric),
+            customdata=customdata,
+            hovertemplate=template + "<extra></extra>",
+            name=name,
         )
     )
     fig.add_trace(
         go.Scatter(
-            x=labels,
-            y=highs,
+            **{label_key: labels, value_key: highs},
             mode="text",
-            text=[metric_value(metric, m) for m in means],
-            textposition="top center",
+            text=[f"\u2002{t}" for t in text] if horizontal else text,  # an en space clear of the error bar's cap
+            textposition="middle right" if horizontal else "top center",
             textfont={"size": 14},
             hoverinfo="skip",
             showlegend=False,
             cliponaxis=False,
         )
     )
-    _style(fig, f"{_capital(metric_label(metric))} per model (mean, 95% CI)")
-    fig.update_yaxes(title_text=_axis_label(metric), range=_metric_range(metric, max(highs)))
-    return fig
+    if horizontal:
+        fig.update_yaxes(autorange="reversed", zeroline=False)
+        return fig.update_xaxes
+    return fig.update_yaxes
 
 
 def speed_figure(efficiency, names, colours) -> go.Figure | None:
@@ -803,41 +850,20 @@ def bits_per_byte_figure(lm, names, colours) -> go.Figure | None:
     means = rows["bits_per_byte"].astype(float).tolist()
     highs = [float(h) if _finite(h) else m for h, m in zip(rows["bpb_ci_high"], means)]
     lows = [float(lo) if _finite(lo) else m for lo, m in zip(rows["bpb_ci_low"], means)]
-    labels = [_label(names, m) for m in ids]
     fig = go.Figure()
-    fig.add_trace(
-        go.Bar(
-            x=labels,
-            y=means,
-            marker_color=[colours.get(m, PALETTE[0]) for m in ids],
-            width=0.55,
-            name="bits per byte",
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": [h - m for h, m in zip(highs, means)],
-                "arrayminus": [m - lo for m, lo in zip(means, lows)],
-                "color": "#1f2328",
-                "thickness": 1.5,
-                "width": 8,
-            },
-            hovertemplate="%{x}<br>%{y:.3f} bits/byte<extra></extra>",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=labels,
-            y=highs,
-            mode="text",
-            text=[metric_value("bits_per_byte", m) for m in means],
-            textposition="top center",
-            hoverinfo="skip",
-            showlegend=False,
-            cliponaxis=False,
-        )
+    value_axis = _ci_bars(
+        fig,
+        [_label(names, m, 40 if horizontal_bars(len(ids)) else 16) for m in ids],
+        means,
+        lows,
+        highs,
+        [colours.get(m, PALETTE[0]) for m in ids],
+        text=[metric_value("bits_per_byte", m) for m in means],
+        name="bits per byte",
+        hover="{label}<br>{value:.3f} bits/byte",
     )
     _style(fig, "Bits per byte on the reference texts (lower is better; 95% CI)")
-    fig.update_yaxes(title_text="bits per UTF-8 byte", range=[0, max(highs) * 1.18])
+    value_axis(title_text="bits per UTF-8 byte", range=[0, max(highs) * 1.18])
     return fig
 
 

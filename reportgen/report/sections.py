@@ -463,7 +463,7 @@ def result_charts(
                 figure,
                 f"{_capital(metric_label(metric))} per model: bars are means, error bars 95% {method}.",
                 group="quality",
-                height=380,
+                height=ch.ci_bar_height(len(order)),
             )
     n_models = len(tables.model_ids)
     figure = ch.speed_figure(tables.efficiency, names, colours)
@@ -509,6 +509,7 @@ def result_charts(
             figure,
             "Bits per byte on the reference texts (lower is better), with 95% bootstrap CIs over texts.",
             group="lm",
+            height=ch.ci_bar_height(len(tables.model_ids)),
         )
     used: set[str] = set()
     for delta in deltas:
