@@ -1,4 +1,4 @@
-"""Both HTML reports (the assignment's, and one with every results section and hostile outputs) as their
+"""The HTML reports (the assignment's, the committed demo's, and one with every results section and hostile outputs) as their
 readers and the standards see them: the Nu HTML Checker reports no error, axe-core no serious or critical
 violation, and at 390 px (a phone) and 1280 px nothing overflows the page sideways; tables carry captions
 and charts are figures with captions.
@@ -41,10 +41,14 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     render_report(load_config(ROOT / "configs" / "assignment.yaml"), out_dir=folder / "assignment", formats=["html"])
     study, tables, deltas = make_study(folder / "results", old_lora=old_lora_outputs(), samples="all")
     render_report(study, out_dir=folder / "results" / "report", formats=["html"], tables=tables, deltas=deltas, manifest=MANIFEST)
-    return {"assignment": folder / "assignment" / "report.html", "results": folder / "results" / "report" / "report.html"}
+    return {
+        "assignment": folder / "assignment" / "report.html",
+        "results": folder / "results" / "report" / "report.html",
+        "demo": ROOT / "reports" / "demo" / "report.html",  # the committed demo report, as readers get it
+    }
 
 
-@pytest.mark.parametrize("name", ["assignment", "results"])
+@pytest.mark.parametrize("name", ["assignment", "results", "demo"])
 def test_nu_html_checker_finds_no_error(reports, name):
     if shutil.which("java") is None or not VNU.exists():
         pytest.skip("the Nu HTML Checker needs Java (default-jre-headless) and npm vnu-jar (make test installs both)")
@@ -59,7 +63,7 @@ def test_nu_html_checker_finds_no_error(reports, name):
     assert errors == [], "\n".join(errors[:20])
 
 
-@pytest.mark.parametrize("name", ["assignment", "results"])
+@pytest.mark.parametrize("name", ["assignment", "results", "demo"])
 def test_axe_finds_no_serious_violation(browser, reports, name):  # noqa: F811
     if not AXE.exists():
         pytest.skip("npm axe-core is not installed (make test installs it)")

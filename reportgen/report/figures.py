@@ -7,6 +7,7 @@ of markdown-it rewrites the two patterns:
 
 * ``**Caption**`` + ``<div class="table-wrap">`` + table → the table's own ``<caption>`` (screen readers
   announce it with the table, and the PDF keeps it with the table's first rows);
+* a table's scrolling box gets ``tabindex="0"`` (a keyboard can scroll it);
 * a table without a caption → ``<table aria-labelledby=…>``: its section's heading names it;
 * chart + ``*caption*`` → ``<figure aria-labelledby=…>`` holding the chart and its ``<figcaption>``.
 
@@ -50,6 +51,11 @@ def _paragraph_inline(tokens: list[Token], index: int) -> Token | None:
     return None
 
 
+def _focusable(wrap: Token) -> None:
+    """A table's box scrolls sideways on a narrow screen: keyboard users must be able to focus it to scroll."""
+    wrap.content = wrap.content.replace('">', '" tabindex="0">', 1)
+
+
 def _html(content: str) -> Token:
     token = Token("html_block", "", 0)
     token.content = content
@@ -77,6 +83,7 @@ def captions_and_figures(md: MarkdownIt) -> None:
                 and _TABLE_WRAP.match(tokens[index + 3].content)
                 and tokens[index + 4].type == "table_open"
             ):
+                _focusable(tokens[index + 3])
                 out += [tokens[index + 3], tokens[index + 4], _html(f"<caption>{inline_html(caption, state.env)}</caption>\n")]
                 index += 5
                 continue
@@ -96,6 +103,8 @@ def captions_and_figures(md: MarkdownIt) -> None:
                     out.append(_html(f'<figcaption id="{label}">{inline_html(text, state.env)}</figcaption>\n</figure>\n'))
                     index = after + 3
                     continue
+            if tokens[index].type == "html_block" and _TABLE_WRAP.match(tokens[index].content):
+                _focusable(tokens[index])
             out.append(tokens[index])
             index += 1
         state.tokens = out
