@@ -495,11 +495,10 @@ def quality_figure(summary, metric: str, names, colours, order=None) -> go.Figur
     fig = go.Figure()
     value_axis = _ci_bars(
         fig,
-        [_label(names, m, 40 if horizontal_bars(len(ids)) else 16) for m in ids],
-        means,
-        lows,
-        highs,
-        [colours.get(m, PALETTE[0]) for m in ids],
+        ids,
+        names,
+        colours,
+        (means, lows, highs),
         text=[metric_value(metric, m) for m in means],
         name=metric_label(metric),
         customdata=[[metric_value(metric, lo), metric_value(metric, h), int(n)] for lo, h, n in zip(lows, highs, rows["n"])],
@@ -524,13 +523,16 @@ def ci_bar_height(n_models: int) -> int:
     return chart_height(n_models, base=150, per_model=46, least=380) if horizontal_bars(n_models) else 380
 
 
-def _ci_bars(fig, labels, means, lows, highs, colours, *, text, name, hover, customdata=None):
-    """Bars of ``means`` with asymmetric error bars to ``lows``/``highs`` and each value written just past its
-    interval (never on the error bar's cap); vertical, or horizontal from ``HORIZONTAL_FROM`` bars on (the first
-    model on top). Returns the update function of the value axis (``fig.update_yaxes`` or ``update_xaxes``)."""
+def _ci_bars(fig, ids, names, colours, values, *, text, name, hover, customdata=None):
+    """One bar per model of ``values`` = (means, lows, highs): asymmetric error bars to the interval and each value
+    written just past it (never on the error bar's cap); vertical, or horizontal from ``HORIZONTAL_FROM`` models on
+    (names across, the first model on top). Returns the value axis' update function (``fig.update_yaxes`` or
+    ``update_xaxes``)."""
     import plotly.graph_objects as go
 
-    horizontal = horizontal_bars(len(labels))
+    means, lows, highs = values
+    horizontal = horizontal_bars(len(ids))
+    labels = [_label(names, m, 40 if horizontal else 16) for m in ids]
     error = {
         "type": "data",
         "symmetric": False,
@@ -548,7 +550,7 @@ def _ci_bars(fig, labels, means, lows, highs, colours, *, text, name, hover, cus
         go.Bar(
             **bars,
             orientation="h" if horizontal else "v",
-            marker_color=colours,
+            marker_color=[colours.get(m, PALETTE[0]) for m in ids],
             width=0.55,
             customdata=customdata,
             hovertemplate=template + "<extra></extra>",
@@ -853,11 +855,10 @@ def bits_per_byte_figure(lm, names, colours) -> go.Figure | None:
     fig = go.Figure()
     value_axis = _ci_bars(
         fig,
-        [_label(names, m, 40 if horizontal_bars(len(ids)) else 16) for m in ids],
-        means,
-        lows,
-        highs,
-        [colours.get(m, PALETTE[0]) for m in ids],
+        ids,
+        names,
+        colours,
+        (means, lows, highs),
         text=[metric_value("bits_per_byte", m) for m in means],
         name="bits per byte",
         hover="{label}<br>{value:.3f} bits/byte",
