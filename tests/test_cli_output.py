@@ -75,6 +75,16 @@ def test_metrics_and_specs_print_plain_tables_into_a_pipe(study: Path):
     assert "Tiny Llama with a long display name\tTiny GPT-2" in reportgen("specs", "study.yaml", cwd=study).stdout
 
 
+def test_metrics_for_some_models(study: Path):
+    one = reportgen("metrics", "study.yaml", "--models", "gpt2", cwd=study)
+    assert one.returncode == 0, one.stderr
+    assert "metric\tgpt2\n" in one.stdout and "llama" not in one.stdout
+    payload = json.loads(reportgen("metrics", "study.yaml", "--models", "gpt2", "--json", cwd=study).stdout)
+    assert "llama" not in json.dumps(payload) and "gpt2" in json.dumps(payload)
+    unknown = reportgen("metrics", "study.yaml", "--models", "nope", cwd=study)
+    assert unknown.returncode == 2 and "no model with id nope" in unknown.stderr
+
+
 def test_diff_compares_runs_with_speed_memory_and_json(study: Path, tiny_llama_dir: Path):
     single = reportgen("diff", "study.yaml", cwd=study)
     assert single.returncode == 1 and "a single run (or none) in the store" in single.stderr

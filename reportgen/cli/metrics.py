@@ -254,11 +254,19 @@ def write_csv(tables, csv_dir: Path) -> list[Path]:
 )
 @click.option("--analysis", "show_analysis", is_flag=True, help="Also print the computed analysis, in plain words.")
 @json_option("every table (schema reportgen.metrics)")
-def metrics(config: Path, csv_dir: Path | None, json_out: str | None, show_analysis: bool = False) -> None:
-    """Print the metric tables (with 95% confidence intervals) computed from the store."""
+@models_option
+def metrics(
+    config: Path, csv_dir: Path | None, json_out: str | None, show_analysis: bool = False, model_ids: str | None = None
+) -> None:
+    """Print the metric tables (with 95% confidence intervals) computed from the store; ``--models`` computes
+    them, paired tests included, over those models only."""
     from reportgen.report.inputs import read_report_inputs, study_tables
+    from reportgen.run.plan import select_models
 
     study = load(config)
+    if wanted := model_list(model_ids):
+        chosen = {m.id for m in select_models(study, wanted)}  # unknown ids: one line naming them, exit 2
+        study = study.model_copy(update={"models": tuple(m for m in study.models if m.id in chosen)})
     with _open_store(study) as store:
         tables = study_tables(store, study)
         deltas = read_report_inputs(store, study).deltas if show_analysis else []
