@@ -8,10 +8,18 @@
   matrix product is computed on its own, so the logits do not depend on how the prompt was split into
   batches (checked: 32/32 demo prompts give identical logits with and without reuse), and an output does not
   depend on which prompts ran before it (the results store caches outputs per prompt).
-* Sequences are decoded one at a time. Batched decoding of several sequences was measured and left out:
-  with Q4_1 weights llama.cpp's CPU matrix products cost nearly as much per row in a batch as alone
-  (6.6 ms/token alone, 4.5 ms/token in batches of 8, 1 thread), so the gain would be at most ~1.4x, and
-  a shared KV cache would make outputs depend on the batch's other sequences.
+* Sequences are decoded one at a time. Batched decoding of several sequences (one context with
+  ``n_seq_max`` = B, a sequence per prompt, one ``llama_decode`` per step for every live sequence) was
+  measured and left out, as it pays well under 1.5x on a 2-core CPU. ``.venv/bin/python
+  bench/llamacpp_batched.py`` (its defaults: 32 demo prompts, 32 new tokens, greedy, the backend's 2 threads,
+  median of 4 interleaved rounds) gives 111 tokens/s for this backend and 97 / 106 / 115 / 115 tokens/s
+  batched by 1 / 4 / 8 / 16 (0.87x / 0.95x / 1.03x / 1.04x). With Q4_1 weights llama.cpp's CPU matrix
+  products cost nearly as much per row in a batch as alone: decoding takes 6.5 ms per token alone and 4.7
+  in batches of 16 (1.38x; with ``--threads 1`` 6.9 and 6.8, so what batching gains is the second thread
+  kept busy), and a prompt token costs 2.3 ms prefilled alone or together, so with the prefill counted the
+  gain is smaller still. Batched outputs are not bit-identical either: 31/32 texts match at 4 and 8, 29/32
+  at 16 (a near-tie flips after 23-26 tokens: the logits of a few prompts differ from their lone run's by
+  up to ~1.4 from the prefill on), and 20/32 with one KV cache shared by the batch (``--kv-unified``).
 * Greedy decoding is llama.cpp's greedy sampler (temperature 0 / top-k 1); sampling seeds the sampler with
   ``settings.seed`` for every prompt.
 * A request's ``grammar`` (GBNF, e.g. a judge's verdict format) constrains sampling through llama.cpp's
