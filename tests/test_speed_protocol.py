@@ -159,3 +159,30 @@ def test_speed_claims_compare_the_ranges_of_the_passes(a, b, holds):
     assert passed is holds
     reverse, _, _ = evaluate_check(parse_check("b.tokens_per_s < a.tokens_per_s"), table)
     assert reverse is holds
+
+
+def test_metrics_prints_the_range_of_the_passes(folder):
+    """``reportgen metrics`` through a pipe: throughput and p50 latency as ``median (lowest–highest)`` of the
+    stored passes, and the number of passes."""
+    import subprocess
+    import sys
+
+    from reportgen.stats.metrics import metric_value
+
+    study = load_config(write_study(folder, "{warmup: 0, repeats: 3, prompts: 4}"))
+    run_study(study)
+    results, model_runs, speed = frames(study)
+    rates = [t / s for t, s in zip(speed["generated_tokens"], speed["seconds"])]
+    done = subprocess.run(
+        [sys.executable, "-m", "reportgen", "metrics", str(study.path)], capture_output=True, text=True, check=True
+    )
+    lines = done.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# Efficiency per model"))
+    assert "median (lowest–highest)" in lines[start]
+    header, row = lines[start + 1].split("\t"), lines[start + 2].split("\t")
+    cells = dict(zip(header, row))
+    expected = f"{metric_value('tokens_per_s', statistics.median(rates))} ({metric_value('tokens_per_s', min(rates))}–{metric_value('tokens_per_s', max(rates))})"
+    assert cells["tokens_per_s"] == expected
+    assert cells["speed_passes"] == "3"
+    low, high = cells["latency_p50_s"].split("(")[1].rstrip(")").split("–")
+    assert float(low) <= float(cells["latency_p50_s"].split()[0]) <= float(high)

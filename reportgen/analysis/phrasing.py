@@ -477,8 +477,10 @@ def _result_latency(f: Finding, w: _Writer) -> str:
         + f"; medians: {join(parts)}."
     )
     if n["batched"]:
-        text += f" A batched prompt counts its whole batch's time ({w.names(n['batched'])} ran in batches)"
-        text += ", so the latencies of batched and unbatched models do not compare." if len(n["batched"]) < len(latency) else "."
+        text += (
+            f" {w.names(n['batched'])} ran prompts in batches: a batched prompt is timed from its batch's start to its own "
+            "last token, so its latency includes the decoding steps it shared with the other prompts of its batch."
+        )
     return text
 
 

@@ -57,22 +57,7 @@ def print_tables(tables, out) -> None:
         summary.add_row(metric, *cells)
     out.print(summary)
     if not tables.efficiency.empty:
-        efficiency = Table(title="Efficiency per model")
-        columns = [
-            "load_time_s",
-            "ttft_p50_s",
-            "latency_p50_s",
-            "latency_p95_s",
-            "tokens_per_s",
-            "peak_memory_bytes",
-            "bandwidth_share",
-        ]
-        efficiency.add_column("model", style="bold")
-        for column in columns:
-            efficiency.add_column(column)
-        for _, row in tables.efficiency.iterrows():
-            efficiency.add_row(str(row["model_id"]), *(value(c, row[c]) for c in columns))
-        out.print(efficiency)
+        print_efficiency(tables.efficiency, out)
     if not tables.lm.empty:
         lm = Table(title="Language modelling on the reference texts")
         for column in ("model_id", "bits_per_byte", "bpb_ci_low", "bpb_ci_high", "perplexity", "n_texts"):
@@ -102,6 +87,49 @@ def print_tables(tables, out) -> None:
         out.print(pairs)
     if tables.judged:
         print_judged(tables.judged, out)
+
+
+#: the efficiency columns ``reportgen metrics`` prints; those measured in timed passes carry the passes' range
+EFFICIENCY_COLUMNS = (
+    "load_time_s",
+    "ttft_p50_s",
+    "latency_p50_s",
+    "latency_p95_s",
+    "tokens_per_s",
+    "peak_memory_bytes",
+    "bandwidth_share",
+    "speed_passes",
+)
+
+
+def print_efficiency(efficiency_frame, out) -> None:
+    """Efficiency per model; a figure from timed passes is ``median (lowest–highest)`` over the passes."""
+    from rich.table import Table
+
+    from reportgen.stats.metrics import metric_range, metric_value
+
+    ranged = any(
+        metric_range(c, row.get(f"{c}_low"), row.get(f"{c}_high"))
+        for _, row in efficiency_frame.iterrows()
+        for c in ("tokens_per_s", "latency_p50_s")
+    )
+    title = "Efficiency per model" + (" (timed passes: median (lowest–highest))" if ranged else "")
+    table = Table(title=title)
+    table.add_column("model", style="bold")
+    for column in EFFICIENCY_COLUMNS:
+        table.add_column(column)
+    for _, row in efficiency_frame.iterrows():
+        cells = []
+        for column in EFFICIENCY_COLUMNS:
+            if column == "speed_passes":
+                passes = row.get(column)
+                cells.append(str(int(passes)) if isinstance(passes, (int, float)) and passes == passes else "—")
+                continue
+            text = metric_value(column, row.get(column))
+            spread = metric_range(column, row.get(f"{column}_low"), row.get(f"{column}_high"))
+            cells.append(f"{text} ({spread})" if spread else text)
+        table.add_row(str(row["model_id"]), *cells)
+    out.print(table)
 
 
 def print_judged(judged, out) -> None:

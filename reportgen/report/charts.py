@@ -575,9 +575,35 @@ def _ci_bars(fig, ids, names, colours, values, *, text, name, hover, customdata=
     return fig.update_yaxes
 
 
+def _pass_range(rows, column: str) -> tuple[list[float | None], dict[str, Any] | None]:
+    """The values of ``column`` and, when the timed passes give a range (``column_low``/``_high``), an
+    asymmetric horizontal error bar from the slowest to the fastest pass (``None`` when no model has one)."""
+    values = [float(v) if _finite(v) else None for v in rows[column]]
+    low_col, high_col = f"{column}_low", f"{column}_high"
+    if low_col not in rows or high_col not in rows:
+        return values, None
+    lows = [float(v) if _finite(v) else None for v in rows[low_col]]
+    highs = [float(v) if _finite(v) else None for v in rows[high_col]]
+    ranged = [v is not None and lo is not None and hi is not None for v, lo, hi in zip(values, lows, highs)]
+    if not any(ranged):
+        return values, None
+    # None where a model has no range: plotly draws no whisker for that bar (0 would draw a cap)
+    plus = [hi - v if ok else None for v, hi, ok in zip(values, highs, ranged)]  # type: ignore[operator]
+    minus = [v - lo if ok else None for v, lo, ok in zip(values, lows, ranged)]  # type: ignore[operator]
+    error = {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus}
+    return values, {**error, "color": "#1f2328", "thickness": 1.5, "width": 6}
+
+
+def _range_ends(values: list[float | None], error: dict[str, Any] | None) -> list[float | None]:
+    """Where each bar's whisker ends (the bar's end where it has none)."""
+    plus = error["array"] if error else [None] * len(values)
+    return [None if v is None else v + (p or 0.0) for v, p in zip(values, plus)]
+
+
 def speed_figure(efficiency, names, colours) -> go.Figure | None:
     """Throughput (tokens/s) and latency per prompt (p50 bar, p95 marker) per model: horizontal bars side by
-    side, one row per model, so long model names stay readable however many models there are."""
+    side, one row per model, so long model names stay readable however many models there are. Where speed
+    was measured in timed passes, an error bar spans the slowest to the fastest pass (throughput and p50)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -596,7 +622,8 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
         horizontal_spacing=0.06,
         subplot_titles=("Throughput, tokens/s (higher is better)", "Latency, s per prompt (lower is better)"),
     )
-    tps = [float(v) if _finite(v) else None for v in rows["tokens_per_s"]]
+    tps, tps_range = _pass_range(rows, "tokens_per_s")
+    tps_ends = _range_ends(tps, tps_range)
     fig.add_trace(
         go.Bar(
             y=labels,
@@ -606,16 +633,34 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
             width=0.6,
             showlegend=False,
             name="tokens/s",
-            text=[metric_value("tokens_per_s", v) for v in rows["tokens_per_s"]],
-            textposition="outside",
-            cliponaxis=False,
+            error_x=tps_range,
             hovertemplate="%{y}<br>%{x:.1f} tokens/s<extra></extra>",
         ),
         row=1,
         col=1,
     )
-    p50 = [float(v) if _finite(v) else None for v in rows["latency_p50_s"]]
+    fig.add_trace(  # each value written just past its bar or its range, never on the error bar's cap
+        go.Scatter(
+            y=labels,
+            x=tps_ends,
+            mode="text",
+            text=["\u2002" + metric_value("tokens_per_s", v) for v in rows["tokens_per_s"]],
+            textposition="middle right",
+            textfont={"size": 14},
+            hoverinfo="skip",
+            showlegend=False,
+            cliponaxis=False,
+        ),
+        row=1,
+        col=1,
+    )
+    p50, p50_range = _pass_range(rows, "latency_p50_s")
     p95 = [float(v) if _finite(v) else None for v in rows["latency_p95_s"]]
+    p50_ends = _range_ends(p50, p50_range)
+    highest_latency = max([v for v in p50_ends + p95 if v is not None], default=1.0)
+    # a p50 label sits inside its bar where the bar is long enough, else past the whisker and the p95 marker
+    p50_text = [metric_value("latency_p50_s", v) for v in rows["latency_p50_s"]]
+    inside = [v is not None and v >= 0.3 * highest_latency for v in p50]
     fig.add_trace(
         go.Bar(
             y=labels,
@@ -624,14 +669,34 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
             marker_color=colour,
             width=0.6,
             name="p50, median (bar)",
-            text=[metric_value("latency_p50_s", v) for v in rows["latency_p50_s"]],
-            textposition="auto",
-            insidetextanchor="end",
+            showlegend=False,  # its bars have one colour per model: the legend shows a neutral swatch instead
+            error_x=p50_range,
+            text=[t if fits else "" for t, fits in zip(p50_text, inside)],
+            textposition="inside",
+            insidetextanchor="start",
+            textangle=0,
             hovertemplate="%{y}<br>p50 %{x:.3f} s<extra></extra>",
         ),
         row=1,
         col=2,
     )
+    fig.add_trace(go.Bar(y=[None], x=[None], orientation="h", name="p50, median (bar)", marker_color=MUTED), row=1, col=2)
+    outside = [i for i, fits in enumerate(inside) if not fits and p50[i] is not None]
+    if outside:
+        fig.add_trace(
+            go.Scatter(
+                y=[labels[i] for i in outside],
+                x=[max(v for v in (p50_ends[i], p95[i]) if v is not None) for i in outside],
+                mode="text",
+                text=["\u2002" + p50_text[i] for i in outside],
+                textposition="middle right",
+                hoverinfo="skip",
+                showlegend=False,
+                cliponaxis=False,
+            ),
+            row=1,
+            col=2,
+        )
     fig.add_trace(
         go.Scatter(
             y=labels,
@@ -644,12 +709,24 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
         row=1,
         col=2,
     )
+    if tps_range or p50_range:  # the legend names the whisker once
+        fig.add_trace(
+            go.Scatter(
+                y=[None],
+                x=[None],
+                mode="lines",
+                name="range over the timed passes (whisker)",
+                line={"color": "#1f2328", "width": 1.5},
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=2,
+        )
     _style(fig, "Speed per model", legend=True, bottom=90)
     fig.update_layout(legend={"x": 1, "xanchor": "right", "y": -0.12}, margin={"l": 24, "t": 80})
-    highest_tps = max([v for v in tps if v is not None], default=1.0)
-    highest_latency = max([v for v in p50 + p95 if v is not None], default=1.0)
-    fig.update_xaxes(range=[0, highest_tps * 1.2], row=1, col=1)
-    fig.update_xaxes(range=[0, highest_latency * 1.08], row=1, col=2)
+    highest_tps = max([v for v in tps_ends if v is not None], default=1.0)
+    fig.update_xaxes(range=[0, highest_tps * 1.3], row=1, col=1)
+    fig.update_xaxes(range=[0, highest_latency * (1.25 if outside else 1.08)], row=1, col=2)
     fig.update_yaxes(autorange="reversed", row=1, col=1)  # the first model on top, as in the tables
     fig.update_annotations(font={"size": 14})
     return fig

@@ -31,7 +31,7 @@ from reportgen.report.context import (
 )
 from reportgen.format import MISSING, human_bytes, num, percent
 from reportgen.format import capital as _capital, finite as _finite
-from reportgen.stats.metrics import METRICS, metric_ci, metric_label, metric_value
+from reportgen.stats.metrics import METRICS, metric_ci, metric_label, metric_range, metric_value
 from reportgen.records import RunManifest
 from reportgen.report.charts import chart_slug
 from reportgen.report.judged import judged_charts, judged_views
@@ -305,9 +305,9 @@ def speed_protocol(study: Study, tables: Tables) -> str:
 def _speed_cell(row: Mapping[str, Any], column: str) -> str:
     """A speed figure, with the range of its timed passes when there were several."""
     text = metric_value(column, row.get(column))
-    low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
-    if _finite(low) and _finite(high) and _finite(row.get(column)):
-        text += f"<br>({metric_value(column, low)}–{metric_value(column, high)})"
+    spread = metric_range(column, row.get(f"{column}_low"), row.get(f"{column}_high"))
+    if spread and _finite(row.get(column)):
+        text += f"<br>({spread})"
     return text
 
 
@@ -468,11 +468,13 @@ def result_charts(
     n_models = len(tables.model_ids)
     figure = ch.speed_figure(tables.efficiency, names, colours)
     if figure is not None:
+        ranged = any(_finite(v) for v in tables.efficiency.get("tokens_per_s_low", []))
         charts.add(
             "speed",
             figure,
             "Throughput in generated tokens per second (left) and latency per prompt (right: "
-            "bar = median, marker = 95th percentile).",
+            "bar = median, marker = 95th percentile)"
+            + ("; whiskers span the slowest to the fastest timed pass." if ranged else "."),
             group="speed",
             height=ch.chart_height(n_models),
         )

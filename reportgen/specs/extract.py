@@ -828,6 +828,40 @@ def _spec_from_gguf_cached(path: str, size: int, mtime_ns: int) -> ModelSpec:
     )
 
 
+def config_from_gguf(path: str | Path) -> dict[str, Any]:
+    """The ``config.json`` dict transformers builds for a GGUF file (``from_pretrained(dir, gguf_file=...)``).
+
+    transformers' own mapping of GGUF metadata to config fields is used (``load_gguf_checkpoint`` without
+    the tensors), so an adapter on a GGUF base is counted on the very architecture the transformers backend
+    runs. Cached per (path, size, mtime) like :func:`spec_from_gguf`. Raises ConfigError when transformers
+    cannot map the file's architecture.
+    """
+    p = Path(path)
+    st = p.stat()
+    config: dict[str, Any] = json.loads(_gguf_config_cached(str(p.resolve()), st.st_size, st.st_mtime_ns))
+    return config
+
+
+@functools.lru_cache(maxsize=32)
+def _gguf_config_cached(path: str, size: int, mtime_ns: int) -> str:
+    _, transformers = _import_torch_transformers()
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = load_gguf_checkpoint(path, return_tensors=False)  # type: ignore[no-untyped-call]
+    except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
+        message = " ".join(str(exc).split())
+        raise ConfigError(
+            f"transformers {transformers.__version__} cannot map this GGUF file to a config: {message}"[:300]
+        ) from exc
+    config = {k: v for k, v in dict(loaded.get("config") or {}).items() if not k.startswith("_")}
+    if not config.get("model_type"):
+        raise ConfigError(f"transformers {transformers.__version__} found no model type in this GGUF file")
+    return json.dumps(config, sort_keys=True, default=str)
+
+
 def spec_from_path(path: str | Path, *, count: bool = True) -> ModelSpec:
     """Dispatch on the path: a ``.gguf`` file, or a config.json / adapter_config.json / model folder."""
     p = Path(path)

@@ -161,17 +161,32 @@ def _compute_spec(model: ModelConfig, files: ModelFiles) -> ModelSpec:
         spec = specs.spec_from_gguf(files.gguf_path)
 
     if files.adapter_config is not None:
-        base = files.config if spec.parameters is not None else None
+        base, notes = _adapter_base_config(files, spec)
         try:
             adapter = specs.adapter_spec(files.adapter_config, base)
         except ConfigError as exc:
             raise ConfigError(f"{files.adapter_config_path}: {exc.format_message()}") from None
-        spec = dataclasses.replace(spec, adapter=adapter)
+        spec = dataclasses.replace(spec, adapter=adapter, notes=spec.notes + notes)
 
     quant = model.quantization
     if files.config is not None and quant is not None and quant.load_in_4bit and quant.bnb_4bit_use_double_quant:
         spec = dataclasses.replace(spec, weight_bytes_4bit=specs.estimate_4bit_bytes(files.config, double_quant=True))
     return spec
+
+
+def _adapter_base_config(files: ModelFiles, spec: ModelSpec) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
+    """The base config an adapter is counted on: the model's config.json, else the config transformers maps
+    its GGUF file to (the architecture the transformers backend runs); ``None`` (and why) when neither builds."""
+    from reportgen.specs import extract as specs
+
+    if files.config is not None:
+        return (files.config if spec.parameters is not None else None), ()
+    if files.gguf_path is None:
+        return None, ()
+    try:
+        return specs.config_from_gguf(files.gguf_path), ()
+    except ConfigError as exc:
+        return None, (f"adapter parameters not counted: {exc.format_message()}",)
 
 
 def study_specs(study: Study) -> dict[str, ModelSpec]:

@@ -421,14 +421,23 @@ def ttft_p95_s(values: Sequence[float]) -> float:
     "efficiency",
     False,
     "s",
-    "Median wall time per prompt (a batched prompt counts its whole batch's time).",
+    "Median time per prompt, from the start of its batch to its own last token (so batched and sequential "
+    "backends compare). With timed passes (measure.repeats): the median over the passes of each pass's median, "
+    "with the passes' range.",
     label="latency p50",
 )
 def latency_p50_s(values: Sequence[float]) -> float:
     return _quantile(values, 0.5)
 
 
-@metric("latency_p95_s", "efficiency", False, "s", "95th-percentile wall time per prompt.", label="latency p95")
+@metric(
+    "latency_p95_s",
+    "efficiency",
+    False,
+    "s",
+    "95th-percentile time per prompt (to its own last token); with timed passes, the median of the passes' 95th percentiles.",
+    label="latency p95",
+)
 def latency_p95_s(values: Sequence[float]) -> float:
     return _quantile(values, 0.95)
 
@@ -438,7 +447,8 @@ def latency_p95_s(values: Sequence[float]) -> float:
     "efficiency",
     True,
     "tokens/s",
-    "Generated tokens / generation time of the latest run that generated (all sequences of a batch count).",
+    "Generated tokens / generation time (all sequences of a batch count). With timed passes (measure.repeats): "
+    "the median over the passes, with their range (lowest–highest); else the latest run that generated.",
     label="throughput",
 )
 def tokens_per_s(tokens: float | None, seconds: float | None) -> float:
@@ -530,6 +540,13 @@ def metric_unit(name: str) -> str:
 def metric_value(name: str, value: object, *, signed: bool = False, unit: bool = False) -> str:
     """A metric's value as the report and the terminal write it (``—`` when missing); see format.measure."""
     return fmt.measure(value, metric_unit(name), signed=signed, show_unit=unit)
+
+
+def metric_range(name: str, low: object, high: object) -> str:
+    """``97.7–104``: the lowest and highest of a metric's measurements (timed passes), or ``""`` when unknown."""
+    if fmt.is_missing(low) or fmt.is_missing(high):
+        return ""
+    return f"{metric_value(name, low)}–{metric_value(name, high)}"
 
 
 def metric_ci(name: str, mean: object, low: object, high: object, *, unit: bool = False) -> str:
