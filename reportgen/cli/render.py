@@ -45,10 +45,15 @@ def render(
     config: Path, templates_dir: Path | None, into: Path | None, single_file: bool, out_dir: Path | None, formats: tuple[str, ...]
 ) -> None:
     """Write the study as README.md, report.html and report.pdf (from the store; never loads a model)."""
+    study = load(config)
+    if into is None:
+        from reportgen.report.formats import prepare_formats
+
+        prepare_formats(study, list(formats) or None)  # the PDF printer loads while the rest is imported and read
     from reportgen.build import render_study
 
     for path in render_study(
-        load(config),
+        study,
         templates_dir=templates_dir,
         into=into,
         single_file=single_file,

@@ -178,10 +178,10 @@ def render_in_memory(
     (the latest run's RunManifest) add the results sections; with ``tables=None`` (or no generation in
     it) the report is the spec-only report. A claim naming a measured value is checked against ``tables``.
     """
-    from reportgen.report.formats import choose_formats, study_formats
+    from reportgen.report.formats import prepare_formats
     from reportgen.report.templates import make_environment
 
-    chosen = study_formats(study) if formats is None else choose_formats(formats)
+    chosen = prepare_formats(study, formats)
     env = make_environment(templates_dir)  # a bad --templates folder fails before any work
     _check_extra_context(extra_context)
     facts = gather(study, specs, tables, list(deltas or []), manifest)
@@ -290,18 +290,32 @@ def render_formats(
     study: Study | None = None,
     tables: Tables | None = None,
 ) -> RenderedReport:
-    """Each chosen format from the Markdown body of its own target; the static charts once, for all of them."""
-    from reportgen.report.formats import FormatInput
+    """Each chosen format from the Markdown body of its own target; the static charts once, for all of them.
+
+    A format whose work happens in another process (``Format.runs_apart``: the PDF's printer) is started
+    first, on a thread that waits for it, while this one renders the others; the files are collected in
+    the order the formats were chosen."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from reportgen.report.formats import FormatInput, FormatOutput
 
     svgs = _static_charts(charts, chosen)
     report = RenderedReport(folder, dict(svgs or {}), context)
-    for fmt in chosen:
-        ctx, body = _format_body(env, context, charts, fmt, drawn=svgs is not None)
-        rendered = fmt.render(FormatInput(env, ctx, body, charts, folder, report.files, single_file, study, tables))
-        report.files.update(rendered.files)
-        report.bodies[fmt.name] = body
-        report.fetched += rendered.fetched
-        report.refused += rendered.refused
+    charts_only = dict(report.files)  # what every format may reference: the charts, not each other's files
+    outputs: dict[str, Future[FormatOutput] | FormatOutput] = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reportgen-format") as apart:
+        for fmt in sorted(chosen, key=lambda f: not f.runs_apart):
+            ctx, body = _format_body(env, context, charts, fmt, drawn=svgs is not None)
+            job = FormatInput(env, ctx, body, charts, folder, charts_only, single_file, study, tables)
+            outputs[fmt.name] = apart.submit(fmt.render, job) if fmt.runs_apart else fmt.render(job)
+            report.bodies[fmt.name] = body
+        for fmt in chosen:
+            done = outputs[fmt.name]
+            rendered = done.result() if isinstance(done, Future) else done
+            report.files.update(rendered.files)
+            report.fetched += rendered.fetched
+            report.refused += rendered.refused
+    report.bodies = {fmt.name: report.bodies[fmt.name] for fmt in chosen}
     return report
 
 

@@ -18,6 +18,7 @@ plotly and kaleido are imported inside the functions that use them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -279,6 +280,39 @@ def write_plotly_js(out_dir: str | Path) -> Path:
     return target
 
 
+TEMPLATE = "plotly_white"  # the plotly template of every chart
+
+
+@contextlib.contextmanager
+def _template_as_default():
+    """Make ``TEMPLATE`` plotly's default while a figure is created: plotly then attaches it as it is,
+    where ``update_layout(template=NAME)`` deep-copies and validates the whole template for every chart."""
+    import plotly.io as pio
+
+    previous = pio.templates.default
+    pio.templates.default = TEMPLATE
+    try:
+        yield
+    finally:
+        pio.templates.default = previous
+
+
+def new_figure() -> go.Figure:
+    """An empty figure in the house template."""
+    import plotly.graph_objects as go
+
+    with _template_as_default():
+        return go.Figure()
+
+
+def new_subplots(**kwargs: Any) -> go.Figure:
+    """``plotly.subplots.make_subplots(**kwargs)`` in the house template."""
+    from plotly.subplots import make_subplots
+
+    with _template_as_default():
+        return make_subplots(**kwargs)
+
+
 def chart_label(text: str) -> str:
     """Untrusted text for a plotly label: plotly reads a subset of HTML in labels, so escape it."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -306,8 +340,6 @@ def static_charts_available() -> bool:
 def spec_size_figure(specs: Mapping[str, ModelSpec], names: Mapping[str, str]) -> go.Figure | None:
     """Parameters and weight memory (stored dtype and 4-bit) per model, log scale, side by side."""
     import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     from reportgen.format import human_bytes, human_count
 
     rows = [(m, s) for m, s in specs.items() if s.parameters]
@@ -315,7 +347,7 @@ def spec_size_figure(specs: Mapping[str, ModelSpec], names: Mapping[str, str]) -
         return None
     labels = [wrap_label(chart_label(names.get(m, m))) for m, _ in rows]
     colours = [PALETTE[i % len(PALETTE)] for i in range(len(rows))]
-    fig = make_subplots(
+    fig = new_subplots(
         rows=1,
         cols=2,
         horizontal_spacing=0.12,
@@ -370,7 +402,6 @@ def spec_size_figure(specs: Mapping[str, ModelSpec], names: Mapping[str, str]) -
     fig.update_yaxes(type="log", dtick=1, row=1, col=2, title_text="GiB (log scale)")
     fig.update_xaxes(tickangle=0, automargin=True)
     fig.update_layout(
-        template="plotly_white",
         barmode="group",
         bargap=0.25,
         font={"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
@@ -453,7 +484,6 @@ def _metric_range(metric: str, highest: float) -> list[float] | None:
 
 def _style(fig, title: str, *, legend: bool = False, bottom: int = 90) -> None:
     fig.update_layout(
-        template="plotly_white",
         title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 17}},
         font=FONT,
         margin={"l": 80, "r": 24, "t": 64, "b": bottom},
@@ -481,7 +511,6 @@ def quality_figure(summary, metric: str, names, colours, order=None) -> go.Figur
     """One reference metric per model: the mean as a bar, its 95% CI (Wilson for 0/1 metrics, else BCa bootstrap) as
     an error bar; a mean without an interval (n too small, all values equal) has no error bar. From
     ``HORIZONTAL_FROM`` models on, the bars are horizontal."""
-    import plotly.graph_objects as go
 
     from reportgen.stats.metrics import metric_label, metric_value
 
@@ -492,7 +521,7 @@ def quality_figure(summary, metric: str, names, colours, order=None) -> go.Figur
     means = rows["mean"].astype(float).tolist()
     lows = [m if not _finite(v) else v for m, v in zip(means, rows["ci_low"])]
     highs = [m if not _finite(v) else v for m, v in zip(means, rows["ci_high"])]
-    fig = go.Figure()
+    fig = new_figure()
     value_axis = _ci_bars(
         fig,
         ids,
@@ -605,8 +634,6 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
     side, one row per model, so long model names stay readable however many models there are. Where speed
     was measured in timed passes, an error bar spans the slowest to the fastest pass (throughput and p50)."""
     import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     from reportgen.stats.metrics import metric_value
 
     rows = efficiency[efficiency["tokens_per_s"].map(_finite) | efficiency["latency_p50_s"].map(_finite)]
@@ -615,7 +642,7 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
     ids = list(rows["model_id"])
     labels = [_label(names, m, 24) for m in ids]
     colour = [colours.get(m, PALETTE[0]) for m in ids]
-    fig = make_subplots(
+    fig = new_subplots(
         rows=1,
         cols=2,
         shared_yaxes=True,
@@ -751,7 +778,7 @@ def memory_figure(efficiency, names, colours) -> go.Figure | None:
     colour = [colours.get(m, PALETTE[0]) for m in ids]
     values = [float(v) for column in ("peak_memory_bytes", "weight_bytes") for v in rows[column] if _finite(v)]
     scale, unit = (1024**3, "GiB") if max(values) >= 1024**3 else (1024**2, "MiB")
-    fig = go.Figure()
+    fig = new_figure()
     for column, label, extra in (
         ("peak_memory_bytes", "peak memory while generating (solid)", {}),
         ("weight_bytes", "weights (hatched)", {"pattern": {"shape": "/", "fgcolor": "#ffffff", "size": 8}}),
@@ -805,7 +832,7 @@ def tradeoff_figure(summary, efficiency, metric: str, names, colours, front: lis
     if len(ids) < 2:
         return None
     numbers = numbers or {m: i for i, m in enumerate(ids, 1)}
-    fig = go.Figure()
+    fig = new_figure()
     for m in ids:
         row = quality[m]
         mean = float(row.mean)
@@ -876,7 +903,7 @@ def category_figure(category_summary, metric: str, names, colours, order=None) -
         return None
     categories = list(dict.fromkeys(rows["category"]))
     models = [m for m in (order or list(dict.fromkeys(rows["model_id"]))) if m in set(rows["model_id"])]
-    fig = go.Figure()
+    fig = new_figure()
     highest = 0.0
     for m in models:
         mine = rows[rows["model_id"] == m].set_index("category")
@@ -918,7 +945,6 @@ def category_figure(category_summary, metric: str, names, colours, order=None) -
 
 def bits_per_byte_figure(lm, names, colours) -> go.Figure | None:
     """Bits per byte on the reference texts per model (lower is better), with the percentile-bootstrap CI over texts."""
-    import plotly.graph_objects as go
 
     from reportgen.stats.metrics import metric_value
 
@@ -929,7 +955,7 @@ def bits_per_byte_figure(lm, names, colours) -> go.Figure | None:
     means = rows["bits_per_byte"].astype(float).tolist()
     highs = [float(h) if _finite(h) else m for h, m in zip(rows["bpb_ci_high"], means)]
     lows = [float(lo) if _finite(lo) else m for lo, m in zip(rows["bpb_ci_low"], means)]
-    fig = go.Figure()
+    fig = new_figure()
     value_axis = _ci_bars(
         fig,
         ids,
@@ -952,8 +978,6 @@ def retraining_figure(deltas, colour: str) -> go.Figure | None:
     0/1 metrics, the paired sign-flip permutation test otherwise).
     """
     import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     from reportgen.stats.metrics import METRICS
     from reportgen.stats.metrics import metric_label
 
@@ -972,7 +996,7 @@ def retraining_figure(deltas, colour: str) -> go.Figure | None:
     if not panels:
         return None
     widths = [max(len(rows), 1) for _, rows in panels]
-    fig = make_subplots(
+    fig = new_subplots(
         rows=1,
         cols=len(panels),
         column_widths=[w / sum(widths) for w in widths],

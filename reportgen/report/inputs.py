@@ -1,18 +1,47 @@
 """What the store adds to a report — metric tables, retraining deltas, the latest run manifest — read
-from one open store (nothing when it holds no results)."""
+from one open store (nothing when it holds no results).
+
+The tables and deltas are remembered in the user cache (``<cache>/tables/<key>.pickle``) under a digest
+of everything they are computed from: the stored rows they read, the study's models and judges, the
+prompt set, the code of the packages that compute them (``stats``, ``judge``, the records) and the
+versions of the libraries that define the numbers (pandas, numpy, scipy, sacrebleu, rouge-score, choix).
+A re-render after a template edit reads them back instead of scoring every answer again (which imports
+nltk and scipy) and redrawing every bootstrap; any change to those inputs is a new key, so an entry is
+never stale. The statistics are seeded, so a cached table is the table a fresh computation gives.
+The entries are pickles written by reportgen into the user's own cache folder, read only with the same
+versions of the libraries they were written with.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import pickle
 from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
 
 from reportgen.records import RunManifest
 from reportgen.stats.history import RetrainingDelta, retraining_delta
-from reportgen.stats.tables import Tables, compute_tables
+from reportgen.stats.tables import StoreFrames, Tables, tables_from_frames
 from reportgen.store import Store
 from reportgen.study.config import Study
-from reportgen.study.prompts import study_prompt_set
+from reportgen.study.prompts import PromptSet, study_prompt_set
+from reportgen.util.cache import code_digest, read_cached, write_cached
+from reportgen.util.hashing import hash_json
 
 __all__ = ["ReportInputs", "read_report_inputs", "study_tables"]
+
+log = logging.getLogger(__name__)
+
+KIND = "tables"
+_PACKAGES = ("pandas", "numpy", "scipy", "sacrebleu", "rouge-score", "nltk", "choix")
+_ROOT = Path(__file__).resolve().parents[1]
+#: the modules whose code computes the tables and deltas (an edit to one is a new key)
+_CODE_DIRS = ("stats", "judge")
+_CODE_FILES = ("records.py", "format.py", "study/prompts.py", "study/config.py", "util/text.py", "report/inputs.py")
 
 
 @dataclass
@@ -27,20 +56,78 @@ class ReportInputs:
 
 def study_tables(store: Store, study: Study) -> Tables:
     """Every metric table of the study, from its store."""
-    return compute_tables(store, study, study_prompt_set(study) if study.prompts is not None else None)
+    tables, _ = _tables_and_deltas(store, study)
+    return tables
 
 
 def read_report_inputs(store: Store, study: Study) -> ReportInputs:
-    prompt_set = study_prompt_set(study) if study.prompts is not None else None
-    tables = compute_tables(store, study, prompt_set)
+    tables, deltas = _tables_and_deltas(store, study)
     if tables.per_prompt.empty:
         return ReportInputs()
+    return ReportInputs(tables, deltas, store.latest_manifest())
+
+
+def _tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[RetrainingDelta]]:
+    prompt_set = study_prompt_set(study) if study.prompts is not None else None
+    frames = StoreFrames.read(store)
+    key = _key(frames, study, prompt_set)
+    cached = _load(key)
+    if cached is not None:
+        return cached
+    tables = tables_from_frames(frames, study, prompt_set)
     deltas: list[RetrainingDelta] = []
-    if prompt_set is not None:
-        results, model_runs = store.results_frame(), store.model_runs_frame()
+    if prompt_set is not None and not tables.per_prompt.empty:
         deltas = [
             d
-            for d in (retraining_delta(results, model_runs, prompt_set, m.id) for m in study.models if m.runnable)
+            for d in (retraining_delta(frames.results, frames.model_runs, prompt_set, m.id) for m in study.models if m.runnable)
             if d is not None
         ]
-    return ReportInputs(tables, deltas, store.latest_manifest())
+    write_cached(KIND, key, pickle.dumps((tables, deltas), protocol=pickle.HIGHEST_PROTOCOL), ".pickle")
+    return tables, deltas
+
+
+def _code() -> str:
+    files = sorted(str(p) for d in _CODE_DIRS for p in (_ROOT / d).glob("*.py"))
+    return code_digest(*files, *(str(_ROOT / f) for f in _CODE_FILES))
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _frame_digest(frame: pd.DataFrame) -> str:
+    """A digest of a frame's columns, types and every value (pandas' row hashes, which read each cell)."""
+    sha = hashlib.sha256(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+    sha.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return sha.hexdigest()
+
+
+def _key(frames: StoreFrames, study: Study, prompt_set: PromptSet | None) -> str:
+    """The digest of everything the tables and deltas are computed from."""
+    return hash_json(
+        {
+            "frames": {name: _frame_digest(frame) for name, frame in frames.named().items()},
+            "models": [(m.id, m.runnable) for m in study.models],
+            "judges": [j.model_dump(mode="json") for j in study.judges],
+            "prompts": prompt_set.model_dump(mode="json") if prompt_set is not None else None,
+            "packages": {name: _version(name) for name in _PACKAGES},
+            "code": _code(),
+        }
+    )
+
+
+def _load(key: str) -> tuple[Tables, list[RetrainingDelta]] | None:
+    raw = read_cached(KIND, key, ".pickle")
+    if raw is None:
+        return None
+    try:
+        tables, deltas = pickle.loads(raw)
+    except Exception as exc:  # a damaged or foreign entry is a miss: compute afresh
+        log.debug("tables cache entry %s unreadable (%s): recomputing", key[:12], exc)
+        return None
+    if not isinstance(tables, Tables) or not isinstance(deltas, list):
+        return None
+    return tables, deltas

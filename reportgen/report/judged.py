@@ -211,7 +211,7 @@ def win_rate_figure(rates, names, colours, baseline_name: str):
         return None
     ids = list(rates["model_id"])
     score = rates["score"].astype(float).tolist()
-    fig = go.Figure()
+    fig = ch.new_figure()
     for part, colour in (("win", "#2da44e"), ("tie", "#d0d7de"), ("loss", "#cf222e")):
         fig.add_trace(
             go.Bar(

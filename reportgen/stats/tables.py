@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Mapping
 
 import pandas as pd
@@ -49,6 +49,32 @@ def _result_fingerprints(results: pd.DataFrame) -> dict[str, str]:
     return dict(zip(results["model_id"], results["fingerprint"])) if len(results) else {}
 
 
+@dataclass(frozen=True)
+class StoreFrames:
+    """The stored rows every table is computed from, read from the store at once."""
+
+    results: pd.DataFrame
+    model_runs: pd.DataFrame
+    runs: pd.DataFrame
+    speed: pd.DataFrame
+    loglik: pd.DataFrame
+    judgements: pd.DataFrame
+
+    @classmethod
+    def read(cls, store: "Store") -> "StoreFrames":
+        return cls(
+            results=store.results_frame(),
+            model_runs=store.model_runs_frame(),
+            runs=store.runs_frame(),
+            speed=store.speed_frame(),
+            loglik=store.loglik_frame(),
+            judgements=store.judgements_frame(),
+        )
+
+    def named(self) -> dict[str, pd.DataFrame]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 def compute_tables(
     store: "Store",
     study: "Study",
@@ -58,7 +84,22 @@ def compute_tables(
     n_boot: int = N_BOOT,
     seed: int = SEED,
 ) -> Tables:
-    """Read the store and compute every table, for the study's models only, in the study's order.
+    """Read the store and compute every table (see :func:`tables_from_frames`)."""
+    return tables_from_frames(
+        StoreFrames.read(store), study, prompt_set, fingerprints, bandwidth_bytes_per_s, n_boot=n_boot, seed=seed
+    )
+
+
+def tables_from_frames(
+    frames: StoreFrames,
+    study: "Study",
+    prompt_set: "PromptSet | None",
+    fingerprints: Mapping[str, str | None] | None = None,
+    bandwidth_bytes_per_s: float | Mapping[str, float] | None = None,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+) -> Tables:
+    """Every table, for the study's models only, in the study's order, from the stored rows.
 
     ``fingerprints`` (model_id → fingerprint, from the runner) pins what is reported; by default each
     model's most recent fingerprint. ``bandwidth_bytes_per_s`` defaults to what the runner recorded
@@ -67,10 +108,9 @@ def compute_tables(
     """
     order = [m.id for m in study.models]
     wanted: dict[str, str | None] = {m: (fingerprints or {}).get(m) for m in order}
-    results = latest_results(store.results_frame(), wanted)
+    results = latest_results(frames.results, wanted)
     if prompt_set is not None and len(results):
         results = results[results["prompt_id"].isin({p.id for p in prompt_set.prompts})].reset_index(drop=True)
-    model_runs = store.model_runs_frame()
     per_prompt = per_prompt_frame(results, prompt_set, model_order=order)
     names = metric_columns(per_prompt)
     return Tables(
@@ -80,29 +120,26 @@ def compute_tables(
         pairwise=all_paired_comparisons(per_prompt, names, n_boot=n_boot, seed=seed),
         efficiency=efficiency_frame(
             results,
-            model_runs,
+            frames.model_runs,
             bandwidth_bytes_per_s=bandwidth_bytes_per_s,
             model_order=order,
-            runs=store.runs_frame(),
-            speed=store.speed_frame(),
+            runs=frames.runs,
+            speed=frames.speed,
         ),
-        lm=lm_frame(
-            store.loglik_frame(), {**wanted, **_result_fingerprints(results)}, n_boot=n_boot, seed=seed, model_order=order
-        ),
+        lm=lm_frame(frames.loglik, {**wanted, **_result_fingerprints(results)}, n_boot=n_boot, seed=seed, model_order=order),
         metrics=names,
         model_ids=list(dict.fromkeys(per_prompt["model_id"])),
         fingerprints={m: fp for m, fp in zip(results["model_id"], results["fingerprint"])} if len(results) else {},
-        judged=_judged(store, study, per_prompt, order, n_boot, seed),
+        judged=_judged(frames.judgements, study, per_prompt, order, n_boot, seed),
     )
 
 
 def _judged(
-    store: "Store", study: "Study", per_prompt: pd.DataFrame, order: list[str], n_boot: int, seed: int
+    judgements: pd.DataFrame, study: "Study", per_prompt: pd.DataFrame, order: list[str], n_boot: int, seed: int
 ) -> list[JudgedComparison]:
     """One judged comparison per judge of the study (none without judges or judgements)."""
     if not getattr(study, "judges", ()):
         return []
     from reportgen.stats.judged import judge_comparison
 
-    judgements = store.judgements_frame()
     return [judge_comparison(judge, judgements, per_prompt, order, n_boot=n_boot, seed=seed) for judge in study.judges]

@@ -32,7 +32,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from reportgen.stats.tables import Tables
     from reportgen.study.config import Study
 
-__all__ = ["FORMATS", "Format", "FormatInput", "FormatOutput", "choose_formats", "format_problems", "study_formats"]
+__all__ = [
+    "FORMATS",
+    "Format",
+    "FormatInput",
+    "FormatOutput",
+    "choose_formats",
+    "format_problems",
+    "prepare_formats",
+    "study_formats",
+]
 
 
 @dataclass
@@ -44,7 +53,7 @@ class FormatInput:
     body: str  # the Markdown body rendered for this target, table of contents inserted
     charts: ChartSet
     folder: Path  # the report folder (the PDF resolves relative URLs inside it)
-    pending: Mapping[str, bytes]  # files rendered so far (charts/*.svg), not yet written
+    pending: Mapping[str, bytes]  # the charts rendered (charts/*.svg), not yet written
     single_file: bool = False
     study: Study | None = None  # the study config (e.g. ci.report_url for the summary)
     tables: Tables | None = None  # the measured tables, when the report has results
@@ -67,6 +76,10 @@ class Format(ABC):
     template_suffixes: ClassVar[tuple[str, ...]]  # template files (by suffix) its output depends on
     static_charts: ClassVar[bool] = True  # charts as SVG images (else interactive placeholders)
     anchors: ClassVar[str] = "github"  # the heading-anchor rule of the tool that shows it (markdown.ANCHOR_RULES)
+    runs_apart: ClassVar[bool] = False  # its work happens in another process: started first, waited for on a thread
+
+    def prepare(self) -> None:
+        """Called as a render starts, before any work: start a slow engine early (the PDF's printer process)."""
 
     @abstractmethod
     def render(self, job: FormatInput) -> FormatOutput:
@@ -113,6 +126,15 @@ def format_problems(study: Study) -> list[str]:
 def study_formats(study: Study) -> list[Format]:
     """The formats the study's config asks for; a ConfigError naming the file, the key and the known names."""
     return choose_formats(study.output.formats, where=_where(study))
+
+
+def prepare_formats(study: Study, names: Iterable[str] | None = None) -> list[Format]:
+    """The formats a render will write (``names``, else the study's), each told to start its slow engine now
+    (``Format.prepare``: the PDF's printer process loads WeasyPrint while the caller carries on)."""
+    chosen = study_formats(study) if names is None else choose_formats(names)
+    for fmt in chosen:
+        fmt.prepare()
+    return chosen
 
 
 def _register_builtin() -> None:

@@ -11,99 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from reportgen.errors import MissingExtraError, RenderError
+from reportgen.errors import RenderError
 from reportgen.report.formats import FORMATS, Format, FormatInput, FormatOutput
+from reportgen.report.printer import PrintResult, ReportFolderFetcher, pdf_css, print_pdf, start_printer
+
+__all__ = ["PdfFormat", "ReportFolderFetcher", "longest_text", "pdf_css", "render_pdf"]
 
 log = logging.getLogger(__name__)
-
-
-def _fetcher_base():
-    from weasyprint.urls import URLFetcher
-
-    return URLFetcher
-
-
-class ReportFolderFetcher:
-    """Builds WeasyPrint's url_fetcher for one report folder; records what was asked and refused."""
-
-    def __init__(self, folder: Path, pending: Mapping[str, bytes] | None = None):
-        self.folder = Path(folder).resolve()
-        self.pending = dict(pending or {})
-        self.requested: list[str] = []
-        self.refused: list[str] = []
-
-    def resolve(self, url: str) -> tuple[bytes, str] | None:
-        """(data, mime type) for an allowed file URL; None when the URL is not allowed."""
-        parts = urlsplit(url)
-        if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-            return None
-        path = Path(unquote(parts.path)).resolve()
-        if self.folder != path and self.folder not in path.parents:
-            return None
-        relative = path.relative_to(self.folder).as_posix()
-        mime = {
-            "svg": "image/svg+xml",
-            "png": "image/png",
-            "jpg": "image/jpeg",
-            "jpeg": "image/jpeg",
-            "css": "text/css",
-            "gif": "image/gif",
-            "webp": "image/webp",
-        }.get(path.suffix.lower().lstrip("."), "application/octet-stream")
-        if relative in self.pending:
-            return self.pending[relative], mime
-        if path.is_file():
-            return path.read_bytes(), mime
-        return None
-
-    def weasyprint_fetcher(self):
-        """An instance of a weasyprint.urls.URLFetcher subclass (WeasyPrint ≥ 66), else a function."""
-        owner = self
-        try:
-            base = _fetcher_base()
-        except ImportError:  # pragma: no cover - old WeasyPrint: the function interface
-            return self._function_fetcher()
-        from weasyprint.urls import URLFetcherResponse
-
-        class Fetcher(base):  # type: ignore[valid-type,misc]  # the installed WeasyPrint's class, known at run time
-            def fetch(self, url, headers=None):
-                owner.requested.append(url)
-                if url.startswith("data:"):
-                    return super().fetch(url, headers)
-                found = owner.resolve(url)
-                if found is None:
-                    owner.refused.append(url)
-                    raise ValueError(f"reportgen: refused to fetch {url!r} (only files inside the report folder)")
-                data, mime = found
-                return URLFetcherResponse(url, data, {"Content-Type": mime})
-
-        return Fetcher(allowed_protocols={"file", "data"}, timeout=1)
-
-    def _function_fetcher(self):  # pragma: no cover - WeasyPrint < 66
-        from weasyprint import default_url_fetcher
-
-        def fetch(url, timeout=1, ssl_context=None):
-            self.requested.append(url)
-            if url.startswith("data:"):
-                return default_url_fetcher(url)
-            found = self.resolve(url)
-            if found is None:
-                self.refused.append(url)
-                raise ValueError(f"reportgen: refused to fetch {url!r}")
-            return {"string": found[0], "mime_type": found[1], "redirected_url": url}
-
-        return fetch
-
-
-def pdf_css(page_size: str) -> str:
-    """WeasyPrint's own properties, kept out of report.css so that the HTML page is standard CSS (the Nu
-    checker rejects ``bookmark-level``): the page size and the PDF's outline from h1–h3."""
-    return (
-        f"@page {{ size: {page_size} !important; }}\n"  # a user stylesheet: !important outranks report.css's A4
-        "h1 { bookmark-level: 1; } h2 { bookmark-level: 2; } h3 { bookmark-level: 3; } h4, h5, h6 { bookmark-level: none; }\n"
-    )
 
 
 def render_pdf(
@@ -114,69 +29,32 @@ def render_pdf(
     timeout_s: float | None = None,
     suspect: str = "",
     page_size: str = "A4",
-) -> tuple[bytes, ReportFolderFetcher]:
+) -> tuple[bytes, PrintResult]:
     """Print ``html`` to PDF bytes; relative URLs resolve inside ``folder`` (from ``pending`` first).
 
     The PDF is tagged (PDF/UA-1: a structure tree, the document's language and title) so that screen
     readers and reflowing viewers can read it; ``page_size`` (``output.page_size``) overrides the
-    stylesheet's A4.
+    stylesheet's A4. WeasyPrint runs in the printer process (``report.printer``).
 
-    Watchdog: WeasyPrint runs in a daemon thread; when it has not finished after ``timeout_s`` seconds
-    (``output.pdf_timeout_s``) the render stops with a RenderError naming the phase and ``suspect`` (the
-    likely cause, e.g. the longest text field). The abandoned thread ends with the process.
+    Watchdog: when the layout has not finished after ``timeout_s`` seconds (``output.pdf_timeout_s``) the
+    printer is killed and the render stops with a RenderError naming the phase and ``suspect`` (the likely
+    cause, e.g. the longest text field).
     """
     try:
-        import weasyprint
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise MissingExtraError("weasyprint", "pdf", "Writing the PDF report") from exc
-    fetcher = ReportFolderFetcher(folder, pending)
-    base_url = Path(folder).resolve().as_uri() + "/"
-
-    def layout() -> bytes:
-        document = weasyprint.HTML(string=html, base_url=base_url, url_fetcher=fetcher.weasyprint_fetcher())
-        return document.write_pdf(stylesheets=[weasyprint.CSS(string=pdf_css(page_size))], pdf_variant="pdf/ua-1")
-
-    try:
-        pdf = _with_watchdog(layout, timeout_s, suspect)
-    except RenderError:
-        raise
-    except Exception as exc:  # WeasyPrint raises many kinds; all mean "this PDF could not be made"
-        raise RenderError(f"the PDF could not be rendered: {type(exc).__name__}: {str(exc)[:300]}") from exc
-    if fetcher.refused:
-        log.warning(
-            "the PDF asked for %d URL(s) outside the report folder; refused: %s",
-            len(fetcher.refused),
-            ", ".join(fetcher.refused[:5]),
-        )
-    return pdf, fetcher
-
-
-def _with_watchdog(work, timeout_s: float | None, suspect: str) -> bytes:
-    """``work()`` in a daemon thread, waited for at most ``timeout_s`` seconds (None: no limit)."""
-    if timeout_s is None:
-        return work()
-    import threading
-
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            outcome["pdf"] = work()
-        except BaseException as exc:  # handed to the caller below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, name="reportgen-pdf-layout", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    if thread.is_alive():
+        printed = print_pdf(html, folder, pending, timeout_s=timeout_s, page_size=page_size)
+    except TimeoutError:
         likely = f"; the likely cause is {suspect}" if suspect else ""
         raise RenderError(
             f"the PDF phase (WeasyPrint layout and write_pdf) did not finish within {timeout_s:g} s (output.pdf_timeout_s)"
             f"{likely}. Fix: shorten that text, render without the PDF (--format html), or raise output.pdf_timeout_s"
+        ) from None
+    if printed.refused:
+        log.warning(
+            "the PDF asked for %d URL(s) outside the report folder; refused: %s",
+            len(printed.refused),
+            ", ".join(printed.refused[:5]),
         )
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["pdf"]  # type: ignore[return-value]
+    return printed.pdf, printed
 
 
 def longest_text(study) -> str:
@@ -202,6 +80,10 @@ class PdfFormat(Format):
     name = "pdf"
     file_name = "report.pdf"
     template_suffixes = (".md.j2", ".html.j2", ".css")
+    runs_apart = True  # laid out by the printer process while the other formats render
+
+    def prepare(self) -> None:
+        start_printer()  # WeasyPrint loads in the printer process while the rest of the report is made
 
     def render(self, job: FormatInput) -> FormatOutput:
         from reportgen.report.formats.html import html_page
@@ -212,8 +94,8 @@ class PdfFormat(Format):
         timeout = study.output.pdf_timeout_s if study is not None else None
         suspect = longest_text(study) if study is not None else ""
         size = study.output.page_size if study is not None else "A4"
-        pdf, fetcher = render_pdf(page, job.folder, pending=job.pending, timeout_s=timeout, suspect=suspect, page_size=size)
-        return FormatOutput({self.file_name: pdf}, fetcher.requested, fetcher.refused)
+        pdf, printed = render_pdf(page, job.folder, pending=job.pending, timeout_s=timeout, suspect=suspect, page_size=size)
+        return FormatOutput({self.file_name: pdf}, printed.requested, printed.refused)
 
 
 FORMATS.register(PdfFormat.name, PdfFormat())

@@ -1,0 +1,127 @@
+"""Tables without rework: the metric tables and retraining deltas a report reads come back from the user cache
+by the digest of what they are computed from (the stored rows, the study, the prompts, the code, the library
+versions), equal to a fresh computation; any new stored row is a new key; a cached re-render in a fresh
+interpreter scores nothing (no rouge-score, nltk or scipy import)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reportgen.report import inputs
+from reportgen.run.runner import run_study
+from reportgen.store import Store, store_path
+from reportgen.study.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_study(folder: Path, prompts: int) -> Path:
+    lines = ["prompts:"] + [
+        f"  - {{id: p{i}, category: c{i % 2}, prompt: 'Say {i} please.', reference: '{i}'}}" for i in range(prompts)
+    ]
+    (folder / "prompts.yaml").write_text("\n".join(lines) + "\n")
+    (folder / "study.yaml").write_text(
+        """title: Cached tables
+prompts: prompts.yaml
+generation: {max_new_tokens: 4}
+measure: {warmup: 0, repeats: 1}
+output: {dir: report, formats: [markdown]}
+models:
+  - {id: llama, name: Tiny Llama, source: {type: local, path: llama}}
+  - {id: llama-b, name: Tiny Llama again, source: {type: local, path: llama}, generation: {max_new_tokens: 3}}
+"""
+    )
+    return folder / "study.yaml"
+
+
+@pytest.fixture
+def study_path(tmp_path: Path, tiny_llama_dir: Path, monkeypatch) -> Path:
+    shutil.copytree(tiny_llama_dir, tmp_path / "llama")
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
+    path = write_study(tmp_path, prompts=4)
+    run_study(load_config(path))
+    return path
+
+
+def _read(study):
+    with Store(store_path(study), create=False) as store:
+        return inputs.read_report_inputs(store, study)
+
+
+def test_a_second_read_comes_from_the_cache_and_equals_a_fresh_computation(study_path, tmp_path, monkeypatch):
+    study = load_config(study_path)
+    first = _read(study)
+    assert first.tables is not None and len(list((tmp_path / "cache" / "tables").glob("*.pickle"))) == 1
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("the tables were computed again")
+
+    monkeypatch.setattr(inputs, "tables_from_frames", no_recompute)
+    second = _read(study)
+    for name in ("per_prompt", "summary", "category_summary", "pairwise", "efficiency", "lm"):
+        assert getattr(second.tables, name).to_csv() == getattr(first.tables, name).to_csv(), name
+    assert second.tables.model_ids == first.tables.model_ids == ["llama", "llama-b"]
+
+
+def test_new_stored_rows_and_a_changed_prompt_set_are_new_keys(study_path, tmp_path):
+    study = load_config(study_path)
+    before = _read(study)
+    assert set(before.tables.per_prompt["prompt_id"]) == {"p0", "p1", "p2", "p3"}
+
+    write_study(tmp_path, prompts=5)  # a fifth prompt: the prompt set changed, then the store gets its answers
+    study = load_config(study_path)
+    assert set(_read(study).tables.per_prompt["prompt_id"]) == {"p0", "p1", "p2", "p3"}  # not run yet: no rows
+    run_study(study)
+    after = _read(study)
+    assert set(after.tables.per_prompt["prompt_id"]) == {"p0", "p1", "p2", "p3", "p4"}
+    assert len(list((tmp_path / "cache" / "tables").glob("*.pickle"))) == 3
+
+
+def test_a_damaged_entry_is_recomputed(study_path, tmp_path):
+    study = load_config(study_path)
+    first = _read(study)
+    (entry,) = (tmp_path / "cache" / "tables").glob("*.pickle")
+    entry.write_bytes(b"not a pickle")
+    again = _read(study)
+    assert again.tables.summary.to_csv() == first.tables.summary.to_csv()
+
+
+PROBE = """
+import json, sys
+from reportgen.report.assemble import render_report
+from reportgen.report.inputs import read_report_inputs
+from reportgen.store import Store, store_path
+from reportgen.study.config import load_config
+study = load_config(sys.argv[1])
+with Store(store_path(study), create=False) as store:
+    report = read_report_inputs(store, study)
+render_report(study, formats=["markdown"], out_dir=sys.argv[2], **report.as_kwargs())
+print(json.dumps(sorted(m for m in ("rouge_score", "nltk", "scipy", "sacrebleu", "choix") if m in sys.modules)))
+"""
+
+
+def test_a_cached_rerender_scores_nothing(study_path, tmp_path):
+    env = {**os.environ, "REPORTGEN_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+
+    def render(out: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE, str(study_path), str(tmp_path / out)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert "rouge_score" in render("one")  # the first render scored the answers (ROUGE-L among them)
+    assert render("two") == []
+    assert (tmp_path / "one" / "README.md").read_bytes() == (tmp_path / "two" / "README.md").read_bytes()
