@@ -126,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--tokens", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=None, help="threads for every side (default: reportgen's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for every side, fixed (default: every usable CPU)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip", default="", help="comma-separated sides to leave out: naive, lm-eval, bf16, llamacpp")
     parser.add_argument("--lm-eval-batch", type=int, default=32, help="HFLM batch size (the issue's measurement: 32)")
@@ -138,14 +138,17 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     from reportgen.backends.transformers.backend import TransformersBackend
+    from reportgen.backends.transformers.cpu import usable_cpus
     from reportgen.backends.transformers.batching import prepare
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     requests = demo_requests(args.prompts, args.tokens)
-    fp32 = TransformersBackend(model_config(args.threads))
+    # One fixed thread count for every side: reportgen's own choice (a probe, then per-step adaptation)
+    # could give it more threads than a peer got, and the comparison would measure the thread count.
+    threads = args.threads or usable_cpus()
+    fp32 = TransformersBackend(model_config(threads))
     info = fp32.load()
-    threads = args.threads or fp32.threads.threads()
     sides: dict[str, object] = {}
 
     if "naive" not in skip:
@@ -173,7 +176,7 @@ def main() -> None:
         )
     sides["reportgen fp32"] = backend_runner(fp32, requests)
     if "bf16" not in skip:
-        bf16 = TransformersBackend(model_config(args.threads).model_copy(update={"dtype": "bfloat16"}))
+        bf16 = TransformersBackend(model_config(threads).model_copy(update={"dtype": "bfloat16"}))
         bf16_info = bf16.load()
         sides[f"reportgen bf16 ({bf16_info.precision})"] = backend_runner(bf16, requests)
     if "llamacpp" not in skip:
