@@ -658,6 +658,16 @@ def test_variants_speed_memory_and_agreement(synthetic):
     assert "throughput 3.00×" in runtime.text or "throughput 3×" in runtime.text
 
 
+def test_a_variant_identical_on_every_prompt_is_called_the_same_not_an_empty_interval(tmp_path):
+    outputs = default_outputs()
+    outputs["q4"] = dict(outputs["base"])  # the same answer to every prompt: every paired difference is 0
+    study, tables, _ = make_study(tmp_path, outputs)
+    runtime = _statement(analysis.result_statements(study, tables, style=MD), "**Backend and precision:**")
+    assert "(the same on every prompt both answered)" in runtime.text, runtime.text
+    assert "[—, —]" not in runtime.text and "—]" not in runtime.text
+    assert f"identical greedy output on {len(PROMPTS)} of {len(PROMPTS)} prompts" in runtime.text
+
+
 def test_rambling_looping_and_failures_are_shown(tmp_path):
     outputs = default_outputs()
     outputs["q4"] = {p: LOOP for p in PROMPTS}  # every answer loops until the limit

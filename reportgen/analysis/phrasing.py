@@ -116,6 +116,8 @@ def _value(metric: str, value: Any, **kw: Any) -> str:
 
 
 def _ci(metric: str, low: Any, high: Any) -> str:
+    if not (finite(low) and finite(high)):  # fewer than two values, or all the same: nothing to estimate
+        return "no interval (too few or identical values)"
     return f"95% CI [{_value(metric, low)}, {_value(metric, high)}]"
 
 
@@ -536,6 +538,8 @@ def _change(c: Mapping[str, Any], w: _Writer) -> str:
     text = f"{_label(metric)} {_value(metric, c['base'])} → {_value(metric, c['variant'])}"
     if "diff" not in c:
         return text
+    if c["diff"] == 0 and not (finite(c["ci_low"]) and finite(c["ci_high"])):
+        return f"{text} (the same on every prompt both answered)"
     change = f"change {_value(metric, c['diff'], signed=True)}, {_ci(metric, c['ci_low'], c['ci_high'])}"
     verdict = {"better": "significantly better", "worse": w.bold("significantly worse")}.get(c["verdict"], c["verdict"])
     return f"{text} ({change}: {verdict})"
