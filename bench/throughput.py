@@ -29,10 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import demo_requests
+from common import GGUF_FILE, demo_requests
 from reportgen.study.config import ModelConfig
-
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def model_config(threads: int | None) -> ModelConfig:
