@@ -236,11 +236,14 @@ def gather(
 
 def draw_charts(study: Study, facts: Facts) -> ChartSet:
     """Every chart of the report, in one ChartSet (exported in one kaleido session): specs, then results."""
-    charts = spec_charts(study, facts.specs)
-    if facts.tables is not None:
-        from reportgen.report.sections import result_charts
+    from reportgen.report.charts import house_template
 
-        result_charts(charts, study, facts.tables, facts.deltas, facts.headline)
+    with house_template():
+        charts = spec_charts(study, facts.specs)
+        if facts.tables is not None:
+            from reportgen.report.sections import result_charts
+
+            result_charts(charts, study, facts.tables, facts.deltas, facts.headline)
     return charts
 
 

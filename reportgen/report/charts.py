@@ -284,12 +284,16 @@ TEMPLATE = "plotly_white"  # the plotly template of every chart
 
 
 @contextlib.contextmanager
-def _template_as_default():
-    """Make ``TEMPLATE`` plotly's default while a figure is created: plotly then attaches it as it is,
-    where ``update_layout(template=NAME)`` deep-copies and validates the whole template for every chart."""
+def house_template():
+    """Make ``TEMPLATE`` plotly's default while figures are made: plotly then attaches it to each new figure
+    as it is, where ``update_layout(template=NAME)`` deep-copies and validates the whole template per chart.
+    Setting the default validates it too, so a render makes all its charts inside one of these."""
     import plotly.io as pio
 
     previous = pio.templates.default
+    if previous == TEMPLATE:
+        yield
+        return
     pio.templates.default = TEMPLATE
     try:
         yield
@@ -301,7 +305,7 @@ def new_figure() -> go.Figure:
     """An empty figure in the house template."""
     import plotly.graph_objects as go
 
-    with _template_as_default():
+    with house_template():
         return go.Figure()
 
 
@@ -309,7 +313,7 @@ def new_subplots(**kwargs: Any) -> go.Figure:
     """``plotly.subplots.make_subplots(**kwargs)`` in the house template."""
     from plotly.subplots import make_subplots
 
-    with _template_as_default():
+    with house_template():
         return make_subplots(**kwargs)
 
 
