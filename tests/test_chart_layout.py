@@ -19,7 +19,7 @@ def test_memory_legend_swatches_are_one_neutral_colour():
     assert [t.name for t in shown] == ["peak memory while generating (solid)", "weights (hatched)"]
     for trace in shown:
         assert isinstance(trace.marker.color, str) and trace.marker.color not in PALETTE
-        assert all(v is None for v in trace.y)  # a swatch only: it draws no bar
+        assert all(v is None for v in trace.x)  # a swatch only: it draws no bar
     bars = [t for t in fig.data if t.showlegend is False]
     assert [list(t.marker.color) for t in bars] == [[model_colours(ids)[m] for m in ids]] * 2  # bars keep the models' colours
     assert shown[1].marker.pattern.shape == "/" and bars[1].marker.pattern.shape == "/"
@@ -88,6 +88,10 @@ def test_speed_chart_draws_the_range_of_the_timed_passes():
     assert list(latency.error_x.arrayminus[:2]) == pytest.approx([0.08, 0.11])
     assert "range over the timed passes (whisker)" in [t.name for t in fig.data]
     assert fig.layout.xaxis.range[1] > 104.0  # the axis holds the longest whisker and its label
+    # throughput above latency, each across the whole width (side by side left a phone a few dozen pixels each)
+    assert fig.layout.xaxis.domain == fig.layout.xaxis2.domain == (0.0, 1.0)
+    assert fig.layout.yaxis.domain[0] > fig.layout.yaxis2.domain[1]
+    assert throughput.xaxis == "x" and latency.xaxis == "x2"
 
     single = efficiency.drop(columns=[c for c in efficiency if c.endswith(("_low", "_high"))])
     fig = speed_figure(single, {m: m.upper() for m in ids}, model_colours(ids))

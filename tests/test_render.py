@@ -447,7 +447,7 @@ def test_hostile_text_is_escaped_everywhere(tmp_path):
     assert_no_html_injection(html.split('<main class="report">', 1)[1].split("</main>")[0])
     assert "<title>&lt;script&gt;alert(1)&lt;/script&gt;" in html
     # the chart label is escaped for plotly (which reads HTML tags in labels)
-    assert '"x":["Evil\\u003cbr\\u003e&lt;b&gt;model&lt;\\u002fb&gt;' in html
+    assert '"y":["Evil\\u003cbr\\u003e&lt;b&gt;model&lt;\\u002fb&gt;' in html  # names across, a row per model
 
     # the PDF shows the text literally and WeasyPrint fetched nothing outside the report folder
     assert rendered.refused == []

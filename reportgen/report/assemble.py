@@ -124,14 +124,19 @@ def _generated_at(study: Study) -> str:
 
 def spec_charts(study: Study, specs: Mapping[str, Any]) -> ChartSet:
     """The charts the spec facts give: parameters and weight memory per model."""
-    from reportgen.report.charts import ChartSet, spec_size_figure
+    from reportgen.report.charts import ChartSet, spec_chart_height, spec_size_figure
 
     charts = ChartSet()
     names = {m.id: m.name for m in study.models}
     figure = spec_size_figure(specs, names)
     sizes = {(s.parameters, s.weight_bytes) for s in specs.values() if s.parameters}
     if figure is not None and len(sizes) >= 2:  # identical sizes (variants of one model) make no chart
-        charts.add("spec-size", figure, "Parameters and weight memory per model (log scale)")
+        charts.add(
+            "spec-size",
+            figure,
+            "Parameters and weight memory per model (log scale)",
+            height=spec_chart_height(sum(1 for s in specs.values() if s.parameters)),
+        )
     return charts
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import logging
 import re
 from pathlib import Path
@@ -342,77 +343,77 @@ def static_charts_available() -> bool:
 
 
 def spec_size_figure(specs: Mapping[str, ModelSpec], names: Mapping[str, str]) -> go.Figure | None:
-    """Parameters and weight memory (stored dtype and 4-bit) per model, log scale, side by side."""
+    """Parameters (above) and weight memory, stored dtype and 4-bit (below), per model, log scale: horizontal
+    bars, one row per model with its name across, each panel the chart's whole width (side by side, long
+    names overlapped under vertical bars)."""
     import plotly.graph_objects as go
     from reportgen.format import human_bytes, human_count
 
     rows = [(m, s) for m, s in specs.items() if s.parameters]
     if not rows:
         return None
-    labels = [wrap_label(chart_label(names.get(m, m))) for m, _ in rows]
+    labels = [_label(names, m, 24) for m, _ in rows]
     colours = [PALETTE[i % len(PALETTE)] for i in range(len(rows))]
-    fig = new_subplots(
-        rows=1,
-        cols=2,
-        horizontal_spacing=0.12,
-        subplot_titles=("Parameters", "Weight memory (GiB)"),
-    )
+    fig = new_subplots(rows=2, cols=1, vertical_spacing=0.2, subplot_titles=("Parameters", "Weight memory"))
+    bar = {"orientation": "h", "textposition": "outside", "cliponaxis": False}
     fig.add_trace(
         go.Bar(
-            x=labels,
-            y=[s.parameters for _, s in rows],
+            y=labels,
+            x=[s.parameters for _, s in rows],
             marker_color=colours,
             showlegend=False,
             text=[human_count(s.parameters) for _, s in rows],
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{x}<br>%{y:,} parameters<extra></extra>",
+            hovertemplate="%{y}<br>%{x:,} parameters<extra></extra>",
             name="parameters",
+            **bar,
         ),
         row=1,
         col=1,
     )
     gib = 1024**3
-    fig.add_trace(
-        go.Bar(
-            x=labels,
-            y=[(s.weight_bytes or 0) / gib for _, s in rows],
-            name="stored dtype",
-            marker_color="#4C72B0",
-            text=[human_bytes(s.weight_bytes) for _, s in rows],
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{x}<br>stored dtype: %{text}<extra></extra>",
-        ),
-        row=1,
-        col=2,
-    )
-    fig.add_trace(
-        go.Bar(
-            x=labels,
-            y=[(s.weight_bytes_4bit or 0) / gib for _, s in rows],
-            name="4-bit (NF4, estimate)",
-            marker_color="#DD8452",
-            text=[human_bytes(s.weight_bytes_4bit) for _, s in rows],
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{x}<br>4-bit: %{text}<extra></extra>",
-        ),
-        row=1,
-        col=2,
-    )
-    # dtick=1: one tick per power of ten (plotly's minor 2…9 labels crowd a small chart)
-    fig.update_yaxes(type="log", dtick=1, row=1, col=1, title_text="parameters (log scale)")
-    fig.update_yaxes(type="log", dtick=1, row=1, col=2, title_text="GiB (log scale)")
-    fig.update_xaxes(tickangle=0, automargin=True)
+    for column, name, colour, short in (
+        ("weight_bytes", "stored dtype", "#4C72B0", "stored dtype"),
+        ("weight_bytes_4bit", "4-bit (NF4, estimate)", "#DD8452", "4-bit"),
+    ):
+        fig.add_trace(
+            go.Bar(
+                y=labels,
+                x=[(getattr(s, column) or 0) / gib for _, s in rows],
+                name=name,
+                marker_color=colour,
+                text=[human_bytes(getattr(s, column)) for _, s in rows],
+                hovertemplate="%{y}<br>" + short + ": %{text}<extra></extra>",
+                **bar,
+            ),
+            row=2,
+            col=1,
+        )
+    # dtick=1: one tick per power of ten (plotly's minor 2…9 labels crowd a small chart); room for the values
+    fig.update_xaxes(type="log", dtick=1, row=1, col=1, title_text="parameters (log scale)")
+    fig.update_xaxes(type="log", dtick=1, row=2, col=1, title_text="GiB (log scale)")
+    for row, values in (
+        (1, [s.parameters for _, s in rows]),
+        (2, [(v or 0) / gib for _, s in rows for v in (s.weight_bytes, s.weight_bytes_4bit) if v]),
+    ):
+        positive = [v for v in values if v > 0]
+        if positive:
+            fig.update_xaxes(range=[math.log10(min(positive)) - 1, math.log10(max(positive)) + 0.6], row=row, col=1)
+    fig.update_yaxes(autorange="reversed", automargin=True)  # the first model on top, as in the tables
     fig.update_layout(
         barmode="group",
         bargap=0.25,
         font={"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
-        margin={"l": 70, "r": 20, "t": 50, "b": 90},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "right", "x": 1},
+        margin={"l": 24, "r": 24, "t": 50, "b": 90},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.14, "xanchor": "left", "x": 0},
     )
+    # the panel titles end at the panels' right edge: on a narrow page they run left over the names
+    fig.update_annotations(font={"size": 14}, x=1, xanchor="right")
     return fig
+
+
+def spec_chart_height(n_models: int) -> int:
+    """The spec-size chart: parameters (one row per model) above weight memory (two bars per model)."""
+    return chart_height(n_models, base=260, per_model=90, least=460)
 
 
 def wrap_label(text: str, width: int = 18) -> str:
@@ -634,9 +635,10 @@ def _range_ends(values: list[float | None], error: dict[str, Any] | None) -> lis
 
 
 def speed_figure(efficiency, names, colours) -> go.Figure | None:
-    """Throughput (tokens/s) and latency per prompt (p50 bar, p95 marker) per model: horizontal bars side by
-    side, one row per model, so long model names stay readable however many models there are. Where speed
-    was measured in timed passes, an error bar spans the slowest to the fastest pass (throughput and p50)."""
+    """Throughput (tokens/s) above latency per prompt (p50 bar, p95 marker), horizontal bars with one row per
+    model, so long model names stay readable however many models there are, and each panel has the page's
+    whole width (side by side, a phone's 390 px left them a few dozen pixels each). Where speed was measured
+    in timed passes, an error bar spans the slowest to the fastest pass (throughput and p50)."""
     import plotly.graph_objects as go
     from reportgen.stats.metrics import metric_value
 
@@ -647,11 +649,10 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
     labels = [_label(names, m, 24) for m in ids]
     colour = [colours.get(m, PALETTE[0]) for m in ids]
     fig = new_subplots(
-        rows=1,
-        cols=2,
-        shared_yaxes=True,
-        horizontal_spacing=0.06,
-        subplot_titles=("Throughput, tokens/s (higher is better)", "Latency, s per prompt (lower is better)"),
+        rows=2,
+        cols=1,
+        vertical_spacing=0.16,
+        subplot_titles=("Throughput ↑ (tokens/s)", "Latency ↓ (s per prompt)"),
     )
     tps, tps_range = _pass_range(rows, "tokens_per_s")
     tps_ends = _range_ends(tps, tps_range)
@@ -708,10 +709,10 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
             textangle=0,
             hovertemplate="%{y}<br>p50 %{x:.3f} s<extra></extra>",
         ),
-        row=1,
-        col=2,
+        row=2,
+        col=1,
     )
-    fig.add_trace(go.Bar(y=[None], x=[None], orientation="h", name="p50, median (bar)", marker_color=MUTED), row=1, col=2)
+    fig.add_trace(go.Bar(y=[None], x=[None], orientation="h", name="p50, median (bar)", marker_color=MUTED), row=2, col=1)
     outside = [i for i, fits in enumerate(inside) if not fits and p50[i] is not None]
     if outside:
         fig.add_trace(
@@ -725,8 +726,8 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
                 showlegend=False,
                 cliponaxis=False,
             ),
-            row=1,
-            col=2,
+            row=2,
+            col=1,
         )
     fig.add_trace(
         go.Scatter(
@@ -737,8 +738,8 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
             marker={"symbol": "line-ns-open", "size": 26, "color": "#1f2328", "line": {"width": 3, "color": "#1f2328"}},
             hovertemplate="%{y}<br>p95 %{x:.3f} s<extra></extra>",
         ),
-        row=1,
-        col=2,
+        row=2,
+        col=1,
     )
     if tps_range or p50_range:  # the legend names the whisker once
         fig.add_trace(
@@ -750,16 +751,17 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
                 line={"color": "#1f2328", "width": 1.5},
                 hoverinfo="skip",
             ),
-            row=1,
-            col=2,
+            row=2,
+            col=1,
         )
     _style(fig, "Speed per model", legend=True, bottom=90)
-    fig.update_layout(legend={"x": 1, "xanchor": "right", "y": -0.12}, margin={"l": 24, "t": 80})
+    fig.update_layout(legend={"x": 0, "xanchor": "left", "y": -0.08}, margin={"l": 24, "t": 80})
     highest_tps = max([v for v in tps_ends if v is not None], default=1.0)
     fig.update_xaxes(range=[0, highest_tps * 1.3], row=1, col=1)
-    fig.update_xaxes(range=[0, highest_latency * (1.25 if outside else 1.08)], row=1, col=2)
-    fig.update_yaxes(autorange="reversed", row=1, col=1)  # the first model on top, as in the tables
-    fig.update_annotations(font={"size": 14})
+    fig.update_xaxes(range=[0, highest_latency * (1.25 if outside else 1.08)], row=2, col=1)
+    fig.update_yaxes(autorange="reversed")  # the first model on top, as in the tables
+    # the panel titles end at the panels' right edge: on a phone they run left over the names, never off the chart
+    fig.update_annotations(font={"size": 14}, x=1, xanchor="right")
     return fig
 
 
@@ -768,8 +770,14 @@ def chart_height(n_models: int, base: int = 150, per_model: int = 62, least: int
     return max(least, base + per_model * n_models)
 
 
+def speed_chart_height(n_models: int) -> int:
+    """The speed chart: two panels of one row per model, one above the other."""
+    return chart_height(n_models, base=230, per_model=2 * 50, least=460)
+
+
 def memory_figure(efficiency, names, colours) -> go.Figure | None:
-    """Peak memory while generating (solid) and the weights' memory (hatched) per model."""
+    """Peak memory while generating (solid) and the weights' memory (hatched), per model: horizontal bars, one
+    row per model with its name across (under vertical bars, five long names overlapped)."""
     import plotly.graph_objects as go
 
     from reportgen.format import human_bytes
@@ -778,7 +786,7 @@ def memory_figure(efficiency, names, colours) -> go.Figure | None:
     if rows.empty:
         return None
     ids = list(rows["model_id"])
-    labels = [_label(names, m) for m in ids]
+    labels = [_label(names, m, 24) for m in ids]
     colour = [colours.get(m, PALETTE[0]) for m in ids]
     values = [float(v) for column in ("peak_memory_bytes", "weight_bytes") for v in rows[column] if _finite(v)]
     scale, unit = (1024**3, "GiB") if max(values) >= 1024**3 else (1024**2, "MiB")
@@ -790,14 +798,15 @@ def memory_figure(efficiency, names, colours) -> go.Figure | None:
         data = [float(v) / scale if _finite(v) else None for v in rows[column]]
         fig.add_trace(
             go.Bar(
-                x=labels,
-                y=data,
+                y=labels,
+                x=data,
+                orientation="h",
                 name=label,
                 marker={"color": colour, **extra},
                 text=[human_bytes(v) if _finite(v) else "" for v in rows[column]],
                 textposition="outside",
                 cliponaxis=False,
-                hovertemplate="%{x}<br>" + label.split(" (")[0] + ": %{text}<extra></extra>",
+                hovertemplate="%{y}<br>" + label.split(" (")[0] + ": %{text}<extra></extra>",
                 offsetgroup=column,
                 legendgroup=column,
                 showlegend=False,  # its bars have one colour per model: the legend shows the kind in grey instead
@@ -805,8 +814,9 @@ def memory_figure(efficiency, names, colours) -> go.Figure | None:
         )
         fig.add_trace(  # the legend's swatch for the kind (solid or hatched), drawing nothing
             go.Bar(
-                x=labels[:1],
-                y=[None],
+                y=labels[:1],
+                x=[None],
+                orientation="h",
                 name=label,
                 marker={"color": MUTED, **extra},
                 offsetgroup=column,
@@ -814,9 +824,10 @@ def memory_figure(efficiency, names, colours) -> go.Figure | None:
                 hoverinfo="skip",
             )
         )
-    _style(fig, "Memory per model", legend=True, bottom=110)
-    fig.update_layout(barmode="group", bargap=0.3, bargroupgap=0.08)
-    fig.update_yaxes(title_text=unit, range=[0, max(values) / scale * 1.18])
+    _style(fig, "Memory per model", legend=True, bottom=90)
+    fig.update_layout(barmode="group", bargap=0.25, bargroupgap=0.08, margin={"l": 24})
+    fig.update_xaxes(title_text=unit, range=[0, max(values) / scale * 1.25])
+    fig.update_yaxes(autorange="reversed", zeroline=False)  # the first model on top, as in the tables
     return fig
 
 

@@ -472,15 +472,21 @@ def result_charts(
         charts.add(
             "speed",
             figure,
-            "Throughput in generated tokens per second (left) and latency per prompt (right: "
+            "Throughput in generated tokens per second (top) and latency per prompt (bottom: "
             "bar = median, marker = 95th percentile)"
             + ("; whiskers span the slowest to the fastest timed pass." if ranged else "."),
             group="speed",
-            height=ch.chart_height(n_models),
+            height=ch.speed_chart_height(n_models),
         )
     figure = ch.memory_figure(tables.efficiency, names, colours)
     if figure is not None:
-        charts.add("memory", figure, "Peak memory while generating and the memory of the weights, per model.", group="memory")
+        charts.add(
+            "memory",
+            figure,
+            "Peak memory while generating and the memory of the weights, per model.",
+            group="memory",
+            height=ch.chart_height(n_models, per_model=70),
+        )
     if headline is not None:
         points = analysis.speed_quality_points(tables, headline)
         figure = ch.tradeoff_figure(

@@ -31,7 +31,9 @@ _PLACEHOLDER = re.compile(r'<div class="chart" data-chart="([a-z0-9-]+)"></div>'
 def replace_chart_placeholders(html: str, divs: Mapping[str, str]) -> str:
     """Swap each chart placeholder for its plotly div (unknown names are left as they are)."""
     return _PLACEHOLDER.sub(
-        lambda m: f'<div class="chart-figure">{divs[m.group(1)]}</div>' if m.group(1) in divs else m.group(0), html
+        # tabindex: the box scrolls sideways on a narrow screen, so a keyboard must be able to focus it
+        lambda m: f'<div class="chart-figure" tabindex="0">{divs[m.group(1)]}</div>' if m.group(1) in divs else m.group(0),
+        html,
     )
 
 
