@@ -391,10 +391,11 @@ def spec_size_figure(specs: Mapping[str, ModelSpec], names: Mapping[str, str]) -
     # dtick=1: one tick per power of ten (plotly's minor 2…9 labels crowd a small chart); room for the values
     fig.update_xaxes(type="log", dtick=1, row=1, col=1, title_text="parameters (log scale)")
     fig.update_xaxes(type="log", dtick=1, row=2, col=1, title_text="GiB (log scale)")
-    for row, values in (
-        (1, [s.parameters for _, s in rows]),
-        (2, [(v or 0) / gib for _, s in rows for v in (s.weight_bytes, s.weight_bytes_4bit) if v]),
-    ):
+    sizes: tuple[tuple[int, list[float]], ...] = (
+        (1, [float(s.parameters) for _, s in rows if s.parameters]),
+        (2, [v / gib for _, s in rows for v in (s.weight_bytes, s.weight_bytes_4bit) if v]),
+    )
+    for row, values in sizes:
         positive = [v for v in values if v > 0]
         if positive:
             fig.update_xaxes(range=[math.log10(min(positive)) - 1, math.log10(max(positive)) + 0.6], row=row, col=1)
