@@ -93,3 +93,33 @@ def test_a_changed_figure_is_a_new_svg_key():
     b = charts.add("b", go.Figure(go.Bar(x=["x"], y=[2])), "B")
     same = ChartSet().add("a", go.Figure(go.Bar(x=["x"], y=[1])), "A")
     assert _svg_key(a) == _svg_key(same) != _svg_key(b)
+
+
+def test_a_cached_gguf_spec_keeps_its_tensor_types_in_their_order(tmp_path, monkeypatch):
+    """The spec cache returns the GGUF tensor-type histogram in the order it was computed (most tensors
+    first), so a report rendered from the cache is the report rendered fresh (the JSON entry once sorted
+    the keys, and the demo's list changed order between renders)."""
+    import numpy as np
+
+    gguf = __import__("pytest").importorskip("gguf")
+    from reportgen.specs.study import spec_for_model
+    from reportgen.study.config import ModelConfig
+
+    path = tmp_path / "mixed.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((8, 4), dtype=np.float16))  # one F16 tensor
+    for name in ("blk.0.attn_norm.weight", "blk.0.ffn_norm.weight", "output_norm.weight"):  # three F32 ones
+        writer.add_tensor(name, np.zeros((4,), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
+    model = ModelConfig(id="m", name="m", source={"type": "gguf", "path": str(path)})
+    fresh = spec_for_model(model)
+    cached = spec_for_model(model)  # read back from the entry just written
+    assert fresh is not None and cached is not None
+    assert list(fresh.gguf_tensor_types.items()) == [("F32", 3), ("F16", 1)]  # most first, not alphabetical
+    assert list(cached.gguf_tensor_types.items()) == list(fresh.gguf_tensor_types.items())

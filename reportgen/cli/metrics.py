@@ -106,14 +106,11 @@ def print_efficiency(efficiency_frame, out) -> None:
     """Efficiency per model; a figure from timed passes is ``median (lowest–highest)`` over the passes."""
     from rich.table import Table
 
+    from reportgen.format import finite, num
+    from reportgen.stats.efficiency import has_pass_ranges
     from reportgen.stats.metrics import metric_range, metric_value
 
-    ranged = any(
-        metric_range(c, row.get(f"{c}_low"), row.get(f"{c}_high"))
-        for _, row in efficiency_frame.iterrows()
-        for c in ("tokens_per_s", "latency_p50_s")
-    )
-    title = "Efficiency per model" + (" (timed passes: median (lowest–highest))" if ranged else "")
+    title = "Efficiency per model" + (" (timed passes: median (lowest–highest))" if has_pass_ranges(efficiency_frame) else "")
     table = Table(title=title)
     table.add_column("model", style="bold")
     for column in EFFICIENCY_COLUMNS:
@@ -123,7 +120,7 @@ def print_efficiency(efficiency_frame, out) -> None:
         for column in EFFICIENCY_COLUMNS:
             if column == "speed_passes":
                 passes = row.get(column)
-                cells.append(str(int(passes)) if isinstance(passes, (int, float)) and passes == passes else "—")
+                cells.append(num(int(float(passes))) if finite(passes) else "—")
                 continue
             text = metric_value(column, row.get(column))
             spread = metric_range(column, row.get(f"{column}_low"), row.get(f"{column}_high"))
@@ -288,7 +285,7 @@ def metrics(
 ) -> None:
     """Print the metric tables (with 95% confidence intervals) computed from the store; ``--models`` computes
     them, paired tests included, over those models only."""
-    from reportgen.report.inputs import read_report_inputs, study_tables
+    from reportgen.report.inputs import tables_and_deltas
     from reportgen.run.plan import select_models
 
     study = load(config)
@@ -296,8 +293,7 @@ def metrics(
         chosen = {m.id for m in select_models(study, wanted)}  # unknown ids: one line naming them, exit 2
         study = study.model_copy(update={"models": tuple(m for m in study.models if m.id in chosen)})
     with _open_store(study) as store:
-        tables = study_tables(store, study)
-        deltas = read_report_inputs(store, study).deltas if show_analysis else []
+        tables, deltas = tables_and_deltas(store, study)
     if json_out:
         emit_json("metrics", {"tables": tables_payload(tables)}, json_out)
     if csv_dir:

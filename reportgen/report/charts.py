@@ -558,6 +558,19 @@ def ci_bar_height(n_models: int) -> int:
     return chart_height(n_models, base=150, per_model=46, least=380) if horizontal_bars(n_models) else 380
 
 
+def _error_bars(plus: list[Any], minus: list[Any], *, width: int) -> dict[str, Any]:
+    """Asymmetric error bars (``plus`` above, ``minus`` below each value) in the charts' one style."""
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": plus,
+        "arrayminus": minus,
+        "color": "#1f2328",
+        "thickness": 1.5,
+        "width": width,
+    }
+
+
 def _ci_bars(fig, ids, names, colours, values, *, text, name, hover, customdata=None):
     """One bar per model of ``values`` = (means, lows, highs): asymmetric error bars to the interval and each value
     written just past it (never on the error bar's cap); vertical, or horizontal from ``HORIZONTAL_FROM`` models on
@@ -568,15 +581,7 @@ def _ci_bars(fig, ids, names, colours, values, *, text, name, hover, customdata=
     means, lows, highs = values
     horizontal = horizontal_bars(len(ids))
     labels = [_label(names, m, 40 if horizontal else 16) for m in ids]
-    error = {
-        "type": "data",
-        "symmetric": False,
-        "array": [h - m for h, m in zip(highs, means)],
-        "arrayminus": [m - lo for m, lo in zip(means, lows)],
-        "color": "#1f2328",
-        "thickness": 1.5,
-        "width": 8,
-    }
+    error = _error_bars([h - m for h, m in zip(highs, means)], [m - lo for m, lo in zip(means, lows)], width=8)
     label_key, value_key = ("y", "x") if horizontal else ("x", "y")
     template = hover.replace("{label}", f"%{{{label_key}}}").replace("{value:.3f}", f"%{{{value_key}:.3f}}")
     template = template.replace("{{", "{").replace("}}", "}")
@@ -625,8 +630,7 @@ def _pass_range(rows, column: str) -> tuple[list[float | None], dict[str, Any] |
     # None where a model has no range: plotly draws no whisker for that bar (0 would draw a cap)
     plus = [hi - v if ok else None for v, hi, ok in zip(values, highs, ranged)]  # type: ignore[operator]
     minus = [v - lo if ok else None for v, lo, ok in zip(values, lows, ranged)]  # type: ignore[operator]
-    error = {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus}
-    return values, {**error, "color": "#1f2328", "thickness": 1.5, "width": 6}
+    return values, _error_bars(plus, minus, width=6)
 
 
 def _range_ends(values: list[float | None], error: dict[str, Any] | None) -> list[float | None]:

@@ -18,7 +18,6 @@ import hashlib
 import logging
 import pickle
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -29,10 +28,10 @@ from reportgen.stats.tables import StoreFrames, Tables, tables_from_frames
 from reportgen.store import Store
 from reportgen.study.config import Study
 from reportgen.study.prompts import PromptSet, study_prompt_set
-from reportgen.util.cache import code_digest, read_cached, write_cached
+from reportgen.util.cache import code_digest, package_versions, read_cached, write_cached
 from reportgen.util.hashing import hash_json
 
-__all__ = ["ReportInputs", "read_report_inputs", "study_tables"]
+__all__ = ["ReportInputs", "read_report_inputs", "study_tables", "tables_and_deltas"]
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +55,19 @@ class ReportInputs:
 
 def study_tables(store: Store, study: Study) -> Tables:
     """Every metric table of the study, from its store."""
-    tables, _ = _tables_and_deltas(store, study)
+    tables, _ = tables_and_deltas(store, study)
     return tables
 
 
 def read_report_inputs(store: Store, study: Study) -> ReportInputs:
-    tables, deltas = _tables_and_deltas(store, study)
+    tables, deltas = tables_and_deltas(store, study)
     if tables.per_prompt.empty:
         return ReportInputs()
     return ReportInputs(tables, deltas, store.latest_manifest())
 
 
-def _tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[RetrainingDelta]]:
+def tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[RetrainingDelta]]:
+    """Every metric table of the study and each retrained model's delta, from the cache when nothing changed."""
     prompt_set = study_prompt_set(study) if study.prompts is not None else None
     frames = StoreFrames.read(store)
     key = _key(frames, study, prompt_set)
@@ -91,13 +91,6 @@ def _code() -> str:
     return code_digest(*files, *(str(_ROOT / f) for f in _CODE_FILES))
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _frame_digest(frame: pd.DataFrame) -> str:
     """A digest of a frame's columns, types and every value (pandas' row hashes, which read each cell)."""
     sha = hashlib.sha256(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
@@ -113,7 +106,7 @@ def _key(frames: StoreFrames, study: Study, prompt_set: PromptSet | None) -> str
             "models": [(m.id, m.runnable) for m in study.models],
             "judges": [j.model_dump(mode="json") for j in study.judges],
             "prompts": prompt_set.model_dump(mode="json") if prompt_set is not None else None,
-            "packages": {name: _version(name) for name in _PACKAGES},
+            "packages": package_versions(*_PACKAGES),
             "code": _code(),
         }
     )

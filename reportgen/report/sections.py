@@ -32,6 +32,7 @@ from reportgen.report.context import (
 from reportgen.format import MISSING, human_bytes, num, percent
 from reportgen.format import capital as _capital, finite as _finite
 from reportgen.stats.metrics import METRICS, metric_ci, metric_label, metric_range, metric_value
+from reportgen.stats.efficiency import has_pass_ranges
 from reportgen.records import RunManifest
 from reportgen.report.charts import chart_slug
 from reportgen.report.judged import judged_charts, judged_views
@@ -468,7 +469,7 @@ def result_charts(
     n_models = len(tables.model_ids)
     figure = ch.speed_figure(tables.efficiency, names, colours)
     if figure is not None:
-        ranged = any(_finite(v) for v in tables.efficiency.get("tokens_per_s_low", []))
+        ranged = has_pass_ranges(tables.efficiency)
         charts.add(
             "speed",
             figure,

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reportgen.specs.extract import AdapterSpec, ModelSpec
-from reportgen.util.cache import code_digest, read_cached, write_cached
+from reportgen.util.cache import code_digest, package_versions, read_cached, write_cached
 from reportgen.util.hashing import file_digest, hash_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,13 +33,6 @@ def _file_sha(path: Path | None) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path is not None else None
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def spec_key(model: ModelConfig, files: Any) -> str:
     """The digest of everything a model's spec is computed from (``files``: its ``specs.study.ModelFiles``)."""
     here = Path(__file__).parent
@@ -51,7 +43,7 @@ def spec_key(model: ModelConfig, files: Any) -> str:
             "adapter": _file_sha(files.adapter_config_path) if files.adapter_config is not None else None,
             "gguf": file_digest(files.gguf_path) if files.gguf_path is not None and files.config is None else None,
             "double_quant": bool(quant is not None and quant.load_in_4bit and quant.bnb_4bit_use_double_quant),
-            "packages": {name: _version(name) for name in _PACKAGES},
+            "packages": package_versions(*_PACKAGES),
             "code": code_digest(str(here / "extract.py"), str(here / "study.py"), __file__),
         }
     )
@@ -77,4 +69,4 @@ def load_spec(key: str) -> ModelSpec | None:
 
 
 def store_spec(key: str, spec: ModelSpec) -> None:
-    write_cached(KIND, key, json.dumps(spec.as_dict(), sort_keys=True).encode(), ".json")
+    write_cached(KIND, key, json.dumps(spec.as_dict()).encode(), ".json")

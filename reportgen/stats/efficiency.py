@@ -92,6 +92,17 @@ def pass_figures(passes: pd.DataFrame) -> dict[str, float]:
     return figures
 
 
+def has_pass_ranges(efficiency: pd.DataFrame) -> bool:
+    """Whether any model's speed comes from timed passes with a range (``*_low``/``*_high`` columns)."""
+    return any(
+        math.isfinite(float(v))
+        for column in ("tokens_per_s_low", "latency_p50_s_low")
+        if column in efficiency
+        for v in efficiency[column]
+        if v is not None
+    )
+
+
 def sequence_latencies(rows: pd.DataFrame) -> list[float]:
     """Each answered prompt's latency (``records.sequence_latency``: the time to its last token) from the
     stored rows' ``extra`` JSON and ``latency_s``."""

@@ -16,7 +16,7 @@ from reportgen.errors import ReportgenError
 from reportgen.util.atomic import atomic_write
 from reportgen.util.hashing import cache_dir
 
-__all__ = ["cache_path", "code_digest", "read_cached", "write_cached"]
+__all__ = ["cache_path", "code_digest", "package_versions", "read_cached", "write_cached"]
 
 
 def cache_path(kind: str, key: str, suffix: str = "") -> Path:
@@ -44,3 +44,17 @@ def code_digest(*files: str) -> str:
     for name in files:
         sha.update(Path(name).name.encode() + b"\0" + Path(name).read_bytes() + b"\0")
     return sha.hexdigest()
+
+
+def package_versions(*names: str) -> dict[str, str | None]:
+    """The installed version of each package (None when absent): a cached value computed with these libraries
+    is keyed on them, so another version of one is a new key."""
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
