@@ -1,9 +1,7 @@
 """The "pdf" format, report.pdf: WeasyPrint prints an HTML variant of the report (static SVG charts, print CSS).
 
-WeasyPrint may fetch only what the report itself contains: files inside the report folder (served
-from the files rendered in memory, else from disk) and ``data:`` URIs. Every other URL (``http:``,
-``file:`` outside the folder…) is refused: untrusted text is escaped before it gets here, so an
-``<img src=file:///etc/passwd>`` can only appear if escaping failed, and then it still fetches nothing.
+The printing itself, and what WeasyPrint may fetch while it prints (files inside the report folder and
+``data:`` URIs, nothing else), is :mod:`reportgen.report.printer`'s.
 """
 
 from __future__ import annotations
