@@ -304,7 +304,7 @@ def check_study(study: Study, *, templates_dir: Path | None = None, fail_on_regr
         if runnable and store is None:
             stale.append(f"{store_path(study)}: no results store: every model would run")
         elif runnable and store is not None:
-            prompt_set, claimed = study_prompt_set(study), set[tuple[str, str, str]]()
+            prompt_set, claimed = study_prompt_set(study), dict[tuple[str, str, str], str]()
             for model in select_models(study, None):
                 try:  # the weights' fingerprint, without loading them
                     work = plan_model(store, study, prompt_set, model, force=False, claimed=claimed)

@@ -84,8 +84,9 @@ class LoadInfo:
 
 @dataclass(frozen=True)
 class SpeedPass:
-    """One timed pass over the speed prompts (``measure.repeats``): tokens generated, wall seconds, and
-    each prompt's latency (time to its last token, from the start of its batch)."""
+    """One timed pass over the fixed workload (``measure``) in one regime: ``single`` (one prompt at a time)
+    or ``batched`` (the model's batch size); tokens generated, wall seconds, each prompt's latency (time to
+    its last token, from the start of its batch) and time to first token."""
 
     index: int
     prompts: int
@@ -93,6 +94,9 @@ class SpeedPass:
     seconds: float
     latencies_s: tuple[float, ...] = ()
     failures: int = 0
+    regime: str = "batched"
+    batch_size: int = 0
+    ttfts_s: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

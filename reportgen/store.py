@@ -116,6 +116,24 @@ CREATE TABLE IF NOT EXISTS speed_passes (
     created_at REAL NOT NULL,
     PRIMARY KEY (fingerprint, settings_hash, protocol_hash, pass_index)
 );
+CREATE TABLE IF NOT EXISTS timed_passes (
+    model_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    settings_hash TEXT NOT NULL,
+    protocol_hash TEXT NOT NULL,
+    regime TEXT NOT NULL,
+    pass_index INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    prompts INTEGER NOT NULL,
+    batch_size INTEGER NOT NULL,
+    generated_tokens INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    latencies TEXT NOT NULL DEFAULT '[]',
+    ttfts TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL,
+    PRIMARY KEY (model_id, fingerprint, settings_hash, protocol_hash, regime, pass_index)
+);
 CREATE TABLE IF NOT EXISTS judgements (
     judge_fingerprint TEXT NOT NULL,
     settings_hash TEXT NOT NULL,
@@ -139,6 +157,18 @@ CREATE TABLE IF NOT EXISTS judgements (
     PRIMARY KEY (judge_fingerprint, settings_hash, prompt_id, prompt_hash, hash_a, hash_b)
 );
 """
+
+
+#: Columns added to a table after stores were written without them: (table, column, declaration).
+ADDED_COLUMNS = (("model_runs", "measure_protocol", "TEXT"),)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a store written by an earlier reportgen up to the schema (new nullable columns only)."""
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 def store_path(study: Study) -> Path:
@@ -259,6 +289,7 @@ class Store:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
                 self.db.executescript(SCHEMA)
+                _add_missing_columns(self.db)
                 found = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 if found is None:
                     self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -424,39 +455,42 @@ class Store:
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
-    def has_speed_passes(self, fingerprint: str, settings_hash: str, protocol_hash: str, repeats: int) -> bool:
-        """Whether all ``repeats`` timed passes of this protocol are stored for these weights and settings."""
+    def has_speed_passes(self, model_id: str, fingerprint: str, settings_hash: str, protocol_hash: str, expected: int) -> bool:
+        """Whether all ``expected`` timed passes of this protocol are stored for this model entry, weights and settings."""
         row = self.db.execute(
-            "SELECT COUNT(*) FROM speed_passes WHERE fingerprint=? AND settings_hash=? AND protocol_hash=?",
-            (fingerprint, settings_hash, protocol_hash),
+            "SELECT COUNT(*) FROM timed_passes WHERE model_id=? AND fingerprint=? AND settings_hash=? AND protocol_hash=?",
+            (model_id, fingerprint, settings_hash, protocol_hash),
         ).fetchone()
-        return row[0] >= repeats
+        return row[0] >= expected
 
     def save_speed_passes(
         self, *, fingerprint: str, settings_hash: str, protocol_hash: str, model_id: str, run_id: str, passes: list[SpeedPass]
     ) -> None:
-        """Commit one measurement's timed passes together (a re-measurement replaces them)."""
+        """Commit one model entry's timed passes together (a re-measurement replaces them)."""
         now = time.time()
         with self.transaction() as db:
             db.execute(
-                "DELETE FROM speed_passes WHERE fingerprint=? AND settings_hash=? AND protocol_hash=?",
-                (fingerprint, settings_hash, protocol_hash),
+                "DELETE FROM timed_passes WHERE model_id=? AND fingerprint=? AND settings_hash=? AND protocol_hash=?",
+                (model_id, fingerprint, settings_hash, protocol_hash),
             )
             db.executemany(
-                "INSERT INTO speed_passes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO timed_passes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
+                        model_id,
                         fingerprint,
                         settings_hash,
                         protocol_hash,
+                        p.regime,
                         p.index,
-                        model_id,
                         run_id,
                         p.prompts,
+                        p.batch_size,
                         p.generated_tokens,
                         p.seconds,
                         p.failures,
                         json.dumps([round(x, 6) for x in p.latencies_s]),
+                        json.dumps([round(x, 6) for x in p.ttfts_s]),
                         now,
                     )
                     for p in passes
@@ -464,7 +498,17 @@ class Store:
             )
 
     def speed_frame(self) -> pd.DataFrame:
-        return self.frame("SELECT * FROM speed_passes ORDER BY created_at, pass_index")
+        """Every stored timed pass (``timed_passes``; passes of the earlier protocol, in ``speed_passes``, are not read)."""
+        return self.frame("SELECT * FROM timed_passes ORDER BY created_at, pass_index, regime")
+
+    def load_measured(self, model_id: str, fingerprint: str, settings_hash: str, protocol: str) -> bool:
+        """Whether this model entry's load and peak memory are stored for these weights under ``protocol``."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM model_runs WHERE model_id=? AND fingerprint=? AND settings_hash=? AND measure_protocol=?"
+            " AND load_time_s IS NOT NULL",
+            (model_id, fingerprint, settings_hash, protocol),
+        ).fetchone()
+        return row[0] > 0
 
     def done_loglik(self, fingerprint: str) -> set[tuple[str, str]]:
         rows = self.db.execute("SELECT text_id, text_hash FROM loglik WHERE fingerprint=?", (fingerprint,))
@@ -564,7 +608,9 @@ class Store:
             "SELECT run_id, model_id, finished_at, prompts_run FROM model_runs ORDER BY 1, 2",
             "SELECT fingerprint, text_id, text_hash, created_at FROM loglik ORDER BY 1, 2, 3",
             "SELECT judge_fingerprint, settings_hash, prompt_id, hash_a, hash_b, created_at FROM judgements ORDER BY 1, 2, 3, 4, 5",
-            "SELECT fingerprint, settings_hash, protocol_hash, pass_index, created_at FROM speed_passes ORDER BY 1, 2, 3, 4",
+            "SELECT model_id, fingerprint, settings_hash, protocol_hash, regime, pass_index, created_at FROM timed_passes"
+            " ORDER BY 1, 2, 3, 4, 5, 6",
+            "SELECT run_id, model_id, peak_memory_bytes, measure_protocol FROM model_runs ORDER BY 1, 2",
         ):
             for row in self.db.execute(sql):
                 sha.update(repr(tuple(row)).encode())

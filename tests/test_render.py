@@ -279,6 +279,7 @@ def _view_classes():
         ctx.Table,
         ctx.ChartView,
         ctx.GlossaryItem,
+        ctx.VerdictLine,
         ctx.AnalysisGroup,
         ctx.SampleView,
         ctx.SampleOutput,

@@ -52,7 +52,8 @@ def test_latest_run_against_the_one_before_and_against_by_id_or_fingerprint():
     rows = d.speed.set_index("measure")
     assert rows.loc["load_time_s", "change"] == 2.0 and rows.loc["load_time_s", "improved"] is False
     assert rows.loc["tokens_per_s", "old"] == 50 and rows.loc["tokens_per_s", "new"] == 100
-    assert rows.loc["tokens_per_s", "ratio"] == 2 and rows.loc["tokens_per_s", "improved"] is True
+    # the answer runs' own throughput depends on their answers: shown, never judged without timed passes
+    assert rows.loc["tokens_per_s", "ratio"] == 2 and rows.loc["tokens_per_s", "improved"] is None
     assert rows.loc["peak_memory_bytes", "improved"] is None  # unchanged
     assert d.worse == ["load_time_s"]
     assert run_diff(EMPTY, runs, None, PROMPTS, "m", against="r1").old.run_id == "r1"
@@ -71,3 +72,17 @@ def test_speed_from_timed_passes_only_when_both_runs_have_them():
     assert both.loc["tokens_per_s", "source"] == "passes"
     assert (both.loc["tokens_per_s", "old"], both.loc["tokens_per_s", "new"]) == (100, 200)
     assert both.loc["latency_p50_s", "change"] == pytest.approx(0.0)
+
+
+def test_speed_and_memory_changes_count_only_beyond_the_noise():
+    """Ranges of timed passes that overlap, or memory within NOISE_THRESHOLDS, are no change; apart, they are."""
+    runs = pd.DataFrame([model_run("r1", "f1", 1.0, load=1.0), model_run("r2", "f1", 2.0, load=1.1)])
+    runs.loc[1, "peak_memory_bytes"] = 1050  # +5%: inside the 10% threshold
+    close = speed(passes("r1", 1.0), passes("r1", 1.1), passes("r2", 1.05), passes("r2", 0.95))
+    rows = run_diff(EMPTY, runs, close, PROMPTS, "m").speed.set_index("measure")
+    assert rows.loc["tokens_per_s", "source"] == "passes" and rows.loc["tokens_per_s", "improved"] is None
+    assert rows.loc["peak_memory_bytes", "improved"] is None and rows.loc["load_time_s", "improved"] is None
+    runs.loc[1, "peak_memory_bytes"] = 1200  # +20%
+    apart = speed(passes("r1", 1.0), passes("r1", 1.1), passes("r2", 0.5), passes("r2", 0.55))
+    rows = run_diff(EMPTY, runs, apart, PROMPTS, "m").speed.set_index("measure")
+    assert rows.loc["tokens_per_s", "improved"] is True and rows.loc["peak_memory_bytes", "improved"] is False

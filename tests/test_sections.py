@@ -414,7 +414,8 @@ def test_summary_table_numbers_come_from_the_frames(rendered, synthetic):
     line = next(line for line in readme.splitlines() if line.startswith("| 2. Tiny base + LoRA |"))
     assert f"**{cell}**" in line  # the best exact match, bold
     q4 = next(line for line in readme.splitlines() if line.startswith("| 3. Tiny Q4_1 &lt;i&gt;llama.cpp&lt;/i&gt; \\| fast |"))
-    assert "**300**" in q4 and "**160.0 MiB**" in q4 and "0 of 20" in q4
+    # throughput of the answer runs alone (no timed passes) depends on the answers: never bold; memory beyond the noise is
+    assert "| 300 |" in q4 and "**300**" not in q4 and "**160.0 MiB**" in q4 and "0 of 20" in q4
 
 
 @needs_chromium
@@ -655,7 +656,9 @@ def test_variants_speed_memory_and_agreement(synthetic):
     assert (n["identical_outputs"], n["shared_prompts"]) == (15, 20)
     assert "(llama.cpp)" in runtime.text and "(transformers)" in runtime.text
     assert "identical greedy output on 15 of 20 prompts (75.0%)" in runtime.text
-    assert "throughput 3.00×" in runtime.text or "throughput 3×" in runtime.text
+    # one answer run each, no timed passes: the factor is shown, but no speed difference is claimed
+    assert "no clear difference in batched throughput (300 vs 100 tokens/s)" in runtime.text
+    assert "peak memory 0.18×" in runtime.text  # far beyond the memory noise threshold
 
 
 def test_a_variant_identical_on_every_prompt_is_called_the_same_not_an_empty_interval(tmp_path):

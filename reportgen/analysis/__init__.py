@@ -44,6 +44,7 @@ from reportgen.analysis.statements import (
     result_statements,
     retraining_statement,
     spec_statements,
+    verdict_lines,
     warnings_by_model,
 )
 from reportgen.analysis.variants import ModelPair, model_pairs
@@ -84,5 +85,6 @@ __all__ = [
     "runtime_label",
     "spec_statements",
     "speed_quality_points",
+    "verdict_lines",
     "warnings_by_model",
 ]

@@ -13,19 +13,19 @@ from reportgen.analysis.findings import Finding
 from reportgen.analysis.history import retraining_finding
 from reportgen.analysis.measured import (
     efficiency_rows,
-    finite_column,
-    first_min,
     has_results,
     headline_metric,
     means,
     paired_difference,
-    pareto_front,
+    tradeoff_front,
     ranked,
     speed_quality_points,
 )
 from reportgen.analysis.results import (
     RAMBLE_SHARE,
     behaviour_findings,
+    memory_finding,
+    single_stream_finding,
     throughput_finding,
 )
 from reportgen.analysis.variants import change, model_pairs
@@ -96,20 +96,33 @@ def result_conclusion(study: Study, tables: Any, deltas: Iterable[Any] = ()) -> 
         if best is not None:
             out.append(best)
     rows = efficiency_rows(tables)
+    single = single_stream_finding(rows)
+    if single is not None:
+        out.append(Finding("conclusion.fastest_single", single.subjects, single.numbers, "conclusion"))
     speed = throughput_finding(rows)
     if speed is not None:
         out.append(Finding("conclusion.fastest", speed.subjects, speed.numbers, "conclusion"))
-    memory = {m: v for m, v in finite_column(rows, "peak_memory_bytes").items() if v > 0}  # 0 bytes: not measured
-    if len(memory) >= 2:
-        small = first_min(memory)
+    memory = memory_finding(rows)
+    if memory is not None:
+        n = memory.numbers
+        small = n["least"]
         out.append(
             Finding(
-                "conclusion.least_memory", (small,), {"least_memory": small, "peak_memory_bytes": memory[small]}, "conclusion"
+                "conclusion.least_memory",
+                (small,) if n["clear"] else tuple(n["tied"]),
+                {
+                    "least_memory": small,
+                    "peak_memory_bytes": n["peak_memory_bytes"][small],
+                    "clear": n["clear"],
+                    "tied": n["tied"],
+                    "threshold": n["threshold"],
+                },
+                "conclusion",
             )
         )
     points = speed_quality_points(tables, headline)
     if len(points) >= 2 and headline is not None:
-        front = pareto_front(points)
+        front = tradeoff_front(tables, headline)
         out.append(Finding("conclusion.tradeoffs", tuple(front), {"metric": headline, "front": front}, "conclusion"))
     for pair in model_pairs(study):
         if pair.kind != "adapter" or headline is None:

@@ -24,6 +24,8 @@ __all__ = [
     "quality_metrics",
     "ranked",
     "speed_quality_points",
+    "clearly_dominates",
+    "tradeoff_front",
 ]
 
 #: The reference metrics that can head the report, in order of preference.
@@ -155,3 +157,39 @@ def speed_quality_points(tables: Any, metric: str | None) -> dict[str, tuple[flo
         if row["model_id"] in rows and finite(row["tokens_per_s"]):
             points[row["model_id"]] = (float(row["tokens_per_s"]), float(rows[row["model_id"]]["mean"]))
     return points
+
+
+def _speed_range(tables: Any, model_id: str) -> tuple[float, float] | None:
+    rows = efficiency_rows(tables)
+    row = rows.get(model_id) or {}
+    low, high = row.get("tokens_per_s_low"), row.get("tokens_per_s_high")
+    return (float(low), float(high)) if finite(low) and finite(high) else None
+
+
+def clearly_dominates(tables: Any, metric: str, a: str, b: str) -> bool:
+    """Whether ``a`` beats ``b`` on speed (batched throughput) and ``metric`` on the evidence: clearly better on
+    one axis (speed: the timed passes' ranges separate, stats.efficiency.ranges_separate; quality: the paired
+    test is significant) and not clearly worse on the other. Noise never dominates: copies of one model
+    (an A/A study) dominate none of each other."""
+    from reportgen.stats.efficiency import ranges_separate
+
+    ra, rb = _speed_range(tables, a), _speed_range(tables, b)
+    apart = ra is not None and rb is not None and ranges_separate(ra, rb)
+    faster = apart and ra is not None and rb is not None and ra[0] > rb[1]
+    slower = apart and not faster
+    test = paired_difference(tables, metric, a, b)
+    direction = higher_is_better(metric)
+    better = worse = False
+    if test is not None and test["significant"] and direction is not None and test["diff"] != 0:
+        better = (test["diff"] > 0) == direction
+        worse = not better
+    return (faster or better) and not (slower or worse)
+
+
+def tradeoff_front(tables: Any, metric: str | None) -> list[str]:
+    """The models of ``speed_quality_points`` that no other model clearly dominates (``clearly_dominates``), in
+    table order: the Pareto front on batched throughput and ``metric``, read with the noise of each axis."""
+    points = speed_quality_points(tables, metric)
+    if metric is None:
+        return []
+    return [m for m in points if not any(clearly_dominates(tables, metric, o, m) for o in points if o != m)]

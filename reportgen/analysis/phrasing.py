@@ -427,14 +427,19 @@ def _result_tradeoff(f: Finding, w: _Writer) -> str:
         f"{w.name(m)} ({_value('tokens_per_s', points[m][0], unit=True)}, {label} {_value(metric, points[m][1])})" for m in front
     ]
     if len(front) == 1:
-        text = f"On speed versus {label}, {shown[0]} is both the fastest and the best: it dominates every other model."
+        text = (
+            f"On batched throughput versus {label}, {shown[0]} clearly dominates every other model: clearly ahead on "
+            "one and not clearly behind on the other."
+        )
     else:
         text = (
-            f"On speed versus {label}, {join(shown)} are Pareto-optimal: none of them is beaten on both "
-            f"speed and {label}, so choosing between them is a trade-off."
+            f"On batched throughput versus {label}, {join(shown)} are Pareto-optimal: none of them is clearly beaten "
+            f"on both speed and {label} (speed: ranges of the timed passes apart; {label}: a significant paired test)"
+            ", so choosing between them is a trade-off."
         )
         dominated = [
-            f"{w.name(m)} is dominated by {w.names(by)} ({'each ' if len(by) > 1 else ''}at least as fast and as good)"
+            f"{w.name(m)} is dominated by {w.names(by)} ({'each ' if len(by) > 1 else ''}clearly ahead on one, not "
+            "clearly behind on the other)"
             for m, by in n["dominated_by"].items()
         ]
         if dominated:
@@ -442,10 +447,30 @@ def _result_tradeoff(f: Finding, w: _Writer) -> str:
     return text + " Quality means have CIs (see above); a difference inside them can swap the order."
 
 
+def _spans(metric: str, ranges: Mapping[str, tuple[float, float]], models: Sequence[str], w: _Writer) -> str:
+    return ", ".join(
+        f"{w.name(m)} {_value(metric, ranges[m][0])}–{_value(metric, ranges[m][1], unit=True)}" for m in models if m in ranges
+    )
+
+
+def _separation(n: Mapping[str, Any], metric: str, w: _Writer, what: str) -> str:
+    """The evidence behind a speed winner: the passes' ranges, and whether they separate."""
+    fast, slow, ranges, passes = n["fastest"], n["slowest"], n.get("ranges") or {}, n.get("passes") or []
+    if not ranges or fast not in ranges:
+        return ". No timed passes (measure.repeats: 0): these are the answer runs' own figures, which depend on the answers, so no model is called faster."
+    text = f". Medians of {' or '.join(map(str, passes))} timed passes; their ranges: {_spans(metric, ranges, [fast, slow], w)}"
+    if n.get("separated") is True:
+        return text + f"; {w.name(fast)}'s slowest pass beats every other model's fastest."
+    return text + f"; the ranges overlap, so there is no clear difference in {what}."
+
+
 def _result_throughput(f: Finding, w: _Writer) -> str:
     n = f.numbers
     speed, fast, slow, missing = n["tokens_per_s"], n["fastest"], n["slowest"], n.get("no_throughput") or {}
-    text = f"{w.bold('Throughput:')} {w.name(fast)} is the fastest, {_value('tokens_per_s', speed[fast], unit=True)}"
+    if n.get("winner"):
+        text = f"{w.bold('Batched throughput:')} {w.name(fast)} is the fastest, {_value('tokens_per_s', speed[fast], unit=True)}"
+    else:
+        text = f"{w.bold('Batched throughput:')} highest median {w.name(fast)}, {_value('tokens_per_s', speed[fast], unit=True)}"
     if slow is not None:
         text += (
             f", {_times(n['ratio'])} the throughput of the slowest, {w.name(slow)} "
@@ -453,32 +478,29 @@ def _result_throughput(f: Finding, w: _Writer) -> str:
         )
     if missing:
         text += f"; {_no_throughput(missing, w)}"
-    ranges, passes = n.get("ranges") or {}, n.get("passes") or []
-    if not ranges or fast not in ranges:
-        return text + ". One measured run per model: no interval."
-    shown = [m for m in (fast, slow) if m is not None and m in ranges]
-    spans = ", ".join(
-        f"{w.name(m)} {_value('tokens_per_s', ranges[m][0])}–{_value('tokens_per_s', ranges[m][1], unit=True)}" for m in shown
-    )
-    text += f". Medians of {' or '.join(map(str, passes))} timed passes; their ranges: {spans}"
-    if n.get("separated") is True:
-        return text + f"; {w.name(fast)}'s slowest pass beats every other model's fastest."
-    if n.get("separated") is False:
-        return text + f"; the ranges overlap, so the passes do not show {w.name(fast)} to be the fastest."
-    return text + "."
+    return text + _separation(n, "tokens_per_s", w, "batched throughput")
 
 
 def _result_latency(f: Finding, w: _Writer) -> str:
     n = f.numbers
     latency, quick = n["latency_p50_s"], n["fastest"]
     parts = [f"{w.name(m)} {_value('latency_p50_s', v, unit=True)}" for m, v in latency.items()]
+    lead = "answers fastest" if n.get("winner") else "has the lowest median"
     text = (
-        f"{w.bold('Latency:')} {w.name(quick)} answers fastest, median {_value('latency_p50_s', latency[quick], unit=True)} "
-        "per prompt"
+        f"{w.bold('Single stream:')} one prompt at a time, {w.name(quick)} {lead}, median "
+        f"{_value('latency_p50_s', latency[quick], unit=True)} per prompt"
         + (f" (p95 {_value('latency_p95_s', n['latency_p95_s'], unit=True)})" if "latency_p95_s" in n else "")
-        + f"; medians: {join(parts)}."
+        + f"; medians: {join(parts)}"
     )
-    if n["batched"]:
+    text += _separation(n, "latency_p50_s", w, "single-stream latency")
+    streams = n.get("single_tokens_per_s") or {}
+    if streams:
+        text += (
+            " Tokens/s of one stream: "
+            + join([f"{w.name(m)} {_value('tokens_per_s', v, unit=True)}" for m, v in streams.items()])
+            + "."
+        )
+    if n.get("batched"):
         text += (
             f" {w.names(n['batched'])} ran prompts in batches: a batched prompt is timed from its batch's start to its own "
             "last token, so its latency includes the decoding steps it shared with the other prompts of its batch."
@@ -489,6 +511,19 @@ def _result_latency(f: Finding, w: _Writer) -> str:
 def _result_memory(f: Finding, w: _Writer) -> str:
     n = f.numbers
     memory, small, big = n["peak_memory_bytes"], n["least"], n["most"]
+    threshold = percent(n.get("threshold", 0))
+    if not n.get("clear", True):
+        tied = n.get("tied") or [small]
+        if len(tied) == len(memory):
+            return (
+                f"{w.bold('Memory:')} no clear difference: every model's peak is within {threshold} of the least "
+                f"({human_bytes(memory[small])} to {human_bytes(memory[big])})."
+            )
+        return (
+            f"{w.bold('Memory:')} {w.names(tied)} need the least, within {threshold} of each other "
+            f"({human_bytes(min(memory[m] for m in tied))} to {human_bytes(max(memory[m] for m in tied))} at peak), "
+            f"so none of them is clearly lighter; {w.name(big)} needs the most, {human_bytes(memory[big])}."
+        )
     return (
         f"{w.bold('Memory:')} {w.name(small)} needs the least, {human_bytes(memory[small])} at peak; {w.name(big)} the most, "
         f"{human_bytes(memory[big])}, {_times(n['ratio'])} as much."
@@ -570,16 +605,25 @@ def _variant(f: Finding, w: _Writer) -> str:
     if n["unchanged"]:
         parts.append(f"no significant change on {join([_label(m) for m in n['unchanged']])}")
     parts += [_change(n[m], w) for m in n["diversity_changes"]]
-    if "speed_ratio" in n:
+    if "speed_ratio" in n and n.get("speed_clear", True):
         parts.append(
-            f"throughput {ratio(n['speed_ratio'])} ({_value('tokens_per_s', n['speed_variant'])} vs "
+            f"batched throughput {ratio(n['speed_ratio'])} ({_value('tokens_per_s', n['speed_variant'])} vs "
+            f"{_value('tokens_per_s', n['speed_base'], unit=True)})"
+        )
+    elif "speed_ratio" in n:
+        parts.append(
+            f"no clear difference in batched throughput ({_value('tokens_per_s', n['speed_variant'])} vs "
             f"{_value('tokens_per_s', n['speed_base'], unit=True)})"
         )
     elif n.get("speed_missing"):
         parts.append(f"throughput ratio n/a ({_no_throughput(n['speed_missing'], w)})")
-    if "memory_ratio" in n:
+    if "memory_ratio" in n and n.get("memory_clear", True):
         parts.append(
             f"peak memory {ratio(n['memory_ratio'])} ({human_bytes(n['memory_variant'])} vs {human_bytes(n['memory_base'])})"
+        )
+    elif "memory_ratio" in n:
+        parts.append(
+            f"no clear difference in peak memory ({human_bytes(n['memory_variant'])} vs {human_bytes(n['memory_base'])})"
         )
     same, shared = n["identical_outputs"], n["shared_prompts"]
     if shared:
@@ -660,10 +704,26 @@ def _conclusion_only_score(f: Finding, w: _Writer) -> str:
 
 def _conclusion_fastest(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    speed, missing = n["tokens_per_s"], n.get("no_throughput") or {}
-    text = f"{w.bold('Fastest:')} {w.name(n['fastest'])}, {_value('tokens_per_s', speed[n['fastest']], unit=True)}"
+    regime = n.get("regime", "batched")
+    if regime == "single":
+        label, metric, values = "Fastest single stream:", "latency_p50_s", n["latency_p50_s"]
+    else:
+        label, metric, values = "Highest batched throughput:", "tokens_per_s", n["tokens_per_s"]
+    if not n.get("winner"):
+        why = "no timed passes" if not n.get("ranges") else "the timed passes' ranges overlap"
+        return f"{w.bold(label)} no clear difference ({why})."
+    best = n["fastest"]
+    text = f"{w.bold(label)} {w.name(best)}, {_value(metric, values[best], unit=True)}"
+    if regime == "single":
+        text += " per prompt"
     if n["slowest"] is not None:
-        text += f", {_times(n['ratio'])} the throughput of {w.name(n['slowest'])}"
+        ratio = _times(n["ratio"])
+        text += (
+            f", {ratio} the throughput of {w.name(n['slowest'])}"
+            if regime != "single"
+            else f", {ratio} as quick as {w.name(n['slowest'])}"
+        )
+    missing = n.get("no_throughput") or {}
     if missing:
         text += f" ({_no_throughput(missing, w)})"
     return text + "."
@@ -671,12 +731,17 @@ def _conclusion_fastest(f: Finding, w: _Writer) -> str:
 
 def _conclusion_least_memory(f: Finding, w: _Writer) -> str:
     n = f.numbers
+    if not n.get("clear", True):
+        return (
+            f"{w.bold('Least memory:')} no clear difference between {w.names(n['tied'])} "
+            f"(peaks within {percent(n['threshold'])} of each other)."
+        )
     return f"{w.bold('Least memory:')} {w.name(n['least_memory'])}, {human_bytes(n['peak_memory_bytes'])} at peak."
 
 
 def _conclusion_tradeoffs(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    return f"{w.bold('Best trade-offs')} (Pareto-optimal on speed and {_label(n['metric'])}): {w.names(n['front'])}."
+    return f"{w.bold('Best trade-offs')} (Pareto-optimal on batched throughput and {_label(n['metric'])}): {w.names(n['front'])}."
 
 
 def _conclusion_adapter(f: Finding, w: _Writer) -> str:
@@ -841,6 +906,7 @@ TEMPLATES: dict[str, Callable[[Finding, _Writer], str]] = {
     "result.tradeoff": _result_tradeoff,
     "result.throughput": _result_throughput,
     "result.latency": _result_latency,
+    "conclusion.fastest_single": _conclusion_fastest,
     "result.memory": _result_memory,
     "result.devices": _result_devices,
     "result.per_stream": _result_per_stream,
@@ -867,8 +933,10 @@ TEMPLATES: dict[str, Callable[[Finding, _Writer], str]] = {
 
 
 def phrase(finding: Finding, names: Mapping[str, str], style: Style = PLAIN) -> Statement:
-    """The sentence of ``finding``; ``names``: model id → display name (raw: the style escapes it)."""
-    return Statement(TEMPLATES[finding.kind](finding, _Writer(names, style)), finding.numbers, finding.topic)
+    """The sentence of ``finding``; ``names``: model id → display name (raw: the style escapes it).
+    A verdict line (``verdict.*``, analysis.verdict) is the sentence of the finding it was made from."""
+    kind = finding.numbers["source"] if finding.kind.startswith("verdict.") else finding.kind
+    return Statement(TEMPLATES[kind](finding, _Writer(names, style)), finding.numbers, finding.topic)
 
 
 def phrase_all(findings: Iterable[Finding], names: Mapping[str, str], style: Style = PLAIN) -> list[Statement]:

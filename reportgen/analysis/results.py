@@ -2,9 +2,12 @@
 (the Pareto front), throughput / latency / memory, language modelling, and behaviour (token limits,
 loops, failures).
 
-Pure functions over stats.tables.Tables. Throughput and memory are one measurement per model, so they
-get no interval and no test; a quality difference is significant when its Holm-adjusted p-value
-(McNemar exact for 0/1 metrics, paired sign-flip permutation otherwise; stats.frames) is below 0.05.
+Pure functions over stats.tables.Tables. A quality difference is significant when its Holm-adjusted
+p-value (McNemar exact for 0/1 metrics, paired sign-flip permutation otherwise; stats.frames) is below
+0.05. Speed is read per regime (single stream, batched) from the timed passes over the fixed workload, and
+a model is called faster only when its passes' range does not overlap any other's; peak memory is one
+measurement per model, and a model is called lighter only beyond ``NOISE_THRESHOLDS`` (stats.efficiency).
+Everything else is "no clear difference": that is what an A/A study (one model under several ids) must get.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from reportgen.analysis.measured import (
     first_min,
     means,
     no_throughput,
+    clearly_dominates,
     paired_difference,
-    pareto_front,
     ranked,
     speed_quality_points,
+    tradeoff_front,
 )
 from reportgen.format import finite
+from reportgen.stats.efficiency import NOISE_THRESHOLDS, clearly_different, ranges_separate
 
 if TYPE_CHECKING:  # pragma: no cover
     from reportgen.study.config import Study
@@ -36,8 +41,11 @@ __all__ = [
     "RAMBLE_SHARE",
     "behaviour_findings",
     "best_finding",
+    "clear_best",
     "efficiency_findings",
     "lm_finding",
+    "memory_finding",
+    "single_stream_finding",
     "throughput_finding",
     "tradeoff_finding",
 ]
@@ -91,84 +99,157 @@ def best_finding(tables: Any, metric: str) -> Finding | None:
 
 
 def tradeoff_finding(tables: Any, metric: str | None) -> Finding | None:
-    """Speed (tokens/s) against the mean of ``metric``: the Pareto-optimal models and who dominates the rest."""
+    """Batched throughput against the mean of ``metric``: the models no other clearly dominates (a Pareto front
+    read with each axis's noise: analysis.measured.clearly_dominates) and who dominates the rest."""
     points = speed_quality_points(tables, metric)
     if len(points) < 2 or metric is None:
         return None
-    front = pareto_front(points)
-    dominated = {
-        m: [o for o in front if points[o][0] >= points[m][0] and points[o][1] >= points[m][1]] for m in points if m not in front
-    }
+    front = tradeoff_front(tables, metric)
+    dominated = {m: [o for o in front if clearly_dominates(tables, metric, o, m)] for m in points if m not in front}
     return Finding(
         "result.tradeoff",
         tuple(points),
-        {"metric": metric, "front": front, "points": points, "dominated_by": dominated},
+        {"metric": metric, "front": front, "points": points, "dominated_by": dominated, "regime": "batched"},
         "tradeoff",
     )
 
 
+def _clear_winner(values: dict[str, float], ranges: dict[str, tuple[float, float]], best: str, higher: bool) -> bool | None:
+    """Whether ``best`` wins on the evidence of the timed passes: its worst pass beats every other model's best
+    pass (True), or some ranges overlap (False); None when a model has no range (no timed passes)."""
+    if len(ranges) < len(values) or len(values) < 2:
+        return None
+    if higher:
+        return all(ranges[best][0] > ranges[m][1] and ranges_separate(ranges[best], ranges[m]) for m in values if m != best)
+    return all(ranges[best][1] < ranges[m][0] and ranges_separate(ranges[best], ranges[m]) for m in values if m != best)
+
+
+def _speed_finding(rows: dict[str, dict[str, Any]], kind: str, column: str, *, higher: bool, regime: str) -> Finding | None:
+    """The best and the worst model on ``column`` (a speed from the timed passes of ``regime``) with the factor
+    between them, each model's range of passes, and whether the best one wins clearly (``separated``)."""
+    missing = no_throughput(rows) if column == "tokens_per_s" else {}
+    values = {m: v for m, v in finite_column(rows, column).items() if m not in missing and v > 0}
+    if len(values) + len(missing) < 2 or not values:
+        return None
+    best = first_max(values) if higher else first_min(values)
+    worst = (first_min(values) if higher else first_max(values)) if len(values) >= 2 else None
+    factor = None
+    if worst is not None:
+        factor = values[best] / values[worst] if higher else values[worst] / values[best]
+    low, high = finite_column(rows, f"{column}_low"), finite_column(rows, f"{column}_high")
+    ranges = {m: (low[m], high[m]) for m in values if m in low and m in high}
+    passes = sorted({int(v) for m, v in finite_column(rows, "speed_passes").items() if m in values})
+    separated = _clear_winner(values, ranges, best, higher) if worst is not None else None
+    numbers: dict[str, Any] = {
+        "regime": regime,
+        "fastest": best,
+        "slowest": worst,
+        column: values,
+        "ratio": factor,
+        "no_throughput": missing,
+        "ranges": ranges,
+        "passes": passes,
+        "separated": separated,
+        "winner": best if separated else None,
+    }
+    return Finding(kind, (best, worst) if worst is not None else (best, *missing), numbers, "efficiency")
+
+
+#: Speed and memory columns of stats.efficiency and whether higher is better; ``clear_best`` reads them.
+_EFFICIENCY_DIRECTIONS = {
+    "tokens_per_s": True,
+    "single_tokens_per_s": True,
+    "latency_p50_s": False,
+    "load_time_s": False,
+    "peak_memory_bytes": False,
+    "weight_bytes": False,
+}
+
+
+def clear_best(rows: dict[str, dict[str, Any]], column: str) -> str | None:
+    """The model that is best on an efficiency ``column`` beyond the noise, or None (no clear best).
+
+    Speeds with timed passes: the best whose range is apart from every other model's (``_clear_winner``);
+    load time and peak memory: better than every other model by more than ``NOISE_THRESHOLDS``; weight bytes
+    (exact): a unique best. Every other column (one measurement that depends on the answers) has no clear best."""
+    if column not in _EFFICIENCY_DIRECTIONS:
+        return None
+    higher = _EFFICIENCY_DIRECTIONS[column]
+    values = {m: v for m, v in finite_column(rows, column).items() if v > 0}
+    if len(values) < 2:
+        return None
+    best = first_max(values) if higher else first_min(values)
+    if column in ("tokens_per_s", "single_tokens_per_s", "latency_p50_s"):
+        low, high = finite_column(rows, f"{column}_low"), finite_column(rows, f"{column}_high")
+        ranges = {m: (low[m], high[m]) for m in values if m in low and m in high}
+        return best if _clear_winner(values, ranges, best, higher) else None
+    if column in NOISE_THRESHOLDS:
+        clear = all(clearly_different(column, values[best], values[m]) for m in values if m != best)
+        return best if clear else None
+    return best if sum(1 for v in values.values() if v == values[best]) == 1 else None
+
+
 def throughput_finding(rows: dict[str, dict[str, Any]]) -> Finding | None:
-    """The fastest and the slowest model by tokens/s (``rows``: measured.efficiency_rows), and the factor between them.
+    """Batched throughput (``rows``: measured.efficiency_rows): the fastest and the slowest model by tokens/s
+    of the batched passes, the factor between them, and ``winner`` — the fastest, only where its passes'
+    range separates from every other model's (else None: no clear difference).
 
     Only models with a positive throughput are compared; the others are named in ``no_throughput`` with
     the reason. With one model left, ``slowest`` and ``ratio`` are None (never an infinite factor).
     """
-    missing = no_throughput(rows)
-    speed = {m: v for m, v in finite_column(rows, "tokens_per_s").items() if m not in missing and v > 0}
-    if len(speed) + len(missing) < 2 or not speed:
+    return _speed_finding(rows, "result.throughput", "tokens_per_s", higher=True, regime="batched")
+
+
+def single_stream_finding(rows: dict[str, dict[str, Any]]) -> Finding | None:
+    """Single stream (one prompt at a time): the quickest model by median latency per prompt over the fixed
+    workload, with ``winner`` only where the ranges of the passes separate; tokens/s of one stream beside it."""
+    found = _speed_finding(rows, "result.latency", "latency_p50_s", higher=False, regime="single")
+    if found is None:
         return None
-    fast = first_max(speed)
-    slow = first_min(speed) if len(speed) >= 2 else None
-    factor = speed[fast] / speed[slow] if slow is not None else None
-    low, high = finite_column(rows, "tokens_per_s_low"), finite_column(rows, "tokens_per_s_high")
-    ranges = {m: (low[m], high[m]) for m in speed if m in low and m in high}
-    passes = sorted({int(v) for m, v in finite_column(rows, "speed_passes").items() if m in speed})
-    # the fastest is fastest on the evidence of the passes only if its slowest pass beats every other's fastest
-    separated = all(ranges[fast][0] > ranges[m][1] for m in speed if m != fast) if len(ranges) == len(speed) and slow else None
-    return Finding(
-        "result.throughput",
-        (fast, slow) if slow is not None else (fast, *missing),
-        {
-            "fastest": fast,
-            "slowest": slow,
-            "tokens_per_s": speed,
-            "ratio": factor,
-            "no_throughput": missing,
-            "ranges": ranges,
-            "passes": passes,
-            "separated": separated,
-        },
-        "efficiency",
-    )
+    n = found.numbers
+    quick = n["fastest"]
+    if finite(rows[quick].get("latency_p95_s")):
+        n["latency_p95_s"] = rows[quick]["latency_p95_s"]
+    n["single_tokens_per_s"] = finite_column(rows, "single_tokens_per_s")
+    n["ttft_p50_s"] = finite_column(rows, "ttft_p50_s")
+    n["batched"] = [
+        m
+        for m, r in rows.items()
+        if r.get("throughput_source") != "passes" and finite(r.get("mean_batch_size")) and float(r["mean_batch_size"]) > 1
+    ]
+    return found
 
 
-def _latency(rows: dict[str, dict[str, Any]]) -> Finding | None:
-    latency = finite_column(rows, "latency_p50_s")
-    if len(latency) < 2:
-        return None
-    quick = first_min(latency)
-    numbers: dict[str, Any] = {"latency_p50_s": latency, "fastest": quick}
-    if finite(rows[quick]["latency_p95_s"]):
-        numbers["latency_p95_s"] = rows[quick]["latency_p95_s"]
-    numbers["batched"] = [m for m, r in rows.items() if finite(r.get("mean_batch_size")) and float(r["mean_batch_size"]) > 1]
-    return Finding("result.latency", tuple(latency), numbers, "efficiency")
-
-
-def _memory(rows: dict[str, dict[str, Any]]) -> Finding | None:
+def memory_finding(rows: dict[str, dict[str, Any]]) -> Finding | None:
+    """Peak memory: the least and the most; ``clear`` when the least is below every other model's by more than
+    the noise threshold (``tied``: the models within the threshold of the least, which is then no winner)."""
     memory = {m: v for m, v in finite_column(rows, "peak_memory_bytes").items() if v > 0}  # 0 bytes: not measured
     if len(memory) < 2:
         return None
     small, big = first_min(memory), first_max(memory)
     factor = memory[big] / memory[small]
+    tied = [m for m in memory if not clearly_different("peak_memory_bytes", memory[small], memory[m])]
     return Finding(
-        "result.memory", (small, big), {"peak_memory_bytes": memory, "least": small, "most": big, "ratio": factor}, "efficiency"
+        "result.memory",
+        (small, big),
+        {
+            "peak_memory_bytes": memory,
+            "least": small,
+            "most": big,
+            "ratio": factor,
+            "tied": tied,
+            "clear": len(tied) == 1,
+            "threshold": NOISE_THRESHOLDS["peak_memory_bytes"],
+        },
+        "efficiency",
     )
 
 
 def efficiency_findings(tables: Any) -> list[Finding]:
-    """Throughput, latency, peak memory, and the cautions that go with them (devices, per-stream rates)."""
+    """Batched throughput, single-stream latency, peak memory, and the cautions that go with them (devices,
+    per-stream rates)."""
     rows = efficiency_rows(tables)
-    out = [f for f in (throughput_finding(rows), _latency(rows), _memory(rows)) if f is not None]
+    out = [f for f in (throughput_finding(rows), single_stream_finding(rows), memory_finding(rows)) if f is not None]
     devices = {
         m: str(r["device"])
         for m, r in rows.items()

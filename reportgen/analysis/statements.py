@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from reportgen.analysis import conclusion, consistency, history, judged, results, variants
+from reportgen.analysis import conclusion, consistency, history, judged, results, variants, verdict
 from reportgen.analysis import specs as spec_findings
 from reportgen.analysis.measured import has_results, headline_metric, quality_metrics
 from reportgen.analysis.phrasing import PLAIN, Statement, Style, phrase, phrase_all
@@ -30,6 +30,7 @@ __all__ = [
     "result_statements",
     "retraining_statement",
     "spec_statements",
+    "verdict_lines",
     "warnings_by_model",
 ]
 
@@ -108,6 +109,18 @@ def result_conclusion(study: Study, tables: Any, deltas: Iterable[Any] = (), sty
     return phrase_all(conclusion.result_conclusion(study, tables, deltas), model_names(study), style)
 
 
+def verdict_lines(
+    study: Study,
+    tables: Any,
+    specs: Mapping[str, ModelSpec] | None = None,
+    deltas: Iterable[Any] = (),
+    style: Style = PLAIN,
+) -> list[Statement]:
+    """The verdict (analysis.verdict): one sentence per need, each with ``numbers['section']`` and
+    ``numbers['anchor']``, the section that proves it."""
+    return phrase_all(verdict.verdict_findings(study, tables, specs, deltas), model_names(study), style)
+
+
 def retraining_statement(delta: Any, names: Mapping[str, str], style: Style = PLAIN) -> Statement:
     """One sentence per re-trained model; a model that got worse is said so, in bold."""
     return phrase(history.retraining_finding(delta), names, style)
@@ -129,6 +142,7 @@ def analysis_sections(
     measured = metrics_claim_table(tables) if has_results(tables) else None
     claims = check_claims(study, spec_table(specs), metrics=measured, strict=False)
     groups: list[tuple[str, list[str]]] = [
+        ("Verdict", [f"{s.text} (see {s.numbers['section']})" for s in verdict_lines(study, tables, specs, deltas, style)]),
         ("Specs", [s.text for s in spec_statements(study, specs, style)]),
         ("Contradictions", consistency_warnings(study, specs, style)),
         ("Claims", claim_lines(claims, style)),

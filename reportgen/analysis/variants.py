@@ -40,6 +40,19 @@ class ModelPair:
     variant: str
 
 
+def _clear(column: str, base: dict[str, Any], variant: dict[str, Any]) -> bool:
+    """Whether base and variant differ on ``column`` beyond the noise: timed passes' ranges apart (speed), or
+    more than the noise threshold (memory); a speed without timed passes is never a clear difference."""
+    from reportgen.stats.efficiency import clearly_different, ranges_separate
+
+    if column == "tokens_per_s":
+        ranges = [(r.get("tokens_per_s_low"), r.get("tokens_per_s_high")) for r in (base, variant)]
+        if not all(finite(x) for r in ranges for x in r):
+            return False
+        return ranges_separate(*[(float(r[0]), float(r[1])) for r in ranges])  # type: ignore[arg-type]
+    return clearly_different(column, float(base[column]), float(variant[column]))
+
+
 def _differences(study: Study, a: ModelConfig, b: ModelConfig) -> set[str]:
     kinds = set()
     if a.adapter != b.adapter:
@@ -171,6 +184,7 @@ def pair_finding(
         if finite(b.get(column)) and finite(v.get(column)) and float(b[column]) > 0 and float(v[column]) > 0:
             numbers[f"{key}_ratio"] = float(v[column]) / float(b[column])
             numbers[f"{key}_base"], numbers[f"{key}_variant"] = b[column], v[column]
+            numbers[f"{key}_clear"] = _clear(column, b, v)
     same, shared = output_agreement(tables, pair.base, pair.variant)
     numbers.update(
         identical_outputs=same,

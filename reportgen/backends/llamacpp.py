@@ -389,7 +389,7 @@ class LlamaCppBackend(Backend):
         for token in llm.generate(tokens, repeat_penalty=s.repetition_penalty or 1.0, reset=True, grammar=grammar, **sampling):
             if ttft is None:
                 ttft = time.perf_counter() - start
-            if is_eog(vocab, token):
+            if is_eog(vocab, token) and not s.ignore_eos:
                 finish = "eos"
                 break
             out.append(token)

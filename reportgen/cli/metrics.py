@@ -313,6 +313,13 @@ def _verdict(improved, significant: bool = True) -> str:
     return "changed" if significant else "no significant change"
 
 
+def _speed_verdict(row) -> str:
+    """A speed or memory row's verdict: better/WORSE only for a change beyond the noise (stats.rundiff)."""
+    if row.improved is not None:
+        return _verdict(row.improved)
+    return "same" if row.change == 0 else "no clear change"
+
+
 def _side(side) -> str:
     return f"run {side.run_id} ({side.fingerprint[:8]})"
 
@@ -344,7 +351,12 @@ def print_diff(d, out) -> None:
             )
         out.print(table)
     if len(d.speed):
-        table = Table(title=f"{title}: speed and memory (one measurement per run)")
+        from reportgen.stats.efficiency import NOISE_THRESHOLDS as noise
+
+        table = Table(
+            title=f"{title}: speed and memory (a change counts where the timed passes' ranges separate, or beyond "
+            f"{noise['peak_memory_bytes']:.0%} for peak memory and {noise['load_time_s']:.0%} for load time)"
+        )
         for column in ("measure", "old", "new", "change", "new ÷ old", "verdict"):
             table.add_column(column)
         for row in d.speed.itertuples():
@@ -354,7 +366,7 @@ def print_diff(d, out) -> None:
                 value(row.measure, row.new),
                 value(row.measure, row.change),
                 "—" if row.ratio != row.ratio else f"{fmt.num(row.ratio)}×",
-                "same" if row.improved is None else _verdict(row.improved),
+                _speed_verdict(row),
             )
         out.print(table)
     if d.worse:

@@ -91,6 +91,7 @@ class Facts:
     headline: str | None = None
     deltas: list[RetrainingDelta] = dataclasses.field(default_factory=list)
     manifest: RunManifest | None = None
+    verdict: list[Statement] = dataclasses.field(default_factory=list)  # analysis.verdict_lines
 
 
 def _normalise_blank_lines(text: str) -> str:
@@ -221,8 +222,9 @@ def gather(
     claim_results = analysis.check_claims(study, table, metrics=measured)
     warnings_by_model = analysis.warnings_by_model(study, specs, md)
     spec_points = analysis.conclusion_points(study, specs, md)
+    verdict = analysis.verdict_lines(study, tables if results else None, specs, deltas, md)
     if not results:
-        return Facts(specs, statements, warnings, claim_results, warnings_by_model, spec_points)
+        return Facts(specs, statements, warnings, claim_results, warnings_by_model, spec_points, verdict=verdict)
     headline = analysis.headline_metric(tables)
     result_points = analysis.result_conclusion(study, tables, deltas, md)
     return Facts(
@@ -236,6 +238,7 @@ def gather(
         headline,
         deltas,
         manifest,
+        verdict,
     )
 
 
@@ -280,6 +283,7 @@ def report_context(study: Study, facts: Facts, charts: ChartSet, extra_context: 
         files={m.id: model_files(m) for m in study.models if m.id in facts.specs},
         warnings_by_model=facts.warnings_by_model,
         conclusion_points=facts.conclusion_points,
+        verdict=facts.verdict,
         charts=charts,
         generated_at=_generated_at(study),
         results=results,

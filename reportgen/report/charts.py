@@ -657,7 +657,7 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
         rows=2,
         cols=1,
         vertical_spacing=0.16,
-        subplot_titles=("Throughput ↑ (tokens/s)", "Latency ↓ (s per prompt)"),
+        subplot_titles=("Batched throughput ↑ (tokens/s)", "Single-stream latency ↓ (s per prompt)"),
     )
     tps, tps_range = _pass_range(rows, "tokens_per_s")
     tps_ends = _range_ends(tps, tps_range)
@@ -905,7 +905,8 @@ def tradeoff_figure(summary, efficiency, metric: str, names, colours, front: lis
     _style(fig, f"Speed versus {metric_label(metric)}", legend=True, bottom=40)
     fig.update_layout(legend={"orientation": "v", "y": -0.2, "yanchor": "top", "x": 0, "xanchor": "left"})
     fig.update_xaxes(
-        title_text="throughput (tokens/s, higher is better)", range=[max(0.0, min(xs) - 0.15 * span), max(xs) + 0.15 * span]
+        title_text="batched throughput (tokens/s, higher is better)",
+        range=[max(0.0, min(xs) - 0.15 * span), max(xs) + 0.15 * span],
     )
     highs = [float(quality[m].ci_high) if _finite(quality[m].ci_high) else float(quality[m].mean) for m in ids]
     fig.update_yaxes(title_text=_axis_label(metric), range=_metric_range(metric, max(highs)))

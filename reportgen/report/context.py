@@ -205,6 +205,20 @@ class RetrainingView:
 
 
 @dataclass
+class VerdictLine:
+    """One line of the verdict (analysis.verdict): the answer to one need, and where the report proves it.
+
+    text: the sentence (Markdown-safe).
+    section: the title of the section that proves it (plain text).
+    anchor: that section's anchor (GitHub's slug of its heading).
+    """
+
+    text: str
+    section: str
+    anchor: str
+
+
+@dataclass
 class GlossaryItem:
     """A glossary entry.
 
@@ -306,6 +320,7 @@ class ReportContext:
     warnings: consistency warnings across all models (Markdown-safe).
     claims: the checked claims, one Markdown-safe line each (claim, check and values).
     conclusion_points: the computed conclusion, one Markdown-safe line each.
+    verdict: VerdictLines, the study's answer in a few lines (best quality, fastest single stream, highest batched throughput, least memory, cheapest to retrain, warnings), shown under the title.
     conclusion: blocks of the hand-written conclusion (author Markdown).
     glossary: GlossaryItems, in config order.
     specs: raw ModelSpec.as_dict() by model id (NOT escaped: for custom templates, use the md/cell filters).
@@ -345,6 +360,7 @@ class ReportContext:
     warnings: list[str] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
     conclusion_points: list[str] = field(default_factory=list)
+    verdict: list[VerdictLine] = field(default_factory=list)
     conclusion: list[str] = field(default_factory=list)
     glossary: list[GlossaryItem] = field(default_factory=list)
     specs: dict[str, dict] = field(default_factory=dict)
@@ -753,6 +769,7 @@ def build_context(
     files: Mapping[str, ModelFiles] | None = None,
     warnings_by_model: Mapping[str, list[str]] | None = None,
     conclusion_points: Sequence[Statement] = (),
+    verdict: Sequence[Statement] = (),
     charts: ChartSet | None = None,
     generated_at: str = "",
     results: ResultSections | None = None,
@@ -791,6 +808,7 @@ def build_context(
         warnings=list(warnings),
         claims=claim_lines(claim_results, markdown_style()),
         conclusion_points=[s.text for s in conclusion_points],
+        verdict=[VerdictLine(s.text, s.numbers["section"], s.numbers["anchor"]) for s in verdict],
         conclusion=author_blocks(study.conclusion),
         glossary=[GlossaryItem(_inline(g.term), author_inline(g.definition)) for g in study.glossary],
         specs={model_id: spec.as_dict() for model_id, spec in specs.items()},

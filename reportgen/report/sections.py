@@ -123,6 +123,15 @@ def _best(values: Mapping[str, float], higher: bool | None) -> set[str]:
     return {m for m, v in finite.items() if v == target}
 
 
+def _clear_best(efficiency: Mapping[str, Mapping[str, Any]], column: str) -> set[str]:
+    """The model to bold on a speed or memory measure: the one best beyond the noise (analysis.results.clear_best:
+    ranges of the timed passes apart, or beyond the noise threshold), else none."""
+    from reportgen.analysis.results import clear_best
+
+    best = clear_best({m: dict(r) for m, r in efficiency.items()}, column)
+    return {best} if best is not None else set()
+
+
 def _bold(text: str, on: bool) -> str:
     return f"**{text}**" if on and text != MISSING else text
 
@@ -153,9 +162,9 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
     header.append("Failed")
     best = {
         "headline": _best({m: r["mean"] for m, r in means.items()}, METRICS.get(headline).higher_is_better if headline else None),
-        "speed": _best({m: r["tokens_per_s"] for m, r in efficiency.items()}, True),
-        "latency": _best({m: r["latency_p50_s"] for m, r in efficiency.items()}, False),
-        "memory": _best({m: r["peak_memory_bytes"] for m, r in efficiency.items()}, False),
+        "speed": _clear_best(efficiency, "tokens_per_s"),
+        "latency": _clear_best(efficiency, "latency_p50_s"),
+        "memory": _clear_best(efficiency, "peak_memory_bytes"),
         "bpb": _best({m: r["bits_per_byte"] for m, r in lm.items()}, False),
     }
     rows = []
@@ -283,7 +292,9 @@ def category_table(study: Study, tables: Tables, headline: str | None) -> Table:
 
 
 def speed_protocol(study: Study, tables: Tables) -> str:
-    """How the speed figures were measured, in one sentence (the report states it beside them)."""
+    """How speed, memory and load were measured, in a few sentences (the report states it beside them)."""
+    from reportgen.stats.efficiency import NOISE_THRESHOLDS
+
     rows = tables.efficiency.to_dict("records") if not tables.efficiency.empty else []
     passes = sorted({int(r["speed_passes"]) for r in rows if _finite(r.get("speed_passes")) and r["speed_passes"] > 0})
     measure = study.measure
@@ -292,15 +303,35 @@ def speed_protocol(study: Study, tables: Tables) -> str:
         if measure.warmup
         else "with no warm-up"
     )
-    latency = "latency: the time from the start of a prompt's batch to its last token"
+    prompts = f"the first {measure.prompts} prompts" if measure.prompts else "every prompt"
+    tokens = measure.new_tokens or study.generation.max_new_tokens
+    workload = f"{prompts}, each generating exactly {tokens} tokens (end-of-sequence ignored), the same for every model"
+    isolation = (
+        "Each local model is loaded in a fresh worker process (a Ray actor on a cluster), so no model pays or skips "
+        "another's one-time costs; peak memory is the memory the model added over its load, the warm-up and a "
+        f"batch of the same workload at its batch size, before its answers. A model is called lighter only beyond "
+        f"{NOISE_THRESHOLDS['peak_memory_bytes']:.0%} less peak memory, quicker to load only beyond "
+        f"{NOISE_THRESHOLDS['load_time_s']:.0%}."
+    )
     if passes:
         counts = " or ".join(str(n) for n in passes)
-        prompts = f"the first {measure.prompts} prompts" if measure.prompts else "every prompt"
-        return (
-            f"Speed: {warm}, the median of {counts} timed passes over {prompts}, with the range of the passes "
-            f"(lowest–highest); claims on speed must hold across those ranges; {latency}."
+        regimes = " and ".join(
+            {
+                "single": "single stream (one prompt at a time: latency per prompt, time to first token)",
+                "batched": "batched (the model's batch size: total tokens/s)",
+            }[r]
+            for r in measure.regimes
         )
-    return f"Speed: one timed run per model (the answer run), {warm}: no interval; {latency}."
+        return (
+            f"Speed: a fixed workload, {workload}, timed {warm} in {counts} passes per regime, interleaved: {regimes}; "
+            f"the median with the range of the passes (lowest–highest). A model is called faster only where its "
+            f"passes' range does not overlap any other's. {isolation}"
+        )
+    return (
+        f"Speed: no timed passes (measure.repeats: 0): the figures are the answer run's own, {warm}, and depend on "
+        f"the answers each model wrote, so no model is called faster; latency is the time from the start of a "
+        f"prompt's batch to its last token. {isolation}"
+    )
 
 
 def _speed_cell(row: Mapping[str, Any], column: str) -> str:
@@ -314,30 +345,22 @@ def _speed_cell(row: Mapping[str, Any], column: str) -> str:
 
 _EFFICIENCY_ROWS = (
     ("device", "Device", "text"),
-    ("tokens_per_s", "Throughput ↑ (tokens/s)", "speed"),
+    ("tokens_per_s", "Batched throughput ↑ (tokens/s)", "speed"),
+    ("single_tokens_per_s", "Single-stream throughput ↑ (tokens/s)", "speed"),
     ("decode_steps_per_s", "Decode steps/s ↑", "decode_steps_per_s"),
     ("mean_batch_size", "Mean batch size", "plain"),
     ("ttft_p50_s", "Time to first token p50 ↓ (s)", "ttft_p50_s"),
-    ("latency_p50_s", "Latency p50 ↓ (s per prompt)", "speed"),
+    ("latency_p50_s", "Single-stream latency p50 ↓ (s per prompt)", "speed"),
     ("latency_p95_s", "Latency p95 ↓ (s per prompt)", "latency_p95_s"),
     ("load_time_s", "Load time ↓ (s)", "load_time_s"),
     ("peak_memory_bytes", "Peak memory ↓", "peak_memory_bytes"),
     ("weight_bytes", "Weight memory ↓", "weight_bytes"),
     ("bandwidth_share", "Memory-bandwidth share", "bandwidth_share"),
-    ("generated_tokens", "Tokens generated", "count"),
+    ("answer_tokens_per_s", "Answer run: tokens/s (its own answers)", "tokens_per_s"),
+    ("generated_tokens", "Answer run: tokens generated", "count"),
     ("speed_passes", "Timed passes", "count"),
     ("n_failed", "Failed prompts ↓", "failed"),
 )
-_BEST_DIRECTION = {
-    "tokens_per_s": True,
-    "decode_steps_per_s": True,
-    "ttft_p50_s": False,
-    "latency_p50_s": False,
-    "latency_p95_s": False,
-    "load_time_s": False,
-    "peak_memory_bytes": False,
-    "weight_bytes": False,
-}
 
 
 def efficiency_table(study: Study, tables: Tables) -> Table:
@@ -356,7 +379,7 @@ def efficiency_table(study: Study, tables: Tables) -> Table:
             continue
         if not any(_finite(v) for v in values.values()):
             continue
-        best = _best(values, _BEST_DIRECTION[column]) if column in _BEST_DIRECTION else set()
+        best = _clear_best(rows_by_model, column)
         cells = [label]
         for m, v in values.items():
             if kind == "plain":
@@ -378,10 +401,10 @@ def efficiency_table(study: Study, tables: Tables) -> Table:
     header = ["Measurement", *(_model_header(study, m) for m in ids)]
     per_stream = [m for m in ids if rows_by_model[m].get("throughput_source") == "latency"]
     legend = (
-        f"{speed_protocol(study, tables)} **bold**: best in the row. Throughput: generated tokens / wall time "
-        "(all sequences of a batch count); p50/p95: median / 95th percentile over prompts; memory and decode "
-        "steps: the latest answer run; memory-bandwidth share: weight bytes × decode steps/s ÷ measured bandwidth "
-        "(near 100%: memory-bound)."
+        f"{speed_protocol(study, tables)} **bold**: best in the row beyond the noise (none when no model is). "
+        "Throughput: generated tokens / wall time (all sequences of a batch count); p50/p95: median / 95th percentile "
+        "over prompts; decode steps and the answer run's rows: the latest answer run (they depend on the answers); "
+        "memory-bandwidth share: weight bytes × decode steps/s ÷ measured bandwidth (near 100%: memory-bound)."
     )
     if per_stream:
         legend += " Throughput of " + ", ".join(_model_header(study, m) for m in per_stream) + " is per request stream."
@@ -473,8 +496,8 @@ def result_charts(
         charts.add(
             "speed",
             figure,
-            "Throughput in generated tokens per second (top) and latency per prompt (bottom: "
-            "bar = median, marker = 95th percentile)"
+            "Batched throughput in generated tokens per second (top) and single-stream latency per prompt (bottom: "
+            "bar = median, marker = 95th percentile), over the same fixed workload for every model"
             + ("; whiskers span the slowest to the fastest timed pass." if ranged else "."),
             group="speed",
             height=ch.speed_chart_height(n_models),
@@ -484,21 +507,23 @@ def result_charts(
         charts.add(
             "memory",
             figure,
-            "Peak memory while generating and the memory of the weights, per model.",
+            "Peak memory over the load, the warm-up and the fixed workload, and the memory of the weights, per model.",
             group="memory",
             height=ch.chart_height(n_models, per_model=70),
         )
     if headline is not None:
-        points = analysis.speed_quality_points(tables, headline)
+        from reportgen.analysis.measured import tradeoff_front
+
         figure = ch.tradeoff_figure(
-            tables.summary, tables.efficiency, headline, names, colours, analysis.pareto_front(points), _numbers(study)
+            tables.summary, tables.efficiency, headline, names, colours, tradeoff_front(tables, headline), _numbers(study)
         )
         if figure is not None:
             charts.add(
                 "tradeoff",
                 figure,
-                f"Speed against {metric_label(headline)}: models on the dashed Pareto front "
-                "(★, filled) are not beaten on both at once; points are numbered as the models; error bars are 95% CIs.",
+                f"Batched throughput against {metric_label(headline)}: models on the dashed Pareto front "
+                "(★, filled) are not clearly beaten on both at once (speed: the timed passes' ranges apart; quality: a "
+                "significant paired test); points are numbered as the models; error bars are 95% CIs.",
                 group="tradeoff",
                 height=ch.chart_height(n_models, base=460, per_model=26, least=480),
             )
@@ -916,6 +941,12 @@ def manifest_tables(
                 last or MISSING,
             ]
         )
+        owner = tables.shared_answers.get(model.id)
+        if owner is not None:
+            notes.append(
+                f"{_model_header(study, model.id)}: reuses the stored answers of {_model_header(study, owner)} (same "
+                "weights and generation settings); its speed, memory and load time are measured on their own."
+            )
         for note in summary.notes if summary is not None else ():
             notes.append(f"{_model_header(study, model.id)}: {md_escape(note)}".replace("\n", " "))
         if summary is not None and summary.error:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from reportgen.backends.base import Backend
 from reportgen.errors import BackendError, ReportgenError
 from reportgen.records import GenerationRequest, GenerationResult, LoadInfo
-from reportgen.run.measure import timed_passes, warm_up
+from reportgen.run.measure import memory_workload, timed_passes, warm_up
 from reportgen.run.plan import ModelWork, shards
 from reportgen.run.sink import StoreSink
 from reportgen.run.summary import ModelRunSummary
@@ -51,7 +51,10 @@ class LocalExecutor(Executor):
 
 
 def run_model(work: ModelWork, sink: StoreSink, progress: Progress | None = None) -> ModelRunSummary:
-    """Load the model once, run its pending shards, score its reference texts; every batch is committed."""
+    """Load the model once; warm it up; time the fixed workload (or run it once, untimed) and take the peak
+    memory over all that; then run its pending shards and score its reference texts. Every batch is
+    committed. Load, memory and speed come before the answers, so they measure the same work for every
+    entry, whatever answers it writes or shares (run.measure)."""
     summary = ModelRunSummary(work.model.id, work.fingerprint, work.total, prompts_cached=work.cached, reason=work.reason)
     if not work.has_work:
         return summary
@@ -63,14 +66,14 @@ def run_model(work: ModelWork, sink: StoreSink, progress: Progress | None = None
         log.warning("%s: %s", work.model.id, note)
     sink.model_loaded(work, load)
     try:
-        warm_up(backend, work.pending or work.speed_requests, work.measure.warmup)
+        warm_up(backend, work.speed_requests or work.pending, work.measure.warmup)
+        _measure(work, backend, sink)
+        summary.peak_memory_bytes = _peak_memory(backend, load, sampler)
+        sink.model_measured(work, summary.peak_memory_bytes)
         if work.pending:
-            _generate(work, backend, load, sampler, sink, summary, progress)
+            _generate(work, backend, sink, summary, progress)
         if work.corpus_pending:
             _score(work, backend, sink)
-        if work.speed_pending:
-            _measure(work, backend, sink)
-        summary.peak_memory_bytes = _peak_memory(backend, load, sampler)
         sink.model_finished(work, summary)
     finally:
         sampler.__exit__(None, None, None)
@@ -92,15 +95,7 @@ def _load(backend: Backend) -> tuple[MemorySampler, LoadInfo]:
         raise
 
 
-def _generate(
-    work: ModelWork,
-    backend: Backend,
-    load: LoadInfo,
-    sampler: MemorySampler,
-    sink: StoreSink,
-    summary: ModelRunSummary,
-    progress: Progress | None,
-) -> None:
+def _generate(work: ModelWork, backend: Backend, sink: StoreSink, summary: ModelRunSummary, progress: Progress | None) -> None:
     model = work.model
     task = progress.add_task(model.id, total=len(work.pending)) if progress is not None else None
     for batch in shards(work.pending, batch_size(model.batch_size, backend, work.pending)):
@@ -109,7 +104,7 @@ def _generate(
         summary.generate_time_s += time.perf_counter() - started
         _check_order(backend, model.id, batch, results)
         _count(summary, results)
-        sink.batch_done(work, results, summary, _peak_memory(backend, load, sampler))
+        sink.batch_done(work, results, summary, None)
         if progress is not None and task is not None:
             progress.advance(task, len(batch))
 
@@ -120,10 +115,20 @@ def batch_size(setting: int | str, backend: Backend, requests: list[GenerationRe
 
 
 def _measure(work: ModelWork, backend: Backend, sink: StoreSink) -> None:
-    """The timed passes of ``measure.repeats``, batched as the answers were, stored together."""
-    batches = shards(work.speed_requests, batch_size(work.model.batch_size, backend, work.speed_requests))
-    log.info("%s: %d timed passes over %d prompts", work.model.id, work.measure.repeats, len(work.speed_requests))
-    sink.speed_measured(work, timed_passes(backend, batches, work.measure.repeats))
+    """The timed passes of ``measure`` over the fixed workload, in each regime, stored together; when none is
+    due, one untimed batched pass, so that peak memory is always taken over the same work."""
+    size = batch_size(work.model.batch_size, backend, work.speed_requests)
+    if work.speed_pending:
+        log.info(
+            "%s: %d timed passes × %s over %d prompts",
+            work.model.id,
+            work.measure.repeats,
+            "/".join(work.measure.regimes),
+            len(work.speed_requests),
+        )
+        sink.speed_measured(work, timed_passes(backend, work.speed_requests, work.measure, size))
+    elif work.speed_requests and backend.local:  # a remote model's memory is not ours to measure
+        memory_workload(backend, work.speed_requests, size)
 
 
 def _check_order(backend: Backend, model_id: str, batch: list[GenerationRequest], results: list[GenerationResult]) -> None:

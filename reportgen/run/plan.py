@@ -15,7 +15,7 @@ from reportgen.backends import create_backend
 from reportgen.backends.base import Backend
 from reportgen.errors import ReportgenError
 from reportgen.records import GenerationRequest
-from reportgen.run.measure import protocol_hash, speed_requests
+from reportgen.run.measure import MEASURE_PROTOCOL, protocol_hash, speed_requests
 from reportgen.store import Store
 from reportgen.study.config import GenerationSettings, MeasureConfig, ModelConfig, Study
 from reportgen.study.prompts import CorpusText, PromptSet
@@ -74,13 +74,15 @@ class ModelWork:
     corpus_pending: list[CorpusText] = field(default_factory=list)
     reason: str = ""
     measure: MeasureConfig = field(default_factory=MeasureConfig)
-    speed_requests: list[GenerationRequest] = field(default_factory=list)  # what each timed pass runs
+    speed_requests: list[GenerationRequest] = field(default_factory=list)  # the fixed workload (run.measure)
     protocol_hash: str = ""
-    speed_pending: bool = False  # the timed passes of this protocol are not stored yet
+    speed_pending: bool = False  # the timed passes of this protocol are not stored yet for this entry
+    load_pending: bool = False  # this entry's load time and peak memory are not stored under MEASURE_PROTOCOL
+    shares_answers_with: str | None = None  # an earlier entry of this run that produces the same answers
 
     @property
     def has_work(self) -> bool:
-        return bool(self.pending or self.corpus_pending or self.speed_pending)
+        return bool(self.pending or self.corpus_pending or self.speed_pending or self.load_pending)
 
     @property
     def cached(self) -> int:
@@ -103,22 +105,31 @@ def select_models(study: Study, model_ids: list[str] | None) -> list[ModelConfig
 
 
 def plan_model(
-    store: Store, study: Study, prompt_set: PromptSet, model: ModelConfig, *, force: bool, claimed: set[tuple[str, str, str]]
+    store: Store,
+    study: Study,
+    prompt_set: PromptSet,
+    model: ModelConfig,
+    *,
+    force: bool,
+    claimed: dict[tuple[str, str, str], str],
 ) -> ModelWork:
-    """What ``model`` has to do. ``claimed`` holds (fingerprint, prompt, request hash) keys that an
-    earlier model of this run will produce, so two entries with the same weights never do the work twice."""
+    """What ``model`` has to do. ``claimed`` maps (fingerprint, prompt, request hash) keys that an earlier
+    model of this run will produce to that model's id, so two entries with the same weights never generate
+    the same answers twice. Load, memory and timed passes are each entry's own: they are measured for every
+    entry, so each keeps its row in every table."""
     backend = create_backend(model, config_index=study.models.index(model))
     fingerprint, parts = model_fingerprint(backend)
     settings = study.generation_for(model)
     requests = requests_for(prompt_set, settings)
     hashes = {r.prompt_id: request_hash(r) for r in requests}
     done = set() if force else store.done_keys(fingerprint)
+    owners = {claimed[key] for r in requests if (key := (fingerprint, r.prompt_id, hashes[r.prompt_id])) in claimed}
     pending = [
         r
         for r in requests
         if (r.prompt_id, hashes[r.prompt_id]) not in done and (fingerprint, r.prompt_id, hashes[r.prompt_id]) not in claimed
     ]
-    claimed.update((fingerprint, r.prompt_id, hashes[r.prompt_id]) for r in pending)
+    claimed.update({(fingerprint, r.prompt_id, hashes[r.prompt_id]): model.id for r in pending})
     corpus = list(prompt_set.lm_corpus)
     corpus_hashes = {c.id: text_hash(c.text) for c in corpus}
     scored = set() if force else store.done_loglik(fingerprint)
@@ -134,7 +145,8 @@ def plan_model(
         corpus_hashes,
         [c for c in corpus if (c.id, corpus_hashes[c.id]) not in scored],
     )
-    _plan_speed(work, store, study.measure, requests, force)
+    work.shares_answers_with = min(owners) if owners else None
+    _plan_speed(work, store, study.measure, requests, study.generation.max_new_tokens, force)
     if work.pending or work.corpus_pending:
         failed = set() if force else store.failed_keys(fingerprint)
         retrying = sum(1 for r in pending if (r.prompt_id, hashes[r.prompt_id]) in failed)
@@ -149,25 +161,31 @@ def plan_model(
         )
     elif work.speed_pending:
         work.reason = "speed not yet measured with this measure protocol"
+    elif work.load_pending:
+        work.reason = "load time and memory not yet measured for this entry"
     return work
 
 
-def _plan_speed(work: ModelWork, store: Store, measure: MeasureConfig, requests: list[GenerationRequest], force: bool) -> None:
-    """Timed passes are due when ``measure.repeats`` asks for them and this protocol's are not stored."""
+def _plan_speed(
+    work: ModelWork, store: Store, measure: MeasureConfig, requests: list[GenerationRequest], new_tokens: int, force: bool
+) -> None:
+    """The fixed workload; timed passes are due when ``measure.repeats`` asks for them and this entry's passes
+    of this protocol are not stored; load and memory when this entry's are not stored under MEASURE_PROTOCOL."""
     work.measure = measure
+    work.speed_requests = speed_requests(requests, measure, new_tokens)
+    work.load_pending = force or not store.load_measured(work.model.id, work.fingerprint, work.settings_hash, MEASURE_PROTOCOL)
     if not measure.repeats:
         return
-    work.speed_requests = speed_requests(requests, measure)
     work.protocol_hash = protocol_hash(measure, work.speed_requests, work.request_hashes)
     work.speed_pending = force or not store.has_speed_passes(
-        work.fingerprint, work.settings_hash, work.protocol_hash, measure.repeats
+        work.model.id, work.fingerprint, work.settings_hash, work.protocol_hash, measure.repeats * len(measure.regimes)
     )
 
 
 def plan_models(
     store: Store, study: Study, prompt_set: PromptSet, models: list[ModelConfig], *, force: bool = False
 ) -> list[ModelWork]:
-    claimed: set[tuple[str, str, str]] = set()
+    claimed: dict[tuple[str, str, str], str] = {}
     return [plan_model(store, study, prompt_set, model, force=force, claimed=claimed) for model in models]
 
 

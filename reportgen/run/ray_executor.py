@@ -23,7 +23,7 @@ from typing import Any
 from reportgen.errors import MissingExtraError, ReportgenError
 from reportgen.records import GenerationRequest, LoadInfo
 from reportgen.run.execute import Executor, Progress, _check_order, _count, _load, _peak_memory, batch_size, run_model
-from reportgen.run.measure import timed_passes, warm_up
+from reportgen.run.measure import memory_workload, timed_passes, warm_up
 from reportgen.run.plan import ModelWork, model_fingerprint, shards
 from reportgen.run.sink import StoreSink
 from reportgen.run.summary import ModelRunSummary
@@ -86,11 +86,16 @@ class ModelActor:
         warm_up(self._backend, warmup or [], batches)
         return state
 
-    def measure(self, requests: list[GenerationRequest], repeats: int) -> dict[str, Any]:
-        """The timed passes of ``measure.repeats`` on this node, batched as its shards are."""
+    def measure(self, requests: list[GenerationRequest], measure: Any, timed: bool) -> dict[str, Any]:
+        """The fixed workload on this node (run.measure): the timed passes of ``measure`` when ``timed``, else
+        one untimed batched pass; then the peak memory over the load, the warm-up and that work."""
         state = self._ensure_loaded()
-        batches = shards(requests, batch_size(self._batch_size, self._backend, requests))
-        return {"passes": timed_passes(self._backend, batches, repeats), "fingerprint": state["fingerprint"]}
+        size = batch_size(self._batch_size, self._backend, requests)
+        passes = timed_passes(self._backend, requests, measure, size) if timed else None
+        if not timed and requests and self._backend.local:
+            memory_workload(self._backend, requests, size)
+        peak = _peak_memory(self._backend, state["load"], self._sampler)
+        return {"passes": passes, "peak_memory_bytes": peak, "fingerprint": state["fingerprint"]}
 
     def generate(self, shard: list[GenerationRequest]) -> dict[str, Any]:
         """Run one shard, in batches of the model's batch size; the results with where they came from."""
@@ -109,7 +114,6 @@ class ModelActor:
             "fingerprint": state["fingerprint"],
             "node_id": state["node_id"],
             "address": state["address"],
-            "peak_memory_bytes": _peak_memory(backend, state["load"], self._sampler),
         }
 
     def score(self, texts: list[tuple[str, str]]) -> dict[str, Any]:
@@ -119,10 +123,6 @@ class ModelActor:
         except NotImplementedError as exc:
             return {"scores": None, "why": str(exc), "fingerprint": state["fingerprint"]}
         return {"scores": scores, "fingerprint": state["fingerprint"]}
-
-    def peak_memory(self) -> int | None:
-        state = self._ensure_loaded()
-        return _peak_memory(self._backend, state["load"], self._sampler)
 
     def close(self) -> None:
         if self._sampler is not None:
@@ -146,7 +146,6 @@ class _Unit:
     task: Any = None
     placement: dict[str, Any] | None = None
     score_sent: bool = False
-    measure_sent: bool = False
     done: bool = False
 
 
@@ -303,7 +302,7 @@ class RayExecutor(Executor):
         for unit in units:
             if unit.actor is not None:
                 work = unit.work
-                pending[unit.actor.load.remote(work.pending or work.speed_requests, work.measure.warmup)] = (unit, "load")
+                pending[unit.actor.load.remote(work.speed_requests or work.pending, work.measure.warmup)] = (unit, "load")
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             unit, kind = pending.pop(ready[0])
@@ -320,18 +319,22 @@ class RayExecutor(Executor):
                 self._shard_done(ray, unit, value, sink, progress)
             elif kind == "score":
                 self._scored(unit, value, sink)
-            elif kind == "measure":
-                if value["fingerprint"] == unit.work.fingerprint:
+            elif kind == "measure" and value["fingerprint"] == unit.work.fingerprint:
+                if value["passes"] is not None:
                     sink.speed_measured(unit.work, value["passes"])
-            else:
-                unit.summary.peak_memory_bytes = value
+                unit.summary.peak_memory_bytes = value["peak_memory_bytes"]
+                sink.model_measured(unit.work, value["peak_memory_bytes"])
             if not unit.done:
                 self._next(ray, unit, sink, kind, pending)
 
     def _next(self, ray, unit: _Unit, sink: StoreSink, kind: str, pending: dict) -> None:
-        """What the actor does next: its shards (two queued, so it never waits for the driver), then the
-        reference texts' scores, then its timed passes, then its peak memory; after that the model is done and
-        its actor goes."""
+        """What the actor does next: the fixed workload (timed passes, peak memory) right after the load, then
+        its shards (two queued, so it never waits for the driver), then the reference texts' scores; after
+        that the model is done and its actor goes."""
+        if kind == "load":
+            work = unit.work
+            pending[unit.actor.measure.remote(work.speed_requests, work.measure, work.speed_pending)] = (unit, "measure")
+            return
         while unit.shards_left and unit.outstanding < 2:
             pending[unit.actor.generate.remote(unit.shards_left.pop(0))] = (unit, "shard")
             unit.outstanding += 1
@@ -340,13 +343,7 @@ class RayExecutor(Executor):
         if unit.work.corpus_pending and not unit.score_sent:
             unit.score_sent = True
             pending[unit.actor.score.remote([(c.id, c.text) for c in unit.work.corpus_pending])] = (unit, "score")
-        elif unit.work.speed_pending and not unit.measure_sent:
-            unit.measure_sent = True
-            work = unit.work
-            pending[unit.actor.measure.remote(work.speed_requests, work.measure.repeats)] = (unit, "measure")
-        elif kind in ("load", "shard", "score", "measure"):
-            pending[unit.actor.peak_memory.remote()] = (unit, "peak")
-        elif kind == "peak":
+        else:
             sink.model_finished(unit.work, unit.summary)
             unit.done = True
             sink.record(unit.summary)
@@ -406,7 +403,7 @@ class RayExecutor(Executor):
         summary = unit.summary
         summary.generate_time_s += value["generate_time_s"]
         _count(summary, results)
-        sink.batch_done(unit.work, results, summary, value["peak_memory_bytes"])
+        sink.batch_done(unit.work, results, summary, None)  # peak memory is the fixed workload's (measure)
         if progress is not None and unit.task is not None:
             progress.advance(unit.task, len(results))
 

@@ -61,7 +61,15 @@ class StoreSink:
             generated_tokens=summary.generated_tokens,
             generate_time_s=summary.generate_time_s,
             decode_steps=summary.decode_steps,
-            peak_memory_bytes=peak_memory_bytes,
+            **({} if peak_memory_bytes is None else {"peak_memory_bytes": peak_memory_bytes}),
+        )
+
+    def model_measured(self, work: ModelWork, peak_memory_bytes: int | None) -> None:
+        """Load and memory measured under the fixed workload (run.measure.MEASURE_PROTOCOL)."""
+        from reportgen.run.measure import MEASURE_PROTOCOL
+
+        self.store.update_model_run(
+            self.run_id, work.model.id, peak_memory_bytes=peak_memory_bytes, measure_protocol=MEASURE_PROTOCOL
         )
 
     def texts_scored(self, work: ModelWork, scores: list[LogLikelihoodResult]) -> None:
@@ -84,9 +92,7 @@ class StoreSink:
         )
 
     def model_finished(self, work: ModelWork, summary: ModelRunSummary) -> None:
-        self.store.update_model_run(
-            self.run_id, work.model.id, finished_at=time.time(), peak_memory_bytes=summary.peak_memory_bytes
-        )
+        self.store.update_model_run(self.run_id, work.model.id, finished_at=time.time())
 
     def record(self, summary: ModelRunSummary) -> None:
         """A model is done (or failed): its summary goes into the run's manifest."""

@@ -37,6 +37,11 @@ EFFICIENCY_COLUMNS = [
     "tokens_per_s_high",
     "latency_p50_s_low",
     "latency_p50_s_high",
+    "single_tokens_per_s",
+    "single_tokens_per_s_low",
+    "single_tokens_per_s_high",
+    "batched_batch_size",
+    "answer_tokens_per_s",
     "speed_passes",
     "throughput_source",
     "decode_steps",
@@ -52,11 +57,47 @@ EFFICIENCY_COLUMNS = [
 # Efficiency
 
 
-def _passes(speed: pd.DataFrame | None, fingerprints: set[str], settings: set[str]) -> pd.DataFrame:
-    """The timed passes of one model's current weights and settings: the most recent protocol's."""
+#: Relative differences within which two single measurements (one per model, no passes) are the same:
+#: peak memory taken over the same fixed workload varies by a few percent between fresh processes (allocator
+#: and page granularity), load time by more (disk cache, first-touch page faults). A difference inside the
+#: threshold is reported as no clear difference, never as lighter or quicker.
+NOISE_THRESHOLDS = {"peak_memory_bytes": 0.10, "load_time_s": 0.25}
+
+
+def clearly_different(measure: str, a: float, b: float) -> bool:
+    """Whether one measurement of ``a`` and one of ``b`` differ by more than ``NOISE_THRESHOLDS[measure]``
+    (relative to the smaller); a measure without a threshold (e.g. weight bytes, exact) differs when unequal."""
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return False
+    small, big = sorted((abs(a), abs(b)))
+    threshold = NOISE_THRESHOLDS.get(measure, 0.0)
+    return big > small * (1 + threshold) if small > 0 else big > 0
+
+
+#: The smallest relative gap between two ranges of timed passes that counts as a difference in speed: with a
+#: few passes per model, ranges of the same engine fail to overlap now and then by a hair (an A/A study shows
+#: it); a gap under this share of the slower figure is still "no clear difference".
+SPEED_MIN_GAP = 0.02
+
+
+def ranges_separate(first: tuple[float, float], second: tuple[float, float]) -> bool:
+    """Whether two ranges of timed passes (low, high) are apart: every pass of one beats every pass of the other,
+    by more than ``SPEED_MIN_GAP`` of the lower range's top."""
+    (low_a, high_a), (low_b, high_b) = first, second
+    if low_a > high_b:
+        return low_a > high_b * (1 + SPEED_MIN_GAP)
+    if low_b > high_a:
+        return low_b > high_a * (1 + SPEED_MIN_GAP)
+    return False
+
+
+def _passes(speed: pd.DataFrame | None, model_id: str, fingerprints: set[str], settings: set[str]) -> pd.DataFrame:
+    """The timed passes of one model entry's current weights and settings: the most recent protocol's."""
     if speed is None or speed.empty:
         return pd.DataFrame()
-    rows = speed[speed["fingerprint"].isin(fingerprints) & speed["settings_hash"].isin(settings)]
+    rows = speed[
+        (speed["model_id"] == model_id) & speed["fingerprint"].isin(fingerprints) & speed["settings_hash"].isin(settings)
+    ]
     if rows.empty:
         return rows
     latest = rows.sort_values("created_at", kind="stable").iloc[-1]
@@ -68,9 +109,9 @@ def _passes(speed: pd.DataFrame | None, fingerprints: set[str], settings: set[st
 
 
 def pass_figures(passes: pd.DataFrame) -> dict[str, float]:
-    """Median and range over timed passes of throughput (tokens ÷ wall seconds of the pass) and of each
-    pass's median per-prompt latency (time to the prompt's last token); the median of the passes' 95th
-    percentiles. Empty without passes."""
+    """Median and range over timed passes (of one regime) of throughput (tokens ÷ wall seconds of the pass)
+    and of each pass's median per-prompt latency (time to the prompt's last token); the median of the
+    passes' 95th percentiles; the median time to first token. Empty without passes."""
     if passes.empty:
         return {}
     seconds = pd.to_numeric(passes["seconds"], errors="coerce")
@@ -79,6 +120,7 @@ def pass_figures(passes: pd.DataFrame) -> dict[str, float]:
     latencies = [values for values in (json.loads(text) for text in passes["latencies"]) if values]
     p50 = [float(np.median(values)) for values in latencies]
     p95 = [float(np.percentile(values, 95)) for values in latencies]
+    ttfts = [v for text in passes["ttfts"] for v in json.loads(text)] if "ttfts" in passes else []
     figures = {"speed_passes": float(len(passes))}
     if len(rate):
         figures.update(tokens_per_s=float(rate.median()), tokens_per_s_low=float(rate.min()), tokens_per_s_high=float(rate.max()))
@@ -89,6 +131,37 @@ def pass_figures(passes: pd.DataFrame) -> dict[str, float]:
             latency_p50_s_high=float(max(p50)),
             latency_p95_s=float(np.median(p95)),
         )
+    if ttfts:
+        figures.update(ttft_p50_s=float(np.median(ttfts)), ttft_p95_s=float(np.percentile(ttfts, 95)))
+    if "batch_size" in passes and len(passes):
+        figures["batch_size"] = float(pd.to_numeric(passes["batch_size"], errors="coerce").max())
+    return figures
+
+
+def speed_figures(passes: pd.DataFrame) -> dict[str, float]:
+    """The figures of one entry's timed passes by regime: batched throughput as ``tokens_per_s`` (with its
+    range); single-stream throughput as ``single_tokens_per_s``, and single-stream latency per prompt and
+    time to first token as ``latency_*`` and ``ttft_*`` (one prompt at a time: what a user waits for).
+    ``speed_passes`` counts the passes of one regime."""
+    if passes.empty:
+        return {}
+    regime = passes["regime"] if "regime" in passes else pd.Series(["batched"] * len(passes), index=passes.index)
+    batched, single = pass_figures(passes[regime == "batched"]), pass_figures(passes[regime == "single"])
+    figures: dict[str, float] = {}
+    for key in ("tokens_per_s", "tokens_per_s_low", "tokens_per_s_high", "speed_passes"):
+        if key in batched:
+            figures[key] = batched[key]
+    if "batch_size" in batched:
+        figures["batched_batch_size"] = batched["batch_size"]
+    for key in ("tokens_per_s", "tokens_per_s_low", "tokens_per_s_high"):
+        if key in single:
+            figures[f"single_{key}"] = single[key]
+    source = single if single else batched
+    for key in ("latency_p50_s", "latency_p50_s_low", "latency_p50_s_high", "latency_p95_s", "ttft_p50_s", "ttft_p95_s"):
+        if key in source:
+            figures[key] = source[key]
+    if "speed_passes" not in figures and "speed_passes" in single:
+        figures["speed_passes"] = single["speed_passes"]
     return figures
 
 
@@ -225,10 +298,13 @@ def efficiency_frame(
     * weight_bytes: the mapping's value, else the run's recorded ``weight_bytes``.
     * latency percentiles are over the answered prompts, each prompt's time to its last token (inside a
       batch, from the batch's start: comparable with a backend that runs one prompt at a time); TTFT alike.
-    * With timed passes (``speed``: the store's speed_passes, ``measure.repeats``), tokens_per_s and
-      latency_p50_s are the median over the passes, ``*_low``/``*_high`` their range, latency_p95_s the median
-      of the passes' 95th percentiles, ``speed_passes`` their count and ``throughput_source`` 'passes'; time
-      to first token, decode steps and the bandwidth share stay the answer run's.
+    * With timed passes (``speed``: the store's timed_passes, each entry's own, over the fixed workload of
+      ``measure``), tokens_per_s is the median batched throughput over the passes and single_tokens_per_s the
+      single-stream one, ``*_low``/``*_high`` their ranges; latency_p50_s (with its range), latency_p95_s and
+      the time to first token are the single-stream regime's (one prompt at a time); ``speed_passes`` counts
+      the passes of a regime and ``throughput_source`` is 'passes'. ``answer_tokens_per_s`` is always the
+      answer run's own rate (its tokens over its time: it depends on the answers); decode steps and the
+      bandwidth share stay the answer run's.
     """
     records = []
     manifests = _manifest_bandwidths(runs)
@@ -256,8 +332,9 @@ def efficiency_frame(
             mean_batch = float(batches["size"].sum() / len(batches)) if len(batches) else math.nan
             source = "latency" if len(batches) else None
         tokens_per_s = METRICS.get("tokens_per_s")(generated, seconds)
+        answer_rate = tokens_per_s
         settings = set(rows["settings_hash"]) if "settings_hash" in rows else set()
-        timed = pass_figures(_passes(speed, fingerprints, settings))
+        timed = speed_figures(_passes(speed, model_id, fingerprints, settings))
         if "tokens_per_s" in timed:
             tokens_per_s, source = timed["tokens_per_s"], "passes"
         steps_per_s = METRICS.get("decode_steps_per_s")(steps, seconds)
@@ -268,8 +345,11 @@ def efficiency_frame(
         if weights is None:
             weights = none_if_nan(_last_value(runs, "weight_bytes", run))
         bandwidth = _bandwidth_for(device, bandwidth_bytes_per_s, run, manifests)
-        load_time = none_if_nan(_last_value(runs, "load_time_s", run))
-        peak = none_if_nan(_last_value(runs, "peak_memory_bytes", run))
+        # load and memory: the latest run that measured them under the fixed workload (run.measure), if any
+        measured = runs[runs["measure_protocol"].notna()] if "measure_protocol" in runs else runs.iloc[0:0]
+        loaded = measured.iloc[-1] if len(measured) else run
+        load_time = none_if_nan(_last_value(measured if len(measured) else runs, "load_time_s", loaded))
+        peak = none_if_nan(_last_value(measured if len(measured) else runs, "peak_memory_bytes", loaded))
         ttft = pd.to_numeric(ok["ttft_s"], errors="coerce").tolist()
         latency = sequence_latencies(ok)
         records.append(
@@ -280,8 +360,8 @@ def efficiency_frame(
                 "n_prompts": int(len(rows)),
                 "n_failed": int(len(rows) - len(ok)),
                 "load_time_s": METRICS.get("load_time_s")(load_time),
-                "ttft_p50_s": METRICS.get("ttft_p50_s")(ttft),
-                "ttft_p95_s": METRICS.get("ttft_p95_s")(ttft),
+                "ttft_p50_s": timed.get("ttft_p50_s", METRICS.get("ttft_p50_s")(ttft)),
+                "ttft_p95_s": timed.get("ttft_p95_s", METRICS.get("ttft_p95_s")(ttft)),
                 "latency_p50_s": timed.get("latency_p50_s", METRICS.get("latency_p50_s")(latency)),
                 "latency_p95_s": timed.get("latency_p95_s", METRICS.get("latency_p95_s")(latency)),
                 "generated_tokens": generated,
@@ -291,6 +371,11 @@ def efficiency_frame(
                 "tokens_per_s_high": timed.get("tokens_per_s_high", math.nan),
                 "latency_p50_s_low": timed.get("latency_p50_s_low", math.nan),
                 "latency_p50_s_high": timed.get("latency_p50_s_high", math.nan),
+                "single_tokens_per_s": timed.get("single_tokens_per_s", math.nan),
+                "single_tokens_per_s_low": timed.get("single_tokens_per_s_low", math.nan),
+                "single_tokens_per_s_high": timed.get("single_tokens_per_s_high", math.nan),
+                "batched_batch_size": timed.get("batched_batch_size", math.nan),
+                "answer_tokens_per_s": answer_rate,
                 "speed_passes": timed.get("speed_passes", math.nan),
                 "throughput_source": source,
                 "decode_steps": steps,

@@ -92,39 +92,70 @@ def ordered_models(models: Iterable[str], order: Sequence[str] | None) -> list[s
     return known + sorted(m for m in models if m not in known)
 
 
+def _own_setup(
+    model_id: str, results: pd.DataFrame, model_runs: pd.DataFrame | None, fingerprint: str | None
+) -> tuple[str, str] | None:
+    """(fingerprint, settings hash) of ``model_id``'s most recent record: a result it stored or a run of it
+    (an entry that reuses another entry's answers stores none of its own, but its runs name its weights and
+    settings). ``fingerprint``, when given, pins the weights."""
+    candidates = []
+    own = results[results["model_id"] == model_id]
+    if len(own):
+        candidates.append(own[["fingerprint", "settings_hash", "created_at"]].rename(columns={"created_at": "at"}))
+    if model_runs is not None and len(model_runs):
+        runs = model_runs[model_runs["model_id"] == model_id]
+        if len(runs):
+            candidates.append(runs[["fingerprint", "settings_hash", "started_at"]].rename(columns={"started_at": "at"}))
+    if not candidates:
+        return None
+    rows = pd.concat(candidates, ignore_index=True)
+    if fingerprint:
+        rows = rows[rows["fingerprint"] == fingerprint]
+        if rows.empty:
+            return None
+    latest = rows.sort_values("at", kind="stable").iloc[-1]
+    return str(latest["fingerprint"]), str(latest["settings_hash"])
+
+
 def latest_results(
     results: pd.DataFrame,
     fingerprints: Mapping[str, str | None] | None = None,
     settings_hashes: Mapping[str, str] | None = None,
+    model_runs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The rows of each model's current fingerprint, one per prompt.
+    """The answers each model entry reports, one row per prompt, under that entry's id.
 
     ``fingerprints``: model_id → the fingerprint to report (what the runner computed for the current
-    config). Models missing from the mapping are dropped; a None value, or ``fingerprints=None``,
-    means "the fingerprint of the model's most recent row". Within that fingerprint, only rows of the
-    generation settings of its most recent row are kept (or ``settings_hashes[model_id]``), so a run
-    under changed settings never mixes with older outputs; then the newest row per prompt wins.
+    config). Models missing from the mapping are dropped; a None value, or ``fingerprints=None``, means
+    "the fingerprint of the model's most recent record" (a result it stored, or a run of it in
+    ``model_runs``). The answers are those stored for that fingerprint and the generation settings of the
+    same record (or ``settings_hashes[model_id]``), by whichever entry stored them: entries with the same
+    weights and settings share their answers, and each still gets its own rows. ``answered_by`` names the
+    entry that stored each answer. Then the newest row per prompt wins.
     """
     if results.empty:
-        return results.copy()
+        return results.assign(answered_by=results["model_id"]) if "model_id" in results else results.copy()
     keep: list[pd.DataFrame] = []
+    candidates = list(results["model_id"])
+    if model_runs is not None and len(model_runs):
+        candidates += list(model_runs["model_id"])
     order = list(fingerprints) if fingerprints is not None else None
-    for model_id in ordered_models(results["model_id"], order):
-        rows = results[results["model_id"] == model_id]
+    for model_id in ordered_models(candidates, order):
         if fingerprints is not None and model_id not in fingerprints:
             continue
-        fingerprint = (fingerprints or {}).get(model_id) or current_fingerprint(rows, "created_at")
-        rows = rows[rows["fingerprint"] == fingerprint]
+        setup = _own_setup(model_id, results, model_runs, (fingerprints or {}).get(model_id))
+        if setup is None:
+            continue
+        fingerprint, settings = setup
+        settings = (settings_hashes or {}).get(model_id) or settings
+        rows = results[(results["fingerprint"] == fingerprint) & (results["settings_hash"] == settings)]
         if rows.empty:
             continue
-        settings = (settings_hashes or {}).get(model_id) or rows.sort_values("created_at", kind="stable")["settings_hash"].iloc[
-            -1
-        ]
-        rows = rows[rows["settings_hash"] == settings]
         rows = rows.sort_values(["created_at", "request_hash"], kind="stable").drop_duplicates("prompt_id", keep="last")
+        rows = rows.assign(answered_by=rows["model_id"], model_id=model_id)
         keep.append(rows.sort_values("prompt_id", kind="stable"))
     if not keep:
-        return results.iloc[0:0].copy()
+        return results.iloc[0:0].assign(answered_by=results["model_id"].iloc[0:0])
     return pd.concat(keep, ignore_index=True)
 
 

@@ -448,7 +448,8 @@ def latency_p95_s(values: Sequence[float]) -> float:
     True,
     "tokens/s",
     "Generated tokens / generation time (all sequences of a batch count). With timed passes (measure.repeats): "
-    "the median over the passes, with their range (lowest–highest); else the latest run that generated.",
+    "the median over the batched passes of the fixed workload, with their range (lowest–highest); else the latest "
+    "run that generated (which depends on the answers).",
     label="throughput",
 )
 def tokens_per_s(tokens: float | None, seconds: float | None) -> float:
@@ -519,7 +520,11 @@ def score_all(
 # ---------------------------------------------------------------------------------------------
 # How each metric (and the spec measure shown beside them) is written: its registered unit and label
 
-_OTHER_MEASURES = {"weight_bytes": ("weight memory", "bytes")}  # shown with the metrics, computed from specs
+_OTHER_MEASURES = {  # shown with the metrics: computed from specs, or speed read per regime (stats.efficiency)
+    "weight_bytes": ("weight memory", "bytes"),
+    "single_tokens_per_s": ("single-stream throughput", "tokens/s"),
+    "answer_tokens_per_s": ("answer-run throughput", "tokens/s"),
+}
 _SHOWN_AS = {"bandwidth_share": "percent"}  # a share read as a percentage
 
 

@@ -5,6 +5,11 @@ prompts). The newer side is the model's latest run; the older side is the run be
 named by ``against``: a run id, or a fingerprint (either may be a prefix), whose latest run is taken.
 Answers are stored per fingerprint (a re-run of the same weights replaces them), so two runs of the same
 weights differ in speed and memory only.
+
+A speed change counts (``improved`` True or False) only where both runs have timed passes and their ranges
+do not overlap; throughput of the answer runs themselves depends on the answers and is shown, never judged.
+Load time and peak memory, one measurement per run, count only beyond ``NOISE_THRESHOLDS``; weight bytes
+are exact.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from reportgen.stats.efficiency import pass_figures
+from reportgen.stats.efficiency import NOISE_THRESHOLDS, clearly_different, ranges_separate, speed_figures
 from reportgen.stats.frames import latest_results, metric_columns, per_prompt_frame
 from reportgen.stats.history import run_delta
 from reportgen.study.prompts import PromptSet
@@ -95,10 +100,23 @@ def _run_figures(run: pd.Series, speed: pd.DataFrame | None) -> dict[str, float]
     figures["latency_p50_s"] = math.nan
     if speed is not None and not speed.empty:
         passes = speed[(speed["run_id"] == run["run_id"]) & (speed["model_id"] == run["model_id"])]
-        timed = pass_figures(passes)  # a re-measurement replaces the passes: an older run may have none left
+        timed = speed_figures(passes)  # a re-measurement replaces the passes: an older run may have none left
         for name in ("tokens_per_s", "latency_p50_s"):
-            figures[f"{name}_passes"] = timed.get(name, math.nan)
+            for suffix in ("", "_low", "_high"):
+                figures[f"{name}_passes{suffix}"] = timed.get(f"{name}{suffix}", math.nan)
     return figures
+
+
+def _changed(name: str, a: float, b: float, old: dict[str, float], new: dict[str, float], source: str) -> bool:
+    """Whether ``a`` → ``b`` is a change beyond the noise (see the module's docstring)."""
+    if name in ("tokens_per_s", "latency_p50_s"):
+        if source != "passes":
+            return False
+        ranges = [(side[f"{name}_passes_low"], side[f"{name}_passes_high"]) for side in (old, new)]
+        return all(math.isfinite(v) for r in ranges for v in r) and ranges_separate(ranges[0], ranges[1])
+    if name in NOISE_THRESHOLDS:
+        return clearly_different(name, a, b)
+    return a != b
 
 
 def _speed_rows(old: dict[str, float], new: dict[str, float]) -> pd.DataFrame:
@@ -115,7 +133,8 @@ def _speed_rows(old: dict[str, float], new: dict[str, float]) -> pd.DataFrame:
             continue
         change = b - a
         ratio = b / a if a and not math.isnan(a) and not math.isnan(b) else math.nan
-        improved = None if math.isnan(change) or change == 0 else (change > 0) == higher_is_better
+        changed = not math.isnan(change) and change != 0 and _changed(name, a, b, old, new, source)
+        improved = (change > 0) == higher_is_better if changed else None
         rows.append(
             {"measure": name, "old": a, "new": b, "change": change, "ratio": ratio, "improved": improved, "source": source}
         )

@@ -42,6 +42,8 @@ class Tables:
     metrics: list[str] = field(default_factory=list)  # per-prompt metric columns, registry order
     model_ids: list[str] = field(default_factory=list)  # models with results, in study order
     fingerprints: dict[str, str] = field(default_factory=dict)  # model_id → fingerprint reported
+    # model_id → the entry whose stored answers it reports (same weights and settings; its own speed, memory, load)
+    shared_answers: dict[str, str] = field(default_factory=dict)
     judged: list[JudgedComparison] = field(default_factory=list)  # one per judge of the study (stats.judged)
 
 
@@ -108,7 +110,7 @@ def tables_from_frames(
     """
     order = [m.id for m in study.models]
     wanted: dict[str, str | None] = {m: (fingerprints or {}).get(m) for m in order}
-    results = latest_results(frames.results, wanted)
+    results = latest_results(frames.results, wanted, model_runs=frames.model_runs)
     if prompt_set is not None and len(results):
         results = results[results["prompt_id"].isin({p.id for p in prompt_set.prompts})].reset_index(drop=True)
     per_prompt = per_prompt_frame(results, prompt_set, model_order=order)
@@ -131,7 +133,20 @@ def tables_from_frames(
         model_ids=list(dict.fromkeys(per_prompt["model_id"])),
         fingerprints={m: fp for m, fp in zip(results["model_id"], results["fingerprint"])} if len(results) else {},
         judged=_judged(frames.judgements, study, per_prompt, order, n_boot, seed),
+        shared_answers=_shared_answers(results),
     )
+
+
+def _shared_answers(results: pd.DataFrame) -> dict[str, str]:
+    """model_id → the other entry that stored every answer it reports (latest_results' ``answered_by``)."""
+    if results.empty or "answered_by" not in results:
+        return {}
+    out = {}
+    for model_id, rows in results.groupby("model_id", sort=False):
+        owners = set(rows["answered_by"])
+        if model_id not in owners:
+            out[str(model_id)] = str(rows["answered_by"].mode().iloc[0])
+    return out
 
 
 def _judged(

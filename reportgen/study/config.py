@@ -44,13 +44,21 @@ class GenerationSettings(Strict):
     repetition_penalty: float | None = Field(None, gt=0, description="Penalty for repeated tokens (1.0 = none).")
     seed: int = Field(0, description="Random seed for sampling.")
     stop: tuple[str, ...] = Field((), description="Strings that end generation; not included in the output.")
+    ignore_eos: bool = Field(
+        False,
+        description="Generate max_new_tokens tokens whatever the model writes (end-of-sequence and stop strings ignored); "
+        "the timed passes of `measure` set it, so every model runs the same workload.",
+    )
 
     def cache_dict(self) -> dict[str, Any]:
-        """The settings that can change the output. Greedy decoding ignores the sampling knobs."""
+        """The settings that can change the output. Greedy decoding ignores the sampling knobs; ``ignore_eos``
+        counts only when set (so results stored before it existed keep their keys)."""
         data = self.model_dump(mode="json")
         if not self.do_sample:
             for key in ("temperature", "top_p", "top_k", "seed"):
                 data.pop(key)
+        if not data["ignore_eos"]:
+            data.pop("ignore_eos")
         return data
 
     def settings_hash(self) -> str:
@@ -328,13 +336,18 @@ class OutputConfig(Strict):
 
 
 class MeasureConfig(Strict):
-    """How speed is measured: warm-up, then timed passes, like a benchmark.
+    """How speed and memory are measured: a fixed workload, warm-up, then timed passes in two regimes.
 
-    After a model loads, ``warmup`` short untimed batches run first (lazy initialisation, allocator and
-    thread-pool start-up are not timed). With ``repeats`` of 2 or more, that many timed passes over the first
-    ``prompts`` prompts run after the answers, and the report shows each model's median throughput with the
-    range of the passes; claims on speed then compare those ranges. With ``repeats: 0`` the answer run is the
-    one timed pass (no spread)."""
+    The workload is the same for every model: the first ``prompts`` prompts, each generating exactly
+    ``new_tokens`` tokens (end-of-sequence ignored), so a difference in speed is a difference in the engine,
+    not in the answers. After a model loads, ``warmup`` short untimed batches run (lazy initialisation,
+    allocator and thread-pool start-up are not timed). Then ``repeats`` timed passes run in each regime,
+    interleaved: ``single`` (one prompt at a time: latency per prompt, time to first token, tokens/s of one
+    stream) and ``batched`` (the model's batch size: total tokens/s). The report shows each model's median
+    with the range of its passes and names a winner only where the ranges separate. Peak memory is taken
+    over the load, the warm-up and the batched workload, before the answers are generated. With
+    ``repeats: 0`` no pass is timed: the answer run's own figures are shown, labelled as such, and no model
+    is called faster."""
 
     warmup: int = Field(
         1, ge=0, le=10, description="Untimed warm-up batches after loading (a few prompts, 8 new tokens); HTTP endpoints skip it."
@@ -344,6 +357,18 @@ class MeasureConfig(Strict):
     )
     prompts: int | None = Field(
         None, ge=1, description="Prompts per timed pass (the first of the set, in its order); unset: every prompt."
+    )
+    new_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=32768,
+        description="Tokens every prompt of a timed pass generates, end-of-sequence ignored (unset: the study's "
+        "generation.max_new_tokens); the same for every model.",
+    )
+    regimes: tuple[Literal["single", "batched"], ...] = Field(
+        ("single", "batched"),
+        min_length=1,
+        description="Regimes timed: single (one prompt at a time) and batched (the model's batch size).",
     )
 
 

@@ -54,7 +54,7 @@ def prepare(loaded: LoadedModel, index: int, request: GenerationRequest) -> Item
 def accept(loaded: LoadedModel, item: Item, token: int, settings: GenerationSettings, stops: tuple[str, ...]) -> bool:
     """Append a generated token to an item; return True (and set its finish reason) when it is done."""
     item.out.append(token)
-    if token in loaded.eos_ids:
+    if token in loaded.eos_ids and not settings.ignore_eos:
         item.finish = "eos"
     elif stops and _hit_stop(loaded, item.out, stops):
         item.finish = "stop"

@@ -40,6 +40,8 @@ def generation_config(loaded: LoadedModel, settings: GenerationSettings):
         config.top_k = None
     if settings.repetition_penalty is not None:
         config.repetition_penalty = settings.repetition_penalty
+    if settings.ignore_eos:  # a fixed workload: every sequence generates max_new_tokens
+        config.min_new_tokens = settings.max_new_tokens
     stops = tuple(s for s in settings.stop if s)
     if stops:
         config.stop_strings = list(stops)
