@@ -545,3 +545,166 @@ def test_bits_per_byte_statement_follows_the_intervals():
     assert "clearly worse" not in close.text
     apart = _lm_statement(lm([("a", 1.0, 0.95, 1.05), ("c", 1.5, 1.4, 1.6)]), names)
     assert "A scores lowest" in apart.text and "C is clearly worse" in apart.text
+
+
+# ------------------------------------------------------------------------------------------------
+# significance text agrees with itself
+
+
+def _pairwise_tables(p_value: float, p_holm: float, ci: tuple[float, float], *, comparisons: int = 10):
+    """Five models' BLEU means and the pairwise frame of paired_comparisons: the best two differ by 0.039 with
+    ``ci`` (unadjusted) and ``p_value`` / ``p_holm``; the other pairs are far from significant."""
+    import itertools
+    import types
+
+    import pandas as pd
+
+    from reportgen.stats.frames import PAIRWISE_COLUMNS
+
+    means = {"a": 2.339, "b": 1.8, "c": 1.9, "d": 2.3, "e": 2.0}
+    summary = pd.DataFrame(
+        [
+            {"model_id": m, "metric": "bleu", "mean": v, "ci_low": v - 1, "ci_high": v + 1.5, "n": 24, "ci_method": "BCa"}
+            for m, v in means.items()
+        ]
+    )
+    pairs = [("a", "d")] + [pair for pair in itertools.combinations(means, 2) if pair != ("a", "d")]
+    rows = []
+    for x, y in pairs[:comparisons]:
+        first = (x, y) == ("a", "d")
+        rows.append(
+            {
+                "metric": "bleu",
+                "model_a": x,
+                "model_b": y,
+                "n": 24,
+                "mean_a": means[x],
+                "mean_b": means[y],
+                "diff": 0.039 if first else means[x] - means[y],
+                "ci_low": ci[0] if first else -1.0,
+                "ci_high": ci[1] if first else 1.0,
+                "p_value": p_value if first else 0.5,
+                "p_holm": p_holm if first else 1.0,
+                "significant": p_holm < 0.05 if first else False,
+                "better": ("a" if p_holm < 0.05 else None) if first else None,
+            }
+        )
+    return types.SimpleNamespace(summary=summary, pairwise=pd.DataFrame(rows, columns=PAIRWISE_COLUMNS))
+
+
+NAMES_5 = {m: m.upper() for m in "abcde"}
+
+
+def test_a_verdict_is_printed_with_the_p_value_it_rests_on_not_a_contradicting_interval():
+    """The demo's BLEU line: the unadjusted interval excludes 0, the Holm-adjusted p-value does not reach 0.05."""
+    from reportgen.analysis.phrasing import phrase
+    from reportgen.analysis.results import best_finding
+
+    tables = _pairwise_tables(0.012, 0.12, (0.0031, 0.1))
+    finding = best_finding(tables, "bleu")
+    assert finding.numbers["verdict"] == "not_significant" and finding.numbers["p_holm"] == 0.12
+    text = phrase(finding, NAMES_5).text
+    assert "A and D are not significantly different on BLEU" in text
+    # the interval is labelled as not adjusted, and the adjusted p-value the verdict used is beside it
+    assert "diff 0.039, unadjusted 95% CI [0.0031, 0.1], Holm-adjusted p = 0.120 over 10 comparisons" in text, text
+    assert "95% CI [0.0031" not in text.replace("unadjusted 95% CI [0.0031", "")
+
+
+def test_a_significant_verdict_shows_its_adjusted_p_value_too():
+    from reportgen.analysis.phrasing import phrase
+    from reportgen.analysis.results import best_finding
+
+    text = phrase(best_finding(_pairwise_tables(0.001, 0.01, (0.0031, 0.1)), "bleu"), NAMES_5).text
+    assert "significantly better than the runner-up D" in text
+    assert "unadjusted 95% CI [0.0031, 0.1], Holm-adjusted p = 0.010 over 10 comparisons" in text, text
+
+
+def test_one_comparison_needs_no_adjustment_label():
+    from reportgen.analysis.phrasing import phrase
+    from reportgen.analysis.results import best_finding
+
+    tables = _pairwise_tables(0.2, 0.2, (-0.01, 0.1), comparisons=1)
+    tables.summary = tables.summary[tables.summary["model_id"].isin(["a", "d"])]
+    text = phrase(best_finding(tables, "bleu"), NAMES_5).text
+    assert "(diff 0.039, 95% CI [-0.01, 0.1], p = 0.200)" in text and "unadjusted" not in text and "Holm" not in text
+
+
+def test_the_conclusion_shows_the_adjusted_p_value_beside_the_interval():
+    from reportgen.analysis.conclusion import _best
+    from reportgen.analysis.phrasing import phrase
+
+    text = phrase(_best(_pairwise_tables(0.012, 0.12, (0.0031, 0.1)), "bleu"), NAMES_5).text
+    assert "Best BLEU: no clear winner." in text
+    assert "(against D: diff 0.039, unadjusted 95% CI [0.0031, 0.1], Holm-adjusted p = 0.120 over 10 comparisons)" in text
+
+
+def test_retraining_changes_show_their_p_value():
+    import types
+
+    import pandas as pd
+
+    from reportgen.analysis.history import retraining_finding
+    from reportgen.analysis.phrasing import phrase
+
+    deltas = pd.DataFrame(
+        [
+            {
+                "metric": "exact_match",
+                "n": 15,
+                "mean_old": 1.0,
+                "mean_new": 0.53,
+                "diff": -0.47,
+                "ci_low": -0.73,
+                "ci_high": -0.2,
+                "p_value": 0.0156,
+                "significant": True,
+                "improved": False,
+            }
+        ]
+    )
+    delta = types.SimpleNamespace(model_id="m", deltas=deltas, worse=["exact_match"], better=[])
+    text = phrase(retraining_finding(delta), {"m": "M"}).text
+    assert "exact match 1.00 → 0.53 (change -0.47, 95% CI [-0.73, -0.20], p = 0.016)" in text, text
+
+
+def test_best_as_shown_compares_printed_values():
+    from reportgen.stats.metrics import metric_value
+
+    shown = lambda v: metric_value("bits_per_byte", v)  # noqa: E731
+    assert analysis.best_as_shown({"a": 1.0631, "b": 1.0634, "c": 1.2}, False, shown) == ["a", "b"]
+    assert analysis.best_as_shown({"a": 1.0631, "b": 1.07, "c": float("nan")}, False, shown) == ["a"]
+    assert analysis.best_as_shown({"a": 5.0, "b": 4.0}, None, shown) == []  # no direction: no best
+    assert analysis.best_as_shown({"a": 5.0}, True, shown) == []  # one value: nothing to compare
+
+
+def test_bits_per_byte_ties_as_printed():
+    """Four models print 1.063: the sentence names all four as lowest, as the table shows them."""
+    import types
+
+    import pandas as pd
+
+    from reportgen.analysis.phrasing import phrase
+    from reportgen.analysis.results import lm_finding
+
+    rows = [("a", 1.06312, 0.907), ("b", 1.102, 0.954), ("c", 1.06312, 0.907), ("d", 1.06329, 0.908), ("e", 1.06301, 0.909)]
+    lm = pd.DataFrame(
+        [{"model_id": m, "bits_per_byte": v, "bpb_ci_low": lo, "bpb_ci_high": lo + 0.3, "n_texts": 4} for m, v, lo in rows]
+    )
+    finding = lm_finding(types.SimpleNamespace(lm=lm))
+    assert sorted(finding.numbers["tied"]) == ["a", "c", "d", "e"]
+    assert "score lowest (the same value)" in phrase(finding, NAMES_5).text
+
+
+def test_the_terminal_prints_the_adjusted_p_value_of_significant_pairs():
+    import io
+
+    from rich.console import Console
+
+    from reportgen.cli.metrics import print_significant_pairs
+
+    tables = _pairwise_tables(0.001, 0.01, (0.0031, 0.1))
+    out = Console(file=io.StringIO(), width=400)
+    print_significant_pairs(tables.pairwise[tables.pairwise["significant"]], out)
+    text = out.file.getvalue()
+    assert "Holm-adjusted p" in text and "unadjusted 95% CI" in text
+    assert "0.010" in text and "[0.0031, 0.1]" in text

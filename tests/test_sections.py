@@ -608,9 +608,10 @@ def test_best_model_is_computed_and_significant(synthetic):
         and "significantly better than the runner-up Tiny base (transformers)" in exact.text
     )
     assert (
-        f"diff {metric_value('exact_match', test['diff'])}, 95% CI [{metric_value('exact_match', test['ci_low'])}, "
-        f"{metric_value('exact_match', test['ci_high'])}]" in exact.text
-    )
+        f"diff {metric_value('exact_match', test['diff'])}, unadjusted 95% CI [{metric_value('exact_match', test['ci_low'])}, "
+        f"{metric_value('exact_match', test['ci_high'])}], Holm-adjusted p = {test['p_holm']:.3f} over 3 comparisons"
+        in exact.text
+    ) and test["p_holm"] < 0.05
 
 
 def test_swapping_the_data_swaps_the_best(tmp_path):
@@ -635,13 +636,74 @@ def test_a_small_difference_is_called_not_significant(tmp_path):
     assert not test["significant"]
     assert (
         f"Tiny base + LoRA and Tiny base (transformers) are not significantly different on exact match "
-        f"(diff {metric_value('exact_match', test['diff'])}, 95% CI [{metric_value('exact_match', test['ci_low'])}, "
-        f"{metric_value('exact_match', test['ci_high'])}])"
+        f"(diff {metric_value('exact_match', test['diff'])}, unadjusted 95% CI [{metric_value('exact_match', test['ci_low'])}, "
+        f"{metric_value('exact_match', test['ci_high'])}], Holm-adjusted p = {test['p_holm']:.3f} over 3 comparisons)"
     ) in exact.text
     conclusion = analysis.result_conclusion(study, tables, style=MD)
     assert any(s.text.startswith("**Best exact match: no clear winner.**") for s in conclusion)
     markdown = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "out", tables=tables).markdown
     assert "are not significantly different on exact match" in markdown and "no clear winner" in markdown
+
+
+def test_an_interval_that_excludes_0_is_labelled_unadjusted_beside_the_adjusted_p_value(tmp_path):
+    """Four more exact matches and none fewer: the paired-bootstrap interval excludes 0, but McNemar's p (2/2^4),
+    Holm-adjusted over the three pairs, is not below 0.05. No sentence may show that interval as if it decided."""
+    outputs = default_outputs()
+    outputs["lora"] = answers(set(REFERENCED[:5]), set(REFERENCED[5:8]))
+    study, tables, _ = make_study(tmp_path, outputs)
+    test = analysis.paired_difference(tables, "exact_match", "lora", "base")
+    assert test["ci_low"] > 0 and not test["significant"] and test["p_holm"] >= 0.05  # the case of the demo's BLEU line
+    assert test["comparisons"] == 3
+    evidence = (
+        f"unadjusted 95% CI [{metric_value('exact_match', test['ci_low'])}, {metric_value('exact_match', test['ci_high'])}], "
+        f"Holm-adjusted p = {test['p_holm']:.3f} over 3 comparisons"
+    )
+    statements = analysis.result_statements(study, tables, study_specs(study), style=MD)
+    exact = _statement(statements, "**Exact match:**")
+    assert "are not significantly different on exact match" in exact.text and evidence in exact.text, exact.text
+    adapter = _statement(statements, "**The LoRA adapter:**")
+    assert f"{evidence}: not significant" in adapter.text, adapter.text
+    best = _statement(analysis.result_conclusion(study, tables, style=MD), "**Best exact match: no clear winner.**")
+    assert evidence in best.text, best.text
+    plain = f"95% CI [{metric_value('exact_match', test['ci_low'])}"  # never without the label
+    for text in (exact.text, adapter.text, best.text):
+        assert text.count(plain) == text.count(f"unadjusted {plain}"), text
+
+
+def test_bold_marks_a_unique_best_value_as_printed_and_never_a_failure_count(synthetic):
+    import dataclasses
+
+    from reportgen.report.sections import efficiency_table, lm_table, summary_table
+
+    _, study, tables, _ = synthetic
+
+    def with_bpb(values: dict[str, float]):
+        lm = tables.lm.copy()
+        lm["bits_per_byte"] = lm["model_id"].map(values)
+        efficiency = tables.efficiency.copy()
+        efficiency.loc[efficiency["model_id"] == "q4", "n_failed"] = 20  # every prompt failed
+        return dataclasses.replace(tables, lm=lm, efficiency=efficiency)
+
+    def bold_bpb(t) -> list[bool]:
+        return [row[1].startswith("**") for row in lm_table(study, t).rows]
+
+    # 1.0631 and 1.0634 both print as 1.063: a tie as the reader sees it, so neither is bold
+    tied = with_bpb({"base": 1.0631, "lora": 1.0634, "q4": 1.2})
+    assert [metric_value("bits_per_byte", v) for v in (1.0631, 1.0634)] == ["1.063", "1.063"]
+    assert bold_bpb(tied) == [False, False, False]
+    summary = summary_table(study, tied, "exact_match")
+    bpb_column = summary.header.index("Bits per byte ↓<br>[95% CI]")
+    assert not any(row[bpb_column].startswith("**") for row in summary.rows)
+    # exactly equal values: none bold either (all-or-none, and a tie is none)
+    assert bold_bpb(with_bpb({"base": 1.063, "lora": 1.3, "q4": 1.063})) == [False, False, False]
+    # one best value as printed: bold
+    assert bold_bpb(with_bpb({"base": 1.0631, "lora": 1.0644, "q4": 1.2})) == [True, False, False]
+    # failures are a count: never bold, in the summary or in the efficiency table
+    failed = summary.header.index("Failed")
+    assert [row[failed] for row in summary.rows] == ["0 of 20", "0 of 20", "20 of 20"]
+    (failures,) = [row for row in efficiency_table(study, tied).rows if row[0].startswith("Failed prompts")]
+    assert failures[1:] == ["0 of 20", "0 of 20", "20 of 20"]
+    assert "when only one model has it as printed (on a tie, none is bold)" in summary.legend
 
 
 def test_variants_speed_memory_and_agreement(synthetic):
@@ -712,7 +774,7 @@ def test_retraining_worse_is_bold_everywhere(rendered, synthetic):
         f"{metric_value('exact_match', row.mean_new)} (change {metric_value('exact_match', row['diff'], signed=True)}"
     )
     assert sentence in readme
-    assert re.search(r"\| Exact match ↑ \| 1\.00 \| 0\.53 \| -0\.47 \| \[[^]]+\] \| 15 \| \*\*worse\*\* \|", readme)
+    assert re.search(r"\| Exact match ↑ \| 1\.00 \| 0\.53 \| -0\.47 \| \[[^]]+\] \| 15 \| 0\.016 \| \*\*worse\*\* \|", readme)
     assert "**Tiny base + LoRA got worse after retraining** on exact match, ROUGE-L, BLEU and chrF." in readme  # the conclusion
     assert "<strong>Tiny base + LoRA got worse after retraining" in report.files["report.html"].decode()
 

@@ -62,19 +62,26 @@ def test_timed_passes_are_stored_and_reported_as_median_and_range(folder):
     results, model_runs, speed = frames(study)
 
     assert len(results) == 6  # the answers: every prompt once
-    assert sorted(speed["pass_index"]) == [0, 1, 2] and set(speed["prompts"]) == {4}
-    rates = [t / s for t, s in zip(speed["generated_tokens"], speed["seconds"])]
+    batched, single = speed[speed["regime"] == "batched"], speed[speed["regime"] == "single"]
+    assert sorted(batched["pass_index"]) == sorted(single["pass_index"]) == [0, 1, 2] and set(speed["prompts"]) == {4}
+    assert set(batched["batch_size"]) == {3} and set(single["batch_size"]) == {1}
+    # the fixed workload: every prompt of every pass generates exactly max_new_tokens, end-of-sequence ignored
+    assert set(speed["generated_tokens"]) == {4 * 6}
+    rates = [t / s for t, s in zip(batched["generated_tokens"], batched["seconds"])]
     row = efficiency_frame(results, model_runs, speed=speed).iloc[0]
     assert row["throughput_source"] == "passes" and row["speed_passes"] == 3
     assert row["tokens_per_s"] == pytest.approx(statistics.median(rates))
     assert (row["tokens_per_s_low"], row["tokens_per_s_high"]) == pytest.approx((min(rates), max(rates)))
-    p50s = [statistics.median(json.loads(text)) for text in speed["latencies"]]
+    streams = [t / s for t, s in zip(single["generated_tokens"], single["seconds"])]
+    assert row["single_tokens_per_s"] == pytest.approx(statistics.median(streams))
+    # latency per prompt is the single-stream regime's: one prompt at a time
+    p50s = [statistics.median(json.loads(text)) for text in single["latencies"]]
     assert row["latency_p50_s"] == pytest.approx(statistics.median(p50s))
     assert row["latency_p50_s_low"] <= row["latency_p50_s"] <= row["latency_p50_s_high"]
-    p95s = [np.percentile(json.loads(text), 95) for text in speed["latencies"]]
+    p95s = [np.percentile(json.loads(text), 95) for text in single["latencies"]]
     assert row["latency_p95_s"] == pytest.approx(statistics.median(p95s))  # from the same passes as p50
-    # each pass ran the same 4 prompts, so each generated the same (greedy) tokens
-    assert len(set(speed["generated_tokens"])) == 1
+    ttfts = [v for text in single["ttfts"] for v in json.loads(text)]
+    assert len(ttfts) == 3 * 4 and row["ttft_p50_s"] == pytest.approx(statistics.median(ttfts))
 
 
 def test_a_new_protocol_measures_again_without_regenerating_the_answers(folder):
@@ -88,7 +95,7 @@ def test_a_new_protocol_measures_again_without_regenerating_the_answers(folder):
     assert model.prompts_run == 0 and model.prompts_cached == 6
     assert "speed not yet measured" in model.reason
     _, _, speed = frames(study)
-    assert speed.groupby("protocol_hash").size().sort_values().tolist() == [2, 3]
+    assert speed.groupby("protocol_hash").size().sort_values().tolist() == [2 * 2, 3 * 2]  # passes × regimes
     results, model_runs, speed = frames(study)
     assert efficiency_frame(results, model_runs, speed=speed).iloc[0]["speed_passes"] == 3  # the latest protocol
 
@@ -110,11 +117,14 @@ def test_warm_up_runs_short_untimed_batches_first(folder, monkeypatch):
 
     monkeypatch.setattr(plan, "create_backend", counting)
     run_study(load_config(write_study(folder, "{warmup: 2}")))
-    warm, rest = calls[:2], calls[2:]
+    warm, memory, answers = calls[:2], calls[2], calls[3:]
     for batch in warm:
         assert len(batch) == min(WARMUP_PROMPTS, 6)
         assert {r.settings.max_new_tokens for r in batch} == {min(WARMUP_NEW_TOKENS, 6)}
-    assert sum(len(b) for b in rest) == 6 and {r.settings.max_new_tokens for b in rest for r in b} == {6}
+    # then one batch of the fixed workload (peak memory is taken over it), before the answers
+    assert len(memory) == 3 and all(r.settings.ignore_eos and r.settings.max_new_tokens == 6 for r in memory)
+    assert sum(len(b) for b in answers) == 6 and {r.settings.max_new_tokens for b in answers for r in b} == {6}
+    assert not any(r.settings.ignore_eos for b in answers for r in b)
 
 
 class _Remote(Backend):
@@ -172,7 +182,8 @@ def test_metrics_prints_the_range_of_the_passes(folder):
     study = load_config(write_study(folder, "{warmup: 0, repeats: 3, prompts: 4}"))
     run_study(study)
     results, model_runs, speed = frames(study)
-    rates = [t / s for t, s in zip(speed["generated_tokens"], speed["seconds"])]
+    batched = speed[speed["regime"] == "batched"]
+    rates = [t / s for t, s in zip(batched["generated_tokens"], batched["seconds"])]
     done = subprocess.run(
         [sys.executable, "-m", "reportgen", "metrics", str(study.path)], capture_output=True, text=True, check=True
     )

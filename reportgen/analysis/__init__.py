@@ -17,6 +17,7 @@ from reportgen.analysis.findings import Finding
 from reportgen.analysis.history import metric_verdict, retraining_finding
 from reportgen.analysis.measured import (
     HEADLINE_METRICS,
+    best_as_shown,
     has_results,
     headline_metric,
     paired_difference,
@@ -60,6 +61,7 @@ __all__ = [
     "Finding",
     "ModelPair",
     "analysis_sections",
+    "best_as_shown",
     "Statement",
     "Style",
     "check_claims",

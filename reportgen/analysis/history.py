@@ -2,7 +2,9 @@
 
 A model's verdict is the one the report, its conclusion and the terminal all use: ``worse`` when any
 metric got significantly worse (by its direction), else ``better`` when any got significantly better,
-else ``unchanged``.
+else ``unchanged``. Significant: the metric's own paired test (McNemar exact for 0/1 metrics, the paired
+sign-flip permutation test otherwise; stats.history.run_delta) has p < 0.05, not adjusted across metrics;
+the paired-bootstrap interval of the change is shown beside that p-value, and does not decide.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def retraining_finding(delta: Any) -> Finding:
             "diff": rows[m].diff,
             "ci_low": rows[m].ci_low,
             "ci_high": rows[m].ci_high,
+            "n": rows[m].n,
+            "p_value": rows[m].p_value,
         }
         for m in worse + better
     }

@@ -1,19 +1,25 @@
 """Reading the measured frames (stats.tables.Tables) the way every finding about results reads them.
 
 Which metrics count as quality, which one heads the report, each model's mean, the paired test of
-two models, the speed/quality points and their Pareto front. Significance always means: the
-paired-bootstrap 95% CI of the difference (``tables.pairwise``) excludes 0.
+two models, the speed/quality points and their Pareto front. Significance always means what
+``stats.frames.paired_comparisons`` decided (``tables.pairwise``): the Holm-adjusted p-value of the paired
+test (McNemar exact for 0/1 metrics, the paired sign-flip permutation test otherwise; adjusted over one
+metric's pairs) is below 0.05. The paired-bootstrap 95% CI of the difference is not adjusted and is not
+what decides: it can exclude 0 for a difference that is not significant after the adjustment, so text
+that shows it labels it unadjusted and prints the adjusted p-value beside it (``analysis.phrasing``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from reportgen.format import finite
 
 __all__ = [
     "HEADLINE_METRICS",
+    "best_as_shown",
     "efficiency_rows",
     "has_results",
     "headline_metric",
@@ -82,15 +88,22 @@ def ranked(rows: Mapping[str, dict[str, Any]], metric: str) -> list[str]:
 
 
 def paired_difference(tables: Any, metric: str, a: str, b: str) -> dict[str, Any] | None:
-    """The paired test of ``a − b`` on ``metric`` from tables.pairwise, whichever way round it is stored."""
+    """The paired test of ``a − b`` on ``metric`` from tables.pairwise, whichever way round it is stored.
+
+    ``diff``, ``ci_low`` / ``ci_high`` (the unadjusted paired-bootstrap 95% CI), ``p_value`` (unadjusted),
+    ``p_holm`` (Holm-adjusted over the metric's pairs: what ``significant`` rests on), ``comparisons`` (how
+    many tested pairs the adjustment is over), ``n`` (prompts both answered).
+    """
     frame = tables.pairwise
     if frame is None or frame.empty:
         return None
+    mine = frame[frame["metric"] == metric]
     for first, second, sign in ((a, b, 1.0), (b, a, -1.0)):
-        rows = frame[(frame["metric"] == metric) & (frame["model_a"] == first) & (frame["model_b"] == second)]
+        rows = mine[(mine["model_a"] == first) & (mine["model_b"] == second)]
         if len(rows):
             row = rows.iloc[0]
             low, high = float(row["ci_low"]) * sign, float(row["ci_high"]) * sign
+            p_holm = float(row["p_holm"]) if "p_holm" in row else math.nan
             return {
                 "diff": float(row["diff"]) * sign,
                 "ci_low": min(low, high),
@@ -98,8 +111,17 @@ def paired_difference(tables: Any, metric: str, a: str, b: str) -> dict[str, Any
                 "significant": bool(row["significant"]),
                 "n": int(row["n"]),
                 "p_value": float(row["p_value"]),
+                "p_holm": p_holm,
+                "comparisons": _tested(mine["p_value"]),
             }
     return None
+
+
+def _tested(p_values: Any) -> int:
+    """How many pairs have a p-value (an untested pair, with fewer than two shared prompts, has NaN)."""
+    import numpy as np
+
+    return int(np.isfinite(np.asarray(p_values, dtype=float)).sum())
 
 
 def efficiency_rows(tables: Any) -> dict[str, dict[str, Any]]:
@@ -123,6 +145,21 @@ def no_throughput(rows: dict[str, dict[str, Any]]) -> dict[str, str]:
         elif finite(seconds) and float(seconds) <= 0:
             out[model_id] = "no_time"
     return out
+
+
+def best_as_shown(values: Mapping[str, Any], higher: bool | None, shown: Callable[[float], str]) -> list[str]:
+    """The ids that share the best of ``values`` as a reader sees it: compared by ``shown(value)``, the text a
+    table or sentence prints (1.0631 and 1.0634 both print as 1.063, so they tie), in input order.
+
+    Values that are not finite numbers are left out; no direction (``higher`` None) or fewer than two values
+    give no best (``[]``). Rounding keeps the order, so the ids are those whose text equals the text of the
+    best unrounded value. Tables bold a value only when this is exactly one id (report.sections).
+    """
+    numbers = {m: float(v) for m, v in values.items() if finite(v)}
+    if higher is None or len(numbers) < 2:
+        return []
+    top = shown(max(numbers.values()) if higher else min(numbers.values()))
+    return [m for m, v in numbers.items() if shown(v) == top]
 
 
 def first_max(values: Mapping[str, float]) -> str:

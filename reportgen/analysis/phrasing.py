@@ -378,10 +378,51 @@ def _warning_gguf(f: Finding, w: _Writer) -> str:
 # Results
 
 
-def _diff_text(metric: str, diff: Any, low: Any, high: Any) -> str:
-    if not finite(low):
-        return f"diff {_value(metric, diff)}, no interval: fewer than two shared prompts"
-    return f"diff {_value(metric, diff)}, {_ci(metric, low, high)}"
+def _paired(
+    metric: str,
+    diff: Any,
+    low: Any,
+    high: Any,
+    *,
+    n: Any = None,
+    p: Any = None,
+    comparisons: Any = None,
+    word: str = "diff",
+    signed: bool = False,
+) -> str:
+    """A paired comparison of two models as its verdict was made: ``diff +0.039, unadjusted 95% CI [0.0031,
+    0.1], Holm-adjusted p = 0.120 over 10 comparisons``.
+
+    A verdict on a difference between models ("significantly better", "not significantly different",
+    "changed") rests on the Holm-adjusted p-value of the paired test (significant: below 0.05;
+    stats.frames.paired_comparisons), never on the interval: the paired-bootstrap interval is not adjusted
+    for the other comparisons, and can exclude 0 for a difference that is not significant after the
+    adjustment. So the p-value the verdict used (``p``: Holm-adjusted over ``comparisons`` pairs) is always
+    printed beside it, and the interval is labelled unadjusted when the adjustment is over more than one
+    comparison (with one, or a test that is not adjusted, both are plain).
+    """
+    text = f"{word} {_value(metric, diff, signed=signed)}"
+    if finite(n) and int(n) < 2:
+        return f"{text}, no interval and no test: fewer than two shared prompts"
+    several = finite(comparisons) and int(comparisons) > 1
+    interval = _ci(metric, low, high)
+    text += f", {'unadjusted ' if several and finite(low) and finite(high) else ''}{interval}"
+    if finite(p):
+        text += f", Holm-adjusted p {p_value(p)} over {int(comparisons)} comparisons" if several else f", p {p_value(p)}"
+    return text
+
+
+def _best_test(n: Mapping[str, Any]) -> str:
+    """The paired comparison of the best model and the runner-up (a result.best finding's numbers)."""
+    return _paired(
+        n["metric"],
+        n["diff"],
+        n["diff_ci_low"],
+        n["diff_ci_high"],
+        n=n.get("n_paired"),
+        p=n.get("p_holm"),
+        comparisons=n.get("comparisons"),
+    )
 
 
 def _result_best(f: Finding, w: _Writer) -> str:
@@ -399,7 +440,7 @@ def _result_best(f: Finding, w: _Writer) -> str:
             f"{heading} {best} has the best mean, {shown}; the runner-up {runner} has "
             f"{_value(metric, n['runner_up_mean'])}. No paired test is available for the two."
         )
-    diff = _diff_text(metric, n["diff"], n["diff_ci_low"], n["diff_ci_high"])
+    diff = _best_test(n)
     if verdict == "all_tied":
         every = "both models score" if len(n["tied"]) == 2 else f"all {len(n['tied'])} models score"
         return f"{heading} {every} {_value(metric, n['mean'])} (n = {n['n']}): {label} does not separate them here."
@@ -568,14 +609,25 @@ def _result_lm(f: Finding, w: _Writer) -> str:
 
 
 def _change(c: Mapping[str, Any], w: _Writer) -> str:
-    """``Exact match 0.27 → 0.73 (change +0.47, 95% CI [...]: significantly better)`` (variants.change)."""
+    """``Exact match 0.27 → 0.73 (change +0.47, unadjusted 95% CI [...], Holm-adjusted p = 0.002 over 3
+    comparisons: significantly better)`` (variants.change)."""
     metric = c["metric"]
     text = f"{_label(metric)} {_value(metric, c['base'])} → {_value(metric, c['variant'])}"
     if "diff" not in c:
         return text
     if c["diff"] == 0 and not (finite(c["ci_low"]) and finite(c["ci_high"])):
         return f"{text} (the same on every prompt both answered)"
-    change = f"change {_value(metric, c['diff'], signed=True)}, {_ci(metric, c['ci_low'], c['ci_high'])}"
+    change = _paired(
+        metric,
+        c["diff"],
+        c["ci_low"],
+        c["ci_high"],
+        n=c.get("n_paired"),
+        p=c.get("p_holm"),
+        comparisons=c.get("comparisons"),
+        word="change",
+        signed=True,
+    )
     verdict = {"better": "significantly better", "worse": w.bold("significantly worse")}.get(c["verdict"], c["verdict"])
     return f"{text} ({change}: {verdict})"
 
@@ -682,15 +734,26 @@ def _conclusion_best(f: Finding, w: _Writer) -> str:
     n = f.numbers
     metric, label = n["metric"], _label(n["metric"])
     best, runner = w.name(n["best"]), w.name(n["runner_up"])
+    test = n["test"]
+    evidence = (
+        _paired(
+            metric,
+            test["diff"],
+            test["ci_low"],
+            test["ci_high"],
+            n=test.get("n"),
+            p=test.get("p_holm"),
+            comparisons=test.get("comparisons"),
+        )
+        if test is not None
+        else ""
+    )
     if n["significant"]:
         return (
             f"{w.bold(f'Best {label}:')} {best}, {_value(metric, n['mean'])} "
-            f"({_ci(metric, n['ci_low'], n['ci_high'])}), significantly ahead of {runner}."
+            f"({_ci(metric, n['ci_low'], n['ci_high'])}), significantly ahead of {runner} ({evidence})."
         )
-    test = n["test"]
-    against = (
-        f" (against {runner}: {_diff_text(metric, test['diff'], test['ci_low'], test['ci_high'])})" if test is not None else ""
-    )
+    against = f" (against {runner}: {evidence})" if test is not None else ""
     return (
         f"{w.bold(f'Best {label}: no clear winner.')} {best} has the highest mean ({_value(metric, n['mean'])}), "
         f"but it is not significantly better than {w.names(n['not_better_than'])}{against}."
@@ -772,9 +835,10 @@ def _retraining(f: Finding, w: _Writer) -> str:
     name = w.name(n["model"])
 
     def changes(metrics: list[str]) -> str:
+        # one test per metric, not adjusted (significant: p < 0.05), so the interval and p are plain
         return "; ".join(
             f"{_label(m)} {_value(m, c['mean_old'])} → {_value(m, c['mean_new'])} "
-            f"(change {_value(m, c['diff'], signed=True)}, {_ci(m, c['ci_low'], c['ci_high'])})"
+            f"({_paired(m, c['diff'], c['ci_low'], c['ci_high'], n=c.get('n'), p=c.get('p_value'), word='change', signed=True)})"
             for m, c in ((m, n["changes"][m]) for m in metrics)
         )
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from reportgen.analysis.findings import Finding
 from reportgen.analysis.measured import (
+    best_as_shown,
     efficiency_rows,
     finite_column,
     first_max,
@@ -61,6 +62,8 @@ def best_finding(tables: Any, metric: str) -> Finding | None:
     """Which model is best on ``metric``, and whether it is significantly ahead of the runner-up.
 
     ``numbers["verdict"]``: only (one model has a score), no_test, all_tied, tie, significant, not_significant.
+    The verdict rests on the Holm-adjusted p-value (``p_holm``, over ``comparisons`` pairs); ``diff_ci_low`` /
+    ``diff_ci_high`` are the unadjusted paired-bootstrap interval of the difference, shown beside it.
     """
     rows = means(tables, metric)
     if not rows:
@@ -88,7 +91,16 @@ def best_finding(tables: Any, metric: str) -> Finding | None:
     test = paired_difference(tables, metric, best, runner)
     if test is None:
         return done("no_test")
-    numbers.update(diff=test["diff"], diff_ci_low=test["ci_low"], diff_ci_high=test["ci_high"], significant=test["significant"])
+    numbers.update(
+        diff=test["diff"],
+        diff_ci_low=test["ci_low"],
+        diff_ci_high=test["ci_high"],
+        n_paired=test["n"],
+        p_value=test["p_value"],
+        p_holm=test["p_holm"],
+        comparisons=test["comparisons"],
+        significant=test["significant"],
+    )
     if all(float(rows[m]["mean"]) == float(row["mean"]) for m in order):
         numbers["tied"] = list(order)
         return done("all_tied")
@@ -274,7 +286,10 @@ def lm_finding(tables: Any) -> Finding | None:
     order = sorted(rows, key=lambda m: (float(rows[m]["bits_per_byte"]), list(rows).index(m)))
     best = order[0]
     bpb = {m: float(rows[m]["bits_per_byte"]) for m in order}
-    tied = [m for m in order if bpb[m] == bpb[best]]
+    from reportgen.stats.metrics import metric_value
+
+    # tied: the same value as printed (1.0631 and 1.0634 both read 1.063), as the tables' bold decides it
+    tied = best_as_shown(bpb, False, lambda v: metric_value("bits_per_byte", v)) or [best]
     best_high = float(rows[best]["bpb_ci_high"]) if finite(rows[best]["bpb_ci_high"]) else bpb[best]
     rest = [m for m in order if m not in tied]
     clearly_worse = [m for m in rest if finite(rows[m]["bpb_ci_low"]) and float(rows[m]["bpb_ci_low"]) > best_high]

@@ -116,7 +116,9 @@ def change(tables: Any, metric: str, base: str, variant: str) -> dict[str, Any] 
     """``metric`` from ``base`` to ``variant``: both means, and the paired test of the change when there is one.
 
     ``verdict``: better / worse (significant, by the metric's direction), changed (significant, no
-    direction), not significant; absent without a test.
+    direction), not significant; absent without a test. Significant: the Holm-adjusted p-value (``p_holm``,
+    over ``comparisons`` pairs of the metric) is below 0.05; ``ci_low`` / ``ci_high`` are the unadjusted
+    paired-bootstrap interval of the change.
     """
     rows = means(tables, metric)
     if base not in rows or variant not in rows:
@@ -125,7 +127,16 @@ def change(tables: Any, metric: str, base: str, variant: str) -> dict[str, Any] 
     test = paired_difference(tables, metric, variant, base)
     if test is None:
         return numbers
-    numbers.update(diff=test["diff"], ci_low=test["ci_low"], ci_high=test["ci_high"], significant=test["significant"])
+    numbers.update(
+        diff=test["diff"],
+        ci_low=test["ci_low"],
+        ci_high=test["ci_high"],
+        n_paired=test["n"],
+        p_value=test["p_value"],
+        p_holm=test["p_holm"],
+        comparisons=test["comparisons"],
+        significant=test["significant"],
+    )
     if test["significant"]:
         higher = higher_is_better(metric)
         numbers["verdict"] = "changed" if higher is None else ("better" if (test["diff"] > 0) == higher else "worse")

@@ -71,22 +71,38 @@ def print_tables(tables, out) -> None:
         out.print(lm)
     significant = tables.pairwise[tables.pairwise["significant"] == True]  # noqa: E712 (pandas mask)
     if len(significant):
-        pairs = Table(
-            title="Significant pairwise differences (95% paired-bootstrap CI; McNemar exact or sign-flip test, Holm-adjusted)"
-        )
-        for column in ("metric", "model_a", "model_b", "diff", "ci_low", "ci_high", "better"):
-            pairs.add_column(column)
-        for _, row in significant.iterrows():
-            pairs.add_row(
-                row["metric"],
-                row["model_a"],
-                row["model_b"],
-                *(value(row["metric"], row[c]) for c in ("diff", "ci_low", "ci_high")),
-                str(row["better"]),
-            )
-        out.print(pairs)
+        print_significant_pairs(significant, out)
     if tables.judged:
         print_judged(tables.judged, out)
+
+
+def print_significant_pairs(pairs_frame, out) -> None:
+    """The pairs that differ significantly: significant means the Holm-adjusted p-value (``p_holm``, over the
+    metric's pairs) is below 0.05, so it is printed beside the raw p-value and the paired-bootstrap CI,
+    which is not adjusted (it can exclude 0 for a pair that is not significant, and such pairs are not here)."""
+    from rich.table import Table
+
+    from reportgen.format import p_value
+    from reportgen.stats.metrics import metric_value as value
+
+    pairs = Table(
+        title="Significant pairwise differences (significant: Holm-adjusted p < 0.05 over each metric's pairs; "
+        "McNemar exact or sign-flip test; unadjusted 95% paired-bootstrap CI)"
+    )
+    for column in ("metric", "model_a", "model_b", "diff", "unadjusted 95% CI", "p", "Holm-adjusted p", "better"):
+        pairs.add_column(column)
+    for _, row in pairs_frame.iterrows():
+        pairs.add_row(
+            row["metric"],
+            row["model_a"],
+            row["model_b"],
+            value(row["metric"], row["diff"], signed=True),
+            f"[{value(row['metric'], row['ci_low'])}, {value(row['metric'], row['ci_high'])}]",
+            p_value(row["p_value"]).removeprefix("= "),
+            p_value(row["p_holm"]).removeprefix("= "),
+            str(row["better"]),
+        )
+    out.print(pairs)
 
 
 #: the efficiency columns ``reportgen metrics`` prints; those measured in timed passes carry the passes' range
@@ -337,8 +353,10 @@ def print_diff(d, out) -> None:
     elif "no_answers" in d.notes:
         out.print(f"{d.model_id}: one of the two runs has no stored answers; speed and memory below")
     if len(d.quality):
-        table = Table(title=f"{title} (new − old, 95% paired-bootstrap CI; McNemar exact or sign-flip test)")
-        for column in ("metric", "old", "new", "change", "95% CI", "verdict"):
+        table = Table(
+            title=f"{title} (new − old, 95% paired-bootstrap CI; McNemar exact or sign-flip test, significant: p < 0.05)"
+        )
+        for column in ("metric", "old", "new", "change", "95% CI", "p", "verdict"):
             table.add_column(column)
         for row in d.quality.itertuples():
             table.add_row(
@@ -347,6 +365,7 @@ def print_diff(d, out) -> None:
                 value(row.metric, row.mean_new),
                 value(row.metric, row.diff),
                 f"[{value(row.metric, row.ci_low)}, {value(row.metric, row.ci_high)}]",
+                fmt.p_value(row.p_value).removeprefix("= "),
                 _verdict(row.improved, row.significant),
             )
         out.print(table)

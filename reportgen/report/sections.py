@@ -29,7 +29,7 @@ from reportgen.report.context import (
     Table,
     empty_table,
 )
-from reportgen.format import MISSING, human_bytes, num, percent
+from reportgen.format import MISSING, human_bytes, num, p_value, percent
 from reportgen.format import capital as _capital, finite as _finite
 from reportgen.stats.metrics import METRICS, metric_ci, metric_label, metric_range, metric_value
 from reportgen.stats.efficiency import has_pass_ranges
@@ -71,6 +71,13 @@ TESTS_LEGEND = (
     "differences between models: McNemar's exact test for 0/1 metrics, the paired sign-flip permutation test "
     "otherwise, Holm-adjusted over each metric's pairs (significant: adjusted p < 0.05)"
 )
+
+
+def _bold_legend(where: str) -> str:
+    """What bold means in a table (``_best``): ``where`` says among what (``in its column``)."""
+    return f"**bold**: the best value {where}, when only one model has it as printed (on a tie, none is bold)"
+
+
 #: why a mean has no interval (stats.inference's reasons), as a table cell shows it
 NO_INTERVAL = {"n < 2": "n too small", "constant data": "all values equal"}
 ARROWS_LEGEND = "↑ higher is better, ↓ lower is better"
@@ -115,12 +122,16 @@ def _row_label(metric: str) -> str:
     return f"{_capital(metric_label(metric))}{_arrow(metric)}"
 
 
-def _best(values: Mapping[str, float], higher: bool | None) -> set[str]:
-    finite = {m: float(v) for m, v in values.items() if _finite(v)}
-    if higher is None or len(finite) < 2 or len(set(finite.values())) == 1:
-        return set()
-    target = max(finite.values()) if higher else min(finite.values())
-    return {m for m, v in finite.items() if v == target}
+def _best(values: Mapping[str, Any], higher: bool | None, metric: str) -> set[str]:
+    """The model whose value is bold: the one best value of a row or column, as its cell prints it.
+
+    The rule every table follows: **bold marks a unique best value only**. Values are compared as printed
+    (``metric_value(metric, v)``: the reader compares 1.063 with 1.063, not the digits behind them), and
+    when several models print the best value, none is bold (all-or-none, and a tie is none). Bold is only
+    for columns and rows with a direction (↑ / ↓), never for counts such as failures.
+    """
+    tied = analysis.best_as_shown(values, higher, lambda v: metric_value(metric, v))
+    return set(tied) if len(tied) == 1 else set()
 
 
 def _clear_best(efficiency: Mapping[str, Mapping[str, Any]], column: str) -> set[str]:
@@ -156,16 +167,20 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
     header = ["Model"]
     if headline:
         header.append(f"{_row_label(headline)}<br>[95% CI]")
-    header += ["Throughput ↑<br>(tokens/s)", "Latency p50 ↓<br>(s per prompt)", "Peak memory ↓"]
+    header += ["Batched throughput ↑<br>(tokens/s)", "Single-stream latency p50 ↓<br>(s per prompt)", "Peak memory ↓"]
     if show_lm:
         header.append("Bits per byte ↓<br>[95% CI]")
     header.append("Failed")
     best = {
-        "headline": _best({m: r["mean"] for m, r in means.items()}, METRICS.get(headline).higher_is_better if headline else None),
+        "headline": (
+            _best({m: r["mean"] for m, r in means.items()}, METRICS.get(headline).higher_is_better, headline)
+            if headline
+            else set()
+        ),
         "speed": _clear_best(efficiency, "tokens_per_s"),
         "latency": _clear_best(efficiency, "latency_p50_s"),
         "memory": _clear_best(efficiency, "peak_memory_bytes"),
-        "bpb": _best({m: r["bits_per_byte"] for m, r in lm.items()}, False),
+        "bpb": _best({m: r["bits_per_byte"] for m, r in lm.items()}, False, "bits_per_byte"),
     }
     rows = []
     for model_id in tables.model_ids:
@@ -183,11 +198,12 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
             cell = _bpb_cell(r).replace(" [", "<br>[", 1) if r else MISSING
             row.append(_bold(cell, model_id in best["bpb"]))
         failed, total = int(eff.get("n_failed") or 0), int(eff.get("n_prompts") or 0)
-        row.append(f"**{failed} of {total}**" if failed else f"0 of {total}")
+        row.append(f"{failed} of {total}")  # a count, never bold (bold: the best value)
         rows.append(row)
     legend = (
-        f"{CI_LEGEND}; {ARROWS_LEGEND}; **bold**: the best value in its column (not necessarily significantly "
-        f"better: see the analysis; {TESTS_LEGEND}). p50: median. {speed_protocol(study, tables)}"
+        f"{CI_LEGEND}; {ARROWS_LEGEND}; {_bold_legend('in its column')}, not necessarily significantly "
+        f"better (see the analysis; {TESTS_LEGEND}); speed and memory are bold only when best beyond the noise. "
+        f"Throughput: batched; latency: single stream. p50: median. {speed_protocol(study, tables)}"
     )
     return Table(header, rows, ["left", *("right" for _ in header[1:])], "results summary", legend=legend)
 
@@ -207,7 +223,9 @@ def _means_row(label: str, metric: str, frame: pd.DataFrame, model_ids: Sequence
     mine = {r["model_id"]: r for r in frame.to_dict("records")}
     if not any(_finite(r["mean"]) for r in mine.values()):
         return None
-    best = _best({m: r["mean"] for m, r in mine.items()}, METRICS.get(metric).higher_is_better if metric in METRICS else None)
+    best = _best(
+        {m: r["mean"] for m, r in mine.items()}, METRICS.get(metric).higher_is_better if metric in METRICS else None, metric
+    )
     cells = [label]
     for model_id in model_ids:
         r = mine.get(model_id)
@@ -235,7 +253,7 @@ def quality_tables(study: Study, tables: Tables) -> list[Table]:
                 css,
                 caption="Quality against the references",
                 legend=(
-                    f"{CI_LEGEND}; {ARROWS_LEGEND}; **bold**: best mean. n: prompts scored (prompts with a "
+                    f"{CI_LEGEND}; {ARROWS_LEGEND}; {_bold_legend('in its row')}. n: prompts scored (prompts with a "
                     "reference that the model answered). Exact match and contains answer are shares of prompts "
                     "(0–1); ROUGE-L is an F1 score (0–1); BLEU and chrF are on sacrebleu's 0–100 scale; "
                     f"{TESTS_LEGEND}."
@@ -285,7 +303,7 @@ def category_table(study: Study, tables: Tables, headline: str | None) -> Table:
         "metrics with-n wide" if len(tables.model_ids) >= 5 else "metrics with-n",
         caption=f"{_capital(label)} per category",
         legend=(
-            f"{CI_LEGEND}; **bold**: best mean in the category. n: prompts of the category with a reference. "
+            f"{CI_LEGEND}; {_bold_legend('in the category')}. n: prompts of the category with a reference. "
             "Few prompts per category give wide intervals."
         ),
     )
@@ -386,12 +404,8 @@ def efficiency_table(study: Study, tables: Tables) -> Table:
                 text = num(float(v), 1) if _finite(v) else MISSING
             elif kind == "count":
                 text = num(int(float(v))) if _finite(v) else MISSING
-            elif kind == "failed":
-                text = (
-                    f"**{int(v)} of {int(rows_by_model[m]['n_prompts'])}**"
-                    if _finite(v) and int(v)
-                    else (f"0 of {int(rows_by_model[m]['n_prompts'])}" if _finite(v) else MISSING)
-                )
+            elif kind == "failed":  # a count, never bold
+                text = f"{int(v)} of {int(rows_by_model[m]['n_prompts'])}" if _finite(v) else MISSING
             elif kind == "speed":
                 text = _speed_cell(rows_by_model[m], column)
             else:
@@ -431,7 +445,7 @@ def lm_table(study: Study, tables: Tables) -> Table:
     if tables.lm is None or tables.lm.empty:
         return empty_table()
     rows = []
-    best = _best({r["model_id"]: r["bits_per_byte"] for r in tables.lm.to_dict("records")}, False)
+    best = _best({r["model_id"]: r["bits_per_byte"] for r in tables.lm.to_dict("records")}, False, "bits_per_byte")
     for r in tables.lm.to_dict("records"):
         rows.append(
             [
@@ -450,7 +464,7 @@ def lm_table(study: Study, tables: Tables) -> Table:
         "metrics",
         caption="Language modelling on the reference texts",
         legend=(
-            "Bits per byte: negative log-likelihood in bits per UTF-8 byte, comparable across tokenizers; "
+            f"{_bold_legend('in the column')}. Bits per byte: negative log-likelihood in bits per UTF-8 byte, comparable across tokenizers; "
             "95% CI: percentile bootstrap over texts (a ratio of sums, texts resampled; *n too small*: one "
             "text). Perplexity is per token of the model's own tokenizer: compare it only "
             "between models that share one."
@@ -713,20 +727,22 @@ def retraining_views(
                     metric_value(row.metric, row.diff, signed=True),
                     interval,
                     num(int(row.n)),
+                    p_value(row.p_value).removeprefix("= "),
                     shown,
                 ]
             )
         table = Table(
-            ["Metric", "Before", "After", "Change", "95% CI of the change", "n", "Verdict"],
+            ["Metric", "Before", "After", "Change", "95% CI of the change", "n", "p", "Verdict"],
             rows,
-            ["left", "right", "right", "right", "right", "right", "left"],
+            ["left", "right", "right", "right", "right", "right", "right", "left"],
             "metrics retraining",
             legend=(
                 "Change = after − before on the prompts both versions answered; 95% CI: paired percentile "
-                "bootstrap over prompts (none when every prompt changed by the same amount). Verdict: better / "
-                "**worse** when the change is significant (p < 0.05; McNemar's exact test for 0/1 metrics, the "
-                "paired sign-flip permutation test otherwise) by the metric's direction, changed when the "
-                "metric has no direction."
+                "bootstrap over prompts (none when every prompt changed by the same amount). p: the paired test "
+                "of the change (McNemar's exact test for 0/1 metrics, the paired sign-flip permutation test "
+                "otherwise), one per metric, not adjusted. Verdict: better / **worse** when p < 0.05, by the "
+                "metric's direction, changed when the metric has no direction; the verdict rests on p, not on "
+                "the interval."
             ),
         )
         history = delta.history
