@@ -989,3 +989,74 @@ def test_models_as_reported_show_fingerprint_and_generation_side_by_side(rendere
     assert lines[header].split(" | ")[:3] == ["| Model", "Fingerprint (first 16 hex digits)", "Generation"]
     lora = next(line for line in lines[header:] if line.startswith("| ") and "`fp-lora-2`" in line)
     assert "| `fp-lora-2` | greedy, ≤ 16 new tokens" in lora
+
+
+# ------------------------------------------------------------------------------------------------
+# the verdict
+
+
+def test_the_verdict_leads_the_report_and_agrees_with_the_analysis(synthetic, rendered):
+    from reportgen.analysis.measured import efficiency_rows
+    from reportgen.analysis.results import best_finding, memory_finding, throughput_finding
+    from reportgen.analysis.verdict import verdict_findings
+
+    _, study, tables, deltas = synthetic
+    _, report, _ = rendered
+    found = {f.kind: f for f in verdict_findings(study, tables, None, deltas)}
+    best = best_finding(tables, "exact_match")
+    assert found["verdict.quality"].subjects[0] == best.numbers["best"] == "lora"
+    rows = efficiency_rows(tables)
+    assert found["verdict.batched"].numbers["winner"] == throughput_finding(rows).numbers["winner"]
+    assert found["verdict.memory"].numbers["clear"] == memory_finding(rows).numbers["clear"]
+    readme = report.files["README.md"].decode()
+    assert readme.index("**Verdict**") < readme.index("## Table of contents") < readme.index("## Introduction")
+    for line in analysis.verdict_lines(study, tables, None, deltas, MD):
+        assert f"- {line.text} ([{line.numbers['section']}](#{line.numbers['anchor']}))" in readme
+        assert f"]({'#' + line.numbers['anchor']})" in readme  # the section it points to is in the contents
+
+
+def _with_passes(tables, passes: dict[str, dict[str, tuple[float, float, float]]], memory: dict[str, float]):
+    """``tables`` with timed-pass figures: model → column → (median, low, high), and peak memory."""
+    import dataclasses
+
+    frame = tables.efficiency.copy()
+    for model_id, columns in passes.items():
+        i = frame.index[frame["model_id"] == model_id][0]
+        for column, (median, low, high) in columns.items():
+            frame.loc[i, [column, f"{column}_low", f"{column}_high"]] = [median, low, high]
+        frame.loc[i, ["speed_passes", "throughput_source", "peak_memory_bytes"]] = [3, "passes", memory[model_id]]
+    return dataclasses.replace(tables, efficiency=frame)
+
+
+def test_the_verdict_names_a_winner_per_regime_only_where_the_passes_are_apart(synthetic):
+    from reportgen.analysis.measured import efficiency_rows
+    from reportgen.analysis.results import single_stream_finding, throughput_finding
+
+    _, study, tables, _ = synthetic
+    speeds = {  # q4 is clearly quickest one prompt at a time, lora clearly has the highest batched throughput
+        "base": {"tokens_per_s": (100, 95, 110), "single_tokens_per_s": (20, 19, 21), "latency_p50_s": (0.5, 0.48, 0.52)},
+        "lora": {"tokens_per_s": (200, 190, 210), "single_tokens_per_s": (20, 19, 22), "latency_p50_s": (0.5, 0.47, 0.53)},
+        "q4": {"tokens_per_s": (105, 90, 120), "single_tokens_per_s": (60, 58, 61), "latency_p50_s": (0.2, 0.19, 0.21)},
+    }
+    timed = _with_passes(tables, speeds, {"base": 1.00e9, "lora": 1.04e9, "q4": 1.02e9})
+    rows = efficiency_rows(timed)
+    assert throughput_finding(rows).numbers["winner"] == "lora"
+    assert single_stream_finding(rows).numbers["winner"] == "q4"
+    lines = {s.numbers["source"]: s.text for s in analysis.verdict_lines(study, timed)}
+    names = {m.id: m.name for m in study.models}
+    assert lines["conclusion.fastest"].startswith(f"Highest batched throughput: {names['lora']}, 200 tokens/s")
+    assert lines["conclusion.fastest_single"].startswith(f"Fastest single stream: {names['q4']}, 0.200 s per prompt")
+    assert lines["conclusion.least_memory"].startswith("Least memory: no clear difference")  # within 10%
+    # overlapping ranges: no winner, in the verdict and in the analysis alike
+    speeds["q4"]["latency_p50_s"] = (0.45, 0.40, 0.49)
+    speeds["lora"]["tokens_per_s"] = (115, 108, 130)
+    overlapping = _with_passes(tables, speeds, {"base": 1.00e9, "lora": 2.0e9, "q4": 1.02e9})
+    rows = efficiency_rows(overlapping)
+    assert throughput_finding(rows).numbers["winner"] is None and single_stream_finding(rows).numbers["winner"] is None
+    lines = {s.numbers["source"]: s.text for s in analysis.verdict_lines(study, overlapping)}
+    assert lines["conclusion.fastest"] == "Highest batched throughput: no clear difference (the timed passes' ranges overlap)."
+    assert lines["conclusion.fastest_single"] == "Fastest single stream: no clear difference (the timed passes' ranges overlap)."
+    assert lines["conclusion.least_memory"].startswith(f"Least memory: {names['base']} and {names['q4']}, 953.7 MiB at peak")
+    assert lines["conclusion.least_memory"].endswith("no clear difference between them.")
+    analysis_text = " ".join(s.text for s in analysis.result_statements(study, overlapping))
+    assert "is the fastest" not in analysis_text and "answers fastest" not in analysis_text

@@ -115,6 +115,7 @@ def result_conclusion(study: Study, tables: Any, deltas: Iterable[Any] = ()) -> 
                     "peak_memory_bytes": n["peak_memory_bytes"][small],
                     "clear": n["clear"],
                     "tied": n["tied"],
+                    "all_tied": len(n["tied"]) == len(n["peak_memory_bytes"]),
                     "threshold": n["threshold"],
                 },
                 "conclusion",

@@ -795,9 +795,14 @@ def _conclusion_fastest(f: Finding, w: _Writer) -> str:
 def _conclusion_least_memory(f: Finding, w: _Writer) -> str:
     n = f.numbers
     if not n.get("clear", True):
+        if n.get("all_tied"):
+            return (
+                f"{w.bold('Least memory:')} no clear difference (every model's peak is within "
+                f"{percent(n['threshold'])} of the least)."
+            )
         return (
-            f"{w.bold('Least memory:')} no clear difference between {w.names(n['tied'])} "
-            f"(peaks within {percent(n['threshold'])} of each other)."
+            f"{w.bold('Least memory:')} {w.names(n['tied'])}, {human_bytes(n['peak_memory_bytes'])} at peak and "
+            f"within {percent(n['threshold'])} of each other: no clear difference between them."
         )
     return f"{w.bold('Least memory:')} {w.name(n['least_memory'])}, {human_bytes(n['peak_memory_bytes'])} at peak."
 
