@@ -112,6 +112,8 @@ EFFICIENCY_COLUMNS = (
     "latency_p50_s",
     "latency_p95_s",
     "tokens_per_s",
+    "single_tokens_per_s",
+    "answer_tokens_per_s",
     "peak_memory_bytes",
     "bandwidth_share",
     "speed_passes",
