@@ -94,7 +94,7 @@ def test_a_new_protocol_measures_again_without_regenerating_the_answers(folder):
 
 
 def test_warm_up_runs_short_untimed_batches_first(folder, monkeypatch):
-    calls: list[list[GenerationRequest]] = []
+    log = folder / "batches.jsonl"  # the model runs in a worker process: it writes down what it generated
     real = plan.create_backend
 
     def counting(model, config_index=None):
@@ -102,7 +102,8 @@ def test_warm_up_runs_short_untimed_batches_first(folder, monkeypatch):
         generate = backend.generate
 
         def recorded(requests):
-            calls.append(list(requests))
+            with log.open("a") as handle:
+                handle.write(json.dumps([r.settings.max_new_tokens for r in requests]) + "\n")
             return generate(requests)
 
         backend.generate = recorded
@@ -110,11 +111,12 @@ def test_warm_up_runs_short_untimed_batches_first(folder, monkeypatch):
 
     monkeypatch.setattr(plan, "create_backend", counting)
     run_study(load_config(write_study(folder, "{warmup: 2}")))
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
     warm, rest = calls[:2], calls[2:]
     for batch in warm:
         assert len(batch) == min(WARMUP_PROMPTS, 6)
-        assert {r.settings.max_new_tokens for r in batch} == {min(WARMUP_NEW_TOKENS, 6)}
-    assert sum(len(b) for b in rest) == 6 and {r.settings.max_new_tokens for b in rest for r in b} == {6}
+        assert set(batch) == {min(WARMUP_NEW_TOKENS, 6)}
+    assert sum(len(b) for b in rest) == 6 and {t for b in rest for t in b} == {6}
 
 
 class _Remote(Backend):

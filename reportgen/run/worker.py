@@ -131,10 +131,24 @@ def _forward_logging(channel: _Channel) -> None:
     logging.Logger.handle = handle  # type: ignore[method-assign]  # this process is the worker's alone
 
 
-def _child(receive: Connection, send: Connection, call: Callable[[_Channel], Any]) -> None:
+def _die_with(driver: int) -> None:
+    """Ask Linux to kill this worker when the driver dies (``kill -9``), rather than load a model nobody waits
+    for, holding the store's lock; elsewhere the worker ends at its next message (a broken pipe)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != driver:  # it died before that
+        os._exit(1)
+
+
+def _child(receive: Connection, send: Connection, call: Callable[[_Channel], Any], driver: int) -> None:
     """The worker: run ``call``, send its result or its error, and exit at once (``os._exit``)."""
     code = 0
     try:
+        _die_with(driver)
         receive.close()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver too: it stops this child
         channel = _Channel(send)
@@ -168,7 +182,7 @@ class _Worker:
         context = multiprocessing.get_context("fork")
         self.name, self._handle = name, handle
         self.receive, send = context.Pipe(duplex=False)
-        self.process = context.Process(target=_child, args=(self.receive, send, call), name=f"reportgen: {name}")
+        self.process = context.Process(target=_child, args=(self.receive, send, call, os.getpid()), name=f"reportgen: {name}")
         self.process.start()
         send.close()  # the child holds the only writing end: its exit ends the pipe
 
