@@ -212,3 +212,53 @@ def test_a_worker_does_not_outlive_its_driver(tmp_path, tiny_llama_dir):
         except ProcessLookupError:
             pass
     assert stored(study)["llama"] >= 2
+
+
+def test_with_cuda_initialised_in_the_driver_models_run_in_it_and_say_so(tmp_path, tiny_gpt2_dir, monkeypatch, caplog):
+    """A forked worker cannot use a CUDA that its driver initialised: then the model runs in the driver."""
+    from reportgen.run import worker
+
+    monkeypatch.setattr(worker, "fork_is_safe", lambda: False)
+    pids: list[int] = []
+    real = plan.create_backend
+
+    def create(model, config_index=None):
+        backend = real(model, config_index)
+        generate = backend.generate
+        backend.generate = lambda requests: pids.append(os.getpid()) or generate(requests)
+        return backend
+
+    monkeypatch.setattr(plan, "create_backend", create)
+    study = load_config(write_study(tmp_path, [("gpt2", str(tiny_gpt2_dir))]))
+    with caplog.at_level(logging.WARNING, logger="reportgen"):
+        summary = run_study(study)
+    assert summary.models[0].prompts_run == 6 and set(pids) == {os.getpid()}
+    assert any("not in a worker of its own" in r.getMessage() for r in caplog.records)
+
+
+def test_a_driver_that_used_torchs_thread_pool_can_still_fork_workers(tmp_path, tiny_llama_dir):
+    """GNU OpenMP keeps its thread pool in the thread that made it; a forked copy of that thread would wait
+    forever for the pool's threads (they are not copied). The worker runs its model on a thread of its own.
+    In a script (the test process may or may not have used the pool yet); the timeout only stops a hang."""
+    config = write_study(tmp_path, [("llama", str(tiny_llama_dir))])
+    script = (
+        "import torch\n"
+        "torch.set_num_threads(2)\n"
+        "x, w = torch.randn(32, 512), torch.randn(512, 512)\n"
+        "for _ in range(50): torch.nn.functional.linear(x, w)\n"  # the driver's OpenMP pool is up
+        "from reportgen.study.config import load_config\n"
+        "from reportgen.run.runner import run_study\n"
+        f"summary = run_study(load_config({str(config)!r}))\n"
+        "print(summary.models[0].prompts_run, summary.models[0].error)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert out.split() == ["6", "None"], err

@@ -10,7 +10,8 @@ The child never touches the store (the driver alone writes it, and its SQLite co
 are only inherited, never used): each call the model makes on the sink, each progress update, log record
 and line it prints becomes a message on a pipe, which the driver applies in order as it arrives, so each
 batch is committed as soon as it is done. The child ends with its summary, or with the error it met,
-and exits with ``os._exit`` (no finalizer runs there: none may close the driver's connection). A child
+and exits with ``os._exit`` (no finalizer runs there: none may close the driver's connection). The model
+runs on a new thread of the child: GNU OpenMP hangs a fork's copy of a thread that used its pool. A child
 that dies (a signal, the OOM killer) fails only its model; Ctrl-C stops the child and interrupts the run.
 """
 
@@ -22,6 +23,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import traceback
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, cast
@@ -154,6 +156,22 @@ def _child(receive: Connection, send: Connection, call: Callable[[_Channel], Any
         channel = _Channel(send)
         _forward_logging(channel)
         sys.stdout, sys.stderr = _StreamProxy(channel, "stdout"), _StreamProxy(channel, "stderr")
+        failed: list[BaseException] = []
+        # On a thread of its own: GNU OpenMP (torch's CPU thread pool) keeps its pool in the thread that made it,
+        # and a forked copy of a thread whose pool the driver used waits forever for the pool's threads, which
+        # were not copied. A new thread gets a new pool.
+        thread = threading.Thread(target=_run, args=(call, channel, failed), name="reportgen-worker")
+        thread.start()
+        thread.join()
+        code = 1 if failed else 0
+    except BaseException:  # the driver is gone (a broken pipe) or could not be told: nothing more to do
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _run(call: Callable[[_Channel], Any], channel: _Channel, failed: list[BaseException]) -> None:
+    try:
         try:
             result = call(channel)
         except ReportgenError as exc:
@@ -162,10 +180,8 @@ def _child(receive: Connection, send: Connection, call: Callable[[_Channel], Any
             channel.send("crash", f"{type(exc).__name__}: {exc}", traceback.format_exc())
         else:
             channel.send("done", result)
-    except BaseException:  # the driver is gone (a broken pipe) or could not be told: nothing more to do
-        code = 1
-    finally:
-        os._exit(code)
+    except BaseException as exc:  # the driver is gone (a broken pipe) or could not be told
+        failed.append(exc)
 
 
 def fork_is_safe() -> bool:
