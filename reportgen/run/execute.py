@@ -57,6 +57,9 @@ class LocalExecutor(Executor):
         for unit in work:
             try:
                 if self._isolated(unit):
+                    # the backend's packages are imported here, once: every worker inherits them, and starts
+                    # from the same state
+                    unit.backend.import_dependencies()
                     summary = worker.run_in_worker(run_model, unit, sink, progress)
                 else:
                     summary = run_model(unit, sink, progress)

@@ -37,8 +37,12 @@ __all__ = ["WorkerCrash", "call_in_worker", "fork_is_safe", "run_in_worker"]
 
 log = logging.getLogger(__name__)
 
-# The sink's methods a model run calls; the driver calls them on the real sink with its own ModelWork.
-SINK_CALLS = ("model_started", "model_loaded", "batch_done", "texts_scored", "speed_measured", "model_finished")
+# The sink's methods a model run calls (model_started, model_loaded, batch_done, ...: every public method but
+# the driver's own); the driver calls them on the real sink with its own ModelWork.
+_DRIVER_ONLY = {"begin", "record", "run_finished"}
+SINK_CALLS = frozenset(
+    name for name, value in vars(StoreSink).items() if callable(value) and not name.startswith("_") and name not in _DRIVER_ONLY
+)
 _STOP_S = 10.0  # how long a child that was told to stop (or has sent its result) gets before it is killed
 
 
