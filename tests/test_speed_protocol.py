@@ -101,7 +101,7 @@ def test_a_new_protocol_measures_again_without_regenerating_the_answers(folder):
 
 
 def test_warm_up_runs_short_untimed_batches_first(folder, monkeypatch):
-    calls: list[list[GenerationRequest]] = []
+    log = folder / "batches.jsonl"  # the model runs in a worker process: it writes down what it generated
     real = plan.create_backend
 
     def counting(model, config_index=None):
@@ -109,7 +109,8 @@ def test_warm_up_runs_short_untimed_batches_first(folder, monkeypatch):
         generate = backend.generate
 
         def recorded(requests):
-            calls.append(list(requests))
+            with log.open("a") as handle:
+                handle.write(json.dumps([[r.settings.max_new_tokens, r.settings.ignore_eos] for r in requests]) + "\n")
             return generate(requests)
 
         backend.generate = recorded
@@ -117,14 +118,14 @@ def test_warm_up_runs_short_untimed_batches_first(folder, monkeypatch):
 
     monkeypatch.setattr(plan, "create_backend", counting)
     run_study(load_config(write_study(folder, "{warmup: 2}")))
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
     warm, memory, answers = calls[:2], calls[2], calls[3:]
     for batch in warm:
         assert len(batch) == min(WARMUP_PROMPTS, 6)
-        assert {r.settings.max_new_tokens for r in batch} == {min(WARMUP_NEW_TOKENS, 6)}
+        assert {tokens for tokens, _ in batch} == {min(WARMUP_NEW_TOKENS, 6)}
     # then one batch of the fixed workload (peak memory is taken over it), before the answers
-    assert len(memory) == 3 and all(r.settings.ignore_eos and r.settings.max_new_tokens == 6 for r in memory)
-    assert sum(len(b) for b in answers) == 6 and {r.settings.max_new_tokens for b in answers for r in b} == {6}
-    assert not any(r.settings.ignore_eos for b in answers for r in b)
+    assert memory == [[6, True]] * 3
+    assert sum(len(b) for b in answers) == 6 and {(t, eos) for b in answers for t, eos in b} == {(6, False)}
 
 
 class _Remote(Backend):

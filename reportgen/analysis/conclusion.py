@@ -58,6 +58,7 @@ def _best(tables: Any, headline: str) -> Finding | None:
         "ci_high": row["ci_high"],
         "test": test,
     }
+    numbers["tied"] = [m for m in order if float(rows[m]["mean"]) == float(row["mean"])]
     if not numbers["significant"]:
         numbers["not_better_than"] = [
             m for m in order[1:] if (t := paired_difference(tables, headline, best, m)) is not None and not t["significant"]

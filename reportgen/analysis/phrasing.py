@@ -754,6 +754,13 @@ def _conclusion_best(f: Finding, w: _Writer) -> str:
             f"({_ci(metric, n['ci_low'], n['ci_high'])}), significantly ahead of {runner} ({evidence})."
         )
     against = f" (against {runner}: {evidence})" if test is not None else ""
+    tied = n.get("tied") or [n["best"]]
+    if len(tied) > 1:
+        rest = [m for m in n["not_better_than"] if m not in tied]
+        text = f"{w.bold(f'Best {label}: no clear winner.')} {w.names(tied)} share the highest mean ({_value(metric, n['mean'])})"
+        if rest:
+            text += f", and none of them is significantly better than {w.names(rest)}"
+        return text + "."
     return (
         f"{w.bold(f'Best {label}: no clear winner.')} {best} has the highest mean ({_value(metric, n['mean'])}), "
         f"but it is not significantly better than {w.names(n['not_better_than'])}{against}."

@@ -18,7 +18,7 @@ class Backend(abc.ABC):
     """One model behind a batch-shaped interface."""
 
     name: str = ""
-    local: bool = True  # runs in this process (False: a server does the work, so there is nothing to warm up here)
+    local: bool = True  # runs on this machine, in a worker process of its own (False: a server does the work, so there is nothing to warm up here)
     constrains_output: bool = False  # honours GenerationRequest.grammar (a GBNF grammar); others ignore it
 
     def __init__(self, model: ModelConfig):

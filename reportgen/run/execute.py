@@ -1,17 +1,19 @@
 """Execute planned work: an ``Executor`` loads each model once, runs its pending shards and streams the
-results to the sink. ``LocalExecutor`` runs the models one after another in this process."""
+results to the sink. ``LocalExecutor`` runs the models one after another, each local one in a fresh worker
+process of its own (reportgen.run.worker), so that no model's load time or memory depends on the order."""
 
 from __future__ import annotations
 
 import abc
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from reportgen.backends.base import Backend
 from reportgen.errors import BackendError, ReportgenError
 from reportgen.records import GenerationRequest, GenerationResult, LoadInfo
 from reportgen.run.measure import memory_workload, timed_passes, warm_up
+from reportgen.run import worker
 from reportgen.run.plan import ModelWork, shards
 from reportgen.run.sink import StoreSink
 from reportgen.run.summary import ModelRunSummary
@@ -40,14 +42,51 @@ class Executor(abc.ABC):
 
 
 class LocalExecutor(Executor):
+    """One model after another. A local model (``backend.local``) runs in a forked worker process that
+    starts from the same state for every model, not after the others in this one: in one process the
+    first model would pay the one-time costs (library initialisation, allocator growth, thread pools)
+    and look slower to load and heavier than the same weights loaded later. The worker streams its sink
+    calls here, so this process alone writes the store, batch by batch. HTTP models run here."""
+
     def execute(self, work: list[ModelWork], sink: StoreSink, progress: Progress | None = None) -> list[ModelRunSummary]:
+        if any(unit.has_work and unit.backend.local for unit in work):
+            # The run's manifest measures the memory bandwidth (not while a worker loads its model: now) and
+            # asks torch about the GPUs, which initialises CUDA: in a worker too, as later forks could not use it.
+            sink.manifest_factory = _forked(sink.manifest_factory)
+            sink.begin()
         for unit in work:
             try:
-                summary = run_model(unit, sink, progress)
+                if self._isolated(unit):
+                    # the backend's packages are imported here, once: every worker inherits them, and starts
+                    # from the same state
+                    unit.backend.import_dependencies()
+                    summary = worker.run_in_worker(run_model, unit, sink, progress)
+                else:
+                    summary = run_model(unit, sink, progress)
             except ReportgenError as exc:
                 summary = ModelRunSummary(unit.model.id, "", unit.total, error=exc.format_message())
             sink.record(summary)
         return list(sink.summaries)
+
+    @staticmethod
+    def _isolated(unit: ModelWork) -> bool:
+        if not (unit.has_work and unit.backend.local):
+            return False
+        if worker.fork_is_safe():
+            return True
+        log.warning(
+            "%s: runs in this process, not in a worker of its own (CUDA is initialised here already, and a forked "
+            "worker could not use it): its load time and memory may depend on the models before it",
+            unit.model.id,
+        )
+        return False
+
+
+def _forked(factory: Callable[[], dict]) -> Callable[[], dict]:
+    def build() -> dict:
+        return worker.call_in_worker(factory, "the run's manifest") if worker.fork_is_safe() else factory()
+
+    return build
 
 
 def run_model(work: ModelWork, sink: StoreSink, progress: Progress | None = None) -> ModelRunSummary:

@@ -21,7 +21,7 @@ class StoreSink:
     def __init__(self, store: Store, run_id: str, manifest: Callable[[], dict]):
         self.store = store
         self.run_id = run_id
-        self._manifest_factory = manifest
+        self.manifest_factory = manifest  # builds the run's manifest when the first model starts
         self.manifest: dict = {}
         self.summaries: list[ModelRunSummary] = []
 
@@ -29,13 +29,14 @@ class StoreSink:
     def started(self) -> bool:
         return bool(self.manifest)
 
-    def _begin(self) -> None:
+    def begin(self) -> None:
+        """Record the run (once): when the first model starts, or earlier when an executor says so."""
         if not self.manifest:
-            self.manifest.update(self._manifest_factory())
+            self.manifest.update(self.manifest_factory())
             self.store.start_run(self.run_id, self.manifest["config_hash"], self.manifest)
 
     def model_started(self, work: ModelWork) -> None:
-        self._begin()
+        self.begin()
         self.store.start_model_run(self.run_id, work.model.id, work.fingerprint, work.settings_hash, work.fingerprint_parts)
 
     def model_loaded(self, work: ModelWork, load: LoadInfo) -> None:

@@ -64,13 +64,15 @@ class ResourceRequest(BaseModel):
 
 
 class ExecutionConfig(BaseModel):
-    """Where the models run. ``engine: local`` (default) runs them one after another in this process;
-    ``engine: ray`` gives each model a Ray actor with the resources asked for here."""
+    """Where the models run. ``engine: local`` (default) runs them one after another, each local model in a
+    worker process of its own (forked from this one, which alone writes the store); ``engine: ray`` gives each model a Ray actor with the resources asked for here."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     engine: Literal["local", "ray"] = Field(
-        "local", description="local: one model after another in this process; ray: one Ray actor per model."
+        "local",
+        description="local: one model after another, each in a fresh worker process (HTTP endpoints in this one); "
+        "ray: one Ray actor per model.",
     )
     address: str | None = Field(
         None,

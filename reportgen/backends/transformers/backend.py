@@ -332,6 +332,12 @@ class TransformersBackend(Backend):
 
     def import_dependencies(self) -> None:
         import_torch()
+        # transformers imports its model-loading code lazily, on first use: seconds and ~150 MiB that are the
+        # library's, not the model's (each model runs in a fresh worker process, which would pay them in its load)
+        import transformers.generation.utils  # noqa: F401
+        import transformers.modeling_utils  # noqa: F401
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer  # noqa: F401
+
         if self.model.adapter is not None and self.model.adapter.path is not None:
             import peft  # noqa: F401
 

@@ -31,9 +31,12 @@ def short(exc: BaseException, limit: int = 240) -> str:
 
 
 def cuda_available() -> bool:
-    """Whether a CUDA GPU is usable, without importing torch when it is absent."""
+    """Whether a CUDA GPU is usable, without importing torch when it is absent. Asked through NVML: the
+    driver process asks this when it plans the run, and a CUDA runtime initialised there would be unusable
+    in the worker processes it forks for the models (reportgen.run.worker)."""
     if importlib.util.find_spec("torch") is None:
         return False
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     import torch
 
     return bool(torch.cuda.is_available())
