@@ -124,11 +124,13 @@ def stored(study) -> list[tuple]:
 
 
 def speed_passes(study) -> list[tuple]:
-    """(model, pass index, prompts) of every stored timed pass (each must have generated tokens), sorted."""
+    """(model, regime, pass index, prompts) of every stored timed pass (each must have generated tokens), sorted."""
     with Store(store_path(study)) as store:
-        rows = store.db.execute("SELECT model_id, pass_index, prompts, generated_tokens, seconds FROM speed_passes").fetchall()
+        rows = store.db.execute(
+            "SELECT model_id, regime, pass_index, prompts, generated_tokens, seconds FROM timed_passes"
+        ).fetchall()
     assert all(tokens > 0 and seconds > 0 for *_, tokens, seconds in rows), rows
-    return sorted(tuple(r[:3]) for r in rows)
+    return sorted(tuple(r[:4]) for r in rows)
 
 
 def manifest(study) -> RunManifest:
@@ -169,7 +171,8 @@ def test_ray_engine_stores_the_same_rows_as_the_local_engine(tmp_path, local_ray
         assert p.cuda_visible_devices == ",".join(p.gpu_ids) and len(p.gpu_ids) == 1
     assert {p.cuda_visible_devices for p in placements.values()} == {"0", "1"}
     assert manifest(local).engine == "local" and manifest(local).cluster is None
-    assert speed_passes(on_ray) == speed_passes(local) == [("gpt2", 0, 3), ("gpt2", 1, 3), ("llama", 0, 3), ("llama", 1, 3)]
+    expected = [(m, regime, i, 3) for m in ("gpt2", "llama") for regime in ("batched", "single") for i in (0, 1)]
+    assert speed_passes(on_ray) == speed_passes(local) == expected  # both regimes' passes, each in the model's actor
 
     again = run_study(on_ray)  # everything stored: no actor, no run
     assert [m.prompts_run for m in again.models] == [0, 0] and again.run_id is None
@@ -180,7 +183,7 @@ def test_ray_engine_stores_the_same_rows_as_the_local_engine(tmp_path, local_ray
     )
     (llama,) = run_study(remeasure, model_ids=["llama"]).models
     assert llama.error is None and (llama.prompts_run, llama.prompts_cached) == (0, 6)
-    llama_passes = [(i, n) for m, i, n in speed_passes(remeasure) if m == "llama"]
+    llama_passes = [(i, n) for m, regime, i, n in speed_passes(remeasure) if m == "llama" and regime == "batched"]
     assert llama_passes == [(0, 3), (0, 3), (1, 3), (1, 3), (2, 3)]  # the new protocol's 3 beside the old one's 2
     assert stored(remeasure) == stored(local)
     assert manifest(remeasure).cluster.placements[0].model_id == "llama"

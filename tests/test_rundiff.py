@@ -15,6 +15,9 @@ PROMPTS = PromptSet(prompts=[Prompt(id="p", prompt="Hi", reference="1")])
 EMPTY = pd.DataFrame(columns=["fingerprint", "model_id", "prompt_id"])
 
 
+MIB = 2**20
+
+
 def model_run(run_id: str, fingerprint: str, started: float, *, load=1.0, tokens=100, seconds=2.0, prompts_run=4):
     return {
         "run_id": run_id,
@@ -22,7 +25,7 @@ def model_run(run_id: str, fingerprint: str, started: float, *, load=1.0, tokens
         "fingerprint": fingerprint,
         "started_at": started,
         "load_time_s": load,
-        "peak_memory_bytes": 1000,
+        "peak_memory_bytes": 1000 * MIB,
         "weight_bytes": 500,
         "generated_tokens": tokens,
         "generate_time_s": seconds,
@@ -75,14 +78,22 @@ def test_speed_from_timed_passes_only_when_both_runs_have_them():
 
 
 def test_speed_and_memory_changes_count_only_beyond_the_noise():
-    """Ranges of timed passes that overlap, or memory within NOISE_THRESHOLDS, are no change; apart, they are."""
+    """Ranges of timed passes that overlap, or memory and load within NOISE_THRESHOLDS or NOISE_FLOORS, are no
+    change; apart, they are."""
     runs = pd.DataFrame([model_run("r1", "f1", 1.0, load=1.0), model_run("r2", "f1", 2.0, load=1.1)])
-    runs.loc[1, "peak_memory_bytes"] = 1050  # +5%: inside the 10% threshold
+    runs.loc[1, "peak_memory_bytes"] = 1050 * MIB  # +5%: inside the 10% threshold
     close = speed(passes("r1", 1.0), passes("r1", 1.1), passes("r2", 1.05), passes("r2", 0.95))
     rows = run_diff(EMPTY, runs, close, PROMPTS, "m").speed.set_index("measure")
     assert rows.loc["tokens_per_s", "source"] == "passes" and rows.loc["tokens_per_s", "improved"] is None
     assert rows.loc["peak_memory_bytes", "improved"] is None and rows.loc["load_time_s", "improved"] is None
-    runs.loc[1, "peak_memory_bytes"] = 1200  # +20%
+    runs.loc[1, "peak_memory_bytes"] = 1200 * MIB  # +20%
+    runs.loc[1, "load_time_s"] = 1.5  # +50%, 0.5 s
     apart = speed(passes("r1", 1.0), passes("r1", 1.1), passes("r2", 0.5), passes("r2", 0.55))
     rows = run_diff(EMPTY, runs, apart, PROMPTS, "m").speed.set_index("measure")
     assert rows.loc["tokens_per_s", "improved"] is True and rows.loc["peak_memory_bytes", "improved"] is False
+    assert rows.loc["load_time_s", "improved"] is False
+    # a tiny model: +50% that is a few MiB and a few hundredths of a second is still noise (the A/A study's case)
+    runs.loc[:, "peak_memory_bytes"] = [8 * MIB, 12 * MIB]
+    runs.loc[:, "load_time_s"] = [0.110, 0.160]
+    rows = run_diff(EMPTY, runs, close, PROMPTS, "m").speed.set_index("measure")
+    assert rows.loc["peak_memory_bytes", "improved"] is None and rows.loc["load_time_s", "improved"] is None

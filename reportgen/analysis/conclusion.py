@@ -118,6 +118,7 @@ def result_conclusion(study: Study, tables: Any, deltas: Iterable[Any] = ()) -> 
                     "tied": n["tied"],
                     "all_tied": len(n["tied"]) == len(n["peak_memory_bytes"]),
                     "threshold": n["threshold"],
+                    "floor": n["floor"],
                 },
                 "conclusion",
             )

@@ -549,10 +549,16 @@ def _result_latency(f: Finding, w: _Writer) -> str:
     return text
 
 
+def _memory_noise(n: dict[str, Any]) -> str:
+    """The noise within which two peaks are the same: "10%" or "10% or 16.0 MiB" (stats.efficiency)."""
+    floor = n.get("floor") or 0
+    return percent(n.get("threshold", 0)) + (f" or {human_bytes(floor)}" if floor else "")
+
+
 def _result_memory(f: Finding, w: _Writer) -> str:
     n = f.numbers
     memory, small, big = n["peak_memory_bytes"], n["least"], n["most"]
-    threshold = percent(n.get("threshold", 0))
+    threshold = _memory_noise(n)
     if not n.get("clear", True):
         tied = n.get("tied") or [small]
         if len(tied) == len(memory):
@@ -804,12 +810,11 @@ def _conclusion_least_memory(f: Finding, w: _Writer) -> str:
     if not n.get("clear", True):
         if n.get("all_tied"):
             return (
-                f"{w.bold('Least memory:')} no clear difference (every model's peak is within "
-                f"{percent(n['threshold'])} of the least)."
+                f"{w.bold('Least memory:')} no clear difference (every model's peak is within {_memory_noise(n)} of the least)."
             )
         return (
             f"{w.bold('Least memory:')} {w.names(n['tied'])}, {human_bytes(n['peak_memory_bytes'])} at peak and "
-            f"within {percent(n['threshold'])} of each other: no clear difference between them."
+            f"within {_memory_noise(n)} of each other: no clear difference between them."
         )
     return f"{w.bold('Least memory:')} {w.name(n['least_memory'])}, {human_bytes(n['peak_memory_bytes'])} at peak."
 

@@ -31,7 +31,7 @@ from reportgen.analysis.measured import (
     tradeoff_front,
 )
 from reportgen.format import finite
-from reportgen.stats.efficiency import NOISE_THRESHOLDS, clearly_different, ranges_separate
+from reportgen.stats.efficiency import NOISE_FLOORS, NOISE_THRESHOLDS, clearly_different, ranges_separate
 
 if TYPE_CHECKING:  # pragma: no cover
     from reportgen.study.config import Study
@@ -162,7 +162,8 @@ def _speed_finding(rows: dict[str, dict[str, Any]], kind: str, column: str, *, h
         "ranges": ranges,
         "passes": passes,
         "separated": separated,
-        "winner": best if separated else None,
+        # the only model with a throughput beside models that generated no tokens wins on no noise at all
+        "winner": best if separated or (worst is None and missing) else None,
     }
     return Finding(kind, (best, worst) if worst is not None else (best, *missing), numbers, "efficiency")
 
@@ -252,6 +253,7 @@ def memory_finding(rows: dict[str, dict[str, Any]]) -> Finding | None:
             "tied": tied,
             "clear": len(tied) == 1,
             "threshold": NOISE_THRESHOLDS["peak_memory_bytes"],
+            "floor": NOISE_FLOORS["peak_memory_bytes"],
         },
         "efficiency",
     )

@@ -372,11 +372,14 @@ def print_diff(d, out) -> None:
             )
         out.print(table)
     if len(d.speed):
+        from reportgen.format import human_bytes
+        from reportgen.stats.efficiency import NOISE_FLOORS as floor
         from reportgen.stats.efficiency import NOISE_THRESHOLDS as noise
 
         table = Table(
             title=f"{title}: speed and memory (a change counts where the timed passes' ranges separate, or beyond "
-            f"{noise['peak_memory_bytes']:.0%} for peak memory and {noise['load_time_s']:.0%} for load time)"
+            f"{noise['peak_memory_bytes']:.0%} and {human_bytes(floor['peak_memory_bytes'])} for peak memory, "
+            f"{noise['load_time_s']:.0%} and {floor['load_time_s']:g} s for load time)"
         )
         for column in ("measure", "old", "new", "change", "new ÷ old", "verdict"):
             table.add_column(column)

@@ -311,7 +311,7 @@ def category_table(study: Study, tables: Tables, headline: str | None) -> Table:
 
 def speed_protocol(study: Study, tables: Tables) -> str:
     """How speed, memory and load were measured, in a few sentences (the report states it beside them)."""
-    from reportgen.stats.efficiency import NOISE_THRESHOLDS
+    from reportgen.stats.efficiency import NOISE_FLOORS, NOISE_THRESHOLDS
 
     rows = tables.efficiency.to_dict("records") if not tables.efficiency.empty else []
     passes = sorted({int(r["speed_passes"]) for r in rows if _finite(r.get("speed_passes")) and r["speed_passes"] > 0})
@@ -328,8 +328,9 @@ def speed_protocol(study: Study, tables: Tables) -> str:
         "Each local model is loaded in a fresh worker process (a Ray actor on a cluster), so no model pays or skips "
         "another's one-time costs; peak memory is the memory the model added over its load, the warm-up and a "
         f"batch of the same workload at its batch size, before its answers. A model is called lighter only beyond "
-        f"{NOISE_THRESHOLDS['peak_memory_bytes']:.0%} less peak memory, quicker to load only beyond "
-        f"{NOISE_THRESHOLDS['load_time_s']:.0%}."
+        f"{NOISE_THRESHOLDS['peak_memory_bytes']:.0%} (and {human_bytes(NOISE_FLOORS['peak_memory_bytes'])}) less "
+        f"peak memory, quicker to load only beyond {NOISE_THRESHOLDS['load_time_s']:.0%} (and "
+        f"{NOISE_FLOORS['load_time_s']:g} s)."
     )
     if passes:
         counts = " or ".join(str(n) for n in passes)

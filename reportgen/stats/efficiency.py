@@ -63,13 +63,21 @@ EFFICIENCY_COLUMNS = [
 #: threshold is reported as no clear difference, never as lighter or quicker.
 NOISE_THRESHOLDS = {"peak_memory_bytes": 0.10, "load_time_s": 0.25}
 
+#: Absolute differences within which two single measurements are the same, whatever their ratio: a tiny model
+#: loads in a tenth of a second and adds a few MiB, where scheduling and allocator arenas alone move the figure
+#: by half (an A/A study of a tiny model: load 0.110 s and 0.160 s for the same weights, twice).
+NOISE_FLOORS = {"peak_memory_bytes": 16 * 2**20, "load_time_s": 0.25}
+
 
 def clearly_different(measure: str, a: float, b: float) -> bool:
     """Whether one measurement of ``a`` and one of ``b`` differ by more than ``NOISE_THRESHOLDS[measure]``
-    (relative to the smaller); a measure without a threshold (e.g. weight bytes, exact) differs when unequal."""
+    (relative to the smaller) and by more than ``NOISE_FLOORS[measure]``; a measure without a threshold (e.g.
+    weight bytes, exact) differs when unequal."""
     if not (math.isfinite(a) and math.isfinite(b)):
         return False
     small, big = sorted((abs(a), abs(b)))
+    if big - small <= NOISE_FLOORS.get(measure, 0.0):
+        return False
     threshold = NOISE_THRESHOLDS.get(measure, 0.0)
     return big > small * (1 + threshold) if small > 0 else big > 0
 
