@@ -1060,3 +1060,33 @@ def test_the_verdict_names_a_winner_per_regime_only_where_the_passes_are_apart(s
     assert lines["conclusion.least_memory"].endswith("no clear difference between them.")
     analysis_text = " ".join(s.text for s in analysis.result_statements(study, overlapping))
     assert "is the fastest" not in analysis_text and "answers fastest" not in analysis_text
+
+
+def test_the_tradeoff_front_reads_every_measured_axis(synthetic):
+    """A model slower in batches but clearly quickest per prompt and lightest is on the front (the issue's
+    llama.cpp case); on batched throughput alone (the chart's two axes) it is dominated."""
+    from reportgen.analysis.measured import tradeoff_front
+
+    _, study, tables, _ = synthetic
+    speeds = {
+        "base": {"tokens_per_s": (100, 95, 110), "latency_p50_s": (0.5, 0.48, 0.52)},
+        "lora": {"tokens_per_s": (200, 190, 210), "latency_p50_s": (0.5, 0.47, 0.53)},
+        "q4": {"tokens_per_s": (60, 55, 65), "latency_p50_s": (0.2, 0.19, 0.21)},
+    }
+    timed = _with_passes(tables, speeds, {"base": 1.00e9, "lora": 1.04e9, "q4": 0.3e9})
+    assert tradeoff_front(timed, "exact_match", axes=("tokens_per_s",)) == ["lora"]
+    assert tradeoff_front(timed, "exact_match") == ["lora", "q4"]
+    names = {m.id: m.name for m in study.models}
+    lines = {s.numbers["source"]: s.text for s in analysis.verdict_lines(study, timed)}
+    conclusion = " ".join(s.text for s in analysis.result_conclusion(study, timed))
+    assert (
+        "Best trade-offs (Pareto-optimal on exact match, batched throughput, single-stream latency and peak memory, "
+        f"each beyond its noise): {names['lora']} and {names['q4']}."
+    ) in conclusion, conclusion
+    assert lines["conclusion.least_memory"].startswith(f"Least memory: {names['q4']}, 286.1 MiB at peak")
+    text = " ".join(s.text for s in analysis.result_statements(study, timed))
+    assert f"{names['base']} is dominated by {names['lora']} (clearly ahead on at least one, clearly behind on none)" in text
+    # equal speed and memory (copies of one engine): the measured axes decide nothing, quality alone does
+    same = {m: {"tokens_per_s": (100, 95, 110), "latency_p50_s": (0.5, 0.48, 0.52)} for m in speeds}
+    equal = _with_passes(tables, same, {"base": 1.0e9, "lora": 1.05e9, "q4": 1.0e9})
+    assert tradeoff_front(equal, "exact_match") == tradeoff_front(equal, "exact_match", axes=()) == ["lora"]

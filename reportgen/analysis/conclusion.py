@@ -17,7 +17,6 @@ from reportgen.analysis.measured import (
     headline_metric,
     means,
     paired_difference,
-    tradeoff_front,
     ranked,
     speed_quality_points,
 )
@@ -27,6 +26,7 @@ from reportgen.analysis.results import (
     memory_finding,
     single_stream_finding,
     throughput_finding,
+    tradeoff_finding,
 )
 from reportgen.analysis.variants import change, model_pairs
 
@@ -125,8 +125,14 @@ def result_conclusion(study: Study, tables: Any, deltas: Iterable[Any] = ()) -> 
         )
     points = speed_quality_points(tables, headline)
     if len(points) >= 2 and headline is not None:
-        front = tradeoff_front(tables, headline)
-        out.append(Finding("conclusion.tradeoffs", tuple(front), {"metric": headline, "front": front}, "conclusion"))
+        tradeoff = tradeoff_finding(tables, headline)
+        if tradeoff is not None:
+            front, figures = tradeoff.numbers["front"], tradeoff.numbers["figures"]
+            out.append(
+                Finding(
+                    "conclusion.tradeoffs", tuple(front), {"metric": headline, "front": front, "figures": figures}, "conclusion"
+                )
+            )
     for pair in model_pairs(study):
         if pair.kind != "adapter" or headline is None:
             continue

@@ -32,6 +32,7 @@ __all__ = [
     "speed_quality_points",
     "clearly_dominates",
     "tradeoff_front",
+    "TRADEOFF_AXES",
 ]
 
 #: The reference metrics that can head the report, in order of preference.
@@ -196,37 +197,63 @@ def speed_quality_points(tables: Any, metric: str | None) -> dict[str, tuple[flo
     return points
 
 
-def _speed_range(tables: Any, model_id: str) -> tuple[float, float] | None:
+#: The measured axes a trade-off reads beside quality, each with whether higher is better and how a difference
+#: is judged: "passes" (the timed passes' ranges apart: stats.efficiency.ranges_separate) or "noise" (one
+#: measurement per model, beyond stats.efficiency.NOISE_THRESHOLDS and NOISE_FLOORS).
+TRADEOFF_AXES: dict[str, tuple[bool, str]] = {
+    "tokens_per_s": (True, "passes"),
+    "latency_p50_s": (False, "passes"),
+    "peak_memory_bytes": (False, "noise"),
+}
+
+
+def _axis_order(tables: Any, axis: str, a: str, b: str) -> int:
+    """+1 where ``a`` is clearly better than ``b`` on the measured ``axis``, -1 clearly worse, 0 neither (or
+    either lacks the measurement)."""
+    from reportgen.stats.efficiency import clearly_different, ranges_separate
+
+    higher, judged = TRADEOFF_AXES[axis]
     rows = efficiency_rows(tables)
-    row = rows.get(model_id) or {}
-    low, high = row.get("tokens_per_s_low"), row.get("tokens_per_s_high")
-    return (float(low), float(high)) if finite(low) and finite(high) else None
+    ra, rb = rows.get(a) or {}, rows.get(b) or {}
+    if judged == "passes":
+        ends = [r.get(f"{axis}_{end}") for r in (ra, rb) for end in ("low", "high")]
+        values = [float(v) for v in ends if finite(v)]
+        if len(values) < 4:
+            return 0
+        low_a, high_a, low_b, high_b = values
+        if not ranges_separate((low_a, high_a), (low_b, high_b)):
+            return 0
+        above = low_a > high_b
+    else:
+        va, vb = ra.get(axis), rb.get(axis)
+        if not (finite(va) and finite(vb) and va > 0 and vb > 0):
+            return 0
+        if not clearly_different(axis, va, vb):
+            return 0
+        above = va > vb
+    return 1 if above == higher else -1
 
 
-def clearly_dominates(tables: Any, metric: str, a: str, b: str) -> bool:
-    """Whether ``a`` beats ``b`` on speed (batched throughput) and ``metric`` on the evidence: clearly better on
-    one axis (speed: the timed passes' ranges separate, stats.efficiency.ranges_separate; quality: the paired
-    test is significant) and not clearly worse on the other. Noise never dominates: copies of one model
-    (an A/A study) dominate none of each other."""
-    from reportgen.stats.efficiency import ranges_separate
-
-    ra, rb = _speed_range(tables, a), _speed_range(tables, b)
-    apart = ra is not None and rb is not None and ranges_separate(ra, rb)
-    faster = apart and ra is not None and rb is not None and ra[0] > rb[1]
-    slower = apart and not faster
+def clearly_dominates(tables: Any, metric: str, a: str, b: str, axes: tuple[str, ...] = tuple(TRADEOFF_AXES)) -> bool:
+    """Whether ``a`` beats ``b`` on ``metric`` and the measured ``axes`` on the evidence: clearly better on at
+    least one (quality: the paired test is significant; speed: the timed passes' ranges apart; memory: beyond
+    the noise) and clearly worse on none. Noise never dominates: copies of one model (an A/A study) dominate
+    none of each other, and a model clearly best on any axis (the lightest, the quickest per prompt) is
+    dominated by no one."""
+    orders = [_axis_order(tables, axis, a, b) for axis in axes]
     test = paired_difference(tables, metric, a, b)
     direction = higher_is_better(metric)
-    better = worse = False
     if test is not None and test["significant"] and direction is not None and test["diff"] != 0:
-        better = (test["diff"] > 0) == direction
-        worse = not better
-    return (faster or better) and not (slower or worse)
+        orders.append(1 if (test["diff"] > 0) == direction else -1)
+    return 1 in orders and -1 not in orders
 
 
-def tradeoff_front(tables: Any, metric: str | None) -> list[str]:
-    """The models of ``speed_quality_points`` that no other model clearly dominates (``clearly_dominates``), in
-    table order: the Pareto front on batched throughput and ``metric``, read with the noise of each axis."""
+def tradeoff_front(tables: Any, metric: str | None, axes: tuple[str, ...] = tuple(TRADEOFF_AXES)) -> list[str]:
+    """The models of ``speed_quality_points`` that no other model clearly dominates (``clearly_dominates``) on
+    ``metric`` and the measured ``axes``, in table order: the Pareto front read with the noise of each axis. By
+    default every measured axis counts (batched throughput, single-stream latency, peak memory), so a model
+    that is slower in batches but quickest per prompt or lightest stays on the front."""
     points = speed_quality_points(tables, metric)
     if metric is None:
         return []
-    return [m for m in points if not any(clearly_dominates(tables, metric, o, m) for o in points if o != m)]
+    return [m for m in points if not any(clearly_dominates(tables, metric, o, m, axes) for o in points if o != m)]

@@ -460,27 +460,54 @@ def _result_best(f: Finding, w: _Writer) -> str:
     )
 
 
+#: How a trade-off names the measured axes (analysis.measured.TRADEOFF_AXES) and shows a model's figure on each.
+_TRADEOFF_AXIS_WORDS = {
+    "tokens_per_s": "batched throughput",
+    "latency_p50_s": "single-stream latency",
+    "peak_memory_bytes": "peak memory",
+}
+
+
+def _tradeoff_axes(metric: str, figures: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The axes a trade-off was read on, as words: the quality metric, then each measured axis some model has."""
+    present = [a for a in _TRADEOFF_AXIS_WORDS if any(a in f for f in figures.values())] if figures else ["tokens_per_s"]
+    return [_label(metric)] + [_TRADEOFF_AXIS_WORDS[a] for a in present]
+
+
+def _tradeoff_figures(metric: str, quality: float, figures: Mapping[str, float]) -> str:
+    shown = [f"{_label(metric)} {_value(metric, quality)}"]
+    if "tokens_per_s" in figures:
+        shown.append(f"{_value('tokens_per_s', figures['tokens_per_s'], unit=True)} batched")
+    if "latency_p50_s" in figures:
+        shown.append(f"{_value('latency_p50_s', figures['latency_p50_s'], unit=True)} per prompt")
+    if "peak_memory_bytes" in figures:
+        shown.append(f"{human_bytes(figures['peak_memory_bytes'])} at peak")
+    return ", ".join(shown)
+
+
 def _result_tradeoff(f: Finding, w: _Writer) -> str:
     n = f.numbers
     metric, front, points = n["metric"], n["front"], n["points"]
-    label = _label(metric)
-    shown = [
-        f"{w.name(m)} ({_value('tokens_per_s', points[m][0], unit=True)}, {label} {_value(metric, points[m][1])})" for m in front
-    ]
+    figures = n.get("figures") or {m: {"tokens_per_s": points[m][0]} for m in points}
+    axes = join(_tradeoff_axes(metric, figures))
+    shown = [f"{w.name(m)} ({_tradeoff_figures(metric, points[m][1], figures.get(m, {}))})" for m in front]
+    evidence = (
+        f"{_label(metric)}: a significant paired test; speed: ranges of the timed passes apart; memory: beyond the "
+        "noise threshold"
+    )
     if len(front) == 1:
         text = (
-            f"On batched throughput versus {label}, {shown[0]} clearly dominates every other model: clearly ahead on "
-            "one and not clearly behind on the other."
+            f"On {axes}, {shown[0]} clearly dominates every other model: clearly ahead on at least one and clearly "
+            f"behind on none ({evidence})."
         )
     else:
         text = (
-            f"On batched throughput versus {label}, {join(shown)} are Pareto-optimal: none of them is clearly beaten "
-            f"on both speed and {label} (speed: ranges of the timed passes apart; {label}: a significant paired test)"
-            ", so choosing between them is a trade-off."
+            f"On {axes}, {join(shown)} are Pareto-optimal: none of them is clearly beaten on one without being clearly "
+            f"ahead on another ({evidence}), so choosing between them is a trade-off."
         )
         dominated = [
-            f"{w.name(m)} is dominated by {w.names(by)} ({'each ' if len(by) > 1 else ''}clearly ahead on one, not "
-            "clearly behind on the other)"
+            f"{w.name(m)} is dominated by {w.names(by)} ({'each ' if len(by) > 1 else ''}clearly ahead on at least "
+            "one, clearly behind on none)"
             for m, by in n["dominated_by"].items()
         ]
         if dominated:
@@ -821,7 +848,8 @@ def _conclusion_least_memory(f: Finding, w: _Writer) -> str:
 
 def _conclusion_tradeoffs(f: Finding, w: _Writer) -> str:
     n = f.numbers
-    return f"{w.bold('Best trade-offs')} (Pareto-optimal on batched throughput and {_label(n['metric'])}): {w.names(n['front'])}."
+    axes = join(_tradeoff_axes(n["metric"], n.get("figures") or {}))
+    return f"{w.bold('Best trade-offs')} (Pareto-optimal on {axes}, each beyond its noise): {w.names(n['front'])}."
 
 
 def _conclusion_adapter(f: Finding, w: _Writer) -> str:

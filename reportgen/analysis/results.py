@@ -29,6 +29,7 @@ from reportgen.analysis.measured import (
     ranked,
     speed_quality_points,
     tradeoff_front,
+    TRADEOFF_AXES,
 )
 from reportgen.format import finite
 from reportgen.stats.efficiency import NOISE_FLOORS, NOISE_THRESHOLDS, clearly_different, ranges_separate
@@ -111,17 +112,20 @@ def best_finding(tables: Any, metric: str) -> Finding | None:
 
 
 def tradeoff_finding(tables: Any, metric: str | None) -> Finding | None:
-    """Batched throughput against the mean of ``metric``: the models no other clearly dominates (a Pareto front
-    read with each axis's noise: analysis.measured.clearly_dominates) and who dominates the rest."""
+    """``metric`` against every measured axis (batched throughput, single-stream latency, peak memory): the models
+    no other clearly dominates (a Pareto front read with each axis's noise: analysis.measured.clearly_dominates),
+    who dominates the rest, and each model's figures on the axes it has."""
     points = speed_quality_points(tables, metric)
     if len(points) < 2 or metric is None:
         return None
     front = tradeoff_front(tables, metric)
     dominated = {m: [o for o in front if clearly_dominates(tables, metric, o, m)] for m in points if m not in front}
+    rows = efficiency_rows(tables)
+    figures = {m: {axis: float(rows[m][axis]) for axis in TRADEOFF_AXES if finite(rows[m].get(axis))} for m in points}
     return Finding(
         "result.tradeoff",
         tuple(points),
-        {"metric": metric, "front": front, "points": points, "dominated_by": dominated, "regime": "batched"},
+        {"metric": metric, "front": front, "points": points, "dominated_by": dominated, "figures": figures},
         "tradeoff",
     )
 

@@ -529,16 +529,16 @@ def result_charts(
     if headline is not None:
         from reportgen.analysis.measured import tradeoff_front
 
-        figure = ch.tradeoff_figure(
-            tables.summary, tables.efficiency, headline, names, colours, tradeoff_front(tables, headline), _numbers(study)
-        )
+        batched_front = tradeoff_front(tables, headline, axes=("tokens_per_s",))  # the chart's two axes only
+        figure = ch.tradeoff_figure(tables.summary, tables.efficiency, headline, names, colours, batched_front, _numbers(study))
         if figure is not None:
             charts.add(
                 "tradeoff",
                 figure,
                 f"Batched throughput against {metric_label(headline)}: models on the dashed Pareto front "
                 "(★, filled) are not clearly beaten on both at once (speed: the timed passes' ranges apart; quality: a "
-                "significant paired test); points are numbered as the models; error bars are 95% CIs.",
+                "significant paired test); points are numbered as the models; error bars are 95% CIs. The trade-offs "
+                "in the analysis also read single-stream latency and peak memory.",
                 group="tradeoff",
                 height=ch.chart_height(n_models, base=460, per_model=26, least=480),
             )
