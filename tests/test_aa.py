@@ -47,7 +47,7 @@ def write_study(folder: Path, order: list[str]) -> Path:
         f"""title: A/A study
 prompts: prompts.yaml
 generation: {{max_new_tokens: 8}}
-measure: {{warmup: 1, repeats: 5, prompts: 4, new_tokens: 16}}
+measure: {{warmup: 1, repeats: 5, prompts: 8, new_tokens: 64}}
 output: {{dir: report}}
 models:
 {models}"""

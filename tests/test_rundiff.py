@@ -87,7 +87,7 @@ def test_speed_and_memory_changes_count_only_beyond_the_noise():
     assert rows.loc["tokens_per_s", "source"] == "passes" and rows.loc["tokens_per_s", "improved"] is None
     assert rows.loc["peak_memory_bytes", "improved"] is None and rows.loc["load_time_s", "improved"] is None
     runs.loc[1, "peak_memory_bytes"] = 1200 * MIB  # +20%
-    runs.loc[1, "load_time_s"] = 1.5  # +50%, 0.5 s
+    runs.loc[1, "load_time_s"] = 1.6  # +60%, 0.6 s: beyond both the 25% threshold and the 0.5 s floor
     apart = speed(passes("r1", 1.0), passes("r1", 1.1), passes("r2", 0.5), passes("r2", 0.55))
     rows = run_diff(EMPTY, runs, apart, PROMPTS, "m").speed.set_index("measure")
     assert rows.loc["tokens_per_s", "improved"] is True and rows.loc["peak_memory_bytes", "improved"] is False
