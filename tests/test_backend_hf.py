@@ -437,44 +437,33 @@ def test_loglikelihood_equals_manual_computation(which, tiny_llama_dir, tiny_gpt
         assert score.nll_nats == pytest.approx(manual, rel=1e-4)
 
 
-# lm-evaluation-harness's rolling windows, as lm_eval/utils.py writes them (get_rolling_token_windows,
-# make_disjoint_window) and as HFLM.loglikelihood_rolling calls them (context_len=1, prefix: BOS)
-def _lm_eval_rolling_token_windows(token_list, prefix_token, max_seq_len, context_len):
-    assert 1 <= context_len <= max_seq_len
-    if not token_list:
-        return
-    pred_len = max_seq_len - context_len + 1
-    predicted = 0
-    first_seq_len = min(max_seq_len, len(token_list))
-    yield [prefix_token] + token_list[: first_seq_len - 1], token_list[:first_seq_len]
-    predicted += first_seq_len
-    while predicted < len(token_list):
-        window_pred_len = min(len(token_list) - predicted, pred_len)
-        window_end = predicted + window_pred_len
-        yield (token_list[window_end - max_seq_len - 1 : window_end - 1], token_list[window_end - window_pred_len : window_end])
-        predicted += window_pred_len
-
-
-def _lm_eval_make_disjoint_window(pair):
-    a, b = pair
-    return a[: len(a) - (len(b) - 1)], b
-
-
 @pytest.mark.parametrize("max_len", [1, 2, 5, 16])
 def test_rolling_windows_are_lm_evals(max_len):
+    """The windows are lm-evaluation-harness's own (lm_eval.utils, imported: the dev extra installs lm-eval), as
+    HFLM.loglikelihood_rolling asks for them: context_len=1, each made disjoint."""
+    lm_eval_utils = pytest.importorskip("lm_eval.utils", reason="lm-eval is a dev dependency (pip install -e '.[dev]')")
     from reportgen.backends.rolling import rolling_windows
 
     for n in range(0, 60):
         tokens = list(range(100, 100 + n))
         ours = rolling_windows(tokens, 7, max_len)
-        theirs = [_lm_eval_make_disjoint_window(p) for p in _lm_eval_rolling_token_windows(tokens, 7, max_len, 1)]
+        theirs = [
+            lm_eval_utils.make_disjoint_window(pair)
+            for pair in lm_eval_utils.get_rolling_token_windows(
+                token_list=tokens, prefix_token=7, max_seq_len=max_len, context_len=1
+            )
+        ]
         # the same (context, continuation) pairs; every token predicted once; the model reads at most max_len tokens
         assert [(w.tokens[: len(w.tokens) - w.n_predicted], w.tokens[len(w.tokens) - w.n_predicted :]) for w in ours] == theirs
         assert sum(w.n_predicted for w in ours) == n and all(len(w.tokens) - 1 <= max_len for w in ours)
 
 
 def test_loglikelihood_matches_lm_eval_loglikelihood_rolling(tiny_llama_dir, tmp_path):
-    """A text four times the context: reportgen's NLL is lm-eval's loglikelihood_rolling arithmetic on the same model."""
+    """A text four times the context: reportgen's NLL is what lm-eval's own HFLM.loglikelihood_rolling computes on
+    the same model folder (lm-eval loads it, windows it and sums the windows itself)."""
+    pytest.importorskip("lm_eval", reason="lm-eval is a dev dependency (pip install -e '.[dev]')")
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     max_len = 16
@@ -486,22 +475,27 @@ def test_loglikelihood_matches_lm_eval_loglikelihood_rolling(tiny_llama_dir, tmp
     text = "Two plus two is four, and four plus four is eight. " * 4
     (score,) = backend(folder).loglikelihood([("t", text)])
 
+    # add_bos_token=False: the text's own tokens, no BOS among them (lm-eval 0.4.13 otherwise lets the tokenizer
+    # prepend one, which it then scores as a token of the text); the prefix token is BOS either way
+    lm = HFLM(pretrained=str(folder), backend="causal", device="cpu", batch_size=1, dtype="float32", add_bos_token=False)
+    assert lm.max_length == max_len
+    request = Instance(request_type="loglikelihood_rolling", doc={}, arguments=(text,), idx=0)
+    (theirs,) = lm.loglikelihood_rolling([request], disable_tqdm=True)
+
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert len(ids) > 3 * max_len
-    windows = [_lm_eval_make_disjoint_window(p) for p in _lm_eval_rolling_token_windows(ids, tokenizer.bos_token_id, max_len, 1)]
-    total, restart = 0.0, 0.0  # Python floats (float64), as lm-eval sums the windows
+    assert score.n_tokens == len(ids)
+    assert score.nll_nats == pytest.approx(-theirs, rel=1e-5)
+
+    # the negative control: windows that restart with one token of context give another number, so the
+    # comparison above can tell the schemes apart
+    m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    restart = 0.0
     with torch.inference_mode():
-        for context, continuation in windows:  # HFLM._loglikelihood_tokens
-            inp = (context + continuation)[-(max_len + 1) :][:-1]
-            logp = torch.log_softmax(m(torch.tensor([inp])).logits[0].float(), dim=-1)[-len(continuation) :]
-            total += -float(logp.gather(1, torch.tensor(continuation)[:, None]).double().sum())
-        full = [tokenizer.bos_token_id] + ids  # the old scheme: windows restarting with one token of context
+        full = [tokenizer.bos_token_id] + ids
         for start in range(0, len(full) - 1, max_len - 1):
             chunk = full[start : start + max_len]
             logp = torch.log_softmax(m(torch.tensor([chunk])).logits[0, :-1].float(), dim=-1)
             restart += -float(logp.gather(1, torch.tensor(chunk[1:])[:, None]).double().sum())
-    assert score.n_tokens == len(ids)
-    assert score.nll_nats == pytest.approx(total, rel=1e-6)
-    assert abs(restart - total) > 1e-3 * total  # the schemes differ: the test can tell them apart
+    assert abs(restart + theirs) > 1e-3 * abs(theirs)

@@ -37,10 +37,11 @@ def browser():
         browser.close()
 
 
-def open_report(browser, html: Path):
-    """Open a report page; record console errors, failed requests and requests leaving its folder."""
+def open_report(browser, html: Path, width: int | None = None):
+    """Open a report page (``width``: the viewport's, from the start); record console errors, failed requests and
+    requests leaving its folder."""
     folder = html.parent.resolve()
-    page = browser.new_page()
+    page = browser.new_page(**({"viewport": {"width": width, "height": 900}} if width else {}))
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
@@ -105,18 +106,26 @@ def test_report_with_results_in_chromium(browser, tmp_path: Path):
     assert assert_charts_drawn_and_links_resolve(page) >= 5
     details = page.locator("details")
     assert details.count() >= 1
-    details.first.locator("summary").click()
+    first = details.first
+    assert first.evaluate("el => el.open") is False
+    body = first.locator(":scope > :not(summary)").first
+    assert not body.is_visible()  # closed: its answer is hidden
+    first.locator("summary").click()
+    assert first.evaluate("el => el.open") is True and body.is_visible()  # the click opened it
     assert problems == []  # includes: no alert() from a hostile output ever ran
 
 
-def test_on_a_phone_charts_keep_their_width_in_a_box_that_scrolls(browser):
+def test_on_a_phone_charts_keep_their_width_in_a_box_that_scrolls(browser, stored_run_report):
     """At 390 px every interactive chart is laid out at its designed minimum width (720 px) inside its own
     keyboard-focusable box that scrolls sideways, and the page itself does not scroll sideways; per-model
-    charts put the names across, one row per model (the speed and memory charts of the demo)."""
+    charts put the names across, one row per model (the speed and memory charts). The report is rendered
+    by this session from a stored run (conftest.stored_run_report), not the committed demo."""
     page = browser.new_page(viewport={"width": 390, "height": 900})
-    page.goto((ROOT / "reports" / "demo" / "report.html").resolve().as_uri())
-    page.wait_for_function("document.querySelectorAll('.chart-figure .main-svg').length > 0")
-    page.wait_for_timeout(500)
+    page.goto(stored_run_report.resolve().as_uri())
+    page.wait_for_function(  # every chart drawn: no fixed wait
+        "document.querySelectorAll('.chart-figure').length > 0 && [...document.querySelectorAll('.chart-figure')]"
+        ".every(box => box.querySelector('.main-svg'))"
+    )
     boxes = page.evaluate(
         """() => [...document.querySelectorAll('.chart-figure')].map(box => {
             const graph = box.querySelector('.plotly-graph-div');

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
-
 import shutil
+import sqlite3
+import statistics
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from reportgen.cli import main
@@ -75,6 +78,29 @@ def test_diff_command_states_the_change(tmp_path: Path, tiny_llama_dir: Path, ti
     assert runner.invoke(main, ["run", str(config)]).exit_code == 0
     result = runner.invoke(main, ["diff", str(config), "--model", "llama"])
     assert result.exit_code == 0, result.output
-    assert "exact_match" in result.output or "length_words" in result.output
+
+    # the change in output length, counted here from the stored answers of the two weights (old, then new)
+    with sqlite3.connect(tmp_path / "report" / "results.sqlite") as db:
+        rows = db.execute("SELECT fingerprint, text FROM results WHERE model_id = 'llama' ORDER BY created_at").fetchall()
+    answers: dict[str, list[str]] = {}
+    for fingerprint, text in rows:
+        answers.setdefault(fingerprint, []).append(text)
+    assert [len(texts) for texts in answers.values()] == [8, 8]
+    old, new = (statistics.fmean(len(text.split()) for text in texts) for texts in answers.values())
+    assert old != new  # other weights, other answers: a change to state
+
+    payload = json.loads(runner.invoke(main, ["diff", str(config), "--models", "llama", "--json", "-"]).output)
+    (llama,) = payload["models"]
+    rows_by_metric = {row["metric"]: row for row in llama["quality"]}
+    length = rows_by_metric["length_words"]
+    assert (length["mean_old"], length["mean_new"]) == (pytest.approx(old), pytest.approx(new))
+    assert length["diff"] == pytest.approx(new - old)
+    # the table (tab-separated through a pipe): metric, old, new, change, 95% CI, p, verdict
+    line = next(line for line in result.output.splitlines() if line.startswith("length_words\t"))
+    cells = line.split("\t")
+    shown = [float(cell) for cell in cells[1:4]]
+    assert shown == [pytest.approx(old, abs=0.05), pytest.approx(new, abs=0.05), pytest.approx(new - old, abs=0.05)], line
+    low, high = (float(x) for x in cells[4].strip("[]").split(","))
+    assert low <= new - old <= high, line
     result = runner.invoke(main, ["diff", str(config), "--model", "nope"])
     assert result.exit_code == 2 and "Known: llama, gpt2" in result.output

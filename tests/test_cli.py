@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -178,3 +179,11 @@ def test_help_documents_exit_codes_and_options(args):
         assert "130 interrupted" in result.stdout.replace("\n", " ").replace("  ", " ")
     if args[0] == "build":
         assert "--models" in result.stdout and "--into" in result.stdout and "--out" in result.stdout
+    if args[0] == "run":
+        words = " ".join(result.stdout.split())  # the same text, however the terminal width wraps it
+        assert result.stdout.startswith("Usage: reportgen run [OPTIONS] CONFIG\n"), result.stdout
+        assert "Exit 1 when a model or some prompts failed (everything else is saved; the next run retries them)." in words
+        options = re.findall(r"^  (-\S+(?:, -\S+)?(?: [A-Z,]+)?)  ", result.stdout, flags=re.M)
+        assert options == ["--models A,B", "--force", "--allow-failures", "-h, --help"], result.stdout
+        assert "--allow-failures Exit 0 even when some prompts failed" in words
+    assert result.stderr == ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import signal
 import sqlite3
 import subprocess
@@ -115,51 +114,83 @@ def test_killed_run_is_marked_interrupted_on_next_open(tmp_path: Path):
         assert store.db.execute("SELECT finished_at FROM runs").fetchone()[0] is not None
 
 
-WRITER = textwrap.dedent("""
-    import sys
+NAMES = ["README.md", "report.html", "report.pdf", "charts/a.svg", "charts/b.svg", "plotly.min.js"]
+
+# A writer that SIGKILLs itself at a chosen point of ``write_files``: while writing its nth temporary file, or
+# at its nth ``os.replace`` (the first replace puts the commit journal in place; the next six switch the files in).
+CRASHING_WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import reportgen.util.atomic as atomic
     from reportgen.util.atomic import write_files
-    root, rounds = sys.argv[1], int(sys.argv[2])
-    names = ["README.md", "report.html", "report.pdf", "charts/a.svg", "charts/b.svg", "plotly.min.js"]
-    print("ready", flush=True)
-    for i in range(rounds):
-        tag = "AB"[i % 2]
-        write_files(root, {name: (tag * 200_000 + name).encode() for name in names})
-""")
+    root, where, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    names = %r
+    calls = {"temp": 0, "replace": 0}
+    real_temp, real_replace = atomic._write_temp, os.replace
+
+    def temp(path, payload):
+        calls["temp"] += 1
+        if where == "temp" and calls["temp"] == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_temp(path, payload)
+
+    def replace(src, dst):
+        calls["replace"] += 1
+        if where == "replace" and calls["replace"] == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst)
+
+    atomic._write_temp, os.replace = temp, replace
+    write_files(root, {name: b"N" * 100 + name.encode() for name in names})
+"""
+    % (NAMES,)
+)
 
 
-def _set_of(root: Path) -> set[str]:
-    names = ["README.md", "report.html", "report.pdf", "charts/a.svg", "charts/b.svg", "plotly.min.js"]
-    return {(root / name).read_bytes()[:1].decode() for name in names}
+def _set_of(root: Path) -> list[str]:
+    """The first byte of each report file: "O" for the old set, "N" for the new one."""
+    return [(root / name).read_bytes()[:1].decode() for name in NAMES]
 
 
-def test_kill_during_the_write_phase_leaves_one_complete_set(tmp_path: Path):
-    rng = random.Random(11)
+def _leftovers(root: Path) -> list[str]:
+    return sorted(p.name for p in root.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".reportgen-commit"))
+
+
+# (where the writer dies, at which call) -> the files switched in before it died
+CRASH_POINTS = {
+    ("temp", 1): 0,  # before any temporary file: nothing to clean
+    ("temp", 4): 0,  # three temporary files written, no journal: the old set stays
+    ("replace", 1): 0,  # every temporary file written, the journal not yet in place
+    **{("replace", n): n - 2 for n in range(2, 8)},  # the journal in place, n - 2 of the six files switched in
+}
+
+
+@pytest.mark.parametrize("where, at", list(CRASH_POINTS), ids=[f"{w}-{n}" for w, n in CRASH_POINTS])
+def test_kill_during_the_write_phase_leaves_one_complete_set(tmp_path: Path, where: str, at: int):
+    """A writer killed at each point of the write phase: after ``recover`` (what the next render does first)
+    the folder holds the whole old set (killed before its journal existed) or the whole new set (after), and
+    nothing of the writer is left. Killed between two renames, the folder is a mixed set until then."""
     root = tmp_path / "report"
-    write_files(
-        root,
-        {
-            name: (b"O" * 10 + name.encode())
-            for name in ["README.md", "report.html", "report.pdf", "charts/a.svg", "charts/b.svg", "plotly.min.js"]
-        },
+    write_files(root, {name: b"O" * 10 + name.encode() for name in NAMES})
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHING_WRITER, str(root), where, str(at)], env=ENV, capture_output=True, text=True, timeout=60
     )
-    mixed_before_recovery = 0
-    for _ in range(12):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root), "100000"], env=ENV, stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.05, 0.6))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        journals = list(root.glob(".reportgen-commit.*.json"))
-        if len(_set_of(root)) != 1:
-            mixed_before_recovery += 1
-            assert journals, "a mixed set without a journal to complete it"
-        recover(root)  # what the next render does first
-        assert len(_set_of(root)) == 1, _set_of(root)
-        left = [p for p in root.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".reportgen-commit")]
-        assert left == [], left
-    # and the next write works and leaves nothing behind
-    write_files(root, {"README.md": b"N"})
-    assert not [p for p in root.rglob("*.tmp")]
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    switched = CRASH_POINTS[(where, at)]
+    journal_written = where == "replace" and at >= 2
+    assert _set_of(root) == ["N"] * switched + ["O"] * (len(NAMES) - switched)
+    journals = list(root.glob(".reportgen-commit.*.json"))
+    assert len(journals) == (1 if journal_written else 0), _leftovers(root)
+    temporaries = [p for p in root.rglob("*.tmp") if ".reportgen-commit." not in p.name]  # the report's, not the journal's
+    expected_temporaries = len(NAMES) - switched if where == "replace" else at - 1
+    assert len(temporaries) == expected_temporaries, _leftovers(root)
+
+    recover(root)
+
+    assert _set_of(root) == ["N" if journal_written else "O"] * len(NAMES)
+    assert _leftovers(root) == []
+    write_files(root, {"README.md": b"next"})  # and the next write works and leaves nothing behind
+    assert (root / "README.md").read_bytes() == b"next" and _leftovers(root) == []
 
 
 def test_interrupted_write_keeps_the_old_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

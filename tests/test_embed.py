@@ -1,9 +1,11 @@
 """`reportgen render --into README.md` in a host repository: the charts land beside the host with paths that
 resolve from it, the report's headings sit under the host's, and every in-page link lands on the heading
-GitHub gives that anchor in the whole file. Checked in the HTML cmark-gfm (GitHub's renderer) writes."""
+GitHub gives that anchor in the whole file. Checked in the HTML cmark-gfm (GitHub's renderer) writes, with the
+anchors github-slugger (the slug rule GitHub's pages use, from npm) gives its headings, not reportgen's slugger."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -17,6 +19,17 @@ from reportgen.report.embed import embed_markdown, heading_shift
 from reportgen.report.markdown import headings
 
 ROOT = Path(__file__).parent.parent
+SLUGGER = ROOT / ".cache" / "node" / "node_modules" / "github-slugger" / "index.js"
+
+# github-slugger's anchors for heading texts (JSON on stdin), in document order: one slugger, so a repeated
+# heading gets "-1", "-2", ... as on GitHub.
+SLUG = """
+import {readFileSync} from 'node:fs';
+import {pathToFileURL} from 'node:url';
+const {default: GithubSlugger} = await import(pathToFileURL(process.argv[1]).href);
+const slugger = new GithubSlugger();
+console.log(JSON.stringify(JSON.parse(readFileSync(0, 'utf8')).map((title) => slugger.slug(title))));
+"""
 
 HOST = """\
 # My project
@@ -39,16 +52,59 @@ MIT
 
 
 class _Images(HTMLParser):
+    """The images, the number of H1s, and the text of every heading (as GitHub slugs it) in rendered HTML."""
+
+    HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+
     def __init__(self) -> None:
         super().__init__()
         self.srcs: list[str] = []
         self.h1 = 0
+        self.headings: list[str] = []
+        self._in_heading = False
 
     def handle_starttag(self, tag, attrs):
         if tag == "img":
             self.srcs.append(dict(attrs).get("src") or "")
         if tag == "h1":
             self.h1 += 1
+        if tag in self.HEADINGS:
+            self._in_heading = True
+            self.headings.append("")
+
+    def handle_endtag(self, tag):
+        if tag in self.HEADINGS:
+            self._in_heading = False
+
+    def handle_data(self, data):
+        if self._in_heading:
+            self.headings[-1] += data
+
+
+def _github_anchors(titles: list[str]) -> list[str]:
+    if shutil.which("node") is None or not SLUGGER.exists():
+        pytest.skip("npm github-slugger is not installed (make test installs it under .cache/node)")
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", SLUG, str(SLUGGER)],
+        input=json.dumps(titles),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_github_slugger_gives_githubs_anchors():
+    """The reference itself, on headings whose anchors GitHub is known to give."""
+    titles = ["Results", "Results", "Model 3: Securix Fine Tune GPT Neo", "What “retraining” changed — 95% CI", "C++ & Rust"]
+    assert _github_anchors(titles) == [
+        "results",
+        "results-1",
+        "model-3-securix-fine-tune-gpt-neo",
+        "what-retraining-changed--95-ci",
+        "c--rust",
+    ]
 
 
 def _gfm(markdown: str) -> str:
@@ -104,7 +160,8 @@ def test_render_into_a_host_readme(tmp_path):
         assert not src.startswith(("/", "http")) and (repo / src).is_file(), f"{src} does not resolve from the host file"
     assert all(src.startswith("README_files/charts/") for src in parser.srcs)
 
-    anchors = {anchor for _, _, anchor in headings(text)}
+    anchors = set(_github_anchors(parser.headings))  # what GitHub calls every heading of the whole file
+    assert len(parser.headings) == len(headings(text)) > 5
     region = text.split("<!-- reportgen:start -->", 1)[1].split("<!-- reportgen:end -->", 1)[0]
     links = re.findall(r"\]\(#([^)]+)\)", region)
     assert links and all(link in anchors for link in links), sorted(set(links) - anchors)

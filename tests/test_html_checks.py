@@ -1,4 +1,5 @@
-"""The HTML reports (the assignment's, the committed demo's, and one with every results section and hostile outputs) as their
+"""The HTML reports (the assignment's, one rendered by the session from a stored run of tiny models through the real
+CLI, and one with every results section and hostile outputs) as their
 readers and the standards see them: the Nu HTML Checker reports no error, axe-core no serious or critical
 violation, and at 390 px (a phone) and 1280 px nothing overflows the page sideways; tables carry captions
 and charts are figures with captions.
@@ -32,7 +33,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory) -> dict[str, Path]:
+def reports(tmp_path_factory, stored_run_report) -> dict[str, Path]:
     from test_sections import MANIFEST, make_study, old_lora_outputs
 
     from reportgen.report.assemble import render_report
@@ -44,26 +45,45 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     return {
         "assignment": folder / "assignment" / "report.html",
         "results": folder / "results" / "report" / "report.html",
-        "demo": ROOT / "reports" / "demo" / "report.html",  # the committed demo report, as readers get it
+        "stored-run": stored_run_report,  # today's code and templates over a stored run (conftest.py)
     }
 
 
-@pytest.mark.parametrize("name", ["assignment", "results", "demo"])
-def test_nu_html_checker_finds_no_error(reports, name):
+def nu_check(html: Path) -> tuple[int, list[str]]:
+    """The Nu HTML Checker's exit status and error messages for ``html``: it must have run (an exit status of 0
+    or 1 and its JSON report on stderr), so a checker that failed to start or printed nothing is a failure."""
     if shutil.which("java") is None or not VNU.exists():
         pytest.skip("the Nu HTML Checker needs Java (default-jre-headless) and npm vnu-jar (make test installs both)")
     done = subprocess.run(
-        ["java", "-jar", str(VNU), "--errors-only", "--format", "json", str(reports[name])],
+        ["java", "-jar", str(VNU), "--errors-only", "--format", "json", str(html)],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    messages = json.loads(done.stderr or done.stdout or '{"messages": []}')["messages"]
+    assert done.returncode in (0, 1), f"the checker did not run: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    messages = json.loads(done.stderr)["messages"]  # its report: {"messages": []} when there is nothing to say
     errors = [f"line {m.get('lastLine')}: {m.get('message')}" for m in messages if m.get("type") == "error"]
+    assert (done.returncode == 1) == bool(errors), (done.returncode, errors)  # exit 1 exactly when it found errors
+    return done.returncode, errors
+
+
+@pytest.mark.parametrize("name", ["assignment", "results", "stored-run"])
+def test_nu_html_checker_finds_no_error(reports, name):
+    returncode, errors = nu_check(reports[name])
     assert errors == [], "\n".join(errors[:20])
+    assert returncode == 0
 
 
-@pytest.mark.parametrize("name", ["assignment", "results", "demo"])
+def test_nu_html_checker_finds_an_error_when_there_is_one(tmp_path):
+    """The check above can fail: a page with a stray end tag and a table cell outside a table is reported."""
+    page = tmp_path / "broken.html"
+    page.write_text('<!DOCTYPE html><html lang="en"><head><title>t</title></head><body><p>a</span><td>b</td></body></html>')
+    returncode, errors = nu_check(page)
+    assert returncode == 1 and len(errors) >= 2, errors
+    assert any("span" in e for e in errors) and any("td" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("name", ["assignment", "results", "stored-run"])
 def test_axe_finds_no_serious_violation(browser, reports, name):  # noqa: F811
     if not AXE.exists():
         pytest.skip("npm axe-core is not installed (make test installs it)")
@@ -80,11 +100,12 @@ def test_axe_finds_no_serious_violation(browser, reports, name):  # noqa: F811
 
 
 @pytest.mark.parametrize("width", [390, 1280])
-@pytest.mark.parametrize("name", ["assignment", "results"])
+@pytest.mark.parametrize("name", ["assignment", "results", "stored-run"])
 def test_nothing_overflows_the_page(browser, reports, name, width, tmp_path):  # noqa: F811
-    page, problems = open_report(browser, reports[name])
-    page.set_viewport_size({"width": width, "height": 900})
-    page.wait_for_timeout(300)  # plotly redraws responsive charts on resize
+    page, problems = open_report(browser, reports[name], width=width)  # laid out at that width from the start
+    page.wait_for_function(  # every chart drawn before anything is measured: no fixed wait
+        "[...document.querySelectorAll('.plotly-graph-div')].every(graph => graph.querySelector('.main-svg'))"
+    )
     overflow = page.evaluate(
         """() => {
         const limit = document.documentElement.clientWidth + 1;
@@ -105,7 +126,7 @@ def test_nothing_overflows_the_page(browser, reports, name, width, tmp_path):  #
     assert problems == []
 
 
-@pytest.mark.parametrize("name", ["assignment", "results"])
+@pytest.mark.parametrize("name", ["assignment", "results", "stored-run"])
 def test_tables_have_captions_and_charts_are_figures(reports, name):
     html = reports[name].read_text(encoding="utf-8")
     main = html.split('<main class="report">', 1)[1]

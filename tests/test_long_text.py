@@ -55,10 +55,10 @@ def reportgen(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Complet
 def test_a_100_kb_card_field_renders_clipped_and_wrapped(tmp_path: Path):
     path = long_study(tmp_path)
     start = time.perf_counter()
-    done = reportgen("render", str(path), "-f", "html", "-f", "pdf", cwd=tmp_path)
+    done = reportgen("render", str(path), "-f", "html", "-f", "pdf", cwd=tmp_path, timeout=300)
     elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stderr
-    assert elapsed < 60, f"{elapsed:.1f} s"
+    assert elapsed < 150, f"{elapsed:.1f} s"  # about 10 s on two busy cores: a bound 15 times that, for pathologies
 
     html = (tmp_path / "out" / "report.html").read_text()
     kept = "x" * (TEXT_FIELD_LIMIT - 1) + "…"

@@ -140,6 +140,47 @@ def test_bleu_partial_is_between():
     assert 30 < score < 100
 
 
+# Real sentences with the scores sacrebleu's own test suite pins for them (sacrebleu's test/test_sentence_bleu.py:
+# sentence BLEU, exponential smoothing, 13a tokens; test/test_chrf.py: sentence chrF, character 6-grams, beta 2).
+# reportgen calls sacrebleu, so these check that it calls it with the defaults its docs name and takes the best
+# reference, against numbers written down by sacrebleu's authors, not computed by this test.
+BLEU_REFERENCE = ("producţia de zahăr brut se exprimă în zahăr alb;", 8.493)
+BLEU_OUTPUT = "Producția de zahăr primă va fi exprimată în ceea ce privește zahărul alb;"
+CHRF_CASES = [
+    (
+        "Co nás nejvíc trápí, protože lékaři si vybírají, kdo bude žít a kdo zemře.",
+        "Nejvíce smutní jsme z toho, že musíme rozhodovat o tom, kdo bude žít a kdo zemře.",
+        39.14078509,
+    ),
+    (
+        "Nebo prostě nemají vybavení, které by jim pomohlo, uvedli lékaři.",
+        "A někdy nemáme ani potřebný materiál, abychom jim pomohli, popsali lékaři.",
+        31.22557079,
+    ),
+    (
+        "Lapali po dechu, jejich životy skončily dřív, než skutečně začaly.",
+        "Lapali po dechu a pak jejich život skončil - dřív, než skutečně mohl začít, připomněli.",
+        57.15704367,
+    ),
+]
+
+
+def test_bleu_on_real_text_is_sacrebleus_published_number():
+    reference, expected = BLEU_REFERENCE
+    assert M.bleu(BLEU_OUTPUT, [reference]) == pytest.approx(expected, abs=1e-3)
+    # with a worse reference beside it, the best one still counts (not the mean, not the first)
+    assert M.bleu(BLEU_OUTPUT, ["okay thanks", reference]) == pytest.approx(expected, abs=1e-3)
+
+
+@pytest.mark.parametrize("output, reference, expected", CHRF_CASES, ids=["chrf-1", "chrf-2", "chrf-3"])
+def test_chrf_on_real_text_is_sacrebleus_published_number(output, reference, expected):
+    # sacrebleu's numbers were computed with epsilon smoothing, reportgen uses sacrebleu's default (effective
+    # order); on these sentences, where every order has matches, the two agree to within 5e-4
+    assert M.chrf(output, [reference]) == pytest.approx(expected, abs=1e-3)
+    others = [ref for _, ref, _ in CHRF_CASES if ref != reference]
+    assert M.chrf(output, [*others, reference]) == pytest.approx(expected, abs=1e-3)  # the best reference counts
+
+
 def test_chrf_sanity():
     ref = ["the quick brown fox"]
     assert M.chrf("the quick brown fox", ref) == 100.0

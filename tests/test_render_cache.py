@@ -12,6 +12,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from reportgen.specs import cache as spec_cache  # noqa: E402
+from reportgen.specs import study as specs_study  # noqa: E402
 from reportgen.specs.study import study_specs  # noqa: E402
 from reportgen.study.config import load_config  # noqa: E402
 
@@ -19,21 +20,34 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = ROOT / "configs" / "assignment.yaml"
 HEAVY = ("torch", "transformers", "kaleido", "choreographer", "gguf", "weasyprint")
 
-# Render the assignment's README in a fresh interpreter; print which heavy modules it imported.
+# Render the assignment's README in a fresh interpreter; print which heavy modules it imported. With a third
+# argument "cached", counting a spec or exporting an SVG raises: the render must take both from the cache.
 PROBE = """
 import json, sys
 from pathlib import Path
+from reportgen.report import charts
 from reportgen.report.assemble import render_report
+from reportgen.specs import study
 from reportgen.study.config import load_config
+if sys.argv[3:] == ["cached"]:
+    def recomputed(*args, **kwargs):
+        raise SystemExit("recomputed: not served from the cache")
+    study._compute_spec = recomputed
+    charts.ChartSet._export = recomputed
 paths = render_report(load_config(sys.argv[1]), formats=["markdown"], out_dir=sys.argv[2])
 print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
 """.format(heavy=HEAVY)
 
 
-def _render_in_subprocess(cache: Path, out: Path) -> list[str]:
+def _render_in_subprocess(cache: Path, out: Path, *flags: str) -> list[str]:
     env = {**os.environ, "REPORTGEN_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(ASSIGNMENT), str(out)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+        [sys.executable, "-c", PROBE, str(ASSIGNMENT), str(out), *flags],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -47,7 +61,7 @@ def test_a_rerender_imports_neither_torch_nor_a_browser(tmp_path):
     svgs = sorted((cache / "charts").glob("*.svg"))
     assert svgs, "the cold render exported its chart"
 
-    second = _render_in_subprocess(cache, tmp_path / "two")
+    second = _render_in_subprocess(cache, tmp_path / "two", "cached")  # counting or exporting again would raise
     assert second == [], f"a re-render imported {second}"
     assert (tmp_path / "one" / "README.md").read_bytes() == (tmp_path / "two" / "README.md").read_bytes()
     assert (tmp_path / "one" / "charts" / "spec-size.svg").read_bytes() == (
@@ -61,6 +75,11 @@ def test_cached_specs_equal_computed_ones(tmp_path, monkeypatch):
     computed = study_specs(study)
     entries = list((tmp_path / "cache" / spec_cache.KIND).glob("*.json"))
     assert len(entries) == len(computed) == 3
+
+    def recomputed(*args, **kwargs):
+        raise AssertionError("a spec was computed again, not read from the cache")
+
+    monkeypatch.setattr(specs_study, "_compute_spec", recomputed)
     assert study_specs(study) == computed  # read back from the entries
     for spec in computed.values():
         assert spec_cache.spec_from_dict(json.loads(json.dumps(spec.as_dict()))) == spec
@@ -119,6 +138,7 @@ def test_a_cached_gguf_spec_keeps_its_tensor_types_in_their_order(tmp_path, monk
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
     model = ModelConfig(id="m", name="m", source={"type": "gguf", "path": str(path)})
     fresh = spec_for_model(model)
+    monkeypatch.setattr(specs_study, "_compute_spec", lambda *a: (_ for _ in ()).throw(AssertionError("computed again")))
     cached = spec_for_model(model)  # read back from the entry just written
     assert fresh is not None and cached is not None
     assert list(fresh.gguf_tensor_types.items()) == [("F32", 3), ("F16", 1)]  # most first, not alphabetical

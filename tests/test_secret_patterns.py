@@ -75,7 +75,8 @@ def test_scrubbing_is_linear_enough():
     body = ("lorem ipsum " * 100_000) + TOKEN.upper()
     start = time.perf_counter()
     assert redactor.scrub(body).endswith("***")
-    assert time.perf_counter() - start < 2.0
+    # about 0.4 s on two busy cores; a scrub quadratic in the length would take hours on 1.2 MB
+    assert time.perf_counter() - start < 10.0
 
 
 @pytest.fixture

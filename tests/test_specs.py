@@ -439,6 +439,62 @@ def test_adapter_count_agrees_with_peft(arch, shape, adapter, checkpoints):
     assert ours.share_of_base == pytest.approx(expected / sum(p.numel() for p in checkpoints(arch).parameters()))
 
 
+# Every architecture family above counted by hand from its config (weights and biases module by module), beside
+# a LoRA adapter of rank 4 on its attention modules (r x (fan-in + fan-out) per targeted matrix). Neither
+# transformers nor PEFT is asked: these check the counts the two agreement tests above compare library to library.
+HAND_COUNTS = {
+    # head_dim 8; q 32x32, k and v 32x16 (2 KV heads), o 32x32 = 3,072; MLP 3 x 32x48 = 4,608; 2 RMSNorms 64
+    # -> 7,744 a layer x 3; embeddings 100x32 and an untied head 100x32; final norm 32.
+    # LoRA on q (4 x (32+32)) and v (4 x (32+16)) in 3 layers.
+    "llama-gqa-untied": (3 * (3_072 + 4_608 + 64) + 2 * 3_200 + 32, 3 * (256 + 192)),
+    # 4 KV heads: attention 4 x 32x32 = 4,096; the head tied to the embeddings. LoRA on q and k (32 -> 32 each).
+    "llama-mha-tied": (3 * (4_096 + 4_608 + 64) + 3_200 + 32, 3 * (256 + 256)),
+    # shared embeddings 100x32; an attention is q, k, v, o 32x32 = 4,096 (no biases); gated-GELU FF wi_0, wi_1
+    # 32x48 and wo 48x32 = 4,608; a T5LayerNorm (32) before each sublayer; relative position bias (32 buckets x 4
+    # heads = 128) in the first block of each stack; final norm 32 in each stack. Encoder: 2 blocks of self
+    # attention and FF; decoder: 1 block of self attention, cross attention and FF; untied head 100x32.
+    # LoRA on q and v of 4 attentions (2 encoder self, 1 decoder self, 1 cross), 32 -> 32 each.
+    "t5-untied": (
+        3_200 + (2 * (4_096 + 32 + 4_608 + 32) + 128 + 32) + (2 * (4_096 + 32) + 4_608 + 32 + 128 + 32) + 3_200,
+        4 * 2 * 256,
+    ),
+    # ReLU FF wi 32x48 and wo 48x32 = 3,072; decoder layers default to the encoder's 2; head tied.
+    # LoRA on q and v of 6 attentions (2 encoder self, 2 decoder self, 2 cross).
+    "t5-tied": (
+        3_200 + (2 * (4_096 + 32 + 3_072 + 32) + 128 + 32) + (2 * (2 * (4_096 + 32) + 3_072 + 32) + 128 + 32),
+        6 * 2 * 256,
+    ),
+    # llama-gqa's attention and norms; a router 32x4 and 4 experts of 3 x 32x48; untied head.
+    "mixtral-moe": (3 * (3_072 + 128 + 4 * 4_608 + 64) + 2 * 3_200 + 32, 3 * (256 + 192)),
+    # wte 100x32, wpe 64x32; a block: 2 LayerNorms (weight and bias) 128, c_attn 32x96 + 96, c_proj 32x32 + 32,
+    # c_fc 32x128 + 128 (n_inner: 4 x 32), mlp c_proj 128x32 + 32; ln_f 64; head tied. LoRA on c_attn 32 -> 96.
+    "gpt2-conv1d": (3_200 + 2_048 + 2 * (128 + 3_168 + 1_056 + 4_224 + 4_128) + 64, 2 * 4 * (32 + 96)),
+    # word embeddings 100x32 and their LayerNorm 64; blocks as GPT-2's (query_key_value 32x96 + 96, dense,
+    # dense_h_to_4h, dense_4h_to_h, 2 LayerNorms); ln_f 64; ALiBi has no weights; head tied.
+    "bloom-alibi": (3_200 + 64 + 2 * (128 + 3_168 + 1_056 + 4_224 + 4_128) + 64, 2 * 4 * (32 + 96)),
+    # new decoder architecture: ln_attn and ln_mlp (LayerNorms, 64 each); query_key_value 32 x (4 + 2 x 2) x 8 =
+    # 32x64, dense 32x32, MLP 32x128 and 128x32, no biases (bias: false); ln_f 64; head tied.
+    # LoRA on query_key_value 32 -> 64.
+    "falcon-auto_map": (3_200 + 2 * (128 + 2_048 + 1_024 + 2 * 4_096) + 64, 2 * 4 * (32 + 64)),
+    # llama-gqa's sizes with fused matrices: qkv_proj 32 x (4 + 2 x 2) x 8, o_proj 32x32, gate_up_proj 32x96,
+    # down_proj 48x32; untied head. LoRA on qkv_proj 32 -> 64.
+    "phi3-auto_map": (3 * (2_048 + 1_024 + 3_072 + 1_536 + 64) + 2 * 3_200 + 32, 3 * 4 * (32 + 64)),
+}
+
+
+def test_every_architecture_family_has_a_hand_count():
+    assert sorted(HAND_COUNTS) == sorted(ARCHITECTURES)
+
+
+@pytest.mark.parametrize("arch", list(HAND_COUNTS))
+def test_parameter_and_adapter_counts_equal_hand_counts(arch):
+    cfg, names = ARCHITECTURES[arch]
+    parameters, lora = HAND_COUNTS[arch]
+    assert specs.spec_from_config_dict(cfg).parameters == parameters
+    adapter = specs.adapter_spec({"peft_type": "LORA", "r": 4, "target_modules": names["attn"]}, cfg)
+    assert adapter.trainable_parameters == lora
+
+
 def test_moe_all_linear_counts_the_experts():
     # Mixtral keeps its experts as 3-D parameters: a Linear-only count would miss almost all of them
     cfg = ARCHITECTURES["mixtral-moe"][0]
