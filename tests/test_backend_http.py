@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import threading
 import time
 from email.utils import formatdate
 
@@ -331,9 +332,21 @@ def test_breaker_judges_only_the_first_wave():
     from reportgen.backends.http.breaker import FirstWaveBreaker
 
     dead = FirstWaveBreaker(3)
+    assert [dead.admit(), dead.admit(), dead.admit()] == [None] * 3  # the first wave goes
+    held: list[str | None] = []
+    waiting = threading.Thread(target=lambda: held.append(dead.admit()))
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive() and held == []  # the fourth waits for the wave to be decided
     assert [dead.record("refused"), dead.record("other"), dead.record("refused")] == [False, False, True]
-    assert dead.reason == "not sent: the endpoint failed each of the first 3 requests (refused)"
-    assert dead.record("refused") is False and dead.reason is not None  # opens once, stays open
+    waiting.join(5)
+    assert held == ["not sent: the endpoint failed each of the first 3 requests (refused)"] == [dead.reason]
+    assert dead.record("refused") is False and dead.admit() == dead.reason  # opens once, stays open
     alive = FirstWaveBreaker(3)
+    assert [alive.admit(), alive.admit(), alive.admit()] == [None] * 3
+    waiting = threading.Thread(target=lambda: held.append(alive.admit()))
+    waiting.start()
     assert [alive.record("refused"), alive.record(None), alive.record("x"), alive.record("y")] == [False] * 4
-    assert alive.reason is None and all(alive.record("z") is False for _ in range(10))  # one answer: never opens
+    waiting.join(5)
+    assert not waiting.is_alive() and held[-1] is None  # an answer lets the held request go
+    assert alive.reason is None and all(alive.record("z") is False and alive.admit() is None for _ in range(10))

@@ -167,7 +167,7 @@ class HTTPBackend(Backend):
 
     def _one_safe(self, client, request: GenerationRequest) -> GenerationResult:
         start = time.perf_counter()
-        opened = self.breaker.reason
+        opened = self.breaker.admit()
         if opened is not None:  # the endpoint failed each of the first requests: this one is not sent
             return self._failed(request, opened, 0.0, {"attempts": 0})
         try:
