@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import reportgen
-from reportgen.errors import JobFailed
-from reportgen.report.assemble import host_parts, render_in_memory, render_report, replace_between_markers
+from reportgen.errors import JobFailed, RenderError
+from reportgen.report.assemble import between_markers, host_parts, render_in_memory, render_report, replace_between_markers
 from reportgen.report.formats import FORMATS, study_formats
 from reportgen.report.inputs import ReportInputs, read_report_inputs
 from reportgen.util.resources import default_templates_dir
 from reportgen.run.execute import Progress
 from reportgen.run.runner import run_study
+from reportgen.run.summary import RunSummary
 from reportgen.store import Store, store_path
 from reportgen.study.config import Study
 from reportgen.util.atomic import atomic_write, write_files
@@ -104,8 +105,68 @@ def _render_into(
 
 
 def _write_state(study: Study, digests: ReportInputsDigest) -> None:
+    """The stamp of the report folder's formats (the hosts embedded with ``--into`` keep theirs)."""
+    previous = _previous_state(study.output_dir / BUILD_STATE)
     state = {"formats": {fmt: digests.formats[fmt] for fmt in study.output.formats}, "inputs": digests.inputs}
+    if previous.get("embedded"):
+        state["embedded"] = previous["embedded"]
     atomic_write(study.output_dir / BUILD_STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+
+def _host_key(study: Study, host: Path) -> str:
+    """A host file's name in the stamp: its path from the report folder (the stamp is committed with it)."""
+    return Path(os.path.relpath(host.resolve(), study.output_dir.resolve())).as_posix()
+
+
+def _text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _embedded(state: dict) -> dict[str, dict]:
+    """The stamp's host files (``--into``) by their path from the report folder."""
+    embedded = state.get("embedded")
+    return dict(embedded) if isinstance(embedded, dict) else {}
+
+
+def _record_embedded(study: Study, host: Path, digests: ReportInputsDigest) -> None:
+    """Stamp a host file the report was just rendered into (``--into``): the inputs it was rendered from and
+    the text now between its markers, so that ``check`` knows when it goes stale or is edited by hand."""
+    state = _previous_state(study.output_dir / BUILD_STATE) or {"formats": {}, "inputs": {}}
+    embedded = _embedded(state)
+    embedded[_host_key(study, host)] = {
+        "digest": digests.formats["markdown"],
+        "inputs": digests.inputs,
+        "text": _text_digest(between_markers(host)),
+    }
+    state["embedded"] = embedded
+    atomic_write(study.output_dir / BUILD_STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+
+def _embedded_staleness(study: Study, state: dict, digests: ReportInputsDigest) -> list[str]:
+    """Why each host file the report was embedded into (``--into``, recorded in the stamp) is stale."""
+    stale: list[str] = []
+    for key, record in sorted(_embedded(state).items()):
+        host = Path(os.path.normpath(study.output_dir.resolve() / key))
+        fix = f"Fix: reportgen build {study.path} --into {host}"
+        if not host.is_file():
+            stale.append(f"{host}: missing (the report was rendered into it with --into). {fix}")
+            continue
+        try:
+            text = between_markers(host)
+        except RenderError as exc:
+            stale.append(f"{exc.format_message()} (the report was rendered into it with --into)")
+            continue
+        if record.get("digest") == digests.formats["markdown"]:
+            if record.get("text") != _text_digest(text):
+                stale.append(
+                    f"{host}: the text between its reportgen markers was changed since the report was rendered into it. {fix}"
+                )
+            continue
+        changed = digests.changed(record.get("inputs") or {})
+        changed = [name for name in changed if not name.startswith("templates (") or name == "templates (markdown)"]
+        what = ", ".join(changed) if changed else "its inputs"
+        stale.append(f"{host}: {what} changed since the report was rendered into it. {fix}")
+    return stale
 
 
 def _digest_files(paths: list[Path], *, relative_to: Path | None = None) -> str:
@@ -193,41 +254,54 @@ def build_study(
     out_dir: Path | None = None,
     progress: Progress | None = None,
     fail_on_regression: bool = False,
+    allow_failures: bool = False,
 ) -> BuildResult:
     """Run the models whose inputs changed, then re-render the formats whose inputs changed.
 
-    ``into`` / ``out_dir`` render elsewhere than the study's report folder: always, and without the stamp."""
+    ``out_dir`` renders elsewhere than the study's report folder: always, and without the stamp. ``into``
+    renders the study's report folder as a plain build does, then the Markdown report into that host file
+    (always), and records it in the stamp, so that ``check`` covers it from then on.
+
+    Raises JobFailed after rendering when a model failed or answered none of its prompts, or (unless
+    ``allow_failures``) when some prompts failed, and on a regression (``fail_on_regression``)."""
     study_formats(study)  # an unknown output format is a config error before any model runs
     runnable = study.prompts is not None and any(m.runnable for m in study.models)
     store = _open_store(study, create=runnable)
     with contextlib.closing(store) if store is not None else contextlib.nullcontext():
-        reran, failed = [], []
+        reran: list[str] = []
+        summary: RunSummary | None = None
         if runnable:
             summary = run_study(study, force=force, progress=progress, store=store, model_ids=model_ids)
             for model in summary.models:
                 log.info(model.line())
-            reran, failed = summary.reran_models, summary.failed_models
-            if not reran and not failed:
+            reran = summary.reran_models
+            if not reran and not summary.failed_models:
                 if summary.run_id is None:
                     log.info("every stored result is current: no model re-ran")
                 else:  # timed passes or reference-text scores were due, the answers were all stored
                     log.info("no answer was regenerated; only the measurements named above ran")
         digests = report_digests(study, templates_dir, store)
-        stale = _stale_formats(study, digests.formats, force=force or into is not None or out_dir is not None)
+        elsewhere = None if into is not None else out_dir  # with --into, -o is the folder of the host's charts
+        stale = _stale_formats(study, digests.formats, force=force or elsewhere is not None)
         paths: list[Path] = []
-        inputs = read_report_inputs(store, study) if store is not None and (stale or fail_on_regression) else ReportInputs()
+        wanted = stale or into is not None or fail_on_regression
+        inputs = read_report_inputs(store, study) if store is not None and wanted else ReportInputs()
         if stale:
-            paths = _render(study, inputs, templates_dir=templates_dir, formats=stale, into=into, out_dir=out_dir)
-            if into is None and out_dir is None:
+            paths = _render(study, inputs, templates_dir=templates_dir, formats=stale, out_dir=elsewhere)
+            if elsewhere is None:
                 _write_state(study, digests)
-            log.info("rendered %s in %s", ", ".join(FORMATS.get(f).file_name for f in stale), into or out_dir or study.output_dir)
+            log.info("rendered %s in %s", ", ".join(FORMATS.get(f).file_name for f in stale), elsewhere or study.output_dir)
         else:
             log.info("%s: the report is up to date; nothing rendered", study.output_dir)
+        if into is not None:
+            paths += _render(study, inputs, templates_dir=templates_dir, into=into, out_dir=out_dir)
+            _record_embedded(study, into, digests)
+            log.info("rendered the report into %s", into)
         worse = regressions(study, inputs) if fail_on_regression else []  # the tables the render used, not read again
     if worse:
         raise JobFailed("significant regression after retraining: " + "; ".join(worse))
-    if failed:
-        raise JobFailed("; ".join(m.line() for m in failed) + " (everything else is saved and rendered)")
+    if summary is not None:
+        summary.raise_for_failures(allow_failures, "everything else is saved and rendered")
     return BuildResult(reran, stale, paths)
 
 
@@ -300,6 +374,7 @@ def check_study(study: Study, *, templates_dir: Path | None = None, fail_on_regr
         for fmt in study_formats(study):
             if not (study.output_dir / fmt.file_name).exists():
                 stale.append(f"{study.output_dir / fmt.file_name}: missing")
+        stale += _embedded_staleness(study, state, digests)
         runnable = study.prompts is not None and any(m.runnable for m in study.models)
         if runnable and store is None:
             stale.append(f"{store_path(study)}: no results store: every model would run")

@@ -378,9 +378,13 @@ class Store:
             )
 
     def last_fingerprint_parts(self, model_id: str) -> dict | None:
-        """What determined the model's outputs at its last recorded run (None before its first)."""
+        """What determined the model's outputs at its last run that got anywhere: one that answered prompts or
+        finished (None before that). A run stopped while the model loaded, or failed before its first batch,
+        does not count: its next run is still the first."""
         row = self.db.execute(
-            "SELECT fingerprint_parts FROM model_runs WHERE model_id=? ORDER BY started_at DESC LIMIT 1", (model_id,)
+            "SELECT fingerprint_parts FROM model_runs WHERE model_id=? AND (prompts_run > 0 OR finished_at IS NOT NULL)"
+            " ORDER BY started_at DESC LIMIT 1",
+            (model_id,),
         ).fetchone()
         return json.loads(row["fingerprint_parts"]) if row is not None else None
 

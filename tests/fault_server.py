@@ -16,6 +16,7 @@ up, the request is answered normally (``repeat=True`` keeps the last fault forev
     server.script("junk", ["malformed"])             # 200 with a body that is not JSON
     server.script("drop", ["drop"])                  # close the connection without an answer
     server.script("echo", ["500-echo-auth"], repeat=True)  # 500 whose body echoes the Authorization header
+    server.script("", ["501"], repeat=True)          # every request: 501 (any status by its number)
     server.script_request(3, "500")                  # the 3rd request overall gets a 500
 
 Every request is recorded (``server.requests``: path, JSON body, Authorization header, the time it came),
@@ -287,6 +288,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if name == "503-loading":
             self._send(503, {"error": "Model test-model is currently loading", "estimated_time": arg if arg is not None else 1.0})
+            return
+        if isinstance(name, str) and name.isdigit():  # any other status: "501", "404", "503", ...
+            self._send(int(name), {"error": {"message": f"status {name} from the test server", "type": "test"}})
             return
         if name == "drop":
             self.close_connection = True

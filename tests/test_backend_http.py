@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import threading
 import time
 from email.utils import formatdate
 
@@ -314,3 +315,41 @@ def test_unreachable_server_is_recorded_per_prompt():
     results = backend.generate(reqs)
     check_complete(reqs, results)
     assert all(r.failed and r.error.startswith("connection failed") and "after 1 retry" in r.error for r in results)
+
+
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [(400, False), (401, False), (403, False), (404, False), (405, False), (501, False), (505, False)]
+    + [(408, True), (425, True), (429, True), (500, True), (502, True), (503, True), (504, True)],
+)
+def test_only_answers_that_may_pass_are_retried(server, status: int, retried: bool):
+    server.script("marks", [str(status)], repeat=True)
+    backend = make_backend(server.hf_url, max_retries=2)
+    backend.retry_after_cap_s = 0.01  # the test server's 429 asks for a second
+    [result] = backend.generate(requests_for(["x marks"]))
+    assert result.failed and result.error.startswith(f"HTTP {status} after 2 retries: " if retried else f"HTTP {status}: ")
+    assert len(server.requests) == (3 if retried else 1)
+
+
+def test_breaker_judges_only_the_first_wave():
+    from reportgen.backends.http.breaker import FirstWaveBreaker
+
+    dead = FirstWaveBreaker(3)
+    assert [dead.admit(), dead.admit(), dead.admit()] == [None] * 3  # the first wave goes
+    held: list[str | None] = []
+    waiting = threading.Thread(target=lambda: held.append(dead.admit()))
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive() and held == []  # the fourth waits for the wave to be decided
+    assert [dead.record("refused"), dead.record("other"), dead.record("refused")] == [False, False, True]
+    waiting.join(5)
+    assert held == ["not sent: the endpoint failed each of the first 3 requests (refused)"] == [dead.reason]
+    assert dead.record("refused") is False and dead.admit() == dead.reason  # opens once, stays open
+    alive = FirstWaveBreaker(3)
+    assert [alive.admit(), alive.admit(), alive.admit()] == [None] * 3
+    waiting = threading.Thread(target=lambda: held.append(alive.admit()))
+    waiting.start()
+    assert [alive.record("refused"), alive.record(None), alive.record("x"), alive.record("y")] == [False] * 4
+    waiting.join(5)
+    assert not waiting.is_alive() and held[-1] is None  # an answer lets the held request go
+    assert alive.reason is None and all(alive.record("z") is False and alive.admit() is None for _ in range(10))

@@ -20,6 +20,9 @@ class Backend(abc.ABC):
     name: str = ""
     local: bool = True  # runs on this machine, in a worker process of its own (False: a server does the work, so there is nothing to warm up here)
     constrains_output: bool = False  # honours GenerationRequest.grammar (a GBNF grammar); others ignore it
+    #: The request kinds the backend serves: "generate" (free text) and "loglikelihood" (scoring texts, for bits
+    #: per byte). The planner schedules only these, so a model whose backend cannot score is never planned for it.
+    request_kinds: frozenset[str] = frozenset({"generate"})
 
     def __init__(self, model: ModelConfig):
         self.model = model
@@ -40,7 +43,7 @@ class Backend(abc.ABC):
         """Generate for a batch; results in the order of the requests."""
 
     def loglikelihood(self, texts: list[tuple[str, str]]) -> list[LogLikelihoodResult]:
-        """Score (id, text) pairs. Backends that cannot score raise NotImplementedError."""
+        """Score (id, text) pairs. Only backends whose ``request_kinds`` has "loglikelihood" are asked."""
         raise NotImplementedError(f"backend '{self.name}' cannot score log-likelihoods")
 
     def import_dependencies(self) -> None:

@@ -86,6 +86,7 @@ class LlamaCppBackend(Backend):
     """A GGUF file run by llama.cpp on the CPU."""
 
     name = "llamacpp"
+    request_kinds = frozenset({"generate", "loglikelihood"})
     constrains_output = True
 
     def __init__(self, model: ModelConfig):

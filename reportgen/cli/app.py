@@ -33,6 +33,11 @@ templates_option = click.option(
     help="Folder of Jinja templates that override the defaults.",
 )
 force_option = click.option("--force", is_flag=True, help="Re-run even where stored results exist.")
+allow_failures_option = click.option(
+    "--allow-failures",
+    is_flag=True,
+    help="Exit 0 even when some prompts failed (they are retried on the next run); a model that answered none still exits 1.",
+)
 
 
 def completing_config(ctx: click.Context) -> Path | None:

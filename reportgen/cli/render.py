@@ -6,7 +6,17 @@ from pathlib import Path
 
 import click
 
-from reportgen.cli.app import DEFAULT_CONFIG, config_argument, load, main, model_list, models_option, progress, templates_option
+from reportgen.cli.app import (
+    DEFAULT_CONFIG,
+    allow_failures_option,
+    config_argument,
+    load,
+    main,
+    model_list,
+    models_option,
+    progress,
+    templates_option,
+)
 
 
 into_option = click.option(
@@ -75,6 +85,7 @@ def render(
     is_flag=True,
     help="Exit 1 when a model got significantly worse than its previous run on a headline metric (ci.regression_metrics).",
 )
+@allow_failures_option
 def build(
     config: Path | None,
     force: bool,
@@ -83,8 +94,12 @@ def build(
     into: Path | None,
     out_dir: Path | None,
     fail_on_regression: bool,
+    allow_failures: bool,
 ) -> None:
-    """Run what changed, then render what changed (default config: configs/demo.yaml)."""
+    """Run what changed, then render what changed (default config: configs/demo.yaml).
+
+    Exit 1 when a model failed, answered none of its prompts, or some prompts failed (the report is rendered
+    first; the next build retries them)."""
     from reportgen.build import build_study
 
     study = load(config or DEFAULT_CONFIG)
@@ -98,6 +113,7 @@ def build(
             out_dir=out_dir,
             progress=bars,
             fail_on_regression=fail_on_regression,
+            allow_failures=allow_failures,
         )
     for path in result.paths:
         click.echo(str(path))

@@ -431,6 +431,13 @@ def host_parts(path: str | Path) -> tuple[str, str]:
     return text[:start], text[end:]
 
 
+def between_markers(path: str | Path) -> str:
+    """The text between ``<!-- reportgen:start -->`` and ``<!-- reportgen:end -->`` in the host file (RenderError
+    when the markers are missing, repeated or out of order)."""
+    text, start, end = _read_host(Path(path))
+    return text[start:end]
+
+
 def replace_between_markers(path: str | Path, new_text: str) -> Path:
     """Replace the text between ``<!-- reportgen:start -->`` and ``<!-- reportgen:end -->`` in ``path``.
 

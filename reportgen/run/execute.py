@@ -175,12 +175,37 @@ def _check_order(backend: Backend, model_id: str, batch: list[GenerationRequest]
         raise BackendError(f"backend '{backend.name}' returned results out of order for model {model_id}")
 
 
+#: Distinct failure reasons printed per model as they first occur (the store keeps every prompt's reason), and
+#: the most counted in the run's summary (its manifest).
+ERRORS_SHOWN = 3
+ERRORS_KEPT = 100
+
+
 def _count(summary: ModelRunSummary, results: list[GenerationResult]) -> None:
+    """Add a batch's results to the model's counts, and print each distinct reason a prompt failed the first
+    time it occurs (up to ``ERRORS_SHOWN`` per model; ``-v`` prints the others), so that a run's output says
+    why, not only how many."""
     ok = [r for r in results if not r.failed]
     summary.prompts_run += len(results)
     summary.failures += len(results) - len(ok)
     summary.generated_tokens += sum(r.output_tokens or 0 for r in ok)
     summary.decode_steps += max((r.output_tokens or 0 for r in ok), default=0)
+    for result in results:
+        if not result.failed:
+            continue
+        reason = result.error or "no reason given"
+        if reason in summary.errors:
+            summary.errors[reason] += 1
+            continue
+        distinct = len(summary.errors)
+        if distinct < ERRORS_KEPT:
+            summary.errors[reason] = 1
+        if distinct < ERRORS_SHOWN:
+            log.warning("%s: prompt %s failed: %s", summary.model_id, result.prompt_id, reason)
+            continue
+        if distinct == ERRORS_SHOWN:
+            log.warning("%s: prompts also fail for other reasons (-v prints each; the store keeps them)", summary.model_id)
+        log.debug("%s: prompt %s failed: %s", summary.model_id, result.prompt_id, reason)
 
 
 def _score(work: ModelWork, backend: Backend, sink: StoreSink) -> None:

@@ -130,7 +130,8 @@ def plan_model(
         if (r.prompt_id, hashes[r.prompt_id]) not in done and (fingerprint, r.prompt_id, hashes[r.prompt_id]) not in claimed
     ]
     claimed.update({(fingerprint, r.prompt_id, hashes[r.prompt_id]): model.id for r in pending})
-    corpus = list(prompt_set.lm_corpus)
+    # reference texts are scored only by a backend that can (an HTTP endpoint cannot): never planned otherwise
+    corpus = list(prompt_set.lm_corpus) if "loglikelihood" in backend.request_kinds else []
     corpus_hashes = {c.id: text_hash(c.text) for c in corpus}
     scored = set() if force else store.done_loglik(fingerprint)
     work = ModelWork(

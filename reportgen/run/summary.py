@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reportgen.errors import JobFailed
+
 __all__ = ["ModelRunSummary", "RunSummary"]
 
 
@@ -23,14 +25,22 @@ class ModelRunSummary:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     reason: str = ""  # why it (re-)ran: "first run", "weights changed", "2 prompts changed", ...
+    errors: dict[str, int] = field(default_factory=dict)  # each distinct reason a prompt failed → prompts, first seen first
 
     @property
     def reran(self) -> bool:
         return self.prompts_run > 0
 
+    @property
+    def answered_nothing(self) -> bool:
+        """Every prompt of the model failed in this run, and none was answered before: the model has no answer."""
+        return self.failures > 0 and self.failures == self.prompts_run and self.prompts_cached == 0
+
     def line(self) -> str:
         if self.error:
             return f"{self.model_id}: FAILED — {self.error}"
+        if self.answered_nothing:
+            return f"{self.model_id}: FAILED — every prompt failed ({self.failures} of {self.prompts_total}; retried on the next run)"
         parts = [f"{self.model_id}: {self.prompts_total} prompts ({self.prompts_run} run, {self.prompts_cached} cached)"]
         if self.reason:
             parts.append(f"re-ran because {self.reason}" if "changed" in self.reason else self.reason)
@@ -58,4 +68,22 @@ class RunSummary:
 
     @property
     def failed_models(self) -> list[ModelRunSummary]:
-        return [m for m in self.models if m.error]
+        """Models that failed (an error) or answered nothing (every prompt failed, none stored before)."""
+        return [m for m in self.models if m.error or m.answered_nothing]
+
+    @property
+    def models_with_failed_prompts(self) -> list[ModelRunSummary]:
+        """Models that answered some prompts and failed others."""
+        return [m for m in self.models if m.failures and not m.error and not m.answered_nothing]
+
+    def raise_for_failures(self, allow_failures: bool, saved: str) -> None:
+        """JobFailed (exit 1) when a model failed or answered none of its prompts, or, unless ``allow_failures``,
+        when some of a model's prompts failed. ``saved`` says what was kept anyway."""
+        if self.failed_models:
+            raise JobFailed("; ".join(m.line() for m in self.failed_models) + f" ({saved})")
+        partial = self.models_with_failed_prompts
+        if partial and not allow_failures:
+            raise JobFailed(
+                "; ".join(f"{m.model_id}: {m.failures} of {m.prompts_run} prompts failed" for m in partial)
+                + f" (stored as failures and retried on the next run; {saved}; --allow-failures exits 0)"
+            )

@@ -293,8 +293,9 @@ def efficiency_frame(
     """Speed and memory per model, from its current results and its runs (see EFFICIENCY_COLUMNS).
 
     * tokens_per_s = generated_tokens / generate_time_s of the model's latest run (for the current
-      fingerprint) that generated anything (``throughput_source`` 'run'); else Σ output tokens / Σ
-      batch wall time over the results ('latency': per stream, for concurrent HTTP requests).
+      fingerprint) that generated anything and answered some of the current results (``throughput_source``
+      'run'); else Σ output tokens / Σ batch wall time over the answered results ('latency': per stream, for
+      concurrent HTTP requests); none when every current result failed.
     * decode_steps: per reconstructed batch, the longest output (one decoder step gives every
       sequence of the batch one token); decode_steps_per_s divides by the same time as tokens_per_s,
       prefill included, so it is a lower bound on the pure decode rate.
@@ -324,7 +325,9 @@ def efficiency_frame(
         fingerprints = set(rows["fingerprint"])
         runs = model_runs[(model_runs["model_id"] == model_id) & model_runs["fingerprint"].isin(fingerprints)]
         runs = runs.sort_values("started_at", kind="stable")
-        generating = runs[(runs["generated_tokens"] > 0) & (runs["generate_time_s"] > 0)]
+        # the throughput of a run that answered some of the prompts shown: never an older run's beside answers
+        # that all failed since (its figure would describe answers the table no longer shows)
+        generating = runs[(runs["generated_tokens"] > 0) & (runs["generate_time_s"] > 0) & runs["run_id"].isin(set(ok["run_id"]))]
         run = generating.iloc[-1] if len(generating) else (runs.iloc[-1] if len(runs) else None)
 
         source: str | None

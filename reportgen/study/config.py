@@ -147,9 +147,14 @@ class HTTPSource(Strict):
         None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable holding the bearer token."
     )
     concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once.")
-    timeout_s: float = Field(60.0, gt=0, description="Seconds before a request is given up (then retried).")
+    timeout_s: float = Field(60.0, gt=0, description="Seconds before an attempt is given up (a timeout is retried).")
     max_retries: int = Field(
-        4, ge=0, le=20, description="Retries of a failed request (timeouts, 429 and 5xx answers), with backoff."
+        4,
+        ge=0,
+        le=20,
+        description="Retries of one prompt after its first attempt (at most max_retries + 1 attempts), with backoff: "
+        "only connection errors, timeouts and the answers 408, 425, 429, 500, 502, 503, 504 are retried; any other "
+        "error answer (400, 401, 403, 404, 501, …) fails the prompt at once. Waiting for a loading model uses none.",
     )
     stream: bool = Field(True, description="Use streaming (to measure time to first token) where the server supports it.")
 

@@ -3,7 +3,9 @@
 Every request of a batch ends as a :class:`GenerationResult`: a prompt that still fails after the retries
 is recorded with ``finish_reason="error"`` and a short reason, and the rest of the batch goes on. Requests
 run on up to ``source.concurrency`` threads sharing one ``httpx.Client``; retries, backoff and
-``Retry-After`` are the transport's (:mod:`reportgen.backends.http.transport`).
+``Retry-After`` are the transport's (:mod:`reportgen.backends.http.transport`). Which request shape the
+server takes (streaming, the non-standard sampler fields) is probed once per model, on the first rejection;
+when each of the model's first requests failed, the rest are not sent (:mod:`reportgen.backends.http.breaker`).
 
 The bearer token is read from ``os.environ[source.token_env]`` and kept out of every result, error
 message, exception, log line, repr and fingerprint: server error bodies that echo it are scrubbed.
@@ -12,6 +14,7 @@ message, exception, log line, repr and fingerprint: server error bodies that ech
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -19,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from reportgen.backends.base import Backend
+from reportgen.backends.http.breaker import FirstWaveBreaker
 from reportgen.backends.http.protocol import Answer, Protocol, finish, protocol_class
 from reportgen.backends.http.transport import (
     STREAM_REJECTED_STATUS,
@@ -35,6 +39,8 @@ from reportgen.backends.http.transport import (
 from reportgen.errors import BackendError, ConfigError
 from reportgen.records import GenerationRequest, GenerationResult, LoadInfo
 from reportgen.study.config import HTTPSource, ModelConfig
+
+log = logging.getLogger(__name__)
 
 
 class HTTPBackend(Backend):
@@ -69,6 +75,10 @@ class HTTPBackend(Backend):
         self._client_lock = threading.Lock()
         self._stream_supported: bool | None = None if self.source.stream else False
         self._extras_supported: bool | None = None  # repeat_penalty & co. (see Protocol.payload)
+        self._probe_lock = threading.Lock()
+        self._probed = False  # the request shapes were tried once: no other request probes them again
+        # the first wave the model's concurrency sends (at least two requests) decides whether the endpoint works
+        self.breaker = FirstWaveBreaker(max(2, self.source.concurrency))
 
     def __repr__(self) -> str:  # never the token, never the headers
         return f"HTTPBackend(model={self.model.id!r}, url={self.url!r}, protocol={self.source.protocol!r})"
@@ -157,33 +167,42 @@ class HTTPBackend(Backend):
 
     def _one_safe(self, client, request: GenerationRequest) -> GenerationResult:
         start = time.perf_counter()
+        opened = self.breaker.admit()
+        if opened is not None:  # the endpoint failed each of the first requests: this one is not sent
+            return self._failed(request, opened, 0.0, {"attempts": 0})
         try:
-            return self._one(client, request)
+            result = self._one(client, request)
         except Exception as exc:  # one prompt never stops the batch
             reason = self.redactor.scrub(f"internal error: {type(exc).__name__}: {exc}")[:300]
-            return GenerationResult(
-                prompt_id=request.prompt_id,
-                text="",
-                prompt_tokens=None,
-                output_tokens=None,
-                finish_reason="error",
-                latency_s=time.perf_counter() - start,
-                error=reason,
+            result = self._failed(request, reason, time.perf_counter() - start)
+        if self.breaker.record(result.error):
+            log.warning(
+                "%s: the endpoint failed each of its first %d requests: the model's other prompts are not sent "
+                "(marked failed; the next run retries them)",
+                self.model.id,
+                self.breaker.window,
             )
+        return result
+
+    @staticmethod
+    def _failed(request: GenerationRequest, reason: str, latency_s: float, extra: dict | None = None) -> GenerationResult:
+        return GenerationResult(
+            prompt_id=request.prompt_id,
+            text="",
+            prompt_tokens=None,
+            output_tokens=None,
+            finish_reason="error",
+            latency_s=latency_s,
+            error=reason,
+            extra=extra or {},
+        )
 
     def _one(self, client, request: GenerationRequest) -> GenerationResult:
         started = time.perf_counter()
         outcome = with_retries(lambda: self._attempt(client, request), self._retry_policy(), self._sleep)
         if outcome.error is not None:
-            return GenerationResult(
-                prompt_id=request.prompt_id,
-                text="",
-                prompt_tokens=None,
-                output_tokens=None,
-                finish_reason="error",
-                latency_s=time.perf_counter() - started,
-                error=self.redactor.scrub(outcome.error),
-                extra={"attempts": outcome.attempts},
+            return self._failed(
+                request, self.redactor.scrub(outcome.error), time.perf_counter() - started, {"attempts": outcome.attempts}
             )
         answer = outcome.value
         assert answer is not None  # an outcome has a value or an error
@@ -219,31 +238,57 @@ class HTTPBackend(Backend):
     # -- one attempt -------------------------------------------------------------------------
 
     def _attempt(self, client, request: GenerationRequest) -> Answer:
-        """One attempt. A 4xx answer to a request that streams or carries the non-standard sampler fields is
-        taken to mean "not supported here": the request is repeated without them (extras first, then
-        streaming), and what worked is remembered for the rest of the run."""
+        """One attempt, in the request shape known to work (or the fullest one, before anything is known).
+
+        A 4xx or 501 answer to a request that streams or carries the non-standard sampler fields may mean "not
+        supported here". The first such rejection of the model probes the other shapes (without the extras,
+        then without streaming), once: what works is remembered for the rest of the run; when nothing works,
+        the shape was not the problem and no later request probes again (a server answering 501 costs one
+        request per prompt, not one per shape and attempt). Once a shape has worked, nothing is probed."""
+        stream, extras = self._shape()
+        with transport_errors(self.redactor):
+            try:
+                answer = self._send(client, request, stream, extras)
+            except Failure as failure:
+                if not ((stream or extras) and failure.kind == "http" and failure.status in STREAM_REJECTED_STATUS):
+                    raise
+                return self._probe(client, request, (stream, extras), failure)
+            self._probed = True  # this shape works: a later rejection is about the request, not its shape
+            return answer
+
+    def _shape(self) -> tuple[bool, bool]:
+        """(stream, extras): the request shape to send now."""
         stream = self.protocol.streams and self._stream_supported is not False
         extras = self.protocol.sampler_extras and self._extras_supported is not False
-        variants = [(stream, extras)]
-        if extras:
-            variants.append((stream, False))
-        if stream:
-            variants += [(False, extras)] + ([(False, False)] if extras else [])
-        with transport_errors(self.redactor):
-            for index, (use_stream, use_extras) in enumerate(variants):
+        return stream, extras
+
+    def _probe(self, client, request: GenerationRequest, tried: tuple[bool, bool], rejected: Failure) -> Answer:
+        """After ``tried`` was rejected: the other request shapes, by one thread while the others wait for its
+        finding. Raises the rejection when the shapes make no difference (or were probed already)."""
+        with self._probe_lock:
+            if self._probed:  # another request probed meanwhile: send once more if it found a shape that works
+                if self._shape() == tried:
+                    raise rejected
+                return self._send(client, request, *self._shape())
+            self._probed = True
+            stream, extras = tried
+            shapes = [(stream, False)] if extras else []
+            if stream:
+                shapes += [(False, extras)] + ([(False, False)] if extras else [])
+            for use_stream, use_extras in shapes:
                 try:
                     answer = self._send(client, request, use_stream, use_extras)
                 except Failure as failure:
-                    rejected = failure.kind == "http" and failure.status in STREAM_REJECTED_STATUS
-                    if not rejected or index == len(variants) - 1:
-                        raise
-                    continue
+                    if failure.kind == "http" and failure.status in STREAM_REJECTED_STATUS:
+                        rejected = failure
+                        continue
+                    raise
                 if extras and not use_extras:
                     self._extras_supported = False
                 if stream and not use_stream:
                     self._stream_supported = False
                 return answer
-            raise AssertionError("unreachable")
+            raise rejected
 
     def _send(self, client, request: GenerationRequest, stream: bool, extras: bool = False) -> Answer:
         payload = self.protocol.payload(request, stream, extras)

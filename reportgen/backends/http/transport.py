@@ -1,9 +1,12 @@
 """The wire under every HTTP protocol: the shared ``httpx`` client, failures, redaction and retries.
 
-Connection errors, timeouts, 429 and 5xx are retried up to ``max_retries`` times with exponential backoff
-and jitter, honouring ``Retry-After`` (seconds or an HTTP date). A 503 with ``estimated_time`` means the
-model is still loading: wait that long (capped) and ask again, without using up a retry. The loop itself
-is ``tenacity``'s; :class:`_Schedule` decides, once per failed attempt, whether and how long to wait.
+Only failures that may pass are retried: connection errors, timeouts and the answers in
+``RETRYABLE_STATUS`` (408, 425, 429, 500, 502, 503, 504), up to ``max_retries`` times after the first
+attempt, with exponential backoff and jitter, honouring ``Retry-After`` (seconds or an HTTP date). Any
+other answer (400, 401, 403, 404, 405, 501, …) says the request will never work: the prompt fails at once.
+A 503 with ``estimated_time`` means the model is still loading: wait that long (capped) and ask again,
+without using up a retry. The loop itself is ``tenacity``'s; :class:`_Schedule` decides, once per failed
+attempt, whether and how long to wait.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ import tenacity
 
 T = TypeVar("T")
 
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})  # and every other 5xx
+#: Answers worth asking again: a timeout or "too early" (408, 425), rate limiting (429) and the 5xx answers of a
+#: server or gateway that may recover (500, 502, 503, 504). Every other error answer fails the request at once:
+#: 501 (not implemented), 505 and the like will not pass on a second try.
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Answers meaning "this server does not take that request shape" (streaming, non-standard fields): ask again
 # without the optional parts (see HTTPBackend._attempt).
 STREAM_REJECTED_STATUS = frozenset({400, 404, 405, 415, 422, 501})
@@ -217,7 +223,7 @@ def http_failure(response, body: str, redactor: Redactor) -> Failure:
     return Failure(
         f"HTTP {status}",
         "http",
-        retry=status in RETRYABLE_STATUS or status >= 500,
+        retry=status in RETRYABLE_STATUS,
         wait_s=wait,
         loading=loading,
         status=status,

@@ -51,6 +51,7 @@ class TransformersBackend(Backend):
     """A model run in-process with transformers (CPU or one CUDA GPU)."""
 
     name = "transformers"
+    request_kinds = frozenset({"generate", "loglikelihood"})
 
     def __init__(self, model: ModelConfig):
         super().__init__(model)
