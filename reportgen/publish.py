@@ -127,11 +127,39 @@ def read_mkdocs_config_text(text: str, where: Path) -> Any:
         raise RenderError(f"{where}: could not add the nav entry safely") from None
 
 
-def publish_mkdocs(study: Study, site_dir: Path, *, dry_run: bool = False) -> Published:
-    """Write the study's pages into a MkDocs project (``dry_run``: write nothing); say what changed."""
-    from reportgen.report import assemble as render
-    from reportgen.report.inputs import ReportInputs, read_report_inputs
-    from reportgen.store import Store, store_path
+def committed_report_files(study: Study) -> dict[str, bytes]:
+    """The study's report folder as rendered and committed (README.md as the page, index.md; report.html,
+    charts, …), without the results store, the build stamp or other hidden files."""
+    from reportgen.report.formats import FORMATS
+
+    folder = study.output_dir
+    readme = FORMATS.get("markdown").file_name
+    if not (folder / readme).is_file():
+        raise ConfigError(
+            f"{folder / readme}: there is no rendered report to publish. Fix: `reportgen build {study.path}` "
+            "(and commit the report folder), or publish with --from store"
+        )
+    files: dict[str, bytes] = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if not path.is_file() or any(part.startswith(".") for part in relative.parts) or path.name.startswith("results.sqlite"):
+            continue
+        name = "index.md" if relative.as_posix() == readme else relative.as_posix()
+        files[name] = path.read_bytes()
+    return files
+
+
+def publish_mkdocs(study: Study, site_dir: Path, *, dry_run: bool = False, source: str = "auto") -> Published:
+    """Write the study's pages into a MkDocs project (``dry_run``: write nothing); say what changed.
+
+    ``source``: ``store`` renders the pages from the results store and the model files here; ``report``
+    publishes the committed report folder as rendered (no store, no model needed: a fresh clone in CI);
+    ``auto`` renders from the store when that gives the committed report's very README.md, else publishes
+    the committed report and says why (the store differs from what it was built from, or cannot be read
+    here) — the site never shows numbers other than the committed report's without saying so.
+    """
+    from reportgen.errors import ReportgenError
+    from reportgen.report.formats import FORMATS
     from reportgen.util.atomic import atomic_write, write_files
 
     site_dir = Path(site_dir)
@@ -145,12 +173,37 @@ def publish_mkdocs(study: Study, site_dir: Path, *, dry_run: bool = False) -> Pu
     page_dir = docs_dir / study.name
     target = f"{study.name}/index.md"
     before, after = add_nav_entry(config_file, study.title, target)  # a bad nav fails before anything is written
-    inputs = ReportInputs()
-    if store_path(study).exists():
-        with Store(store_path(study), create=False) as store:
-            inputs = read_report_inputs(store, study)
-    report = render.render_in_memory(study, formats=["mkdocs", "html"], out_dir=page_dir, **inputs.as_kwargs())
-    files = dict(report.files)
+    committed = study.output_dir / FORMATS.get("markdown").file_name
+    if source == "report":
+        files = committed_report_files(study)
+        log.info("published the committed report %s as rendered", study.output_dir)
+    else:
+        files, why = {}, None
+        try:
+            files = _render_pages(study, page_dir)
+        except ReportgenError as exc:
+            if source == "store" or not committed.is_file():
+                raise
+            why = f"it cannot be rendered here ({exc.format_message()})"
+        rendered = files.pop(committed.name, None)
+        if why is None and committed.is_file() and rendered != committed.read_bytes():
+            why = "the results store here (or another input) differs from what it was built from"
+            if source == "store":
+                log.warning(
+                    "%s: %s; published the results store here, as --from store asks: the site differs from the committed report",
+                    committed,
+                    why,
+                )
+                why = None
+        if why is not None:
+            files = committed_report_files(study)
+            log.warning(
+                "%s: %s; published the committed report as rendered. Fix: `reportgen build %s` and commit, "
+                "to publish the results here (or --from store)",
+                committed,
+                why,
+                study.path,
+            )
     link = "[Interactive version of this report](report.html)\n\n"
     markdown = files["index.md"].decode("utf-8")
     first_break = markdown.find("\n") + 1  # after the title line
@@ -165,3 +218,23 @@ def publish_mkdocs(study: Study, site_dir: Path, *, dry_run: bool = False) -> Pu
         log.info("added '%s' to the nav of %s", study.title, config_file)
     log.info("published %d files to %s", len(written), page_dir)
     return Published(written, diff)
+
+
+def _render_pages(study: Study, page_dir: Path) -> dict[str, bytes]:
+    """The pages rendered from the store and the model files here, with the README.md the same inputs give
+    (to compare with the committed one)."""
+    from reportgen.report import assemble as render
+    from reportgen.report.formats import FORMATS
+    from reportgen.report.inputs import ReportInputs, read_report_inputs
+    from reportgen.store import Store, store_path
+
+    inputs = ReportInputs()
+    if store_path(study).exists():
+        with Store(store_path(study), create=False) as store:
+            inputs = read_report_inputs(store, study)
+    report = render.render_in_memory(study, formats=["mkdocs", "html"], out_dir=page_dir, **inputs.as_kwargs())
+    files = dict(report.files)
+    readme = FORMATS.get("markdown").file_name
+    if (study.output_dir / readme).is_file():
+        files[readme] = render.render_in_memory(study, formats=["markdown"], **inputs.as_kwargs()).files[readme]
+    return files

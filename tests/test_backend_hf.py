@@ -383,7 +383,7 @@ def test_hub_repo_missing_from_cache(tmp_path, monkeypatch):
         b.load()
     message = caught.value.format_message()
     assert "model m: 'nobody/nothing' is not in the local Hugging Face cache" in message
-    assert f"HF_HOME={tmp_path}" in message and "huggingface-cli download nobody/nothing" in message
+    assert f"HF_HOME={tmp_path}" in message and "hf download nobody/nothing" in message
     assert "\n" not in message
 
 

@@ -152,7 +152,7 @@ def test_greedy_cache_key_ignores_sampling_knobs():
     [
         ("prompts:\n  - id: a\n    promt: hi\n", 3, "prompts[0].promt", "Did you mean 'prompt'"),
         ("prompts:\n  - id: a\n", 2, "prompts[0]", "exactly one of 'prompt'"),
-        ("prompts:\n  - id: a\n    prompt: x\n  - id: a\n    prompt: y\n", 1, "prompts", "appears twice"),
+        ("prompts:\n  - id: a\n    prompt: x\n  - id: a\n    prompt: y\n", 4, "prompts[1].id", "appears twice (first at line 2)"),
         ("prompts:\n  - id: a\n    messages:\n      - {role: robot, content: x}\n", 4, "prompts[0].messages[0].role", "robot"),
         ("prompts: []\n", 1, "prompts", "at least 1"),
     ],

@@ -357,6 +357,35 @@ def test_reportgen_run_with_address_null_starts_a_cluster_of_its_own(tmp_path, l
     assert {p.node_id for p in record.cluster.placements} == {node.node_id}
 
 
+def test_the_default_resources_fit_a_cluster_without_gpus(tmp_path, clusters, tiny_llama_dir):
+    """Issue 27 item 8: `engine: ray` with no resources on a machine without GPUs (`address: null`: a local
+    cluster of this machine's CPUs) runs every model on CPUs, with the same rows as the local engine."""
+    clusters.close()  # the CLI starts its own cluster; this session's one would only compete for the CPUs
+    models = [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")]
+    (tmp_path / "local").mkdir()
+    (tmp_path / "ray").mkdir()
+    local = write_study(tmp_path / "local", models, prompts=4)
+    on_ray = write_study(tmp_path / "ray", models, prompts=4, execution="{engine: ray, address: null, shard_size: 2}")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("RAY_ADDRESS", None)
+    for config in (local, on_ray):
+        result = subprocess.run(
+            [sys.executable, "-m", "reportgen", "run", str(config)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "llama: 4 prompts (4 run, 0 cached)" in result.stderr, result.stderr
+    assert stored(load_config(on_ray)) == stored(load_config(local)) and len(stored(load_config(local))) == 4
+    record = manifest(load_config(on_ray))
+    assert record.engine == "ray" and [n.gpus for n in record.cluster.nodes] == [0]
+    (placement,) = record.cluster.placements
+    assert placement.model_id == "llama" and placement.gpu_ids == ()
+
+
 @pytest.mark.parametrize("page", ["README.md", "docs/cluster.md"])
 def test_the_documented_execution_block_is_valid(page):
     """The `execution:` example users copy from "Running on a cluster" loads, and names the real extra."""
@@ -427,7 +456,7 @@ def test_execution_key_errors_name_file_and_line(tmp_path, tiny_llama_dir):
         )
     )
     request = ok.execution.resources_for("llama")
-    assert (request.num_gpus, request.num_cpus, request.memory) == (1, 2, 2 * 2**30)
+    assert (request.num_gpus, request.num_cpus, request.memory) == (None, 2, 2 * 2**30)  # GPUs: as the cluster has them
 
 
 #: how long a model waits at the rendezvous for the others: the whole test takes about 22 s on two busy cores

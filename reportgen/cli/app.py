@@ -21,7 +21,6 @@ import click
 
 from reportgen import __version__
 
-DEFAULT_CONFIG = Path("configs/demo.yaml")
 EXIT_INTERRUPTED = 130
 
 config_argument = click.argument("config", type=click.Path(path_type=Path, dir_okay=False))
@@ -187,10 +186,12 @@ def setup_logging(verbosity: int) -> None:
     logger = logging.getLogger("reportgen")
     if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
         logger.addHandler(_ConsoleHandler())
-    logger.propagate = verbosity > 0
+    logger.propagate = False  # reportgen's messages are printed once, by its own handler, even under -v
     logger.setLevel({-1: logging.ERROR, 0: logging.INFO}.get(verbosity, logging.DEBUG))
     if verbosity > 0:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)  # third-party logs
+        for name in ("weasyprint", "fontTools", "transformers", "peft", "httpx", "kaleido", "choreographer"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
         return
     # third-party progress bars ("Loading weights" …) and known-harmless warnings stay out of logs and CI
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -258,8 +259,46 @@ def progress():
     )
 
 
+_VERBOSITY = "reportgen.verbosity"
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """``-q``/``-v`` given before the subcommand, after it, or both: the totals set the logging."""
+    state = ctx.meta.setdefault(_VERBOSITY, {"quiet": False, "verbose": 0})  # meta is shared by nested contexts
+    if param.name == "quiet":
+        state["quiet"] = state["quiet"] or bool(value)
+    else:
+        state["verbose"] += int(value or 0)
+    setup_logging(-1 if state["quiet"] else state["verbose"])
+
+
+def verbosity_options() -> list[click.Option]:
+    """``-q`` and ``-v``, declared once: the group has them, and every command too."""
+    return [
+        click.Option(
+            ["-q", "--quiet", "quiet"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="Errors only: no progress, no messages.",
+        ),
+        click.Option(
+            ["-v", "--verbose", "verbose"],
+            count=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="Debug messages, with third-party logs and warnings.",
+        ),
+    ]
+
+
 class ReportgenGroup(click.Group):
-    """Ctrl-C ends with status 130 and one line saying that nothing stored is lost."""
+    """Ctrl-C ends with status 130 and one line saying that nothing stored is lost. Every command takes
+    ``-q``/``-v`` as the group does, before or after the command's name."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.extend(verbosity_options())
+        super().add_command(cmd, name)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("standalone_mode", True) is False:
@@ -283,8 +322,8 @@ class ReportgenGroup(click.Group):
     "2 a usage or input error; 130 interrupted.",
 )
 @click.version_option(__version__, prog_name="reportgen")
-@click.option("-q", "--quiet", "quiet", is_flag=True, help="Errors only: no progress, no messages.")
-@click.option("-v", "--verbose", "verbose", count=True, help="Debug messages, with third-party logs and warnings.")
-def main(quiet: bool, verbose: int) -> None:
+def main() -> None:
     """Comparative studies of language models: run, measure, render (README, HTML, PDF), publish."""
-    setup_logging(-1 if quiet else verbose)
+
+
+main.params.extend(verbosity_options())

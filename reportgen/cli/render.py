@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
 
 from reportgen.cli.app import (
-    DEFAULT_CONFIG,
     allow_failures_option,
     config_argument,
     load,
@@ -18,6 +18,7 @@ from reportgen.cli.app import (
     templates_option,
 )
 
+log = logging.getLogger("reportgen.cli")
 
 into_option = click.option(
     "--into",
@@ -56,6 +57,10 @@ def render(
 ) -> None:
     """Write the study as README.md, report.html and report.pdf (from the store; never loads a model)."""
     study = load(config)
+    from reportgen.study.config import placeholders
+
+    for warning in placeholders(study):  # the report reads TODO there
+        log.warning("warning: %s", warning)
     if into is None:
         from reportgen.report.formats import prepare_formats
 
@@ -74,7 +79,7 @@ def render(
 
 
 @main.command()
-@click.argument("config", required=False, type=click.Path(path_type=Path, dir_okay=False), default=None)
+@config_argument
 @click.option("--force", is_flag=True, help="Re-run every model and re-render everything.")
 @templates_option
 @models_option
@@ -87,7 +92,7 @@ def render(
 )
 @allow_failures_option
 def build(
-    config: Path | None,
+    config: Path,
     force: bool,
     templates_dir: Path | None,
     model_ids: str | None,
@@ -96,13 +101,19 @@ def build(
     fail_on_regression: bool,
     allow_failures: bool,
 ) -> None:
-    """Run what changed, then render what changed (default config: configs/demo.yaml).
+    """Run what changed, then render what changed.
 
     Exit 1 when a model failed, answered none of its prompts, or some prompts failed (the report is rendered
-    first; the next build retries them)."""
+    first; the next build retries them). Every problem of the config is listed at once, as `validate` lists them (exit 2), before any model runs;
+    a model whose weights are absent here fails alone, at its run. TODO placeholders are warned about and counted."""
     from reportgen.build import build_study
+    from reportgen.cli.validate import load_checked
+    from reportgen.study.config import placeholders
 
-    study = load(config or DEFAULT_CONFIG)
+    study = load_checked(config, weights=False)
+    todo = placeholders(study)
+    for warning in todo:  # the study runs; the report reads TODO there
+        log.warning("warning: %s", warning)
     with progress() as bars:
         result = build_study(
             study,
@@ -117,3 +128,13 @@ def build(
         )
     for path in result.paths:
         click.echo(str(path))
+    if todo:  # the build's last word: the count, as validate's summary gives it
+        many = len(todo) > 1
+        log.warning(
+            "%d TODO %s in the report (%s above). Fix: write %s in %s",
+            len(todo),
+            "placeholders are" if many else "placeholder is",
+            "warnings" if many else "warning",
+            "them" if many else "it",
+            config,
+        )

@@ -102,22 +102,18 @@ def probe_problems(study: Study, timeout_s: float = 5.0) -> list[str]:
     return problems
 
 
-@main.command()
-@config_argument
-@click.option("--probe", is_flag=True, help="Also ask each HTTP endpoint once whether it answers (a GET, no prompt sent).")
-def validate(config: Path, probe: bool) -> None:
-    """Check a study config and every file it names, without running anything."""
+def study_problems(study: Study, *, weights: bool = True) -> list[str]:
+    """Every problem of a loaded study and the files it names, besides its schema: output formats, the prompt
+    set, model files (config.json, adapter_config.json, GGUF headers), endpoint URLs, claims. ``weights``:
+    also the model folders, adapters and Hub repos absent here (``build`` leaves those to the model's run, where
+    they fail that model alone)."""
     from reportgen.errors import ConfigError
     from reportgen.report.formats import format_problems
     from reportgen.specs.study import hub_cache_problems, model_file_problems
-    from reportgen.study.config import missing_files, placeholders
-    from reportgen.study.repair import load_config_with_problems
+    from reportgen.study.config import missing_files
 
-    study, problems = load_config_with_problems(config)  # schema problems, and the rest checked all the same
-    if study is None:
-        raise ConfigError(problems)
-    problems += missing_files(study) + format_problems(study) + model_file_problems(study) + hub_cache_problems(study)
-    problems += endpoint_problems(study)
+    problems = missing_files(study, models=weights) + format_problems(study) + model_file_problems(study)
+    problems += (hub_cache_problems(study) if weights else []) + endpoint_problems(study)
     if study.prompts is not None and study.prompts.exists():
         from reportgen.study.prompts import load_prompt_set
 
@@ -135,6 +131,36 @@ def validate(config: Path, probe: bool) -> None:
         except ConfigError as exc:
             problems.extend(exc.problems)
         problems.extend(claim_field_problems(study))
+    return problems
+
+
+def load_checked(config: Path, *, weights: bool = True) -> Study:
+    """The study, or one ConfigError listing every schema problem and every problem :func:`study_problems` finds."""
+    from reportgen.errors import ConfigError
+    from reportgen.study.repair import load_config_with_problems
+
+    study, problems = load_config_with_problems(config)  # schema problems, and the rest checked all the same
+    if study is None:
+        raise ConfigError(problems)
+    problems += study_problems(study, weights=weights)
+    if problems:
+        raise ConfigError(problems)
+    return study
+
+
+@main.command()
+@config_argument
+@click.option("--probe", is_flag=True, help="Also ask each HTTP endpoint once whether it answers (a GET, no prompt sent).")
+def validate(config: Path, probe: bool) -> None:
+    """Check a study config and every file it names, without running anything."""
+    from reportgen.errors import ConfigError
+    from reportgen.study.config import placeholders
+    from reportgen.study.repair import load_config_with_problems
+
+    study, problems = load_config_with_problems(config)  # schema problems, and the rest checked all the same
+    if study is None:
+        raise ConfigError(problems)
+    problems += study_problems(study)
     if probe and not problems:
         problems.extend(probe_problems(study))
     warnings = placeholders(study)

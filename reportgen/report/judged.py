@@ -271,11 +271,9 @@ def judged_charts(charts: "ChartSet", study: "Study", tables: "Tables") -> None:
             charts.add(
                 chart_slug(f"judged-{c.judge_id}"),
                 figure,
-                md_escape(
-                    f"Judge {c.judge_name}: each model against {names.get(c.baseline, c.baseline)}; bars are the "
-                    f"shares of wins, ties and losses, the diamond is the score (win + ½ tie) with its 95% "
-                    f"bootstrap CI over prompts; the dashed line is 50% (even).{note}"
-                ),
+                f"Judge {c.judge_name}: each model against {names.get(c.baseline, c.baseline)}; bars are the "
+                f"shares of wins, ties and losses, the diamond is the score (win + ½ tie) with its 95% "
+                f"bootstrap CI over prompts; the dashed line is 50% (even).{note}",  # plain text: escaped once, as a caption
                 group="judged",
                 height=ch.chart_height(len(c.rates), base=220, least=320),
             )

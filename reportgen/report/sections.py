@@ -477,10 +477,6 @@ def lm_table(study: Study, tables: Tables) -> Table:
 # Charts
 
 
-def _chart_caption(text: str) -> str:
-    return md_escape(text).replace("\n", " ")
-
-
 def result_charts(
     charts: ChartSet, study: Study, tables: Tables, deltas: Sequence[RetrainingDelta], headline: str | None
 ) -> None:
@@ -571,11 +567,9 @@ def result_charts(
             charts.add(
                 name,
                 figure,
-                _chart_caption(
-                    f"{names.get(delta.model_id, delta.model_id)}: each metric before and after retraining "
-                    "(▲ significantly better, ▼ significantly worse: McNemar's exact test for 0/1 metrics, paired "
-                    "sign-flip permutation test otherwise, p < 0.05)."
-                ),
+                f"{names.get(delta.model_id, delta.model_id)}: each metric before and after retraining "
+                "(▲ significantly better, ▼ significantly worse: McNemar's exact test for 0/1 metrics, paired "
+                "sign-flip permutation test otherwise, p < 0.05).",  # plain text: the chart view escapes it once
                 group="retraining",
                 height=460,
             )

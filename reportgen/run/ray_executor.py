@@ -200,10 +200,12 @@ class RayExecutor(Executor):
             "placements": [],
         }
 
-    def _options(self, request: ResourceRequest) -> dict[str, Any]:
+    def _options(self, request: ResourceRequest, *, cluster_gpus: float = 0) -> dict[str, Any]:
+        """Ray actor options for a model; unless the config says, one GPU where the cluster has GPUs, else none."""
+        gpus = request.num_gpus if request.num_gpus is not None else (1 if cluster_gpus > 0 else 0)
         options: dict[str, Any] = {
             "num_cpus": 1 if request.num_cpus is None else request.num_cpus,
-            "num_gpus": request.num_gpus or 0,
+            "num_gpus": gpus,
             "max_restarts": self.config.max_restarts,
             "max_task_retries": self.config.max_task_retries,
             "max_concurrency": 1,
@@ -282,7 +284,8 @@ class RayExecutor(Executor):
                 work, ModelRunSummary(work.model.id, work.fingerprint, work.total, prompts_cached=work.cached, reason=work.reason)
             )
             units.append(unit)
-            options = self._options(self.config.resources_for(work.model.id))
+            cluster_gpus = sum(node["gpus"] for node in (self.cluster or {}).get("nodes", []))
+            options = self._options(self.config.resources_for(work.model.id), cluster_gpus=cluster_gpus)
             problem = self._infeasible(work.model.id, options, ray)
             if problem:
                 self._fail(None, unit, sink, problem)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reportgen.study.config import GGUFSource, HubSource, LocalSource, ModelConfig
+from reportgen.study.config import GGUFSource, HubSource, LocalSource, ModelConfig, download_hint
 from reportgen.errors import ConfigError
 from reportgen.specs.extract import read_json_object
 
@@ -30,7 +30,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from reportgen.study.config import Study
     from reportgen.specs.extract import ModelSpec
 
-__all__ = ["ModelFiles", "model_file_problems", "model_files", "spec_for_model", "spec_table", "study_specs", "SPEC_COLUMNS"]
+__all__ = [
+    "ModelFiles",
+    "model_file_problems",
+    "model_files",
+    "no_spec_reason",
+    "spec_for_model",
+    "spec_table",
+    "study_specs",
+    "SPEC_COLUMNS",
+]
 
 
 @dataclass(frozen=True)
@@ -67,8 +76,8 @@ def hub_cache_problems(study: Study) -> list[str]:
             revision = f" (revision {model.source.revision})" if model.source.revision else ""
             problems.append(
                 f"{study.where('models', index, 'source', 'repo')}: models[{index}].source.repo: '{model.source.repo}'{revision} "
-                f"is not in the local Hugging Face cache (HF_HOME={constants.HF_HOME}). Fix: download it once with "
-                f"`huggingface-cli download {model.source.repo}`, vendor its config.json as `config:`, or use a local path"
+                f"is not in the local Hugging Face cache (HF_HOME={constants.HF_HOME}). Fix: "
+                f"{download_hint(model.source.repo, model.source.revision)}, vendor its config.json as `config:`, or use a local path"
             )
     return problems
 
@@ -164,8 +173,9 @@ def _compute_spec(model: ModelConfig, files: ModelFiles) -> ModelSpec:
         base, notes = _adapter_base_config(files, spec)
         try:
             adapter = specs.adapter_spec(files.adapter_config, base)
-        except ConfigError as exc:
-            raise ConfigError(f"{files.adapter_config_path}: {exc.format_message()}") from None
+        except ConfigError as exc:  # PEFT refuses this adapter on this base: the model keeps its spec, uncounted
+            notes += (f"adapter parameters not counted: {exc.format_message()}",)
+            adapter = specs.adapter_spec(files.adapter_config, None)
         spec = dataclasses.replace(spec, adapter=adapter, notes=spec.notes + notes)
 
     quant = model.quantization
@@ -205,6 +215,31 @@ def study_specs(study: Study) -> dict[str, ModelSpec]:
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def no_spec_reason(study: Study, index: int) -> tuple[str, bool]:
+    """Why nothing describes ``study.models[index]`` (it has no spec), naming the config line and the fix, and
+    whether that is a problem (a file that should be there is missing) or expected (an endpoint)."""
+    model = study.models[index]
+    source = model.source
+    where = f"{study.where('models', index, 'source')}: models[{index}] ({model.id})"
+    if isinstance(source, LocalSource):
+        path = Path(source.path)
+        if not path.exists():
+            what = "the adapter's base model folder" if model.adapter is not None else "the model folder"
+            return f"{where}: no spec: {what} '{path}' does not exist. Fix: point source.path at a save_pretrained folder", True
+        return f"{where}: no spec: '{path}' has no config.json. Fix: point source.path at a save_pretrained folder", True
+    if isinstance(source, HubSource):
+        return (
+            f"{where}: no spec: '{source.repo}' is not in the local Hugging Face cache. "
+            f"Fix: {download_hint(source.repo, source.revision)}, or vendor its config.json as `config:`",
+            True,
+        )
+    if source is None:
+        return f"{where}: no spec: neither a source nor a config.json. Fix: vendor its config.json as `config:`", True
+    if isinstance(source, GGUFSource):
+        return f"{where}: no spec: the GGUF file does not exist. Fix: point source.path at a .gguf file", True
+    return f"{where}: no spec: an HTTP endpoint says nothing about its model. Fix: vendor its config.json as `config:`", False
 
 
 #: ModelSpec fields that become table columns as they are; ``adapter`` is flattened to ``adapter_<field>``.

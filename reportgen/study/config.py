@@ -21,6 +21,7 @@ from reportgen.errors import ConfigError
 from reportgen.study.execution import ExecutionConfig
 from reportgen.study.yamlfile import Loc, format_loc, load_yaml, validate
 
+FROM_CONFIG_FOLDER = "a relative path resolves from the config file's folder"
 PLACEHOLDER = "TODO"  # written by `reportgen init` for facts it cannot know; `validate` reports it
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 
@@ -104,6 +105,11 @@ class HubSource(Strict):
     type: Literal["hub"] = Field(description="Source type: a Hugging Face repo id, read from the local cache only.")
     repo: str = Field(pattern=r"^[\w.-]+(/[\w.-]+)?$", description="Hub repo id, e.g. HuggingFaceTB/SmolLM2-135M-Instruct.")
     revision: str | None = Field(None, description="Branch, tag or commit of the repo (default: the cached main).")
+
+
+def download_hint(repo: str, revision: str | None = None) -> str:
+    """The one way every message says how to put a Hub repo in the local cache (huggingface_hub's ``hf`` CLI)."""
+    return f"download it once with `hf download {repo}" + (f" --revision {revision}" if revision else "") + "`"
 
 
 class GGUFSource(Strict):
@@ -620,16 +626,29 @@ def load_config(path: str | Path) -> Study:
     return study
 
 
-def missing_files(study: Study) -> list[str]:
-    """Every file the config names that does not exist (placeholders are :func:`placeholders`)."""
+def missing_files(study: Study, *, models: bool = True) -> list[str]:
+    """Every file the config names that does not exist (placeholders are :func:`placeholders`); ``models``:
+    the models' files too (weights, adapters), else only the study's own (prompt set, vendored configs)."""
     problems: list[str] = []
 
     def need(file: Path | None, loc: Loc, what: str, fix: str) -> None:
         if file is not None and not Path(file).exists():
             problems.append(f"{study.where(*loc)}: {format_loc(loc)}: {what} '{file}' does not exist. Fix: {fix}")
 
-    need(study.prompts, ("prompts",), "prompt set", "point 'prompts' at a YAML or JSONL prompt set")
+    need(study.prompts, ("prompts",), "prompt set", f"point 'prompts' at a YAML or JSONL prompt set ({FROM_CONFIG_FOLDER})")
     for index, model in enumerate(study.models):
+        if not models:
+            need(
+                model.config, ("models", index, "config"), "config.json", "vendor the model's config.json there or remove the key"
+            )
+            if model.adapter is not None:
+                need(
+                    model.adapter.config,
+                    ("models", index, "adapter", "config"),
+                    "adapter_config.json",
+                    "vendor it there or remove the key",
+                )
+            continue
         base = ("models", index)
         need(model.config, (*base, "config"), "config.json", "vendor the model's config.json there or remove the key")
         if isinstance(model.source, LocalSource):

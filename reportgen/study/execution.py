@@ -86,8 +86,9 @@ class ExecutionConfig(BaseModel):
     max_task_retries: int = Field(3, ge=0, le=100, description="How often a shard is retried after its actor died in it.")
     resources: dict[str, ResourceRequest] = Field(
         default_factory=dict,
-        description="Per-model actor resources by model id; 'default' (num_gpus: 1 unless given) applies to every "
-        "model and a model's own entry overrides its keys.",
+        description="Per-model actor resources by model id; 'default' applies to every model and a model's own entry "
+        "overrides its keys. Without num_gpus, a model gets one GPU where the cluster has GPUs and none (CPU only) where "
+        "it has none.",
     )
 
     @field_validator("address")
@@ -100,5 +101,7 @@ class ExecutionConfig(BaseModel):
         )
 
     def resources_for(self, model_id: str) -> ResourceRequest:
-        default = self.resources.get("default", ResourceRequest(num_gpus=1))
+        """What the config asks for this model; ``num_gpus`` None when it does not say (the executor then gives
+        a GPU per model where the cluster has GPUs, none otherwise)."""
+        default = self.resources.get("default", ResourceRequest())
         return default.merged(self.resources.get(model_id))

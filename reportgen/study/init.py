@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from reportgen.errors import ConfigError
-from reportgen.study.config import PLACEHOLDER
+from reportgen.study.config import PLACEHOLDER, download_hint
 from reportgen.util.safeio import MAX_YAML_BYTES, compose_yaml, read_json_object, read_text
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,18 @@ def is_local_path(value: str, *near: Path) -> bool:
 
 
 def _local(value: str, key: str, near: tuple[Path, ...]) -> bool:
-    if key != "base_model":
-        return bool(re.match(r"^(/|~|\.{1,2}[/\\]|[A-Za-z]:[/\\])", value))
-    return is_local_path(value, *near)
+    if key == "base_model":
+        return is_local_path(value, *near)
+    # a tag such as base_model:adapter:/home/alice/base carries the path after its prefixes
+    return any(re.match(r"^(/|~|\.{1,2}[/\\]|[A-Za-z]:[/\\])", part) for part in _tag_parts(value))
+
+
+def _tag_parts(value: str) -> list[str]:
+    """A tag and what follows each of its ``prefix:`` parts (``base_model:adapter:/x`` → the tag, ``adapter:/x``, ``/x``)."""
+    parts = [value]
+    while re.match(r"^[\w.-]{2,}:", parts[-1]):  # a prefix, not a Windows drive letter (C:)
+        parts.append(parts[-1].split(":", 1)[1])
+    return parts
 
 
 def card_from_front_matter(meta: dict[str, Any], *near: Path) -> dict[str, Any]:
@@ -189,7 +198,7 @@ def find(arg: str) -> Found:
         hub = hub_source_for_snapshot(path)
         names = [arg, str(path.resolve()), path.name] + ([hub["repo"]] if hub else [])
         return Found(arg, path, hub=hub, names=names)
-    if HUB_ID.match(arg):
+    if HUB_ID.match(arg) and not _looks_like_a_path(arg):
         folder = cached_snapshot(arg)
         if folder is not None:
             return Found(arg, folder, hub={"type": "hub", "repo": arg}, names=[arg])
@@ -197,9 +206,26 @@ def find(arg: str) -> Found:
 
         raise ConfigError(
             f"{arg}: no such folder or file, and the Hub id is not in the local Hugging Face cache "
-            f"({constants.HF_HUB_CACHE}). Fix: download it once with `hf download {arg}`, or set HF_HOME to the cache that has it"
+            f"({constants.HF_HUB_CACHE}). Fix: {download_hint(arg)}, or set HF_HOME to the cache that has it"
         )
-    raise ConfigError(f"{arg}: no such folder or file. Fix: pass a model folder, a .gguf file or a Hub id (org/name)")
+    raise ConfigError(f"{arg}: no such folder or file. Fix: check the path (relative to the current directory){_near_miss(path)}")
+
+
+def _looks_like_a_path(arg: str) -> bool:
+    """``models/llama`` is a Hub id in form, but a path when its first part is a folder here (a mistyped path)."""
+    return is_local_path(arg) or Path(arg).expanduser().parent.is_dir() and Path(arg).parent != Path(".")
+
+
+def _near_miss(path: Path) -> str:
+    import difflib
+
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=1)
+    return f"; did you mean {folder / close[0]}?" if close else ""
 
 
 def _config_name(folder: Path) -> str | None:
@@ -217,14 +243,31 @@ def _base_source(base_name: str, adapter_folder: Path, config_dir: Path, known: 
     for candidate in (Path(base_name).expanduser(), adapter_folder / base_name):
         if candidate.is_dir():
             return hub_source_for_snapshot(candidate) or {"type": "local", "path": _rel(candidate, config_dir)}
+    if is_local_path(base_name, adapter_folder):  # a folder on the machine the adapter was trained on
+        tail = re.split(r"[/\\]", base_name.rstrip("/\\"))[-1]
+        if tail in known:
+            chosen = known[tail]
+            log.warning(
+                "%s: base_model_name_or_path '%s' is not on this machine; running it on the given base %s "
+                "(same folder name %s and a config.json)",
+                adapter_folder,
+                base_name,
+                chosen.get("path") or chosen.get("repo"),
+                tail,
+            )
+            return chosen
+        raise ConfigError(
+            f"{adapter_folder / 'adapter_config.json'}: base_model_name_or_path '{base_name}' is a folder on another machine. "
+            f"Fix: pass the base model's folder (named {tail}) to `reportgen init` too"
+        )
     if HUB_ID.match(base_name):
         if cached_snapshot(base_name) is None:
             log.warning(
                 "%s: the adapter's base model %s is not in the local Hugging Face cache; `reportgen validate` will say so. "
-                "Fix: download it once with `hf download %s`, or pass its folder to `reportgen init` too",
+                "Fix: %s, or pass its folder to `reportgen init` too",
                 adapter_folder,
                 base_name,
-                base_name,
+                download_hint(base_name),
             )
         return {"type": "hub", "repo": base_name}
     raise ConfigError(

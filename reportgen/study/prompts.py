@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from reportgen.study.config import Strict, Study
+from reportgen.study.config import FROM_CONFIG_FOLDER, Strict, Study
 from reportgen.errors import ConfigError
 from reportgen.study.yamlfile import Loc, load_yaml, validate
 from reportgen.util.safeio import MAX_JSONL_BYTES, read_text
@@ -43,9 +43,9 @@ class Prompt(Strict):
     @model_validator(mode="after")
     def _text_or_messages(self) -> "Prompt":
         if (self.prompt is None) == (self.messages is None):
-            raise ValueError("give exactly one of 'prompt' (text) and 'messages' (chat)")
+            raise ValueError("give exactly one of 'prompt' (text) and 'messages' (chat). Fix: keep one of the two")
         if self.messages is not None and not any(m.role == "user" for m in self.messages):
-            raise ValueError("'messages' needs at least one user message")
+            raise ValueError("'messages' needs at least one user message. Fix: add {role: user, content: ...}")
         return self
 
     @property
@@ -128,16 +128,50 @@ def _load_jsonl(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
 
 def load_prompt_set(path: str | Path) -> PromptSet:
     path = Path(path)
+    fix = f"check the study's 'prompts' key ({FROM_CONFIG_FOLDER})"
     if path.suffix == ".jsonl":
         if not path.exists():
-            raise ConfigError(f"{path}: prompt set not found. Fix: check the study's 'prompts' key")
+            raise ConfigError(f"{path}: prompt set not found. Fix: {fix}")
         data, lines = _load_jsonl(path)
     else:
-        data, lines = load_yaml(path, what="prompt set")
+        data, lines = load_yaml(path, what="prompt set", fix=fix)
         if isinstance(data, list):  # a bare list of prompts
             data = {"prompts": data}
             lines = {("prompts", *k): v for k, v in lines.items()}
-    return validate(PromptSet, data, lines, path)
+    duplicates = _duplicate_ids(data, lines, path)
+    try:
+        return validate(PromptSet, data, lines, path)
+    except ConfigError as exc:
+        if not duplicates:
+            raise
+        others = [p for p in exc.problems if "appears twice" not in p]  # said above, at the duplicate's own line
+        raise ConfigError(sorted(duplicates + others, key=_line_of)) from None
+
+
+def _line_of(problem: str) -> int:
+    head = problem.split(": ", 1)[0]
+    number = head.rsplit(":", 1)[-1]
+    return int(number) if number.isdigit() else 0
+
+
+def _duplicate_ids(data: Any, lines: dict[Loc, int], path: Path) -> list[str]:
+    """One problem per prompt whose id an earlier prompt has, at the duplicate's line (the schema's own check
+    can only name the ``prompts`` key)."""
+    problems: list[str] = []
+    items = data.get("prompts") if isinstance(data, dict) else None
+    first: dict[str, int] = {}
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        line = lines.get(("prompts", index, "id")) or lines.get(("prompts", index)) or 0
+        if item["id"] in first:
+            problems.append(
+                f"{path}:{line}: prompts[{index}].id: prompt id '{item['id']}' appears twice (first at line {first[item['id']]}). "
+                "Fix: give each prompt a unique id"
+            )
+        else:
+            first[item["id"]] = line
+    return problems
 
 
 def study_prompt_set(study: Study) -> PromptSet:

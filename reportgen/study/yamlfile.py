@@ -37,12 +37,12 @@ def _record_lines(node: yaml.Node, path: Loc, lines: dict[Loc, int], problems: l
             _record_lines(item, (*path, index), lines, problems, file)
 
 
-def load_yaml(path: Path, what: str = "file") -> tuple[Any, dict[Loc, int]]:
-    """Parse ``path``; return the data and a map from key path to line number."""
+def load_yaml(
+    path: Path, what: str = "file", *, fix: str = "check the path (a relative path resolves from the current directory)"
+) -> tuple[Any, dict[Loc, int]]:
+    """Parse ``path``; return the data and a map from key path to line number (``fix``: the hint when it is missing)."""
     if not path.exists():
-        raise ConfigError(
-            f"{path}: {what} not found. Fix: check the path (relative paths are resolved from the current directory)."
-        )
+        raise ConfigError(f"{path}: {what} not found. Fix: {fix}")
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, expected a YAML {what}.")
     text = read_text(path, what, MAX_YAML_BYTES)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from reportgen.backends.transformers.runtime import cuda_available
 from reportgen.errors import BackendError, ConfigError
-from reportgen.study.config import AdapterConfig, GGUFSource, HubSource, LocalSource, ModelConfig
+from reportgen.study.config import AdapterConfig, GGUFSource, HubSource, LocalSource, ModelConfig, download_hint
 from reportgen.util.hashing import file_digest, folder_digest
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -46,8 +46,8 @@ def hub_snapshot(model: ModelConfig, source: HubSource) -> Path:
         revision = f" (revision {source.revision})" if source.revision else ""
         raise BackendError(
             f"{label(model)}: '{source.repo}'{revision} is not in the local Hugging Face cache "
-            f"(HF_HOME={constants.HF_HOME}). Fix: download it once with `huggingface-cli download "
-            f"{source.repo}` on a machine with network, or use a local path"
+            f"(HF_HOME={constants.HF_HOME}). Fix: {download_hint(source.repo, source.revision)} on a machine with network, "
+            "or use a local path"
         ) from None
     return Path(folder)
 
