@@ -173,8 +173,11 @@ def test_on_a_phone_charts_fit_and_tables_keep_their_names_in_view(browser, repo
 
 
 def test_identifiers_break_only_at_separators(browser, report):  # noqa: F811
-    """An identifier in a narrow column breaks after its ``_``/``.``/``-`` (a <wbr> there), never inside a word."""
+    """An identifier in a narrow column breaks after its ``_``/``.``/``-`` (a <wbr> there), never inside a word:
+    the report squeezed to a 200-px column (narrower than any phone) so that identifiers must break somewhere."""
     page, _ = _open(browser, report, PHONE)
+    page.evaluate("document.querySelector('main.report').style.maxWidth = '200px'")
+    page.wait_for_timeout(200)
     broken = page.evaluate(
         """() => { const out = [];
         for (const code of document.querySelectorAll('main code')) {
