@@ -45,7 +45,7 @@ def render_study(
     *,
     templates_dir: Path | None = None,
     into: Path | None = None,
-    single_file: bool = False,
+    single_file: bool = True,
     out_dir: Path | None = None,
     formats: list[str] | None = None,
 ) -> list[Path]:
@@ -62,7 +62,7 @@ def render_study(
         if (
             into is None
             and out_dir is None
-            and not single_file
+            and single_file  # the form a build writes
             and set(formats or study.output.formats) >= set(study.output.formats)
         ):
             _write_state(study, report_digests(study, templates_dir, store))
@@ -75,7 +75,7 @@ def _render(
     *,
     templates_dir: Path | None,
     into: Path | None = None,
-    single_file: bool = False,
+    single_file: bool = True,
     out_dir: Path | None = None,
     formats: list[str] | None = None,
 ) -> list[Path]:

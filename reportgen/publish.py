@@ -1,7 +1,8 @@
 """`reportgen publish --mkdocs DIR`: the study as pages of a MkDocs site.
 
 Writes ``<docs_dir>/<study>/index.md`` (the report for Python-Markdown: the "mkdocs" format, static
-SVG charts beside it) and ``report.html`` (the interactive page, with plotly.min.js next to it), and adds
+SVG charts beside it), ``report.html`` (the interactive page, one file) and, when the study's
+``output.formats`` has "pdf", ``report.pdf``, both linked from the top of the page; and adds
 a nav entry to mkdocs.yml when the site has an explicit ``nav``. mkdocs.yml is edited in place with
 ruamel.yaml's round trip: comments, tags (Material's ``!!python/name:…``), quoting and layout stay as
 written; only the nav entry is added. ``dry_run`` writes nothing and returns the change as a diff.
@@ -204,7 +205,10 @@ def publish_mkdocs(study: Study, site_dir: Path, *, dry_run: bool = False, sourc
                 why,
                 study.path,
             )
-    link = "[Interactive version of this report](report.html)\n\n"
+    link = "[Interactive version of this report](report.html)"
+    if "report.pdf" in files:
+        link += " · [PDF version](report.pdf)"
+    link += "\n\n"
     markdown = files["index.md"].decode("utf-8")
     first_break = markdown.find("\n") + 1  # after the title line
     files["index.md"] = (markdown[:first_break] + "\n" + link + markdown[first_break:]).encode("utf-8")
@@ -232,7 +236,8 @@ def _render_pages(study: Study, page_dir: Path) -> dict[str, bytes]:
     if store_path(study).exists():
         with Store(store_path(study), create=False) as store:
             inputs = read_report_inputs(store, study)
-    report = render.render_in_memory(study, formats=["mkdocs", "html"], out_dir=page_dir, **inputs.as_kwargs())
+    formats = ["mkdocs", "html", *(["pdf"] if "pdf" in study.output.formats else [])]
+    report = render.render_in_memory(study, formats=formats, out_dir=page_dir, **inputs.as_kwargs())
     files = dict(report.files)
     readme = FORMATS.get("markdown").file_name
     if (study.output_dir / readme).is_file():

@@ -104,7 +104,7 @@ def test_report_with_results_in_chromium(browser, tmp_path: Path):
     render_report(study, out_dir=tmp_path / "report", formats=["html"], tables=tables, deltas=deltas, manifest=MANIFEST)
     page, problems = open_report(browser, tmp_path / "report" / "report.html")
     assert assert_charts_drawn_and_links_resolve(page) >= 5
-    details = page.locator("details")
+    details = page.locator("main details")
     assert details.count() >= 1
     first = details.first
     assert first.evaluate("el => el.open") is False
@@ -115,30 +115,4 @@ def test_report_with_results_in_chromium(browser, tmp_path: Path):
     assert problems == []  # includes: no alert() from a hostile output ever ran
 
 
-def test_on_a_phone_charts_keep_their_width_in_a_box_that_scrolls(browser, stored_run_report):
-    """At 390 px every interactive chart is laid out at its designed minimum width (720 px) inside its own
-    keyboard-focusable box that scrolls sideways, and the page itself does not scroll sideways; per-model
-    charts put the names across, one row per model (the speed and memory charts). The report is rendered
-    by this session from a stored run (conftest.stored_run_report), not the committed demo."""
-    page = browser.new_page(viewport={"width": 390, "height": 900})
-    page.goto(stored_run_report.resolve().as_uri())
-    page.wait_for_function(  # every chart drawn: no fixed wait
-        "document.querySelectorAll('.chart-figure').length > 0 && [...document.querySelectorAll('.chart-figure')]"
-        ".every(box => box.querySelector('.main-svg'))"
-    )
-    boxes = page.evaluate(
-        """() => [...document.querySelectorAll('.chart-figure')].map(box => {
-            const graph = box.querySelector('.plotly-graph-div');
-            return {id: graph.id, box: box.clientWidth, scroll: box.scrollWidth, tab: box.tabIndex,
-                    overflow: getComputedStyle(box).overflowX, layout: graph._fullLayout.width};
-        })"""
-    )
-    assert boxes and page.evaluate("document.documentElement.scrollWidth") == 390
-    for box in boxes:
-        assert box["layout"] >= 720 and box["scroll"] >= 720 > box["box"], box
-        assert box["overflow"] == "auto" and box["tab"] == 0, box
-    orientation = page.evaluate(
-        "() => Object.fromEntries(['chart-speed', 'chart-memory'].map(id => [id, document.getElementById(id).data[0].orientation]))"
-    )
-    assert orientation == {"chart-speed": "h", "chart-memory": "h"}
-    page.close()
+# A phone's view of the charts (laid out at the phone's width, none cut): tests/test_reader.py

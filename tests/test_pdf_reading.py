@@ -78,3 +78,49 @@ def test_fonts_names_and_headings(assignment, tmp_path):
         lines = [line.strip() for line in page.splitlines() if line.strip() and not line.strip().startswith("Page ")]
         if lines:
             assert not any(lines[-1] == h for h in headings), f"page {number} ends with the heading {lines[-1]!r}"
+
+
+def _page_lines(text: str) -> list[list[str]]:
+    """The non-empty lines of each page of ``pdftotext -layout`` output, the page-number footer left out."""
+    return [
+        [line.strip() for line in page.splitlines() if line.strip() and not re.match(r"^Page \d+ of \d+$", line.strip())]
+        for page in text.split("\f")
+    ]
+
+
+def test_results_pdf_flow(tmp_path):
+    """The results study as page text: no page starts with a table's legend (it stays with its table), no page
+    ends with a heading (it stays with what follows), and the run's notes keep "3. Name" as written (it was an
+    ordered list starting at 1)."""
+    from html import unescape
+
+    from test_sections import MANIFEST, make_study, old_lora_outputs
+
+    study, tables, deltas = make_study(tmp_path / "study", old_lora=old_lora_outputs(), samples="all")
+    rendered = render_in_memory(
+        study, out_dir=tmp_path / "out", formats=["pdf", "markdown"], tables=tables, deltas=deltas, manifest=MANIFEST
+    )
+    path = tmp_path / "report.pdf"
+    path.write_bytes(rendered.files["report.pdf"])
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    pages = _page_lines(text)
+    assert len(pages) > 5
+    html = render_in_memory(study, out_dir=tmp_path / "html", formats=["html"], tables=tables, deltas=deltas, manifest=MANIFEST)
+    page_html = html.files["report.html"].decode()
+    legends = [
+        " ".join(unescape(re.sub(r"<[^>]+>", "", m)).split())[:24]
+        for m in re.findall(r'<div class="legend">\s*<p>(.*?)</p>', page_html, flags=re.S)
+    ]
+    assert len(legends) >= 4
+    for number, lines in enumerate(pages, 1):
+        if lines:
+            first = " ".join(lines[0].split())
+            assert not any(first.startswith(start[:16]) for start in legends), f"page {number} starts with a legend: {first!r}"
+    headings = [line.lstrip("#").strip() for line in rendered.markdown.splitlines() if re.match(r"^#{2,4} ", line)]
+    for number, lines in enumerate(pages, 1):
+        if lines:
+            assert not any(" ".join(lines[-1].split()) == h for h in headings), (
+                f"page {number} ends with the heading {lines[-1]!r}"
+            )
+    flat = " ".join(text.split())
+    assert "3. Tiny Q4_1 <i>llama.cpp</i> | fast: llama.cpp ran with 4 threads" in flat

@@ -380,10 +380,10 @@ def test_every_section_in_every_format(rendered, tmp_path):
     for title in SECTIONS:
         assert title in [text for _, text, _ in found], title
     top = [text for level, text, _ in found if level == 2]
-    assert top == [
+    assert top == [  # the answer first: the glance table right under the verdict, then the contents
+        "Results at a glance",
         "Table of contents",
         "Introduction",
-        "Results at a glance",
         "Specifications at a glance",
         "Models",
         "Results",
@@ -442,7 +442,7 @@ def test_charts_as_svg_files_and_plotly_divs(rendered):
     html = report.files["report.html"].decode()
     for name in expected:
         assert html.count(f'id="chart-{name}"') == 1, name
-    assert "cdn.plot.ly" not in html and '<script src="plotly.min.js" charset="utf-8"></script>' in html
+    assert 'src="plotly.min.js"' not in html and html.count("<script") >= len(expected) + 1  # plotly.js inline
     # a hostile model name is escaped in the chart labels
     assert "<i>llama.cpp</i>" not in html.split("<main", 1)[1].replace("\\u003ci\\u003e", "")
 
@@ -483,9 +483,10 @@ def _outside_code(markdown: str) -> str:
 def test_hostile_outputs_are_text_in_the_readme(rendered):
     _, report, _ = rendered
     readme = report.markdown
-    structure = _outside_code(readme)
+    structure = _parser().render(readme)  # the README as GitHub turns it into HTML
     assert "<script" not in structure.lower()
-    assert "<img" not in structure.lower()
+    images = re.findall(r"<img\b[^>]*>", structure, flags=re.I)
+    assert images and all(re.match(r'<img src="charts/[a-z0-9-]+\.svg"', i) for i in images), images  # our charts only
     allowed_html = re.compile(
         r'^(<div class="(table-wrap[^"]*|legend|chart)"( data-chart="[a-z0-9-]+")?>(</div>)?|</div>|'
         r"<details>|</details>|<summary>[^<>]*</summary>|<!-- reportgen:\w+ -->|<br>)\s*$"
@@ -501,10 +502,10 @@ def test_hostile_outputs_are_text_in_the_readme(rendered):
                 assert child.attrGet("src").startswith("charts/"), child.attrGet("src")
             if child.type == "link_open":
                 assert child.attrGet("href").startswith(("https://", "http://", "#")), child.attrGet("href")
-    # the hostile texts are there, verbatim, inside code blocks
-    fences = [t.content for t in _parser().parse(readme) if t.type == "fence"]
+    # the hostile texts are there, verbatim, as text (lines with hard breaks: the README's answers wrap)
+    shown = _outside_code(readme)
     for text in (HOSTILE["recipe"], HOSTILE["letter"], HOSTILE["story"]):
-        assert any(text in fence for fence in fences), text
+        assert "".join(text.splitlines()) in shown, text
     assert "<summary>Prompt 16: poem (open &lt;i&gt;ended&lt;/i&gt; | x)</summary>" in readme  # a hostile category
     assert "<summary>Prompt 1: capital-france (factual)</summary>" in readme
 
@@ -539,9 +540,14 @@ def test_hostile_outputs_are_text_in_the_html(rendered):
     parser = _Tags()
     parser.feed(html)
     chart_ids = set(re.findall(r'<div id="(chart-[a-z0-9-]+)"', html))
+    bundle = max((body for _, body in parser.scripts), key=len)
     for attrs, body in parser.scripts:
         if attrs.get("src"):
             assert attrs["src"] == "plotly.min.js"
+        elif body is bundle or body.strip().startswith("window.PLOTLYENV"):
+            continue  # plotly.js itself, inlined (and its settings object)
+        elif 'getElementById("contents")' in body:
+            assert "alert(" not in body  # ours: opens the contents on a wide screen
         else:  # plotly's own: draws one chart of ours
             drawn = re.findall(r'document.getElementById\("(chart-[a-z0-9-]+)"\)', body)
             assert drawn and set(drawn) <= chart_ids, body[:200]
@@ -554,7 +560,8 @@ def test_hostile_outputs_are_text_in_the_html(rendered):
     assert html.count('data-chart="speed"') == 0  # the injected placeholder stayed text, and ours were replaced
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
     assert html.count("<details>\n<summary>Prompt ") == len(PROMPTS)
-    assert html.count("<details>") == html.count("</details>") == len(PROMPTS) + 3  # + raw config.json; the injected one is text
+    # + the raw config.json of each model; the injected one is text; the contents (<details id="contents">) close too
+    assert html.count("<details>") == html.count("</details>") - 1 == len(PROMPTS) + 3
     assert "white-space: pre-wrap" in html  # long lines wrap
 
 
@@ -791,11 +798,16 @@ def test_metric_claims_true_pass_and_are_listed(tmp_path):
     ]
     study, tables, _ = make_study(tmp_path, claims=claims)
     markdown = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "out", tables=tables).markdown
+    # a sentence with its numbers; the check expressions in a details block below
     assert (
-        "✓ The adapter beats its base on exact match. — checked: `lora.exact_match > base.exact_match` with "
-        "`lora.exact_match` = 0.5333, `base.exact_match` = 0.06667." in markdown
+        "- ✓ The adapter beats its base on exact match. (exact match: Tiny base + LoRA 0.5333, Tiny base (transformers) 0.06667)"
+        in markdown
     )
-    assert "✓ llama.cpp is at least twice as fast." in markdown and "`q4.tokens_per_s` = 300" in markdown
+    assert (
+        "- ✓ llama.cpp is at least twice as fast. (throughput: Tiny Q4_1 &lt;i&gt;llama.cpp&lt;/i&gt; \\| fast 300, Tiny base (transformers) 100)"
+        in markdown
+    )
+    assert "<summary>The checks as written in the study config</summary>\n\n1. `lora.exact_match > base.exact_match`" in markdown
     # without results the metric claims are shown as not checked, and the render does not fail
     plain = render_in_memory(study, formats=["markdown"], out_dir=tmp_path / "out2").markdown
     assert plain.count("not checked yet") == 3

@@ -40,6 +40,7 @@ __all__ = [
     "Statement",
     "Style",
     "claim_lines",
+    "claim_sentences",
     "join",
     "phrase",
     "phrase_all",
@@ -1086,4 +1087,39 @@ def claim_lines(results: Iterable[ClaimResult], style: Style = PLAIN) -> list[st
         values = ", ".join(f"{style.code(ref)} = {num(v)}" for ref, v in r.values.items())
         mark = "✓" if r.passed else "✗"
         lines.append(f"{mark} {text} — checked: {style.code(r.claim.check)} with {values}.")
+    return lines
+
+
+def _claim_field_label(name: str) -> str:
+    """A claim's field in words: a spec field's label (``context length``), else the metric's (``exact match``)."""
+    from reportgen.specs import fields as spec_fields
+    from reportgen.stats.metrics import metric_label
+
+    try:
+        label = spec_fields.field(name).label
+    except KeyError:
+        label = metric_label(name)
+    return label[:1].lower() + label[1:] if label[1:2].islower() or len(label) == 1 else label
+
+
+def claim_sentences(results: Iterable[ClaimResult], names: Mapping[str, str], style: Style = PLAIN) -> list[str]:
+    """Checked claims as a reader reads them, one line each: the claim and the numbers it was checked with, in
+    words (``context length: Model A 4,096, Model B 1,024``). The check expressions stay in ``claim_lines``
+    (the terminal and the JSON) and in the report's details block."""
+    lines = []
+    for r in results:
+        text = " ".join(line for line in style.escape(r.claim.text).split("\n") if line)
+        if r.pending:
+            lines.append(
+                f"… {text} — not checked yet: it names measured results, and this report has none. "
+                f"Run the study ({style.code('reportgen run')}) and render again."
+            )
+            continue
+        by_field: dict[str, list[str]] = {}
+        for ref, value in r.values.items():
+            model, _, name = str(ref).rpartition(".")
+            by_field.setdefault(name, []).append(f"{style.escape(names.get(model, model))} {num(value)}")
+        evidence = "; ".join(f"{_claim_field_label(name)}: {', '.join(values)}" for name, values in by_field.items())
+        mark = "✓" if r.passed else "✗"
+        lines.append(f"{mark} {text} ({evidence})" if evidence else f"{mark} {text}")
     return lines

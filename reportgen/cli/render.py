@@ -42,7 +42,12 @@ out_option = click.option(
 @config_argument
 @templates_option
 @into_option
-@click.option("--single-file", is_flag=True, help="Inline plotly.js into report.html (one file to attach or host).")
+@click.option(
+    "--single-file/--two-files",
+    default=True,
+    help="report.html with plotly.js inlined, one file that works alone (the default; about 4.8 MB), or a small "
+    "report.html that needs the plotly.min.js written beside it.",
+)
 @out_option
 @click.option(
     "-f",

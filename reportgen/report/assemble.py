@@ -171,7 +171,7 @@ def render_in_memory(
     templates_dir: str | Path | None = None,
     formats: Iterable[str] | None = None,
     out_dir: str | Path | None = None,
-    single_file: bool = False,
+    single_file: bool = True,
     extra_context: Mapping[str, Any] | None = None,
     specs: Mapping[str, Any] | None = None,
     tables: Tables | None = None,
@@ -298,7 +298,7 @@ def render_formats(
     charts: ChartSet,
     folder: Path,
     *,
-    single_file: bool = False,
+    single_file: bool = True,
     study: Study | None = None,
     tables: Tables | None = None,
 ) -> RenderedReport:
@@ -371,7 +371,7 @@ def render_report(
     templates_dir: str | Path | None = None,
     formats: Iterable[str] | None = None,
     out_dir: str | Path | None = None,
-    single_file: bool = False,
+    single_file: bool = True,
     extra_context: Mapping[str, Any] | None = None,
     tables: Tables | None = None,
     deltas: Sequence[RetrainingDelta] | None = None,
@@ -380,9 +380,9 @@ def render_report(
     """Render the study's report and write it; return the written paths.
 
     ``formats``: names of registered formats (``formats.FORMATS``: "markdown" README.md, "html"
-    report.html + plotly.min.js, "pdf" report.pdf); default ``study.output.formats``. ``out_dir``: default ``study.output_dir``.
-    ``templates_dir``: a folder whose templates win over the defaults. ``single_file``: plotly.js
-    inline in report.html instead of a plotly.min.js beside it. ``extra_context``: ReportContext
+    report.html, "pdf" report.pdf); default ``study.output.formats``. ``out_dir``: default ``study.output_dir``.
+    ``templates_dir``: a folder whose templates win over the defaults. ``single_file`` (the default): plotly.js
+    inline in report.html, which then works alone; False: a plotly.min.js beside it. ``extra_context``: ReportContext
     fields to set. ``tables`` (stats.tables.Tables), ``deltas`` (stats.history.RetrainingDelta list) and
     ``manifest`` (the latest run's RunManifest) add the measured results: summary, metric tables,
     charts, analysis, samples, what retraining changed, the run manifest; ``tables=None`` gives the

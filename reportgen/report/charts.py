@@ -125,7 +125,7 @@ class ChartSet:
         out = {}
         first = True
         for chart in self:
-            out[chart.name] = chart.figure.to_html(
+            out[chart.name] = _without_title(chart.figure).to_html(
                 full_html=False,
                 include_plotlyjs=bool(inline_js and first),
                 div_id=chart.div_id,
@@ -190,6 +190,19 @@ class ChartSet:
 
 
 _SVG_CACHE: dict[str, bytes] = {}
+
+
+def _without_title(figure: Any) -> Any:
+    """The figure for the interactive page: without its title, which the page's <figcaption> says in full (a
+    title wider than a phone is cut by plotly, and a long vertical axis title could run into it), its top
+    margin kept only for the panel titles of subplots."""
+    import plotly.graph_objects as go
+
+    if not figure.layout.title.text:
+        return figure
+    copy = go.Figure(figure)
+    copy.update_layout(title_text=None, margin_t=48 if figure.layout.annotations else 24)
+    return copy
 
 
 def offline_browser_class():
@@ -270,6 +283,17 @@ def plotly_js() -> bytes:
     return get_plotlyjs().encode("utf-8")
 
 
+_SCRIPT_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def inline_plotly_script() -> str:
+    """plotly.js as an inline ``<script>`` element, for the one-file report.html. The bundle holds raw control
+    characters (inside its string literals), which HTML forbids in a page: each becomes its ``\\uXXXX`` escape,
+    the same string to JavaScript."""
+    js = _SCRIPT_FORBIDDEN.sub(lambda m: f"\\u{ord(m.group(0)):04x}", plotly_js().decode("utf-8"))
+    return f"<script>{js}</script>"
+
+
 def write_plotly_js(out_dir: str | Path) -> Path:
     """Write plotly.min.js next to the report, once: an identical file already there is left alone."""
     from reportgen.util.atomic import atomic_write
@@ -343,9 +367,10 @@ def static_charts_available() -> bool:
 
 
 def spec_size_figure(specs: Mapping[str, ModelSpec], names: Mapping[str, str]) -> go.Figure | None:
-    """Parameters (above) and weight memory, stored dtype and 4-bit (below), per model, log scale: horizontal
-    bars, one row per model with its name across, each panel the chart's whole width (side by side, long
-    names overlapped under vertical bars)."""
+    """Parameters (above) and weight memory, stored dtype and 4-bit (below), per model, on log axes: one row per
+    model with its name across, each panel the chart's whole width. Dots, not bars: a bar on a log axis starts
+    at an arbitrary edge, so its length would say nothing (a model 54x smaller looked a third as large); a dot's
+    place on the axis is its value, and the gridlines mark the powers of ten."""
     import plotly.graph_objects as go
     from reportgen.format import human_bytes, human_count
 
@@ -354,36 +379,41 @@ def spec_size_figure(specs: Mapping[str, ModelSpec], names: Mapping[str, str]) -
         return None
     labels = [_label(names, m, 24) for m, _ in rows]
     colours = [PALETTE[i % len(PALETTE)] for i in range(len(rows))]
-    fig = new_subplots(rows=2, cols=1, vertical_spacing=0.2, subplot_titles=("Parameters", "Weight memory"))
-    bar = {"orientation": "h", "textposition": "outside", "cliponaxis": False}
+    fig = new_subplots(rows=2, cols=1, vertical_spacing=0.22, subplot_titles=("Parameters", "Weight memory"))
+    dots = {"mode": "markers+text", "textposition": "middle right", "cliponaxis": False, "textfont": {"size": 13}}
     fig.add_trace(
-        go.Bar(
+        go.Scatter(
             y=labels,
             x=[s.parameters for _, s in rows],
-            marker_color=colours,
+            marker={"color": colours, "size": 14, "line": {"width": 1, "color": "#ffffff"}},
             showlegend=False,
-            text=[human_count(s.parameters) for _, s in rows],
+            text=["\u2002" + human_count(s.parameters) for _, s in rows],
             hovertemplate="%{y}<br>%{x:,} parameters<extra></extra>",
             name="parameters",
-            **bar,
+            **dots,
         ),
         row=1,
         col=1,
     )
     gib = 1024**3
-    for column, name, colour, short in (
-        ("weight_bytes", "stored dtype", "#4C72B0", "stored dtype"),
-        ("weight_bytes_4bit", "4-bit (NF4, estimate)", "#DD8452", "4-bit"),
+    for column, name, symbol, short, side in (
+        ("weight_bytes", "stored dtype (filled)", "circle", "stored dtype", "right"),
+        ("weight_bytes_4bit", "4-bit (NF4, estimate; open)", "circle-open", "4-bit", "left"),  # the smaller: label left
     ):
         fig.add_trace(
-            go.Bar(
+            go.Scatter(
                 y=labels,
-                x=[(getattr(s, column) or 0) / gib for _, s in rows],
+                x=[(getattr(s, column) or 0) / gib or None for _, s in rows],
                 name=name,
-                marker_color=colour,
-                text=[human_bytes(getattr(s, column)) for _, s in rows],
+                marker={
+                    "color": "#1f2328" if symbol == "circle" else MUTED,
+                    "size": 13,
+                    "symbol": symbol,
+                    "line": {"width": 2.5},
+                },
+                text=[_beside(human_bytes(getattr(s, column)), side) for _, s in rows],
                 hovertemplate="%{y}<br>" + short + ": %{text}<extra></extra>",
-                **bar,
+                **{**dots, "textposition": f"middle {side}"},
             ),
             row=2,
             col=1,
@@ -398,18 +428,24 @@ def spec_size_figure(specs: Mapping[str, ModelSpec], names: Mapping[str, str]) -
     for row, values in sizes:
         positive = [v for v in values if v > 0]
         if positive:
-            fig.update_xaxes(range=[math.log10(min(positive)) - 1, math.log10(max(positive)) + 0.6], row=row, col=1)
-    fig.update_yaxes(autorange="reversed", automargin=True)  # the first model on top, as in the tables
+            left = 1.0 if row == 2 else 0.5  # room for the 4-bit labels, left of their dots
+            fig.update_xaxes(range=[math.log10(min(positive)) - left, math.log10(max(positive)) + 0.9], row=row, col=1)
+    fig.update_yaxes(autorange="reversed", automargin=True, tickfont={"size": 13})  # the first model on top, as in the tables
+    fig.update_xaxes(automargin=True, tickfont={"size": 13}, showgrid=True, gridcolor="#d1d9e0")
     fig.update_layout(
-        barmode="group",
-        bargap=0.25,
-        font={"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
+        font=FONT,
         margin={"l": 24, "r": 24, "t": 50, "b": 90},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.14, "xanchor": "left", "x": 0},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.16, "xanchor": "left", "x": 0},
+        hoverlabel={"font": {"size": 13}},
     )
     # the panel titles end at the panels' right edge: on a narrow page they run left over the names
-    fig.update_annotations(font={"size": 14}, x=1, xanchor="right")
+    fig.update_annotations(font={"size": 15}, x=1, xanchor="right")
     return fig
+
+
+def _beside(text: str, side: str) -> str:
+    """A dot's label with an en space between it and the dot, on the dot's ``side``."""
+    return f"\u2002{text}" if side == "right" else f"{text}\u2002"
 
 
 def spec_chart_height(n_models: int) -> int:
@@ -488,6 +524,12 @@ def _metric_range(metric: str, highest: float) -> list[float] | None:
     return None
 
 
+def _vertical_title(text: str) -> str:
+    """A vertical axis title on lines short enough to stay beside the plot: one line as long as a short plot is
+    tall ran up into the chart's title (the category chart's "contains answer (share of prompts)")."""
+    return wrap_label(text, 22)
+
+
 def _style(fig, title: str, *, legend: bool = False, bottom: int = 90) -> None:
     fig.update_layout(
         title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 17}},
@@ -540,7 +582,8 @@ def quality_figure(summary, metric: str, names, colours, order=None) -> go.Figur
         hover="{label}<br>mean {value:.3f}<br>95% CI [%{{customdata[0]}}, %{{customdata[1]}}]<br>n = %{{customdata[2]}}",
     )
     _style(fig, f"{_capital(metric_label(metric))} per model (mean, 95% CI)")
-    value_axis(title_text=_axis_label(metric), range=_metric_range(metric, max(highs)))
+    title = _axis_label(metric) if value_axis == fig.update_xaxes else _vertical_title(_axis_label(metric))
+    value_axis(title_text=title, range=_metric_range(metric, max(highs)))
     return fig
 
 
@@ -708,7 +751,7 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
             name="p50, median (bar)",
             showlegend=False,  # its bars have one colour per model: the legend shows a neutral swatch instead
             error_x=p50_range,
-            text=[t if fits else "" for t, fits in zip(p50_text, inside)],
+            text=["\u2002" + t if fits else "" for t, fits in zip(p50_text, inside)],  # clear of the bar's start
             textposition="inside",
             insidetextanchor="start",
             textangle=0,
@@ -725,7 +768,7 @@ def speed_figure(efficiency, names, colours) -> go.Figure | None:
                 y=[labels[i] for i in outside],
                 x=[max(v for v in (p50_ends[i], p95[i]) if v is not None) for i in outside],
                 mode="text",
-                text=["\u2002" + p50_text[i] for i in outside],
+                text=["\u2002\u2002" + p50_text[i] for i in outside],  # clear of the p95 marker
                 textposition="middle right",
                 hoverinfo="skip",
                 showlegend=False,
@@ -780,6 +823,12 @@ def speed_chart_height(n_models: int) -> int:
     return chart_height(n_models, base=230, per_model=2 * 50, least=460)
 
 
+def _overlay(extra: dict[str, Any]) -> dict[str, Any]:
+    if "pattern" not in extra:
+        return extra
+    return {**extra, "pattern": {**extra["pattern"], "fillmode": "overlay", "bgcolor": "rgba(0,0,0,0)"}}
+
+
 def memory_figure(efficiency, names, colours) -> go.Figure | None:
     """Peak memory while generating (solid) and the weights' memory (hatched), per model: horizontal bars, one
     row per model with its name across (under vertical bars, five long names overlapped)."""
@@ -807,7 +856,9 @@ def memory_figure(efficiency, names, colours) -> go.Figure | None:
                 x=data,
                 orientation="h",
                 name=label,
-                marker={"color": colour, **extra},
+                # a hatch over an array of colours: drawn on top of each bar's own colour ("overlay", with an explicit
+                # background), else plotly takes the array as one colour and logs "Invalid color specifier: Array(5)"
+                marker={"color": colour, **_overlay(extra)},
                 text=[human_bytes(v) if _finite(v) else "" for v in rows[column]],
                 textposition="outside",
                 cliponaxis=False,
@@ -865,7 +916,7 @@ def tradeoff_figure(summary, efficiency, metric: str, names, colours, front: lis
                 x=[speed[m]],
                 y=[mean],
                 mode="markers+text",
-                name=f"{numbers.get(m, '')}. {chart_label(names.get(m, m))}" + (" ★" if optimal else ""),
+                name=wrap_label(f"{numbers.get(m, '')}. {chart_label(names.get(m, m))}" + (" ★" if optimal else ""), 34),
                 text=[str(numbers.get(m, ""))],
                 textposition="middle right",
                 textfont={"size": 15, "color": colour},
@@ -905,11 +956,11 @@ def tradeoff_figure(summary, efficiency, metric: str, names, colours, front: lis
     _style(fig, f"Speed versus {metric_label(metric)}", legend=True, bottom=40)
     fig.update_layout(legend={"orientation": "v", "y": -0.2, "yanchor": "top", "x": 0, "xanchor": "left"})
     fig.update_xaxes(
-        title_text="batched throughput (tokens/s, higher is better)",
+        title_text="batched throughput<br>(tokens/s, higher is better)",
         range=[max(0.0, min(xs) - 0.15 * span), max(xs) + 0.15 * span],
     )
     highs = [float(quality[m].ci_high) if _finite(quality[m].ci_high) else float(quality[m].mean) for m in ids]
-    fig.update_yaxes(title_text=_axis_label(metric), range=_metric_range(metric, max(highs)))
+    fig.update_yaxes(title_text=_vertical_title(_axis_label(metric)), range=_metric_range(metric, max(highs)))
     return fig
 
 
@@ -942,7 +993,7 @@ def category_figure(category_summary, metric: str, names, colours, order=None) -
             go.Bar(
                 x=[wrap_label(chart_label(c), 14) for c in categories],
                 y=means,
-                name=chart_label(names.get(m, m)),
+                name=wrap_label(chart_label(names.get(m, m)), 34),  # a legend entry on a phone: lines, not cut
                 marker_color=colours.get(m, PALETTE[0]),
                 error_y={
                     "type": "data",
@@ -960,7 +1011,7 @@ def category_figure(category_summary, metric: str, names, colours, order=None) -
     title = metric_label(metric)
     _style(fig, f"{_capital(title)} per category and model (mean, 95% CI)", legend=True, bottom=120)
     fig.update_layout(barmode="group", bargap=0.22, bargroupgap=0.05)
-    fig.update_yaxes(title_text=_axis_label(metric), range=_metric_range(metric, highest))
+    fig.update_yaxes(title_text=_vertical_title(_axis_label(metric)), range=_metric_range(metric, highest))
     return fig
 
 

@@ -147,6 +147,8 @@ class SampleOutput:
     status: how the generation ended, its length and its scores, in words (Markdown-safe).
     flagged: True when the answer failed, stopped at the token limit or loops.
     text: the answer as a fenced code block (Markdown-safe whatever the model wrote), or a note when it is empty or failed.
+    wrapped: the same answer as lines that wrap (hard line breaks, no code block), for the README on GitHub, where a
+        code block never wraps; "" when ``text`` is a note.
     """
 
     model: str
@@ -154,6 +156,7 @@ class SampleOutput:
     status: str
     flagged: bool
     text: str
+    wrapped: str = ""
 
 
 @dataclass
@@ -314,11 +317,13 @@ class ReportContext:
     authors: author names (Markdown-safe).
     introduction: blocks (paragraphs, lists, quotes, code) of the hand-written introduction (author Markdown); a default sentence when absent.
     models: one ModelView per model, in study order.
-    comparison: the spec comparison Table, one column per model.
+    comparison: the spec comparison Table, one column per model: only the facts in which the models differ.
+    comparison_shared: the facts every model shares, as one Markdown-safe sentence ("All three models — Task: …"), or "".
     charts: ChartViews of the spec charts (empty when charts are off).
     statements: the computed comparative statements (analysis.Statement: .text Markdown-safe, .numbers).
     warnings: consistency warnings across all models (Markdown-safe).
-    claims: the checked claims, one Markdown-safe line each (claim, check and values).
+    claims: the checked claims as sentences, one Markdown-safe line each (the claim and the numbers it was checked with).
+    claim_checks: the check expression of each claim, as inline code (Markdown-safe), in the order of ``claims``.
     conclusion_points: the computed conclusion, one Markdown-safe line each.
     verdict: VerdictLines, the study's answer in a few lines (best quality, fastest single stream, highest batched throughput, least memory, cheapest to retrain, warnings), shown under the title.
     conclusion: blocks of the hand-written conclusion (author Markdown).
@@ -355,10 +360,12 @@ class ReportContext:
     introduction: list[str]
     models: list[ModelView]
     comparison: Table
+    comparison_shared: str = ""
     charts: list[ChartView] = field(default_factory=list)
     statements: list[Any] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
+    claim_checks: list[str] = field(default_factory=list)
     conclusion_points: list[str] = field(default_factory=list)
     verdict: list[VerdictLine] = field(default_factory=list)
     conclusion: list[str] = field(default_factory=list)
@@ -514,6 +521,29 @@ def comparison_table(study: Study, specs: Mapping[str, ModelSpec]) -> Table:
     if any(s.source == "gguf" for s in specs.values()):
         rows.append(row(_short("gguf_file_type"), lambda s: _code(s.gguf_file_type)))
     return Table(header, rows, ["left", *("right" for _ in models)], "comparison")
+
+
+_COUNTS = {2: "Both", 3: "All three", 4: "All four", 5: "All five", 6: "All six", 7: "All seven", 8: "All eight"}
+
+
+def shared_rows(table: Table) -> tuple[Table, str]:
+    """Say each fact once: the rows of a comparison in which every model has the same value leave the table and
+    become one sentence, "All five models — Family: Llama; Task: causal (decoder-only) LM." (with one model, or
+    when no row is shared, the table stays as it is)."""
+    models = len(table.header) - 1
+    if models < 2:
+        return table, ""
+    differ, shared = [], []
+    for row in table.rows:
+        values = set(row[1:])
+        if len(values) == 1 and row[1] != "—":
+            shared.append(f"{row[0]}: {row[1].replace('<br>', ' ')}")
+        else:
+            differ.append(row)
+    if not shared:
+        return table, ""
+    who = _COUNTS.get(models, f"All {models}")
+    return dataclasses.replace(table, rows=differ), f"{who} models — {'; '.join(shared)}."
 
 
 def _summary(model: ModelConfig, spec: ModelSpec | None) -> list[tuple[str, str]]:
@@ -778,7 +808,7 @@ def build_context(
 
     Charts are shown as static images here; each format sets its own chart views (``chart_views``).
     """
-    from reportgen.analysis import claim_lines
+    from reportgen.analysis import claim_sentences
     from reportgen.report.markdown import markdown_style
 
     files = files or {}
@@ -789,6 +819,7 @@ def build_context(
         for i, m in enumerate(study.models, 1)
     ]
     introduction = author_blocks(study.introduction) or [_default_introduction(len(models), results is not None)]
+    comparison, shared = shared_rows(comparison_table(study, specs))
     return ReportContext(
         target=target,
         generator=f"reportgen {reportgen.__version__}",
@@ -802,11 +833,13 @@ def build_context(
         authors=[md_escape(a).replace("\n", " ") for a in study.authors],
         introduction=introduction,
         models=models,
-        comparison=comparison_table(study, specs),
+        comparison=comparison,
+        comparison_shared=shared,
         charts=[v for v in chart_views(charts) if v.group == "spec"],
         statements=list(statements),
         warnings=list(warnings),
-        claims=claim_lines(claim_results, markdown_style()),
+        claims=claim_sentences(claim_results, {m.id: m.name for m in study.models}, markdown_style()),
+        claim_checks=[md_inline_code(r.claim.check) for r in claim_results],
         conclusion_points=[s.text for s in conclusion_points],
         verdict=[VerdictLine(s.text, s.numbers["section"], s.numbers["anchor"]) for s in verdict],
         conclusion=author_blocks(study.conclusion),

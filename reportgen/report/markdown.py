@@ -29,7 +29,9 @@ __all__ = [
     "md_link",
     "md_link_destination",
     "md_unblock",
+    "md_wrapped",
     "slugify",
+    "toc_list",
 ]
 
 TOC_MARKER = "<!-- reportgen:toc -->"
@@ -81,6 +83,20 @@ def md_escape(text: object) -> str:
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out)
+
+
+def md_wrapped(text: object) -> str:
+    """Untrusted text that keeps its lines and wraps where it is read (GitHub shows a code block at its full
+    width, scrolling sideways): each line escaped as ``md_escape_inline``, its indentation kept as no-break
+    spaces, a hard line break (a trailing backslash) after every line but the last, blank lines kept."""
+    lines = ("" if text is None else str(text)).replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
+    out = []
+    for line in lines:
+        body = line.lstrip(" \t")
+        indent = len(line[: len(line) - len(body)].replace("\t", "    "))
+        escaped = md_escape_inline(body.rstrip())
+        out.append("&nbsp;" * indent + escaped if indent else md_unblock(escaped) or "&nbsp;")
+    return "\\\n".join(out)
 
 
 def md_cell(text: object) -> str:
@@ -214,12 +230,26 @@ def insert_toc(
     """
     if TOC_MARKER not in markdown:
         return markdown
+    return markdown.replace(
+        TOC_MARKER, toc_list(markdown, min_level=min_level, max_level=max_level, skip=skip, anchors=anchors), 1
+    )
+
+
+def toc_list(
+    markdown: str,
+    *,
+    min_level: int = 2,
+    max_level: int = 3,
+    skip: tuple[str, ...] = ("table-of-contents",),
+    anchors: str = "github",
+) -> str:
+    """The table of contents of ``markdown``: a nested Markdown list of links to its headings (see ``insert_toc``)."""
     lines = []
     for level, text, anchor in headings(markdown, anchors=anchors):
         if min_level <= level <= max_level and anchor not in skip:
             indent = "  " * (level - min_level)
             lines.append(f"{indent}- [{md_escape(text)}](#{anchor})")
-    return markdown.replace(TOC_MARKER, "\n".join(lines), 1)
+    return "\n".join(lines)
 
 
 def markdown_to_html(markdown: str) -> str:
@@ -236,7 +266,26 @@ def markdown_to_html(markdown: str) -> str:
 def _html_parser() -> MarkdownIt:
     from reportgen.report.figures import captions_and_figures
 
-    return _gfm_parser().use(captions_and_figures)
+    return _gfm_parser().use(captions_and_figures).use(identifier_breaks)
+
+
+# A separator inside an identifier (``LlamaForCausalLM``, ``q_proj``, ``model.safetensors``, ``gelu-new``): a line
+# may break after it, and nowhere else inside the identifier.
+_IDENTIFIER_SEPARATOR = re.compile(r"(?<=[0-9A-Za-z])([_./-])(?=[0-9A-Za-z])")
+
+
+def identifier_breaks(md: MarkdownIt) -> None:
+    """Inline code in the HTML (and so the PDF) gets a ``<wbr>`` after each ``_ . / -`` between letters or
+    digits: a narrow column breaks an identifier there, never in the middle of a word (the stylesheet keeps
+    ``code`` from breaking anywhere else). Copying the text copies no extra character."""
+    from markdown_it.common.utils import escapeHtml
+
+    def code_inline(self, tokens, index, options, env) -> str:
+        token = tokens[index]
+        text = _IDENTIFIER_SEPARATOR.sub(r"\1<wbr>", escapeHtml(token.content))
+        return f"<code{self.renderAttrs(token)}>{text}</code>"
+
+    md.add_render_rule("code_inline", code_inline)
 
 
 def md_bold(text: str) -> str:

@@ -36,7 +36,7 @@ from reportgen.stats.efficiency import has_pass_ranges
 from reportgen.records import RunManifest
 from reportgen.report.charts import chart_slug
 from reportgen.report.judged import judged_charts, judged_views
-from reportgen.report.markdown import markdown_style, md_cell, md_code, md_escape, md_inline_code
+from reportgen.report.markdown import markdown_style, md_cell, md_code, md_escape, md_inline_code, md_unblock, md_wrapped
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -593,6 +593,16 @@ _FINISH = {
 }
 
 
+def _sample_wrapped(output: str, failed: bool) -> str:
+    """The answer as wrapping lines (the README's samples), cut where ``_sample_text`` cuts it; "" for a note."""
+    if failed or not output.strip():
+        return ""
+    note = ""
+    if len(output) > MAX_SAMPLE_CHARS:
+        note = f"\n\n*… {num(len(output) - MAX_SAMPLE_CHARS)} more characters not shown.*"
+    return md_wrapped(output[:MAX_SAMPLE_CHARS]) + note
+
+
 def _sample_text(output: str, failed: bool, error: Any) -> str:
     if failed:
         message = str(error) if isinstance(error, str) and error else "no error message recorded"
@@ -667,6 +677,7 @@ def sample_views(
                     status=" · ".join(status),
                     flagged=failed or str(r["finish_reason"]) == "length" or loops,
                     text=_sample_text(str(r["output"] or ""), failed, r.get("error")),
+                    wrapped=_sample_wrapped(str(r["output"] or ""), failed),
                 )
             )
         text = prompts.get(prompt_id)
@@ -976,7 +987,7 @@ def manifest_tables(
             ),
         )
     )
-    return out, notes
+    return out, [md_unblock(note) for note in notes]  # "4. Name: …" is a note about model 4, not a list starting at 4
 
 
 # --------------------------------------------------------------------------------------------------

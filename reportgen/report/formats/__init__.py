@@ -54,7 +54,7 @@ class FormatInput:
     charts: ChartSet
     folder: Path  # the report folder (the PDF resolves relative URLs inside it)
     pending: Mapping[str, bytes]  # the charts rendered (charts/*.svg), not yet written
-    single_file: bool = False
+    single_file: bool = True  # report.html with plotly.js inlined (False: plotly.min.js beside it)
     study: Study | None = None  # the study config (e.g. ci.report_url for the summary)
     tables: Tables | None = None  # the measured tables, when the report has results
 

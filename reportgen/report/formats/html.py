@@ -1,5 +1,8 @@
 """The "html" format, report.html: the Markdown body converted by markdown-it, wrapped in ``report.html.j2`` with the CSS.
 
+The table of contents is not in the body: it is the page's side navigation (``nav``), open beside the
+report on a wide screen and a collapsed block above it on a phone.
+
 Charts: the body holds ``<div class="chart" data-chart="NAME"></div>`` placeholders (the Markdown
 template prints them for the "html" target); they are replaced here, after the Markdown conversion,
 by plotly's divs, so plotly's ``<script>`` never passes through the Markdown parser.
@@ -13,16 +16,17 @@ from collections.abc import Mapping
 import jinja2
 from markupsafe import Markup
 
-from reportgen.report.charts import PLOTLY_JS, plotly_js
+from reportgen.report.charts import PLOTLY_JS, inline_plotly_script, plotly_js
 from reportgen.report.formats import FORMATS, Format, FormatInput, FormatOutput
-from reportgen.report.markdown import markdown_to_html
+from reportgen.report.markdown import markdown_to_html, toc_list
 from reportgen.report.templates import render_template
 
 #: Variables report.html.j2 gets besides the ReportContext fields (the template-context test reads this).
 WRAPPER_VARIABLES = {
     "body": "the report body: the Markdown rendered to HTML (trusted: untrusted text was escaped in the Markdown).",
-    "head": "extra <head> HTML: the <script> loading plotly.min.js when the report has interactive charts.",
+    "head": "extra <head> HTML: plotly.js, inline (one file) or a <script src> loading plotly.min.js beside the page (two files).",
     "css": "the stylesheet (the report.css template).",
+    "nav": "the table of contents as a nested HTML list of links (the side navigation of report.html; empty for the PDF).",
 }
 
 _PLACEHOLDER = re.compile(r'<div class="chart" data-chart="([a-z0-9-]+)"></div>')
@@ -31,30 +35,35 @@ _PLACEHOLDER = re.compile(r'<div class="chart" data-chart="([a-z0-9-]+)"></div>'
 def replace_chart_placeholders(html: str, divs: Mapping[str, str]) -> str:
     """Swap each chart placeholder for its plotly div (unknown names are left as they are)."""
     return _PLACEHOLDER.sub(
-        # tabindex: the box scrolls sideways on a narrow screen, so a keyboard must be able to focus it
-        lambda m: f'<div class="chart-figure" tabindex="0">{divs[m.group(1)]}</div>' if m.group(1) in divs else m.group(0),
+        lambda m: f'<div class="chart-figure">{divs[m.group(1)]}</div>' if m.group(1) in divs else m.group(0),
         html,
     )
 
 
-def html_page(env: jinja2.Environment, variables: dict, body_html: str, *, head: str = "") -> str:
-    """Wrap an HTML body in report.html.j2 with the stylesheet."""
+def html_page(env: jinja2.Environment, variables: dict, body_html: str, *, head: str = "", nav: str = "") -> str:
+    """Wrap an HTML body in report.html.j2 with the stylesheet (and ``nav``, the contents as HTML, if any)."""
     css = render_template(env, "report.css", variables)
-    page = dict(variables, body=Markup(body_html), head=Markup(head), css=Markup(css))
+    page = dict(variables, body=Markup(body_html), head=Markup(head), css=Markup(css), nav=Markup(nav))
     return render_template(env, "report.html.j2", page)
 
 
 def render_html(
     env: jinja2.Environment, variables: dict, body_markdown: str, *, chart_divs: Mapping[str, str], single_file: bool
 ) -> str:
-    """The interactive report page. plotly.js: a relative <script src> (or inline for ``single_file``)."""
+    """The interactive report page: plotly.js inlined (``single_file``) or a relative <script src>; the body's
+    headings as the side navigation."""
     body = replace_chart_placeholders(markdown_to_html(body_markdown), chart_divs)
-    head = f'<script src="{PLOTLY_JS}" charset="utf-8"></script>' if chart_divs and not single_file else ""
-    return html_page(env, variables, body, head=head)
+    head = ""
+    if chart_divs:
+        head = inline_plotly_script() if single_file else f'<script src="{PLOTLY_JS}" charset="utf-8"></script>'
+
+    nav = markdown_to_html(toc_list(body_markdown))
+    return html_page(env, variables, body, head=head, nav=nav)
 
 
 class HtmlFormat(Format):
-    """report.html with interactive plotly charts; plotly.min.js beside it unless ``single_file``."""
+    """report.html with interactive plotly charts: one file that works alone (plotly.js inlined), or, with
+    ``single_file`` off, a smaller page with plotly.min.js beside it."""
 
     name = "html"
     file_name = "report.html"
@@ -62,7 +71,7 @@ class HtmlFormat(Format):
     static_charts = False
 
     def render(self, job: FormatInput) -> FormatOutput:
-        divs = job.charts.html_divs(inline_js=job.single_file) if job.charts else {}
+        divs = job.charts.html_divs() if job.charts else {}  # plotly.js itself goes into <head> (render_html)
         page = render_html(job.env, job.context.variables(), job.body, chart_divs=divs, single_file=job.single_file)
         files = {self.file_name: page.encode("utf-8")}
         if divs and not job.single_file:
