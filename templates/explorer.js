@@ -7,6 +7,7 @@
   var MAX_DIFF_CELLS = 4e6; // word pairs the diff compares at most (beyond: the differing middle is marked whole)
   var FINISH = { eos: "ended by itself", stop: "ended at a stop string", length: "stopped at the token limit", error: "failed" };
 
+  if (window.performance && performance.mark) performance.mark("explorer-start");
   function $(id) { return document.getElementById(id); }
   var root = $("prompt-explorer");
   if (!root) return;
