@@ -97,9 +97,11 @@
 
   function number(v) { return Math.abs(v) >= 100 ? String(Math.round(v)) : String(+v.toPrecision(3)); }
 
-  function words(s) { return s.match(/\S+\s*/g) || []; }
+  // Words and runs of punctuation, each with the spaces after it ("Tokyo," is "Tokyo" and ", ").
+  function words(s) { return s.match(/(?:[\p{L}\p{N}_']+|[^\p{L}\p{N}_'\s]+)\s*/gu) || []; }
 
-  // The words of `text` against those of `base`: the longest common subsequence of words (spacing aside);
+  // The words of `text` against those of `base`: the longest common subsequence of words (spacing aside; text
+  // before the first word is kept as it is);
   // words only in `text` are <ins>, words only in `base` are <del>.
   function diffInto(pre, base, text) {
     var A = words(base), B = words(text);
@@ -107,7 +109,7 @@
     var p = 0, s = 0;
     while (p < a.length && p < b.length && a[p] === b[p]) p++;
     while (s < a.length - p && s < b.length - p && a[a.length - 1 - s] === b[b.length - 1 - s]) s++;
-    var n = a.length - p - s, w = b.length - p - s, ops = [], x, y;
+    var n = a.length - p - s, w = b.length - p - s, ops = [[0, /^\s*/.exec(text)[0]]], x, y;
     for (x = 0; x < p; x++) ops.push([0, B[x]]);
     if (n * w > MAX_DIFF_CELLS) {
       for (x = 0; x < n; x++) ops.push([-1, A[p + x]]);

@@ -20,12 +20,13 @@ import yaml
 
 from reportgen.report.explorer import explorer_data, explorer_json, script_json
 from test_browser import CHROMIUM, browser, open_report  # noqa: F401 (browser: the module's fixture)
-from test_sections import HOSTILE, LONG_LINE, MANIFEST, NAMES, PROMPTS, make_study
+from test_sections import HOSTILE, LONG_LINE, MANIFEST, NAMES, PROMPTS, default_outputs, make_study
 
 ROOT = Path(__file__).resolve().parents[1]
 AXE = ROOT / ".cache" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 IDS = list(PROMPTS)
 FAILURE = "backend crashed: <b>out of memory</b>"
+LEADING = "  I do not know, really."  # an answer that starts with spaces
 DISAGREE = ["capital-japan", "largest-planet", "red-planet", "water", "author", "add", "mul"]
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
@@ -48,7 +49,9 @@ def headings(*prompt_ids: str) -> list[str]:
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     folder = tmp_path_factory.mktemp("explorer")
-    study, tables, deltas = make_study(folder, failures={"q4": {"water": FAILURE}})
+    outputs = default_outputs()
+    outputs["lora"]["yes"] = LEADING  # still wrong, as the others' answers
+    study, tables, deltas = make_study(folder, outputs, failures={"q4": {"water": FAILURE}})
     out = folder / "report"
     from reportgen.report.assemble import render_report
 
@@ -198,14 +201,23 @@ def test_the_word_diff_marks_the_words_that_differ(explorer):
     assert card.locator("ins, del").count() == 0
     page.select_option("#xp-diff", value="0")
     base, lora, q4 = (card.locator(".xp-answer").nth(i) for i in range(3))
-    assert lora.locator("del").all_text_contents() == ["do not know."]
-    assert lora.locator("ins").all_text_contents() == ["think the answer is 3, surely."]
-    assert lora.locator("pre").text_content() == "I do not know.think the answer is 3, surely."
+    assert lora.locator("del").all_text_contents() == ["do not know"]  # words and punctuation apart: "." is common
+    assert lora.locator("ins").all_text_contents() == ["think the answer is 3, surely"]
+    assert lora.locator("pre").text_content() == "I do not knowthink the answer is 3, surely."
     assert base.locator("ins, del").count() == 0 and q4.locator("ins, del").count() == 0  # itself; the same words
     assert q4.locator("pre").text_content() == "I do not know."
     page.select_option("#xp-diff", value="1")  # against model 2 instead
-    assert base.locator("ins").all_text_contents() == ["do not know."]
-    assert base.locator("del").all_text_contents() == ["think the answer is 3, surely."]
+    assert base.locator("ins").all_text_contents() == ["do not know"]
+    assert base.locator("del").all_text_contents() == ["think the answer is 3, surely"]
+    page.select_option("#xp-diff", value="0")
+    japan = page.locator("#xp-list article[aria-labelledby='xp-prompt-1']").locator(".xp-answer").nth(1)
+    # "Tokyo" against "I think the answer is Tokyo, surely.": the word in common is found inside the punctuation
+    assert japan.locator("del").all_text_contents() == ["I think the answer is ", ", surely."]
+    assert japan.locator("ins").count() == 0 and japan.locator("pre").text_content() == "I think the answer is Tokyo, surely."
+    page.fill("#xp-search", "yes")
+    assert shown(page) == headings("yes")
+    lora = page.locator("#xp-list .xp-answer").nth(1)
+    assert lora.locator("pre").text_content() == LEADING and lora.locator("ins").all_text_contents() == [", really"]
     page.select_option("#xp-diff", value="")
     assert page.locator("#xp-list ins, #xp-list del").count() == 0
     assert problems == []
