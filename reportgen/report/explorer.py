@@ -4,7 +4,8 @@
 other results section is computed from), the judges' per-prompt verdicts and the prompt texts. It is
 *columnar*: one array per field, indexed by prompt, so a page with 10,000 prompts × 4 models parses in
 one ``JSON.parse`` and filters over plain arrays. Text is raw (not escaped): the page's script shows it
-with ``textContent`` only. ``script_json`` makes the JSON safe inside ``<script type="application/json">``.
+with ``textContent`` only; control characters (but tab and line feed) are made visible, as everywhere in the
+report (``util.text.visible_controls``). ``script_json`` makes the JSON safe inside ``<script type="application/json">``.
 
 The shape (version 1), documented once here and read by ``templates/explorer.js``::
 
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from reportgen import analysis
 from reportgen.stats.metrics import METRICS, metric_label
+from reportgen.util.text import visible_controls
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -62,8 +64,8 @@ def _number(value: Any, digits: int = 4) -> float | int | None:
 
 def _answer_text(output: Any, failed: bool, error: Any) -> str:
     if failed:
-        return str(error) if isinstance(error, str) and error else "no error message recorded"
-    text = "" if output is None else str(output)
+        return visible_controls(str(error)) if isinstance(error, str) and error else "no error message recorded"
+    text = "" if output is None else visible_controls(str(output))
     if len(text) > MAX_ANSWER_CHARS:
         cut = len(text) - MAX_ANSWER_CHARS
         text = f"{text[:MAX_ANSWER_CHARS]}\n… {cut:,} more characters not shown (the results store keeps all)."
@@ -157,8 +159,8 @@ def explorer_data(study: Study, tables: Tables, prompts: Mapping[str, str] | Non
         "cats": cats,
         "cat": cat_index,
         "ids": prompt_ids,
-        "text": [prompts.get(p, "") for p in prompt_ids],
-        "refs": [list(firsts.at[p, "references"] or ()) for p in prompt_ids],
+        "text": [visible_controls(prompts.get(p, "")) for p in prompt_ids],
+        "refs": [[visible_controls(str(r)) for r in firsts.at[p, "references"] or ()] for p in prompt_ids],
         "fins": fins,
         "answers": answers,
         "judges": judges,
