@@ -338,3 +338,73 @@ models:
     assert "The first 12 of the 32 prompts" in readme and "prompt explorer of report.html (its Sample outputs section)." in readme
     page.close()
     assert problems == []
+
+
+# ------------------------------------------------------------------------------------------------
+# judges' verdicts
+
+
+def judged_data(study, tables) -> dict:
+    """The explorer's data with a pairwise judge (against model 1) and a rubric judge."""
+    import dataclasses
+
+    import pandas as pd
+
+    from reportgen.stats.judged import JudgedComparison
+
+    pairwise = pd.DataFrame(
+        [
+            ("lora", "capital-france", "first", 1.0),
+            ("lora", "capital-france", "second", 1.0),
+            ("q4", "capital-france", "first", 1.0),
+            ("q4", "capital-france", "second", 0.5),
+            ("lora", "capital-japan", "first", 0.5),
+            ("lora", "capital-japan", "second", 0.5),
+            ("q4", "capital-japan", "first", 0.0),
+            ("q4", "capital-japan", "second", 0.0),
+        ],
+        columns=["model_id", "prompt_id", "order", "outcome"],
+    )
+    rubric = pd.DataFrame(
+        [("base", "capital-france", 4.0), ("lora", "capital-france", 5.0)], columns=["model_id", "prompt_id", "score"]
+    )
+    judged = [
+        JudgedComparison("pj", "Pair <judge>", "pairwise", "base", samples=pairwise),
+        JudgedComparison("rj", "Rubric judge", "rubric", None, samples=rubric),
+    ]
+    return explorer_data(study, dataclasses.replace(tables, judged=judged))
+
+
+def test_judge_verdicts_per_prompt_and_model(synthetic):
+    study, tables, _ = synthetic
+    data = judged_data(study, tables)
+    pair, rubric = data["judges"]
+    assert (pair["name"], pair["mode"], pair["baseline"], rubric["baseline"]) == ("Pair <judge>", "pairwise", 0, -1)
+    assert [v[:2] for v in pair["v"]] == [[None, None], [1, 0.5], [0.75, 0]]
+    assert [v[:2] for v in rubric["v"]] == [[4, None], [5, None], [None, None]]
+    assert all(v is None for values in pair["v"] for v in values[2:]) and data["baseline"] == 0
+
+
+@needs_chromium
+def test_judge_verdicts_in_the_page(synthetic, browser, tmp_path):  # noqa: F811
+    from reportgen.report.formats.html import explorer_parts, html_page
+    from reportgen.report.templates import make_environment
+
+    study, tables, _ = synthetic
+    env = make_environment()
+    markup, style = explorer_parts(env, judged_data(study, tables))
+    variables = dict(
+        target="html", generator="t", authors=[], subtitle_text="", keywords=[], date="", generated_at="", title_text="t"
+    )
+    (tmp_path / "explorer.html").write_text(html_page(env, variables, markup, head=style), encoding="utf-8")
+    page, problems = open_report(browser, tmp_path / "explorer.html")
+    lines = page.eval_on_selector_all("#xp-list article:first-of-type .xp-judged", "els => els.map(e => e.textContent)")
+    base = f"1. {NAMES['base']}"
+    assert lines == [
+        "Judge Rubric judge: score 4",
+        f"Judge Pair <judge>: preferred to {base} · Judge Rubric judge: score 5",
+        f"Judge Pair <judge>: 0.75 against {base} (1: preferred)",
+    ]
+    lines = page.eval_on_selector_all("#xp-list article:nth-of-type(2) .xp-judged", "els => els.map(e => e.textContent)")
+    assert lines == [f"Judge Pair <judge>: tie with {base}", f"Judge Pair <judge>: {base} preferred"]
+    assert problems == []
