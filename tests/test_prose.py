@@ -7,9 +7,11 @@ filter), the HTML as written, the PDF's text as pdftotext extracts it.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+from html import escape as html_escape
 
 import pytest
 import yaml
@@ -139,7 +141,12 @@ def test_readme_on_github(report):
 def test_html_report(report):
     _, rendered = report
     html = rendered.files["report.html"].decode()
-    _check_html(html.split('<main class="report">', 1)[1].split("</main>")[0])
+    main = html.split('<main class="report">', 1)[1].split("</main>")[0]
+    # the answers are in the prompt explorer's JSON, which its script shows as text: check them as they are shown
+    data = re.search(r'<script type="application/json" id="xp-data">(.*?)</script>', main, flags=re.S)
+    assert data is not None and not RAW_CONTROLS.search(data.group(1))
+    shown = [html_escape(t) for answers in json.loads(data.group(1))["answers"] for t in answers["t"] if t]
+    _check_html(main.replace(data.group(0), "") + "\n".join(shown))
 
 
 def test_pdf_text(report, tmp_path):

@@ -26,7 +26,7 @@ from reportgen.errors import ClaimError, RenderError  # noqa: E402
 from reportgen.report.assemble import render_in_memory, render_report, replace_between_markers  # noqa: E402
 from reportgen.report import context as ctx  # noqa: E402
 from reportgen.report.charts import static_charts_available  # noqa: E402
-from reportgen.report.formats.html import WRAPPER_VARIABLES  # noqa: E402
+from reportgen.report.formats.html import EXPLORER_DATA_KEYS, EXPLORER_VARIABLES, WRAPPER_VARIABLES  # noqa: E402
 from reportgen.report.formats.summary import SUMMARY_VARIABLES, SUMMARY_VIEW_ATTRIBUTES  # noqa: E402
 from reportgen.report.markdown import insert_toc, markdown_to_html, md_cell, md_code, md_escape, md_link, slugify  # noqa: E402
 from reportgen.report.formats.pdf import ReportFolderFetcher, render_pdf  # noqa: E402
@@ -335,7 +335,8 @@ def test_every_context_field_is_documented():
 def test_templates_use_only_documented_keys():
     env = make_environment()
     top_level = set(ctx.documented_fields(ctx.ReportContext)) | set(WRAPPER_VARIABLES) | set(SUMMARY_VARIABLES)
-    attributes = set(SUMMARY_VIEW_ATTRIBUTES)
+    top_level |= set(EXPLORER_VARIABLES)
+    attributes = set(SUMMARY_VIEW_ATTRIBUTES) | set(EXPLORER_DATA_KEYS)
     for cls in _view_classes():
         attributes |= set(ctx.documented_fields(cls))
     attributes |= {"text", "numbers", "topic"}  # analysis.Statement

@@ -36,6 +36,7 @@ from reportgen.report.markdown import _parser, headings  # noqa: E402
 from reportgen.util.atomic import write_files  # noqa: E402
 from reportgen.store import Store  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 MD = markdown_style()  # statements as the report writes them (Markdown-escaped)
 needs_chromium = pytest.mark.skipif(not static_charts_available(), reason="no Chrome/Chromium for kaleido's SVG export")
 
@@ -75,6 +76,7 @@ PROMPTS = {
     "essay": ("open <i>ended</i> | x", "Write an essay.", None),
 }
 REFERENCED = [p for p, (_, _, ref) in PROMPTS.items() if ref]
+PROMPT_IDS = list(PROMPTS)
 NAMES = {"base": "Tiny base (transformers)", "lora": "Tiny base + LoRA", "q4": "Tiny Q4_1 <i>llama.cpp</i> | fast"}
 LOOP = "the cat sat on the mat " * 8
 
@@ -541,9 +543,15 @@ def test_hostile_outputs_are_text_in_the_html(rendered):
     parser.feed(html)
     chart_ids = set(re.findall(r'<div id="(chart-[a-z0-9-]+)"', html))
     bundle = max((body for _, body in parser.scripts), key=len)
+    explorer_js = (ROOT / "templates" / "explorer.js").read_text(encoding="utf-8")
     for attrs, body in parser.scripts:
         if attrs.get("src"):
             assert attrs["src"] == "plotly.min.js"
+        elif attrs.get("type") == "application/json":  # the prompt explorer's data: text for JSON.parse, never run
+            assert attrs.get("id") == "xp-data" and "<" not in body
+            assert json.loads(body)["answers"][1]["t"][PROMPT_IDS.index("recipe")] == HOSTILE["recipe"]
+        elif body.strip() == explorer_js.strip():  # the prompt explorer's script, as templates/explorer.js has it
+            continue
         elif body is bundle or body.strip().startswith("window.PLOTLYENV"):
             continue  # plotly.js itself, inlined (and its settings object)
         elif 'getElementById("contents")' in body:
@@ -558,10 +566,10 @@ def test_hostile_outputs_are_text_in_the_html(rendered):
         assert not any(str(v).startswith(("javascript:", "file:")) for v in attrs.values() if v), (tag, attrs)
         assert "onerror" not in attrs
     assert html.count('data-chart="speed"') == 0  # the injected placeholder stayed text, and ours were replaced
-    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
-    assert html.count("<details>\n<summary>Prompt ") == len(PROMPTS)
-    # + the raw config.json of each model; the injected one is text; the contents (<details id="contents">) close too
-    assert html.count("<details>") == html.count("</details>") - 1 == len(PROMPTS) + 3
+    assert "\\u003c/details\\u003e\\u003cscript\\u003ealert(2)\\u003c/script\\u003e" in html  # in the explorer's JSON
+    assert html.count("<details>\n<summary>Prompt ") == 0  # the explorer shows the prompts
+    # the raw config.json of each model; the injected one is text; the contents (<details id="contents">) close too
+    assert html.count("<details>") == html.count("</details>") - 1 == 3
     assert "white-space: pre-wrap" in html  # long lines wrap
 
 

@@ -279,6 +279,7 @@ class ResultSections:
     manifest_notes: notes the run recorded per model (Markdown-safe lines).
     judged: JudgedViews (built in report.judged), one per judge of the study; empty without judges.
     speed_protocol: how speed was measured (warm-up, timed passes, what latency means), one Markdown-safe sentence.
+    explorer: the prompt explorer's data (report.explorer.explorer_data: raw text inside, for report.html only), or {}.
     """
 
     headline_metric: str
@@ -295,6 +296,7 @@ class ResultSections:
     manifest_notes: list[str]
     judged: list[JudgedView] = field(default_factory=list)
     speed_protocol: str = ""
+    explorer: dict[str, Any] = field(default_factory=dict)
 
     def fields(self) -> dict[str, Any]:
         """The context fields these views fill (shallow: the views stay objects)."""
@@ -345,6 +347,7 @@ class ReportContext:
     manifest_notes: notes the run recorded per model (Markdown-safe lines), e.g. a precision fallback.
     judged: JudgedViews (reportgen.report.judged), one per judge: win rates, strengths or rubric scores, reliability, warning.
     speed_protocol: how speed was measured (warm-up, timed passes, what latency means), one Markdown-safe sentence.
+    explorer: the prompt explorer's data (report.explorer.explorer_data: every prompt, every model; raw text, NOT escaped: report.html embeds it as JSON for its script), or {} without results.
     """
 
     target: str
@@ -387,6 +390,7 @@ class ReportContext:
     manifest_notes: list[str] = field(default_factory=list)
     judged: list[JudgedView] = field(default_factory=list)
     speed_protocol: str = ""
+    explorer: dict[str, Any] = field(default_factory=dict)
 
     def variables(self) -> dict[str, Any]:
         """The template variables: one per field (shallow: the views stay objects)."""

@@ -35,6 +35,7 @@ from reportgen.stats.metrics import METRICS, metric_ci, metric_label, metric_ran
 from reportgen.stats.efficiency import has_pass_ranges
 from reportgen.records import RunManifest
 from reportgen.report.charts import chart_slug
+from reportgen.report.explorer import explorer_data
 from reportgen.report.judged import judged_charts, judged_views
 from reportgen.report.markdown import markdown_style, md_cell, md_code, md_escape, md_inline_code, md_unblock, md_wrapped
 
@@ -700,6 +701,11 @@ def sample_views(
         )
     else:
         note = f"All {total} prompts, in prompt-set order."
+    if "html" in study.output.formats:
+        note += (
+            " Every prompt, filtered by category, disagreement, failures or loops, or found by a search, is in the prompt "
+            "explorer of report.html (its Sample outputs section)."
+        )
     return views, note
 
 
@@ -1030,4 +1036,5 @@ def result_sections(
         manifest_notes=manifest_notes,
         judged=judged_views(study, tables, charts),
         speed_protocol=speed_protocol(study, tables),
+        explorer=explorer_data(study, tables, prompts) if len(tables.per_prompt) else {},
     )

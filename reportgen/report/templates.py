@@ -68,6 +68,17 @@ def render_template(env: jinja2.Environment, name: str, variables: dict) -> str:
         raise RenderError(f"template not found: {exc.name}") from None
 
 
+def template_text(env: jinja2.Environment, name: str) -> str:
+    """A template file's text as it is, not rendered (a script or stylesheet); the user's folder wins here too."""
+    try:
+        if env.loader is None:
+            raise jinja2.TemplateNotFound(name)
+        source, _, _ = env.loader.get_source(env, name)
+    except jinja2.TemplateNotFound:
+        raise RenderError(f"template not found: {name}") from None
+    return source
+
+
 def _template_line(exc: BaseException) -> str | None:
     """``file:line`` of the innermost template frame of a rendering error (Jinja rewrites tracebacks)."""
     found = None
