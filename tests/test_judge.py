@@ -381,11 +381,19 @@ def test_analysis_words_follow_the_judge(tmp_path: Path):
     with judge_server(JudgeRule(ANSWERS, always_a=True)) as server:
         biased = load_config(study_file(tmp_path / "biased", server.url))
         run_study(biased)
-    _, lines = _statements(biased)
+    biased_tables, lines = _statements(biased)
     assert lines == [
         "The judge fair is unreliable: its verdict survives swapping the two answers' order on only 0% of 8 "
         "answer pairs (required: 60.0%), and it chose the answer shown first in 100.0% of its decisive verdicts. "
         "Nothing is called better or worse on its evidence."
+    ]
+    from reportgen.analysis import verdict_lines
+
+    # the verdict says it in one short line: the reason, and what follows from it
+    judge_line = [s.text for s in verdict_lines(biased, biased_tables) if s.numbers["source"] == "judged.unreliable"]
+    assert judge_line == [
+        "Judge: the judge fair is unreliable (its verdict survives swapping the answers' order on only 0% of 8 pairs); "
+        "nothing is called better or worse on its evidence."
     ]
 
 

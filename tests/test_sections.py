@@ -1110,3 +1110,33 @@ def test_the_tradeoff_front_reads_every_measured_axis(synthetic):
     same = {m: {"tokens_per_s": (100, 95, 110), "latency_p50_s": (0.5, 0.48, 0.52)} for m in speeds}
     equal = _with_passes(tables, same, {"base": 1.0e9, "lora": 1.05e9, "q4": 1.0e9})
     assert tradeoff_front(equal, "exact_match") == tradeoff_front(equal, "exact_match", axes=()) == ["lora"]
+
+
+def test_best_without_a_clear_winner_names_the_models_or_says_any_other():
+    """The verdict's quality line stays short: "any other model" where the best beats none of them
+    significantly, the names where it beats some."""
+    from reportgen.analysis.findings import Finding
+    from reportgen.analysis.phrasing import phrase
+
+    names = {"a": "Model A", "b": "Model B", "c": "Model C"}
+    numbers = {
+        "metric": "exact_match",
+        "best": "a",
+        "runner_up": "b",
+        "test": None,
+        "significant": False,
+        "mean": 0.8,
+        "ci_low": 0.6,
+        "ci_high": 0.9,
+        "tied": ["a"],
+        "not_better_than": ["b", "c"],
+        "others": ["b", "c"],
+    }
+    text = phrase(Finding("conclusion.best", ("a", "b"), numbers, "conclusion"), names).text
+    assert (
+        text
+        == "Best exact match: no clear winner. Model A has the highest mean (0.80), but it is not significantly better than any other model."
+    )
+    numbers["not_better_than"] = ["b"]
+    text = phrase(Finding("conclusion.best", ("a", "b"), numbers, "conclusion"), names).text
+    assert text.endswith("but it is not significantly better than Model B.")

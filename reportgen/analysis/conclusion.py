@@ -63,6 +63,7 @@ def _best(tables: Any, headline: str) -> Finding | None:
         numbers["not_better_than"] = [
             m for m in order[1:] if (t := paired_difference(tables, headline, best, m)) is not None and not t["significant"]
         ]
+        numbers["others"] = list(order[1:])
     return Finding("conclusion.best", (best, runner), numbers, "conclusion")
 
 

@@ -795,9 +795,11 @@ def _conclusion_best(f: Finding, w: _Writer) -> str:
         if rest:
             text += f", and none of them is significantly better than {w.names(rest)}"
         return text + "."
+    beaten_by_none = n["not_better_than"]
+    whom = "any other model" if len(beaten_by_none) > 1 and beaten_by_none == n.get("others") else w.names(beaten_by_none)
     return (
         f"{w.bold(f'Best {label}: no clear winner.')} {best} has the highest mean ({_value(metric, n['mean'])}), "
-        f"but it is not significantly better than {w.names(n['not_better_than'])}{against}."
+        f"but it is not significantly better than {whom}{against}."
     )
 
 
@@ -1042,11 +1044,29 @@ TEMPLATES: dict[str, Callable[[Finding, _Writer], str]] = {
 }
 
 
+def _verdict_judge(f: Finding, w: _Writer) -> str:
+    """The verdict's line on an unreliable judge: the one reason, short (the analysis gives the evidence)."""
+    n = f.numbers
+    if n.get("consistent") and n.get("position_biased"):
+        why = f"it chose the answer shown first in {_pct(n['first_position_rate'])} of its {n['first_position_n']} decisive verdicts"
+    else:
+        why = f"its verdict survives swapping the answers' order on only {_pct(n['consistency'])} of {n['consistency_n']} pairs"
+    return f"{w.bold('Judge:')} the {_judge(n, w)} is unreliable ({why}); nothing is called better or worse on its evidence."
+
+
+#: Verdict lines phrased apart from the finding they come from (shorter: the verdict is read first, on one screen).
+VERDICT_TEMPLATES: dict[str, Callable[[Finding, _Writer], str]] = {"judged.unreliable": _verdict_judge}
+
+
 def phrase(finding: Finding, names: Mapping[str, str], style: Style = PLAIN) -> Statement:
     """The sentence of ``finding``; ``names``: model id → display name (raw: the style escapes it).
-    A verdict line (``verdict.*``, analysis.verdict) is the sentence of the finding it was made from."""
-    kind = finding.numbers["source"] if finding.kind.startswith("verdict.") else finding.kind
-    return Statement(TEMPLATES[kind](finding, _Writer(names, style)), finding.numbers, finding.topic)
+    A verdict line (``verdict.*``, analysis.verdict) is the sentence of the finding it was made from (shorter
+    for the kinds in ``VERDICT_TEMPLATES``)."""
+    if finding.kind.startswith("verdict."):
+        source = finding.numbers["source"]
+        template = VERDICT_TEMPLATES.get(source, TEMPLATES[source])
+        return Statement(template(finding, _Writer(names, style)), finding.numbers, finding.topic)
+    return Statement(TEMPLATES[finding.kind](finding, _Writer(names, style)), finding.numbers, finding.topic)
 
 
 def phrase_all(findings: Iterable[Finding], names: Mapping[str, str], style: Style = PLAIN) -> list[Statement]:
