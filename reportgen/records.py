@@ -86,7 +86,8 @@ class LoadInfo:
 class SpeedPass:
     """One timed pass over the fixed workload (``measure``) in one regime: ``single`` (one prompt at a time)
     or ``batched`` (the model's batch size); tokens generated, wall seconds, each prompt's latency (time to
-    its last token, from the start of its batch) and time to first token."""
+    its last token, from the start of its batch), time to first token, and how busy other processes kept the
+    machine meanwhile."""
 
     index: int
     prompts: int
@@ -97,6 +98,7 @@ class SpeedPass:
     regime: str = "batched"
     batch_size: int = 0
     ttfts_s: tuple[float, ...] = ()
+    others_cpu_share: float | None = None  # CPU other processes used meanwhile, ÷ (wall × cores) (util.cpu)
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,7 @@ CREATE TABLE IF NOT EXISTS timed_passes (
     latencies TEXT NOT NULL DEFAULT '[]',
     ttfts TEXT NOT NULL DEFAULT '[]',
     created_at REAL NOT NULL,
+    others_cpu_share REAL,
     PRIMARY KEY (model_id, fingerprint, settings_hash, protocol_hash, regime, pass_index)
 );
 CREATE TABLE IF NOT EXISTS judgements (
@@ -160,7 +161,7 @@ CREATE TABLE IF NOT EXISTS judgements (
 
 
 #: Columns added to a table after stores were written without them: (table, column, declaration).
-ADDED_COLUMNS = (("model_runs", "measure_protocol", "TEXT"),)
+ADDED_COLUMNS = (("model_runs", "measure_protocol", "TEXT"), ("timed_passes", "others_cpu_share", "REAL"))
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
@@ -478,7 +479,9 @@ class Store:
                 (model_id, fingerprint, settings_hash, protocol_hash),
             )
             db.executemany(
-                "INSERT INTO timed_passes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO timed_passes (model_id, fingerprint, settings_hash, protocol_hash, regime, pass_index, run_id, "
+                "prompts, batch_size, generated_tokens, seconds, failures, latencies, ttfts, created_at, others_cpu_share) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         model_id,
@@ -496,6 +499,7 @@ class Store:
                         json.dumps([round(x, 6) for x in p.latencies_s]),
                         json.dumps([round(x, 6) for x in p.ttfts_s]),
                         now,
+                        p.others_cpu_share,
                     )
                     for p in passes
                 ],

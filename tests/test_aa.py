@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from reportgen.stats.efficiency import NOISE_THRESHOLDS, ranges_separate
+from reportgen.stats.efficiency import NOISE_THRESHOLDS, ranges_separate, timed_on_a_busy_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = {"a": "Copy A", "b": "Copy B", "c": "Copy C"}
@@ -96,13 +96,18 @@ def test_one_model_under_three_ids_reports_three_equal_rows(tmp_path: Path, tiny
         assert len(set(map(str, means.values()))) == 1, (metric, means)
     assert not any(r["significant"] for r in tables["pairwise"])
 
-    # speed: each copy has its own timed passes in both regimes, and no two copies' ranges are apart
+    # speed: each copy has its own timed passes in both regimes, with the CPU other processes used meanwhile,
+    # and no two copies' ranges are apart (unless another job loaded the machine while some were timed: then the
+    # verdict below must still call no difference, which is what it is for)
+    shares = [efficiency[m]["others_cpu_share"] for m in order]
+    assert all(isinstance(v, float) and 0 <= v <= 1 for v in shares), shares
+    quiet = not any(timed_on_a_busy_machine(efficiency[m]) for m in order)
     for column in ("tokens_per_s", "single_tokens_per_s", "latency_p50_s"):
         for a, b in combinations(order, 2):
             ra = (efficiency[a][f"{column}_low"], efficiency[a][f"{column}_high"])
             rb = (efficiency[b][f"{column}_low"], efficiency[b][f"{column}_high"])
             assert all(isinstance(v, float) for v in ra + rb), (column, a, b)
-            assert not ranges_separate(ra, rb), (column, a, ra, b, rb)
+            assert not (quiet and ranges_separate(ra, rb)), (column, a, ra, b, rb, shares)
     # memory and load measured for each copy in the same way: within the noise threshold of each other
     peaks = [efficiency[m]["peak_memory_bytes"] for m in order]
     assert all(isinstance(p, (int, float)) and p > 0 for p in peaks), peaks

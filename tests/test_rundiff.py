@@ -97,3 +97,17 @@ def test_speed_and_memory_changes_count_only_beyond_the_noise():
     runs.loc[:, "load_time_s"] = [0.110, 0.160]
     rows = run_diff(EMPTY, runs, close, PROMPTS, "m").speed.set_index("measure")
     assert rows.loc["peak_memory_bytes", "improved"] is None and rows.loc["load_time_s", "improved"] is None
+
+
+def test_a_speed_change_timed_on_a_busy_machine_is_no_change():
+    """Ranges apart, but other processes used 30% of the CPU while the new run was timed: no change claimed."""
+    runs = pd.DataFrame([model_run("r1", "f1", 1.0), model_run("r2", "f1", 2.0)])
+    busy = [
+        {**p, "others_cpu_share": 0.30 if p["run_id"] == "r2" else 0.01}
+        for p in (passes("r1", 1.0), passes("r1", 1.1), passes("r2", 0.5), passes("r2", 0.55))
+    ]
+    rows = run_diff(EMPTY, runs, speed(*busy), PROMPTS, "m").speed.set_index("measure")
+    assert rows.loc["tokens_per_s", "source"] == "passes" and rows.loc["tokens_per_s", "improved"] is None
+    quiet = [{**p, "others_cpu_share": 0.01} for p in busy]
+    rows = run_diff(EMPTY, runs, speed(*quiet), PROMPTS, "m").speed.set_index("measure")
+    assert rows.loc["tokens_per_s", "improved"] is True

@@ -1140,3 +1140,40 @@ def test_best_without_a_clear_winner_names_the_models_or_says_any_other():
     numbers["not_better_than"] = ["b"]
     text = phrase(Finding("conclusion.best", ("a", "b"), numbers, "conclusion"), names).text
     assert text.endswith("but it is not significantly better than Model B.")
+
+
+def test_speed_timed_on_a_busy_machine_names_no_winner(synthetic):
+    """Ranges apart, but another job used the CPU while a model was timed: no winner in the verdict, the
+    analysis, the bold cells or the trade-off; the text says why."""
+    import dataclasses
+
+    from reportgen.analysis.measured import _axis_order, efficiency_rows
+    from reportgen.analysis.results import clear_best, throughput_finding
+
+    _, study, tables, _ = synthetic
+    speeds = {
+        "base": {"tokens_per_s": (100, 95, 110), "latency_p50_s": (0.5, 0.48, 0.52)},
+        "lora": {"tokens_per_s": (200, 190, 210), "latency_p50_s": (0.5, 0.47, 0.53)},
+        "q4": {"tokens_per_s": (60, 55, 65), "latency_p50_s": (0.2, 0.19, 0.21)},
+    }
+    timed = _with_passes(tables, speeds, {"base": 1.00e9, "lora": 1.04e9, "q4": 1.0e9})
+    frame = timed.efficiency.copy()
+    frame["others_cpu_share"] = [0.02 if m != "base" else 0.35 for m in frame["model_id"]]
+    busy = dataclasses.replace(timed, efficiency=frame)
+    rows = efficiency_rows(busy)
+    assert throughput_finding(rows).numbers["winner"] is None and clear_best(rows, "tokens_per_s") is None
+    names = {m.id: m.name for m in study.models}
+    lines = {s.numbers["source"]: s.text for s in analysis.verdict_lines(study, busy)}
+    assert lines["conclusion.fastest"] == (
+        f"Highest batched throughput: no clear difference (other processes used up to 35.0% of the machine's CPU "
+        f"while {names['base']} was timed)."
+    )
+    text = " ".join(s.text for s in analysis.result_statements(study, busy))
+    assert "is the fastest" not in text and "answers fastest" not in text
+    # in the trade-off, the busy model's speed is compared with no one's; two quiet models' speeds still count
+    assert _axis_order(busy, "tokens_per_s", "lora", "base") == 0 and _axis_order(timed, "tokens_per_s", "lora", "base") == 1
+    assert _axis_order(busy, "latency_p50_s", "q4", "lora") == 1
+    # the same figures on a quiet machine (shares at or under BUSY_SHARE) name the winner
+    frame["others_cpu_share"] = 0.10
+    quiet = efficiency_rows(dataclasses.replace(timed, efficiency=frame))
+    assert throughput_finding(quiet).numbers["winner"] == "lora"

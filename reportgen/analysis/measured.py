@@ -210,12 +210,14 @@ TRADEOFF_AXES: dict[str, tuple[bool, str]] = {
 def _axis_order(tables: Any, axis: str, a: str, b: str) -> int:
     """+1 where ``a`` is clearly better than ``b`` on the measured ``axis``, -1 clearly worse, 0 neither (or
     either lacks the measurement)."""
-    from reportgen.stats.efficiency import clearly_different, ranges_separate
+    from reportgen.stats.efficiency import clearly_different, ranges_separate, timed_on_a_busy_machine
 
     higher, judged = TRADEOFF_AXES[axis]
     rows = efficiency_rows(tables)
     ra, rb = rows.get(a) or {}, rows.get(b) or {}
     if judged == "passes":
+        if timed_on_a_busy_machine(ra) or timed_on_a_busy_machine(rb):
+            return 0
         ends = [r.get(f"{axis}_{end}") for r in (ra, rb) for end in ("low", "high")]
         values = [float(v) for v in ends if finite(v)]
         if len(values) < 4:

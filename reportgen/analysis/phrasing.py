@@ -528,9 +528,19 @@ def _separation(n: Mapping[str, Any], metric: str, w: _Writer, what: str) -> str
     if not ranges or fast not in ranges:
         return ". No timed passes (measure.repeats: 0): these are the answer runs' own figures, which depend on the answers, so no model is called faster."
     text = f". Medians of {' or '.join(map(str, passes))} timed passes; their ranges: {_spans(metric, ranges, [fast, slow], w)}"
+    if n.get("busy"):
+        return text + f"; {_busy_machine(n['busy'], w)}, so there is no clear difference in {what}."
     if n.get("separated") is True:
         return text + f"; {w.name(fast)}'s slowest pass beats every other model's fastest."
     return text + f"; the ranges overlap, so there is no clear difference in {what}."
+
+
+def _busy_machine(busy: Mapping[str, float], w: _Writer) -> str:
+    """``other processes used up to 35.0% of the machine's CPU while A and B were timed``."""
+    return (
+        f"other processes used up to {_pct(max(busy.values()))} of the machine's CPU while {w.names(list(busy))} "
+        f"{'was' if len(busy) == 1 else 'were'} timed"
+    )
 
 
 def _result_throughput(f: Finding, w: _Writer) -> str:
@@ -817,6 +827,8 @@ def _conclusion_fastest(f: Finding, w: _Writer) -> str:
         label, metric, values = "Highest batched throughput:", "tokens_per_s", n["tokens_per_s"]
     if not n.get("winner"):
         why = "no timed passes" if not n.get("ranges") else "the timed passes' ranges overlap"
+        if n.get("busy"):
+            why = _busy_machine(n["busy"], w)
         return f"{w.bold(label)} no clear difference ({why})."
     best = n["fastest"]
     text = f"{w.bold(label)} {w.name(best)}, {_value(metric, values[best], unit=True)}"

@@ -32,7 +32,13 @@ from reportgen.analysis.measured import (
     TRADEOFF_AXES,
 )
 from reportgen.format import finite
-from reportgen.stats.efficiency import NOISE_FLOORS, NOISE_THRESHOLDS, clearly_different, ranges_separate
+from reportgen.stats.efficiency import (
+    NOISE_FLOORS,
+    NOISE_THRESHOLDS,
+    clearly_different,
+    ranges_separate,
+    timed_on_a_busy_machine,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from reportgen.study.config import Study
@@ -155,7 +161,10 @@ def _speed_finding(rows: dict[str, dict[str, Any]], kind: str, column: str, *, h
     low, high = finite_column(rows, f"{column}_low"), finite_column(rows, f"{column}_high")
     ranges = {m: (low[m], high[m]) for m in values if m in low and m in high}
     passes = sorted({int(v) for m, v in finite_column(rows, "speed_passes").items() if m in values})
+    busy = {m: float(rows[m]["others_cpu_share"]) for m in values if timed_on_a_busy_machine(rows[m])}
     separated = _clear_winner(values, ranges, best, higher) if worst is not None else None
+    if busy and separated:  # apart, but another job may have slowed some models' passes: no evidence
+        separated = False
     numbers: dict[str, Any] = {
         "regime": regime,
         "fastest": best,
@@ -166,6 +175,7 @@ def _speed_finding(rows: dict[str, dict[str, Any]], kind: str, column: str, *, h
         "ranges": ranges,
         "passes": passes,
         "separated": separated,
+        "busy": busy,
         # the only model with a throughput beside models that generated no tokens wins on no noise at all
         "winner": best if separated or (worst is None and missing) else None,
     }
@@ -197,6 +207,8 @@ def clear_best(rows: dict[str, dict[str, Any]], column: str) -> str | None:
         return None
     best = first_max(values) if higher else first_min(values)
     if column in ("tokens_per_s", "single_tokens_per_s", "latency_p50_s"):
+        if any(timed_on_a_busy_machine(rows[m]) for m in values):
+            return None
         low, high = finite_column(rows, f"{column}_low"), finite_column(rows, f"{column}_high")
         ranges = {m: (low[m], high[m]) for m in values if m in low and m in high}
         return best if _clear_winner(values, ranges, best, higher) else None

@@ -312,7 +312,7 @@ def category_table(study: Study, tables: Tables, headline: str | None) -> Table:
 
 def speed_protocol(study: Study, tables: Tables) -> str:
     """How speed, memory and load were measured, in a few sentences (the report states it beside them)."""
-    from reportgen.stats.efficiency import NOISE_FLOORS, NOISE_THRESHOLDS
+    from reportgen.stats.efficiency import BUSY_SHARE, NOISE_FLOORS, NOISE_THRESHOLDS, timed_on_a_busy_machine
 
     rows = tables.efficiency.to_dict("records") if not tables.efficiency.empty else []
     passes = sorted({int(r["speed_passes"]) for r in rows if _finite(r.get("speed_passes")) and r["speed_passes"] > 0})
@@ -342,10 +342,20 @@ def speed_protocol(study: Study, tables: Tables) -> str:
             }[r]
             for r in measure.regimes
         )
+        busy = [r for r in rows if timed_on_a_busy_machine(r)]
+        names = _display(study)
+        crowded = (
+            f" Other processes used up to {max(r['others_cpu_share'] for r in busy):.0%} of the machine's CPU while "
+            f"{', '.join(md_escape(names.get(r['model_id'], r['model_id'])) for r in busy)} {'was' if len(busy) == 1 else 'were'} "
+            "timed: no model is called faster."
+            if busy
+            else ""
+        )
         return (
             f"Speed: a fixed workload, {workload}, timed {warm} in {counts} passes per regime, interleaved: {regimes}; "
             f"the median with the range of the passes (lowest–highest). A model is called faster only where its "
-            f"passes' range does not overlap any other's. {isolation}"
+            f"passes' range does not overlap any other's and other processes used at most {BUSY_SHARE:.0%} of the "
+            f"machine's CPU while it was timed.{crowded} {isolation}"
         )
     return (
         f"Speed: no timed passes (measure.repeats: 0): the figures are the answer run's own, {warm}, and depend on "

@@ -25,6 +25,7 @@ from dataclasses import replace
 from reportgen.backends.base import Backend
 from reportgen.records import GenerationRequest, SpeedPass
 from reportgen.study.config import MeasureConfig
+from reportgen.util.cpu import OtherLoad
 from reportgen.util.hashing import hash_json
 
 __all__ = [
@@ -96,10 +97,13 @@ def _timed_pass(backend: Backend, batches: list[list[GenerationRequest]], index:
     latencies: list[float] = []
     ttfts: list[float] = []
     seconds = 0.0
-    for batch in batches:
-        started = time.perf_counter()
-        results = backend.generate(batch)
-        seconds += time.perf_counter() - started
+    all_results = []
+    with OtherLoad() as others:
+        for batch in batches:
+            started = time.perf_counter()
+            all_results.append(backend.generate(batch))
+            seconds += time.perf_counter() - started
+    for results in all_results:
         for result in results:
             if result.failed:
                 failures += 1
@@ -109,7 +113,8 @@ def _timed_pass(backend: Backend, batches: list[list[GenerationRequest]], index:
             if result.ttft_s is not None:
                 ttfts.append(float(result.ttft_s))
     prompts = sum(len(b) for b in batches)
-    return SpeedPass(index, prompts, tokens, seconds, tuple(latencies), failures, regime, size, tuple(ttfts))
+    share = others.share if backend.local else None  # a server on this machine is the model's own work
+    return SpeedPass(index, prompts, tokens, seconds, tuple(latencies), failures, regime, size, tuple(ttfts), share)
 
 
 def timed_passes(backend: Backend, requests: list[GenerationRequest], measure: MeasureConfig, batch_size: int) -> list[SpeedPass]:

@@ -43,6 +43,7 @@ EFFICIENCY_COLUMNS = [
     "batched_batch_size",
     "answer_tokens_per_s",
     "speed_passes",
+    "others_cpu_share",
     "throughput_source",
     "decode_steps",
     "decode_steps_per_s",
@@ -81,6 +82,19 @@ def clearly_different(measure: str, a: float, b: float) -> bool:
         return False
     threshold = NOISE_THRESHOLDS.get(measure, 0.0)
     return big > small * (1 + threshold) if small > 0 else big > 0
+
+
+#: The share of the machine's CPU that other processes may use while a model's passes are timed
+#: (util.cpu.OtherLoad; the highest over its passes) before its speed is no evidence: a job beside one model's
+#: slot slows all of that model's passes, which the spread of the passes cannot show.
+BUSY_SHARE = 0.10
+
+
+def timed_on_a_busy_machine(row: Mapping[str, Any]) -> bool:
+    """Whether other processes kept the machine busy beyond ``BUSY_SHARE`` while this model was timed (an
+    efficiency row; passes stored before the share was measured count as quiet)."""
+    share = row.get("others_cpu_share")
+    return isinstance(share, (int, float)) and math.isfinite(share) and share > BUSY_SHARE
 
 
 #: The smallest relative gap between two ranges of timed passes that counts as a difference in speed: with a
@@ -171,6 +185,10 @@ def speed_figures(passes: pd.DataFrame) -> dict[str, float]:
             figures[key] = source[key]
     if "speed_passes" not in figures and "speed_passes" in single:
         figures["speed_passes"] = single["speed_passes"]
+    if "others_cpu_share" in passes:
+        shares = pd.to_numeric(passes["others_cpu_share"], errors="coerce").dropna()
+        if len(shares):
+            figures["others_cpu_share"] = float(shares.max())
     return figures
 
 
@@ -389,6 +407,7 @@ def efficiency_frame(
                 "batched_batch_size": timed.get("batched_batch_size", math.nan),
                 "answer_tokens_per_s": answer_rate,
                 "speed_passes": timed.get("speed_passes", math.nan),
+                "others_cpu_share": timed.get("others_cpu_share", math.nan),
                 "throughput_source": source,
                 "decode_steps": steps,
                 "decode_steps_per_s": steps_per_s,

@@ -6,8 +6,8 @@ named by ``against``: a run id, or a fingerprint (either may be a prefix), whose
 Answers are stored per fingerprint (a re-run of the same weights replaces them), so two runs of the same
 weights differ in speed and memory only.
 
-A speed change counts (``improved`` True or False) only where both runs have timed passes and their ranges
-do not overlap; throughput of the answer runs themselves depends on the answers and is shown, never judged.
+A speed change counts (``improved`` True or False) only where both runs have timed passes, their ranges
+do not overlap, and neither was timed on a busy machine (``BUSY_SHARE``); throughput of the answer runs themselves depends on the answers and is shown, never judged.
 Load time and peak memory, one measurement per run, count only beyond ``NOISE_THRESHOLDS``; weight bytes
 are exact.
 """
@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from reportgen.stats.efficiency import NOISE_THRESHOLDS, clearly_different, ranges_separate, speed_figures
+from reportgen.stats.efficiency import (
+    NOISE_THRESHOLDS,
+    clearly_different,
+    ranges_separate,
+    speed_figures,
+    timed_on_a_busy_machine,
+)
 from reportgen.stats.frames import latest_results, metric_columns, per_prompt_frame
 from reportgen.stats.history import run_delta
 from reportgen.study.prompts import PromptSet
@@ -104,13 +110,14 @@ def _run_figures(run: pd.Series, speed: pd.DataFrame | None) -> dict[str, float]
         for name in ("tokens_per_s", "latency_p50_s"):
             for suffix in ("", "_low", "_high"):
                 figures[f"{name}_passes{suffix}"] = timed.get(f"{name}{suffix}", math.nan)
+        figures["others_cpu_share"] = timed.get("others_cpu_share", math.nan)
     return figures
 
 
 def _changed(name: str, a: float, b: float, old: dict[str, float], new: dict[str, float], source: str) -> bool:
     """Whether ``a`` → ``b`` is a change beyond the noise (see the module's docstring)."""
     if name in ("tokens_per_s", "latency_p50_s"):
-        if source != "passes":
+        if source != "passes" or any(timed_on_a_busy_machine(side) for side in (old, new)):
             return False
         ranges = [(side[f"{name}_passes_low"], side[f"{name}_passes_high"]) for side in (old, new)]
         return all(math.isfinite(v) for r in ranges for v in r) and ranges_separate(ranges[0], ranges[1])
