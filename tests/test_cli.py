@@ -182,8 +182,14 @@ def test_help_documents_exit_codes_and_options(args):
     if args[0] == "run":
         words = " ".join(result.stdout.split())  # the same text, however the terminal width wraps it
         assert result.stdout.startswith("Usage: reportgen run [OPTIONS] CONFIG\n"), result.stdout
-        assert "Exit 1 when a model or some prompts failed (everything else is saved; the next run retries them)." in words
+        assert (
+            "Exit 1 when a model failed, answered none of its prompts, or some prompts failed (everything else is "
+            "saved; the next run retries them)."
+        ) in words
         options = re.findall(r"^  (-\S+(?:, -\S+)?(?: [A-Z,]+)?)  ", result.stdout, flags=re.M)
-        assert options == ["--models A,B", "--force", "--allow-failures", "-h, --help"], result.stdout
+        assert options == ["--models A,B", "--force", "--allow-failures", "-q, --quiet", "-v, --verbose", "-h, --help"], (
+            result.stdout
+        )
         assert "--allow-failures Exit 0 even when some prompts failed" in words
+        assert "a model that answered none still exits 1" in words
     assert result.stderr == ""
