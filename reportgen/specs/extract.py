@@ -498,7 +498,7 @@ def _peft_trainable(base_canonical: str, adapter_canonical: str) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            config = peft.PeftConfig.from_peft_type(**kwargs, inference_mode=False)  # type: ignore[no-untyped-call]
+            config = peft.PeftConfig.from_peft_type(**kwargs, inference_mode=False)  # type: ignore[no-untyped-call,unused-ignore]  # typed from peft 0.22
             with torch.device("meta"):
                 peft_model = peft.get_peft_model(model, config)
         except (ValueError, TypeError, KeyError, NotImplementedError, RuntimeError) as exc:
