@@ -99,8 +99,9 @@ def timed_on_a_busy_machine(row: Mapping[str, Any]) -> bool:
 
 #: The smallest relative gap between two ranges of timed passes that counts as a difference in speed: with a
 #: few passes per model, ranges of the same engine fail to overlap now and then by a hair (an A/A study shows
-#: it); a gap under this share of the slower figure is still "no clear difference".
-SPEED_MIN_GAP = 0.02
+#: it: a fresh CI run set one copy's single-stream passes 2.9% apart from another's, on a quiet machine); a gap
+#: under this share of the slower figure is still "no clear difference".
+SPEED_MIN_GAP = 0.05
 
 
 def ranges_separate(first: tuple[float, float], second: tuple[float, float]) -> bool:
