@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import sqlite3
@@ -19,7 +20,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import pandas as pd
 
@@ -157,6 +158,12 @@ CREATE TABLE IF NOT EXISTS judgements (
     created_at REAL NOT NULL,
     PRIMARY KEY (judge_fingerprint, settings_hash, prompt_id, prompt_hash, hash_a, hash_b)
 );
+CREATE TABLE IF NOT EXISTS answer_scores (
+    content_key TEXT NOT NULL,
+    metric_version TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (content_key, metric_version)
+) WITHOUT ROWID;
 """
 
 
@@ -586,6 +593,38 @@ class Store:
         if judge_id is None:
             return self.frame("SELECT * FROM judgements ORDER BY judge_id, prompt_id, created_at")
         return self.frame("SELECT * FROM judgements WHERE judge_id=? ORDER BY prompt_id, created_at", (judge_id,))
+
+    # -- per-answer metric values (stats.scoring): a cache of what rendering computed -------------
+    def answer_scores(self, metric_versions: Iterable[str]) -> dict[tuple[str, str], float]:
+        """The stored values of these metric versions: (content key, metric version) → value (NaN for NULL)."""
+        versions = sorted(set(metric_versions))
+        if not versions:
+            return {}
+        marks = ",".join("?" * len(versions))
+        rows = self.db.execute(
+            f"SELECT content_key, metric_version, value FROM answer_scores WHERE metric_version IN ({marks})", versions
+        ).fetchall()
+        return {(key, version): math.nan if value is None else value for key, version, value in rows}
+
+    def save_answer_scores(self, values: dict[tuple[str, str], float]) -> None:
+        """Keep computed values, and drop the values of an older version of the same metrics (a new version
+        of a metric replaces its values; nothing else is removed)."""
+        if not values:
+            return
+        current = sorted({version for _, version in values})
+        names = sorted({version.partition("@")[0] for version in current})
+        with self.transaction() as db:
+            for name in names:
+                keep = [v for v in current if v.partition("@")[0] == name]
+                db.execute(
+                    "DELETE FROM answer_scores WHERE substr(metric_version, 1, ?) = ?"
+                    f" AND metric_version NOT IN ({','.join('?' * len(keep))})",
+                    (len(name) + 1, f"{name}@", *keep),
+                )
+            db.executemany(
+                "INSERT OR REPLACE INTO answer_scores VALUES (?, ?, ?)",
+                [(key, version, None if math.isnan(value) else value) for (key, version), value in values.items()],
+            )
 
     # -- reading (for aggregation) -----------------------------------------------------------
     def frame(self, sql: str, params: tuple = ()) -> pd.DataFrame:

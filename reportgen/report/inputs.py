@@ -7,7 +7,9 @@ prompt set, the code of the packages that compute them (``stats``, ``judge``, th
 versions of the libraries that define the numbers (pandas, numpy, scipy, sacrebleu, rouge-score, choix).
 A re-render after a template edit reads them back instead of scoring every answer again (which imports
 nltk and scipy) and redrawing every bootstrap; any change to those inputs is a new key, so an entry is
-never stale. The statistics are seeded, so a cached table is the table a fresh computation gives.
+never stale. When the tables must be computed, each answer's metric values come from the study's store
+where a render already scored that answer (``stats.scoring``, the ``answer_scores`` table), and the values
+scored now are saved there: a retrained model costs the scoring of its own new answers. The statistics are seeded, so a cached table is the table a fresh computation gives.
 The entries are pickles written by reportgen into the user's own cache folder, read only with the same
 versions of the libraries they were written with.
 """
@@ -17,13 +19,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from reportgen.errors import StoreError
 from reportgen.records import RunManifest
 from reportgen.stats.history import RetrainingDelta, retraining_delta
+from reportgen.stats.metrics import PER_PROMPT_KINDS, metrics_of_kind
+from reportgen.stats.scoring import SHARED_BOOK, version_key
 from reportgen.stats.tables import StoreFrames, Tables, tables_from_frames
 from reportgen.store import Store
 from reportgen.study.config import Study
@@ -74,6 +80,7 @@ def tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[Retraini
     cached = _load(key)
     if cached is not None:
         return cached
+    SHARED_BOOK.fill(store.answer_scores(version_key(m.name) for m in metrics_of_kind(*PER_PROMPT_KINDS)))
     tables = tables_from_frames(frames, study, prompt_set)
     deltas: list[RetrainingDelta] = []
     if prompt_set is not None and not tables.per_prompt.empty:
@@ -82,8 +89,19 @@ def tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[Retraini
             for d in (retraining_delta(frames.results, frames.model_runs, prompt_set, m.id) for m in study.models if m.runnable)
             if d is not None
         ]
+    _keep_scores(store)
     write_cached(KIND, key, pickle.dumps((tables, deltas), protocol=pickle.HIGHEST_PROTOCOL), ".pickle")
     return tables, deltas
+
+
+def _keep_scores(store: Store) -> None:
+    """Save the per-answer values this process computed into the study's store, so that no later render
+    scores those answers again. They are a cache: a store that cannot be written costs a re-score, no more."""
+    added = SHARED_BOOK.take_added()
+    try:
+        store.save_answer_scores(added)
+    except (sqlite3.Error, StoreError) as exc:
+        log.info("%s: per-answer scores not saved (%s); the next render scores those answers again", store.path, exc)
 
 
 def _code() -> str:

@@ -31,6 +31,7 @@ from reportgen.stats.bootstrap import (
     paired_bootstrap,
 )
 from reportgen.stats import inference
+from reportgen.stats.scoring import score_columns
 from reportgen.stats.metrics import (
     METRICS,
     PER_PROMPT_KINDS,
@@ -179,23 +180,17 @@ def none_if_nan(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def score_rows(rows: pd.DataFrame, references: Mapping[str, tuple[str, ...]], names: Sequence[str]) -> dict[str, list[float]]:
-    chosen = [get_metric(name) for name in names]
-    columns: dict[str, list[float]] = {name: [] for name in names}
-    for text, prompt_id, finish_reason, output_tokens in zip(
-        rows["text"], rows["prompt_id"], rows["finish_reason"], rows["output_tokens"]
-    ):
-        failed = finish_reason == "error"
-        refs = references.get(prompt_id, ())
-        tokens = none_if_nan(output_tokens)
-        for m in chosen:
-            value = (
-                math.nan
-                if failed
-                else m.score(text or "", refs, finish_reason=finish_reason, output_tokens=None if tokens is None else int(tokens))
-            )
-            columns[m.name].append(value)
-    return columns
+def score_rows(rows: pd.DataFrame, references: Mapping[str, tuple[str, ...]], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each named metric for each stored answer (NaN for a failed one), each distinct answer scored once:
+    see ``stats.scoring``."""
+    tokens = [none_if_nan(t) for t in rows["output_tokens"]] if len(rows) else []
+    return score_columns(
+        [text or "" for text in rows["text"]],
+        [references.get(p, ()) for p in rows["prompt_id"]],
+        list(rows["finish_reason"]),
+        [None if t is None else int(t) for t in tokens],
+        names,
+    )
 
 
 def per_prompt_frame(
@@ -246,7 +241,7 @@ def per_prompt_frame(
         }
     )
     for name, values in score_rows(rows, references, names).items():
-        frame[name] = np.asarray(values, dtype=float)
+        frame[name] = values
     return frame[columns]
 
 

@@ -57,6 +57,8 @@ class Metric:
     wants: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     # 1 or 0 per prompt: its mean is a proportion (interval: Wilson; paired test: McNemar)
     binary: bool = False
+    # the packages whose code defines the value (their versions are part of a stored score's key)
+    libraries: tuple[str, ...] = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> float:
         return self.fn(*args, **kwargs)
@@ -96,9 +98,10 @@ def metric(
     *,
     label: str | None = None,
     binary: bool = False,
+    libraries: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Register a metric function under ``name``; ``label`` is how the report and the terminal name it;
-    ``binary``: the metric is 1 or 0 per prompt."""
+    ``binary``: the metric is 1 or 0 per prompt; ``libraries``: the packages that define its value."""
     if kind not in KINDS:
         raise ValueError(f"metric kind must be one of {KINDS}, not {kind!r}")
 
@@ -106,7 +109,10 @@ def metric(
         params = inspect.signature(fn).parameters
         wants = frozenset(p for p in ("finish_reason", "output_tokens") if p in params)
         METRICS.register(
-            name, Metric(name, kind, higher_is_better, unit, description, label or name.replace("_", " "), fn, wants, binary)
+            name,
+            Metric(
+                name, kind, higher_is_better, unit, description, label or name.replace("_", " "), fn, wants, binary, libraries
+            ),
         )
         return fn
 
@@ -212,11 +218,29 @@ def contains_answer(output: str, references: Sequence[str]) -> float:
     return _best(output, references, _contains)
 
 
+class _StemmedWords:
+    """rouge-score's own tokenizer (``DefaultTokenizer(use_stemmer=True)``: lowercase, [a-z0-9] words, Porter
+    stems of words over 3 letters), remembering what it did: each distinct word is stemmed once and each
+    distinct text tokenised once per process (a reference is shared by every model's answer). The tokens
+    are the library's; a test compares the scores with a plain ``RougeScorer(use_stemmer=True)``."""
+
+    def __init__(self) -> None:
+        from nltk.stem import porter  # the stemmer rouge-score's DefaultTokenizer builds
+        from rouge_score import tokenize
+
+        self._split = tokenize.tokenize
+        self.stem = lru_cache(maxsize=None)(porter.PorterStemmer().stem)
+
+    @lru_cache(maxsize=65536)  # noqa: B019 (one instance per process, kept for its life)
+    def tokenize(self, text: str) -> list[str]:
+        return list(self._split(text, self))
+
+
 @lru_cache(maxsize=1)
 def _rouge_scorer() -> Any:
     from rouge_score import rouge_scorer  # imports nltk (~0.7 s): only when a score is asked for
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=_StemmedWords())
 
 
 @metric(
@@ -227,9 +251,29 @@ def _rouge_scorer() -> Any:
     "ROUGE-L F1 (longest common subsequence of words, Porter-stemmed; rouge-score package). "
     "Its tokenizer keeps only [a-z0-9] words, so non-Latin text scores 0.",
     label="ROUGE-L",
+    libraries=("rouge-score", "nltk"),
 )
 def rouge_l(output: str, references: Sequence[str]) -> float:
     return _best(output, references, lambda out, ref: float(_rouge_scorer().score(ref, out)["rougeL"].fmeasure))
+
+
+@lru_cache(maxsize=1)
+def _sacrebleu_scorers() -> tuple[Any, Any]:
+    """The BLEU and chrF objects ``sacrebleu.sentence_bleu`` / ``sentence_chrf`` build on every call, with
+    their defaults (13a tokenizer, exponential smoothing, effective order; character 6-grams, beta 2),
+    built once: a sentence score keeps no state in them."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu = BLEU(
+        lowercase=False,
+        tokenize=BLEU.TOKENIZER_DEFAULT,
+        force=False,
+        smooth_method="exp",
+        smooth_value=None,
+        effective_order=True,
+    )
+    chrf = CHRF(char_order=6, word_order=0, beta=2, whitespace=False, eps_smoothing=False)
+    return bleu, chrf
 
 
 def _clip100(value: float) -> float:
@@ -244,11 +288,11 @@ def _clip100(value: float) -> float:
     "BLEU (0–100)",
     "Sentence BLEU (sacrebleu defaults: 13a tokenizer, exponential smoothing), 0–100 scale; the best single reference counts.",
     label="BLEU",
+    libraries=("sacrebleu",),
 )
 def bleu(output: str, references: Sequence[str]) -> float:
-    import sacrebleu
-
-    return _best(output, references, lambda out, ref: _clip100(sacrebleu.sentence_bleu(out, [ref]).score))
+    scorer = _sacrebleu_scorers()[0]
+    return _best(output, references, lambda out, ref: _clip100(scorer.sentence_score(out, [ref]).score))
 
 
 @metric(
@@ -258,11 +302,11 @@ def bleu(output: str, references: Sequence[str]) -> float:
     "chrF (0–100)",
     "Sentence chrF (character 6-grams, beta 2; sacrebleu), 0–100 scale; the best single reference counts.",
     label="chrF",
+    libraries=("sacrebleu",),
 )
 def chrf(output: str, references: Sequence[str]) -> float:
-    import sacrebleu
-
-    return _best(output, references, lambda out, ref: _clip100(sacrebleu.sentence_chrf(out, [ref]).score))
+    scorer = _sacrebleu_scorers()[1]
+    return _best(output, references, lambda out, ref: _clip100(scorer.sentence_score(out, [ref]).score))
 
 
 # ---------------------------------------------------------------------------------------------

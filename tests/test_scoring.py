@@ -1,0 +1,197 @@
+"""Each answer scored once (stats.scoring): stored per-answer values equal a fresh computation, are keyed by
+the answer, its references and the metric's version, and parallel scoring agrees exactly with serial."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sacrebleu
+from rouge_score import rouge_scorer
+
+from reportgen.stats import metrics, scoring
+from reportgen.stats.scoring import ScoreBook, score_columns, version_key
+from reportgen.store import Store
+
+NAMES = [
+    "exact_match",
+    "contains_answer",
+    "rouge_l",
+    "bleu",
+    "chrf",
+    "length_words",
+    "length_tokens",
+    "distinct_2",
+    "hit_token_limit",
+]
+VOCAB = "the running runs ran quickly cats cat's généralement naïve 東京 a b c , . ! 42 organization organizations Paris".split()
+
+
+def answers(n: int, seed: int = 1) -> tuple[list[str], list[tuple[str, ...]], list[str | None], list[int | None]]:
+    rng = random.Random(seed)
+    outputs = [" ".join(rng.choices(VOCAB, k=rng.randint(0, 18))) for _ in range(n)]
+    refs = [tuple(" ".join(rng.choices(VOCAB, k=rng.randint(1, 12))) for _ in range(rng.randint(1, 2))) for _ in range(n)]
+    reasons = [rng.choice(["stop", "length", "error", None]) for _ in range(n)]
+    tokens = [rng.choice([None, rng.randint(0, 30)]) for _ in range(n)]
+    return outputs, refs, reasons, tokens
+
+
+def fresh(outputs, refs, reasons, tokens) -> dict[str, np.ndarray]:
+    """The values as the metric functions give them, one call per answer, no book, no pool."""
+    out = {name: np.full(len(outputs), math.nan) for name in NAMES}
+    for i, row in enumerate(zip(outputs, refs, reasons, tokens)):
+        if row[2] == "error":
+            continue
+        for name in NAMES:
+            out[name][i] = metrics.get_metric(name).score(row[0], row[1], finish_reason=row[2], output_tokens=row[3])
+    return out
+
+
+def same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert np.array_equal(a[name], b[name], equal_nan=True), name
+
+
+def test_library_metrics_equal_the_libraries_own_calls():
+    """ROUGE-L with rouge-score's tokenizer remembered, BLEU and chrF with sacrebleu's objects built once:
+    the same values as a plain RougeScorer(use_stemmer=True) and sacrebleu.sentence_bleu / sentence_chrf."""
+    outputs, refs, _, _ = answers(400, seed=7)
+    plain = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    for output, (ref, *_) in zip(outputs, refs):
+        assert metrics.rouge_l(output, [ref]) == plain.score(ref, output)["rougeL"].fmeasure
+        assert metrics.bleu(output, [ref]) == min(100.0, sacrebleu.sentence_bleu(output, [ref]).score)
+        assert metrics.chrf(output, [ref]) == min(100.0, sacrebleu.sentence_chrf(output, [ref]).score)
+
+
+def test_parallel_scoring_agrees_exactly_with_serial(monkeypatch):
+    rows = answers(1200)
+    monkeypatch.setattr(scoring, "PARALLEL_MIN_VALUES", 1)
+    monkeypatch.setattr(scoring, "CHUNK_ROWS", 97)
+    parallel = score_columns(*rows, NAMES, book=ScoreBook(), workers=2)
+    serial = score_columns(*rows, NAMES, book=ScoreBook(), workers=1)
+    same(parallel, serial)
+    same(serial, fresh(*rows))
+
+
+def test_values_stored_in_the_study_store_equal_a_fresh_computation(tmp_path: Path, monkeypatch):
+    rows = answers(300)
+    book = ScoreBook()
+    first = score_columns(*rows, NAMES, book=book, workers=1)
+    with Store(tmp_path / "results.sqlite") as store:
+        store.save_answer_scores(book.take_added())
+    with Store(tmp_path / "results.sqlite", create=False) as store:
+        stored = store.answer_scores(version_key(n) for n in NAMES)
+    assert stored, "nothing was stored"
+    reloaded = ScoreBook()
+    reloaded.fill(stored)
+    calls = counted(monkeypatch)
+    again = score_columns(*rows, NAMES, book=reloaded, workers=1)
+    assert calls == []  # every value came from the store
+    same(again, first)
+    same(again, fresh(*rows))
+
+
+def counted(monkeypatch) -> list[int]:
+    """The rows each scoring call computes."""
+    calls: list[int] = []
+    real = scoring._score_rows
+
+    def counting(names, chunk):
+        calls.append(len(chunk))
+        return real(names, chunk)
+
+    monkeypatch.setattr(scoring, "_score_rows", counting)
+    return calls
+
+
+def test_a_changed_answer_reference_or_metric_version_is_scored_again(monkeypatch):
+    outputs, refs, reasons, tokens = answers(50)
+    reasons = ["stop"] * 50
+    book = ScoreBook()
+    calls = counted(monkeypatch)
+    score_columns(outputs, refs, reasons, tokens, NAMES, book=book, workers=1)
+    assert sum(calls) == 50
+    calls.clear()
+    score_columns(outputs, refs, reasons, tokens, NAMES, book=book, workers=1)
+    assert calls == []  # nothing new
+
+    # one model retrained: three new answers are scored, no other
+    changed = list(outputs)
+    for i in (3, 17, 40):
+        changed[i] = outputs[i] + " Paris"
+    values = score_columns(changed, refs, reasons, tokens, NAMES, book=book, workers=1)
+    assert sum(calls) == 3
+    assert values["length_words"][17] == len(changed[17].split())
+
+    # a new reference for one prompt: that answer's reference metrics again
+    calls.clear()
+    new_refs = list(refs)
+    new_refs[5] = ("Paris",)
+    values = score_columns(outputs, new_refs, reasons, tokens, NAMES, book=book, workers=1)
+    assert sum(calls) == 1
+    assert values["exact_match"][5] == float(metrics.normalize_answer(outputs[5]) == "paris")
+
+    # a new finish reason or token count is a new answer for the metrics that read them
+    calls.clear()
+    new_tokens = list(tokens)
+    new_tokens[8] = 999
+    values = score_columns(outputs, refs, reasons, new_tokens, NAMES, book=book, workers=1)
+    assert sum(calls) == 1 and values["length_tokens"][8] == 999.0
+
+    # a new version of the metrics (their code or a library changed): everything again
+    calls.clear()
+    monkeypatch.setattr(scoring, "version_key", lambda name: f"{name}@another")
+    score_columns(outputs, refs, reasons, tokens, NAMES, book=book, workers=1)
+    assert sum(calls) == 50
+
+
+def test_a_wrong_stored_value_is_what_comes_back_so_the_lookup_is_real():
+    """The book is read, not bypassed: a value planted under an answer's key is the value returned."""
+    outputs, refs, reasons, tokens = ["Paris"], [("Paris",)], ["stop"], [1]
+    book = ScoreBook()
+    answer, with_refs = scoring.content_keys("Paris", ("Paris",), "stop", 1)
+    book.fill({(with_refs, version_key("exact_match")): 0.0, (answer, version_key("length_words")): 7.0})
+    values = score_columns(
+        outputs, refs, reasons, tokens, ["exact_match", "length_words", "contains_answer"], book=book, workers=1
+    )
+    assert values["exact_match"][0] == 0.0 and values["length_words"][0] == 7.0 and values["contains_answer"][0] == 1.0
+
+
+def test_version_key_names_the_metric_its_definitions_and_its_libraries():
+    from importlib import metadata
+
+    assert version_key("rouge_l").startswith("rouge_l@")
+    assert f"rouge-score={metadata.version('rouge-score')}" in version_key("rouge_l")
+    assert f"sacrebleu={metadata.version('sacrebleu')}" in version_key("bleu")
+    assert ";" not in version_key("exact_match")  # no library defines it
+
+
+def test_saving_a_new_version_of_a_metric_drops_the_old_values_only(tmp_path: Path):
+    with Store(tmp_path / "results.sqlite") as store:
+        store.save_answer_scores({("a", "bleu@1"): 1.0, ("b", "bleu@1"): 2.0, ("a", "chrf@1"): 3.0, ("a", "bleu_x@1"): 4.0})
+        store.save_answer_scores({("a", "bleu@2"): 5.0, ("c", "length_words@1"): math.nan})
+        rows = store.db.execute("SELECT content_key, metric_version, value FROM answer_scores ORDER BY 2, 1").fetchall()
+        assert [tuple(r) for r in rows] == [
+            ("a", "bleu@2", 5.0),
+            ("a", "bleu_x@1", 4.0),
+            ("a", "chrf@1", 3.0),
+            ("c", "length_words@1", None),
+        ]
+        loaded = store.answer_scores(["length_words@1", "bleu@2"])
+        assert loaded[("a", "bleu@2")] == 5.0 and math.isnan(loaded[("c", "length_words@1")])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_failed_answers_are_nan_and_never_scored(monkeypatch, workers):
+    monkeypatch.setattr(scoring, "PARALLEL_MIN_VALUES", 1)
+    calls = counted(monkeypatch) if workers == 1 else []  # a pool's workers pickle the function by name
+    values = score_columns(
+        ["x", "y"], [("x",), ("y",)], ["error", "stop"], [1, 1], ["exact_match"], book=ScoreBook(), workers=workers
+    )
+    assert math.isnan(values["exact_match"][0]) and values["exact_match"][1] == 1.0
+    if workers == 1:
+        assert calls == [1]
