@@ -21,7 +21,7 @@ from reportgen.stats.inference import holm
 if TYPE_CHECKING:
     pass
 
-__all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "finite_values", "holm", "paired_bootstrap"]
+__all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "finite_values", "holm", "paired_bootstrap", "paired_bootstraps"]
 
 N_BOOT = 2000
 SEED = 0
@@ -114,31 +114,54 @@ def paired_bootstrap(
     when ``binary`` (0/1 outcomes), else the paired sign-flip permutation test (exact for small n).
     ``significant``: p < 1 − level. Fewer than two pairs: no interval, no test, not significant.
     """
-    x = np.asarray(a, dtype=float)
-    y = np.asarray(b, dtype=float)
-    both = ~np.isnan(x) & ~np.isnan(y)
-    x, y = x[both], y[both]
-    n = int(x.size)
-    result: dict[str, Any] = {
-        "n": n,
-        "mean_a": float(x.mean()) if n else math.nan,
-        "mean_b": float(y.mean()) if n else math.nan,
-        "diff": math.nan,
-        "ci_low": math.nan,
-        "ci_high": math.nan,
-        "p_value": math.nan,
-        "significant": False,
-    }
-    if n == 0:
-        return result
-    d = x - y
-    result["diff"] = float(d.mean())
-    if n < 2:
-        return result
-    if np.all(d == d[0]):
-        low = high = math.nan
-    else:
-        low, high = _interval(_resampled(lambda idx: d[idx].mean(axis=1), n, n_boot, seed), level)
-    test = inference.mcnemar_exact(x, y) if binary else inference.sign_flip_test(d, seed=seed)
-    result.update(ci_low=low, ci_high=high, p_value=test.p_value, significant=bool(test.p_value < 1 - level))
-    return result
+    return paired_bootstraps([(a, b, binary)], n_boot=n_boot, seed=seed, level=level)[0]
+
+
+def paired_bootstraps(
+    pairs: Sequence[tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray, bool]],
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+    level: float = LEVEL,
+) -> list[dict[str, Any]]:
+    """``paired_bootstrap(a, b, binary=binary)`` of each (a, b, binary), computed together: pairs with the
+    same number of common items share one stream of resamples and one of sign patterns (the streams each
+    would draw alone; ``inference.resampled_means``, ``inference.sign_flip_tests``)."""
+    results: list[dict[str, Any]] = []
+    resample: list[tuple[int, np.ndarray]] = []  # (result index, differences) for the CI
+    flip: list[tuple[int, np.ndarray]] = []  # (result index, differences) for the sign-flip test
+    for a, b, binary in pairs:
+        x = np.asarray(a, dtype=float)
+        y = np.asarray(b, dtype=float)
+        both = ~np.isnan(x) & ~np.isnan(y)
+        x, y = x[both], y[both]
+        n = int(x.size)
+        result: dict[str, Any] = {
+            "n": n,
+            "mean_a": float(x.mean()) if n else math.nan,
+            "mean_b": float(y.mean()) if n else math.nan,
+            "diff": math.nan,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "p_value": math.nan,
+            "significant": False,
+        }
+        results.append(result)
+        if n == 0:
+            continue
+        d = x - y
+        result["diff"] = float(d.mean())
+        if n < 2:
+            continue
+        if not np.all(d == d[0]):
+            resample.append((len(results) - 1, d))
+        if binary:
+            result["p_value"] = inference.mcnemar_exact(x, y).p_value
+        else:
+            flip.append((len(results) - 1, d))
+    for (i, _), means in zip(resample, inference.resampled_means([d for _, d in resample], n_boot, seed)):
+        results[i]["ci_low"], results[i]["ci_high"] = _interval(means, level)
+    for (i, _), test in zip(flip, inference.sign_flip_tests([d for _, d in flip], seed=seed)):
+        results[i]["p_value"] = test.p_value
+    for result in results:
+        result["significant"] = bool(result["p_value"] < 1 - level)  # NaN (no test) compares False
+    return results

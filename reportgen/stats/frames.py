@@ -28,7 +28,7 @@ from reportgen.stats.bootstrap import (
     N_BOOT,
     SEED,
     holm,
-    paired_bootstrap,
+    paired_bootstraps,
 )
 from reportgen.stats import inference
 from reportgen.stats.scoring import score_columns
@@ -266,22 +266,40 @@ def mean_interval(
 def _summarise(
     per_prompt: pd.DataFrame, keys: list[str], metrics: Sequence[str], n_boot: int, seed: int, level: float
 ) -> list[dict[str, Any]]:
-    rows = []
+    """One row per group and metric: Wilson for a 0/1 metric, else BCa bootstraps, all computed together
+    (``inference.bootstrap_mean_intervals``: the same intervals as ``mean_interval`` one by one)."""
+    places: list[tuple[tuple[Any, ...], str]] = []
+    intervals: list[inference.Interval | None] = []
+    boot: list[tuple[int, pd.Series]] = []
     for key_values, group in per_prompt.groupby(keys, sort=False):
         key_values = key_values if isinstance(key_values, tuple) else (key_values,)
         for name in metrics:
-            ci = mean_interval(name, group[name], n_boot=n_boot, seed=seed, level=level)
-            rows.append(
-                {
-                    **dict(zip(keys, key_values)),
-                    "metric": name,
-                    "mean": ci.estimate,
-                    "ci_low": ci.low,
-                    "ci_high": ci.high,
-                    "n": ci.n,
-                    "ci_method": ci.method if ci.estimable else ci.reason,
-                }
-            )
+            places.append((key_values, name))
+            if get_metric(name).binary:
+                intervals.append(inference.proportion_interval(group[name], method="wilson", level=level))
+            else:
+                intervals.append(None)
+                boot.append((len(intervals) - 1, group[name]))
+    computed = inference.bootstrap_mean_intervals(
+        [values for _, values in boot], method="BCa", n_resamples=n_boot, seed=seed, level=level
+    )
+    for (i, _), computed_ci in zip(boot, computed):
+        intervals[i] = computed_ci
+    rows = []
+    for (key_values, name), ci in zip(places, intervals):
+        if ci is None:  # every bootstrap place was filled above
+            raise AssertionError(f"no interval for {name}")
+        rows.append(
+            {
+                **dict(zip(keys, key_values)),
+                "metric": name,
+                "mean": ci.estimate,
+                "ci_low": ci.low,
+                "ci_high": ci.high,
+                "n": ci.n,
+                "ci_method": ci.method if ci.estimable else ci.reason,
+            }
+        )
     return rows
 
 
@@ -317,33 +335,41 @@ def paired_comparisons(
     p_holm (Holm-adjusted over this metric's pairs), significant (p_holm < 1 − level), better (the better
     model's id when significant and the metric has a direction, else None).
     """
-    direction, binary = get_metric(metric).higher_is_better, get_metric(metric).binary
-    if per_prompt.empty:
-        return pd.DataFrame(columns=PAIRWISE_COLUMNS)
-    models = list(dict.fromkeys(per_prompt["model_id"]))
-    table = per_prompt.pivot(index="prompt_id", columns="model_id", values=metric)
-    rows = []
-    for a, b in combinations(models, 2):
-        test = paired_bootstrap(
-            table[a].to_numpy(float), table[b].to_numpy(float), n_boot=n_boot, seed=seed, level=level, binary=binary
-        )
-        rows.append({"metric": metric, "model_a": a, "model_b": b, **test})
-    p_holm = holm([r["p_value"] for r in rows])
-    for row, adjusted in zip(rows, p_holm):
-        row["significant"] = bool(adjusted < 1 - level)  # NaN (no test) compares False
-        row["better"] = None
-        if row["significant"] and direction is not None:
-            row["better"] = row["model_a"] if (row["diff"] > 0) == direction else row["model_b"]
-    frame = pd.DataFrame(rows, columns=[c for c in PAIRWISE_COLUMNS if c != "p_holm"])
-    frame.insert(PAIRWISE_COLUMNS.index("p_holm"), "p_holm", p_holm)
-    frame["better"] = pd.Series([r["better"] for r in rows], dtype=object)  # None stays None, not NaN
-    return frame.astype({"n": int, "significant": bool})
+    return all_paired_comparisons(per_prompt, [metric], n_boot=n_boot, seed=seed, level=level)
 
 
 def all_paired_comparisons(
     per_prompt: pd.DataFrame, metrics: Sequence[str] | None = None, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
 ) -> pd.DataFrame:
+    """``paired_comparisons`` of every metric, one frame; the bootstraps and tests of every pair of every
+    metric are computed together (``bootstrap.paired_bootstraps``: the same results as one by one)."""
     metrics = list(metrics) if metrics is not None else metric_columns(per_prompt)
-    frames = [paired_comparisons(per_prompt, m, n_boot=n_boot, seed=seed, level=level) for m in metrics]
-    frames = [f for f in frames if not f.empty]
+    if per_prompt.empty or not metrics:
+        return pd.DataFrame(columns=PAIRWISE_COLUMNS)
+    models = list(dict.fromkeys(per_prompt["model_id"]))
+    places: list[tuple[str, str, str]] = []
+    pairs: list[tuple[np.ndarray, np.ndarray, bool]] = []
+    for metric in metrics:
+        binary = get_metric(metric).binary
+        table = per_prompt.pivot(index="prompt_id", columns="model_id", values=metric)
+        for a, b in combinations(models, 2):
+            places.append((metric, a, b))
+            pairs.append((table[a].to_numpy(float), table[b].to_numpy(float), binary))
+    tests = paired_bootstraps(pairs, n_boot=n_boot, seed=seed, level=level)
+    frames = []
+    for metric in metrics:
+        direction = get_metric(metric).higher_is_better
+        rows = [{"metric": m, "model_a": a, "model_b": b, **test} for (m, a, b), test in zip(places, tests) if m == metric]
+        if not rows:
+            continue
+        p_holm = holm([r["p_value"] for r in rows])
+        for row, adjusted in zip(rows, p_holm):
+            row["significant"] = bool(adjusted < 1 - level)  # NaN (no test) compares False
+            row["better"] = None
+            if row["significant"] and direction is not None:
+                row["better"] = row["model_a"] if (row["diff"] > 0) == direction else row["model_b"]
+        frame = pd.DataFrame(rows, columns=[c for c in PAIRWISE_COLUMNS if c != "p_holm"])
+        frame.insert(PAIRWISE_COLUMNS.index("p_holm"), "p_holm", p_holm)
+        frame["better"] = pd.Series([r["better"] for r in rows], dtype=object)  # None stays None, not NaN
+        frames.append(frame.astype({"n": int, "significant": bool}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PAIRWISE_COLUMNS)

@@ -31,11 +31,14 @@ __all__ = [
     "Interval",
     "TestResult",
     "bootstrap_mean_interval",
+    "bootstrap_mean_intervals",
     "clopper_pearson_interval",
     "holm",
     "mcnemar_exact",
     "proportion_interval",
+    "resampled_means",
     "sign_flip_test",
+    "sign_flip_tests",
     "wilson_interval",
 ]
 
@@ -44,6 +47,8 @@ N_RESAMPLES = 9999  # scipy's default for both bootstrap and permutation_test
 SEED = 0
 # resample matrices are built in chunks of at most this many cells (memory stays ~64 MB)
 _CHUNK_CELLS = 8_000_000
+#: from this many items on, resampled means come from counts of draws times the values (resampled_means)
+COUNTED_FROM = 1000
 _NORMAL = NormalDist()
 
 #: why an interval or a test has no value
@@ -117,21 +122,44 @@ def sign_flip_test(differences: Iterable[float], *, n_resamples: int = N_RESAMPL
     2^n <= ``n_resamples`` (p = share of patterns at least as extreme); otherwise ``n_resamples``
     patterns are drawn with ``seed`` and p = (k + 1) / (n_resamples + 1), so it is never 0.
     """
-    d = _clean(differences)
-    n = int(d.size)
-    observed = float(d.mean()) if n else math.nan
-    if n < 2:
-        return TestResult(observed, math.nan, n, "sign-flip permutation", None, TOO_FEW)
-    if 2**n <= n_resamples:
-        patterns = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
-        null = ((1 - 2 * patterns) * d).mean(axis=1)
-        return TestResult(observed, _two_sided(null, observed, 0), n, "exact sign-flip permutation", 2**n)
-    rng = np.random.default_rng(seed)
-    rows = max(1, _CHUNK_CELLS // n)
-    null = np.concatenate(
-        [((1 - 2 * rng.integers(0, 2, (min(rows, n_resamples - k), n))) * d).mean(axis=1) for k in range(0, n_resamples, rows)]
-    )
-    return TestResult(observed, _two_sided(null, observed, 1), n, "Monte Carlo sign-flip permutation", n_resamples)
+    return sign_flip_tests([differences], n_resamples=n_resamples, seed=seed)[0]
+
+
+def sign_flip_tests(
+    differences: Sequence[Iterable[float]], *, n_resamples: int = N_RESAMPLES, seed: int = SEED
+) -> list[TestResult]:
+    """``sign_flip_test`` of each sequence of differences, the same results computed together: sequences
+    of the same length (NaNs dropped) share one stream of drawn sign patterns (the stream each would draw
+    alone), so the patterns are drawn once and applied to all of them as one matrix product."""
+    cleaned = [_clean(d) for d in differences]
+    results: list[TestResult | None] = [None] * len(cleaned)
+    drawn: dict[int, list[int]] = {}
+    for i, d in enumerate(cleaned):
+        n = int(d.size)
+        observed = float(d.mean()) if n else math.nan
+        if n < 2:
+            results[i] = TestResult(observed, math.nan, n, "sign-flip permutation", None, TOO_FEW)
+        elif 2**n <= n_resamples:
+            patterns = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
+            null = ((1 - 2 * patterns) * d).mean(axis=1)
+            results[i] = TestResult(observed, _two_sided(null, observed, 0), n, "exact sign-flip permutation", 2**n)
+        else:
+            drawn.setdefault(n, []).append(i)
+    for n, members in drawn.items():
+        columns = np.column_stack([cleaned[i] for i in members])
+        totals = columns.sum(axis=0)
+        rng = np.random.default_rng(seed)
+        rows = max(1, _CHUNK_CELLS // n)
+        nulls = np.empty((n_resamples, len(members)))
+        for start in range(0, n_resamples, rows):
+            stop = min(n_resamples, start + rows)
+            flipped = rng.integers(0, 2, (stop - start, n)).astype(float)  # 1: the sign is flipped
+            nulls[start:stop] = (totals - 2 * (flipped @ columns)) / n
+        for k, i in enumerate(members):
+            observed = float(cleaned[i].mean())
+            p = _two_sided(nulls[:, k], observed, 1)
+            results[i] = TestResult(observed, p, n, "Monte Carlo sign-flip permutation", n_resamples)
+    return [r for r in results if r is not None]
 
 
 def mcnemar_exact(a: Iterable[float], b: Iterable[float]) -> TestResult:
@@ -221,14 +249,41 @@ def proportion_interval(values: Iterable[float], *, method: str = "wilson", leve
 # ------------------------------------------------------------------------------------------------
 
 
-def _bootstrap_means(x: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
-    # the draws scipy.stats.bootstrap makes: rng.integers(0, n, (n_resamples, n)), row by row
-    rng = np.random.default_rng(seed)
-    n = x.size
-    rows = max(1, _CHUNK_CELLS // n)
-    return np.concatenate(
-        [x[rng.integers(0, n, (min(rows, n_resamples - k), n))].mean(axis=1) for k in range(0, n_resamples, rows)]
-    )
+def resampled_means(columns: Sequence[np.ndarray], n_resamples: int, seed: int) -> list[np.ndarray]:
+    """Each column's ``n_resamples`` bootstrap means under the draws scipy.stats.bootstrap makes
+    (``rng.integers(0, n, (n_resamples, n))`` from ``default_rng(seed)``, row by row, in chunks).
+
+    Columns of the same length share those draws, so they are drawn once. Below ``COUNTED_FROM`` items
+    each column is indexed by the draws and averaged, exactly as scipy does (bit for bit: small samples
+    have resampled means that tie with the sample mean, and BCa counts those ties). From ``COUNTED_FROM``
+    items on, each chunk of resamples becomes a matrix of how often each item was drawn, and one matrix
+    product gives every column's resampled means: the same resamples, summed in another order (equal
+    within 1e-12; integer and dyadic values exactly).
+    """
+    out: list[np.ndarray] = [np.empty(0)] * len(columns)
+    by_length: dict[int, list[int]] = {}
+    for i, column in enumerate(columns):
+        by_length.setdefault(int(column.size), []).append(i)
+    for n, members in by_length.items():
+        if n == 0:
+            continue
+        values = np.column_stack([columns[i] for i in members])
+        rng = np.random.default_rng(seed)
+        rows = max(1, _CHUNK_CELLS // n)
+        means = np.empty((n_resamples, len(members)))
+        for start in range(0, n_resamples, rows):
+            stop = min(n_resamples, start + rows)
+            drawn = rng.integers(0, n, (stop - start, n))
+            if n < COUNTED_FROM:
+                for k in range(len(members)):
+                    means[start:stop, k] = values[:, k][drawn].mean(axis=1)
+                continue
+            drawn += np.arange(stop - start)[:, None] * n  # one bincount counts every row's draws
+            counts = np.bincount(drawn.ravel(), minlength=(stop - start) * n).reshape(stop - start, n)
+            means[start:stop] = (counts.astype(float) @ values) / n
+        for k, i in enumerate(members):
+            out[i] = means[:, k]
+    return out
 
 
 def bootstrap_mean_interval(
@@ -246,18 +301,43 @@ def bootstrap_mean_interval(
     the (1 - level) / 2 and (1 + level) / 2 quantiles (linear interpolation) of the resampled means.
     Fewer than two values, or constant values, give no interval (``reason``), not a zero-width one.
     """
+    return bootstrap_mean_intervals([values], method=method, level=level, n_resamples=n_resamples, seed=seed)[0]
+
+
+def bootstrap_mean_intervals(
+    columns: Sequence[Iterable[float]],
+    *,
+    method: str = "BCa",
+    level: float = LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> list[Interval]:
+    """``bootstrap_mean_interval`` of each column, computed together (``resampled_means``: columns of one
+    length share one stream of draws, the stream each would draw alone)."""
     if method not in ("BCa", "percentile"):
         raise ValueError(f"bootstrap method must be 'BCa' or 'percentile', not {method!r}")
     label = f"{method} bootstrap"
-    x = _clean(values)
-    n = int(x.size)
-    mean = float(x.mean()) if n else math.nan
-    if n < 2:
-        return _not_estimable(mean, n, label, level, TOO_FEW)
-    if np.all(x == x[0]):
-        return _not_estimable(mean, n, label, level, CONSTANT)
+    cleaned = [_clean(values) for values in columns]
+    results: list[Interval | None] = [None] * len(cleaned)
+    resample: list[int] = []
+    for i, x in enumerate(cleaned):
+        n = int(x.size)
+        mean = float(x.mean()) if n else math.nan
+        if n < 2:
+            results[i] = _not_estimable(mean, n, label, level, TOO_FEW)
+        elif np.all(x == x[0]):
+            results[i] = _not_estimable(mean, n, label, level, CONSTANT)
+        else:
+            resample.append(i)
+    for i, means in zip(resample, resampled_means([cleaned[i] for i in resample], n_resamples, seed)):
+        results[i] = _interval_from_means(cleaned[i], means, method, level)
+    return [r for r in results if r is not None]
 
-    means = _bootstrap_means(x, n_resamples, seed)
+
+def _interval_from_means(x: np.ndarray, means: np.ndarray, method: str, level: float) -> Interval:
+    label = f"{method} bootstrap"
+    n = int(x.size)
+    mean = float(x.mean())
     alpha = (1 - level) / 2
     if method == "percentile":
         levels: tuple[float, ...] = (alpha, 1 - alpha)
