@@ -9,7 +9,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from reportgen.stats.bootstrap import LEVEL, N_BOOT, SEED, paired_bootstrap
+from reportgen.stats.bootstrap import LEVEL, N_BOOT, SEED, paired_bootstraps
 from reportgen.stats.frames import (
     latest_results,
     metric_columns,
@@ -80,31 +80,52 @@ def run_delta(
     Returns metric, n, mean_old, mean_new, diff (new − old), ci_low, ci_high, p_value, significant,
     improved (True/False when significant and the metric has a direction, else None).
     """
+    return run_deltas(per_prompt_old, per_prompt_new, [metric], n_boot=n_boot, seed=seed, level=level)[0]
+
+
+def run_deltas(
+    per_prompt_old: pd.DataFrame,
+    per_prompt_new: pd.DataFrame,
+    metrics: Iterable[str],
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+    level: float = LEVEL,
+) -> list[dict[str, Any]]:
+    """``run_delta`` of each metric, the bootstraps and tests computed together (``paired_bootstraps``)."""
     for name, frame in (("old", per_prompt_old), ("new", per_prompt_new)):
         if frame["prompt_id"].duplicated().any():
             raise ValueError(f"run_delta: the {name} frame has several rows per prompt; pass one model's per-prompt frame")
-    joined = per_prompt_old[["prompt_id", metric]].merge(
-        per_prompt_new[["prompt_id", metric]], on="prompt_id", suffixes=("_old", "_new")
+    metrics = list(metrics)
+    joined = per_prompt_old[["prompt_id", *metrics]].merge(
+        per_prompt_new[["prompt_id", *metrics]], on="prompt_id", suffixes=("_old", "_new")
     )
-    test = paired_bootstrap(
-        joined[f"{metric}_new"], joined[f"{metric}_old"], n_boot=n_boot, seed=seed, level=level, binary=get_metric(metric).binary
+    tests = paired_bootstraps(
+        [(joined[f"{m}_new"].to_numpy(float), joined[f"{m}_old"].to_numpy(float), get_metric(m).binary) for m in metrics],
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
     )
-    direction = get_metric(metric).higher_is_better
-    improved = None
-    if test["significant"] and direction is not None:
-        improved = (test["diff"] > 0) == direction
-    return {
-        "metric": metric,
-        "n": test["n"],
-        "mean_old": test["mean_b"],
-        "mean_new": test["mean_a"],
-        "diff": test["diff"],
-        "ci_low": test["ci_low"],
-        "ci_high": test["ci_high"],
-        "p_value": test["p_value"],
-        "significant": test["significant"],
-        "improved": improved,
-    }
+    out = []
+    for metric, test in zip(metrics, tests):
+        direction = get_metric(metric).higher_is_better
+        improved = None
+        if test["significant"] and direction is not None:
+            improved = (test["diff"] > 0) == direction
+        out.append(
+            {
+                "metric": metric,
+                "n": test["n"],
+                "mean_old": test["mean_b"],
+                "mean_new": test["mean_a"],
+                "diff": test["diff"],
+                "ci_low": test["ci_low"],
+                "ci_high": test["ci_high"],
+                "p_value": test["p_value"],
+                "significant": test["significant"],
+                "improved": improved,
+            }
+        )
+    return out
 
 
 @dataclass
@@ -143,7 +164,7 @@ def retraining_delta(
         rows = rows[rows["prompt_id"].isin({p.id for p in prompt_set.prompts})]
         frames[which] = per_prompt_frame(rows, prompt_set)
     names = [m for m in metric_columns(frames["new"]) if m in frames["old"].columns]
-    deltas = pd.DataFrame([run_delta(frames["old"], frames["new"], metric) for metric in names])
+    deltas = pd.DataFrame(run_deltas(frames["old"], frames["new"], names))
     return RetrainingDelta(
         model_id, old["fingerprint"], new["fingerprint"], old["last_run_at"], new["last_run_at"], deltas, history
     )

@@ -27,7 +27,7 @@ from reportgen.stats.efficiency import (
     timed_on_a_busy_machine,
 )
 from reportgen.stats.frames import latest_results, metric_columns, per_prompt_frame
-from reportgen.stats.history import run_delta
+from reportgen.stats.history import run_deltas
 from reportgen.study.prompts import PromptSet
 
 # the speed and memory rows: name, and whether a higher value is better
@@ -178,7 +178,7 @@ def run_diff(
             frames.append(per_prompt_frame(rows, prompt_set) if len(rows) else pd.DataFrame())
         if all(len(f) for f in frames):
             names = [m for m in metric_columns(frames[1]) if m in frames[0].columns]
-            quality = pd.DataFrame([run_delta(frames[0], frames[1], metric) for metric in names])
+            quality = pd.DataFrame(run_deltas(frames[0], frames[1], names))
         else:
             notes.append("no_answers")  # one side has no stored answers to compare
     speed_rows = _speed_rows(_run_figures(old, speed), _run_figures(new, speed))
