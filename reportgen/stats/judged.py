@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from reportgen.judge.tasks import answer_hash
-from reportgen.stats.bootstrap import LEVEL, N_BOOT, SEED, bootstrap_ci, paired_bootstrap
+from reportgen.stats.bootstrap import LEVEL, N_BOOT, SEED, bootstrap_ci, paired_bootstraps
 from reportgen.stats.inference import holm
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -304,13 +304,11 @@ def rubric_paired(
     if scores.empty or len(models) < 2:
         return pd.DataFrame(columns=PAIRED_COLUMNS)
     table = scores.pivot_table(index="prompt_id", columns="model_id", values="score", aggfunc="first")
-    rows = []
-    for i, a in enumerate(models):
-        for b in models[i + 1 :]:
-            if a not in table or b not in table:
-                continue
-            test = paired_bootstrap(table[a].to_numpy(float), table[b].to_numpy(float), n_boot=n_boot, seed=seed, level=level)
-            rows.append({"metric": "judge_score", "model_a": a, "model_b": b, **test})
+    pairs = [(a, b) for i, a in enumerate(models) for b in models[i + 1 :] if a in table and b in table]
+    tests = paired_bootstraps(
+        [(table[a].to_numpy(float), table[b].to_numpy(float), False) for a, b in pairs], n_boot=n_boot, seed=seed, level=level
+    )
+    rows = [{"metric": "judge_score", "model_a": a, "model_b": b, **test} for (a, b), test in zip(pairs, tests)]
     if not rows:
         return pd.DataFrame(columns=PAIRED_COLUMNS)
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
