@@ -195,3 +195,24 @@ def test_failed_answers_are_nan_and_never_scored(monkeypatch, workers):
     assert math.isnan(values["exact_match"][0]) and values["exact_match"][1] == 1.0
     if workers == 1:
         assert calls == [1]
+
+
+def test_bit_parallel_lcs_length_equals_rouge_scores_table():
+    """ROUGE-L's LCS length, bit-parallel, against rouge-score's own dynamic-programming table (what
+    ``_score_lcs`` reads), on token lists with many repeats, empty ones and lists longer than 64 tokens."""
+    rng = random.Random(5)
+    vocab = ["a", "b", "c", "run", "ran", "the", "x"]
+    for _ in range(3000):
+        a = rng.choices(vocab, k=rng.randint(0, 90))
+        b = rng.choices(vocab, k=rng.randint(0, 90))
+        expected = rouge_scorer._lcs_table(a, b)[-1][-1] if a and b else 0
+        assert metrics.lcs_length(a, b) == expected
+
+
+def test_ascii_punctuation_fast_path_equals_the_unicode_rule():
+    import unicodedata
+
+    for code in range(128):
+        text = f"x{chr(code)}y"
+        slow = "".join(ch for ch in text if ch not in metrics._SQUAD_PUNCTUATION and not unicodedata.category(ch).startswith("P"))
+        assert metrics._strip_punctuation(text) == slow

@@ -140,8 +140,13 @@ _WORD = re.compile(r"\w+|[^\w\s]")
 _SQUAD_PUNCTUATION = frozenset(string.punctuation)
 
 
+_DROP_ASCII_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
 def _strip_punctuation(text: str) -> str:
     # SQuAD's ASCII set, plus Unicode punctuation (category P*): curly quotes and dashes are punctuation too.
+    if text.isascii():  # every ASCII character of category P* is in string.punctuation
+        return text.translate(_DROP_ASCII_PUNCTUATION)
     return "".join(ch for ch in text if ch not in _SQUAD_PUNCTUATION and not unicodedata.category(ch).startswith("P"))
 
 
@@ -152,6 +157,11 @@ def normalize_answer(text: str) -> str:
     text = _strip_punctuation(text.lower())
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
+
+
+#: normalised texts remembered: exact match and contains-answer both normalise each answer, and every model's
+#: answer to a prompt is compared with the same references
+_normalized = lru_cache(maxsize=65536)(normalize_answer)
 
 
 def words(text: str) -> list[str]:
@@ -193,12 +203,12 @@ def _best(output: str, references: Iterable[str] | None, score: Callable[[str, s
     binary=True,
 )
 def exact_match(output: str, references: Sequence[str]) -> float:
-    return _best(output, references, lambda out, ref: float(normalize_answer(out) == normalize_answer(ref)))
+    return _best(output, references, lambda out, ref: float(_normalized(out) == _normalized(ref)))
 
 
 def _contains(output: str, reference: str) -> float:
-    ref = normalize_answer(reference)
-    out = normalize_answer(output)
+    ref = _normalized(reference)
+    out = _normalized(output)
     if not ref:  # a reference that is only punctuation/articles: only an equally empty output matches
         return float(not out)
     # whole words only: "cat" is not in "concatenate"
@@ -222,7 +232,7 @@ class _StemmedWords:
     """rouge-score's own tokenizer (``DefaultTokenizer(use_stemmer=True)``: lowercase, [a-z0-9] words, Porter
     stems of words over 3 letters), remembering what it did: each distinct word is stemmed once and each
     distinct text tokenised once per process (a reference is shared by every model's answer). The tokens
-    are the library's; a test compares the scores with a plain ``RougeScorer(use_stemmer=True)``."""
+    are the library's; a test compares the scores with a plain ``RougeScorer(["rougeL"], use_stemmer=True)``."""
 
     def __init__(self) -> None:
         from nltk.stem import porter  # the stemmer rouge-score's DefaultTokenizer builds
@@ -237,10 +247,36 @@ class _StemmedWords:
 
 
 @lru_cache(maxsize=1)
-def _rouge_scorer() -> Any:
-    from rouge_score import rouge_scorer  # imports nltk (~0.7 s): only when a score is asked for
+def _rouge_words() -> _StemmedWords:
+    return _StemmedWords()  # imports nltk (~0.7 s): only when a score is asked for
 
-    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=_StemmedWords())
+
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """The length of the longest common subsequence of two token lists: the number rouge-score's
+    ``_lcs_table`` ends with, computed bit-parallel (Hyyrö 2004, "Bit-parallel LCS-length computation
+    revisited") — one pass over ``b`` of integer operations on bit masks of ``a``'s positions, instead of
+    filling the len(a) × len(b) table in Python. A test compares it with rouge-score's table."""
+    positions: dict[str, int] = {}
+    for i, token in enumerate(a):
+        positions[token] = positions.get(token, 0) | (1 << i)
+    ones = (1 << len(a)) - 1
+    v = ones
+    for token in b:
+        u = v & positions.get(token, 0)
+        v = ((v + u) | (v - u)) & ones
+    return len(a) - v.bit_count()
+
+
+def _rouge_l_f1(output: str, reference: str) -> float:
+    """rouge-score's ``_score_lcs(target, prediction)`` F-measure on its own tokens: LCS length over the
+    prediction's and the target's lengths, combined by ``rouge_score.scoring.fmeasure``."""
+    from rouge_score.scoring import fmeasure
+
+    target, prediction = _rouge_words().tokenize(reference), _rouge_words().tokenize(output)
+    if not target or not prediction:
+        return 0.0
+    common = lcs_length(target, prediction)
+    return float(fmeasure(common / len(prediction), common / len(target)))
 
 
 @metric(
@@ -254,7 +290,7 @@ def _rouge_scorer() -> Any:
     libraries=("rouge-score", "nltk"),
 )
 def rouge_l(output: str, references: Sequence[str]) -> float:
-    return _best(output, references, lambda out, ref: float(_rouge_scorer().score(ref, out)["rougeL"].fmeasure))
+    return _best(output, references, _rouge_l_f1)
 
 
 @lru_cache(maxsize=1)
