@@ -216,3 +216,62 @@ def test_ascii_punctuation_fast_path_equals_the_unicode_rule():
         text = f"x{chr(code)}y"
         slow = "".join(ch for ch in text if ch not in metrics._SQUAD_PUNCTUATION and not unicodedata.category(ch).startswith("P"))
         assert metrics._strip_punctuation(text) == slow
+
+
+def test_run_scores_its_answers_once_and_the_render_reads_them(tmp_path: Path, monkeypatch):
+    """The real CLI against a real HTTP server: ``run`` stores every shown value of every new answer; the
+    render after it scores nothing (the store's values are what it shows); a second model's answers
+    changing (a retrained model) adds the values of its answers alone."""
+    import os
+    import subprocess
+    import sys
+
+    from fault_server import FaultServer
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
+        env["REPORTGEN_CACHE"] = str(tmp_path / "cache")
+        done = subprocess.run([sys.executable, "-m", "reportgen", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    def study(served_b: str) -> Path:
+        (tmp_path / "study.yaml").write_text(
+            "title: Scored once\nprompts: prompts.yaml\ngeneration: {max_new_tokens: 6}\n"
+            "output: {dir: out, formats: [markdown]}\nmodels:\n"
+            f"  - {{id: a, name: A, source: {{type: http, url: '{server.url}', protocol: openai-completions, model: a}}}}\n"
+            f"  - {{id: b, name: B, source: {{type: http, url: '{server.url}', protocol: openai-completions, model: {served_b}}}}}\n"
+        )
+        return tmp_path / "study.yaml"
+
+    def stored() -> int:
+        with Store(tmp_path / "out" / "results.sqlite", create=False) as store:
+            return int(store.db.execute("SELECT COUNT(*) FROM answer_scores").fetchone()[0])
+
+    lines = ["prompts:"] + [
+        f"  - {{id: p{i}, prompt: 'tell me {i} things about {i}', reference: '{i} things'}}" for i in range(8)
+    ]
+    (tmp_path / "prompts.yaml").write_text("\n".join(lines) + "\n")
+    answer = lambda body, text: f"{body.get('model')} says {text.split()[2]} things"  # noqa: E731 (each model its own words)
+    per_answer = len(metrics.metrics_of_kind("reference", "text"))
+    with FaultServer(responder=answer) as server:
+        cli("run", str(study("b")))
+        assert stored() == 2 * 8 * per_answer  # every value of every answer of a and b
+        cli("render", str(tmp_path / "study.yaml"))
+        assert stored() == 2 * 8 * per_answer  # the render scored nothing new
+        assert "a says 3 things" in (tmp_path / "out" / "README.md").read_text()
+
+        # the values a render shows are the stored ones: plant another value and compute the tables afresh
+        from reportgen.report.inputs import study_tables
+        from reportgen.study.config import load_config
+
+        with Store(tmp_path / "out" / "results.sqlite") as store:
+            store.db.execute("UPDATE answer_scores SET value = 0.25 WHERE metric_version LIKE 'length_words@%'")
+            monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "another-cache"))
+            tables = study_tables(store, load_config(tmp_path / "study.yaml"))
+        assert set(tables.per_prompt["length_words"]) == {0.25}
+
+        # b retrained: another served model (a new fingerprint) whose answers are other words
+        study("b-v2")
+        cli("run", str(tmp_path / "study.yaml"))
+        assert stored() == 3 * 8 * per_answer  # b's new answers alone were scored

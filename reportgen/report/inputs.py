@@ -19,17 +19,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from reportgen.errors import StoreError
 from reportgen.records import RunManifest
 from reportgen.stats.history import RetrainingDelta, retraining_delta
-from reportgen.stats.metrics import PER_PROMPT_KINDS, metrics_of_kind
-from reportgen.stats.scoring import SHARED_BOOK, version_key
+from reportgen.scorebook import keep_scores, recall_scores
 from reportgen.stats.tables import StoreFrames, Tables, tables_from_frames
 from reportgen.store import Store
 from reportgen.study.config import Study
@@ -80,7 +77,7 @@ def tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[Retraini
     cached = _load(key)
     if cached is not None:
         return cached
-    SHARED_BOOK.fill(store.answer_scores(version_key(m.name) for m in metrics_of_kind(*PER_PROMPT_KINDS)))
+    recall_scores(store)
     tables = tables_from_frames(frames, study, prompt_set)
     deltas: list[RetrainingDelta] = []
     if prompt_set is not None and not tables.per_prompt.empty:
@@ -89,19 +86,9 @@ def tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[Retraini
             for d in (retraining_delta(frames.results, frames.model_runs, prompt_set, m.id) for m in study.models if m.runnable)
             if d is not None
         ]
-    _keep_scores(store)
+    keep_scores(store)
     write_cached(KIND, key, pickle.dumps((tables, deltas), protocol=pickle.HIGHEST_PROTOCOL), ".pickle")
     return tables, deltas
-
-
-def _keep_scores(store: Store) -> None:
-    """Save the per-answer values this process computed into the study's store, so that no later render
-    scores those answers again. They are a cache: a store that cannot be written costs a re-score, no more."""
-    added = SHARED_BOOK.take_added()
-    try:
-        store.save_answer_scores(added)
-    except (sqlite3.Error, StoreError) as exc:
-        log.info("%s: per-answer scores not saved (%s); the next render scores those answers again", store.path, exc)
 
 
 def _code() -> str:

@@ -1,0 +1,62 @@
+"""The study's store as the memory of per-answer metric values (``stats.scoring``): fill the process's
+score book from it before scoring, and keep what was scored in it afterwards.
+
+``run`` scores the answers it stored (``score_stored_answers``), so the first render after a run finds
+every value in the store; a render scores whatever no run or render scored before and keeps it the same
+way. The values are a cache: a store that cannot be written costs a re-score, no more.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from typing import TYPE_CHECKING
+
+from reportgen.errors import StoreError
+from reportgen.stats.metrics import PER_PROMPT_KINDS, metrics_of_kind
+from reportgen.stats.scoring import SHARED_BOOK, version_key
+
+if TYPE_CHECKING:
+    from reportgen.store import Store
+    from reportgen.study.config import Study
+    from reportgen.study.prompts import PromptSet
+
+__all__ = ["keep_scores", "recall_scores", "score_stored_answers"]
+
+log = logging.getLogger(__name__)
+
+
+def recall_scores(store: "Store") -> None:
+    """Fill the process's score book with the values the store holds for today's metric versions."""
+    SHARED_BOOK.fill(store.answer_scores(version_key(m.name) for m in metrics_of_kind(*PER_PROMPT_KINDS)))
+
+
+def keep_scores(store: "Store") -> int:
+    """Save the values this process scored since the book was filled; returns how many."""
+    added = SHARED_BOOK.take_added()
+    try:
+        store.save_answer_scores(added)
+    except (sqlite3.Error, StoreError) as exc:
+        log.info("%s: per-answer scores not saved (%s); the next render scores those answers again", store.path, exc)
+        return 0
+    return len(added)
+
+
+def score_stored_answers(store: "Store", study: "Study", prompt_set: "PromptSet") -> int:
+    """Score every answer the study's report shows that has no stored values yet, and keep them in the
+    store; returns how many values were scored."""
+    from reportgen.stats.frames import latest_results, per_prompt_frame
+
+    started = time.perf_counter()
+    results = store.results_frame()
+    if results.empty:
+        return 0
+    results = latest_results(results, {m.id: None for m in study.models}, model_runs=store.model_runs_frame())
+    results = results[results["prompt_id"].isin({p.id for p in prompt_set.prompts})]
+    recall_scores(store)
+    per_prompt_frame(results, prompt_set)
+    scored = keep_scores(store)
+    if scored:
+        log.info("scored %d metric values of new answers in %.1f s", scored, time.perf_counter() - started)
+    return scored
