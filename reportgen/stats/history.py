@@ -153,6 +153,8 @@ def retraining_delta(
     results: pd.DataFrame, model_runs: pd.DataFrame, prompt_set: PromptSet, model_id: str
 ) -> RetrainingDelta | None:
     """The change of a model between its last two fingerprints (None if it has had only one)."""
+    if results.empty or results.loc[results["model_id"] == model_id, "fingerprint"].nunique() < 2:
+        return None  # one set of answers: nothing changed (and no history frame to score)
     history = history_frame(model_runs, results, model_id, prompt_set)
     history = history[history["n_prompts"] > 0].reset_index(drop=True)
     if len(history) < 2:
