@@ -46,7 +46,7 @@ def _definitions_digest() -> str:
 
 @lru_cache(maxsize=None)
 def version_key(name: str) -> str:
-    """``rouge_l@<digest of stats/metrics.py>;rouge-score=0.1.2;nltk=3.9.1``: what a stored value of
+    """``rouge_l@<digest of stats/metrics.py>;rouge-score=0.1.2;nltk=3.10.4``: what a stored value of
     metric ``name`` was computed with."""
     from reportgen.util.cache import package_versions
 
