@@ -33,6 +33,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from reportgen import analysis
 from reportgen.stats.metrics import METRICS, metric_label
 from reportgen.util.text import visible_controls
@@ -60,6 +62,19 @@ def _number(value: Any, digits: int = 4) -> float | int | None:
         return None
     rounded = float(f"{x:.{digits}g}")
     return int(rounded) if rounded.is_integer() else rounded
+
+
+def _numbers(values: Any, digits: int = 4) -> list[float | int | None]:
+    """``_number`` of each value of a column (the same results, without a call per value for the missing ones)."""
+    import pandas as pd
+
+    array = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
+    finite = np.isfinite(array)
+    out: list[float | int | None] = [None] * len(array)
+    for i, x in zip(np.flatnonzero(finite).tolist(), array[finite].tolist()):
+        rounded = float(f"{x:.{digits}g}")
+        out[i] = int(rounded) if rounded.is_integer() else rounded
+    return out
 
 
 def _answer_text(output: Any, failed: bool, error: Any) -> str:
@@ -118,25 +133,34 @@ def explorer_data(study: Study, tables: Tables, prompts: Mapping[str, str] | Non
     answers = []
     for model in models:
         mine = frame[frame["model_id"] == model]
+        places = [position[p] for p in mine["prompt_id"]]
+        failed = [bool(f) for f in mine["failed"]]
+        errors = mine["error"].tolist() if "error" in mine else [None] * len(mine)
         texts: list[str | None] = [None] * len(prompt_ids)
         finish: list[int] = [-1] * len(prompt_ids)
         tokens: list[Any] = [None] * len(prompt_ids)
-        scores: list[list[Any]] = [[None] * len(prompt_ids) for _ in metrics]
-        loops: list[int] = []
-        for r in mine.to_dict("records"):
-            i = position[r["prompt_id"]]
-            failed = bool(r["failed"])
-            texts[i] = _answer_text(r["output"], failed, r.get("error"))
-            reason = str(r["finish_reason"])
+        for i, output, fail, error, reason, count in zip(
+            places, mine["output"].tolist(), failed, errors, mine["finish_reason"].tolist(), _numbers(mine["output_tokens"])
+        ):
+            texts[i] = _answer_text(output, fail, error)
+            reason = str(reason)
             if reason not in fins:
                 fins.append(reason)
             finish[i] = fins.index(reason)
-            tokens[i] = None if failed else _number(r["output_tokens"])
-            for k, metric in enumerate(metrics):
-                scores[k][i] = _number(r.get(metric))
-            rate = _number(r.get("repeated_4gram_rate"))
-            if rate is not None and rate > analysis.LOOP_PROMPT:
-                loops.append(i)
+            tokens[i] = None if fail else count
+        scores: list[list[Any]] = []
+        for metric in metrics:
+            column: list[Any] = [None] * len(prompt_ids)
+            for i, value in zip(places, _numbers(mine[metric]) if metric in mine else [None] * len(mine)):
+                column[i] = value
+            scores.append(column)
+        loops: list[int] = []
+        if "repeated_4gram_rate" in mine:
+            loops = [
+                i
+                for i, rate in zip(places, _numbers(mine["repeated_4gram_rate"]))
+                if rate is not None and rate > analysis.LOOP_PROMPT
+            ]
         answers.append({"t": texts, "f": finish, "n": tokens, "m": scores, "loop": loops})
     judges = []
     for judged in getattr(tables, "judged", None) or []:
