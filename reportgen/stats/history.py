@@ -35,11 +35,23 @@ def history_frame(
     """One row per fingerprint the model has had, oldest first: first_run_at, last_run_at (epoch s),
     n_runs, last_run_id, fingerprint, n_prompts, n_failed, and the mean of each metric over that
     fingerprint's latest results. Without a prompt set only the text metrics can be computed."""
+    return _history(model_runs, results, model_id, prompt_set, metrics)[0]
+
+
+def _history(
+    model_runs: pd.DataFrame,
+    results: pd.DataFrame,
+    model_id: str,
+    prompt_set: "PromptSet | None",
+    metrics: Iterable[str] | None,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """``history_frame``, and each fingerprint's per-prompt frame it was computed from."""
     names = per_prompt_metric_names(prompt_set, metrics)
     runs = model_runs[model_runs["model_id"] == model_id].sort_values("started_at", kind="stable")
     mine = results[results["model_id"] == model_id] if not results.empty else results
     fingerprints = list(dict.fromkeys(list(runs["fingerprint"]) + list(mine.get("fingerprint", []))))
     records = []
+    scored_by: dict[str, pd.DataFrame] = {}
     for fingerprint in fingerprints:
         its_runs = runs[runs["fingerprint"] == fingerprint]
         rows = latest_results(mine, {model_id: fingerprint}) if len(mine) else mine
@@ -48,6 +60,7 @@ def history_frame(
         else:
             scored = pd.DataFrame(score_rows(rows, {}, names)) if len(rows) else pd.DataFrame(columns=names)
             scored["failed"] = (rows["finish_reason"] == "error").to_numpy() if len(rows) else []
+        scored_by[fingerprint] = scored
         created = mine.loc[mine["fingerprint"] == fingerprint, "created_at"] if len(mine) else pd.Series(dtype=float)
         started = its_runs["started_at"] if len(its_runs) else created
         records.append(
@@ -63,7 +76,8 @@ def history_frame(
             }
         )
     columns = ["fingerprint", "first_run_at", "last_run_at", "n_runs", "last_run_id", "n_prompts", "n_failed", *names]
-    return pd.DataFrame(records, columns=columns).sort_values("first_run_at", kind="stable").reset_index(drop=True)
+    history = pd.DataFrame(records, columns=columns).sort_values("first_run_at", kind="stable").reset_index(drop=True)
+    return history, scored_by
 
 
 def run_delta(
@@ -155,16 +169,12 @@ def retraining_delta(
     """The change of a model between its last two fingerprints (None if it has had only one)."""
     if results.empty or results.loc[results["model_id"] == model_id, "fingerprint"].nunique() < 2:
         return None  # one set of answers: nothing changed (and no history frame to score)
-    history = history_frame(model_runs, results, model_id, prompt_set)
+    history, scored_by = _history(model_runs, results, model_id, prompt_set, None)
     history = history[history["n_prompts"] > 0].reset_index(drop=True)
     if len(history) < 2:
         return None
     old, new = history.iloc[-2], history.iloc[-1]
-    frames = {}
-    for which, fingerprint in (("old", old["fingerprint"]), ("new", new["fingerprint"])):
-        rows = latest_results(results, {model_id: fingerprint})
-        rows = rows[rows["prompt_id"].isin({p.id for p in prompt_set.prompts})]
-        frames[which] = per_prompt_frame(rows, prompt_set)
+    frames = {"old": scored_by[old["fingerprint"]], "new": scored_by[new["fingerprint"]]}
     names = [m for m in metric_columns(frames["new"]) if m in frames["old"].columns]
     deltas = pd.DataFrame(run_deltas(frames["old"], frames["new"], names))
     return RetrainingDelta(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Iterable, Sequence
 
@@ -148,18 +149,32 @@ def sign_flip_tests(
     for n, members in drawn.items():
         columns = np.column_stack([cleaned[i] for i in members])
         totals = columns.sum(axis=0)
-        rng = np.random.default_rng(seed)
-        rows = max(1, _CHUNK_CELLS // n)
         nulls = np.empty((n_resamples, len(members)))
-        for start in range(0, n_resamples, rows):
-            stop = min(n_resamples, start + rows)
-            flipped = rng.integers(0, 2, (stop - start, n)).astype(float)  # 1: the sign is flipped
+        start = 0
+        for packed in _sign_patterns(n, n_resamples, seed):
+            flipped = np.unpackbits(packed, axis=1, count=n).astype(float)  # 1: the sign is flipped
+            stop = start + flipped.shape[0]
             nulls[start:stop] = (totals - 2 * (flipped @ columns)) / n
+            start = stop
         for k, i in enumerate(members):
             observed = float(cleaned[i].mean())
             p = _two_sided(nulls[:, k], observed, 1)
             results[i] = TestResult(observed, p, n, "Monte Carlo sign-flip permutation", n_resamples)
     return [r for r in results if r is not None]
+
+
+@lru_cache(maxsize=4)
+def _sign_patterns(n: int, n_resamples: int, seed: int) -> tuple[np.ndarray, ...]:
+    """The sign patterns a Monte Carlo sign-flip test of ``n`` differences draws (``rng.integers(0, 2, (rows,
+    n))`` from ``default_rng(seed)``, chunk by chunk), packed eight to a byte and remembered: the tables and
+    the retraining deltas of one render test samples of the same size with the same draws."""
+    rng = np.random.default_rng(seed)
+    rows = max(1, _CHUNK_CELLS // n)
+    chunks = []
+    for start in range(0, n_resamples, rows):
+        stop = min(n_resamples, start + rows)
+        chunks.append(np.packbits(rng.integers(0, 2, (stop - start, n)).astype(np.uint8), axis=1))
+    return tuple(chunks)
 
 
 def mcnemar_exact(a: Iterable[float], b: Iterable[float]) -> TestResult:
