@@ -14,8 +14,8 @@ import time
 from typing import TYPE_CHECKING
 
 from reportgen.errors import StoreError
-from reportgen.stats.metrics import PER_PROMPT_KINDS, metrics_of_kind
-from reportgen.stats.scoring import SHARED_BOOK, version_key
+from reportgen.stats.metrics import PER_PROMPT_KINDS
+from reportgen.stats.scoring import SHARED_BOOK, layout
 
 if TYPE_CHECKING:
     from reportgen.store import Store
@@ -28,12 +28,15 @@ log = logging.getLogger(__name__)
 
 
 def recall_scores(store: "Store") -> None:
-    """Fill the process's score book with the values the store holds for today's metric versions."""
-    SHARED_BOOK.fill(store.answer_scores(version_key(m.name) for m in metrics_of_kind(*PER_PROMPT_KINDS)))
+    """Fill the process's score book with the values the store holds for today's metrics and versions."""
+    try:
+        SHARED_BOOK.fill(store.answer_scores(layout(kind)[0] for kind in PER_PROMPT_KINDS))
+    except sqlite3.Error as exc:  # a cache: unreadable values are scored again
+        log.info("%s: stored per-answer scores unreadable (%s); scoring the answers again", store.path, exc)
 
 
 def keep_scores(store: "Store") -> int:
-    """Save the values this process scored since the book was filled; returns how many."""
+    """Save the value vectors this process scored since the book was filled; returns how many answers'."""
     added = SHARED_BOOK.take_added()
     try:
         store.save_answer_scores(added)
@@ -58,5 +61,5 @@ def score_stored_answers(store: "Store", study: "Study", prompt_set: "PromptSet"
     per_prompt_frame(results, prompt_set)
     scored = keep_scores(store)
     if scored:
-        log.info("scored %d metric values of new answers in %.1f s", scored, time.perf_counter() - started)
+        log.info("scored %d answers' metric values in %.1f s", scored, time.perf_counter() - started)
     return scored

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import random
 import sqlite3
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+import numpy as np
 import pandas as pd
 
 from reportgen.records import GenerationResult, LoadInfo, LogLikelihoodResult, RunManifest, SpeedPass
@@ -160,9 +160,10 @@ CREATE TABLE IF NOT EXISTS judgements (
 );
 CREATE TABLE IF NOT EXISTS answer_scores (
     content_key TEXT NOT NULL,
-    metric_version TEXT NOT NULL,
-    value REAL,
-    PRIMARY KEY (content_key, metric_version)
+    layout TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    scores BLOB NOT NULL,
+    PRIMARY KEY (content_key, layout)
 ) WITHOUT ROWID;
 """
 
@@ -594,36 +595,37 @@ class Store:
             return self.frame("SELECT * FROM judgements ORDER BY judge_id, prompt_id, created_at")
         return self.frame("SELECT * FROM judgements WHERE judge_id=? ORDER BY prompt_id, created_at", (judge_id,))
 
-    # -- per-answer metric values (stats.scoring): a cache of what rendering computed -------------
-    def answer_scores(self, metric_versions: Iterable[str]) -> dict[tuple[str, str], float]:
-        """The stored values of these metric versions: (content key, metric version) → value (NaN for NULL)."""
-        versions = sorted(set(metric_versions))
-        if not versions:
+    # -- per-answer metric values (stats.scoring): a cache of what runs and renders scored ------
+    def answer_scores(self, layouts: Iterable[str]) -> dict[tuple[str, str], np.ndarray]:
+        """The stored value vectors of these layouts: (content key, layout) → float64 vector (NaN kept)."""
+        wanted = sorted(set(layouts))
+        if not wanted:
             return {}
-        marks = ",".join("?" * len(versions))
         rows = self.db.execute(
-            f"SELECT content_key, metric_version, value FROM answer_scores WHERE metric_version IN ({marks})", versions
+            f"SELECT content_key, layout, scores FROM answer_scores WHERE layout IN ({','.join('?' * len(wanted))})", wanted
         ).fetchall()
-        return {(key, version): math.nan if value is None else value for key, version, value in rows}
+        return {(key, layout): np.frombuffer(scores, dtype="<f8") for key, layout, scores in rows}
 
-    def save_answer_scores(self, values: dict[tuple[str, str], float]) -> None:
-        """Keep computed values, and drop the values of an older version of the same metrics (a new version
-        of a metric replaces its values; nothing else is removed)."""
-        if not values:
+    def save_answer_scores(self, vectors: dict[tuple[str, str], np.ndarray]) -> None:
+        """Keep computed vectors (a layout key is ``<kind>@<digest>``), and drop the vectors of an older layout
+        of the same kind (new metrics or versions replace them; nothing else is removed)."""
+        if not vectors:
             return
-        current = sorted({version for _, version in values})
-        names = sorted({version.partition("@")[0] for version in current})
+        current: dict[str, set[str]] = {}
+        for _, layout in vectors:
+            current.setdefault(layout.partition("@")[0], set()).add(layout)
         with self.transaction() as db:
-            for name in names:
-                keep = [v for v in current if v.partition("@")[0] == name]
+            for kind, layouts in current.items():
                 db.execute(
-                    "DELETE FROM answer_scores WHERE substr(metric_version, 1, ?) = ?"
-                    f" AND metric_version NOT IN ({','.join('?' * len(keep))})",
-                    (len(name) + 1, f"{name}@", *keep),
+                    f"DELETE FROM answer_scores WHERE kind = ? AND layout NOT IN ({','.join('?' * len(layouts))})",
+                    (kind, *sorted(layouts)),
                 )
             db.executemany(
-                "INSERT OR REPLACE INTO answer_scores VALUES (?, ?, ?)",
-                [(key, version, None if math.isnan(value) else value) for (key, version), value in values.items()],
+                "INSERT OR REPLACE INTO answer_scores VALUES (?, ?, ?, ?)",
+                [
+                    (key, layout, layout.partition("@")[0], np.asarray(vector, dtype="<f8").tobytes())
+                    for (key, layout), vector in vectors.items()
+                ],
             )
 
     # -- reading (for aggregation) -----------------------------------------------------------

@@ -84,7 +84,7 @@ def test_values_stored_in_the_study_store_equal_a_fresh_computation(tmp_path: Pa
     with Store(tmp_path / "results.sqlite") as store:
         store.save_answer_scores(book.take_added())
     with Store(tmp_path / "results.sqlite", create=False) as store:
-        stored = store.answer_scores(version_key(n) for n in NAMES)
+        stored = store.answer_scores(scoring.layout(kind)[0] for kind in ("reference", "text"))
     assert stored, "nothing was stored"
     reloaded = ScoreBook()
     reloaded.fill(stored)
@@ -114,7 +114,7 @@ def test_a_changed_answer_reference_or_metric_version_is_scored_again(monkeypatc
     book = ScoreBook()
     calls = counted(monkeypatch)
     score_columns(outputs, refs, reasons, tokens, NAMES, book=book, workers=1)
-    assert sum(calls) == 50
+    assert sum(calls) == 2 * 50  # one vector of reference metrics and one of text metrics per answer
     calls.clear()
     score_columns(outputs, refs, reasons, tokens, NAMES, book=book, workers=1)
     assert calls == []  # nothing new
@@ -124,7 +124,7 @@ def test_a_changed_answer_reference_or_metric_version_is_scored_again(monkeypatc
     for i in (3, 17, 40):
         changed[i] = outputs[i] + " Paris"
     values = score_columns(changed, refs, reasons, tokens, NAMES, book=book, workers=1)
-    assert sum(calls) == 3
+    assert sum(calls) == 2 * 3
     assert values["length_words"][17] == len(changed[17].split())
 
     # a new reference for one prompt: that answer's reference metrics again
@@ -132,7 +132,7 @@ def test_a_changed_answer_reference_or_metric_version_is_scored_again(monkeypatc
     new_refs = list(refs)
     new_refs[5] = ("Paris",)
     values = score_columns(outputs, new_refs, reasons, tokens, NAMES, book=book, workers=1)
-    assert sum(calls) == 1
+    assert calls == [1]  # its reference metrics alone
     assert values["exact_match"][5] == float(metrics.normalize_answer(outputs[5]) == "paris")
 
     # a new finish reason or token count is a new answer for the metrics that read them
@@ -140,25 +140,35 @@ def test_a_changed_answer_reference_or_metric_version_is_scored_again(monkeypatc
     new_tokens = list(tokens)
     new_tokens[8] = 999
     values = score_columns(outputs, refs, reasons, new_tokens, NAMES, book=book, workers=1)
-    assert sum(calls) == 1 and values["length_tokens"][8] == 999.0
+    assert sum(calls) == 2 and values["length_tokens"][8] == 999.0  # a new answer: both vectors
 
     # a new version of the metrics (their code or a library changed): everything again
     calls.clear()
-    monkeypatch.setattr(scoring, "version_key", lambda name: f"{name}@another")
+    real_layout = scoring.layout
+    monkeypatch.setattr(scoring, "layout", lambda kind: (real_layout(kind)[0] + "-another", real_layout(kind)[1]))
     score_columns(outputs, refs, reasons, tokens, NAMES, book=book, workers=1)
-    assert sum(calls) == 50
+    assert sum(calls) == 2 * 50  # each answer's reference metrics and its text metrics
 
 
 def test_a_wrong_stored_value_is_what_comes_back_so_the_lookup_is_real():
-    """The book is read, not bypassed: a value planted under an answer's key is the value returned."""
+    """The book is read, not bypassed: vectors planted under an answer's keys are the values returned."""
     outputs, refs, reasons, tokens = ["Paris"], [("Paris",)], ["stop"], [1]
     book = ScoreBook()
     answer, with_refs = scoring.content_keys("Paris", ("Paris",), "stop", 1)
-    book.fill({(with_refs, version_key("exact_match")): 0.0, (answer, version_key("length_words")): 7.0})
+    ref_layout, ref_names = scoring.layout("reference")
+    text_layout, text_names = scoring.layout("text")
+    book.fill(
+        {
+            (with_refs, ref_layout): np.arange(len(ref_names), dtype=float) / 10,
+            (answer, text_layout): np.full(len(text_names), 7.0),
+        }
+    )
     values = score_columns(
         outputs, refs, reasons, tokens, ["exact_match", "length_words", "contains_answer"], book=book, workers=1
     )
-    assert values["exact_match"][0] == 0.0 and values["length_words"][0] == 7.0 and values["contains_answer"][0] == 1.0
+    assert values["exact_match"][0] == ref_names.index("exact_match") / 10
+    assert values["contains_answer"][0] == ref_names.index("contains_answer") / 10
+    assert values["length_words"][0] == 7.0
 
 
 def test_version_key_names_the_metric_its_definitions_and_its_libraries():
@@ -170,19 +180,17 @@ def test_version_key_names_the_metric_its_definitions_and_its_libraries():
     assert ";" not in version_key("exact_match")  # no library defines it
 
 
-def test_saving_a_new_version_of_a_metric_drops_the_old_values_only(tmp_path: Path):
+def test_saving_a_new_layout_of_a_kind_drops_that_kinds_old_vectors_only(tmp_path: Path):
+    one, two = np.array([1.0, math.nan]), np.array([2.0, 3.0])
     with Store(tmp_path / "results.sqlite") as store:
-        store.save_answer_scores({("a", "bleu@1"): 1.0, ("b", "bleu@1"): 2.0, ("a", "chrf@1"): 3.0, ("a", "bleu_x@1"): 4.0})
-        store.save_answer_scores({("a", "bleu@2"): 5.0, ("c", "length_words@1"): math.nan})
-        rows = store.db.execute("SELECT content_key, metric_version, value FROM answer_scores ORDER BY 2, 1").fetchall()
-        assert [tuple(r) for r in rows] == [
-            ("a", "bleu@2", 5.0),
-            ("a", "bleu_x@1", 4.0),
-            ("a", "chrf@1", 3.0),
-            ("c", "length_words@1", None),
-        ]
-        loaded = store.answer_scores(["length_words@1", "bleu@2"])
-        assert loaded[("a", "bleu@2")] == 5.0 and math.isnan(loaded[("c", "length_words@1")])
+        store.save_answer_scores({("a", "reference@1"): one, ("b", "reference@1"): two, ("a", "text@1"): two})
+        store.save_answer_scores({("a", "reference@2"): two})
+        rows = store.db.execute("SELECT content_key, layout, kind FROM answer_scores ORDER BY 2, 1").fetchall()
+        assert [tuple(r) for r in rows] == [("a", "reference@2", "reference"), ("a", "text@1", "text")]
+        loaded = store.answer_scores(["reference@2", "text@1"])
+        assert list(loaded[("a", "reference@2")]) == [2.0, 3.0] and list(loaded[("a", "text@1")]) == [2.0, 3.0]
+        store.save_answer_scores({("c", "text@1"): one})
+        assert math.isnan(store.answer_scores(["text@1"])[("c", "text@1")][1])  # NaN is kept
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -194,7 +202,7 @@ def test_failed_answers_are_nan_and_never_scored(monkeypatch, workers):
     )
     assert math.isnan(values["exact_match"][0]) and values["exact_match"][1] == 1.0
     if workers == 1:
-        assert calls == [1]
+        assert calls == [1]  # the answer that did not fail, its reference metrics alone
 
 
 def test_bit_parallel_lcs_length_equals_rouge_scores_table():
@@ -253,7 +261,7 @@ def test_run_scores_its_answers_once_and_the_render_reads_them(tmp_path: Path, m
     ]
     (tmp_path / "prompts.yaml").write_text("\n".join(lines) + "\n")
     answer = lambda body, text: f"{body.get('model')} says {text.split()[2]} things"  # noqa: E731 (each model its own words)
-    per_answer = len(metrics.metrics_of_kind("reference", "text"))
+    per_answer = 2  # a vector of reference metrics and one of text metrics
     with FaultServer(responder=answer) as server:
         cli("run", str(study("b")))
         assert stored() == 2 * 8 * per_answer  # every value of every answer of a and b
@@ -265,8 +273,11 @@ def test_run_scores_its_answers_once_and_the_render_reads_them(tmp_path: Path, m
         from reportgen.report.inputs import study_tables
         from reportgen.study.config import load_config
 
+        text_layout, text_names = scoring.layout("text")
+        planted = np.zeros(len(text_names))
+        planted[text_names.index("length_words")] = 0.25
         with Store(tmp_path / "out" / "results.sqlite") as store:
-            store.db.execute("UPDATE answer_scores SET value = 0.25 WHERE metric_version LIKE 'length_words@%'")
+            store.db.execute("UPDATE answer_scores SET scores = ? WHERE layout = ?", (planted.tobytes(), text_layout))
             monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "another-cache"))
             tables = study_tables(store, load_config(tmp_path / "study.yaml"))
         assert set(tables.per_prompt["length_words"]) == {0.25}

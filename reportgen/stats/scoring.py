@@ -6,8 +6,11 @@ two; ``version_key`` names the third: the metric's name, a digest of the module 
 metric (``stats/metrics.py``: an edit there changes every key, so a stored value is never stale) and the
 versions of the libraries its value comes from (``Metric.libraries``: sacrebleu, rouge-score, nltk).
 
-A ``ScoreBook`` holds the values known so far under those keys. ``score_columns`` looks each value up
-and computes only the missing ones, once per distinct key, across ``workers`` processes when there are
+An answer's values are kept as one vector per metric kind: every text metric's value under the answer's
+key, every reference metric's under the answer-and-references key, in the order ``layout`` gives (whose
+key digests the version keys of the kind's metrics: a new metric or a new version re-scores the kind).
+A ``ScoreBook`` holds the vectors known so far. ``score_columns`` looks them up and computes only the
+missing ones, once per distinct key, across ``workers`` processes when there are
 many (the metric libraries are pure Python and hold the GIL, so threads would not help). A worker
 computes exactly what the parent would: the same functions on the same inputs; a test checks parallel
 and serial scoring agree value for value. The report's edge (``report.inputs``) fills the process's
@@ -29,9 +32,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from reportgen.stats.metrics import Metric, get_metric
+from reportgen.stats.metrics import PER_PROMPT_KINDS, Metric, get_metric, metrics_of_kind
 
-__all__ = ["ScoreBook", "SHARED_BOOK", "content_keys", "score_columns", "scoring_workers", "version_key"]
+__all__ = ["ScoreBook", "SHARED_BOOK", "content_keys", "layout", "score_columns", "scoring_workers", "version_key"]
 
 #: below this many missing values the pool's start-up costs more than it saves
 PARALLEL_MIN_VALUES = 4000
@@ -46,12 +49,21 @@ def _definitions_digest() -> str:
 
 @lru_cache(maxsize=None)
 def version_key(name: str) -> str:
-    """``rouge_l@<digest of stats/metrics.py>;rouge-score=0.1.2;nltk=3.10.4``: what a stored value of
-    metric ``name`` was computed with."""
+    """``rouge_l@<digest of stats/metrics.py>;rouge-score=0.1.2;nltk=3.10.4``: what a value of metric ``name``
+    is computed with."""
     from reportgen.util.cache import package_versions
 
     libraries = ";".join(f"{lib}={version}" for lib, version in package_versions(*get_metric(name).libraries).items())
     return f"{name}@{_definitions_digest()}" + (f";{libraries}" if libraries else "")
+
+
+@lru_cache(maxsize=None)
+def layout(kind: str) -> tuple[str, tuple[str, ...]]:
+    """(layout key, metric names): the per-prompt metrics of ``kind`` ("reference" or "text") in registry
+    order, which one stored vector of an answer's values holds, and a digest of their version keys."""
+    names = tuple(m.name for m in metrics_of_kind(kind))
+    digest = hashlib.sha256("|".join(version_key(n) for n in names).encode()).hexdigest()[:24]
+    return f"{kind}@{digest}", names
 
 
 def _digest(*parts: str) -> str:
@@ -70,16 +82,16 @@ def content_keys(output: str, references: Sequence[str], finish_reason: str | No
 
 @dataclass
 class ScoreBook:
-    """Per-answer metric values: (content key, version key) → value; ``added`` holds the ones computed since
-    the book was filled (what the caller may save)."""
+    """Per-answer metric values: (content key, layout key) → the vector of that layout's metric values
+    (``layout``); ``added`` holds the vectors computed since the book was filled (what the caller may save)."""
 
-    values: dict[tuple[str, str], float] = field(default_factory=dict)
-    added: dict[tuple[str, str], float] = field(default_factory=dict)
+    values: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    added: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
-    def fill(self, known: dict[tuple[str, str], float]) -> None:
+    def fill(self, known: dict[tuple[str, str], np.ndarray]) -> None:
         self.values.update(known)
 
-    def take_added(self) -> dict[tuple[str, str], float]:
+    def take_added(self) -> dict[tuple[str, str], np.ndarray]:
         added, self.added = self.added, {}
         return added
 
@@ -132,39 +144,42 @@ def score_columns(
     book: ScoreBook | None = None,
     workers: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every named per-prompt metric for every answer: looked up in ``book`` (the process's by default),
-    the missing values computed once per distinct key (in ``workers`` processes when many) and added to it.
-    A failed answer (finish reason "error") gets NaN without being scored."""
+    """Every named per-prompt metric for every answer. An answer's values are looked up in ``book`` (the
+    process's by default) as one vector per metric kind (every text metric under the answer's key, every
+    reference metric under the answer-and-references key); the missing vectors are computed once per
+    distinct key (in ``workers`` processes when many) and added to the book. A failed answer (finish
+    reason "error") gets NaN without being scored."""
     book = SHARED_BOOK if book is None else book
-    chosen = [get_metric(name) for name in names]
-    versions = [version_key(name) for name in names]
+    kinds = [k for k in PER_PROMPT_KINDS if any(get_metric(n).kind == k for n in names)]
+    layouts = {kind: layout(kind) for kind in kinds}
     columns = {name: np.full(len(outputs), math.nan) for name in names}
-    missing: dict[tuple[str, ...], tuple[Row, list[tuple[int, int]]]] = {}  # row's keys → (row, [(row index, metric)])
+    found: dict[str, list[tuple[int, np.ndarray]]] = {kind: [] for kind in kinds}
+    missing: dict[str, dict[str, tuple[Row, list[int]]]] = {kind: {} for kind in kinds}  # key → (row, row indices)
     for i, (output, refs, reason, tokens) in enumerate(zip(outputs, references, finish_reasons, output_tokens)):
         if reason == "error":
             continue
         answer, with_refs = content_keys(output, refs, reason, tokens)
-        wanted = []
-        for j, (m, version) in enumerate(zip(chosen, versions)):
-            value = book.values.get((with_refs if m.kind == "reference" else answer, version))
-            if value is None:
-                wanted.append(j)
+        for kind in kinds:
+            key = with_refs if kind == "reference" else answer
+            vector = book.values.get((key, layouts[kind][0]))
+            if vector is not None:
+                found[kind].append((i, vector))
             else:
-                columns[m.name][i] = value
-        if wanted:
-            entry = missing.setdefault((answer, with_refs), ((output, refs, reason, tokens), []))
-            entry[1].extend((i, j) for j in wanted)
-    if not missing:
-        return columns
-    needed = sorted({j for _, places in missing.values() for _, j in places})
-    needed_names = [names[j] for j in needed]
-    position = {j: k for k, j in enumerate(needed)}
-    computed = _compute(needed_names, [row for row, _ in missing.values()], scoring_workers() if workers is None else workers)
-    for ((answer, with_refs), (_, places)), values in zip(missing.items(), computed):
-        for i, j in places:
-            value = float(values[position[j]])
-            columns[names[j]][i] = value
-            key = (with_refs if chosen[j].kind == "reference" else answer, versions[j])
-            book.values[key] = value
-            book.added[key] = value
+                missing[kind].setdefault(key, ((output, refs, reason, tokens), []))[1].append(i)
+    n_workers = scoring_workers() if workers is None else workers
+    for kind in kinds:
+        key_of_layout, kind_names = layouts[kind]
+        if missing[kind]:
+            computed = _compute(kind_names, [row for row, _ in missing[kind].values()], n_workers)
+            for (key, (_, places)), values in zip(missing[kind].items(), computed):
+                vector = np.asarray(values, dtype=float)
+                book.values[(key, key_of_layout)] = book.added[(key, key_of_layout)] = vector
+                found[kind].extend((i, vector) for i in places)
+        if not found[kind]:
+            continue
+        rows = np.fromiter((i for i, _ in found[kind]), dtype=np.int64, count=len(found[kind]))
+        matrix = np.vstack([vector for _, vector in found[kind]])
+        for j, name in enumerate(kind_names):
+            if name in columns:
+                columns[name][rows] = matrix[:, j]
     return columns
