@@ -121,8 +121,9 @@ def explorer_data(study: Study, tables: Tables, prompts: Mapping[str, str] | Non
     firsts = frame.drop_duplicates("prompt_id").set_index("prompt_id") if len(frame) else frame
     cats: list[str] = []
     cat_index: list[int] = []
-    for prompt_id in prompt_ids:
-        category = firsts.at[prompt_id, "category"]
+    first_categories = firsts["category"].tolist() if len(frame) else []
+    first_references = firsts["references"].tolist() if len(frame) else []
+    for category in first_categories:  # firsts is in prompt_ids' order (drop_duplicates keeps the first)
         if isinstance(category, str) and category:
             if category not in cats:
                 cats.append(category)
@@ -184,7 +185,7 @@ def explorer_data(study: Study, tables: Tables, prompts: Mapping[str, str] | Non
         "cat": cat_index,
         "ids": prompt_ids,
         "text": [visible_controls(prompts.get(p, "")) for p in prompt_ids],
-        "refs": [[visible_controls(str(r)) for r in firsts.at[p, "references"] or ()] for p in prompt_ids],
+        "refs": [[visible_controls(str(r)) for r in references or ()] for references in first_references],
         "fins": fins,
         "answers": answers,
         "judges": judges,
