@@ -13,9 +13,9 @@ A ``ScoreBook`` holds the vectors known so far. ``score_columns`` looks them up 
 missing ones, once per distinct key, across ``workers`` processes when there are
 many (the metric libraries are pure Python and hold the GIL, so threads would not help). A worker
 computes exactly what the parent would: the same functions on the same inputs; a test checks parallel
-and serial scoring agree value for value. The report's edge (``report.inputs``) fills the process's
-book from the study's store and saves what it added, so a render scores only answers no render scored
-before: a retrained model costs the scoring of its own new answers.
+and serial scoring agree value for value. ``reportgen.scorebook`` fills the process's book from the
+study's store and saves what was added (``run`` after storing answers, a render before its tables), so a
+render scores only answers nothing scored before: a retrained model costs the scoring of its own new answers.
 """
 
 from __future__ import annotations
