@@ -629,6 +629,24 @@ def test_one_comparison_needs_no_adjustment_label():
     assert "(diff 0.039, 95% CI [-0.01, 0.1], p = 0.200)" in text and "unadjusted" not in text and "Holm" not in text
 
 
+def test_the_verdict_line_on_no_clear_winner_is_short_and_keeps_the_p_value():
+    """The verdict (read first, on one screen) leaves the difference and its interval to the analysis it links
+    to, but keeps the Holm-adjusted p-value the call rests on, against the runner-up."""
+    import dataclasses
+
+    from reportgen.analysis.conclusion import _best
+    from reportgen.analysis.phrasing import phrase
+
+    finding = _best(_pairwise_tables(0.012, 0.12, (0.0031, 0.1)), "bleu")
+    verdict = dataclasses.replace(finding, kind="verdict.quality", numbers={**finding.numbers, "source": "conclusion.best"})
+    text = phrase(verdict, NAMES_5).text
+    assert text.startswith("Best BLEU: no clear winner. A has the highest mean")
+    assert text.endswith("not significantly ahead of any other model (against D: Holm-adjusted p = 0.120 over 10 comparisons).")
+    assert "CI" not in text and "diff" not in text
+    full = phrase(finding, NAMES_5).text
+    assert len(text) < len(full) and "unadjusted 95% CI" in full
+
+
 def test_the_conclusion_shows_the_adjusted_p_value_beside_the_interval():
     from reportgen.analysis.conclusion import _best
     from reportgen.analysis.phrasing import phrase

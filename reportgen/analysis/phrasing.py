@@ -1066,8 +1066,36 @@ def _verdict_judge(f: Finding, w: _Writer) -> str:
     return f"{w.bold('Judge:')} the {_judge(n, w)} is unreliable ({why}); nothing is called better or worse on its evidence."
 
 
+def _verdict_best(f: Finding, w: _Writer) -> str:
+    """The verdict's line on the best model of the headline metric: the mean and the p-value the call rests
+    on (the interval and the difference are in the analysis the line links to)."""
+    n = f.numbers
+    metric, label = n["metric"], _label(n["metric"])
+    test = n["test"]
+    p = test.get("p_holm") if test is not None else None
+    comparisons = test.get("comparisons") if test is not None else None
+    tested = ""
+    if finite(p):
+        tested = (
+            f"Holm-adjusted p {p_value(p)} over {int(comparisons)} comparisons"
+            if finite(comparisons) and int(comparisons) > 1
+            else f"p {p_value(p)}"
+        )
+    if n["significant"] or len(n.get("tied") or [n["best"]]) > 1 or not tested:
+        return _conclusion_best(f, w)
+    beaten_by_none = n["not_better_than"]
+    whom = "any other model" if len(beaten_by_none) > 1 and beaten_by_none == n.get("others") else w.names(beaten_by_none)
+    return (
+        f"{w.bold(f'Best {label}: no clear winner.')} {w.name(n['best'])} has the highest mean ({_value(metric, n['mean'])}), "
+        f"not significantly ahead of {whom} (against {w.name(n['runner_up'])}: {tested})."
+    )
+
+
 #: Verdict lines phrased apart from the finding they come from (shorter: the verdict is read first, on one screen).
-VERDICT_TEMPLATES: dict[str, Callable[[Finding, _Writer], str]] = {"judged.unreliable": _verdict_judge}
+VERDICT_TEMPLATES: dict[str, Callable[[Finding, _Writer], str]] = {
+    "judged.unreliable": _verdict_judge,
+    "conclusion.best": _verdict_best,
+}
 
 
 def phrase(finding: Finding, names: Mapping[str, str], style: Style = PLAIN) -> Statement:
