@@ -210,8 +210,8 @@ def publish_mkdocs(study: Study, site_dir: Path, *, dry_run: bool = False, sourc
         link += " · [PDF version](report.pdf)"
     link += "\n\n"
     markdown = files["index.md"].decode("utf-8")
-    first_break = markdown.find("\n") + 1  # after the title line
-    files["index.md"] = (markdown[:first_break] + "\n" + link + markdown[first_break:]).encode("utf-8")
+    title_end = _title_end(markdown)
+    files["index.md"] = (markdown[:title_end] + "\n" + link + markdown[title_end:]).encode("utf-8")
     diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), str(config_file), str(config_file)))
     if dry_run:
         return Published([page_dir / name for name in sorted(files)] + ([config_file] if diff else []), diff)
@@ -222,6 +222,17 @@ def publish_mkdocs(study: Study, site_dir: Path, *, dry_run: bool = False, sourc
         log.info("added '%s' to the nav of %s", study.title, config_file)
     log.info("published %d files to %s", len(written), page_dir)
     return Published(written, diff)
+
+
+def _title_end(markdown: str) -> int:
+    """Where the page's title line ends: after its metadata block (``---`` … ``---``), the first line."""
+    start = 0
+    if markdown.startswith("---\n"):
+        close = markdown.find("\n---\n", 3)
+        start = close + len("\n---\n") if close >= 0 else 0
+        while markdown.startswith("\n", start):
+            start += 1
+    return markdown.find("\n", start) + 1
 
 
 def _render_pages(study: Study, page_dir: Path) -> dict[str, bytes]:

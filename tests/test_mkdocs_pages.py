@@ -160,9 +160,36 @@ def test_both_studies_as_mkdocs_pages(tmp_path: Path, theme: str, results_study)
     assert not assignment_page.images or all(src.endswith(".svg") for src in assignment_page.images)
     page = check_page(folder, results_study.name)
     assert page.tags.get("table", 0) >= 8 and page.tags.get("details", 0) >= 4
+    if theme == "material":
+        charts_at_natural_size(folder / "built" / results_study.name / "index.html")
     # Publishing again adds no second entry.
     publish_mkdocs(assignment, folder)
     assert (folder / "mkdocs.yml").read_text() == after
+
+
+def charts_at_natural_size(built: Path) -> None:
+    """On Material at 1280×800, every chart is drawn at its own width (not shrunk into the column between both
+    sidebars, which left ~9-px tick labels), and no chart is wider than the window."""
+    from playwright.sync_api import sync_playwright
+
+    from test_browser import CHROMIUM
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(built.as_uri())
+            sizes = page.evaluate(
+                """() => [...document.querySelectorAll('article img[src$=".svg"]')]
+                    .map(img => [img.getAttribute('src'), img.naturalWidth, img.getBoundingClientRect().width,
+                                 img.getBoundingClientRect().right])"""
+            )
+        finally:
+            browser.close()
+    assert sizes, "no chart on the page"
+    for src, natural, shown, right in sizes:
+        assert natural > 0 and abs(shown - natural) < 1, (src, natural, shown)
+        assert right <= 1280, (src, right)
 
 
 def test_dry_run_shows_the_nav_change_and_writes_nothing(tmp_path: Path):
