@@ -38,14 +38,17 @@ QUESTIONS = [
     ("Six times seven is", ["ten", "six", "forty-two"], 2),
     ("Hello, how are", ["you", "them", "trees"], 0),
     ("SELECT name FROM users WHERE age", ["> 30", "is blue", "sings"], 0),
+    ("Write a short poem about the", ["sea", "SELECT", "42"], 0),
+    ("A small model runs quickly on a", ["laptop", "poem", "fox"], 0),
+    ("Language models predict the next", ["token", "France", "dog"], 0),
+    ("What is the capital of", ["France", "seven", "users"], 0),
+    ("def add(a, b): return", ["a + b", "the sky", "Paris"], 0),
+    ("I am fine, thank", ["you", "sea", "table"], 0),
 ]
 
 
 def _write_tasks(folder: Path) -> None:
-    mc = [
-        {"question": q, "choices": c, "label": label, "n": i}
-        for i, (q, c, label) in enumerate(QUESTIONS * (MC_DOCS // len(QUESTIONS)))
-    ]
+    mc = [{"question": q, "choices": c, "label": label, "n": i} for i, (q, c, label) in enumerate(QUESTIONS[:MC_DOCS])]
     (folder / "mc.jsonl").write_text("".join(json.dumps(d) + "\n" for d in mc))
     gen = [{"question": q, "answer": c[label]} for q, c, label in QUESTIONS[:GEN_DOCS]]
     (folder / "gen.jsonl").write_text("".join(json.dumps(d) + "\n" for d in gen))
@@ -102,13 +105,13 @@ def run_lm_eval(runs: list[tuple[Path, Path, int | None]], tasks: Path) -> None:
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory) -> Path:
-    from tiny_models import make_tiny_gpt2
+    from tiny_models import make_tiny_gpt2, make_tiny_llama
 
     folder = tmp_path_factory.mktemp("lm-eval")
     (folder / "tasks").mkdir()
     _write_tasks(folder / "tasks")
     make_tiny_gpt2(folder / "model-a", seed=0)
-    make_tiny_gpt2(folder / "model-b", seed=1)
+    make_tiny_llama(folder / "model-b", seed=1)  # another architecture and tokenizer: other answers
     run_lm_eval([(folder / "model-a", folder / "out-a", None), (folder / "model-b", folder / "out-b", LIMIT)], folder / "tasks")
     return folder
 
@@ -190,6 +193,7 @@ def test_paired_test_is_statsmodels_mcnemar_on_the_common_samples(evaluated, imp
     _, _, tables = imported
     _, own_a = _own_files(evaluated / "out-a")
     _, own_b = _own_files(evaluated / "out-b")
+    discordant = []
     for metric in ("acc", "acc_norm"):
         a = {r["doc_hash"]: r[metric] for r in own_a["tiny_mc"]}
         b = {r["doc_hash"]: r[metric] for r in own_b["tiny_mc"]}
@@ -199,6 +203,7 @@ def test_paired_test_is_statsmodels_mcnemar_on_the_common_samples(evaluated, imp
             [sum(a[h] == 1 and b[h] == 1 for h in common), sum(a[h] == 1 and b[h] == 0 for h in common)],
             [sum(a[h] == 0 and b[h] == 1 for h in common), sum(a[h] == 0 and b[h] == 0 for h in common)],
         ]
+        discordant.append(table[0][1] + table[1][0])
         row = tables.pairwise[tables.pairwise["metric"] == f"tiny_mc/{metric}"].iloc[0]
         assert (row["model_a"], row["model_b"], row["n"]) == ("model-a", "model-b", LIMIT)
         assert row["diff"] == pytest.approx(sum(a[h] - b[h] for h in common) / LIMIT, abs=1e-12)
@@ -206,6 +211,7 @@ def test_paired_test_is_statsmodels_mcnemar_on_the_common_samples(evaluated, imp
             assert row["p_value"] == pytest.approx(mcnemar(table, exact=True).pvalue, abs=1e-12)
         else:
             assert math.isnan(row["p_value"]) or row["p_value"] == 1.0
+    assert max(discordant) > 0  # the two models disagree somewhere, so the test has something to test
 
 
 def test_reimporting_an_unchanged_log_does_nothing(imported):

@@ -14,6 +14,7 @@ config is escaped here (``md_cell``, ``md_code``, ``md_inline_code``).
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -261,6 +262,7 @@ def quality_tables(study: Study, tables: Tables) -> list[Table]:
                 ),
             )
         )
+    out += imported_tables(study, tables)
     rows = _metric_rows(study, tables, text)
     if rows:
         out.append(
@@ -275,6 +277,84 @@ def quality_tables(study: Study, tables: Tables) -> list[Table]:
                     "repeated 4-grams: share of an answer's word 4-grams that repeat an earlier one (looping "
                     "text nears 1); hit token limit: share of answers that stopped at max_new_tokens."
                 ),
+            )
+        )
+    return out
+
+
+def imported_tables(study: Study, tables: Tables) -> list[Table]:
+    """The values other tools logged per sample (lm-eval, Inspect), per task and metric; then where each model's
+    came from (tool, version, files) and how many samples each task has per model and in common."""
+    names = [m for m in tables.metrics if m in METRICS and METRICS.get(m).kind == "imported"]
+    summary = tables.summary
+    rows = [
+        row
+        for metric in names
+        if (
+            row := _means_row(
+                f"{md_cell(metric_label(metric))}{_arrow(metric)}", metric, summary[summary["metric"] == metric], tables.model_ids
+            )
+        )
+        is not None
+    ]
+    if not rows:
+        return []
+    header = ["Task/metric", *(_model_header(study, m) for m in tables.model_ids), "n"]
+    out = [
+        Table(
+            header,
+            rows,
+            ["left", *("right" for _ in tables.model_ids), "right"],
+            "metrics with-n",
+            caption="Imported results, as the tools logged them per sample",
+            legend=(
+                f"{CI_LEGEND}; {ARROWS_LEGEND}; {_bold_legend('in its row')}. Each row is a task's metric as the tool "
+                "computed it for each sample (lm-eval: acc, acc_norm, exact_match…, with its filter after a comma; "
+                "Inspect: each scorer's value, C = 1, I = 0); the mean is the tool's own aggregate. n: samples. "
+                f"Samples are paired across models by their identity (lm-eval: task and doc_hash; Inspect: task, "
+                f"sample id and epoch); {TESTS_LEGEND}, on the samples both models have."
+            ),
+        )
+    ]
+    sources = []
+    for row in tables.imports.to_dict("records"):
+        if row["model_id"] not in tables.model_ids:
+            continue
+        files = json.loads(row["files"])
+        sources.append(
+            [
+                _model_header(study, row["model_id"]),
+                md_cell(f"{row['tool']} {row['tool_version']}"),
+                md_cell(row["model_name"]),
+                md_cell(str(row["logged_at"])),
+                "<br>".join(md_inline_code(f) for f in files),
+            ]
+        )
+    if sources:
+        out.append(
+            Table(
+                ["Model", "Tool", "Model as logged", "Logged at", "Files"],
+                sources,
+                ["left"] * 5,
+                "kv",
+                caption="Where the imported results come from",
+                legend="Read from the files named, never re-run; an unchanged file is imported once.",
+            )
+        )
+    if not tables.coverage.empty:
+        gaps = [
+            [md_cell(r["task"]), _model_header(study, r["model_id"]), num(r["samples"]), num(r["common"]), num(r["missing"])]
+            for r in tables.coverage.to_dict("records")
+        ]
+        out.append(
+            Table(
+                ["Task", "Model", "Samples", "In common", "Missing"],
+                gaps,
+                ["left", "left", "right", "right", "right"],
+                "kv",
+                caption="Samples per task",
+                legend="In common: the samples every model of the task has (the paired tests use these); missing: "
+                "samples another model has and this one lacks.",
             )
         )
     return out

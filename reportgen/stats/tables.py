@@ -17,7 +17,7 @@ from reportgen.stats.frames import (
     model_summary,
     per_prompt_frame,
 )
-from reportgen.stats.imported import imported_per_prompt
+from reportgen.stats.imported import coverage, imported_per_prompt, latest_imports
 from reportgen.stats.lm import lm_frame
 
 if TYPE_CHECKING:
@@ -46,6 +46,10 @@ class Tables:
     # model_id → the entry whose stored answers it reports (same weights and settings; its own speed, memory, load)
     shared_answers: dict[str, str] = field(default_factory=dict)
     judged: list[JudgedComparison] = field(default_factory=list)  # one per judge of the study (stats.judged)
+    # models whose results another tool logged: each one's latest import (store.imports) and, per task, the
+    # samples each model has and all share (stats.imported.COVERAGE_COLUMNS)
+    imports: pd.DataFrame = field(default_factory=pd.DataFrame)
+    coverage: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _result_fingerprints(results: pd.DataFrame) -> dict[str, str]:
@@ -145,6 +149,8 @@ def tables_from_frames(
         },
         judged=_judged(frames.judgements, study, per_prompt, order, n_boot, seed),
         shared_answers=_shared_answers(results),
+        imports=latest_imports(frames.imports, order),
+        coverage=coverage(per_prompt),
     )
 
 
