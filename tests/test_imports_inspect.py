@@ -199,3 +199,11 @@ def test_build_cites_the_logs_escapes_their_text_and_rebuilds_when_a_log_changes
     assert "rendered" in third.stderr and "nothing rendered" not in third.stderr
     with Store(folder / "report" / "results.sqlite") as store:
         assert list(store.imports_frame()["model_id"]) == ["model-a", "model-a", "model-b"]
+    # the new log is a new version of model A in the retraining section: the change, paired on the same samples
+    readme = (folder / "report" / "README.md").read_text()
+    assert "Model A: what changed" in readme
+    assert "| tiny_qa/includes ↑ | 0.67 | 1.00 | +0.33 |" in readme.replace("Tiny_qa", "tiny_qa")
+    row = next(
+        line for line in readme.splitlines() if line.replace("Tiny_qa", "tiny_qa").startswith("| tiny_qa/includes ↑ | 0.67 |")
+    )
+    assert row.split("|")[6].strip() == "12"  # n: the samples both logs have

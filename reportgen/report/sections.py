@@ -121,6 +121,9 @@ def _arrow(metric: str) -> str:
 
 
 def _row_label(metric: str) -> str:
+    known = METRICS.find(metric)
+    if known is not None and known.kind == "imported":  # a tool's own task/metric name: as the tool wrote it
+        return f"{md_cell(known.label)}{_arrow(metric)}"
     return f"{_capital(metric_label(metric))}{_arrow(metric)}"
 
 
@@ -286,17 +289,7 @@ def imported_tables(study: Study, tables: Tables) -> list[Table]:
     """The values other tools logged per sample (lm-eval, Inspect), per task and metric; then where each model's
     came from (tool, version, files) and how many samples each task has per model and in common."""
     names = [m for m in tables.metrics if m in METRICS and METRICS.get(m).kind == "imported"]
-    summary = tables.summary
-    rows = [
-        row
-        for metric in names
-        if (
-            row := _means_row(
-                f"{md_cell(metric_label(metric))}{_arrow(metric)}", metric, summary[summary["metric"] == metric], tables.model_ids
-            )
-        )
-        is not None
-    ]
+    rows = _metric_rows(study, tables, names)
     if not rows:
         return []
     header = ["Task/metric", *(_model_header(study, m) for m in tables.model_ids), "n"]

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from reportgen.stats.frames import PER_PROMPT_COLUMNS
+from reportgen.stats.history import RetrainingDelta, run_delta
 from reportgen.stats.metrics import register_imported
 
 COVERAGE_COLUMNS = ["task", "model_id", "samples", "common", "missing"]
@@ -52,7 +53,11 @@ def register_metrics(imports: pd.DataFrame) -> list[str]:
 
 def imported_per_prompt(imports: pd.DataFrame, samples: pd.DataFrame, model_ids: Sequence[str]) -> pd.DataFrame:
     """Per-prompt rows (``PER_PROMPT_COLUMNS`` + one column per imported metric) of each model's latest import."""
-    current = latest_imports(imports, model_ids)
+    return _rows(latest_imports(imports, model_ids), samples)
+
+
+def _rows(current: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """Per-prompt rows of the given import rows (one per model)."""
     names = register_metrics(current)
     if current.empty or samples.empty:
         return pd.DataFrame(columns=PER_PROMPT_COLUMNS + names)
@@ -98,3 +103,42 @@ def coverage(per_prompt: pd.DataFrame) -> pd.DataFrame:
                 {"task": task, "model_id": model_id, "samples": len(own), "common": len(common), "missing": len(every - own)}
             )
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
+
+
+def imported_retraining_delta(imports: pd.DataFrame, samples: pd.DataFrame, model_id: str) -> RetrainingDelta | None:
+    """A model's change between its last two imported logs (a retrained model evaluated again), metric by metric
+    on the samples both logs have (stats.history.run_delta); None with fewer than two imports."""
+    mine = imports[imports["model_id"] == model_id].sort_values("imported_at", kind="stable") if len(imports) else imports
+    if len(mine) < 2:
+        return None
+    old, new = (_rows(mine.iloc[[i]], samples) for i in (-2, -1))
+    names = [m for m in new.columns[len(PER_PROMPT_COLUMNS) :] if m in old.columns]
+    deltas = pd.DataFrame([run_delta(old, new, metric) for metric in names])
+    history = pd.DataFrame(
+        [
+            {
+                "fingerprint": f"import:{row['log_digest'][:16]}",
+                "first_run_at": float(row["imported_at"]),
+                "last_run_at": float(row["imported_at"]),
+                "n_runs": 1,
+                "last_run_id": f"import:{row['log_digest'][:16]}",
+                "n_prompts": int((samples["log_digest"] == row["log_digest"]).sum()),
+                "n_failed": 0,
+                **_means(_rows(mine.iloc[[i]], samples), names),
+            }
+            for i, (_, row) in enumerate(mine.iterrows())
+        ]
+    )
+    return RetrainingDelta(
+        model_id,
+        f"import:{mine.iloc[-2]['log_digest'][:16]}",
+        f"import:{mine.iloc[-1]['log_digest'][:16]}",
+        float(mine.iloc[-2]["imported_at"]),
+        float(mine.iloc[-1]["imported_at"]),
+        deltas,
+        history,
+    )
+
+
+def _means(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, float]:
+    return {n: float(frame[n].mean()) if n in frame and frame[n].notna().any() else float("nan") for n in names}
