@@ -82,17 +82,17 @@ def evaluated(tmp_path_factory) -> Path:
     return folder
 
 
-def _study(folder: Path) -> Path:
+def _study(folder: Path, a: Path | None = None, b: Path | None = None) -> Path:
     config = folder / "configs" / "study.yaml"
     config.parent.mkdir(exist_ok=True)
     config.write_text(f"""title: Imported from Inspect
 models:
   - id: model-a
     name: Model A
-    results_from: {{tool: inspect, path: {folder / "logs" / "model-a"}}}
+    results_from: {{tool: inspect, path: {a or folder / "logs" / "model-a"}}}
   - id: model-b
     name: Model B
-    results_from: {{tool: inspect, path: {folder / "logs" / "model-b"}}}
+    results_from: {{tool: inspect, path: {b or folder / "logs" / "model-b"}}}
 output: {{dir: {folder / "report"}, formats: [markdown, html]}}
 """)
     return config
@@ -207,3 +207,29 @@ def test_build_cites_the_logs_escapes_their_text_and_rebuilds_when_a_log_changes
         line for line in readme.splitlines() if line.replace("Tiny_qa", "tiny_qa").startswith("| tiny_qa/includes ↑ | 0.67 |")
     )
     assert row.split("|")[6].strip() == "12"  # n: the samples both logs have
+
+
+def test_a_log_of_an_unknown_format_version_is_refused(evaluated, tmp_path):
+    """A log from a newer Inspect (format version 3, which inspect_ai 0.3.285 does not read) is refused at the
+    config line, naming the version found and the one read."""
+    from inspect_ai.log import write_eval_log
+
+    from reportgen.errors import ConfigError
+    from reportgen.imports.importer import read_study_logs
+
+    newer = tmp_path / "logs" / "model-a" / "newer.json"
+    newer.parent.mkdir(parents=True)
+    write_eval_log(_own_log(evaluated, "model-a"), str(newer))
+    data = json.loads(newer.read_text())
+    data["version"] = 3
+    newer.write_text(json.dumps(data))
+    (tmp_path / "logs" / "model-b").mkdir()
+    study = load_config(_study(tmp_path, a=newer))
+    with pytest.raises(ConfigError) as error:
+        read_study_logs(study)
+    message = error.value.problems[0]
+    assert message.startswith(f"{study.path}:5: models[0].results_from.path: {newer}: inspect_ai 0.3.285 cannot read it (")
+    assert "version 3" in message and "reportgen reads Inspect log format version 2" in message
+    assert error.value.problems[1].startswith(
+        f"{study.path}:8: models[1].results_from.path: {tmp_path / 'logs' / 'model-b'} holds no Inspect log"
+    )

@@ -29,6 +29,12 @@ def _inspect() -> Any:
     return inspect_log
 
 
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("inspect_ai")
+
+
 def _logs(path: Path) -> list[Path]:
     inspect_log = _inspect()
     if path.is_file():
@@ -74,8 +80,12 @@ def _read_one(file: Path) -> tuple[Any, list[ImportedSample], dict[str, float | 
 
     try:
         log = inspect_log.read_eval_log(str(file))
-    except Exception as exc:  # inspect_ai raises its own errors for a file it cannot read
-        raise UnreadableLog(f"{file} is not a log inspect_ai can read ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # inspect_ai raises its own errors for a file it cannot read (a newer format among them)
+        raise UnreadableLog(
+            f"{file}: inspect_ai {_version()} cannot read it ({type(exc).__name__}: {exc}); reportgen reads Inspect log "
+            f"format version {', '.join(map(str, READS))}. Fix: import a log that inspect_ai version wrote, or convert it "
+            "(inspect log convert)"
+        ) from None
     if log.version not in READS:
         raise UnreadableLog(
             f"{file} is an Inspect log of format version {log.version}; reportgen reads format version "
