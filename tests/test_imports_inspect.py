@@ -180,6 +180,9 @@ def test_build_cites_the_logs_escapes_their_text_and_rebuilds_when_a_log_changes
     html = (folder / "report" / "report.html").read_text()
     log_a = next((folder / "logs" / "model-a").glob("*.eval"))
     assert "Where the imported results come from" in readme
+    # a study of imported results only leads with the first imported metric: the verdict is about it
+    conclusion = readme.split("\n## Conclusion\n", 1)[1].split("\n## ", 1)[0]
+    assert "**Best tiny_qa/includes" in conclusion, conclusion
     assert "| 1. Model A | inspect 0.3.285 | mockllm/model-a |" in readme
     assert f"`{log_a}`" in readme
     # the log's text is inert: escaped as text in the Markdown, as JSON data in the HTML's prompt explorer

@@ -242,3 +242,18 @@ def test_a_log_of_an_unknown_lm_eval_version_is_refused(evaluated, tmp_path):
     with pytest.raises(ConfigError) as error:
         read_study_logs(study)
     assert str(error.value).startswith(f"{study.path}:5: models[0].results_from.path: {copy}")
+
+
+def test_a_model_names_either_a_source_or_a_log(tmp_path):
+    from reportgen.errors import ConfigError
+
+    config = tmp_path / "study.yaml"
+    config.write_text(
+        "title: t\nmodels:\n  - id: a\n    name: A\n    source: {type: local, path: .}\n"
+        "    results_from: {tool: lm-eval, path: .}\n"
+    )
+    with pytest.raises(ConfigError, match=r"study\.yaml:3: models\[0\]: .*either 'source' .* or 'results_from'"):
+        load_config(config)
+    config.write_text("title: t\nmodels:\n  - id: a\n    name: A\n    results_from: {tool: helm, path: .}\n")
+    with pytest.raises(ConfigError, match=r"study\.yaml:5: models\[0\]\.results_from\.tool: .*'lm-eval' or 'inspect'"):
+        load_config(config)
