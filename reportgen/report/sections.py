@@ -320,15 +320,16 @@ def imported_tables(study: Study, tables: Tables) -> list[Table]:
                 md_cell(f"{row['tool']} {row['tool_version']}"),
                 md_cell(row["model_name"]),
                 md_cell(str(row["logged_at"])),
+                md_cell(_imported_settings(json.loads(row["settings"]))),
                 "<br>".join(md_inline_code(f) for f in files),
             ]
         )
     if sources:
         out.append(
             Table(
-                ["Model", "Tool", "Model as logged", "Logged at", "Files"],
+                ["Model", "Tool", "Model as logged", "Logged at", "Settings", "Files"],
                 sources,
-                ["left"] * 5,
+                ["left"] * 6,
                 "kv",
                 caption="Where the imported results come from",
                 legend="Read from the files named, never re-run; an unchanged file is imported once.",
@@ -351,6 +352,23 @@ def imported_tables(study: Study, tables: Tables) -> list[Table]:
             )
         )
     return out
+
+
+#: Characters of an imported model's settings shown in the sources table (the store keeps them all).
+MAX_SETTINGS_CHARS = 240
+
+
+def _imported_settings(settings: Mapping[str, Any]) -> str:
+    """``key: value; …`` of the settings a tool logged (lm-eval: model, model_args, batch size, n-shot…; Inspect:
+    per task, the model's arguments and generation config), empty values left out, cut at MAX_SETTINGS_CHARS."""
+
+    def flat(value: Any) -> str:
+        if isinstance(value, Mapping):
+            return ", ".join(f"{k}={flat(v)}" for k, v in value.items() if v not in (None, "", {}, []))
+        return str(value)
+
+    text = "; ".join(f"{key}: {flat(value)}" for key, value in settings.items() if value not in (None, "", {}, []))
+    return text if len(text) <= MAX_SETTINGS_CHARS else text[: MAX_SETTINGS_CHARS - 1] + "…"
 
 
 def category_table(study: Study, tables: Tables, headline: str | None) -> Table:
