@@ -184,7 +184,7 @@ def test_build_cites_the_logs_escapes_their_text_and_rebuilds_when_a_log_changes
     conclusion = readme.split("\n## Conclusion\n", 1)[1].split("\n## ", 1)[0]
     assert "**Best tiny_qa/includes" in conclusion, conclusion
     assert "| 1. Model A | inspect 0.3.285 | mockllm/model-a |" in readme
-    assert "tiny_qa: model=mockllm/model-a, model_args=custom_outputs=" in readme  # the settings Inspect logged
+    assert "| tiny_qa: epochs=2, model=mockllm/model-a |" in readme  # the settings Inspect logged
     assert f"`{log_a}`" in readme
     # the log's text is inert: escaped as text in the Markdown, as JSON data in the HTML's prompt explorer
     assert HOSTILE not in html and "<script>alert(" not in html and "<script>alert(" not in readme
