@@ -180,6 +180,10 @@ def test_build_cites_the_logs_escapes_their_text_and_rebuilds_when_a_log_changes
     html = (folder / "report" / "report.html").read_text()
     log_a = next((folder / "logs" / "model-a").glob("*.eval"))
     assert "Where the imported results come from" in readme
+    # nothing ran here: the glance table has no speed, memory or failure columns, and says why
+    glance = readme.split("\n## Results at a glance\n", 1)[1].split("\n## ", 1)[0]
+    assert "| Model | tiny_qa/includes ↑<br>[95% CI] |\n" in glance and "throughput" not in glance
+    assert "Every result is imported from another tool's log: nothing was run or timed here." in glance
     # a study of imported results only leads with the first imported metric: the verdict is about it
     conclusion = readme.split("\n## Conclusion\n", 1)[1].split("\n## ", 1)[0]
     assert "**Best tiny_qa/includes" in conclusion, conclusion

@@ -169,13 +169,16 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
     means = {r["model_id"]: r for r in summary[summary["metric"] == headline].to_dict("records")} if headline else {}
     lm = {r["model_id"]: r for r in tables.lm.to_dict("records")} if not tables.lm.empty else {}
     show_lm = any(_finite(r.get("bits_per_byte")) for r in lm.values())
+    ran = not tables.efficiency.empty  # no model ran here (every result imported from a log): no speed, no failures
     header = ["Model"]
     if headline:
         header.append(f"{_row_label(headline)}<br>[95% CI]")
-    header += ["Batched throughput ↑<br>(tokens/s)", "Single-stream latency p50 ↓<br>(s per prompt)", "Peak memory ↓"]
+    if ran:
+        header += ["Batched throughput ↑<br>(tokens/s)", "Single-stream latency p50 ↓<br>(s per prompt)", "Peak memory ↓"]
     if show_lm:
         header.append("Bits per byte ↓<br>[95% CI]")
-    header.append("Failed")
+    if ran:
+        header.append("Failed")
     best = {
         "headline": (
             _best({m: r["mean"] for m, r in means.items()}, METRICS.get(headline).higher_is_better, headline)
@@ -195,20 +198,25 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
             r = means.get(model_id)
             cell = _ci_cell(headline, r).replace(" [", "<br>[", 1) if r else MISSING
             row.append(_bold(cell, model_id in best["headline"]))
-        row.append(_bold(_speed_cell(eff, "tokens_per_s"), model_id in best["speed"]))
-        row.append(_bold(_speed_cell(eff, "latency_p50_s"), model_id in best["latency"]))
-        row.append(_bold(metric_value("peak_memory_bytes", eff.get("peak_memory_bytes")), model_id in best["memory"]))
+        if ran:
+            row.append(_bold(_speed_cell(eff, "tokens_per_s"), model_id in best["speed"]))
+            row.append(_bold(_speed_cell(eff, "latency_p50_s"), model_id in best["latency"]))
+            row.append(_bold(metric_value("peak_memory_bytes", eff.get("peak_memory_bytes")), model_id in best["memory"]))
         if show_lm:
             r = lm.get(model_id)
             cell = _bpb_cell(r).replace(" [", "<br>[", 1) if r else MISSING
             row.append(_bold(cell, model_id in best["bpb"]))
-        failed, total = int(eff.get("n_failed") or 0), int(eff.get("n_prompts") or 0)
-        row.append(f"{failed} of {total}")  # a count, never bold (bold: the best value)
+        if ran:
+            failed, total = int(eff.get("n_failed") or 0), int(eff.get("n_prompts") or 0)
+            row.append(f"{failed} of {total}")  # a count, never bold (bold: the best value)
         rows.append(row)
     legend = (
         f"{CI_LEGEND}; {ARROWS_LEGEND}; {_bold_legend('in its column')}, not necessarily significantly "
         f"better (see the analysis; {TESTS_LEGEND}); speed and memory are bold only when best beyond the noise. "
         f"Throughput: batched; latency: single stream. p50: median. {speed_protocol(study, tables)}"
+        if ran
+        else f"{CI_LEGEND}; {ARROWS_LEGEND}; {_bold_legend('in its column')}, not necessarily significantly better "
+        f"(see the analysis; {TESTS_LEGEND}). Every result is imported from another tool's log: nothing was run or timed here."
     )
     return Table(header, rows, ["left", *("right" for _ in header[1:])], "results summary", legend=legend)
 
