@@ -257,3 +257,30 @@ def test_a_model_names_either_a_source_or_a_log(tmp_path):
     config.write_text("title: t\nmodels:\n  - id: a\n    name: A\n    results_from: {tool: helm, path: .}\n")
     with pytest.raises(ConfigError, match=r"study\.yaml:5: models\[0\]\.results_from\.tool: .*'lm-eval' or 'inspect'"):
         load_config(config)
+
+
+def test_a_study_mixes_imported_models_and_models_run_here(evaluated, tmp_path):
+    """One model run by reportgen on the study's prompts, one imported: the build runs the one, imports the other,
+    and each table reports each model on what it has (no imported value is compared with a prompt-set score)."""
+    (tmp_path / "prompts.yaml").write_text(
+        "prompts:\n  - {id: p1, prompt: 'The capital of France is', reference: 'Paris'}\n"
+        "  - {id: p2, prompt: 'Two plus two is', reference: 'four'}\n"
+    )
+    config = tmp_path / "study.yaml"
+    config.write_text(f"""title: Mixed
+prompts: prompts.yaml
+generation: {{max_new_tokens: 3}}
+output: {{dir: report, formats: [markdown]}}
+models:
+  - {{id: here, name: Run here, source: {{type: local, path: {evaluated / "model-a"}}}}}
+  - {{id: there, name: Imported, results_from: {{tool: lm-eval, path: {evaluated / "out-b"}}}}}
+""")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "reportgen", "build", str(config)], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert "there: lm-eval 0.4.13 log of" in done.stderr and "here: 2 prompts (2 run, 0 cached)" in done.stderr
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert f"| tiny_mc/acc ↑ | — | {_own_files(evaluated / 'out-b')[0]['results']['tiny_mc']['acc,none']:.2f} [" in readme
+    assert "| Exact match ↑ | 0.00 [0.00, 0.66] | — | 0–2 |" in readme
