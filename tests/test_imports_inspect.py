@@ -198,6 +198,10 @@ def test_build_cites_the_logs_escapes_their_text_and_rebuilds_when_a_log_changes
     again = reportgen("build", str(config))
     assert again.returncode == 0, again.stderr
     assert "unchanged, already imported" in again.stderr and "nothing rendered" in again.stderr
+    # a render in a fresh process reads the cached tables: the imported metrics must be known before they are read
+    rendered = reportgen("render", str(config))
+    assert rendered.returncode == 0, rendered.stderr
+    assert (folder / "report" / "README.md").read_text() == readme
 
     # model A retrained and evaluated again: a new log in its folder; the latest per task is imported
     run_inspect(folder, [("model-a", ["Paris", "4", "blue", "cold", "A", "42"], None)])
