@@ -284,3 +284,20 @@ models:
     readme = (tmp_path / "report" / "README.md").read_text()
     assert f"| tiny_mc/acc ↑ | — | {_own_files(evaluated / 'out-b')[0]['results']['tiny_mc']['acc,none']:.2f} [" in readme
     assert "| Exact match ↑ | 0.00 [0.00, 0.66] | — | 0–2 |" in readme
+
+
+def test_a_named_results_file_pins_its_run_and_a_folder_of_two_models_is_refused(evaluated, tmp_path):
+    import shutil
+
+    (results,) = (evaluated / "out-a").rglob("results_*.json")
+    pinned = read_log("lm-eval", results)
+    whole = read_log("lm-eval", evaluated / "out-a")
+    assert pinned.digest == whole.digest and len(pinned.samples) == MC_DOCS + GEN_DOCS
+    assert pinned.files == tuple(sorted(str(p) for p in results.parent.iterdir() if p.suffix in (".json", ".jsonl")))
+    both = tmp_path / "both"
+    shutil.copytree(evaluated / "out-a", both / "a")
+    shutil.copytree(evaluated / "out-b", both / "b")
+    with pytest.raises(
+        UnreadableLog, match=r"holds the results of several models \(.*model-a, .*model-b\)\. Fix: point it at one"
+    ):
+        read_log("lm-eval", both)

@@ -133,14 +133,16 @@ def read_log(path: Path) -> ImportedLog:
     if not path.exists():
         raise UnreadableLog(f"{path} does not exist. Fix: point it at the folder lm-eval's --output_path wrote")
     latest: dict[str, tuple[Path, str, dict[str, Any]]] = {}
+    every_name: set[str] = set()  # of every run in the folder: one model's folder, or an ambiguous one
     for results, stamp in _runs(path):
         data = _load_json(results)
+        every_name.add(str(data.get("model_name") or ""))
         for task in data["results"]:
             if task in (data.get("configs") or {}) or task in (data.get("n-samples") or {}):  # a task, not a group
                 latest[task] = (results, stamp, data)
     if not latest:
         raise UnreadableLog(f"{path}: the results files name no task")
-    names = sorted({str(d.get("model_name") or "") for _, _, d in latest.values()})
+    names = sorted(every_name)
     if len(names) > 1:
         raise UnreadableLog(
             f"{path} holds the results of several models ({', '.join(names)}). Fix: point it at one model's folder"
