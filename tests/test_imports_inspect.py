@@ -245,3 +245,13 @@ def test_a_log_of_an_unknown_format_version_is_refused(evaluated, tmp_path):
     assert error.value.problems[1].startswith(
         f"{study.path}:8: models[1].results_from.path: {tmp_path / 'logs' / 'model-b'} holds no Inspect log"
     )
+
+
+def test_a_folder_of_two_models_logs_is_refused(evaluated, tmp_path):
+    import shutil
+
+    from reportgen.imports import UnreadableLog, read_log
+
+    shutil.copytree(evaluated / "logs", tmp_path / "logs")
+    with pytest.raises(UnreadableLog, match=r"holds logs of several models \(mockllm/model-a, mockllm/model-b\)"):
+        read_log("inspect", tmp_path / "logs")

@@ -35,20 +35,37 @@ def _version() -> str:
     return version("inspect_ai")
 
 
+def _unreadable(file: Path, exc: Exception) -> UnreadableLog:
+    return UnreadableLog(
+        f"{file}: inspect_ai {_version()} cannot read it ({type(exc).__name__}: {exc}); reportgen reads Inspect log "
+        f"format version {', '.join(map(str, READS))}. Fix: import a log that inspect_ai version wrote, or convert it "
+        "(inspect log convert)"
+    )
+
+
 def _logs(path: Path) -> list[Path]:
     inspect_log = _inspect()
     if path.is_file():
         return [path]
     infos = inspect_log.list_eval_logs(str(path))
     latest: dict[str, tuple[str, Path]] = {}
+    models: set[str] = set()  # of every log in the folder: one model's logs, or an ambiguous folder
     for info in infos:
         file = Path(info.name.removeprefix("file://"))
-        header = inspect_log.read_eval_log(str(file), header_only=True)
+        try:
+            header = inspect_log.read_eval_log(str(file), header_only=True)
+        except Exception as exc:  # inspect_ai's own error for a log it cannot read
+            raise _unreadable(file, exc) from None
+        models.add(str(header.eval.model))
         created = str(header.eval.created)
         if header.eval.task not in latest or created > latest[header.eval.task][0]:
             latest[header.eval.task] = (created, file)
     if not latest:
         raise UnreadableLog(f"{path} holds no Inspect log (.eval or .json). Fix: point it at the log folder inspect eval wrote")
+    if len(models) > 1:
+        raise UnreadableLog(
+            f"{path} holds logs of several models ({', '.join(sorted(models))}). Fix: point it at one model's logs"
+        )
     return [file for _, file in sorted(latest.values(), key=lambda item: str(item[1]))]
 
 
@@ -81,11 +98,7 @@ def _read_one(file: Path) -> tuple[Any, list[ImportedSample], dict[str, float | 
     try:
         log = inspect_log.read_eval_log(str(file))
     except Exception as exc:  # inspect_ai raises its own errors for a file it cannot read (a newer format among them)
-        raise UnreadableLog(
-            f"{file}: inspect_ai {_version()} cannot read it ({type(exc).__name__}: {exc}); reportgen reads Inspect log "
-            f"format version {', '.join(map(str, READS))}. Fix: import a log that inspect_ai version wrote, or convert it "
-            "(inspect log convert)"
-        ) from None
+        raise _unreadable(file, exc) from None
     if log.version not in READS:
         raise UnreadableLog(
             f"{file} is an Inspect log of format version {log.version}; reportgen reads format version "
