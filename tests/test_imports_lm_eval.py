@@ -301,3 +301,18 @@ def test_a_named_results_file_pins_its_run_and_a_folder_of_two_models_is_refused
         UnreadableLog, match=r"holds the results of several models \(.*model-a, .*model-b\)\. Fix: point it at one"
     ):
         read_log("lm-eval", both)
+
+
+def test_the_readme_example_of_imported_models_is_valid(tmp_path):
+    """The config a user copies from the README's import workflow loads, its three models imported, none run."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## A study from runs made elsewhere", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "study.yaml").write_text(block)
+    study = load_config(tmp_path / "configs" / "study.yaml")
+    assert [(m.results_from.tool, m.runnable) for m in study.models] == [
+        ("lm-eval", False),
+        ("lm-eval", False),
+        ("inspect", False),
+    ]
+    assert study.models[0].results_from.path == tmp_path / "evals" / "base"
