@@ -255,3 +255,19 @@ def test_a_folder_of_two_models_logs_is_refused(evaluated, tmp_path):
     shutil.copytree(evaluated / "logs", tmp_path / "logs")
     with pytest.raises(UnreadableLog, match=r"holds logs of several models \(mockllm/model-a, mockllm/model-b\)"):
         read_log("inspect", tmp_path / "logs")
+
+
+def test_run_imports_the_logs_and_render_reports_them(evaluated, tmp_path):
+    """`reportgen run` on a study whose models are all imported stores their logs (nothing to run), and
+    `reportgen render` writes the report from the store, as for models run here."""
+    import shutil
+
+    folder = tmp_path / "study"
+    shutil.copytree(evaluated / "logs", folder / "logs")
+    config = _study(folder)
+    ran = reportgen("run", str(config))
+    assert ran.returncode == 0, ran.stderr
+    assert "model-b: inspect 0.3.285 log of 'mockllm/model-b' imported: 8 samples, 2 metrics" in ran.stderr
+    rendered = reportgen("render", str(config))
+    assert rendered.returncode == 0, rendered.stderr
+    assert "| tiny_qa/includes ↑ | **0.67 [0.39, 0.86]** |" in (folder / "report" / "README.md").read_text()
