@@ -17,6 +17,7 @@ from pathlib import Path
 
 import reportgen
 from reportgen.errors import JobFailed, RenderError
+from reportgen.imports.importer import import_study_logs, imported_models
 from reportgen.report.assemble import between_markers, host_parts, render_in_memory, render_report, replace_between_markers
 from reportgen.report.formats import FORMATS, study_formats
 from reportgen.report.inputs import ReportInputs, read_report_inputs
@@ -184,6 +185,8 @@ def _named_files(study: Study) -> dict[str, Path]:
     if study.prompts is not None and study.prompts.exists():
         named["prompts"] = study.prompts
     for model in study.models:
+        if model.results_from is not None and Path(model.results_from.path).is_file():
+            named[f"{model.id} {model.results_from.tool} log"] = Path(model.results_from.path)
         if model.config is not None and Path(model.config).is_file():
             named[f"{model.id} config.json"] = Path(model.config)
         if model.adapter is not None and Path(model.adapter.config_file).is_file():
@@ -266,15 +269,18 @@ def build_study(
     ``allow_failures``) when some prompts failed, and on a regression (``fail_on_regression``)."""
     study_formats(study)  # an unknown output format is a config error before any model runs
     runnable = study.prompts is not None and any(m.runnable for m in study.models)
-    store = _open_store(study, create=runnable)
+    imports = bool(imported_models(study))
+    store = _open_store(study, create=runnable or imports)
     with contextlib.closing(store) if store is not None else contextlib.nullcontext():
         reran: list[str] = []
         summary: RunSummary | None = None
+        if imports and store is not None:  # another tool's logs: stored once per content, before any model runs
+            reran += [o.model_id for o in import_study_logs(study, store) if o.stored]
         if runnable:
             summary = run_study(study, force=force, progress=progress, store=store, model_ids=model_ids)
             for model in summary.models:
                 log.info(model.line())
-            reran = summary.reran_models
+            reran += summary.reran_models
             if not reran and not summary.failed_models:
                 if summary.run_id is None:
                     log.info("every stored result is current: no model re-ran")

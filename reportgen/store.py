@@ -102,6 +102,32 @@ CREATE TABLE IF NOT EXISTS loglik (
     PRIMARY KEY (fingerprint, text_id, text_hash)
 );
 CREATE INDEX IF NOT EXISTS results_by_model ON results (model_id, fingerprint);
+CREATE TABLE IF NOT EXISTS imports (
+    model_id TEXT NOT NULL,
+    log_digest TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    tool_version TEXT NOT NULL,
+    format_version TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    settings TEXT NOT NULL DEFAULT '{}',
+    files TEXT NOT NULL DEFAULT '[]',
+    metrics TEXT NOT NULL DEFAULT '[]',
+    unused TEXT NOT NULL DEFAULT '{}',
+    logged_at TEXT NOT NULL,
+    imported_at REAL NOT NULL,
+    PRIMARY KEY (model_id, log_digest)
+);
+CREATE TABLE IF NOT EXISTS imported_samples (
+    log_digest TEXT NOT NULL,
+    task TEXT NOT NULL,
+    sample_key TEXT NOT NULL,
+    label TEXT NOT NULL,
+    input TEXT NOT NULL,
+    output TEXT NOT NULL,
+    target TEXT NOT NULL,
+    scores TEXT NOT NULL,
+    PRIMARY KEY (log_digest, task, sample_key)
+);
 CREATE TABLE IF NOT EXISTS speed_passes (
     fingerprint TEXT NOT NULL,
     settings_hash TEXT NOT NULL,
@@ -628,6 +654,47 @@ class Store:
                 ],
             )
 
+    # -- imported logs (another tool's per-sample results; reportgen.imports) ---------------
+    def has_import(self, model_id: str, log_digest: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM imports WHERE model_id=? AND log_digest=?", (model_id, log_digest)).fetchone()
+        return row is not None
+
+    def save_import(self, record: dict[str, Any], samples: list[dict[str, Any]]) -> bool:
+        """Store one model's imported log (``record``: the ``imports`` columns) and its samples, keyed by the
+        log's content: an unchanged log is stored once (False: it was already there)."""
+        if self.has_import(record["model_id"], record["log_digest"]):
+            return False
+        columns = list(record)
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT INTO imports ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                [json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list)) else v for v in record.values()],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO imported_samples (log_digest, task, sample_key, label, input, output, target, scores)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        record["log_digest"],
+                        s["task"],
+                        s["key"],
+                        s["label"],
+                        s["input"],
+                        s["output"],
+                        s["target"],
+                        json.dumps(s["values"], sort_keys=True),
+                    )
+                    for s in samples
+                ],
+            )
+        return True
+
+    def imports_frame(self) -> pd.DataFrame:
+        return self.frame("SELECT * FROM imports ORDER BY model_id, imported_at")
+
+    def imported_samples_frame(self) -> pd.DataFrame:
+        return self.frame("SELECT * FROM imported_samples ORDER BY log_digest, task, sample_key")
+
     # -- reading (for aggregation) -----------------------------------------------------------
     def frame(self, sql: str, params: tuple = ()) -> pd.DataFrame:
         return pd.read_sql_query(sql, self.db, params=params)
@@ -650,7 +717,7 @@ class Store:
 
     def content_digest(self) -> str:
         """A digest of what the stored rows say (keys and times, not the texts): it changes whenever a
-        result, a model run, a language-modelling score, a judgement or a timed pass is added or replaced."""
+        result, a model run, a language-modelling score, a judgement, a timed pass or an imported log is added or replaced."""
         sha = hashlib.sha256()
         for sql in (
             "SELECT fingerprint, prompt_id, request_hash, created_at FROM results ORDER BY 1, 2, 3",
@@ -660,6 +727,7 @@ class Store:
             "SELECT model_id, fingerprint, settings_hash, protocol_hash, regime, pass_index, created_at FROM timed_passes"
             " ORDER BY 1, 2, 3, 4, 5, 6",
             "SELECT run_id, model_id, peak_memory_bytes, measure_protocol FROM model_runs ORDER BY 1, 2",
+            "SELECT model_id, log_digest, imported_at FROM imports ORDER BY 1, 2",
         ):
             for row in self.db.execute(sql):
                 sha.update(repr(tuple(row)).encode())

@@ -29,6 +29,8 @@ def metrics_table() -> str:
     direction = {True: "higher", False: "lower", None: "—"}
     lines = ["| metric | label | kind | unit | better | definition |", "| --- | --- | --- | --- | --- | --- |"]
     for name, m in METRICS.items():
+        if m.kind == "imported":  # named by the logs a study imports (tiny_mc/acc): registered at run time, not here
+            continue
         lines.append(
             f"| `{name}` | {_cell(m.label)} | {m.kind} | {_cell(m.unit)} | {direction[m.higher_is_better]} | {_cell(m.description)} |"
         )

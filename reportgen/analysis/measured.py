@@ -51,12 +51,13 @@ def means(tables: Any, metric: str) -> dict[str, dict[str, Any]]:
 
 
 def quality_metrics(tables: Any) -> list[str]:
-    """The reference metrics with at least one model's mean, in registry order."""
+    """The reference metrics and the metrics imported from other tools' logs with at least one model's mean, in
+    registry order."""
     from reportgen.stats.metrics import METRICS
 
     out = []
     for metric in tables.metrics:
-        if METRICS.find(metric) is None or METRICS.get(metric).kind != "reference":
+        if METRICS.find(metric) is None or METRICS.get(metric).kind not in ("reference", "imported"):
             continue
         if means(tables, metric):
             out.append(metric)
@@ -64,9 +65,11 @@ def quality_metrics(tables: Any) -> list[str]:
 
 
 def headline_metric(tables: Any) -> str | None:
-    """The quality metric the report leads with: the first of HEADLINE_METRICS with results, skipping
-    one on which every model scores 0 (it would say nothing) unless all of them do."""
-    present = [m for m in HEADLINE_METRICS if m in quality_metrics(tables)]
+    """The quality metric the report leads with: the first of HEADLINE_METRICS with results (else, in a study of
+    imported results only, the first imported metric), skipping one on which every model scores 0 (it would say
+    nothing) unless all of them do."""
+    quality = quality_metrics(tables)
+    present = [m for m in HEADLINE_METRICS if m in quality] or quality
     for metric in present:
         if any(float(row["mean"]) != 0 for row in means(tables, metric).values()):
             return metric

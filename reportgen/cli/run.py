@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
 from reportgen.cli.app import (
@@ -16,6 +17,9 @@ from reportgen.cli.app import (
     models_option,
     progress,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reportgen.study.config import Study
 
 log = logging.getLogger("reportgen.cli")
 
@@ -32,8 +36,14 @@ def run(config: Path, model_ids: str | None, force: bool, allow_failures: bool) 
     the next run retries them)."""
     from reportgen.run.runner import run_study
 
+    study = load(config)
+    wanted = model_list(model_ids)
+    if _import_logs(study, wanted) and not any(m.runnable and (not wanted or m.id in wanted) for m in study.models):
+        return  # every (selected) model's results come from another tool's log: nothing to run
     with progress() as bars:
-        summary = run_study(load(config), model_ids=model_list(model_ids), force=force, progress=bars)
+        summary = run_study(study, model_ids=wanted, force=force, progress=bars)
+    if summary.run_id is not None:
+        _score_answers(study)
     for model in summary.models:
         log.info(model.line())
     if not summary.reran_models and not summary.failed_models:
@@ -43,3 +53,26 @@ def run(config: Path, model_ids: str | None, force: bool, allow_failures: bool) 
         from reportgen.cli.judge import report_judges
 
         report_judges(summary.judges, allow_failures)
+
+
+def _import_logs(study: Study, wanted: list[str] | None) -> bool:
+    """Import the logs of the (selected) models with ``results_from`` into the store; whether there were any."""
+    from reportgen.imports.importer import import_study_logs
+    from reportgen.store import Store, store_path
+
+    if not any(m.results_from is not None and (not wanted or m.id in wanted) for m in study.models):
+        return False
+    with Store(store_path(study)) as store:
+        import_study_logs(study, store)
+    return True
+
+
+def _score_answers(study: Study) -> None:
+    """Score the answers the run stored and keep their values in the store (reportgen.scorebook), so the
+    first render after a run reads every value instead of scoring 40,000 answers."""
+    from reportgen.scorebook import score_stored_answers
+    from reportgen.store import Store, store_path
+    from reportgen.study.prompts import study_prompt_set
+
+    with Store(store_path(study)) as store:
+        score_stored_answers(store, study, study_prompt_set(study))

@@ -27,6 +27,7 @@ import pandas as pd
 from reportgen.records import RunManifest
 from reportgen.stats.history import RetrainingDelta, retraining_delta
 from reportgen.scorebook import keep_scores, recall_scores
+from reportgen.stats.imported import imported_retraining_delta, register_metrics
 from reportgen.stats.tables import StoreFrames, Tables, tables_from_frames
 from reportgen.store import Store
 from reportgen.study.config import Study
@@ -73,6 +74,7 @@ def tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[Retraini
     """Every metric table of the study and each retrained model's delta, from the cache when nothing changed."""
     prompt_set = study_prompt_set(study) if study.prompts is not None else None
     frames = StoreFrames.read(store)
+    register_metrics(frames.imports)  # the imported metrics' names, units and directions, cached tables or not
     key = _key(frames, study, prompt_set)
     cached = _load(key)
     if cached is not None:
@@ -86,6 +88,8 @@ def tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[Retraini
             for d in (retraining_delta(frames.results, frames.model_runs, prompt_set, m.id) for m in study.models if m.runnable)
             if d is not None
         ]
+    imported = (imported_retraining_delta(frames.imports, frames.imported_samples, m.id) for m in study.models if m.results_from)
+    deltas += [d for d in imported if d is not None]  # a model another tool evaluated again: its last two logs
     keep_scores(store)
     write_cached(KIND, key, pickle.dumps((tables, deltas), protocol=pickle.HIGHEST_PROTOCOL), ".pickle")
     return tables, deltas
@@ -108,7 +112,7 @@ def _key(frames: StoreFrames, study: Study, prompt_set: PromptSet | None) -> str
     return hash_json(
         {
             "frames": {name: _frame_digest(frame) for name, frame in frames.named().items()},
-            "models": [(m.id, m.runnable) for m in study.models],
+            "models": [(m.id, m.runnable, m.results_from is not None) for m in study.models],
             "judges": [j.model_dump(mode="json") for j in study.judges],
             "prompts": prompt_set.model_dump(mode="json") if prompt_set is not None else None,
             "packages": package_versions(*_PACKAGES),

@@ -14,6 +14,7 @@ config is escaped here (``md_cell``, ``md_code``, ``md_inline_code``).
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -120,6 +121,9 @@ def _arrow(metric: str) -> str:
 
 
 def _row_label(metric: str) -> str:
+    known = METRICS.find(metric)
+    if known is not None and known.kind == "imported":  # a tool's own task/metric name: as the tool wrote it
+        return f"{md_cell(known.label)}{_arrow(metric)}"
     return f"{_capital(metric_label(metric))}{_arrow(metric)}"
 
 
@@ -165,13 +169,16 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
     means = {r["model_id"]: r for r in summary[summary["metric"] == headline].to_dict("records")} if headline else {}
     lm = {r["model_id"]: r for r in tables.lm.to_dict("records")} if not tables.lm.empty else {}
     show_lm = any(_finite(r.get("bits_per_byte")) for r in lm.values())
+    ran = not tables.efficiency.empty  # no model ran here (every result imported from a log): no speed, no failures
     header = ["Model"]
     if headline:
         header.append(f"{_row_label(headline)}<br>[95% CI]")
-    header += ["Batched throughput ↑<br>(tokens/s)", "Single-stream latency p50 ↓<br>(s per prompt)", "Peak memory ↓"]
+    if ran:
+        header += ["Batched throughput ↑<br>(tokens/s)", "Single-stream latency p50 ↓<br>(s per prompt)", "Peak memory ↓"]
     if show_lm:
         header.append("Bits per byte ↓<br>[95% CI]")
-    header.append("Failed")
+    if ran:
+        header.append("Failed")
     best = {
         "headline": (
             _best({m: r["mean"] for m, r in means.items()}, METRICS.get(headline).higher_is_better, headline)
@@ -191,20 +198,25 @@ def summary_table(study: Study, tables: Tables, headline: str | None) -> Table:
             r = means.get(model_id)
             cell = _ci_cell(headline, r).replace(" [", "<br>[", 1) if r else MISSING
             row.append(_bold(cell, model_id in best["headline"]))
-        row.append(_bold(_speed_cell(eff, "tokens_per_s"), model_id in best["speed"]))
-        row.append(_bold(_speed_cell(eff, "latency_p50_s"), model_id in best["latency"]))
-        row.append(_bold(metric_value("peak_memory_bytes", eff.get("peak_memory_bytes")), model_id in best["memory"]))
+        if ran:
+            row.append(_bold(_speed_cell(eff, "tokens_per_s"), model_id in best["speed"]))
+            row.append(_bold(_speed_cell(eff, "latency_p50_s"), model_id in best["latency"]))
+            row.append(_bold(metric_value("peak_memory_bytes", eff.get("peak_memory_bytes")), model_id in best["memory"]))
         if show_lm:
             r = lm.get(model_id)
             cell = _bpb_cell(r).replace(" [", "<br>[", 1) if r else MISSING
             row.append(_bold(cell, model_id in best["bpb"]))
-        failed, total = int(eff.get("n_failed") or 0), int(eff.get("n_prompts") or 0)
-        row.append(f"{failed} of {total}")  # a count, never bold (bold: the best value)
+        if ran:
+            failed, total = int(eff.get("n_failed") or 0), int(eff.get("n_prompts") or 0)
+            row.append(f"{failed} of {total}")  # a count, never bold (bold: the best value)
         rows.append(row)
     legend = (
         f"{CI_LEGEND}; {ARROWS_LEGEND}; {_bold_legend('in its column')}, not necessarily significantly "
         f"better (see the analysis; {TESTS_LEGEND}); speed and memory are bold only when best beyond the noise. "
         f"Throughput: batched; latency: single stream. p50: median. {speed_protocol(study, tables)}"
+        if ran
+        else f"{CI_LEGEND}; {ARROWS_LEGEND}; {_bold_legend('in its column')}, not necessarily significantly better "
+        f"(see the analysis; {TESTS_LEGEND}). Every result is imported from another tool's log: nothing was run or timed here."
     )
     return Table(header, rows, ["left", *("right" for _ in header[1:])], "results summary", legend=legend)
 
@@ -261,6 +273,7 @@ def quality_tables(study: Study, tables: Tables) -> list[Table]:
                 ),
             )
         )
+    out += imported_tables(study, tables)
     rows = _metric_rows(study, tables, text)
     if rows:
         out.append(
@@ -278,6 +291,92 @@ def quality_tables(study: Study, tables: Tables) -> list[Table]:
             )
         )
     return out
+
+
+def imported_tables(study: Study, tables: Tables) -> list[Table]:
+    """The values other tools logged per sample (lm-eval, Inspect), per task and metric; then where each model's
+    came from (tool, version, files) and how many samples each task has per model and in common."""
+    names = [m for m in tables.metrics if m in METRICS and METRICS.get(m).kind == "imported"]
+    rows = _metric_rows(study, tables, names)
+    if not rows:
+        return []
+    header = ["Task/metric", *(_model_header(study, m) for m in tables.model_ids), "n"]
+    out = [
+        Table(
+            header,
+            rows,
+            ["left", *("right" for _ in tables.model_ids), "right"],
+            "metrics with-n",
+            caption="Imported results, as the tools logged them per sample",
+            legend=(
+                f"{CI_LEGEND}; {ARROWS_LEGEND}; {_bold_legend('in its row')}. Each row is a task's metric as the tool "
+                "computed it for each sample (lm-eval: acc, acc_norm, exact_match…, with its filter after a comma; "
+                "Inspect: each scorer's value, C = 1, I = 0); the mean is the tool's own aggregate. n: samples. "
+                f"Samples are paired across models by their identity (lm-eval: task and doc_hash; Inspect: task, "
+                f"sample id and epoch); {TESTS_LEGEND}, on the samples both models have."
+            ),
+        )
+    ]
+    sources = []
+    for row in tables.imports.to_dict("records"):
+        if row["model_id"] not in tables.model_ids:
+            continue
+        files = json.loads(row["files"])
+        sources.append(
+            [
+                _model_header(study, row["model_id"]),
+                md_cell(f"{row['tool']} {row['tool_version']}"),
+                md_cell(row["model_name"]),
+                md_cell(str(row["logged_at"])),
+                md_cell(_imported_settings(json.loads(row["settings"]))),
+                "<br>".join(md_inline_code(f) for f in files),
+            ]
+        )
+    if sources:
+        out.append(
+            Table(
+                ["Model", "Tool", "Model as logged", "Logged at", "Settings", "Files"],
+                sources,
+                ["left"] * 6,
+                "kv",
+                caption="Where the imported results come from",
+                legend="Read from the files named, never re-run; an unchanged file is imported once.",
+            )
+        )
+    if not tables.coverage.empty:
+        gaps = [
+            [md_cell(r["task"]), _model_header(study, r["model_id"]), num(r["samples"]), num(r["common"]), num(r["missing"])]
+            for r in tables.coverage.to_dict("records")
+        ]
+        out.append(
+            Table(
+                ["Task", "Model", "Samples", "In common", "Missing"],
+                gaps,
+                ["left", "left", "right", "right", "right"],
+                "kv",
+                caption="Samples per task",
+                legend="In common: the samples every model of the task has (the paired tests use these); missing: "
+                "samples another model has and this one lacks.",
+            )
+        )
+    return out
+
+
+#: Characters of an imported model's settings shown in the sources table (the store keeps them all).
+MAX_SETTINGS_CHARS = 240
+
+
+def _imported_settings(settings: Mapping[str, Any]) -> str:
+    """``key: value; …`` of the settings a tool logged (lm-eval: model, model_args, batch size, n-shot…; Inspect:
+    per task, the model's arguments and generation config), empty values left out, cut at MAX_SETTINGS_CHARS."""
+
+    def flat(value: Any) -> str:
+        if isinstance(value, Mapping):
+            return ", ".join(f"{k}={flat(v)}" for k, v in value.items() if v not in (None, "", {}, []))
+        return str(value)
+
+    text = "; ".join(f"{key}: {flat(value)}" for key, value in settings.items() if value not in (None, "", {}, []))
+    return text if len(text) <= MAX_SETTINGS_CHARS else text[: MAX_SETTINGS_CHARS - 1] + "…"
 
 
 def category_table(study: Study, tables: Tables, headline: str | None) -> Table:

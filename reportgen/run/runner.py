@@ -115,10 +115,6 @@ def run_study(
             status = "partial" if any(s.error for s in summaries) else "complete"
         finally:
             sink.run_finished(status)
-        if sink.started:
-            from reportgen.scorebook import score_stored_answers
-
-            score_stored_answers(store, study, prompt_set)  # each answer scored once, now: renders read the values
         judged = []
         if judge and study.judges:
             from reportgen.run.judging import judge_study

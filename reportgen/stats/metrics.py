@@ -10,6 +10,9 @@ description live in one place (``METRICS.get(name)``). Kinds:
                 for the two that need the generation record.
 ``lm``          per model, from the ``loglik`` table (summed over texts).
 ``efficiency``  per model, from ``model_runs`` and the results' timings (see aggregate.efficiency_frame).
+``imported``    per sample, a value another tool stored in its log (lm-eval's ``acc``, an Inspect scorer's value),
+                named ``<task>/<metric>``; registered from the stored imports (``register_imported``), never
+                computed here: ``fn`` only says so.
 
 Scales: BLEU and chrF are sacrebleu's 0–100 scale; ROUGE-L F1, exact match, contains-answer, distinct-n,
 the repeated-4-gram rate and hit-token-limit are 0–1 (the last three are shares, exact match and
@@ -35,8 +38,8 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 from reportgen import format as fmt
 from reportgen.util.registry import Registry
 
-Kind = Literal["reference", "text", "lm", "efficiency"]
-KINDS: tuple[str, ...] = ("reference", "text", "lm", "efficiency")
+Kind = Literal["reference", "text", "lm", "efficiency", "imported"]
+KINDS: tuple[str, ...] = ("reference", "text", "lm", "efficiency", "imported")
 PER_PROMPT_KINDS: tuple[str, ...] = ("reference", "text")
 
 NAN = float("nan")
@@ -117,6 +120,20 @@ def metric(
         return fn
 
     return register
+
+
+def _stored(*_: Any, **__: Any) -> float:
+    raise TypeError("an imported metric's values come from the tool's log, not from scoring an answer")
+
+
+def register_imported(name: str, *, binary: bool, higher_is_better: bool | None, description: str) -> Metric:
+    """Register (once; again is a no-op) a per-sample value imported from another tool's log."""
+    known = METRICS.find(name)
+    if known is not None:
+        return known
+    entry = Metric(name, "imported", higher_is_better, "share" if binary else "value", description, name, _stored, binary=binary)
+    METRICS.register(name, entry)
+    return entry
 
 
 def metrics_of_kind(*kinds: str) -> list[Metric]:

@@ -17,6 +17,7 @@ from reportgen.stats.frames import (
     model_summary,
     per_prompt_frame,
 )
+from reportgen.stats.imported import coverage, imported_per_prompt, latest_imports
 from reportgen.stats.lm import lm_frame
 
 if TYPE_CHECKING:
@@ -45,6 +46,10 @@ class Tables:
     # model_id → the entry whose stored answers it reports (same weights and settings; its own speed, memory, load)
     shared_answers: dict[str, str] = field(default_factory=dict)
     judged: list[JudgedComparison] = field(default_factory=list)  # one per judge of the study (stats.judged)
+    # models whose results another tool logged: each one's latest import (store.imports) and, per task, the
+    # samples each model has and all share (stats.imported.COVERAGE_COLUMNS)
+    imports: pd.DataFrame = field(default_factory=pd.DataFrame)
+    coverage: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _result_fingerprints(results: pd.DataFrame) -> dict[str, str]:
@@ -61,6 +66,8 @@ class StoreFrames:
     speed: pd.DataFrame
     loglik: pd.DataFrame
     judgements: pd.DataFrame
+    imports: pd.DataFrame  # another tool's logs, one row per (model, log content); reportgen.imports
+    imported_samples: pd.DataFrame
 
     @classmethod
     def read(cls, store: "Store") -> "StoreFrames":
@@ -71,6 +78,8 @@ class StoreFrames:
             speed=store.speed_frame(),
             loglik=store.loglik_frame(),
             judgements=store.judgements_frame(),
+            imports=store.imports_frame(),
+            imported_samples=store.imported_samples_frame(),
         )
 
     def named(self) -> dict[str, pd.DataFrame]:
@@ -114,6 +123,9 @@ def tables_from_frames(
     if prompt_set is not None and len(results):
         results = results[results["prompt_id"].isin({p.id for p in prompt_set.prompts})].reset_index(drop=True)
     per_prompt = per_prompt_frame(results, prompt_set, model_order=order)
+    imported = imported_per_prompt(frames.imports, frames.imported_samples, order)
+    if len(imported):  # models whose results another tool logged: their samples join the same frame
+        per_prompt = imported if per_prompt.empty else pd.concat([per_prompt, imported], ignore_index=True)
     names = metric_columns(per_prompt)
     return Tables(
         per_prompt=per_prompt,
@@ -131,9 +143,14 @@ def tables_from_frames(
         lm=lm_frame(frames.loglik, {**wanted, **_result_fingerprints(results)}, n_boot=n_boot, seed=seed, model_order=order),
         metrics=names,
         model_ids=list(dict.fromkeys(per_prompt["model_id"])),
-        fingerprints={m: fp for m, fp in zip(results["model_id"], results["fingerprint"])} if len(results) else {},
+        fingerprints={
+            **({m: fp for m, fp in zip(results["model_id"], results["fingerprint"])} if len(results) else {}),
+            **dict(zip(imported["model_id"], imported["fingerprint"])),
+        },
         judged=_judged(frames.judgements, study, per_prompt, order, n_boot, seed),
         shared_answers=_shared_answers(results),
+        imports=latest_imports(frames.imports, order),
+        coverage=coverage(per_prompt),
     )
 
 

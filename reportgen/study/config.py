@@ -255,6 +255,21 @@ class Card(Strict):
         return (value,) if isinstance(value, str) else value
 
 
+IMPORT_TOOLS = ("lm-eval", "inspect")
+
+
+class ResultsFrom(Strict):
+    """Results another tool already wrote for this model, imported instead of run (see reportgen.imports)."""
+
+    tool: Literal["lm-eval", "inspect"] = Field(
+        description="The tool that wrote the log: lm-eval (lm-evaluation-harness run with --log_samples) or inspect (inspect_ai)."
+    )
+    path: Path = Field(
+        description="lm-eval: the output folder (the latest results_*.json per task) or one results_*.json file; "
+        "inspect: a .eval or .json log, or a folder of them (the latest log per task). Relative to the config file."
+    )
+
+
 BACKENDS_BY_SOURCE = {"local": "transformers", "hub": "transformers", "gguf": "transformers", "http": "http"}
 
 
@@ -283,11 +298,24 @@ class ModelConfig(Strict):
         None, description="Overrides of the study's generation settings for this model."
     )
     card: Card = Field(Card(), description="What the model card says about the model (shown in the report).")
+    results_from: ResultsFrom | None = Field(
+        None,
+        description="Per-sample results another tool wrote (lm-eval --log_samples, an Inspect log): imported, never run.",
+    )
 
     @model_validator(mode="after")
     def _backend_fits_source(self) -> "ModelConfig":
-        if self.source is None and self.config is None and (self.adapter is None or self.adapter.path is None):
-            raise ValueError("a model needs a 'source' (to run it) or a vendored 'config' (for its specs)")
+        if self.results_from is not None and self.source is not None:
+            raise ValueError("give either 'source' (reportgen runs the model) or 'results_from' (another tool ran it), not both")
+        if (
+            self.source is None
+            and self.results_from is None
+            and self.config is None
+            and (self.adapter is None or self.adapter.path is None)
+        ):
+            raise ValueError(
+                "a model needs a 'source' (to run it), 'results_from' (another tool's log) or a vendored 'config' (for its specs)"
+            )
         if self.backend == "llamacpp" and not isinstance(self.source, GGUFSource):
             raise ValueError("backend 'llamacpp' needs a source of type 'gguf'")
         if self.backend == "http" and not isinstance(self.source, HTTPSource):
@@ -610,6 +638,8 @@ def _resolve_paths(data: Any, base: Path) -> Any:
             fix(model["source"], "path")
         if isinstance(model.get("adapter"), dict):
             fix(model["adapter"], "path", "config")
+        if isinstance(model.get("results_from"), dict):
+            fix(model["results_from"], "path")
     return data
 
 
@@ -660,6 +690,13 @@ def missing_files(study: Study, *, models: bool = True) -> list[str]:
                 problems.append(
                     f"{study.where(*base, 'source', 'package')}: {format_loc((*base, 'source', 'package'))}: {exc.problems[0]}"
                 )
+        if model.results_from is not None:
+            need(
+                model.results_from.path,
+                (*base, "results_from", "path"),
+                f"{model.results_from.tool} log",
+                f"point it at the folder or file {model.results_from.tool} wrote ({FROM_CONFIG_FOLDER})",
+            )
         if model.adapter is not None:
             if model.adapter.path is not None:
                 need(model.adapter.path, (*base, "adapter", "path"), "adapter folder", "train the adapter or fix the path")
