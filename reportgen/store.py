@@ -157,6 +157,19 @@ CREATE TABLE IF NOT EXISTS judgements (
     created_at REAL NOT NULL,
     PRIMARY KEY (judge_fingerprint, settings_hash, prompt_id, prompt_hash, hash_a, hash_b)
 );
+CREATE TABLE IF NOT EXISTS code_runs (
+    program_hash TEXT NOT NULL,
+    limits_hash TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    output TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    isolation TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (program_hash, limits_hash)
+);
 """
 
 
@@ -546,6 +559,24 @@ class Store:
                 ],
             )
 
+    # -- code runs (reportgen.run.coderun) ------------------------------------------------------
+    def done_code_runs(self) -> set[tuple[str, str]]:
+        """(program hash, limits hash) of every stored run: a program is run once per set of limits, ever."""
+        return {(r["program_hash"], r["limits_hash"]) for r in self.db.execute("SELECT program_hash, limits_hash FROM code_runs")}
+
+    def save_code_runs(self, *, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Commit verdicts: each row has program_hash, limits_hash, passed, reason, detail, output, seconds, isolation."""
+        now = time.time()
+        columns = ("program_hash", "limits_hash", "passed", "reason", "detail", "output", "seconds", "isolation")
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO code_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*(row[c] for c in columns), run_id, now) for row in rows],
+            )
+
+    def code_runs_frame(self) -> pd.DataFrame:
+        return self.frame("SELECT * FROM code_runs ORDER BY program_hash, limits_hash")
+
     # -- judgements ---------------------------------------------------------------------------
     def done_judgements(self, judge_fingerprint: str, settings_hash: str) -> set[tuple[str, str, str, str]]:
         """(prompt_id, prompt_hash, hash_a, hash_b) keys judged with a parsed verdict (failed and unparsed
@@ -619,6 +650,7 @@ class Store:
             "SELECT model_id, fingerprint, settings_hash, protocol_hash, regime, pass_index, created_at FROM timed_passes"
             " ORDER BY 1, 2, 3, 4, 5, 6",
             "SELECT run_id, model_id, peak_memory_bytes, measure_protocol FROM model_runs ORDER BY 1, 2",
+            "SELECT program_hash, limits_hash, created_at FROM code_runs ORDER BY 1, 2",
         ):
             for row in self.db.execute(sql):
                 sha.update(repr(tuple(row)).encode())

