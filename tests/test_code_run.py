@@ -187,3 +187,23 @@ def test_k_needs_samples(tmp_path: Path, server):
     done = reportgen("validate", str(study_path), cwd=tmp_path)
     assert done.returncode == 2
     assert "code.k: pass@5 needs at least 5 samples, and code.samples is 2. Fix: set code.samples to 5 or more" in done.stderr
+
+
+def test_the_report_shows_the_code_section_and_the_verdict_uses_it(tmp_path: Path, server):
+    study_path = write_study(tmp_path, server.url, "code: {execute: true, samples: 4, k: [1, 2, 4]}\n")
+    done = reportgen("build", str(study_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert (
+        "- **Code:** Good's code passes its tests on 100.0% of 4 code prompts (pass@1, 95% CI 51.0%–100.0%); Bad's passes "
+        "on 25.0%, a difference the prompts cannot tell from noise (McNemar, Holm-adjusted p = 0.250). "
+        "([Code by execution](#code-by-execution))"
+    ) in readme
+    section = readme[readme.index("## Code by execution") :]
+    section = section[: section.index("\n## ", 5)]
+    assert "8 MiB per file written" in section and "no network (own network namespace)" in section
+    assert "| Good | 1.00 [0.51, 1.00] | 4 of 4 | none |" in section
+    assert "| Bad | 0.25 [0.05, 0.70] | 1 of 4 | assertion 1, error 1, timeout 1 |" in section
+    assert "| Good − Bad | 4 | +75.0 points | 0.250 | 0.250 | no |" in section
+    assert "| Good | 87.5% [62.5%, 100.0%] | 95.8% [87.5%, 100.0%] | 100.0% | 4 |" in section
+    assert "Code taken from the answers: 6 × a fenced code block defining the entry point; 2 × the answer as written" in section

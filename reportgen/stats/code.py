@@ -17,7 +17,7 @@ from reportgen.study.prompts import PromptSet
 
 __all__ = ["CODE_RUN_COLUMNS", "code_verdicts", "with_code_pass"]
 
-CODE_RUN_COLUMNS = ["model_id", "prompt_id", "passed", "reason", "detail", "how", "seconds"]
+CODE_RUN_COLUMNS = ["model_id", "prompt_id", "passed", "reason", "detail", "how", "seconds", "isolation"]
 
 
 def code_verdicts(answers: pd.DataFrame, code_runs: pd.DataFrame, prompt_set: PromptSet, config: CodeConfig) -> pd.DataFrame:
@@ -46,6 +46,7 @@ def code_verdicts(answers: pd.DataFrame, code_runs: pd.DataFrame, prompt_set: Pr
                 "detail": run["detail"] if run else "",
                 "how": job.how,
                 "seconds": float(run["seconds"]) if run else np.nan,
+                "isolation": run["isolation"] if run else "",
             }
         )
     return pd.DataFrame(rows, columns=CODE_RUN_COLUMNS)
