@@ -207,3 +207,54 @@ def test_the_report_shows_the_code_section_and_the_verdict_uses_it(tmp_path: Pat
     assert "| Good − Bad | 4 | +75.0 points | 0.250 | 0.250 | no |" in section
     assert "| Good | 87.5% [62.5%, 100.0%] | 95.8% [87.5%, 100.0%] | 100.0% | 4 |" in section
     assert "Code taken from the answers: 6 × a fenced code block defining the entry point; 2 × the answer as written" in section
+
+
+def test_hostile_answers_through_a_whole_run(tmp_path: Path):
+    """A model that answers with hostile code, behind an endpoint whose token is in reportgen's environment:
+    each answer fails with its reason, the token never reaches the sandbox, and the study folder is untouched."""
+    secret = "sk-test-0123456789abcdef"
+    hostile = {
+        "[ADD]": "```python\nimport os\nprint(sorted(os.environ), flush=True)\nprint(open('/proc/1/environ').read(), flush=True)\n"
+        "assert os.environ['REPORTGEN_TEST_TOKEN']\ndef add(a, b):\n    return a + b\n```",
+        "[SQUARE]": f"```python\nopen({str(tmp_path / 'escaped.txt')!r}, 'w').write('x')\ndef square(x):\n    return x * x\n```",
+        "[LOOP]": "```python\nimport os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+        "def forever():\n    return None\n```",
+        "has_close_elements": "```python\nimport sys\nfor _ in range(1 << 20):\n    sys.stdout.write('x' * 1024)\n"
+        "def has_close_elements(numbers, threshold):\n    return False\n```",
+        "[CAPITAL]": "Paris",
+    }
+
+    def evil(body: dict, text: str) -> str | None:
+        return next((answer for marker, answer in hostile.items() if marker in text), None)
+
+    with FaultServer(responder=evil) as running:
+        (tmp_path / "prompts.yaml").write_text(PROMPTS)
+        study_path = tmp_path / "study.yaml"
+        study_path.write_text(
+            "title: Hostile\nprompts: prompts.yaml\noutput: {dir: out, formats: [markdown]}\nmeasure: {repeats: 0}\n"
+            "code: {execute: true}\nmodels:\n  - id: evil\n    name: Evil\n    source: {type: http, url: "
+            f'"{running.url}", protocol: openai-chat, model: evil, stream: false, max_retries: 0, '
+            "token_env: REPORTGEN_TEST_TOKEN}\n"
+        )
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "REPORTGEN_TEST_TOKEN": secret}
+        done = subprocess.run(
+            [sys.executable, "-m", "reportgen", "run", str(study_path)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            env=env,
+        )
+    assert done.returncode == 0, done.stderr
+    assert "code: 4 answers (4 run, 0 cached; 0 of 4 passed)" in done.stderr
+    study = load_config(study_path)
+    with Store(store_path(study)) as store:
+        tables = compute_tables(store, study, study_prompt_set(study), n_boot=200)
+        runs = store.code_runs_frame()
+    reasons = dict(zip(tables.code["prompt_id"], tables.code["reason"]))
+    assert reasons == {"add": "error", "square": "error", "loop": "timeout", "humaneval-0": "output-limit"}
+    details = dict(zip(tables.code["prompt_id"], tables.code["detail"]))
+    assert details["square"].startswith(("PermissionError", "FileNotFoundError"))  # /tmp is private in the sandbox
+    assert secret not in "".join(runs["output"]) + "".join(runs["detail"])
+    assert "['HOME', 'LANG', 'PATH']" in "".join(runs["output"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "prompts.yaml", "study.yaml"]
