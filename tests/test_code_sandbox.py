@@ -142,6 +142,22 @@ def test_tmp_is_private():
     assert not Path(name).exists()
 
 
+@needs_namespaces
+def test_the_private_tmp_cannot_be_unmounted():
+    """Inside its namespaces the program is root there, but without a capability: it cannot unmount its
+    private /tmp to reach the machine's."""
+    body = (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "assert libc.umount2(b'/tmp', 2) == -1 and ctypes.get_errno() == 1, 'unmounted'\n"
+        "assert libc.mount(b'none', b'/mnt', b'tmpfs', 0, None) == -1, 'mounted'\n"
+        "print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])"
+    )
+    verdict = run_program(body, FAST)
+    assert verdict.passed, verdict
+    assert verdict.output == "0000000000000000\n"
+    assert isolation().drop_capabilities
+
+
 def test_the_token_does_not_reach_the_program(monkeypatch):
     monkeypatch.setenv("REPORTGEN_TEST_TOKEN", "sk-secret-value")
     body = (
