@@ -84,6 +84,8 @@ class Isolation:
             "no network (own network namespace)" if self.namespaces else "network isolation was NOT available",
             "own process-id namespace and private /tmp" if self.namespaces else "no process-id or mount namespace",
         ]
+        if self.namespaces:
+            parts.append("capabilities dropped" if self.drop_capabilities else "capabilities NOT dropped (no setpriv)")
         if self.own_uid:
             parts.append("a fresh unprivileged uid")
         return "; ".join(parts)
@@ -122,8 +124,7 @@ with open("program.py", "wb") as f:
     f.write(source)
 stage2 = [sys.executable, "-I", "-S", "-c", cfg["stage2"], sys.argv[2]]
 if cfg["setpriv"]:
-    stage2 = [cfg["setpriv"], "--bounding-set", "-all", "--inh-caps", "-all", "--securebits",
-              "+noroot,+noroot_locked,+no_setuid_fixup,+no_setuid_fixup_locked", *stage2]
+    stage2 = [cfg["setpriv"], *cfg["setpriv_flags"], *stage2]
 os.execve(stage2[0], stage2, dict(os.environ, HOME=work))
 """
 
@@ -166,25 +167,43 @@ os._exit(0)
 
 @lru_cache(maxsize=1)
 def isolation() -> Isolation:
-    """Which layers this machine allows: one probe run, cached for the process."""
+    """Which layers this machine allows: probe runs (the namespaces, then dropping capabilities inside
+    them), cached for the process."""
     own_uid = os.geteuid() == 0
     unshare = shutil.which("unshare")
-    namespaces = False
-    if unshare:
-        probe = [unshare, *_UNSHARE_FLAGS, interpreter(), "-I", "-S", "-c", "pass"]
-        try:
-            done = subprocess.run(
-                probe,
-                env={"PATH": SAFE_PATH},
-                preexec_fn=_become(_fresh_uid() if own_uid else None, None),
-                capture_output=True,
-                timeout=30,
-                cwd="/",
-            )
-            namespaces = done.returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            namespaces = False
-    return Isolation(namespaces=namespaces, drop_capabilities=namespaces and shutil.which("setpriv") is not None, own_uid=own_uid)
+    setpriv = shutil.which("setpriv")
+    python = [interpreter(), "-I", "-S", "-c", "pass"]
+    namespaces = bool(unshare) and _probe([str(unshare), *_UNSHARE_FLAGS, *python], own_uid)
+    dropping = (
+        namespaces and bool(setpriv) and _probe([str(unshare), *_UNSHARE_FLAGS, str(setpriv), *SETPRIV_FLAGS, *python], own_uid)
+    )
+    return Isolation(namespaces=namespaces, drop_capabilities=dropping, own_uid=own_uid)
+
+
+#: setpriv's arguments: no capability left, none regained by executing as the namespace's root.
+SETPRIV_FLAGS = (
+    "--bounding-set",
+    "-all",
+    "--inh-caps",
+    "-all",
+    "--securebits",
+    "+noroot,+noroot_locked,+no_setuid_fixup,+no_setuid_fixup_locked",
+)
+
+
+def _probe(argv: list[str], own_uid: bool) -> bool:
+    try:
+        done = subprocess.run(
+            argv,
+            env={"PATH": SAFE_PATH},
+            preexec_fn=_become(_fresh_uid() if own_uid else None, None),
+            capture_output=True,
+            timeout=30,
+            cwd="/",
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
 
 
 def _others_can_run(path: Path) -> bool:
@@ -269,6 +288,7 @@ def run_program(source: str, limits: Limits = Limits()) -> Verdict:
             "mount": iso.namespaces,
             "tmp_bytes": limits.tmp_bytes,
             "setpriv": shutil.which("setpriv") if iso.drop_capabilities else None,
+            "setpriv_flags": SETPRIV_FLAGS,
             "stage2": STAGE2,
         }
         argv = [interpreter(), "-I", "-S", "-c", STAGE1, json.dumps(cfg), str(write_end)]
