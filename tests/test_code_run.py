@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -258,3 +259,20 @@ def test_hostile_answers_through_a_whole_run(tmp_path: Path):
     assert secret not in "".join(runs["output"]) + "".join(runs["detail"])
     assert "['HOME', 'LANG', 'PATH']" in "".join(runs["output"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "prompts.yaml", "study.yaml"]
+
+
+def test_metrics_json_carries_the_verdicts_and_pass_at_k(tmp_path: Path, server):
+    study_path = write_study(tmp_path, server.url, "code: {execute: true, samples: 2, k: [1, 2]}\n")
+    assert reportgen("run", str(study_path), cwd=tmp_path).returncode == 0
+    done = reportgen("metrics", str(study_path), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    tables = json.loads(done.stdout)["tables"]
+    verdicts = {(r["model_id"], r["prompt_id"]): r for r in tables["code"]}
+    assert len(verdicts) == 8
+    assert (verdicts[("bad", "loop")]["passed"], verdicts[("bad", "loop")]["reason"]) == (0.0, "timeout")
+    assert [(r["model_id"], r["k"], r["n"], r["samples"]) for r in tables["pass_at_k"]] == [
+        ("good", 1, 4, 2),
+        ("good", 2, 4, 2),
+        ("bad", 1, 4, 2),
+        ("bad", 2, 4, 2),
+    ]
