@@ -137,7 +137,9 @@ class PromptSet(Strict):
         "chat", description="chat: sent through the model's chat template; plain: sent as written."
     )
     system: str | None = Field(None, description="Default system prompt of chat prompts.")
-    prompts: tuple[Prompt, ...] = Field((), description="The prompts (ids unique; at least one here or through 'include').")
+    prompts: tuple[Prompt, ...] = Field(
+        (), min_length=1, description="The prompts (ids unique; at least one, unless the set has only 'include')."
+    )
     lm_corpus: tuple[CorpusText, ...] = Field(
         (), description="Texts scored for language-model metrics (perplexity, bits per byte)."
     )
