@@ -164,9 +164,12 @@ def pd_isnan(value: float) -> bool:
 
 
 def test_pass_at_k_from_samples(tmp_path: Path, server):
-    study_path = write_study(tmp_path, server.url, "code: {execute: true, samples: 4, k: [1, 2, 4]}\n")
+    study_path = write_study(tmp_path, server.url, "code: {execute: true, samples: 4, k: [1, 2, 4], max_new_tokens: 300}\n")
     done = reportgen("run", str(study_path), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    # code prompts (and their samples) get code.max_new_tokens; the text prompt keeps the study's 64
+    budgets = {(str(h.body.get("temperature")), "[CAPITAL]" in str(h.body)): h.body["max_tokens"] for h in server.requests}
+    assert budgets == {("0.0", False): 300, ("0.0", True): 64, ("0.8", False): 300}
     study = load_config(study_path)
     with Store(store_path(study)) as store:
         tables = compute_tables(store, study, study_prompt_set(study), n_boot=200)

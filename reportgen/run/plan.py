@@ -9,7 +9,7 @@ loads a model.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reportgen.backends import create_backend
 from reportgen.backends.base import Backend
@@ -40,6 +40,15 @@ def requests_for(prompt_set: PromptSet, settings: GenerationSettings) -> list[Ge
     ]
 
 
+def with_code_budget(requests: list[GenerationRequest], prompt_set: PromptSet, code: CodeConfig) -> list[GenerationRequest]:
+    """The requests, code prompts generating up to ``code.max_new_tokens`` where it is set."""
+    if code.max_new_tokens is None:
+        return requests
+    ids = {p.id for p in prompt_set.code_prompts}
+    budget = {"max_new_tokens": code.max_new_tokens}
+    return [replace(r, settings=r.settings.model_copy(update=budget)) if r.prompt_id in ids else r for r in requests]
+
+
 def sample_requests(prompt_set: PromptSet, code: CodeConfig, settings: GenerationSettings) -> list[GenerationRequest]:
     """The pass@k samples: ``code.samples`` sampled answers per code prompt (ids ``<prompt id>#<n>``), with
     the code settings' temperature and top-p and seed ``settings.seed + n``."""
@@ -48,9 +57,10 @@ def sample_requests(prompt_set: PromptSet, code: CodeConfig, settings: Generatio
     requests = []
     for prompt in prompt_set.code_prompts:
         for n in range(1, code.samples + 1):
-            sampled = settings.model_copy(
-                update={"do_sample": True, "temperature": code.temperature, "top_p": code.top_p, "seed": settings.seed + n}
-            )
+            update = {"do_sample": True, "temperature": code.temperature, "top_p": code.top_p, "seed": settings.seed + n}
+            if code.max_new_tokens is not None:
+                update["max_new_tokens"] = code.max_new_tokens
+            sampled = settings.model_copy(update=update)
             requests.append(
                 GenerationRequest(
                     prompt_id=f"{prompt.id}{SAMPLE_SEPARATOR}{n}",
@@ -145,7 +155,7 @@ def plan_model(
     backend = create_backend(model, config_index=study.models.index(model))
     fingerprint, parts = model_fingerprint(backend)
     settings = study.generation_for(model)
-    answers = requests_for(prompt_set, settings)
+    answers = with_code_budget(requests_for(prompt_set, settings), prompt_set, study.code)
     requests = answers + sample_requests(prompt_set, study.code, settings)
     hashes = {r.prompt_id: request_hash(r) for r in requests}
     done = set() if force else store.done_keys(fingerprint)

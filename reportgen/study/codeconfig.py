@@ -22,6 +22,13 @@ class CodeConfig(BaseModel):
     memory_mb: int = Field(512, ge=64, le=65536, description="Address space one run may use, in MiB.")
     processes: int = Field(16, ge=2, le=1024, description="Processes one run may have at once.")
     workers: int = Field(2, ge=1, le=64, description="Answers run at once.")
+    max_new_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=32768,
+        description="Most tokens generated for a code prompt (a whole function needs more than a short answer); "
+        "default: the study's generation.max_new_tokens.",
+    )
     samples: int = Field(
         0,
         ge=0,
