@@ -45,9 +45,10 @@ def how_run(study: "Study", code: "pd.DataFrame") -> str:
     isolated = isolation[0] if len(isolation) == 1 else "; ".join(isolation) if isolation else "recorded by each run"
     return md_escape(
         "Each answer's code ran with the prompt's tests (HumanEval style: the tests' check() is called with the entry "
-        f"point) in a sandbox of its own: at most {num(c.timeout)} s (wall clock and CPU), {c.memory_mb} MiB of memory, "
-        f"{c.processes} processes, 8 MiB per file written (its output included), an empty working folder, an environment "
-        f"holding PATH, HOME and LANG only; {isolated}. A program is run once: its verdict is stored by its content."
+        f"point) in a sandbox of its own: {num(c.timeout)} s of CPU time unless the prompt sets its own (wall clock: 1 s "
+        f"more, to start), {c.memory_mb} MiB of memory, {c.processes} processes, 8 MiB per file written (its output "
+        "included), an empty working folder, an environment holding PATH, HOME and LANG only; "
+        f"{isolated}. A program is run once: its verdict is stored by its content."
     )
 
 
