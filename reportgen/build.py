@@ -258,6 +258,7 @@ def build_study(
     progress: Progress | None = None,
     fail_on_regression: bool = False,
     allow_failures: bool = False,
+    execute_code: bool = False,
 ) -> BuildResult:
     """Run the models whose inputs changed, then re-render the formats whose inputs changed.
 
@@ -277,9 +278,13 @@ def build_study(
         if imports and store is not None:  # another tool's logs: stored once per content, before any model runs
             reran += [o.model_id for o in import_study_logs(study, store) if o.stored]
         if runnable:
-            summary = run_study(study, force=force, progress=progress, store=store, model_ids=model_ids)
+            summary = run_study(
+                study, force=force, progress=progress, store=store, model_ids=model_ids, execute_code=execute_code
+            )
             for model in summary.models:
                 log.info(model.line())
+            if summary.code is not None:
+                log.info(summary.code.line())
             reran += summary.reran_models
             if not reran and not summary.failed_models:
                 if summary.run_id is None:

@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 
 
 def recall_scores(store: "Store") -> None:
-    """Fill the process's score book with the values the store holds for today's metrics and versions."""
+    """Fill the process's score book with the values the store holds for today's metrics and versions; what the
+    book adds from here on is what ``keep_scores`` saves to this store (values scored earlier for another study
+    in this process are not saved into this one)."""
+    SHARED_BOOK.take_added()
     try:
         SHARED_BOOK.fill(store.answer_scores(layout(kind)[0] for kind in PER_PROMPT_KINDS))
     except sqlite3.Error as exc:  # a cache: unreadable values are scored again

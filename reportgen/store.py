@@ -191,6 +191,19 @@ CREATE TABLE IF NOT EXISTS answer_scores (
     scores BLOB NOT NULL,
     PRIMARY KEY (content_key, layout)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS code_runs (
+    program_hash TEXT NOT NULL,
+    limits_hash TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    output TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    isolation TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (program_hash, limits_hash)
+);
 """
 
 
@@ -580,6 +593,24 @@ class Store:
                 ],
             )
 
+    # -- code runs (reportgen.run.coderun) ------------------------------------------------------
+    def done_code_runs(self) -> set[tuple[str, str]]:
+        """(program hash, limits hash) of every stored run: a program is run once per set of limits, ever."""
+        return {(r["program_hash"], r["limits_hash"]) for r in self.db.execute("SELECT program_hash, limits_hash FROM code_runs")}
+
+    def save_code_runs(self, *, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Commit verdicts: each row has program_hash, limits_hash, passed, reason, detail, output, seconds, isolation."""
+        now = time.time()
+        columns = ("program_hash", "limits_hash", "passed", "reason", "detail", "output", "seconds", "isolation")
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO code_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*(row[c] for c in columns), run_id, now) for row in rows],
+            )
+
+    def code_runs_frame(self) -> pd.DataFrame:
+        return self.frame("SELECT * FROM code_runs ORDER BY program_hash, limits_hash")
+
     # -- judgements ---------------------------------------------------------------------------
     def done_judgements(self, judge_fingerprint: str, settings_hash: str) -> set[tuple[str, str, str, str]]:
         """(prompt_id, prompt_hash, hash_a, hash_b) keys judged with a parsed verdict (failed and unparsed
@@ -728,6 +759,7 @@ class Store:
             " ORDER BY 1, 2, 3, 4, 5, 6",
             "SELECT run_id, model_id, peak_memory_bytes, measure_protocol FROM model_runs ORDER BY 1, 2",
             "SELECT model_id, log_digest, imported_at FROM imports ORDER BY 1, 2",
+            "SELECT program_hash, limits_hash, created_at FROM code_runs ORDER BY 1, 2",
         ):
             for row in self.db.execute(sql):
                 sha.update(repr(tuple(row)).encode())

@@ -187,9 +187,16 @@ def test_help_documents_exit_codes_and_options(args):
             "saved; the next run retries them)."
         ) in words
         options = re.findall(r"^  (-\S+(?:, -\S+)?(?: [A-Z,]+)?)  ", result.stdout, flags=re.M)
-        assert options == ["--models A,B", "--force", "--allow-failures", "-q, --quiet", "-v, --verbose", "-h, --help"], (
-            result.stdout
-        )
+        assert options == [
+            "--models A,B",
+            "--force",
+            "--allow-failures",
+            "--execute-code",
+            "-q, --quiet",
+            "-v, --verbose",
+            "-h, --help",
+        ], result.stdout
+        assert "Exit 2 when the prompt set has code prompts and running model-written code is not allowed" in words
         assert "--allow-failures Exit 0 even when some prompts failed" in words
         assert "a model that answered none still exits 1" in words
     assert result.stderr == ""

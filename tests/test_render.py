@@ -319,6 +319,7 @@ def _view_classes():
         ctx.SampleOutput,
         ctx.RetrainingView,
         ctx.JudgedView,
+        ctx.CodeView,
     )
 
 

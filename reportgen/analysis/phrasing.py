@@ -957,6 +957,28 @@ def _judged_unreliable(f: Finding, w: _Writer) -> str:
     return w.bold(text + ". Nothing is called better or worse on its evidence.")
 
 
+def _code_best(f: Finding, w: _Writer) -> str:
+    n = f.numbers
+    interval = (
+        f"95% CI {_pct(n['ci_low'])}–{_pct(n['ci_high'])}" if finite(n["ci_low"]) and finite(n["ci_high"]) else "no interval"
+    )
+    text = (
+        f"{w.bold('Code:')} {w.name(f.subjects[0])}'s code passes its tests on {_pct(n['mean'])} of {n['n']} code prompts "
+        f"(pass@1, {interval})"
+    )
+    if len(f.subjects) < 2:
+        return text + "."
+    other = w.name(f.subjects[1])
+    if n["tied"]:
+        return text + f", as many as {other}'s."
+    if n["significant"]:
+        return text + f", more than {other}'s {_pct(n['runner_up_mean'])} (McNemar, Holm-adjusted p {p_value(n['p_holm'])})."
+    return text + (
+        f"; {other}'s passes on {_pct(n['runner_up_mean'])}, a difference the prompts cannot tell from noise "
+        f"(McNemar, Holm-adjusted p {p_value(n['p_holm'])})."
+    )
+
+
 def _judged_compare(f: Finding, w: _Writer) -> str:
     n = f.numbers
     model, base = w.name(n["model_id"]), w.name(n["baseline"])
@@ -999,6 +1021,7 @@ def _judged_rubric(f: Finding, w: _Writer) -> str:
 TEMPLATES: dict[str, Callable[[Finding, _Writer], str]] = {
     "judged.none": _judged_none,
     "judged.problems": _judged_problems,
+    "code.best": _code_best,
     "judged.unreliable": _judged_unreliable,
     "judged.better": _judged_compare,
     "judged.worse": _judged_compare,

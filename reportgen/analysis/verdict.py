@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from reportgen.analysis import conclusion, judged, specs as spec_findings
+from reportgen.analysis import code, conclusion, judged, specs as spec_findings
 from reportgen.analysis.findings import Finding
 from reportgen.analysis.measured import has_results
 
@@ -29,6 +29,7 @@ NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, str]]] = {
     "memory": (("conclusion.least_memory",), ("Speed and memory", "speed-and-memory")),
     "retrain": (("conclusion.cheapest_to_finetune",), ("Specifications at a glance", "specifications-at-a-glance")),
     "watch_out": (("conclusion.watch_out",), ("Comparative analysis", "comparative-analysis")),
+    "code": (("code.best",), ("Code by execution", "code-by-execution")),
     "judge": (("judged.unreliable", "judged.problems"), ("Judged comparisons", "judged-comparisons")),
 }
 
@@ -45,6 +46,7 @@ def verdict_findings(
     if has_results(tables):
         found += conclusion.result_conclusion(study, tables, deltas)
         found += judged.judged_findings(tables)
+        found += code.code_findings(tables)
     if specs:
         found += spec_findings.spec_conclusion(study, specs)
     by_kind: dict[str, Finding] = {}

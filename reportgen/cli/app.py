@@ -39,6 +39,13 @@ allow_failures_option = click.option(
 )
 
 
+execute_code_option = click.option(
+    "--execute-code",
+    is_flag=True,
+    help="Run the answers to code prompts in the sandbox (model-written code) even when the study's code.execute is false.",
+)
+
+
 def completing_config(ctx: click.Context) -> Path | None:
     """The config file named on a command line being completed (while an option's value is being typed,
     Click leaves the arguments unparsed in ``ctx.args``)."""

@@ -255,6 +255,11 @@ def _frames(tables) -> dict:
         from reportgen.stats.judged import judged_frames
 
         frames.update(judged_frames(tables.judged))
+    code = getattr(tables, "code", None)
+    if code is not None and len(code):  # code prompts: each answer's sandbox verdict, pass@k of the samples
+        frames["code"] = code
+        if len(tables.pass_at_k):
+            frames["pass_at_k"] = tables.pass_at_k
     return frames
 
 

@@ -10,6 +10,7 @@ import click
 from reportgen.cli.app import (
     allow_failures_option,
     config_argument,
+    execute_code_option,
     load,
     main,
     model_list,
@@ -96,6 +97,7 @@ def render(
     help="Exit 1 when a model got significantly worse than its previous run on a headline metric (ci.regression_metrics).",
 )
 @allow_failures_option
+@execute_code_option
 def build(
     config: Path,
     force: bool,
@@ -105,6 +107,7 @@ def build(
     out_dir: Path | None,
     fail_on_regression: bool,
     allow_failures: bool,
+    execute_code: bool,
 ) -> None:
     """Run what changed, then render what changed.
 
@@ -130,6 +133,7 @@ def build(
             progress=bars,
             fail_on_regression=fail_on_regression,
             allow_failures=allow_failures,
+            execute_code=execute_code,
         )
     for path in result.paths:
         click.echo(str(path))

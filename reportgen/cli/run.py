@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from reportgen.cli.app import (
     allow_failures_option,
     config_argument,
+    execute_code_option,
     force_option,
     load,
     main,
@@ -29,11 +30,13 @@ log = logging.getLogger("reportgen.cli")
 @models_option
 @force_option
 @allow_failures_option
-def run(config: Path, model_ids: str | None, force: bool, allow_failures: bool) -> None:
+@execute_code_option
+def run(config: Path, model_ids: str | None, force: bool, allow_failures: bool, execute_code: bool) -> None:
     """Send the prompt set through each model and record the results in the study's store.
 
     Exit 1 when a model failed, answered none of its prompts, or some prompts failed (everything else is saved;
-    the next run retries them)."""
+    the next run retries them). Exit 2 when the prompt set has code prompts and running model-written code is
+    not allowed (code.execute or --execute-code)."""
     from reportgen.run.runner import run_study
 
     study = load(config)
@@ -41,11 +44,13 @@ def run(config: Path, model_ids: str | None, force: bool, allow_failures: bool) 
     if _import_logs(study, wanted) and not any(m.runnable and (not wanted or m.id in wanted) for m in study.models):
         return  # every (selected) model's results come from another tool's log: nothing to run
     with progress() as bars:
-        summary = run_study(study, model_ids=wanted, force=force, progress=bars)
+        summary = run_study(study, model_ids=wanted, force=force, progress=bars, execute_code=execute_code)
     if summary.run_id is not None:
         _score_answers(study)
     for model in summary.models:
         log.info(model.line())
+    if summary.code is not None:
+        log.info(summary.code.line())
     if not summary.reran_models and not summary.failed_models:
         log.info("every result was already stored: nothing re-ran")
     summary.raise_for_failures(allow_failures, "results of the other models are saved")

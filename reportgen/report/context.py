@@ -234,6 +234,24 @@ class GlossaryItem:
 
 
 @dataclass
+class CodeView:
+    """The code-by-execution section (built in report.code).
+
+    how_run: how the answers' code was run: limits and isolation (one Markdown-safe paragraph).
+    pass_at_1: pass@1 per model with its 95% Wilson interval, passed count and why the others failed.
+    paired: paired comparisons of pass@1 (McNemar's exact test, Holm-adjusted); empty with one model.
+    pass_at_k: pass@k of the sampled answers per model (code.samples); empty without samples.
+    extraction: how the code was taken from the answers (Markdown-safe), or "".
+    """
+
+    how_run: str
+    pass_at_1: Table
+    paired: Table
+    pass_at_k: Table
+    extraction: str = ""
+
+
+@dataclass
 class JudgedView:
     """One judge's comparison.
 
@@ -278,6 +296,7 @@ class ResultSections:
     manifest: the run manifest as captioned Tables.
     manifest_notes: notes the run recorded per model (Markdown-safe lines).
     judged: JudgedViews (built in report.judged), one per judge of the study; empty without judges.
+    code: the CodeView of the code prompts (report.code), or None without code prompts.
     speed_protocol: how speed was measured (warm-up, timed passes, what latency means), one Markdown-safe sentence.
     explorer: the prompt explorer's data (report.explorer.explorer_data: raw text inside, for report.html only), or {}.
     """
@@ -295,6 +314,7 @@ class ResultSections:
     manifest: list[Table]
     manifest_notes: list[str]
     judged: list[JudgedView] = field(default_factory=list)
+    code: CodeView | None = None
     speed_protocol: str = ""
     explorer: dict[str, Any] = field(default_factory=dict)
 
@@ -346,6 +366,7 @@ class ReportContext:
     manifest: the run manifest as captioned Tables (software, hardware, run, generation settings, models).
     manifest_notes: notes the run recorded per model (Markdown-safe lines), e.g. a precision fallback.
     judged: JudgedViews (reportgen.report.judged), one per judge: win rates, strengths or rubric scores, reliability, warning.
+    code: CodeView (reportgen.report.code): pass@1 with Wilson intervals, McNemar pairs, pass@k, how the code was run; None without code prompts.
     speed_protocol: how speed was measured (warm-up, timed passes, what latency means), one Markdown-safe sentence.
     explorer: the prompt explorer's data (report.explorer.explorer_data: every prompt, every model; raw text, NOT escaped: report.html embeds it as JSON for its script), or {} without results.
     """
@@ -389,6 +410,7 @@ class ReportContext:
     manifest: list[Table] = field(default_factory=list)
     manifest_notes: list[str] = field(default_factory=list)
     judged: list[JudgedView] = field(default_factory=list)
+    code: CodeView | None = None
     speed_protocol: str = ""
     explorer: dict[str, Any] = field(default_factory=dict)
 

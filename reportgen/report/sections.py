@@ -37,6 +37,7 @@ from reportgen.stats.efficiency import has_pass_ranges
 from reportgen.records import RunManifest
 from reportgen.report.charts import chart_slug
 from reportgen.report.explorer import explorer_data
+from reportgen.report.code import code_view
 from reportgen.report.judged import judged_charts, judged_views
 from reportgen.report.markdown import markdown_style, md_cell, md_code, md_escape, md_inline_code, md_unblock, md_wrapped
 
@@ -1144,6 +1145,7 @@ def result_sections(
         manifest=manifest_views,
         manifest_notes=manifest_notes,
         judged=judged_views(study, tables, charts),
+        code=code_view(study, tables),
         speed_protocol=speed_protocol(study, tables),
         explorer=explorer_data(study, tables, prompts) if len(tables.per_prompt) else {},
     )

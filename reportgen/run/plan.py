@@ -9,7 +9,7 @@ loads a model.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reportgen.backends import create_backend
 from reportgen.backends.base import Backend
@@ -17,6 +17,8 @@ from reportgen.errors import ReportgenError
 from reportgen.records import GenerationRequest
 from reportgen.run.measure import MEASURE_PROTOCOL, protocol_hash, speed_requests
 from reportgen.store import Store
+from reportgen.code.jobs import SAMPLE_SEPARATOR
+from reportgen.study.codeconfig import CodeConfig
 from reportgen.study.config import GenerationSettings, MeasureConfig, ModelConfig, Study
 from reportgen.study.prompts import CorpusText, PromptSet
 from reportgen.util.hashing import hash_json
@@ -36,6 +38,39 @@ def requests_for(prompt_set: PromptSet, settings: GenerationSettings) -> list[Ge
         )
         for prompt in prompt_set.prompts
     ]
+
+
+def with_code_budget(requests: list[GenerationRequest], prompt_set: PromptSet, code: CodeConfig) -> list[GenerationRequest]:
+    """The requests, code prompts generating up to ``code.max_new_tokens`` where it is set."""
+    if code.max_new_tokens is None:
+        return requests
+    ids = {p.id for p in prompt_set.code_prompts}
+    budget = {"max_new_tokens": code.max_new_tokens}
+    return [replace(r, settings=r.settings.model_copy(update=budget)) if r.prompt_id in ids else r for r in requests]
+
+
+def sample_requests(prompt_set: PromptSet, code: CodeConfig, settings: GenerationSettings) -> list[GenerationRequest]:
+    """The pass@k samples: ``code.samples`` sampled answers per code prompt (ids ``<prompt id>#<n>``), with
+    the code settings' temperature and top-p and seed ``settings.seed + n``."""
+    if not code.samples:
+        return []
+    requests = []
+    for prompt in prompt_set.code_prompts:
+        for n in range(1, code.samples + 1):
+            update = {"do_sample": True, "temperature": code.temperature, "top_p": code.top_p, "seed": settings.seed + n}
+            if code.max_new_tokens is not None:
+                update["max_new_tokens"] = code.max_new_tokens
+            sampled = settings.model_copy(update=update)
+            requests.append(
+                GenerationRequest(
+                    prompt_id=f"{prompt.id}{SAMPLE_SEPARATOR}{n}",
+                    messages=tuple(prompt_set.messages_for(prompt)),
+                    text=prompt_set.plain_text_for(prompt),
+                    format=prompt_set.format_of(prompt),
+                    settings=sampled,
+                )
+            )
+    return requests
 
 
 def request_hash(request: GenerationRequest) -> str:
@@ -120,7 +155,8 @@ def plan_model(
     backend = create_backend(model, config_index=study.models.index(model))
     fingerprint, parts = model_fingerprint(backend)
     settings = study.generation_for(model)
-    requests = requests_for(prompt_set, settings)
+    answers = with_code_budget(requests_for(prompt_set, settings), prompt_set, study.code)
+    requests = answers + sample_requests(prompt_set, study.code, settings)
     hashes = {r.prompt_id: request_hash(r) for r in requests}
     done = set() if force else store.done_keys(fingerprint)
     owners = {claimed[key] for r in requests if (key := (fingerprint, r.prompt_id, hashes[r.prompt_id])) in claimed}
@@ -147,7 +183,7 @@ def plan_model(
         [c for c in corpus if (c.id, corpus_hashes[c.id]) not in scored],
     )
     work.shares_answers_with = min(owners) if owners else None
-    _plan_speed(work, store, study.measure, requests, study.generation.max_new_tokens, force)
+    _plan_speed(work, store, study.measure, answers, study.generation.max_new_tokens, force)
     if work.pending or work.corpus_pending:
         failed = set() if force else store.failed_keys(fingerprint)
         retrying = sum(1 for r in pending if (r.prompt_id, hashes[r.prompt_id]) in failed)

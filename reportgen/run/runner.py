@@ -17,6 +17,7 @@ from pathlib import Path
 
 from reportgen.errors import ConfigError
 from reportgen.records import RunManifest
+from reportgen.run.coderun import execute_code as run_code, require_opt_in
 from reportgen.run.execute import Executor, LocalExecutor, Progress
 from reportgen.run.plan import plan_models, select_models
 from reportgen.run.sink import StoreSink
@@ -93,14 +94,18 @@ def run_study(
     store: Store | None = None,
     judge: bool = True,
     templates_dir: str | Path | None = None,
+    execute_code: bool = False,
 ) -> RunSummary:
     """Run every (selected, runnable) model over the study's prompt set into the results store, then
     (``judge``, when the study has judges) let each judge grade the current answers.
 
     ``store``: an open store to use (the build passes its own, so one build opens the store once).
     ``templates_dir``: a folder whose judge templates override the defaults.
+    ``execute_code``: run the answers to code prompts even when the study's ``code.execute`` is false (the
+    ``--execute-code`` flag); a prompt set with code prompts is refused when neither allows it.
     """
     prompt_set = study_prompt_set(study)
+    require_opt_in(study, prompt_set, execute_code)
     models = select_models(study, model_ids)
     check_model_files(study, [m.id for m in models])
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -115,6 +120,9 @@ def run_study(
             status = "partial" if any(s.error for s in summaries) else "complete"
         finally:
             sink.run_finished(status)
+        code = None
+        if prompt_set.code_prompts:
+            code = run_code(store, study, prompt_set, work, run_id)
         judged = []
         if judge and study.judges:
             from reportgen.run.judging import judge_study
@@ -127,4 +135,4 @@ def run_study(
                 progress=progress,
                 run_id=run_id,
             )
-    return RunSummary(run_id if sink.started else None, summaries, judged)
+    return RunSummary(run_id if sink.started else None, summaries, judged, code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from reportgen.errors import JobFailed
 
@@ -61,6 +62,7 @@ class RunSummary:
     run_id: str | None
     models: list[ModelRunSummary]
     judges: list = field(default_factory=list)  # JudgeRunSummary per judge (reportgen.run.judging)
+    code: Any = None  # CodeRunSummary (reportgen.run.coderun) when the prompt set has code prompts
 
     @property
     def reran_models(self) -> list[str]:

@@ -13,6 +13,10 @@ description live in one place (``METRICS.get(name)``). Kinds:
 ``imported``    per sample, a value another tool stored in its log (lm-eval's ``acc``, an Inspect scorer's value),
                 named ``<task>/<metric>``; registered from the stored imports (``register_imported``), never
                 computed here: ``fn`` only says so.
+``record``      per prompt, from stored records rather than the answer's text (``code_pass``: the sandbox's
+                verdict stored by ``run``, joined by ``stats.code``); ``fn`` is never called. Their column
+                is added to the per-prompt frame, so summaries, intervals and paired tests treat them
+                like any other per-prompt metric.
 
 Scales: BLEU and chrF are sacrebleu's 0–100 scale; ROUGE-L F1, exact match, contains-answer, distinct-n,
 the repeated-4-gram rate and hit-token-limit are 0–1 (the last three are shares, exact match and
@@ -38,8 +42,8 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 from reportgen import format as fmt
 from reportgen.util.registry import Registry
 
-Kind = Literal["reference", "text", "lm", "efficiency", "imported"]
-KINDS: tuple[str, ...] = ("reference", "text", "lm", "efficiency", "imported")
+Kind = Literal["reference", "text", "lm", "efficiency", "imported", "record"]
+KINDS: tuple[str, ...] = ("reference", "text", "lm", "efficiency", "imported", "record")
 PER_PROMPT_KINDS: tuple[str, ...] = ("reference", "text")
 
 NAN = float("nan")
@@ -489,6 +493,24 @@ def _ratio(num: float | None, den: float | None) -> float:
     if num is None or den is None or not den or den <= 0 or math.isnan(num) or math.isnan(den):
         return NAN
     return float(num) / float(den)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-prompt values from stored records
+
+
+@metric(
+    "code_pass",
+    "record",
+    True,
+    "share",
+    "The answer's code passed the prompt's tests in the sandbox (code prompts only); 1 or 0 per prompt: its mean "
+    "is pass@1 of the study's own answers.",
+    label="pass@1",
+    binary=True,
+)
+def code_pass(*_: object) -> float:
+    raise TypeError("code_pass comes from the stored sandbox verdicts (reportgen.stats.code), not from the answer text")
 
 
 @metric("load_time_s", "efficiency", False, "s", "Time to load the model, from the latest run that loaded it.", label="load time")

