@@ -293,5 +293,37 @@ models:
         new = db.execute("SELECT model_id, item_id, choice FROM choice_loglik WHERE created_at > ? ORDER BY 2, 3", (rows[-1][3],))
         assert new.fetchall() == [("llama", "sky", 0), ("llama", "sky", 1)]
         assert "2 multiple-choice continuations are not scored yet" in third.stderr + third.stdout
+
+        rendered = reportgen("render", str(study), cwd=tmp_path)
+        assert rendered.returncode == 0, rendered.stderr
+        check_report((tmp_path / "report" / "README.md").read_text(), db)
     finally:
         server.stop()
+
+
+def check_report(readme: str, db: sqlite3.Connection) -> None:
+    """The multiple-choice section says what the stored log-likelihoods say, computed here by hand: each item's
+    argmax (summed, and per character of the choice), Wilson intervals from statsmodels; the endpoint that
+    refused has no value; the verdict has a line for it."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    prompt_set = load_prompt_set_text(ITEMS_YAML + "  - {id: sky, context: The sky is, choices: [blue, green], answer: 0}\n")
+    logprob = {(i, c): lp for i, c, lp in db.execute("SELECT item_id, choice, logprob FROM choice_loglik WHERE model_id='llama'")}
+    acc = norm = 0
+    for item in prompt_set.multiple_choice:
+        values = [logprob[(item.id, c)] for c in range(len(item.choices))]
+        acc += values.index(max(values)) == item.gold
+        normed = [v / len(choice) for v, choice in zip(values, item.choices)]
+        norm += normed.index(max(normed)) == item.gold
+    n = len(prompt_set.multiple_choice)
+
+    def cell(k: int) -> str:
+        low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
+        return f"{k / n:.2f} [{low:.2f}, {high:.2f}]"
+
+    section = readme[readme.index("### Multiple choice") :]
+    assert f"| MC accuracy ↑ | {cell(acc)} | — | {n} |" in section, section[:800]
+    assert f"| MC accuracy (length-normalised) ↑ | {cell(norm)} | — | {n} |" in section
+    assert "**MC accuracy per category**" in section  # geography, arithmetic, language
+    verdict = readme[: readme.index("### Multiple choice")]
+    assert f"**MC accuracy:** Tiny Llama, {acc / n:.2f}. ([Multiple choice](#multiple-choice))" in verdict

@@ -17,6 +17,7 @@ from reportgen.stats.frames import (
     model_summary,
     per_prompt_frame,
 )
+from reportgen.stats.choice import CHOICE_METRICS, choice_frame
 from reportgen.stats.lm import lm_frame
 
 if TYPE_CHECKING:
@@ -45,6 +46,12 @@ class Tables:
     # model_id → the entry whose stored answers it reports (same weights and settings; its own speed, memory, load)
     shared_answers: dict[str, str] = field(default_factory=dict)
     judged: list[JudgedComparison] = field(default_factory=list)  # one per judge of the study (stats.judged)
+    # multiple choice by log-likelihood (stats.choice): one row per (model, item), and the same summaries,
+    # category means and paired tests as the per-prompt metrics get (empty without multiple-choice items)
+    choices: pd.DataFrame = field(default_factory=pd.DataFrame)
+    choice_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    choice_categories: pd.DataFrame = field(default_factory=pd.DataFrame)
+    choice_pairwise: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _result_fingerprints(results: pd.DataFrame) -> dict[str, str]:
@@ -61,6 +68,7 @@ class StoreFrames:
     speed: pd.DataFrame
     loglik: pd.DataFrame
     judgements: pd.DataFrame
+    choices: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def read(cls, store: "Store") -> "StoreFrames":
@@ -71,6 +79,7 @@ class StoreFrames:
             speed=store.speed_frame(),
             loglik=store.loglik_frame(),
             judgements=store.judgements_frame(),
+            choices=store.choices_frame(),
         )
 
     def named(self) -> dict[str, pd.DataFrame]:
@@ -115,6 +124,7 @@ def tables_from_frames(
         results = results[results["prompt_id"].isin({p.id for p in prompt_set.prompts})].reset_index(drop=True)
     per_prompt = per_prompt_frame(results, prompt_set, model_order=order)
     names = metric_columns(per_prompt)
+    choices = choice_frame(frames.choices, prompt_set, {**wanted, **_result_fingerprints(results)}, model_order=order)
     return Tables(
         per_prompt=per_prompt,
         summary=model_summary(per_prompt, names, n_boot=n_boot, seed=seed),
@@ -134,6 +144,10 @@ def tables_from_frames(
         fingerprints={m: fp for m, fp in zip(results["model_id"], results["fingerprint"])} if len(results) else {},
         judged=_judged(frames.judgements, study, per_prompt, order, n_boot, seed),
         shared_answers=_shared_answers(results),
+        choices=choices,
+        choice_summary=model_summary(choices, CHOICE_METRICS, n_boot=n_boot, seed=seed),
+        choice_categories=category_summary(choices, CHOICE_METRICS, n_boot=n_boot, seed=seed),
+        choice_pairwise=all_paired_comparisons(choices, CHOICE_METRICS, n_boot=n_boot, seed=seed),
     )
 
 
