@@ -327,3 +327,13 @@ def check_report(readme: str, db: sqlite3.Connection) -> None:
     assert "**MC accuracy per category**" in section  # geography, arithmetic, language
     verdict = readme[: readme.index("### Multiple choice")]
     assert f"**MC accuracy:** Tiny Llama, {acc / n:.2f}. ([Multiple choice](#multiple-choice))" in verdict
+
+
+def test_the_readme_example_items_load(tmp_path):
+    """The multiple-choice prompt set a new user copies from the README loads, with the golds it says."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Multiple choice by log-likelihood", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    (tmp_path / "prompts.yaml").write_text(block)
+    items = load_prompt_set(tmp_path / "prompts.yaml").multiple_choice
+    assert [(i.id, i.gold, i.target_delimiter) for i in items] == [("capital-fr", 0, " "), ("add", 0, "\n    ")]
+    assert items[0].continuations()[0] == ("Question: What is the capital of France?\nAnswer:", " Paris")
