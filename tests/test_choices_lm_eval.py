@@ -13,14 +13,17 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("lm_eval", reason="lm-eval is a dev dependency (pip install -e '.[dev]')")
 
+from reportgen.backends.transformers import choices as choices_module
 from reportgen.backends.transformers.backend import TransformersBackend
 from reportgen.run.plan import choice_requests
 from reportgen.stats.choice import choice_frame, item_scores
 from reportgen.study.config import ModelConfig
 from reportgen.study.prompts import ChoiceItem, PromptSet, Prompt
+from tiny_models import CORPUS
 
 # Contexts with and without trailing space, an empty context, choices of one and of several tokens, a text
-# answer, another delimiter: the cases lm-eval's tokenization distinguishes.
+# answer, another delimiter: the cases lm-eval's tokenization distinguishes; a context longer than the model
+# reads ("story"), and one long enough that its key/values are computed once for its choices ("shared").
 ITEMS = [
     {
         "id": "capital",
@@ -43,6 +46,18 @@ ITEMS = [
         "context": "Language models predict the next token from the previous tokens. " * 3 + "A small model",
         "choices": ["runs quickly on a laptop", "is", "sings"],
         "answer": 0,
+    },
+    {
+        "id": "story",  # longer than the models' 512 positions: cut from the left, for each choice by its length
+        "context": " ".join(CORPUS) * 2 + " So the fox",
+        "choices": ["jumps over the lazy dog.", "is Paris", "runs quickly", "sleeps"],
+        "answer": 0,
+    },
+    {
+        "id": "shared",  # ~140 tokens, 4 choices: its key/values are computed once and shared by the choices
+        "context": " ".join(CORPUS[:5]) + " Then the fox",
+        "choices": ["jumps over the lazy dog.", "is Paris", "runs quickly", "sleeps"],
+        "answer": 2,
     },
 ]
 
@@ -111,17 +126,46 @@ def theirs(model_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ours(model_dir, tmp_path_factory):
+def loaded_backend(model_dir, tmp_path_factory):
     import os
 
     os.environ["REPORTGEN_CACHE"] = str(tmp_path_factory.mktemp("reportgen-cache"))
-    prompt_set = PromptSet(prompts=(Prompt(id="p", prompt="x"),), multiple_choice=tuple(ChoiceItem(**item) for item in ITEMS))
     backend = TransformersBackend(ModelConfig(id="m", name="m", source={"type": "local", "path": str(model_dir)}))
     backend.load()
-    try:
-        return prompt_set, backend.continuations(choice_requests(prompt_set))
-    finally:
-        backend.close()
+    yield backend
+    backend.close()
+
+
+PROMPT_SET = PromptSet(prompts=(Prompt(id="p", prompt="x"),), multiple_choice=tuple(ChoiceItem(**item) for item in ITEMS))
+
+
+@pytest.fixture(scope="module")
+def ours(loaded_backend):
+    return PROMPT_SET, loaded_backend.continuations(choice_requests(PROMPT_SET))
+
+
+def test_both_layouts_ran(loaded_backend):
+    """The items exercise both ways of scoring: "shared" shares its context's key/values, the others run as
+    left-padded whole sequences (the tiny models take logits_to_keep and position_ids)."""
+    loaded = loaded_backend._require_loaded()
+    assert choices_module._left_padding(loaded)
+
+    def recomputed(item: dict) -> int:
+        return len(loaded.tokenizer(item["context"])["input_ids"]) * (len(item["choices"]) - 1)
+
+    shared = [item["id"] for item in ITEMS if recomputed(item) >= choices_module.SHARE_MIN_TOKENS]
+    assert shared == ["story", "shared"]  # "story" does not fit the model: cut per choice, not shared
+    assert len(loaded.tokenizer(ITEMS[-2]["context"])["input_ids"]) > loaded.context_limit()
+
+
+def test_right_padded_layout_gives_the_same_numbers(loaded_backend, ours, monkeypatch):
+    """A model without logits_to_keep or position_ids gets lm-eval's right-padded layout: the same numbers."""
+    _, left = ours
+    monkeypatch.setattr(choices_module, "_left_padding", lambda loaded: False)
+    monkeypatch.setattr(choices_module, "SHARE_MIN_TOKENS", 10**9)  # every item as whole sequences
+    right = loaded_backend.continuations(choice_requests(PROMPT_SET))
+    assert [r.logprob for r in right] == pytest.approx([r.logprob for r in left], abs=1e-4)
+    assert [(r.n_tokens, r.is_greedy) for r in right] == [(r.n_tokens, r.is_greedy) for r in left]
 
 
 def test_loglikelihoods_equal_lm_evals(theirs, ours):

@@ -337,3 +337,12 @@ def test_the_readme_example_items_load(tmp_path):
     items = load_prompt_set(tmp_path / "prompts.yaml").multiple_choice
     assert [(i.id, i.gold, i.target_delimiter) for i in items] == [("capital-fr", 0, " "), ("add", 0, "\n    ")]
     assert items[0].continuations()[0] == ("Question: What is the capital of France?\nAnswer:", " Paris")
+
+
+def test_the_demo_items_are_valid(tmp_path):
+    """configs/prompts/demo-multiple-choice.yaml (for the demo's prompt set) loads: 24 items, four categories."""
+    text = (ROOT / "configs" / "prompts" / "demo-multiple-choice.yaml").read_text()
+    (tmp_path / "p.yaml").write_text("prompts:\n  - {id: p0, prompt: hi}\n" + text)
+    items = load_prompt_set(tmp_path / "p.yaml").multiple_choice
+    assert len(items) == 24
+    assert {i.category for i in items} == {"factual", "arithmetic", "reasoning", "coding"}
