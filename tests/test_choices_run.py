@@ -296,12 +296,20 @@ models:
 
         rendered = reportgen("render", str(study), cwd=tmp_path)
         assert rendered.returncode == 0, rendered.stderr
-        check_report((tmp_path / "report" / "README.md").read_text(), db)
+        acc, norm, n = check_report((tmp_path / "report" / "README.md").read_text(), db)
+
+        metrics = reportgen("metrics", str(study), "--json", cwd=tmp_path)
+        assert metrics.returncode == 0, metrics.stderr
+        summary = json.loads(metrics.stdout)["tables"]["choice_summary"]
+        assert [(r["model_id"], r["metric"], r["mean"], r["n"]) for r in summary] == [
+            ("llama", "mc_acc", acc / n, n),
+            ("llama", "mc_acc_norm", norm / n, n),
+        ]
     finally:
         server.stop()
 
 
-def check_report(readme: str, db: sqlite3.Connection) -> None:
+def check_report(readme: str, db: sqlite3.Connection) -> tuple[int, int, int]:
     """The multiple-choice section says what the stored log-likelihoods say, computed here by hand: each item's
     argmax (summed, and per character of the choice), Wilson intervals from statsmodels; the endpoint that
     refused has no value; the verdict has a line for it."""
@@ -327,6 +335,7 @@ def check_report(readme: str, db: sqlite3.Connection) -> None:
     assert "**MC accuracy per category**" in section  # geography, arithmetic, language
     verdict = readme[: readme.index("### Multiple choice")]
     assert f"**MC accuracy:** Tiny Llama, {acc / n:.2f}. ([Multiple choice](#multiple-choice))" in verdict
+    return acc, norm, n
 
 
 def test_the_readme_example_items_load(tmp_path):
