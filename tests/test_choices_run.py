@@ -355,3 +355,28 @@ def test_the_demo_items_are_valid(tmp_path):
     items = load_prompt_set(tmp_path / "p.yaml").multiple_choice
     assert len(items) == 24
     assert {i.category for i in items} == {"factual", "arithmetic", "reasoning", "coding"}
+
+
+def test_entries_with_the_same_weights_score_the_choices_once(tmp_path, tiny_llama_dir):
+    """A greedy and a sampled entry of the same weights: the first scores the choices, the second is planned
+    for none (log-likelihoods do not depend on sampling); both report them (stats.choice reads by fingerprint)."""
+    from reportgen.run.plan import plan_models
+    from reportgen.store import Store, store_path
+    from reportgen.study.config import load_config
+
+    (tmp_path / "prompts.yaml").write_text(ITEMS_YAML)
+    source = f"{{type: local, path: {tiny_llama_dir}}}"
+    (tmp_path / "study.yaml").write_text(
+        f"""title: Same weights
+prompts: prompts.yaml
+output: {{dir: report}}
+models:
+  - {{id: greedy, name: Greedy, source: {source}}}
+  - {{id: sampled, name: Sampled, source: {source}, generation: {{do_sample: true, temperature: 0.7, seed: 1}}}}
+"""
+    )
+    study = load_config(tmp_path / "study.yaml")
+    with Store(store_path(study)) as store:
+        greedy, sampled = plan_models(store, study, load_prompt_set(tmp_path / "prompts.yaml"), list(study.models))
+    assert greedy.fingerprint == sampled.fingerprint
+    assert len(greedy.choices_pending) == 8 and sampled.choices_pending == []

@@ -175,7 +175,7 @@ def plan_model(
         [c for c in corpus if (c.id, corpus_hashes[c.id]) not in scored],
     )
     work.shares_answers_with = min(owners) if owners else None
-    _plan_choices(work, store, prompt_set, force)
+    _plan_choices(work, store, prompt_set, force, claimed)
     _plan_speed(work, store, study.measure, requests, study.generation.max_new_tokens, force)
     if work.pending or work.corpus_pending or work.choices_pending:
         failed = set() if force else store.failed_keys(fingerprint)
@@ -197,18 +197,29 @@ def plan_model(
     return work
 
 
-def _plan_choices(work: ModelWork, store: Store, prompt_set: PromptSet, force: bool) -> None:
+def _plan_choices(
+    work: ModelWork, store: Store, prompt_set: PromptSet, force: bool, claimed: dict[tuple[str, str, str], str]
+) -> None:
     """The choices of the set's multiple-choice items whose log-likelihood this fingerprint has not stored: only
     for a backend that serves continuations, and never again once the model refused them (even with --force:
-    what it cannot do does not change with a rerun; a changed model has another fingerprint)."""
+    what it cannot do does not change with a rerun; a changed model has another fingerprint). Scores belong to
+    the weights: an entry whose fingerprint an earlier entry of this run scores (the same weights sampled
+    differently) scores nothing of its own (``claimed``, keyed like the answers, with "choice:" ids)."""
     if "continuation" not in work.backend.request_kinds or "continuation" in store.refused(work.fingerprint):
         return
     requests = choice_requests(prompt_set)
     work.choice_hashes = {(r.item_id, r.choice): (choice_hash(r), len(r.continuation.encode("utf-8"))) for r in requests}
     done = set() if force else store.done_choices(work.fingerprint)
+
+    def key(r: ChoiceRequest) -> tuple[str, str, str]:
+        return (work.fingerprint, f"choice:{r.item_id}:{r.choice}", work.choice_hashes[(r.item_id, r.choice)][0])
+
     work.choices_pending = [
-        r for r in requests if (r.item_id, r.choice, work.choice_hashes[(r.item_id, r.choice)][0]) not in done
+        r
+        for r in requests
+        if (r.item_id, r.choice, work.choice_hashes[(r.item_id, r.choice)][0]) not in done and key(r) not in claimed
     ]
+    claimed.update({key(r): work.model.id for r in work.choices_pending})
 
 
 def _plan_speed(
