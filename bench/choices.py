@@ -27,16 +27,13 @@ from reportgen.backends.continuations import by_context, encode_pair  # noqa: E4
 from reportgen.run.plan import choice_requests  # noqa: E402
 from reportgen.stats.choice import item_scores  # noqa: E402
 from reportgen.study.config import GGUFSource, ModelConfig  # noqa: E402
-from reportgen.study.prompts import ChoiceItem, Prompt, PromptSet  # noqa: E402
-from reportgen.study.yamlfile import load_yaml  # noqa: E402
+from reportgen.study.prompts import PromptSet, load_prompt_set  # noqa: E402
 
 ITEMS = ROOT / "configs" / "prompts" / "demo-multiple-choice.yaml"
 
 
 def prompt_set() -> PromptSet:
-    data, _ = load_yaml(ITEMS, what="items", fix="")
-    items = tuple(ChoiceItem(**item) for item in data["multiple_choice"])
-    return PromptSet(prompts=(Prompt(id="p", prompt="x"),), multiple_choice=items)
+    return load_prompt_set(ITEMS)
 
 
 def accuracy(items: PromptSet, logprobs: list[float]) -> tuple[float, float]:
