@@ -231,6 +231,17 @@ def load_prompt_set_text(text: str):
         return load_prompt_set(Path(folder) / "p.yaml")
 
 
+def test_an_encoder_decoder_model_refuses_multiple_choice(tmp_path, tiny_t5_dir, monkeypatch):
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
+    backend = create_backend(ModelConfig(id="t5", name="t5", source={"type": "local", "path": str(tiny_t5_dir)}))
+    backend.load()
+    try:
+        with pytest.raises(Unsupported, match="^an encoder-decoder model: multiple choice by log-likelihood is scored"):
+            backend.continuations(choice_requests(load_prompt_set_text(ITEMS_YAML)))
+    finally:
+        backend.close()
+
+
 def test_chat_endpoint_is_never_planned_for_choices():
     source = HTTPSource(type="http", url="http://127.0.0.1:9", protocol="openai-chat")
     assert "continuation" not in create_backend(ModelConfig(id="c", name="c", source=source)).request_kinds
@@ -287,6 +298,8 @@ models:
         (tmp_path / "prompts.yaml").write_text(
             ITEMS_YAML + "  - {id: sky, context: The sky is, choices: [blue, green], answer: 0}\n"
         )
+        check = reportgen("check", str(study), cwd=tmp_path)  # the report is stale: one item is new
+        assert "model llama would score 2 multiple-choice continuations" in check.stdout + check.stderr, check.stdout
         third = reportgen("run", str(study), cwd=tmp_path)
         assert third.returncode == 0, third.stderr
         assert server.echo_requests == 1
