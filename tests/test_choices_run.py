@@ -391,3 +391,42 @@ models:
         greedy, sampled = plan_models(store, study, load_prompt_set(tmp_path / "prompts.yaml"), list(study.models))
     assert greedy.fingerprint == sampled.fingerprint
     assert len(greedy.choices_pending) == 8 and sampled.choices_pending == []
+
+
+class Recorder:
+    """A progress display that keeps what it was told (run_study's ``progress``)."""
+
+    def __init__(self):
+        self.tasks: dict[int, list] = {}
+
+    def add_task(self, description: str, total: int) -> int:
+        self.tasks[len(self.tasks)] = [description, total, 0]
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, advance: int) -> None:
+        self.tasks[task][2] += advance
+
+
+def test_scoring_the_choices_shows_progress(tmp_path, tiny_llama_dir, monkeypatch):
+    """Multiple choice has a progress task of its own, advanced batch by batch to its total (from the model's
+    worker process, through the driver)."""
+    from reportgen.run import execute
+    from reportgen.run.runner import run_study
+    from reportgen.study.config import load_config
+
+    monkeypatch.setattr(execute, "CHOICE_BATCH", 3)  # batches of whole items: 3, 2, 3 choices
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "prompts.yaml").write_text(ITEMS_YAML)
+    (tmp_path / "study.yaml").write_text(
+        f"""title: Progress
+prompts: prompts.yaml
+generation: {{max_new_tokens: 2}}
+measure: {{repeats: 0, warmup: 0}}
+output: {{dir: report}}
+models:
+  - {{id: llama, name: Tiny Llama, source: {{type: local, path: {tiny_llama_dir}}}}}
+"""
+    )
+    progress = Recorder()
+    assert run_study(load_config(tmp_path / "study.yaml"), progress=progress).models[0].error is None
+    assert [t for t in progress.tasks.values() if "multiple choice" in t[0]] == [["llama (multiple choice)", 8, 8]]

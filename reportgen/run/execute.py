@@ -114,7 +114,7 @@ def run_model(work: ModelWork, sink: StoreSink, progress: Progress | None = None
         if work.corpus_pending:
             _score(work, backend, sink)
         if work.choices_pending:
-            _choices(work, backend, sink)
+            _choices(work, backend, sink, progress)
         sink.model_finished(work, summary)
     finally:
         sampler.__exit__(None, None, None)
@@ -223,14 +223,16 @@ def _score(work: ModelWork, backend: Backend, sink: StoreSink) -> None:
 CHOICE_BATCH = 64
 
 
-def _choices(work: ModelWork, backend: Backend, sink: StoreSink) -> None:
+def _choices(work: ModelWork, backend: Backend, sink: StoreSink, progress: Progress | None = None) -> None:
     """Score the pending choices, a committed batch at a time (whole items per batch, so a backend can share
-    an item's context across its choices). A model that cannot says so once; the store keeps the refusal."""
+    an item's context across its choices), with a progress task of their own. A model that cannot says so
+    once; the store keeps the refusal."""
     batches: list[list] = [[]]
     for request in work.choices_pending:
         if len(batches[-1]) >= CHOICE_BATCH and batches[-1][-1].item_id != request.item_id:
             batches.append([])
         batches[-1].append(request)
+    task = progress.add_task(f"{work.model.id} (multiple choice)", total=len(work.choices_pending)) if progress else None
     for batch in batches:
         try:
             results = backend.continuations(batch)
@@ -239,6 +241,8 @@ def _choices(work: ModelWork, backend: Backend, sink: StoreSink) -> None:
             sink.request_refused(work, "continuation", exc.format_message())
             return
         sink.choices_scored(work, results)
+        if progress is not None and task is not None:
+            progress.advance(task, len(batch))
 
 
 def _peak_memory(backend: Backend, load: LoadInfo, sampler: MemorySampler) -> int | None:
