@@ -397,7 +397,9 @@ def check_study(study: Study, *, templates_dir: Path | None = None, fail_on_regr
                 except BackendError as exc:  # e.g. CI without the weights: the stored rows are what the report shows
                     notes.append(f"model {model.id}: stored results not verified against its weights ({exc.format_message()})")
                     continue
-                if work.has_work:
+                if work.has_work and not work.pending and work.choices_pending:
+                    stale.append(f"model {model.id} would score {len(work.choices_pending)} multiple-choice continuations")
+                elif work.has_work:
                     stale.append(f"model {model.id} would re-run {len(work.pending)} of {work.total} prompts: {work.reason}")
         found = regressions(study, read_report_inputs(store, study)) if fail_on_regression and store is not None else []
     return CheckResult(stale, found, notes)

@@ -9,6 +9,8 @@ from typing import Any
 from reportgen.study.config import GenerationSettings
 
 __all__ = [
+    "ChoiceRequest",
+    "ChoiceResult",
     "ClusterNode",
     "ClusterRecord",
     "GenerationRequest",
@@ -70,6 +72,26 @@ class LogLikelihoodResult:
     nll_nats: float  # summed negative log-likelihood of the text's tokens (after the first)
     n_tokens: int  # tokens scored
     n_bytes: int  # UTF-8 bytes of the scored text
+
+
+@dataclass(frozen=True)
+class ChoiceRequest:
+    """One choice of a multiple-choice item: the log-likelihood of ``continuation`` given ``context`` (the
+    "continuation" request kind; lm-eval's ``loglikelihood``)."""
+
+    item_id: str
+    choice: int  # the choice's index in the item
+    context: str
+    continuation: str
+
+
+@dataclass
+class ChoiceResult:
+    item_id: str
+    choice: int
+    logprob: float  # summed log-probability (nats) of the continuation's tokens given the context
+    n_tokens: int  # continuation tokens scored
+    is_greedy: bool  # every continuation token was the model's most likely one
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from reportgen.records import GenerationResult, LoadInfo, LogLikelihoodResult, RunManifest, SpeedPass
+from reportgen.records import ChoiceResult, GenerationResult, LoadInfo, LogLikelihoodResult, RunManifest, SpeedPass
 from reportgen.errors import StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -203,6 +203,29 @@ CREATE TABLE IF NOT EXISTS code_runs (
     run_id TEXT NOT NULL,
     created_at REAL NOT NULL,
     PRIMARY KEY (program_hash, limits_hash)
+);
+CREATE TABLE IF NOT EXISTS choice_loglik (
+    fingerprint TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    choice INTEGER NOT NULL,
+    request_hash TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    logprob REAL NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    n_bytes INTEGER NOT NULL,
+    is_greedy INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (fingerprint, item_id, choice, request_hash)
+);
+CREATE TABLE IF NOT EXISTS refusals (
+    fingerprint TEXT NOT NULL,
+    request_kind TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (fingerprint, request_kind)
 );
 """
 
@@ -611,6 +634,61 @@ class Store:
     def code_runs_frame(self) -> pd.DataFrame:
         return self.frame("SELECT * FROM code_runs ORDER BY program_hash, limits_hash")
 
+    # -- multiple choice: continuations' log-likelihoods, and the request kinds a model refused ---------
+    def done_choices(self, fingerprint: str) -> set[tuple[str, int, str]]:
+        rows = self.db.execute("SELECT item_id, choice, request_hash FROM choice_loglik WHERE fingerprint=?", (fingerprint,))
+        return {(row["item_id"], int(row["choice"]), row["request_hash"]) for row in rows}
+
+    def save_choices(
+        self,
+        *,
+        fingerprint: str,
+        model_id: str,
+        run_id: str,
+        request_hashes: dict[tuple[str, int], tuple[str, int]],
+        results: list[ChoiceResult],
+    ) -> None:
+        """``request_hashes``: (item id, choice) → (request hash, UTF-8 bytes of the continuation)."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO choice_loglik VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        fingerprint,
+                        r.item_id,
+                        r.choice,
+                        request_hashes[(r.item_id, r.choice)][0],
+                        model_id,
+                        run_id,
+                        r.logprob,
+                        r.n_tokens,
+                        request_hashes[(r.item_id, r.choice)][1],
+                        int(r.is_greedy),
+                        now,
+                    )
+                    for r in results
+                ],
+            )
+
+    def choices_frame(self) -> pd.DataFrame:
+        return self.frame("SELECT * FROM choice_loglik ORDER BY model_id, item_id, choice")
+
+    def refused(self, fingerprint: str) -> dict[str, str]:
+        """Request kind → the reason a model with this fingerprint gave when it could not serve it."""
+        rows = self.db.execute("SELECT request_kind, reason FROM refusals WHERE fingerprint=?", (fingerprint,))
+        return {row["request_kind"]: row["reason"] for row in rows}
+
+    def save_refusal(self, *, fingerprint: str, request_kind: str, model_id: str, run_id: str, reason: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO refusals VALUES (?, ?, ?, ?, ?, ?)",
+                (fingerprint, request_kind, model_id, reason, run_id, time.time()),
+            )
+
+    def refusals_frame(self) -> pd.DataFrame:
+        return self.frame("SELECT * FROM refusals ORDER BY model_id, request_kind")
+
     # -- judgements ---------------------------------------------------------------------------
     def done_judgements(self, judge_fingerprint: str, settings_hash: str) -> set[tuple[str, str, str, str]]:
         """(prompt_id, prompt_hash, hash_a, hash_b) keys judged with a parsed verdict (failed and unparsed
@@ -760,6 +838,8 @@ class Store:
             "SELECT run_id, model_id, peak_memory_bytes, measure_protocol FROM model_runs ORDER BY 1, 2",
             "SELECT model_id, log_digest, imported_at FROM imports ORDER BY 1, 2",
             "SELECT program_hash, limits_hash, created_at FROM code_runs ORDER BY 1, 2",
+            "SELECT fingerprint, item_id, choice, request_hash, created_at FROM choice_loglik ORDER BY 1, 2, 3, 4",
+            "SELECT fingerprint, request_kind, created_at FROM refusals ORDER BY 1, 2",
         ):
             for row in self.db.execute(sql):
                 sha.update(repr(tuple(row)).encode())

@@ -190,6 +190,44 @@ def test_ray_engine_stores_the_same_rows_as_the_local_engine(tmp_path, local_ray
     assert manifest(remeasure).cluster.placements[0].model_id == "llama"
 
 
+MC_ITEMS = """multiple_choice:
+  - {id: capital, context: 'The capital of France is', choices: [Paris, London, Rome], answer: 0}
+  - {id: sum, context: Two plus two is, choices: [four, five], answer: four}
+"""
+
+
+def choice_rows(study) -> list[tuple]:
+    with Store(store_path(study)) as store:
+        return [
+            tuple(r)
+            for r in store.db.execute(
+                "SELECT model_id, fingerprint, item_id, choice, request_hash, logprob, n_tokens, is_greedy FROM choice_loglik "
+                "ORDER BY model_id, item_id, choice"
+            ).fetchall()
+        ]
+
+
+def test_ray_actors_score_multiple_choice_like_the_local_engine(tmp_path, local_ray, tiny_llama_dir):
+    """Multiple-choice items on the Ray engine: the actor scores the continuations after its shards, the driver
+    stores the same rows as the local engine (log-likelihoods within 1e-5), and a second run has nothing to do."""
+    models = [model("llama", f"{{type: local, path: {tiny_llama_dir}}}")]
+    studies = {}
+    for engine in ("local", "ray"):
+        (tmp_path / engine).mkdir()
+        execution = "{engine: ray, resources: {default: {num_gpus: 1}}}" if engine == "ray" else ""
+        path = write_study(tmp_path / engine, models, prompts=2, execution=execution, extra="measure: {repeats: 0}\n")
+        with (tmp_path / engine / "prompts.yaml").open("a") as prompts:
+            prompts.write(MC_ITEMS)
+        studies[engine] = load_config(path)
+        assert run_study(studies[engine]).models[0].error is None
+    local, on_ray = choice_rows(studies["local"]), choice_rows(studies["ray"])
+    assert [r[:5] for r in on_ray] == [r[:5] for r in local] and len(local) == 5
+    assert [r[5] for r in on_ray] == pytest.approx([r[5] for r in local], abs=1e-5)
+    assert [r[6:] for r in on_ray] == [r[6:] for r in local]
+    again = run_study(studies["ray"])
+    assert again.run_id is None and choice_rows(studies["ray"]) == on_ray
+
+
 class CrashOnce(TransformersBackend):
     """Kills its own worker process in its second batch, the first time only: with no warm-up and shards of two
     batches, that is the middle of its first shard, one batch of it already generated (and not yet stored)."""

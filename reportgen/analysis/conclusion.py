@@ -37,6 +37,7 @@ __all__ = ["result_conclusion"]
 
 
 def _best(tables: Any, headline: str) -> Finding | None:
+    """The best model on ``headline`` (a summary row per model in ``tables.summary``), with its paired test against the runner-up."""
     rows = means(tables, headline)
     order = ranked(rows, headline)
     if len(order) == 1:
@@ -65,6 +66,9 @@ def _best(tables: Any, headline: str) -> Finding | None:
         ]
         numbers["others"] = list(order[1:])
     return Finding("conclusion.best", (best, runner), numbers, "conclusion")
+
+
+best_on = _best  # for other tables of the same shape (analysis.choice)
 
 
 def _watch_out(study: Study, tables: Any) -> Finding | None:

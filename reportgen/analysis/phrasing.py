@@ -1069,6 +1069,8 @@ TEMPLATES: dict[str, Callable[[Finding, _Writer], str]] = {
     "behaviour.no_failures": _behaviour_no_failures,
     "conclusion.best": _conclusion_best,
     "conclusion.only_score": _conclusion_only_score,
+    "conclusion.best_choice": _conclusion_best,
+    "conclusion.only_choice": _conclusion_only_score,
     "conclusion.fastest": _conclusion_fastest,
     "conclusion.least_memory": _conclusion_least_memory,
     "conclusion.tradeoffs": _conclusion_tradeoffs,

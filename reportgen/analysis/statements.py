@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from reportgen.analysis import conclusion, consistency, history, judged, results, variants, verdict
+from reportgen.analysis import choice, conclusion, consistency, history, judged, results, variants, verdict
 from reportgen.analysis import specs as spec_findings
 from reportgen.analysis.measured import has_results, headline_metric, quality_metrics
 from reportgen.analysis.phrasing import PLAIN, Statement, Style, phrase, phrase_all
@@ -40,6 +40,7 @@ RESULT_TOPICS = {
     "tradeoff": "Speed against quality",
     "efficiency": "Speed and memory",
     "lm": "Language modelling",
+    "choice": "Multiple choice by log-likelihood",
     "adapter": "Variants of the same model",
     "runtime": "Variants of the same model",
     "decoding": "Variants of the same model",
@@ -88,6 +89,7 @@ def result_findings(study: Study, tables: Any, specs: Mapping[str, ModelSpec] | 
     out += results.efficiency_findings(tables)
     lm = results.lm_finding(tables)
     out += [lm] if lm is not None else []
+    out += choice.choice_findings(tables)
     for pair in variants.model_pairs(study):
         found = variants.pair_finding(study, tables, pair, specs or {}, headline)
         out += [found] if found is not None else []

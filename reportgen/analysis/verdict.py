@@ -1,7 +1,8 @@
 """The verdict: the study's answer in a few lines, one per need, read before anything else.
 
 Each line is a finding of the conclusion (``analysis.conclusion``, ``analysis.specs``, ``analysis.judged``)
-under a verdict kind, with the section that proves it: best quality (with its significance), fastest single
+under a verdict kind, with the section that proves it: best quality (with its significance), best on the
+multiple-choice items (acc, McNemar), fastest single
 stream, highest batched throughput, least memory, cheapest to retrain, and what to watch out for. Built from
 the same findings as the analysis, so the two cannot disagree; where no difference is clear the line says so.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from reportgen.analysis import code, conclusion, judged, specs as spec_findings
+from reportgen.analysis import choice, code, conclusion, judged, specs as spec_findings
 from reportgen.analysis.findings import Finding
 from reportgen.analysis.measured import has_results
 
@@ -24,6 +25,7 @@ __all__ = ["NEEDS", "verdict_findings"]
 #: need → (the conclusion kinds that answer it, in order of preference; the section that proves it: title, anchor)
 NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, str]]] = {
     "quality": (("conclusion.best", "conclusion.only_score"), ("Quality", "quality")),
+    "choice": (("conclusion.best_choice", "conclusion.only_choice"), ("Multiple choice", "multiple-choice")),
     "single": (("conclusion.fastest_single",), ("Speed and memory", "speed-and-memory")),
     "batched": (("conclusion.fastest",), ("Speed and memory", "speed-and-memory")),
     "memory": (("conclusion.least_memory",), ("Speed and memory", "speed-and-memory")),
@@ -47,6 +49,8 @@ def verdict_findings(
         found += conclusion.result_conclusion(study, tables, deltas)
         found += judged.judged_findings(tables)
         found += code.code_findings(tables)
+        best_choice = choice.choice_conclusion(tables)
+        found += [best_choice] if best_choice is not None else []
     if specs:
         found += spec_findings.spec_conclusion(study, specs)
     by_kind: dict[str, Finding] = {}

@@ -1,7 +1,8 @@
 """The backend interface: batch-shaped, a list of requests in and a list of results out, same order.
 
 A backend wraps one model. ``load()`` happens once; ``generate()`` is called with batches of
-requests; ``loglikelihood()`` scores texts (teacher-forced) for bits-per-byte. Heavy packages are
+requests; ``loglikelihood()`` scores texts (teacher-forced) for bits-per-byte; ``continuations()`` gives
+the log-likelihood of each choice of a multiple-choice item given its context. Heavy packages are
 imported inside the concrete backend modules, never here.
 """
 
@@ -10,8 +11,14 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from reportgen.records import GenerationRequest, GenerationResult, LoadInfo, LogLikelihoodResult
+from reportgen.errors import BackendError
+from reportgen.records import ChoiceRequest, ChoiceResult, GenerationRequest, GenerationResult, LoadInfo, LogLikelihoodResult
 from reportgen.study.config import ModelConfig
+
+
+class Unsupported(BackendError):
+    """The model cannot serve a request kind (e.g. an endpoint that returns no prompt log-probabilities): the
+    run records it once and the planner does not schedule that kind for the model again."""
 
 
 class Backend(abc.ABC):
@@ -20,8 +27,11 @@ class Backend(abc.ABC):
     name: str = ""
     local: bool = True  # runs on this machine, in a worker process of its own (False: a server does the work, so there is nothing to warm up here)
     constrains_output: bool = False  # honours GenerationRequest.grammar (a GBNF grammar); others ignore it
-    #: The request kinds the backend serves: "generate" (free text) and "loglikelihood" (scoring texts, for bits
-    #: per byte). The planner schedules only these, so a model whose backend cannot score is never planned for it.
+    #: The request kinds the backend serves: "generate" (free text), "loglikelihood" (scoring texts, for bits
+    #: per byte) and "continuation" (a continuation's log-likelihood given a context: multiple choice). The
+    #: planner schedules only these, so a model whose backend cannot score is never planned for it; a backend
+    #: that learns only when asked (an endpoint) raises ``Unsupported``, which the store keeps, and the planner
+    #: does not ask that model again.
     request_kinds: frozenset[str] = frozenset({"generate"})
 
     def __init__(self, model: ModelConfig):
@@ -45,6 +55,11 @@ class Backend(abc.ABC):
     def loglikelihood(self, texts: list[tuple[str, str]]) -> list[LogLikelihoodResult]:
         """Score (id, text) pairs. Only backends whose ``request_kinds`` has "loglikelihood" are asked."""
         raise NotImplementedError(f"backend '{self.name}' cannot score log-likelihoods")
+
+    def continuations(self, requests: list[ChoiceRequest]) -> list[ChoiceResult]:
+        """The log-likelihood of each request's continuation given its context, in order. Only backends whose
+        ``request_kinds`` has "continuation" are asked."""
+        raise Unsupported(f"backend '{self.name}' cannot score continuations")
 
     def import_dependencies(self) -> None:
         """Import the backend's heavy packages, so that the memory they take is not counted as the model's."""

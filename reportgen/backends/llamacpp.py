@@ -31,6 +31,10 @@
 * ``loglikelihood`` runs teacher-forced decoding with logits for every position, in chunks, for
   bits-per-byte; a text longer than the context is scored in lm-evaluation-harness's rolling windows
   (backends.rolling), as the transformers backend does, and summed in float64.
+* ``continuations`` (multiple choice) splits each (context, continuation) pair into tokens as lm-eval does
+  (backends.continuations; llama.cpp adds BOS where the GGUF asks for it, as a Hugging Face tokenizer does),
+  decodes an item's context once and each choice after it, dropping the previous choice's positions from the
+  KV cache: the context's key/values are shared by the choices.
 
 ``llama_cpp`` is imported only inside this module's functions.
 """
@@ -45,8 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.backends.base import Backend
+from reportgen.backends.continuations import by_context, encode_pair
 from reportgen.backends.rolling import rolling_windows
-from reportgen.records import GenerationRequest, GenerationResult, LoadInfo, LogLikelihoodResult
+from reportgen.records import ChoiceRequest, ChoiceResult, GenerationRequest, GenerationResult, LoadInfo, LogLikelihoodResult
 from reportgen.study.config import GGUFSource, ModelConfig
 from reportgen.errors import BackendError, ConfigError, MissingExtraError
 from reportgen.util.hashing import file_digest
@@ -86,7 +91,7 @@ class LlamaCppBackend(Backend):
     """A GGUF file run by llama.cpp on the CPU."""
 
     name = "llamacpp"
-    request_kinds = frozenset({"generate", "loglikelihood"})
+    request_kinds = frozenset({"generate", "loglikelihood", "continuation"})
     constrains_output = True
 
     def __init__(self, model: ModelConfig):
@@ -264,6 +269,74 @@ class LlamaCppBackend(Backend):
         self._clear_memory()
         return results
 
+    def continuations(self, requests: list[ChoiceRequest]) -> list[ChoiceResult]:
+        import numpy as np
+
+        if self._llm is None:
+            self.load()
+        llm = self._llm
+        bos, eos = llm.token_bos(), llm.token_eos()
+        prefix = bos if bos is not None and bos >= 0 else eos
+
+        def encode(text: str, special: bool | None) -> list[int]:
+            return list(llm.tokenize(text.encode("utf-8"), add_bos=special is not False, special=False)) if text else []
+
+        results: list[ChoiceResult] = []
+        for indices in by_context(requests):
+            pairs = [encode_pair(encode, requests[i].context, requests[i].continuation, prefix) for i in indices]
+            context, conts = pairs[0][0], [c for _, c in pairs]
+            longest = max(len(c) for c in conts)
+            self._ensure_ctx(len(context) + longest)
+            context = context[-max(1, self._n_ctx + 1 - longest) :]  # the model reads context + continuation[:-1]
+            self._clear_memory()
+            first = _log_softmax(self._decode(context, 0, last_only=True))[0]
+            for i, cont in zip(indices, conts):
+                memory = self._llama_cpp.llama_get_memory(llm.ctx)
+                self._llama_cpp.llama_memory_seq_rm(memory, 0, len(context), -1)  # the previous choice's positions
+                rows = (
+                    np.vstack([first[None], _log_softmax(self._decode(cont[:-1], len(context)))])
+                    if len(cont) > 1
+                    else first[None]
+                )
+                targets = np.asarray(cont)
+                logprob = float(rows[np.arange(len(cont)), targets].sum())
+                greedy = bool((rows.argmax(axis=1) == targets).all())
+                results.append(ChoiceResult(requests[i].item_id, requests[i].choice, logprob, len(cont), greedy))
+        self._clear_memory()
+        return results
+
+    def _decode(self, tokens: list[int], start: int, last_only: bool = False):
+        """Decode ``tokens`` at positions ``start``…, in chunks; the logits (float64) of every position, or of the
+        last one only."""
+        import numpy as np
+
+        llama_cpp, llm = self._llama_cpp, self._llm
+        n_vocab = llm.n_vocab()
+        rows = []
+        batch = llama_cpp.llama_batch_init(SCORE_CHUNK, 0, 1)
+        try:
+            for c in range(0, len(tokens), SCORE_CHUNK):
+                chunk = tokens[c : c + SCORE_CHUNK]
+                batch.n_tokens = len(chunk)
+                for i, token in enumerate(chunk):
+                    batch.token[i] = token
+                    batch.pos[i] = start + c + i
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = 0
+                    batch.logits[i] = not last_only or c + i == len(tokens) - 1
+                if llama_cpp.llama_decode(llm.ctx, batch) != 0:
+                    raise BackendError(f"model {self.model.id}: llama.cpp failed to score a multiple-choice item")
+                if last_only and c + len(chunk) == len(tokens):
+                    rows.append(
+                        np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, len(chunk) - 1), shape=(n_vocab,))[None]
+                    )
+                elif not last_only:
+                    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(len(chunk) * n_vocab,))
+                    rows.append(logits.reshape(len(chunk), n_vocab))
+        finally:
+            llama_cpp.llama_batch_free(batch)
+        return np.vstack(rows).astype(np.float64)
+
     def import_dependencies(self) -> None:
         import_llama_cpp()
 
@@ -418,3 +491,11 @@ class LlamaCppBackend(Backend):
             ttft_s=ttft,
             extra=extra,
         )
+
+
+def _log_softmax(logits):
+    """Row-wise log-softmax of float64 logits."""
+    import numpy as np
+
+    peak = logits.max(axis=1, keepdims=True)
+    return logits - (peak + np.log(np.exp(logits - peak).sum(axis=1, keepdims=True)))

@@ -69,11 +69,31 @@ def print_tables(tables, out) -> None:
                 str(row["n_texts"]),
             )
         out.print(lm)
+    if len(getattr(tables, "choices", ())):
+        print_choices(tables.choice_summary, out)
     significant = tables.pairwise[tables.pairwise["significant"] == True]  # noqa: E712 (pandas mask)
     if len(significant):
         print_significant_pairs(significant, out)
     if tables.judged:
         print_judged(tables.judged, out)
+
+
+def print_choices(summary, out) -> None:
+    """Multiple choice by log-likelihood: acc and acc_norm per model, mean [95% Wilson interval], n items."""
+    from rich.table import Table
+
+    from reportgen.stats.metrics import metric_ci
+
+    table = Table(title="Multiple choice by log-likelihood (share of items [95% CI], n)")
+    for column in ("model_id", "mc_acc", "mc_acc_norm"):
+        table.add_column(column)
+    for model_id, rows in summary.groupby("model_id", sort=False):
+        cells = {
+            r["metric"]: f"{metric_ci(r['metric'], r['mean'], r['ci_low'], r['ci_high'])} n={int(r['n'])}"
+            for r in rows.to_dict("records")
+        }
+        table.add_row(str(model_id), cells.get("mc_acc", "—"), cells.get("mc_acc_norm", "—"))
+    out.print(table)
 
 
 def print_significant_pairs(pairs_frame, out) -> None:
@@ -251,6 +271,13 @@ def _frames(tables) -> dict:
         "efficiency": tables.efficiency,
         "lm": tables.lm,
     }
+    if len(getattr(tables, "choices", ())):  # multiple choice by log-likelihood, when the study has items
+        frames.update(
+            choices=tables.choices,
+            choice_summary=tables.choice_summary,
+            choice_categories=tables.choice_categories,
+            choice_pairwise=tables.choice_pairwise,
+        )
     if getattr(tables, "judged", None):
         from reportgen.stats.judged import judged_frames
 

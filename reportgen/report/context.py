@@ -117,7 +117,7 @@ class ChartView:
     name: the chart's name (file stem of charts/NAME.svg; HTML id chart-NAME).
     title: caption and alt text (Markdown-safe).
     markdown: what the template prints: an SVG image (markdown, pdf) or a placeholder the HTML writer replaces with the interactive chart.
-    group: the section the chart belongs to: spec, quality, speed, memory, tradeoff, category, lm or retraining.
+    group: the section the chart belongs to: spec, quality, speed, memory, tradeoff, category, lm, choice or retraining.
     """
 
     name: str
@@ -289,6 +289,7 @@ class ResultSections:
     category_table: the headline metric per prompt category and model (empty without categories).
     efficiency_table: speed and memory per model.
     lm_table: bits per byte and perplexity per model (empty when no LM texts were scored).
+    choice_tables: multiple choice by log-likelihood: acc/acc_norm per model, per category, paired tests (empty without items).
     result_analysis: AnalysisGroups of statements computed from the results.
     samples: SampleViews, prompts with every model's answer side by side.
     samples_note: which prompts the samples show and why (Markdown-safe), or "".
@@ -317,6 +318,7 @@ class ResultSections:
     code: CodeView | None = None
     speed_protocol: str = ""
     explorer: dict[str, Any] = field(default_factory=dict)
+    choice_tables: list[Table] = field(default_factory=list)
 
     def fields(self) -> dict[str, Any]:
         """The context fields these views fill (shallow: the views stay objects)."""
@@ -358,6 +360,7 @@ class ReportContext:
     category_table: the headline metric per prompt category and model (a Table; empty without categories).
     efficiency_table: speed and memory per model (rows: measurements, columns: models).
     lm_table: bits per byte and perplexity per model (a Table; empty when no LM texts were scored).
+    choice_tables: Tables of multiple choice by log-likelihood: MC accuracy (acc) and length-normalised accuracy (acc_norm) per model with Wilson intervals, MC accuracy per category, and the paired tests (McNemar); empty without multiple-choice items.
     metric_charts: ChartViews of the measured results (group says where each belongs); empty without results.
     result_analysis: AnalysisGroups of statements computed from the results (quality, trade-off, speed, variants, behaviour).
     samples: SampleViews: prompts with every model's answer side by side.
@@ -402,6 +405,7 @@ class ReportContext:
     category_table: Table = field(default_factory=empty_table)
     efficiency_table: Table = field(default_factory=empty_table)
     lm_table: Table = field(default_factory=empty_table)
+    choice_tables: list[Table] = field(default_factory=list)
     metric_charts: list[ChartView] = field(default_factory=list)
     result_analysis: list[AnalysisGroup] = field(default_factory=list)
     samples: list[SampleView] = field(default_factory=list)

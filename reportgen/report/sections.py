@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "analysis_groups",
     "category_table",
+    "choice_tables",
     "efficiency_table",
     "lm_table",
     "manifest_tables",
@@ -584,6 +585,87 @@ def lm_table(study: Study, tables: Tables) -> Table:
     )
 
 
+def choice_tables(study: Study, tables: Tables) -> list[Table]:
+    """Multiple choice by log-likelihood: acc and acc_norm per model (Wilson intervals), acc per category, and
+    each pair's paired test (McNemar, exact, Holm-adjusted per metric). Empty without scored items."""
+    summary = tables.choice_summary
+    if summary.empty or not (summary["n"] > 0).any():
+        return []
+    ids = [m.id for m in study.models if m.id in tables.model_ids or m.id in set(summary["model_id"])]
+    header = ["Metric", *(_model_header(study, m) for m in ids), "n"]
+    align = ["left", *("right" for _ in ids), "right"]
+    rows = [
+        row
+        for metric in ("mc_acc", "mc_acc_norm")
+        if (row := _means_row(_row_label(metric), metric, summary[summary["metric"] == metric], ids)) is not None
+    ]
+    out = [
+        Table(
+            header,
+            rows,
+            align,
+            "metrics with-n",
+            caption="Multiple choice by log-likelihood",
+            legend=(
+                "Share of items answered correctly [95% Wilson score interval]. MC accuracy: the choice with the "
+                "highest summed log-probability as a continuation of the context is the model's answer (lm-eval's "
+                "acc); length-normalised: the highest log-probability per character of the choice (lm-eval's "
+                f"acc_norm). {_bold_legend('in its row')}. n: items scored. —: the model gives no log-likelihoods "
+                "(e.g. a chat endpoint, or a completions endpoint without echo and logprobs)."
+            ),
+        )
+    ]
+    categories = tables.choice_categories[tables.choice_categories["metric"] == "mc_acc"]
+    if len(set(categories["category"])) >= 2:
+        by_category = [
+            row
+            for category in dict.fromkeys(categories["category"])
+            if (row := _means_row(md_cell(category), "mc_acc", categories[categories["category"] == category], ids)) is not None
+        ]
+        out.append(
+            Table(
+                ["Category", *header[1:]],
+                by_category,
+                align,
+                "metrics with-n",
+                caption="MC accuracy per category",
+                legend=(
+                    "Share of the category's items answered correctly [95% Wilson score interval]; "
+                    f"{_bold_legend('in the category')}. n: items of the category. Few items per category give wide intervals."
+                ),
+            )
+        )
+    pairs = tables.choice_pairwise
+    if not pairs.empty:
+        names = {m: _model_header(study, m) for m in ids}
+        out.append(
+            Table(
+                ["Metric", "Models (a − b)", "n", "Difference [95% CI]", "p (Holm)", "Better"],
+                [
+                    [
+                        _capital(metric_label(r["metric"])),
+                        f"{names.get(r['model_a'], md_cell(r['model_a']))} − {names.get(r['model_b'], md_cell(r['model_b']))}",
+                        num(int(r["n"])),
+                        metric_ci(r["metric"], r["diff"], r["ci_low"], r["ci_high"]),
+                        p_value(r["p_holm"]),
+                        names.get(r["better"], "—") if r["better"] else "no difference shown",
+                    ]
+                    for r in pairs.to_dict("records")
+                ],
+                ["left", "left", "right", "right", "right", "left"],
+                "metrics",
+                caption="Multiple choice: paired comparisons",
+                legend=(
+                    "On the items both models scored: the difference of the shares a − b with a paired-bootstrap 95% "
+                    "CI; p: McNemar's exact test on the items where one model is right and the other wrong, "
+                    "Holm-adjusted over each metric's pairs; better: the model with the higher share when the "
+                    "adjusted p is below 0.05."
+                ),
+            )
+        )
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # Charts
 
@@ -609,6 +691,20 @@ def result_charts(
                 figure,
                 f"{_capital(metric_label(metric))} per model: bars are means, error bars 95% {method}.",
                 group="quality",
+                height=ch.ci_bar_height(len(order)),
+            )
+    for metric in ("mc_acc", "mc_acc_norm"):
+        rows = tables.choice_summary[tables.choice_summary["metric"] == metric] if not tables.choice_summary.empty else None
+        if rows is None or not (rows["n"] > 0).any():
+            continue
+        figure = ch.quality_figure(tables.choice_summary, metric, names, colours, order)
+        if figure is not None:
+            charts.add(
+                f"choice-{chart_slug(metric)}",
+                figure,
+                f"{_capital(metric_label(metric))} per model (multiple choice by log-likelihood): bars are shares of "
+                "items, error bars 95% Wilson score intervals.",
+                group="choice",
                 height=ch.ci_bar_height(len(order)),
             )
     n_models = len(tables.model_ids)
@@ -1138,6 +1234,7 @@ def result_sections(
         category_table=category_table(study, tables, headline),
         efficiency_table=efficiency_table(study, tables),
         lm_table=lm_table(study, tables),
+        choice_tables=choice_tables(study, tables),
         result_analysis=analysis_groups(analysis.result_statements(study, tables, specs, markdown_style())),
         samples=samples,
         samples_note=note,

@@ -9,7 +9,7 @@ import logging
 import time
 from typing import Any, Callable, Protocol
 
-from reportgen.backends.base import Backend
+from reportgen.backends.base import Backend, Unsupported
 from reportgen.errors import BackendError, ReportgenError
 from reportgen.records import GenerationRequest, GenerationResult, LoadInfo
 from reportgen.run.measure import memory_workload, timed_passes, warm_up
@@ -113,6 +113,8 @@ def run_model(work: ModelWork, sink: StoreSink, progress: Progress | None = None
             _generate(work, backend, sink, summary, progress)
         if work.corpus_pending:
             _score(work, backend, sink)
+        if work.choices_pending:
+            _choices(work, backend, sink, progress)
         sink.model_finished(work, summary)
     finally:
         sampler.__exit__(None, None, None)
@@ -215,6 +217,32 @@ def _score(work: ModelWork, backend: Backend, sink: StoreSink) -> None:
         log.warning("%s: no bits-per-byte (%s)", work.model.id, exc)
     else:
         sink.texts_scored(work, scores)
+
+
+#: Choices scored per backend call (and per committed batch in the store).
+CHOICE_BATCH = 64
+
+
+def _choices(work: ModelWork, backend: Backend, sink: StoreSink, progress: Progress | None = None) -> None:
+    """Score the pending choices, a committed batch at a time (whole items per batch, so a backend can share
+    an item's context across its choices), with a progress task of their own. A model that cannot says so
+    once; the store keeps the refusal."""
+    batches: list[list] = [[]]
+    for request in work.choices_pending:
+        if len(batches[-1]) >= CHOICE_BATCH and batches[-1][-1].item_id != request.item_id:
+            batches.append([])
+        batches[-1].append(request)
+    task = progress.add_task(f"{work.model.id} (multiple choice)", total=len(work.choices_pending)) if progress else None
+    for batch in batches:
+        try:
+            results = backend.continuations(batch)
+        except Unsupported as exc:
+            log.warning("%s: no multiple-choice scores: %s", work.model.id, exc.format_message())
+            sink.request_refused(work, "continuation", exc.format_message())
+            return
+        sink.choices_scored(work, results)
+        if progress is not None and task is not None:
+            progress.advance(task, len(batch))
 
 
 def _peak_memory(backend: Backend, load: LoadInfo, sampler: MemorySampler) -> int | None:

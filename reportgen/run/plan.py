@@ -2,7 +2,8 @@
 
 Pure apart from reading the store: a ``ModelWork`` names the model, the fingerprint of its weights,
 the pending requests (keyed by prompt content and output-relevant settings), the pending reference
-texts for bits per byte, and the reason it (re-)runs. Executors carry the work out; nothing here
+texts for bits per byte, the pending choices of multiple-choice items (keyed by context and continuation),
+and the reason it (re-)runs. Executors carry the work out; nothing here
 loads a model.
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from reportgen.backends import create_backend
 from reportgen.backends.base import Backend
 from reportgen.errors import ReportgenError
-from reportgen.records import GenerationRequest
+from reportgen.records import ChoiceRequest, GenerationRequest
 from reportgen.run.measure import MEASURE_PROTOCOL, protocol_hash, speed_requests
 from reportgen.store import Store
 from reportgen.code.jobs import SAMPLE_SEPARATOR
@@ -23,7 +24,17 @@ from reportgen.study.config import GenerationSettings, MeasureConfig, ModelConfi
 from reportgen.study.prompts import CorpusText, PromptSet
 from reportgen.util.hashing import hash_json
 
-__all__ = ["ModelWork", "plan_models", "request_hash", "requests_for", "select_models", "shards", "text_hash"]
+__all__ = [
+    "ModelWork",
+    "choice_hash",
+    "choice_requests",
+    "plan_models",
+    "request_hash",
+    "requests_for",
+    "select_models",
+    "shards",
+    "text_hash",
+]
 
 
 def requests_for(prompt_set: PromptSet, settings: GenerationSettings) -> list[GenerationRequest]:
@@ -88,6 +99,20 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def choice_requests(prompt_set: PromptSet) -> list[ChoiceRequest]:
+    """One request per choice of every multiple-choice item, in the set's order."""
+    return [
+        ChoiceRequest(item.id, index, context, continuation)
+        for item in prompt_set.multiple_choice
+        for index, (context, continuation) in enumerate(item.continuations())
+    ]
+
+
+def choice_hash(request: ChoiceRequest) -> str:
+    """What determines a choice's log-likelihood besides the model: the context and the continuation."""
+    return hash_json({"context": request.context, "continuation": request.continuation})[:24]
+
+
 def model_fingerprint(backend: Backend) -> tuple[str, dict]:
     parts = {"backend": backend.name, **backend.fingerprint_parts()}
     return hash_json(parts)[:20], parts
@@ -114,10 +139,13 @@ class ModelWork:
     speed_pending: bool = False  # the timed passes of this protocol are not stored yet for this entry
     load_pending: bool = False  # this entry's load time and peak memory are not stored under MEASURE_PROTOCOL
     shares_answers_with: str | None = None  # an earlier entry of this run that produces the same answers
+    # (item id, choice) → (request hash, UTF-8 bytes of the continuation), for every choice of the set's items
+    choice_hashes: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
+    choices_pending: list[ChoiceRequest] = field(default_factory=list)
 
     @property
     def has_work(self) -> bool:
-        return bool(self.pending or self.corpus_pending or self.speed_pending or self.load_pending)
+        return bool(self.pending or self.corpus_pending or self.choices_pending or self.speed_pending or self.load_pending)
 
     @property
     def cached(self) -> int:
@@ -183,8 +211,9 @@ def plan_model(
         [c for c in corpus if (c.id, corpus_hashes[c.id]) not in scored],
     )
     work.shares_answers_with = min(owners) if owners else None
+    _plan_choices(work, store, prompt_set, force, claimed)
     _plan_speed(work, store, study.measure, answers, study.generation.max_new_tokens, force)
-    if work.pending or work.corpus_pending:
+    if work.pending or work.corpus_pending or work.choices_pending:
         failed = set() if force else store.failed_keys(fingerprint)
         retrying = sum(1 for r in pending if (r.prompt_id, hashes[r.prompt_id]) in failed)
         work.reason = rerun_reason(
@@ -195,12 +224,38 @@ def plan_model(
             force,
             retrying=retrying,
             corpus_pending=len(work.corpus_pending),
+            choices_pending=len(work.choices_pending),
         )
     elif work.speed_pending:
         work.reason = "speed not yet measured with this measure protocol"
     elif work.load_pending:
         work.reason = "load time and memory not yet measured for this entry"
     return work
+
+
+def _plan_choices(
+    work: ModelWork, store: Store, prompt_set: PromptSet, force: bool, claimed: dict[tuple[str, str, str], str]
+) -> None:
+    """The choices of the set's multiple-choice items whose log-likelihood this fingerprint has not stored: only
+    for a backend that serves continuations, and never again once the model refused them (even with --force:
+    what it cannot do does not change with a rerun; a changed model has another fingerprint). Scores belong to
+    the weights: an entry whose fingerprint an earlier entry of this run scores (the same weights sampled
+    differently) scores nothing of its own (``claimed``, keyed like the answers, with "choice:" ids)."""
+    if "continuation" not in work.backend.request_kinds or "continuation" in store.refused(work.fingerprint):
+        return
+    requests = choice_requests(prompt_set)
+    work.choice_hashes = {(r.item_id, r.choice): (choice_hash(r), len(r.continuation.encode("utf-8"))) for r in requests}
+    done = set() if force else store.done_choices(work.fingerprint)
+
+    def key(r: ChoiceRequest) -> tuple[str, str, str]:
+        return (work.fingerprint, f"choice:{r.item_id}:{r.choice}", work.choice_hashes[(r.item_id, r.choice)][0])
+
+    work.choices_pending = [
+        r
+        for r in requests
+        if (r.item_id, r.choice, work.choice_hashes[(r.item_id, r.choice)][0]) not in done and key(r) not in claimed
+    ]
+    claimed.update({key(r): work.model.id for r in work.choices_pending})
 
 
 def _plan_speed(
@@ -227,7 +282,15 @@ def plan_models(
 
 
 def rerun_reason(
-    before: dict | None, parts: dict, pending: int, total: int, force: bool, *, retrying: int = 0, corpus_pending: int = 0
+    before: dict | None,
+    parts: dict,
+    pending: int,
+    total: int,
+    force: bool,
+    *,
+    retrying: int = 0,
+    corpus_pending: int = 0,
+    choices_pending: int = 0,
 ) -> str:
     """Why a model has work to do: its fingerprint parts against those of its last recorded run, then the
     prompts: ``retrying`` of the ``pending`` ones failed before (stored as failures), the rest are new,
@@ -250,6 +313,10 @@ def rerun_reason(
     if not pending and corpus_pending:
         reasons.append(
             f"{corpus_pending} reference text{'s are' if corpus_pending != 1 else ' is'} new or changed (bits per byte)"
+        )
+    if not pending and choices_pending:
+        reasons.append(
+            f"{choices_pending} multiple-choice continuation{'s are' if choices_pending != 1 else ' is'} not scored yet"
         )
     return "; ".join(reasons) or "the prompts or generation settings changed"
 

@@ -124,6 +124,17 @@ class ModelActor:
             return {"scores": None, "why": str(exc), "fingerprint": state["fingerprint"]}
         return {"scores": scores, "fingerprint": state["fingerprint"]}
 
+    def choices(self, requests: list[Any]) -> dict[str, Any]:
+        """The log-likelihoods of multiple-choice continuations, or why the model cannot give them."""
+        from reportgen.backends.base import Unsupported
+
+        state = self._ensure_loaded()
+        try:
+            results = self._backend.continuations(requests)
+        except Unsupported as exc:
+            return {"results": None, "why": exc.format_message(), "fingerprint": state["fingerprint"]}
+        return {"results": results, "fingerprint": state["fingerprint"]}
+
     def close(self) -> None:
         if self._sampler is not None:
             self._sampler.__exit__(None, None, None)
@@ -146,6 +157,7 @@ class _Unit:
     task: Any = None
     placement: dict[str, Any] | None = None
     score_sent: bool = False
+    choices_sent: bool = False
     done: bool = False
 
 
@@ -322,6 +334,12 @@ class RayExecutor(Executor):
                 self._shard_done(ray, unit, value, sink, progress)
             elif kind == "score":
                 self._scored(unit, value, sink)
+            elif kind == "choices" and value["fingerprint"] == unit.work.fingerprint:
+                if value["results"] is None:
+                    log.warning("%s: no multiple-choice scores: %s", unit.work.model.id, value["why"])
+                    sink.request_refused(unit.work, "continuation", value["why"])
+                else:
+                    sink.choices_scored(unit.work, value["results"])
             elif kind == "measure" and value["fingerprint"] == unit.work.fingerprint:
                 if value["passes"] is not None:
                     sink.speed_measured(unit.work, value["passes"])
@@ -332,7 +350,8 @@ class RayExecutor(Executor):
 
     def _next(self, ray, unit: _Unit, sink: StoreSink, kind: str, pending: dict) -> None:
         """What the actor does next: the fixed workload (timed passes, peak memory) right after the load, then
-        its shards (two queued, so it never waits for the driver), then the reference texts' scores; after
+        its shards (two queued, so it never waits for the driver), then the reference texts' scores and the
+        multiple-choice continuations' log-likelihoods; after
         that the model is done and its actor goes."""
         if kind == "load":
             work = unit.work
@@ -346,6 +365,9 @@ class RayExecutor(Executor):
         if unit.work.corpus_pending and not unit.score_sent:
             unit.score_sent = True
             pending[unit.actor.score.remote([(c.id, c.text) for c in unit.work.corpus_pending])] = (unit, "score")
+        elif unit.work.choices_pending and not unit.choices_sent:
+            unit.choices_sent = True
+            pending[unit.actor.choices.remote(unit.work.choices_pending)] = (unit, "choices")
         else:
             sink.model_finished(unit.work, unit.summary)
             unit.done = True

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from reportgen.records import GenerationResult, LoadInfo, LogLikelihoodResult, SpeedPass
+from reportgen.records import ChoiceResult, GenerationResult, LoadInfo, LogLikelihoodResult, SpeedPass
 from reportgen.run.plan import ModelWork
 from reportgen.run.summary import ModelRunSummary
 from reportgen.store import Store
@@ -80,6 +80,21 @@ class StoreSink:
             run_id=self.run_id,
             text_hashes=work.corpus_hashes,
             results=scores,
+        )
+
+    def choices_scored(self, work: ModelWork, results: list[ChoiceResult]) -> None:
+        self.store.save_choices(
+            fingerprint=work.fingerprint,
+            model_id=work.model.id,
+            run_id=self.run_id,
+            request_hashes=work.choice_hashes,
+            results=results,
+        )
+
+    def request_refused(self, work: ModelWork, kind: str, reason: str) -> None:
+        """The model cannot serve ``kind``: kept, so that it is not planned for it again."""
+        self.store.save_refusal(
+            fingerprint=work.fingerprint, request_kind=kind, model_id=work.model.id, run_id=self.run_id, reason=reason
         )
 
     def speed_measured(self, work: ModelWork, passes: list[SpeedPass]) -> None:

@@ -9,6 +9,9 @@ description live in one place (``METRICS.get(name)``). Kinds:
 ``text``        per prompt; ``fn(output) -> float``, or ``fn(output, *, finish_reason, output_tokens)``
                 for the two that need the generation record.
 ``lm``          per model, from the ``loglik`` table (summed over texts).
+``choice``      per multiple-choice item, from the stored log-likelihoods of its choices (the ``choice_loglik``
+                table, not the answer text): ``fn(logprobs, lengths, gold) -> float``, 1 or 0 per item
+                (stats.choice builds the per-item frame; the usual summaries and paired tests read it).
 ``efficiency``  per model, from ``model_runs`` and the results' timings (see aggregate.efficiency_frame).
 ``imported``    per sample, a value another tool stored in its log (lm-eval's ``acc``, an Inspect scorer's value),
                 named ``<task>/<metric>``; registered from the stored imports (``register_imported``), never
@@ -42,8 +45,8 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 from reportgen import format as fmt
 from reportgen.util.registry import Registry
 
-Kind = Literal["reference", "text", "lm", "efficiency", "imported", "record"]
-KINDS: tuple[str, ...] = ("reference", "text", "lm", "efficiency", "imported", "record")
+Kind = Literal["reference", "text", "lm", "efficiency", "imported", "record", "choice"]
+KINDS: tuple[str, ...] = ("reference", "text", "lm", "efficiency", "imported", "record", "choice")
 PER_PROMPT_KINDS: tuple[str, ...] = ("reference", "text")
 
 NAN = float("nan")
@@ -466,6 +469,39 @@ def bits_per_byte(nll_nats: float, n_bytes: int) -> float:
     if not n_bytes or n_bytes <= 0:
         return NAN
     return float(nll_nats) / (LN2 * float(n_bytes))
+
+
+@metric(
+    "mc_acc",
+    "choice",
+    True,
+    "share",
+    "Multiple choice: 1 when the correct choice has the highest summed log-probability as a continuation of "
+    "the context (lm-evaluation-harness's acc), else 0.",
+    label="MC accuracy",
+    binary=True,
+)
+def mc_acc(logprobs: Sequence[float], lengths: Sequence[int], gold: int) -> float:
+    return float(_first_best(list(logprobs)) == gold)
+
+
+@metric(
+    "mc_acc_norm",
+    "choice",
+    True,
+    "share",
+    "Multiple choice: 1 when the correct choice has the highest log-probability per character of the choice's "
+    "text (lm-evaluation-harness's acc_norm: longer choices are not penalised for their length), else 0.",
+    label="MC accuracy (length-normalised)",
+    binary=True,
+)
+def mc_acc_norm(logprobs: Sequence[float], lengths: Sequence[int], gold: int) -> float:
+    return float(_first_best([lp / max(n, 1) for lp, n in zip(logprobs, lengths)]) == gold)
+
+
+def _first_best(values: list[float]) -> int:
+    """The index of the largest value, the first on a tie (numpy's argmax, as lm-eval picks)."""
+    return max(range(len(values)), key=lambda i: (values[i], -i))
 
 
 @metric(

@@ -20,6 +20,7 @@ from reportgen.stats.frames import (
 from reportgen.stats.imported import coverage, imported_per_prompt, latest_imports
 from reportgen.code.jobs import SAMPLE_SEPARATOR, base_prompt_id
 from reportgen.stats.code import CODE_RUN_COLUMNS, code_verdicts, with_code_pass
+from reportgen.stats.choice import CHOICE_METRICS, choice_frame
 from reportgen.stats.lm import lm_frame
 from reportgen.stats.passk import PASS_AT_K_COLUMNS, pass_at_k_frame
 
@@ -56,6 +57,12 @@ class Tables:
     # code prompts: one row per answer with its sandbox verdict (stats.code.CODE_RUN_COLUMNS), pass@k of the samples
     code: pd.DataFrame = field(default_factory=pd.DataFrame)
     pass_at_k: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # multiple choice by log-likelihood (stats.choice): one row per (model, item), and the same summaries,
+    # category means and paired tests as the per-prompt metrics get (empty without multiple-choice items)
+    choices: pd.DataFrame = field(default_factory=pd.DataFrame)
+    choice_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    choice_categories: pd.DataFrame = field(default_factory=pd.DataFrame)
+    choice_pairwise: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _result_fingerprints(results: pd.DataFrame) -> dict[str, str]:
@@ -75,6 +82,7 @@ class StoreFrames:
     imports: pd.DataFrame  # another tool's logs, one row per (model, log content); reportgen.imports
     imported_samples: pd.DataFrame
     code_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    choices: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def read(cls, store: "Store") -> "StoreFrames":
@@ -88,6 +96,7 @@ class StoreFrames:
             imports=store.imports_frame(),
             imported_samples=store.imported_samples_frame(),
             code_runs=store.code_runs_frame(),
+            choices=store.choices_frame(),
         )
 
     def named(self) -> dict[str, pd.DataFrame]:
@@ -138,6 +147,7 @@ def tables_from_frames(
         per_prompt = imported if per_prompt.empty else pd.concat([per_prompt, imported], ignore_index=True)
     names = metric_columns(per_prompt)
     code, pass_at_k = _code_tables(frames, study, prompt_set, per_prompt, wanted, n_boot, seed)
+    choices = choice_frame(frames.choices, prompt_set, {**wanted, **_result_fingerprints(results)}, model_order=order)
     return Tables(
         per_prompt=per_prompt,
         summary=model_summary(per_prompt, names, n_boot=n_boot, seed=seed),
@@ -164,6 +174,10 @@ def tables_from_frames(
         coverage=coverage(per_prompt),
         code=code,
         pass_at_k=pass_at_k,
+        choices=choices,
+        choice_summary=model_summary(choices, CHOICE_METRICS, n_boot=n_boot, seed=seed),
+        choice_categories=category_summary(choices, CHOICE_METRICS, n_boot=n_boot, seed=seed),
+        choice_pairwise=all_paired_comparisons(choices, CHOICE_METRICS, n_boot=n_boot, seed=seed),
     )
 
 

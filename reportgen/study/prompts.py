@@ -1,7 +1,8 @@
 """Prompt sets: a fixed list of prompts (plain or chat), with optional references and categories.
 
-A prompt set is YAML (``name``, ``format``, ``system``, ``prompts``, ``lm_corpus``, ``include``) or JSONL
-(one prompt object a line). Bad files get the same one-line-per-problem errors as bad study configs.
+A prompt set is YAML (``name``, ``format``, ``system``, ``prompts``, ``lm_corpus``, ``multiple_choice``,
+``include``) or JSONL (one prompt object a line; a line with ``choices`` is a multiple-choice item). Bad files
+get the same one-line-per-problem errors as bad study configs.
 
 A prompt with ``tests`` and an ``entry_point`` is a *code* prompt: its answer is run with the tests in a
 sandbox (``reportgen.code``) when the study allows it. ``include`` adds prompts from a built-in source
@@ -127,6 +128,41 @@ class Include(Strict):
         return self
 
 
+class ChoiceItem(Strict):
+    """A multiple-choice item, scored by log-likelihood as lm-evaluation-harness scores its ``multiple_choice``
+    tasks: each choice is a continuation of the context (``context + target_delimiter + choice``)."""
+
+    id: str = Field(pattern=PROMPT_ID, description="Unique id of the item (letters, digits, - _ .).")
+    category: str = Field("general", description="Category the report groups results by.")
+    context: str = Field(description="The question or text the choices continue (lm-eval's doc_to_text).")
+    choices: tuple[str, ...] = Field(min_length=2, description="The choices (at least two, all different).")
+    answer: int | str = Field(
+        description="The correct choice: its index in 'choices' (from 0) or its text (lm-eval's doc_to_target)."
+    )
+    target_delimiter: str = Field(" ", description="Put between the context and each choice (lm-eval's default: one space).")
+
+    @model_validator(mode="after")
+    def _answer_is_a_choice(self) -> "ChoiceItem":
+        if len(set(self.choices)) != len(self.choices):
+            raise ValueError("'choices' has the same choice twice. Fix: make every choice different")
+        if isinstance(self.answer, str) and self.answer not in self.choices:
+            raise ValueError(f"'answer' '{self.answer}' is not one of 'choices'. Fix: give a choice's text or its index (from 0)")
+        if isinstance(self.answer, int) and not 0 <= self.answer < len(self.choices):
+            raise ValueError(
+                f"'answer' {self.answer} is not an index of 'choices' (0 to {len(self.choices) - 1}). Fix: count from 0"
+            )
+        return self
+
+    @property
+    def gold(self) -> int:
+        """The index of the correct choice."""
+        return self.answer if isinstance(self.answer, int) else self.choices.index(self.answer)
+
+    def continuations(self) -> list[tuple[str, str]]:
+        """(context, continuation) per choice, as lm-eval builds them: the delimiter starts the continuation."""
+        return [(self.context, f"{self.target_delimiter}{choice}") for choice in self.choices]
+
+
 class PromptSet(Strict):
     model_config = ConfigDict(
         extra="forbid", frozen=True, json_schema_extra={"anyOf": [{"required": ["prompts"]}, {"required": ["include"]}]}
@@ -143,6 +179,9 @@ class PromptSet(Strict):
     lm_corpus: tuple[CorpusText, ...] = Field(
         (), description="Texts scored for language-model metrics (perplexity, bits per byte)."
     )
+    multiple_choice: tuple[ChoiceItem, ...] = Field(
+        (), description="Multiple-choice items, scored by log-likelihood (acc, acc_norm); ids unique."
+    )
     include: tuple[Include, ...] = Field(
         (), description="Prompts added from built-in sources, e.g. [{source: humaneval, limit: 20}]."
     )
@@ -157,9 +196,9 @@ class PromptSet(Strict):
     def code_prompts(self) -> tuple[Prompt, ...]:
         return tuple(p for p in self.prompts if p.is_code)
 
-    @field_validator("prompts")
+    @field_validator("prompts", "multiple_choice")
     @classmethod
-    def _unique(cls, prompts: tuple[Prompt, ...]) -> tuple[Prompt, ...]:
+    def _unique(cls, prompts: tuple[Any, ...]) -> tuple[Any, ...]:
         seen: set[str] = set()
         for prompt in prompts:
             if prompt.id in seen:
@@ -196,7 +235,8 @@ class PromptSet(Strict):
 
 
 def _load_jsonl(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
-    prompts: list[Any] = []
+    """One prompt a line; a line with ``choices`` is a multiple-choice item."""
+    data: dict[str, Any] = {"name": path.stem, "prompts": []}
     lines: dict[Loc, int] = {}
     for number, line in enumerate(read_text(path, "prompt set", MAX_JSONL_BYTES).splitlines(), start=1):
         if not line.strip():
@@ -205,12 +245,14 @@ def _load_jsonl(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}:{number}: invalid JSON: {exc.msg}. Fix: one JSON object per line") from None
-        lines[("prompts", len(prompts))] = number
+        key = "multiple_choice" if isinstance(item, dict) and "choices" in item else "prompts"
+        items = data.setdefault(key, [])
+        lines[(key, len(items))] = number
         if isinstance(item, dict):
-            for key in item:
-                lines[("prompts", len(prompts), key)] = number
-        prompts.append(item)
-    return {"name": path.stem, "prompts": prompts}, lines
+            for field_name in item:
+                lines[(key, len(items), field_name)] = number
+        items.append(item)
+    return data, lines
 
 
 def load_prompt_set(path: str | Path) -> PromptSet:

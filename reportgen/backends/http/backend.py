@@ -37,7 +37,7 @@ from reportgen.backends.http.transport import (
     with_retries,
 )
 from reportgen.errors import BackendError, ConfigError
-from reportgen.records import GenerationRequest, GenerationResult, LoadInfo
+from reportgen.records import ChoiceRequest, ChoiceResult, GenerationRequest, GenerationResult, LoadInfo
 from reportgen.study.config import HTTPSource, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,8 @@ class HTTPBackend(Backend):
         self._probed = False  # the request shapes were tried once: no other request probes them again
         # the first wave the model's concurrency sends (at least two requests) decides whether the endpoint works
         self.breaker = FirstWaveBreaker(max(2, self.source.concurrency))
+        if self.source.protocol == "openai-completions":  # echo + logprobs: multiple choice (backends.http.echo)
+            self.request_kinds = frozenset({"generate", "continuation"})
 
     def __repr__(self) -> str:  # never the token, never the headers
         return f"HTTPBackend(model={self.model.id!r}, url={self.url!r}, protocol={self.source.protocol!r})"
@@ -114,6 +116,41 @@ class HTTPBackend(Backend):
             return [self._one_safe(client, request) for request in requests]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reportgen-http") as pool:
             return list(pool.map(lambda request: self._one_safe(client, request), requests))
+
+    def continuations(self, requests: list[ChoiceRequest]) -> list[ChoiceResult]:
+        """Each continuation's log-likelihood from the endpoint's echoed prompt (backends.http.echo), with the
+        transport's retries; a server that rejects echo + logprobs, or answers without them, is Unsupported."""
+        from reportgen.backends.http import echo
+
+        if not requests:
+            return []
+        self._token()
+        client = self._ensure_client()
+
+        def one(request: ChoiceRequest) -> ChoiceResult:
+            def attempt() -> Any:
+                with transport_errors(self.redactor):
+                    response = client.post(self.url, json=echo.payload(request, self.source.model), headers=self._headers())
+                    body = response.text
+                    if response.status_code in STREAM_REJECTED_STATUS:  # "not here": a refusal, not a failure
+                        failure = http_failure(response, body, self.redactor)
+                        raise echo.refused(self.url, f"{failure.reason}{': ' + failure.detail if failure.detail else ''}")
+                    if response.status_code >= 400:
+                        raise http_failure(response, body, self.redactor)
+                try:
+                    return json.loads(body)
+                except ValueError:
+                    raise echo.refused(self.url, f"malformed JSON: {self.redactor.excerpt(body)}") from None
+
+            outcome = with_retries(attempt, self._retry_policy(), self._sleep)
+            if outcome.error is not None:
+                raise BackendError(f"model {self.model.id}: multiple choice: {self.redactor.scrub(outcome.error)}")
+            return echo.parse(request, outcome.value, self.url)
+
+        first = one(requests[0])  # alone: an endpoint that cannot is asked once, not once per thread
+        workers = max(1, min(self.source.concurrency, len(requests) - 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reportgen-http") as pool:
+            return [first, *pool.map(one, requests[1:])]
 
     def close(self) -> None:
         with self._client_lock:

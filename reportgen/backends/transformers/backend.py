@@ -9,7 +9,7 @@ The class composes the modules beside it, one idea each:
 * :mod:`.batching`: prompts to token ids, finish reasons, length buckets;
 * :mod:`.decoding`: the fast batched decoding loop for decoder-only models with a plain KV cache;
 * :mod:`.reference`: ``model.generate``, for the other models and as the reference of the tests;
-* :mod:`.scoring`: log-likelihoods; :mod:`.gguf`: GGUF files converted once to safetensors folders.
+* :mod:`.scoring`: log-likelihoods; :mod:`.choices`: multiple-choice continuations; :mod:`.gguf`: GGUF files converted once to safetensors folders.
 
 Timing
     ``latency_s`` of every result is the wall time of the whole batch it ran in (the ``generate()`` call),
@@ -40,7 +40,7 @@ from reportgen.backends.transformers.runtime import (
     short,
 )
 from reportgen.errors import BackendError
-from reportgen.records import GenerationRequest, GenerationResult, LoadInfo, LogLikelihoodResult
+from reportgen.records import ChoiceRequest, ChoiceResult, GenerationRequest, GenerationResult, LoadInfo, LogLikelihoodResult
 from reportgen.study.config import GenerationSettings, ModelConfig
 
 CPU_BATCH_CAP = 64  # a CPU decode step costs ~a weight read plus a little per row: more rows, more tokens/s
@@ -51,7 +51,7 @@ class TransformersBackend(Backend):
     """A model run in-process with transformers (CPU or one CUDA GPU)."""
 
     name = "transformers"
-    request_kinds = frozenset({"generate", "loglikelihood"})
+    request_kinds = frozenset({"generate", "loglikelihood", "continuation"})
 
     def __init__(self, model: ModelConfig):
         super().__init__(model)
@@ -285,6 +285,15 @@ class TransformersBackend(Backend):
         from reportgen.backends.transformers.scoring import loglikelihood
 
         return loglikelihood(loaded, texts, self.threads.retune)
+
+    def continuations(self, requests: list[ChoiceRequest]) -> list[ChoiceResult]:
+        if not requests:
+            return []
+        loaded = self._require_loaded()
+        import_torch().set_num_threads(self.threads.threads())
+        from reportgen.backends.transformers.choices import continuations
+
+        return continuations(loaded, requests, self.threads.retune)
 
     # -- sizing, memory, close ---------------------------------------------------------------
 
