@@ -1,7 +1,7 @@
 """Multiple choice by log-likelihood on the demo model: how long scoring the demo's items takes, and whether
 reportgen agrees with lm-evaluation-harness on a real model.
 
-The items are configs/prompts/demo-multiple-choice.yaml (24 items, 3-4 choices). Timed, on SmolLM2-135M-Instruct
+The items are the demo prompt set's multiple_choice items (configs/prompts/demo.yaml: 24 items, 3-4 choices). Timed, on SmolLM2-135M-Instruct
 (the demo's Q4_1 GGUF): reportgen's llama.cpp backend; its transformers backend on the GGUF converted to float32
 (backends.transformers.choices: batches of many items' choices, inputs shared where they are the same, the
 output head on the continuations only); one forward per item (its choices' whole sequences as one right-padded
@@ -29,7 +29,7 @@ from reportgen.stats.choice import item_scores  # noqa: E402
 from reportgen.study.config import GGUFSource, ModelConfig  # noqa: E402
 from reportgen.study.prompts import PromptSet, load_prompt_set  # noqa: E402
 
-ITEMS = ROOT / "configs" / "prompts" / "demo-multiple-choice.yaml"
+ITEMS = ROOT / "configs" / "prompts" / "demo.yaml"
 
 
 def prompt_set() -> PromptSet:

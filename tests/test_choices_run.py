@@ -362,8 +362,8 @@ def test_the_readme_example_items_load(tmp_path):
 
 
 def test_the_demo_items_are_valid(tmp_path):
-    """configs/prompts/demo-multiple-choice.yaml (for the demo's prompt set) loads: 24 items, four categories."""
-    items = load_prompt_set(ROOT / "configs" / "prompts" / "demo-multiple-choice.yaml").multiple_choice
+    """The demo's prompt set (configs/prompts/demo.yaml) loads with its 24 multiple-choice items, four categories."""
+    items = load_prompt_set(ROOT / "configs" / "prompts" / "demo.yaml").multiple_choice
     assert len(items) == 24
     assert {i.category for i in items} == {"factual", "arithmetic", "reasoning", "coding"}
 
