@@ -1106,7 +1106,14 @@ def _verdict_best(f: Finding, w: _Writer) -> str:
             if finite(comparisons) and int(comparisons) > 1
             else f"p {p_value(p)}"
         )
-    if n["significant"] or len(n.get("tied") or [n["best"]]) > 1 or not tested:
+    tied = n.get("tied") or [n["best"]]
+    if len(tied) > 2:  # many names would fill the screen: count them (the section names them)
+        rest = [m for m in n["not_better_than"] if m not in tied]
+        text = (
+            f"{w.bold(f'Best {label}: no clear winner.')} {len(tied)} models share the highest mean ({_value(metric, n['mean'])})"
+        )
+        return text + (f", none significantly ahead of {w.names(rest)}." if rest else ".")
+    if n["significant"] or len(tied) > 1 or not tested:
         return _conclusion_best(f, w)
     beaten_by_none = n["not_better_than"]
     whom = "any other model" if len(beaten_by_none) > 1 and beaten_by_none == n.get("others") else w.names(beaten_by_none)
@@ -1116,10 +1123,28 @@ def _verdict_best(f: Finding, w: _Writer) -> str:
     )
 
 
+def _verdict_code(f: Finding, w: _Writer) -> str:
+    """The verdict's line on code: who passes most of the code prompts (pass@1), and whether that is a clear lead."""
+    n = f.numbers
+    best = w.name(f.subjects[0])
+    passes = f"{_pct(n['mean'])} of {n['n']} code prompts (pass@1)"
+    if len(f.subjects) < 2:
+        return f"{w.bold('Code:')} {best} passes {passes}."
+    other = w.name(f.subjects[1])
+    if n["tied"]:
+        return f"{w.bold('Code:')} no clear winner: {best} and {other} both pass {passes}."
+    test = f"McNemar, Holm-adjusted p {p_value(n['p_holm'])}"
+    if n["significant"]:
+        return f"{w.bold('Code:')} {best} passes {passes}, ahead of {other} ({_pct(n['runner_up_mean'])}; {test})."
+    return f"{w.bold('Code:')} no clear winner: {best} passes {passes}, {other} {_pct(n['runner_up_mean'])} ({test})."
+
+
 #: Verdict lines phrased apart from the finding they come from (shorter: the verdict is read first, on one screen).
 VERDICT_TEMPLATES: dict[str, Callable[[Finding, _Writer], str]] = {
     "judged.unreliable": _verdict_judge,
     "conclusion.best": _verdict_best,
+    "conclusion.best_choice": _verdict_best,
+    "code.best": _verdict_code,
 }
 
 
