@@ -121,7 +121,9 @@ def test_write_outside_the_working_folder_fails_and_touches_nothing(tmp_path):
         for path in (target, existing):
             verdict = run_program(hostile(f"open({str(path)!r}, 'w').write('x')"), FAST)
             assert (verdict.passed, verdict.reason) == (False, "error")
-            assert verdict.detail.startswith("PermissionError"), verdict.detail
+            # refused (a folder root owns), or not even there: a checkout under /tmp is hidden by the sandbox's
+            # private /tmp (CI clones into one)
+            assert verdict.detail.startswith(("PermissionError", "FileNotFoundError")), verdict.detail
         assert not target.exists()
         assert existing.read_text() == "kept"
     finally:
