@@ -408,9 +408,23 @@ def _paired(
     several = finite(comparisons) and int(comparisons) > 1
     interval = _ci(metric, low, high)
     text += f", {'unadjusted ' if several and finite(low) and finite(high) else ''}{interval}"
-    if finite(p):
-        text += f", Holm-adjusted p {p_value(p)} over {int(comparisons)} comparisons" if several else f", p {p_value(p)}"
-    return text
+    tested = _tested(p, comparisons)
+    return text + (f", {tested}" if tested else "")
+
+
+def _tested(p: Any, comparisons: Any) -> str:
+    """``Holm-adjusted p = 0.120 over 10 comparisons`` (or ``p = 0.2`` for one comparison); "" without a p-value."""
+    if not finite(p):
+        return ""
+    if finite(comparisons) and int(comparisons) > 1:
+        return f"Holm-adjusted p {p_value(p)} over {int(comparisons)} comparisons"
+    return f"p {p_value(p)}"
+
+
+def _not_beaten_by(n: Mapping[str, Any], w: "_Writer") -> str:
+    """Whom the best model is not significantly ahead of: "any other model" when that is all of them."""
+    beaten_by_none = n["not_better_than"]
+    return "any other model" if len(beaten_by_none) > 1 and beaten_by_none == n.get("others") else w.names(beaten_by_none)
 
 
 def _best_test(n: Mapping[str, Any]) -> str:
@@ -805,11 +819,9 @@ def _conclusion_best(f: Finding, w: _Writer) -> str:
         if rest:
             text += f", and none of them is significantly better than {w.names(rest)}"
         return text + "."
-    beaten_by_none = n["not_better_than"]
-    whom = "any other model" if len(beaten_by_none) > 1 and beaten_by_none == n.get("others") else w.names(beaten_by_none)
     return (
         f"{w.bold(f'Best {label}: no clear winner.')} {best} has the highest mean ({_value(metric, n['mean'])}), "
-        f"but it is not significantly better than {whom}{against}."
+        f"but it is not significantly better than {_not_beaten_by(n, w)}{against}."
     )
 
 
@@ -1097,15 +1109,7 @@ def _verdict_best(f: Finding, w: _Writer) -> str:
     n = f.numbers
     metric, label = n["metric"], _label(n["metric"])
     test = n["test"]
-    p = test.get("p_holm") if test is not None else None
-    comparisons = test.get("comparisons") if test is not None else None
-    tested = ""
-    if finite(p):
-        tested = (
-            f"Holm-adjusted p {p_value(p)} over {int(comparisons)} comparisons"
-            if finite(comparisons) and int(comparisons) > 1
-            else f"p {p_value(p)}"
-        )
+    tested = _tested(test.get("p_holm"), test.get("comparisons")) if test is not None else ""
     tied = n.get("tied") or [n["best"]]
     if len(tied) > 2:  # many names would fill the screen: count them (the section names them)
         rest = [m for m in n["not_better_than"] if m not in tied]
@@ -1115,11 +1119,9 @@ def _verdict_best(f: Finding, w: _Writer) -> str:
         return text + (f", none significantly ahead of {w.names(rest)}." if rest else ".")
     if n["significant"] or len(tied) > 1 or not tested:
         return _conclusion_best(f, w)
-    beaten_by_none = n["not_better_than"]
-    whom = "any other model" if len(beaten_by_none) > 1 and beaten_by_none == n.get("others") else w.names(beaten_by_none)
     return (
         f"{w.bold(f'Best {label}: no clear winner.')} {w.name(n['best'])} has the highest mean ({_value(metric, n['mean'])}), "
-        f"not significantly ahead of {whom} (against {w.name(n['runner_up'])}: {tested})."
+        f"not significantly ahead of {_not_beaten_by(n, w)} (against {w.name(n['runner_up'])}: {tested})."
     )
 
 
