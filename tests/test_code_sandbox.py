@@ -88,6 +88,22 @@ def test_infinite_loop_times_out():
     assert time.monotonic() - started < 20
 
 
+def test_a_loop_stopped_by_its_cpu_limit_times_out_too():
+    # The CPU limit can end a loop before the wall clock does (on a loaded machine, or a process that
+    # uses more than one core); the namespace's first process ignores SIGXCPU, so the hard limit's
+    # SIGKILL ends it and `unshare` exits with status 1. Lowering its own hard limit to the soft one (2 s of
+    # CPU; the wall clock allows 2 s + 1) makes that certain.
+    body = "import resource\nresource.setrlimit(resource.RLIMIT_CPU, (2, 2))\nwhile True:\n    pass"
+    verdict = run_program(hostile(body), FAST)
+    assert (verdict.passed, verdict.reason, verdict.detail) == (False, "timeout", "used its 2 s of CPU time")
+    assert verdict.seconds < 2.9  # the CPU limit ended it, not the wall clock
+
+
+def test_a_program_ended_early_is_not_a_timeout():
+    verdict = run_program("import os\nos._exit(3)\n" + TESTS, FAST)
+    assert (verdict.reason, verdict.detail) == ("error", "exited with status 3 before its tests finished")
+
+
 def test_fork_bomb_is_contained():
     started = time.monotonic()
     verdict = run_program(hostile("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"), FAST)

@@ -59,6 +59,11 @@ class Limits:
     tmp_bytes: int = 32 * MiB  # each private tmpfs (/tmp, /var/tmp, /dev/shm)
     output_chars: int = 2000  # how much of the output is kept
 
+    @property
+    def cpu_seconds(self) -> int:
+        """The CPU-time limit (whole seconds, as ``RLIMIT_CPU`` takes them)."""
+        return max(1, int(self.timeout_s + 0.999))
+
     def with_timeout(self, timeout_s: float | None) -> "Limits":
         return self if timeout_s is None else Limits(**{**asdict(self), "timeout_s": float(timeout_s)})
 
@@ -243,7 +248,7 @@ def _become(uid: int | None, limits: Limits | None) -> Callable[[], None]:
 
     def preexec() -> None:
         if limits is not None:
-            cpu = max(1, int(limits.timeout_s + 0.999))
+            cpu = limits.cpu_seconds
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
             resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
@@ -314,34 +319,66 @@ def run_program(source: str, limits: Limits = Limits()) -> Verdict:
                 os.close(write_end)
                 return Verdict(False, "error", f"the sandbox could not start: {exc}", "", 0.0)
             os.close(write_end)
-            try:
-                proc.communicate(source.encode(), timeout=limits.timeout_s + 1.0)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            except BrokenPipeError:
-                pass
-            returncode = _end(proc)
+            _send(proc, source.encode())
+            timed_out = not _ends_within(proc.pid, limits.timeout_s + 1.0)
+            returncode, cpu_seconds = _end(proc)
             report = _read_report(read_end)
             seconds = time.monotonic() - started
             size = output.seek(0, os.SEEK_END)
             output.seek(0)
             text = _own_lines(output.read(limits.output_chars * 4).decode("utf-8", "replace"))[: limits.output_chars]
-    return _verdict(report, returncode, timed_out, size >= limits.file_bytes, text, round(seconds, 3), limits)
+    ended = Ending(returncode, timed_out, size >= limits.file_bytes, cpu_seconds)
+    return _verdict(report, ended, text, round(seconds, 3), limits)
 
 
-def _end(proc: subprocess.Popen[bytes]) -> int:
+def _send(proc: subprocess.Popen[bytes], source: bytes) -> None:
+    """Give the program its source (stage 1 reads all of it first), then close its input."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(source)
+        proc.stdin.close()
+    except BrokenPipeError:  # it ended before reading: its verdict says why
+        pass
+
+
+def _has_ended(pid: int) -> bool:
+    """Whether the process has ended, without reaping it (its resource usage is read when it is)."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def _ends_within(pid: int, seconds: float) -> bool:
+    """Wait up to ``seconds`` for the process to end (a pidfd where the kernel has them); say if it did."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        deadline = time.monotonic() + seconds
+        while not _has_ended(pid):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+    try:
+        select.select([pidfd], [], [], seconds)
+    finally:
+        os.close(pidfd)
+    return _has_ended(pid)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
     """End what is left of the run, leaving no process and no zombie: first ``unshare``'s child (the
     namespace's first process: every other one in the namespace dies with it and is reaped by it), so
-    that ``unshare`` reaps it and exits; then the process group (without namespaces, the whole run)."""
-    if proc.poll() is None:
+    that ``unshare`` reaps it and exits; then the process group (without namespaces, the whole run).
+    Returns the exit status and the CPU seconds the run used (its reaped processes included): how a run
+    stopped by its CPU limit is told apart, since ``unshare`` reports a child killed by ``SIGKILL`` as
+    exit status 1."""
+    if not _has_ended(proc.pid):
         for child in _children(proc.pid):
             _kill(lambda: os.kill(child, signal.SIGKILL))
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        _ends_within(proc.pid, 5.0)
     _kill(lambda: os.killpg(proc.pid, signal.SIGKILL))
-    return proc.wait()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def _children(pid: int) -> list[int]:
@@ -380,23 +417,32 @@ def _read_report(fd: int) -> dict | None:
     return report if isinstance(report, dict) and report.get("reason") in REASONS else None
 
 
-def _verdict(
-    report: dict | None, returncode: int, timed_out: bool, output_full: bool, text: str, seconds: float, limits: Limits
-) -> Verdict:
-    if timed_out:
+@dataclass(frozen=True)
+class Ending:
+    """How the process tree ended, as the parent saw it."""
+
+    returncode: int
+    timed_out: bool  # still running at the wall-clock limit
+    output_full: bool  # its output reached the file-size limit
+    cpu_seconds: float  # CPU time it used, its reaped processes included
+
+
+def _verdict(report: dict | None, ended: Ending, text: str, seconds: float, limits: Limits) -> Verdict:
+    if ended.timed_out:
         return Verdict(False, "timeout", f"still running after {limits.timeout_s:g} s (wall clock)", text, seconds)
+    returncode = ended.returncode
     if report is not None:
         reason = str(report["reason"])
         detail = str(report.get("detail", ""))
         if reason == "passed" and returncode != 0:
             return Verdict(False, "killed", f"exit status {returncode} after the tests passed", text, seconds)
-        if reason == "error" and output_full:
+        if reason == "error" and ended.output_full:
             reason = "output-limit"
         return Verdict(reason == "passed", reason, detail, text, seconds)
     signum = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
-    if signum in (signal.SIGXCPU, signal.SIGKILL) and seconds >= limits.timeout_s * 0.9:
-        return Verdict(False, "timeout", f"used its {limits.timeout_s:g} s of CPU time", text, seconds)
-    if signum == signal.SIGXFSZ or output_full:
+    if ended.cpu_seconds >= limits.cpu_seconds * 0.95 or (signum == signal.SIGXCPU):
+        return Verdict(False, "timeout", f"used its {limits.cpu_seconds} s of CPU time", text, seconds)
+    if signum == signal.SIGXFSZ or ended.output_full:
         return Verdict(False, "output-limit", f"wrote more than {limits.file_bytes // MiB} MiB", text, seconds)
     if signum:
         return Verdict(False, "killed", f"killed by {signal.Signals(signum).name}", text, seconds)
