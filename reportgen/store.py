@@ -229,6 +229,30 @@ CREATE TABLE IF NOT EXISTS refusals (
 );
 """
 
+#: The tables whose rows the study's tables are computed from (every one but meta and the per-answer score cache).
+CONTENT_TABLES = (
+    "runs",
+    "model_runs",
+    "results",
+    "loglik",
+    "imports",
+    "imported_samples",
+    "speed_passes",
+    "timed_passes",
+    "judgements",
+    "code_runs",
+    "choice_loglik",
+    "refusals",
+)
+
+#: Every insert, update or delete in a content table draws a new random content token (``Store.content_token``);
+#: the triggers live in the file, so every writer fires them, whatever program or version it is.
+CONTENT_TRIGGERS = "".join(
+    f"CREATE TRIGGER IF NOT EXISTS content_{table}_{op} AFTER {op.upper()} ON {table} BEGIN "
+    "UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key = 'content_token'; END;\n"
+    for table in CONTENT_TABLES
+    for op in ("insert", "update", "delete")
+)
 
 #: Columns added to a table after stores were written without them: (table, column, declaration).
 ADDED_COLUMNS = (("model_runs", "measure_protocol", "TEXT"), ("timed_passes", "others_cpu_share", "REAL"))
@@ -361,6 +385,8 @@ class Store:
                 self.db.execute("PRAGMA synchronous=NORMAL")
                 self.db.executescript(SCHEMA)
                 _add_missing_columns(self.db)
+                self.db.executescript(CONTENT_TRIGGERS)
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('content_token', lower(hex(randomblob(16))))")
                 found = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 if found is None:
                     self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -823,6 +849,12 @@ class Store:
             "SELECT manifest FROM runs WHERE status NOT IN ('running', 'interrupted') ORDER BY started_at DESC LIMIT 1"
         ).fetchone()
         return RunManifest.from_json(json.loads(row["manifest"])) if row else None
+
+    def content_token(self) -> str | None:
+        """A random token drawn again by every change to a content table (``CONTENT_TRIGGERS``): equal tokens
+        mean the same rows (a copied store keeps its token, and copies that change part ways); None when absent."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='content_token'").fetchone()
+        return str(row["value"]) if row else None
 
     def content_digest(self) -> str:
         """A digest of what the stored rows say (keys and times, not the texts): it changes whenever a

@@ -125,3 +125,61 @@ def test_a_cached_rerender_scores_nothing(study_path, tmp_path):
     assert "rouge_score" in render("one")  # the first render scored the answers (ROUGE-L among them)
     assert render("two") == []
     assert (tmp_path / "one" / "README.md").read_bytes() == (tmp_path / "two" / "README.md").read_bytes()
+
+
+def test_any_change_to_the_stored_rows_by_any_program_is_a_new_key(study_path, tmp_path):
+    """The key reads the store's content token, which the file's own triggers draw again on every insert, update
+    or delete: a text edited by another program (here the sqlite3 module) is seen; the score cache is not content."""
+    import sqlite3
+
+    study = load_config(study_path)
+    before = _read(study)
+    with Store(store_path(study), create=False) as store:
+        token = store.content_token()
+    assert token is not None and len(token) == 32
+    db = sqlite3.connect(store_path(study))
+    with db:
+        db.execute("INSERT INTO answer_scores VALUES ('k', 'layout', 'text', x'00')")
+    assert db.execute("SELECT value FROM meta WHERE key='content_token'").fetchone()[0] == token
+    with db:
+        changed = db.execute("UPDATE results SET text='a different answer' WHERE prompt_id='p1' AND model_id='llama'").rowcount
+    assert changed >= 1
+    edited = db.execute("SELECT value FROM meta WHERE key='content_token'").fetchone()[0]
+    assert edited != token
+    after = _read(study)
+    row = after.tables.per_prompt.set_index(["model_id", "prompt_id"]).loc[("llama", "p1")]
+    assert (
+        row["output"]
+        == "a different answer"
+        != before.tables.per_prompt.set_index(["model_id", "prompt_id"]).loc[("llama", "p1")]["output"]
+    )
+    with db:
+        db.execute("DELETE FROM results WHERE prompt_id='p2'")
+    assert db.execute("SELECT value FROM meta WHERE key='content_token'").fetchone()[0] not in (token, edited)
+    db.close()
+    assert "p2" not in set(_read(study).tables.per_prompt["prompt_id"])
+
+
+def test_a_store_written_before_the_token_gets_one_and_without_one_the_rows_are_read(study_path, monkeypatch):
+    import sqlite3
+
+    study = load_config(study_path)
+    db = sqlite3.connect(store_path(study))
+    with db:
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
+            db.execute(f"DROP TRIGGER {name}")
+        db.execute("DELETE FROM meta WHERE key='content_token'")
+    db.close()
+    with Store(store_path(study), create=False) as store:  # opening brings the triggers and a token back
+        assert store.content_token() is not None
+        assert len(store.db.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall()) == 36
+
+    monkeypatch.setattr(Store, "content_token", lambda self: None)  # no token: the key digests every frame
+    first = _read(study)
+    db = sqlite3.connect(store_path(study))
+    with db:
+        db.execute("UPDATE results SET text='edited' WHERE prompt_id='p0' AND model_id='llama-b'")
+    db.close()
+    edited = _read(study).tables.per_prompt.set_index(["model_id", "prompt_id"])
+    assert edited.loc[("llama-b", "p0"), "output"] == "edited"
+    assert first.tables.per_prompt.set_index(["model_id", "prompt_id"]).loc[("llama-b", "p0"), "output"] != "edited"

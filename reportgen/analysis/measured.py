@@ -31,6 +31,8 @@ __all__ = [
     "ranked",
     "speed_quality_points",
     "clearly_dominates",
+    "dominance",
+    "undominated",
     "tradeoff_front",
     "TRADEOFF_AXES",
 ]
@@ -210,13 +212,13 @@ TRADEOFF_AXES: dict[str, tuple[bool, str]] = {
 }
 
 
-def _axis_order(tables: Any, axis: str, a: str, b: str) -> int:
+def _axis_order(tables: Any, axis: str, a: str, b: str, rows: dict[str, dict[str, Any]] | None = None) -> int:
     """+1 where ``a`` is clearly better than ``b`` on the measured ``axis``, -1 clearly worse, 0 neither (or
-    either lacks the measurement)."""
+    either lacks the measurement). ``rows``: ``efficiency_rows(tables)`` when the caller has it."""
     from reportgen.stats.efficiency import clearly_different, ranges_separate, timed_on_a_busy_machine
 
     higher, judged = TRADEOFF_AXES[axis]
-    rows = efficiency_rows(tables)
+    rows = efficiency_rows(tables) if rows is None else rows
     ra, rb = rows.get(a) or {}, rows.get(b) or {}
     if judged == "passes":
         if timed_on_a_busy_machine(ra) or timed_on_a_busy_machine(rb):
@@ -245,12 +247,24 @@ def clearly_dominates(tables: Any, metric: str, a: str, b: str, axes: tuple[str,
     the noise) and clearly worse on none. Noise never dominates: copies of one model (an A/A study) dominate
     none of each other, and a model clearly best on any axis (the lightest, the quickest per prompt) is
     dominated by no one."""
-    orders = [_axis_order(tables, axis, a, b) for axis in axes]
+    return _dominates(tables, efficiency_rows(tables), metric, a, b, axes)
+
+
+def _dominates(tables: Any, rows: dict[str, dict[str, Any]], metric: str, a: str, b: str, axes: tuple[str, ...]) -> bool:
+    orders = [_axis_order(tables, axis, a, b, rows) for axis in axes]
     test = paired_difference(tables, metric, a, b)
     direction = higher_is_better(metric)
     if test is not None and test["significant"] and direction is not None and test["diff"] != 0:
         orders.append(1 if (test["diff"] > 0) == direction else -1)
     return 1 in orders and -1 not in orders
+
+
+def dominance(tables: Any, metric: str, axes: tuple[str, ...] = tuple(TRADEOFF_AXES)) -> dict[tuple[str, str], bool]:
+    """(a, b) → ``clearly_dominates(tables, metric, a, b, axes)`` for every ordered pair of the models of
+    ``speed_quality_points`` (the efficiency rows read once, not once per pair and axis)."""
+    points = list(speed_quality_points(tables, metric))
+    rows = efficiency_rows(tables)
+    return {(a, b): _dominates(tables, rows, metric, a, b, axes) for a in points for b in points if a != b}
 
 
 def tradeoff_front(tables: Any, metric: str | None, axes: tuple[str, ...] = tuple(TRADEOFF_AXES)) -> list[str]:
@@ -261,4 +275,9 @@ def tradeoff_front(tables: Any, metric: str | None, axes: tuple[str, ...] = tupl
     points = speed_quality_points(tables, metric)
     if metric is None:
         return []
-    return [m for m in points if not any(clearly_dominates(tables, metric, o, m, axes) for o in points if o != m)]
+    return undominated(dominance(tables, metric, axes), list(points))
+
+
+def undominated(beats: dict[tuple[str, str], bool], models: list[str]) -> list[str]:
+    """The ``models`` no other of them beats (``beats[(other, model)]``, as ``dominance`` gives), in order."""
+    return [m for m in models if not any(beats[(o, m)] for o in models if o != m)]

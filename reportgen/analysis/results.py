@@ -24,11 +24,11 @@ from reportgen.analysis.measured import (
     first_min,
     means,
     no_throughput,
-    clearly_dominates,
+    dominance,
     paired_difference,
     ranked,
+    undominated,
     speed_quality_points,
-    tradeoff_front,
     TRADEOFF_AXES,
 )
 from reportgen.format import finite
@@ -124,8 +124,9 @@ def tradeoff_finding(tables: Any, metric: str | None) -> Finding | None:
     points = speed_quality_points(tables, metric)
     if len(points) < 2 or metric is None:
         return None
-    front = tradeoff_front(tables, metric)
-    dominated = {m: [o for o in front if clearly_dominates(tables, metric, o, m)] for m in points if m not in front}
+    beats = dominance(tables, metric)
+    front = undominated(beats, list(points))  # = tradeoff_front(tables, metric)
+    dominated = {m: [o for o in front if beats[(o, m)]] for m in points if m not in front}
     rows = efficiency_rows(tables)
     figures = {m: {axis: float(rows[m][axis]) for axis in TRADEOFF_AXES if finite(rows[m].get(axis))} for m in points}
     return Finding(

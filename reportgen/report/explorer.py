@@ -70,11 +70,12 @@ def _numbers(values: Any, digits: int = 4) -> list[float | int | None]:
 
     array = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
     finite = np.isfinite(array)
-    out: list[float | int | None] = [None] * len(array)
-    for i, x in zip(np.flatnonzero(finite).tolist(), array[finite].tolist()):
-        rounded = float(f"{x:.{digits}g}")
-        out[i] = int(rounded) if rounded.is_integer() else rounded
-    return out
+    distinct, which = np.unique(array[finite], return_inverse=True)  # each distinct value formatted once
+    shown = np.empty(len(distinct), dtype=object)
+    shown[:] = [_number(x, digits) for x in distinct.tolist()]
+    out = np.full(len(array), None, dtype=object)
+    out[finite] = shown[which]
+    return out.tolist()
 
 
 def _answer_text(output: Any, failed: bool, error: Any) -> str:
@@ -115,7 +116,7 @@ def explorer_data(study: Study, tables: Tables, prompts: Mapping[str, str] | Non
     models = list(tables.model_ids)
     names = {m.id: " ".join(m.name.split()) for m in study.models}
     numbers = {m.id: i for i, m in enumerate(study.models, 1)}
-    prompt_ids = list(dict.fromkeys(frame["prompt_id"])) if len(frame) else []
+    prompt_ids = list(dict.fromkeys(frame["prompt_id"].tolist())) if len(frame) else []
     position = {p: i for i, p in enumerate(prompt_ids)}
     metrics = list(tables.metrics)
     firsts = frame.drop_duplicates("prompt_id").set_index("prompt_id") if len(frame) else frame
@@ -130,12 +131,12 @@ def explorer_data(study: Study, tables: Tables, prompts: Mapping[str, str] | Non
             cat_index.append(cats.index(category))
         else:
             cat_index.append(-1)
-    fins: list[str] = []
+    fins: dict[str, int] = {}  # finish reason → its index, in order of appearance
     answers = []
     for model in models:
         mine = frame[frame["model_id"] == model]
-        places = [position[p] for p in mine["prompt_id"]]
-        failed = [bool(f) for f in mine["failed"]]
+        places = [position[p] for p in mine["prompt_id"].tolist()]
+        failed = [bool(f) for f in mine["failed"].tolist()]
         errors = mine["error"].tolist() if "error" in mine else [None] * len(mine)
         texts: list[str | None] = [None] * len(prompt_ids)
         finish: list[int] = [-1] * len(prompt_ids)
@@ -144,10 +145,7 @@ def explorer_data(study: Study, tables: Tables, prompts: Mapping[str, str] | Non
             places, mine["output"].tolist(), failed, errors, mine["finish_reason"].tolist(), _numbers(mine["output_tokens"])
         ):
             texts[i] = _answer_text(output, fail, error)
-            reason = str(reason)
-            if reason not in fins:
-                fins.append(reason)
-            finish[i] = fins.index(reason)
+            finish[i] = fins.setdefault(str(reason), len(fins))
             tokens[i] = None if fail else count
         scores: list[list[Any]] = []
         for metric in metrics:
@@ -186,7 +184,7 @@ def explorer_data(study: Study, tables: Tables, prompts: Mapping[str, str] | Non
         "ids": prompt_ids,
         "text": [visible_controls(prompts.get(p, "")) for p in prompt_ids],
         "refs": [[visible_controls(str(r)) for r in references or ()] for references in first_references],
-        "fins": fins,
+        "fins": list(fins),
         "answers": answers,
         "judges": judges,
     }

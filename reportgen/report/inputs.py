@@ -2,7 +2,8 @@
 from one open store (nothing when it holds no results).
 
 The tables and deltas are remembered in the user cache (``<cache>/tables/<key>.pickle``) under a digest
-of everything they are computed from: the stored rows they read, the study's models and judges, the
+of everything they are computed from: the stored rows they read (the store's content token, drawn again by
+every change to its rows: ``Store.content_token``), the study's models and judges, the
 prompt set, the code of the packages that compute them (``stats``, ``judge``, the records) and the
 versions of the libraries that define the numbers (pandas, numpy, scipy, sacrebleu, rouge-score, choix).
 A re-render after a template edit reads them back instead of scoring every answer again (which imports
@@ -73,12 +74,20 @@ def read_report_inputs(store: Store, study: Study) -> ReportInputs:
 def tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[RetrainingDelta]]:
     """Every metric table of the study and each retrained model's delta, from the cache when nothing changed."""
     prompt_set = study_prompt_set(study) if study.prompts is not None else None
+    token = store.content_token()
+    if token is not None:  # the store says whether its rows changed: nothing to read to find the cached tables
+        key = _key({"store": token}, study, prompt_set)
+        cached = _load(key)
+        if cached is not None:
+            register_metrics(store.imports_frame())  # the imported metrics' names, units and directions
+            return cached
     frames = StoreFrames.read(store)
-    register_metrics(frames.imports)  # the imported metrics' names, units and directions, cached tables or not
-    key = _key(frames, study, prompt_set)
-    cached = _load(key)
-    if cached is not None:
-        return cached
+    register_metrics(frames.imports)
+    if token is None:
+        key = _key({name: _frame_digest(frame) for name, frame in frames.named().items()}, study, prompt_set)
+        cached = _load(key)
+        if cached is not None:
+            return cached
     recall_scores(store)
     tables = tables_from_frames(frames, study, prompt_set)
     deltas: list[RetrainingDelta] = []
@@ -107,11 +116,12 @@ def _frame_digest(frame: pd.DataFrame) -> str:
     return sha.hexdigest()
 
 
-def _key(frames: StoreFrames, study: Study, prompt_set: PromptSet | None) -> str:
-    """The digest of everything the tables and deltas are computed from."""
+def _key(rows: dict[str, str], study: Study, prompt_set: PromptSet | None) -> str:
+    """The digest of everything the tables and deltas are computed from; ``rows`` says which stored rows: the
+    store's content token, or (a store without one) a digest of every frame."""
     return hash_json(
         {
-            "frames": {name: _frame_digest(frame) for name, frame in frames.named().items()},
+            "frames": rows,
             "models": [(m.id, m.runnable, m.results_from is not None) for m in study.models],
             "judges": [j.model_dump(mode="json") for j in study.judges],
             "prompts": prompt_set.model_dump(mode="json") if prompt_set is not None else None,
