@@ -116,6 +116,34 @@ def test_the_first_screen_answers(browser, report, viewport, tmp_path):  # noqa:
     assert problems == []
 
 
+DEMO = Path(__file__).resolve().parents[1] / "reports" / "demo" / "report.html"
+VERDICT_LINES = """() => [...document.querySelectorAll('main .verdict li')].map((li) => {
+    const lead = li.querySelector('a.verdict-lead'), evidence = li.querySelector('.verdict-evidence');
+    const target = lead && document.getElementById(decodeURIComponent(lead.hash.slice(1)));
+    return {lead: lead && lead.textContent, shown: li.innerText.replace(/\\s+/g, ' ').trim(), target: !!target,
+            evidence: evidence ? getComputedStyle(evidence).display !== 'none' : null};
+})"""
+
+
+@pytest.mark.skipif(not DEMO.exists(), reason="the committed demo report is absent")
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "390"])
+def test_the_demo_reports_first_screen_answers(browser, viewport, tmp_path):  # noqa: F811
+    """The committed demo (nine verdict lines): verdict and glance table on the first screen at both sizes; on a
+    phone each line shows its answer alone, a link to the section with the evidence."""
+    page, problems = _open(browser, DEMO, viewport)
+    first = page.evaluate(FIRST_SCREEN)
+    page.screenshot(path=str(tmp_path / f"demo-first-{viewport['width']}.png"))
+    assert first["verdict"][1] <= viewport["height"] and first["glance"][0] < viewport["height"] - 60, first
+    lines = page.evaluate(VERDICT_LINES)
+    assert len(lines) >= 8 and all(line["lead"] and line["target"] for line in lines), lines
+    for line in lines:
+        if viewport is PHONE:
+            assert line["shown"] == line["lead"].strip() and not line["evidence"], line
+        else:
+            assert line["shown"].startswith(line["lead"].strip()) and line["evidence"] is not False, line
+    assert problems == []
+
+
 def test_contents_beside_the_report_on_a_desktop_and_collapsed_on_a_phone(browser, report):  # noqa: F811
     page, _ = _open(browser, report, DESKTOP)
     desktop = page.evaluate(

@@ -1035,6 +1035,22 @@ def test_the_verdict_leads_the_report_and_agrees_with_the_analysis(synthetic, re
         assert f"]({'#' + line.numbers['anchor']})" in readme  # the section it points to is in the contents
 
 
+def test_each_verdict_line_starts_with_its_answer(synthetic):
+    """A verdict line's ``lead`` (what a phone shows, a link to the proof) is the start of its sentence and ends
+    where the answer does; the marker between them is in no text of the analysis."""
+    from reportgen.analysis.phrasing import LEAD_END
+
+    _, study, tables, deltas = synthetic
+    lines = {s.numbers["source"]: s for s in analysis.verdict_lines(study, tables, None, deltas, MD)}
+    for line in lines.values():
+        assert LEAD_END not in line.text and (line.lead == "" or line.text.startswith(line.lead)), line
+    best = lines["conclusion.best"]
+    assert best.lead == "**Best exact match:** Tiny base + LoRA, 0.53", best  # significant: the model and its mean
+    assert best.text[len(best.lead) :].startswith(" (95% CI [0.30, 0.75]), significantly ahead of Tiny base"), best.text
+    for group in analysis.analysis_sections(study, {}, tables, deltas, MD):
+        assert not any(LEAD_END in text for text in group[1]), group
+
+
 def _with_passes(tables, passes: dict[str, dict[str, tuple[float, float, float]]], memory: dict[str, float]):
     """``tables`` with timed-pass figures: model → column → (median, low, high), and peak memory."""
     import dataclasses

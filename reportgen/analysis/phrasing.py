@@ -71,11 +71,18 @@ PLAIN = Style()
 
 @dataclass(frozen=True)
 class Statement:
-    """One sentence of the analysis in a style. ``numbers``: the finding's named values it was written from."""
+    """One sentence of the analysis in a style. ``numbers``: the finding's named values it was written from.
+    ``lead``: for a verdict line, the start of ``text`` that gives the answer (the rest is its evidence; a
+    phone shows the answer alone); empty when the whole sentence is the answer."""
 
     text: str
     numbers: dict[str, Any] = field(default_factory=dict)
     topic: str = ""
+    lead: str = ""
+
+
+#: Where a sentence's answer ends and its evidence begins (``Statement.lead``); never left in a text.
+LEAD_END = "\x1e"
 
 
 def join(items: Sequence[str]) -> str:
@@ -307,7 +314,7 @@ def _conclusion_largest_vocabulary(f: Finding, w: _Writer) -> str:
 def _conclusion_cheapest(f: Finding, w: _Writer) -> str:
     n = f.numbers
     return (
-        f"{w.bold('Cheapest to fine-tune again:')} {w.name(f.subjects[0])} trains only its adapter, "
+        f"{w.bold('Cheapest to fine-tune again:')} {w.name(f.subjects[0])}{LEAD_END} trains only its adapter, "
         f"{num(n['trainable_parameters'])} parameters ({percent(n['share_of_base'])} of the base model)."
     )
 
@@ -808,14 +815,17 @@ def _conclusion_best(f: Finding, w: _Writer) -> str:
     )
     if n["significant"]:
         return (
-            f"{w.bold(f'Best {label}:')} {best}, {_value(metric, n['mean'])} "
+            f"{w.bold(f'Best {label}:')} {best}, {_value(metric, n['mean'])}{LEAD_END} "
             f"({_ci(metric, n['ci_low'], n['ci_high'])}), significantly ahead of {runner} ({evidence})."
         )
     against = f" (against {runner}: {evidence})" if test is not None else ""
     tied = n.get("tied") or [n["best"]]
     if len(tied) > 1:
         rest = [m for m in n["not_better_than"] if m not in tied]
-        text = f"{w.bold(f'Best {label}: no clear winner.')} {w.names(tied)} share the highest mean ({_value(metric, n['mean'])})"
+        text = (
+            f"{w.bold(f'Best {label}: no clear winner.')}{LEAD_END} {w.names(tied)} share the highest mean "
+            f"({_value(metric, n['mean'])})"
+        )
         if rest:
             text += f", and none of them is significantly better than {w.names(rest)}"
         return text + "."
@@ -846,6 +856,7 @@ def _conclusion_fastest(f: Finding, w: _Writer) -> str:
     text = f"{w.bold(label)} {w.name(best)}, {_value(metric, values[best], unit=True)}"
     if regime == "single":
         text += " per prompt"
+    text += LEAD_END
     if n["slowest"] is not None:
         ratio = _times(n["ratio"])
         text += (
@@ -1100,7 +1111,10 @@ def _verdict_judge(f: Finding, w: _Writer) -> str:
         why = f"it chose the answer shown first in {_pct(n['first_position_rate'])} of its {n['first_position_n']} decisive verdicts"
     else:
         why = f"its verdict survives swapping the answers' order on only {_pct(n['consistency'])} of {n['consistency_n']} pairs"
-    return f"{w.bold('Judge:')} the {_judge(n, w)} is unreliable ({why}); nothing is called better or worse on its evidence."
+    return (
+        f"{w.bold('Judge:')} the {_judge(n, w)} is unreliable{LEAD_END} ({why}); nothing is called better or worse on "
+        "its evidence."
+    )
 
 
 def _verdict_best(f: Finding, w: _Writer) -> str:
@@ -1114,14 +1128,16 @@ def _verdict_best(f: Finding, w: _Writer) -> str:
     if len(tied) > 2:  # many names would fill the screen: count them (the section names them)
         rest = [m for m in n["not_better_than"] if m not in tied]
         text = (
-            f"{w.bold(f'Best {label}: no clear winner.')} {len(tied)} models share the highest mean ({_value(metric, n['mean'])})"
+            f"{w.bold(f'Best {label}: no clear winner.')}{LEAD_END} {len(tied)} models share the highest mean "
+            f"({_value(metric, n['mean'])})"
         )
         return text + (f", none significantly ahead of {w.names(rest)}." if rest else ".")
     if n["significant"] or len(tied) > 1 or not tested:
         return _conclusion_best(f, w)
     return (
-        f"{w.bold(f'Best {label}: no clear winner.')} {w.name(n['best'])} has the highest mean ({_value(metric, n['mean'])}), "
-        f"not significantly ahead of {_not_beaten_by(n, w)} (against {w.name(n['runner_up'])}: {tested})."
+        f"{w.bold(f'Best {label}: no clear winner.')}{LEAD_END} {w.name(n['best'])} has the highest mean "
+        f"({_value(metric, n['mean'])}), not significantly ahead of {_not_beaten_by(n, w)} (against "
+        f"{w.name(n['runner_up'])}: {tested})."
     )
 
 
@@ -1134,11 +1150,11 @@ def _verdict_code(f: Finding, w: _Writer) -> str:
         return f"{w.bold('Code:')} {best} passes {passes}."
     other = w.name(f.subjects[1])
     if n["tied"]:
-        return f"{w.bold('Code:')} no clear winner: {best} and {other} both pass {passes}."
+        return f"{w.bold('Code:')} no clear winner{LEAD_END}: {best} and {other} both pass {passes}."
     test = f"McNemar, Holm-adjusted p {p_value(n['p_holm'])}"
     if n["significant"]:
-        return f"{w.bold('Code:')} {best} passes {passes}, ahead of {other} ({_pct(n['runner_up_mean'])}; {test})."
-    return f"{w.bold('Code:')} no clear winner: {best} passes {passes}, {other} {_pct(n['runner_up_mean'])} ({test})."
+        return f"{w.bold('Code:')} {best} passes {passes}{LEAD_END}, ahead of {other} ({_pct(n['runner_up_mean'])}; {test})."
+    return f"{w.bold('Code:')} no clear winner{LEAD_END}: {best} passes {passes}, {other} {_pct(n['runner_up_mean'])} ({test})."
 
 
 #: Verdict lines phrased apart from the finding they come from (shorter: the verdict is read first, on one screen).
@@ -1157,8 +1173,10 @@ def phrase(finding: Finding, names: Mapping[str, str], style: Style = PLAIN) -> 
     if finding.kind.startswith("verdict."):
         source = finding.numbers["source"]
         template = VERDICT_TEMPLATES.get(source, TEMPLATES[source])
-        return Statement(template(finding, _Writer(names, style)), finding.numbers, finding.topic)
-    return Statement(TEMPLATES[finding.kind](finding, _Writer(names, style)), finding.numbers, finding.topic)
+        lead, marked, rest = template(finding, _Writer(names, style)).partition(LEAD_END)
+        return Statement(lead + rest, finding.numbers, finding.topic, lead if marked else "")
+    text = TEMPLATES[finding.kind](finding, _Writer(names, style)).replace(LEAD_END, "")
+    return Statement(text, finding.numbers, finding.topic)
 
 
 def phrase_all(findings: Iterable[Finding], names: Mapping[str, str], style: Style = PLAIN) -> list[Statement]:

@@ -214,11 +214,15 @@ class VerdictLine:
     text: the sentence (Markdown-safe).
     section: the title of the section that proves it (plain text).
     anchor: that section's anchor (GitHub's slug of its heading).
+    lead: the start of ``text`` that gives the answer (empty: all of it); report.html shows only it on a phone.
+    evidence: the rest of ``text``, after ``lead`` (empty when ``lead`` is).
     """
 
     text: str
     section: str
     anchor: str
+    lead: str = ""
+    evidence: str = ""
 
 
 @dataclass
@@ -871,7 +875,10 @@ def build_context(
         claims=claim_sentences(claim_results, {m.id: m.name for m in study.models}, markdown_style()),
         claim_checks=[md_inline_code(r.claim.check) for r in claim_results],
         conclusion_points=[s.text for s in conclusion_points],
-        verdict=[VerdictLine(s.text, s.numbers["section"], s.numbers["anchor"]) for s in verdict],
+        verdict=[
+            VerdictLine(s.text, s.numbers["section"], s.numbers["anchor"], s.lead, s.text[len(s.lead) :] if s.lead else "")
+            for s in verdict
+        ],
         conclusion=author_blocks(study.conclusion),
         glossary=[GlossaryItem(_inline(g.term), author_inline(g.definition)) for g in study.glossary],
         specs={model_id: spec.as_dict() for model_id, spec in specs.items()},
