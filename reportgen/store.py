@@ -835,7 +835,10 @@ class Store:
         return pd.read_sql_query(sql, self.db, params=params)
 
     def results_frame(self) -> pd.DataFrame:
-        return self.frame("SELECT * FROM results ORDER BY model_id, prompt_id, created_at")
+        """Every stored answer, without the prompt as the model saw it (``prompt_text``, the prompt set's text
+        through the chat template: kept in the store, read by no table, often the largest column)."""
+        columns = [row[1] for row in self.db.execute("PRAGMA table_info(results)") if row[1] != "prompt_text"]
+        return self.frame(f"SELECT {', '.join(columns)} FROM results ORDER BY model_id, prompt_id, created_at")
 
     def model_runs_frame(self) -> pd.DataFrame:
         return self.frame("SELECT * FROM model_runs ORDER BY started_at")

@@ -77,3 +77,47 @@ def test_paired_bootstraps_together_equal_each_alone(n):
         assert (result["ci_low"], result["ci_high"]) == pytest.approx((low, high), rel=1e-12)
         assert result["p_value"] == one_by_one_sign_flip(d)
         assert result["n"] == int(both.sum())
+
+
+def test_kept_streams_are_the_streams_drawn_afresh(monkeypatch, tmp_path):
+    """The draws kept for reuse (``stats.streams``: in memory, and in a folder between processes) are the
+    streams each call would draw: resampled means and sign-flip p-values are bit for bit those computed with
+    nothing kept; a second process reads the folder instead of drawing; a damaged file is drawn again."""
+    from reportgen.stats import streams
+
+    rng = np.random.default_rng(5)
+    columns = [rng.exponential(1.0, 3000), rng.integers(0, 2, 3000).astype(float)]
+    differences = [rng.normal(0.01, 1.0, 3000), rng.normal(0.0, 1.0, 3000)]
+
+    def computed():
+        return I.resampled_means(columns, 2000, 9), [t.p_value for t in I.sign_flip_tests(differences, seed=9)]
+
+    def forget():
+        streams.draw_counts.cache_clear()
+        streams.sign_patterns.cache_clear()
+
+    forget()
+    monkeypatch.setattr(streams, "_folder", None)
+    in_memory = computed()
+    assert streams.draw_counts.cache_info().currsize == streams.sign_patterns.cache_info().currsize == 1
+    forget()
+    streams.keep_in(tmp_path)
+    first = computed()  # drawn, and written to the folder
+    kept = sorted(p.name.split("-numpy")[0] for p in tmp_path.glob("*.npy"))
+    assert kept == [f"counts-n3000-b2000-s9-r{8_000_000 // 3000}", f"signs-n3000-b9999-s9-r{8_000_000 // 3000}"]
+    forget()
+    monkeypatch.setattr(np.random, "default_rng", lambda *a, **k: (_ for _ in ()).throw(AssertionError("drew")))
+    second = computed()  # read back: nothing drawn
+    monkeypatch.undo()  # (also restores the folder the test started with)
+    streams.keep_in(tmp_path)
+    forget()
+    damaged = next(tmp_path.glob("counts-*.npy"))
+    damaged.write_bytes(b"damaged")
+    redrawn = computed()
+    assert np.load(damaged, allow_pickle=False).shape == (2000, 3000)  # drawn again and kept again
+    forget()
+    streams.keep_in(None)
+    monkeypatch.setattr(streams, "KEPT_BYTES", 0)  # too large to keep: drawn chunk by chunk as before
+    fresh = computed()
+    for other in (in_memory, first, second, redrawn):
+        assert all(np.array_equal(a, b) for a, b in zip(other[0], fresh[0])) and other[1] == fresh[1]

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from reportgen.records import RunManifest
+from reportgen.stats import streams
 from reportgen.stats.history import RetrainingDelta, retraining_delta
 from reportgen.scorebook import keep_scores, recall_scores
 from reportgen.stats.imported import imported_retraining_delta, register_metrics
@@ -34,7 +35,7 @@ from reportgen.store import Store
 from reportgen.study.config import Study
 from reportgen.study.prompts import PromptSet, study_prompt_set
 from reportgen.util.cache import code_digest, package_versions, read_cached, write_cached
-from reportgen.util.hashing import hash_json
+from reportgen.util.hashing import cache_dir, hash_json
 
 __all__ = ["ReportInputs", "read_report_inputs", "study_tables", "tables_and_deltas"]
 
@@ -89,6 +90,7 @@ def tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[Retraini
         if cached is not None:
             return cached
     recall_scores(store)
+    streams.keep_in(cache_dir() / "streams")  # the resampling draws, kept between renders (stats.streams)
     tables = tables_from_frames(frames, study, prompt_set)
     deltas: list[RetrainingDelta] = []
     if prompt_set is not None and not tables.per_prompt.empty:

@@ -207,10 +207,10 @@ def has_pass_ranges(efficiency: pd.DataFrame) -> bool:
 def sequence_latencies(rows: pd.DataFrame) -> list[float]:
     """Each answered prompt's latency (``records.sequence_latency``: the time to its last token) from the
     stored rows' ``extra`` JSON and ``latency_s``."""
-    extras = rows["extra"] if "extra" in rows else pd.Series(["{}"] * len(rows), index=rows.index)
+    extras = rows["extra"].tolist() if "extra" in rows else ["{}"] * len(rows)
     return [
         sequence_latency(_json_object(extra), latency)
-        for extra, latency in zip(extras, pd.to_numeric(rows["latency_s"], errors="coerce"))
+        for extra, latency in zip(extras, pd.to_numeric(rows["latency_s"], errors="coerce").tolist())
     ]
 
 
@@ -341,12 +341,14 @@ def efficiency_frame(
     for model_id in models:
         rows = results[results["model_id"] == model_id]
         ok = rows[rows["finish_reason"] != "error"]
-        fingerprints = set(rows["fingerprint"])
+        fingerprints = set(rows["fingerprint"].tolist())
         runs = model_runs[(model_runs["model_id"] == model_id) & model_runs["fingerprint"].isin(fingerprints)]
         runs = runs.sort_values("started_at", kind="stable")
         # the throughput of a run that answered some of the prompts shown: never an older run's beside answers
         # that all failed since (its figure would describe answers the table no longer shows)
-        generating = runs[(runs["generated_tokens"] > 0) & (runs["generate_time_s"] > 0) & runs["run_id"].isin(set(ok["run_id"]))]
+        generating = runs[
+            (runs["generated_tokens"] > 0) & (runs["generate_time_s"] > 0) & runs["run_id"].isin(set(ok["run_id"].tolist()))
+        ]
         run = generating.iloc[-1] if len(generating) else (runs.iloc[-1] if len(runs) else None)
 
         source: str | None
@@ -364,7 +366,7 @@ def efficiency_frame(
             source = "latency" if len(batches) else None
         tokens_per_s = METRICS.get("tokens_per_s")(generated, seconds)
         answer_rate = tokens_per_s
-        settings = set(rows["settings_hash"]) if "settings_hash" in rows else set()
+        settings = set(rows["settings_hash"].tolist()) if "settings_hash" in rows else set()
         timed = speed_figures(_passes(speed, model_id, fingerprints, settings))
         if "tokens_per_s" in timed:
             tokens_per_s, source = timed["tokens_per_s"], "passes"

@@ -137,7 +137,7 @@ def latest_results(
     if results.empty:
         return results.assign(answered_by=results["model_id"]) if "model_id" in results else results.copy()
     keep: list[pd.DataFrame] = []
-    candidates = list(results["model_id"])
+    candidates = results["model_id"].tolist()
     if model_runs is not None and len(model_runs):
         candidates += list(model_runs["model_id"])
     order = list(fingerprints) if fingerprints is not None else None
@@ -347,7 +347,7 @@ def all_paired_comparisons(
     metrics = list(metrics) if metrics is not None else metric_columns(per_prompt)
     if per_prompt.empty or not metrics:
         return pd.DataFrame(columns=PAIRWISE_COLUMNS)
-    models = list(dict.fromkeys(per_prompt["model_id"]))
+    models = list(dict.fromkeys(per_prompt["model_id"].tolist()))
     places: list[tuple[str, str, str]] = []
     pairs: list[tuple[np.ndarray, np.ndarray, bool]] = []
     for metric in metrics:

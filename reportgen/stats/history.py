@@ -49,7 +49,7 @@ def _history(
     names = per_prompt_metric_names(prompt_set, metrics)
     runs = model_runs[model_runs["model_id"] == model_id].sort_values("started_at", kind="stable")
     mine = results[results["model_id"] == model_id] if not results.empty else results
-    fingerprints = list(dict.fromkeys(list(runs["fingerprint"]) + list(mine.get("fingerprint", []))))
+    fingerprints = list(dict.fromkeys(runs["fingerprint"].tolist() + list(mine.get("fingerprint", pd.Series()).tolist())))
     records = []
     scored_by: dict[str, pd.DataFrame] = {}
     for fingerprint in fingerprints:

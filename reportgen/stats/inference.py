@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from statistics import NormalDist
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from reportgen.stats import streams
 
 __all__ = [
     "Interval",
@@ -151,7 +152,7 @@ def sign_flip_tests(
         totals = columns.sum(axis=0)
         nulls = np.empty((n_resamples, len(members)))
         start = 0
-        for packed in _sign_patterns(n, n_resamples, seed):
+        for packed in streams.sign_patterns(n, n_resamples, seed, _CHUNK_CELLS):
             flipped = np.unpackbits(packed, axis=1, count=n).astype(float)  # 1: the sign is flipped
             stop = start + flipped.shape[0]
             nulls[start:stop] = (totals - 2 * (flipped @ columns)) / n
@@ -161,20 +162,6 @@ def sign_flip_tests(
             p = _two_sided(nulls[:, k], observed, 1)
             results[i] = TestResult(observed, p, n, "Monte Carlo sign-flip permutation", n_resamples)
     return [r for r in results if r is not None]
-
-
-@lru_cache(maxsize=4)
-def _sign_patterns(n: int, n_resamples: int, seed: int) -> tuple[np.ndarray, ...]:
-    """The sign patterns a Monte Carlo sign-flip test of ``n`` differences draws (``rng.integers(0, 2, (rows,
-    n))`` from ``default_rng(seed)``, chunk by chunk), packed eight to a byte and remembered: the tables and
-    the retraining deltas of one render test samples of the same size with the same draws."""
-    rng = np.random.default_rng(seed)
-    rows = max(1, _CHUNK_CELLS // n)
-    chunks = []
-    for start in range(0, n_resamples, rows):
-        stop = min(n_resamples, start + rows)
-        chunks.append(np.packbits(rng.integers(0, 2, (stop - start, n)).astype(np.uint8), axis=1))
-    return tuple(chunks)
 
 
 def mcnemar_exact(a: Iterable[float], b: Iterable[float]) -> TestResult:
@@ -283,19 +270,24 @@ def resampled_means(columns: Sequence[np.ndarray], n_resamples: int, seed: int) 
         if n == 0:
             continue
         values = np.column_stack([columns[i] for i in members])
-        rng = np.random.default_rng(seed)
-        rows = max(1, _CHUNK_CELLS // n)
         means = np.empty((n_resamples, len(members)))
-        for start in range(0, n_resamples, rows):
-            stop = min(n_resamples, start + rows)
-            drawn = rng.integers(0, n, (stop - start, n))
-            if n < COUNTED_FROM:
-                for k in range(len(members)):
-                    means[start:stop, k] = values[:, k][drawn].mean(axis=1)
-                continue
-            drawn += np.arange(stop - start)[:, None] * n  # one bincount counts every row's draws
-            counts = np.bincount(drawn.ravel(), minlength=(stop - start) * n).reshape(stop - start, n)
-            means[start:stop] = (counts.astype(float) @ values) / n
+        if COUNTED_FROM <= n < 2**16 and n_resamples * n * 2 <= streams.KEPT_BYTES:  # 16-bit counts: exact
+            start = 0
+            for counts in streams.draw_counts(n, n_resamples, seed, _CHUNK_CELLS):  # drawn once, kept
+                stop = start + counts.shape[0]
+                means[start:stop] = (counts.astype(float) @ values) / n
+                start = stop
+        else:
+            rng = np.random.default_rng(seed)
+            rows = max(1, _CHUNK_CELLS // n)
+            for start in range(0, n_resamples, rows):
+                stop = min(n_resamples, start + rows)
+                drawn = rng.integers(0, n, (stop - start, n))
+                if n < COUNTED_FROM:
+                    for k in range(len(members)):
+                        means[start:stop, k] = values[:, k][drawn].mean(axis=1)
+                    continue
+                means[start:stop] = (streams.counted(drawn, n).astype(float) @ values) / n
         for k, i in enumerate(members):
             out[i] = means[:, k]
     return out

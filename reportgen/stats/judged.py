@@ -177,7 +177,7 @@ def pairwise_outcomes(
         else {}
     )
     records, counts = [], {"expected": 0, "unparsed": 0, "failed": 0}
-    prompts = list(dict.fromkeys(per_prompt["prompt_id"])) if len(per_prompt) else []
+    prompts = list(dict.fromkeys(per_prompt["prompt_id"].tolist())) if len(per_prompt) else []
     for model in models:
         for prompt in prompts:
             mine, base = answers.get((model, prompt)), answers.get((baseline, prompt))

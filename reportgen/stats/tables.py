@@ -66,7 +66,7 @@ class Tables:
 
 
 def _result_fingerprints(results: pd.DataFrame) -> dict[str, str]:
-    return dict(zip(results["model_id"], results["fingerprint"])) if len(results) else {}
+    return dict(zip(results["model_id"].tolist(), results["fingerprint"].tolist())) if len(results) else {}
 
 
 @dataclass(frozen=True)
@@ -163,9 +163,9 @@ def tables_from_frames(
         ),
         lm=lm_frame(frames.loglik, {**wanted, **_result_fingerprints(results)}, n_boot=n_boot, seed=seed, model_order=order),
         metrics=names,
-        model_ids=list(dict.fromkeys(per_prompt["model_id"])),
+        model_ids=list(dict.fromkeys(per_prompt["model_id"].tolist())),
         fingerprints={
-            **({m: fp for m, fp in zip(results["model_id"], results["fingerprint"])} if len(results) else {}),
+            **_result_fingerprints(results),
             **dict(zip(imported["model_id"], imported["fingerprint"])),
         },
         judged=_judged(frames.judgements, study, per_prompt, order, n_boot, seed),
@@ -220,7 +220,7 @@ def _shared_answers(results: pd.DataFrame) -> dict[str, str]:
         return {}
     out = {}
     for model_id, rows in results.groupby("model_id", sort=False):
-        owners = set(rows["answered_by"])
+        owners = set(rows["answered_by"].tolist())
         if model_id not in owners:
             out[str(model_id)] = str(rows["answered_by"].mode().iloc[0])
     return out

@@ -255,8 +255,30 @@ def _load_jsonl(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
     return data, lines
 
 
+#: The prompt sets read in this process, by (path, digest of the file's bytes): a render reads its set for
+#: the tables and again for the samples' texts; a frozen PromptSet is safe to share.
+_READ: dict[tuple[str, str], PromptSet] = {}
+
+
 def load_prompt_set(path: str | Path) -> PromptSet:
-    path = Path(path)
+    """The prompt set in ``path`` (YAML, JSON or JSONL), validated, its ``include`` sources appended."""
+    identity: tuple[str, str] | None = None
+    try:
+        if Path(path).stat().st_size <= MAX_JSONL_BYTES:  # a larger file is refused by _read, with the limit
+            identity = (str(Path(path).resolve()), hashlib.sha256(Path(path).read_bytes()).hexdigest())
+    except OSError:
+        pass  # unreadable: _read says why
+    if identity is not None and identity in _READ:
+        return _READ[identity]
+    prompt_set = _read(Path(path))
+    if identity is not None:
+        if len(_READ) >= 4:
+            _READ.pop(next(iter(_READ)))
+        _READ[identity] = prompt_set
+    return prompt_set
+
+
+def _read(path: Path) -> PromptSet:
     fix = f"check the study's 'prompts' key ({FROM_CONFIG_FOLDER})"
     if path.suffix == ".jsonl":
         if not path.exists():
