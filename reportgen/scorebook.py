@@ -1,9 +1,11 @@
-"""The study's store as the memory of per-answer metric values (``stats.scoring``): fill the process's
-score book from it before scoring, and keep what was scored in it afterwards.
+"""The study's store as the memory of per-answer metric values (``stats.scoring``) and of resampled statistics
+(``stats.memo``): fill the process's books from it before the tables are computed, and keep what was computed
+in it afterwards (tables ``answer_scores`` and ``stat_values``).
 
 ``run`` scores the answers it stored (``score_stored_answers``), so the first render after a run finds
 every value in the store; a render scores whatever no run or render scored before and keeps it the same
-way. The values are a cache: a store that cannot be written costs a re-score, no more.
+way; after one model was retrained, the intervals of the others and the tests between them are read back.
+Both are caches: a store that cannot be written costs a re-computation, no more.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from reportgen.errors import StoreError
 from reportgen.stats.metrics import PER_PROMPT_KINDS
+from reportgen.stats.memo import SHARED_STATS, VERSION
 from reportgen.stats.scoring import SHARED_BOOK, layout
 
 if TYPE_CHECKING:
@@ -32,9 +35,11 @@ def recall_scores(store: "Store") -> None:
     book adds from here on is what ``keep_scores`` saves to this store (values scored earlier for another study
     in this process are not saved into this one)."""
     SHARED_BOOK.take_added()
+    SHARED_STATS.take_added()
     try:
         SHARED_BOOK.fill(store.answer_scores(layout(kind)[0] for kind in PER_PROMPT_KINDS))
-    except sqlite3.Error as exc:  # a cache: unreadable values are scored again
+        SHARED_STATS.fill(store.stat_values(VERSION))
+    except sqlite3.Error as exc:  # a cache: unreadable values are computed again
         log.info("%s: stored per-answer scores unreadable (%s); scoring the answers again", store.path, exc)
 
 
@@ -43,6 +48,7 @@ def keep_scores(store: "Store") -> int:
     added = SHARED_BOOK.take_added()
     try:
         store.save_answer_scores(added)
+        store.save_stat_values(SHARED_STATS.take_added(), VERSION)
     except (sqlite3.Error, StoreError) as exc:
         log.info("%s: per-answer scores not saved (%s); the next render scores those answers again", store.path, exc)
         return 0

@@ -191,6 +191,12 @@ CREATE TABLE IF NOT EXISTS answer_scores (
     scores BLOB NOT NULL,
     PRIMARY KEY (content_key, layout)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stat_values (
+    stat_key TEXT NOT NULL,
+    version TEXT NOT NULL,
+    stat_value BLOB NOT NULL,
+    PRIMARY KEY (stat_key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS code_runs (
     program_hash TEXT NOT NULL,
     limits_hash TEXT NOT NULL,
@@ -229,7 +235,8 @@ CREATE TABLE IF NOT EXISTS refusals (
 );
 """
 
-#: The tables whose rows the study's tables are computed from (every one but meta and the per-answer score cache).
+#: The tables whose rows the study's tables are computed from (every one but meta and the caches of per-answer
+#: scores and of resampled statistics).
 CONTENT_TABLES = (
     "runs",
     "model_runs",
@@ -256,6 +263,17 @@ CONTENT_TRIGGERS = "".join(
 
 #: Columns added to a table after stores were written without them: (table, column, declaration).
 ADDED_COLUMNS = (("model_runs", "measure_protocol", "TEXT"), ("timed_passes", "others_cpu_share", "REAL"))
+
+
+def _add_content_token(db: sqlite3.Connection) -> None:
+    """The content triggers and a first token, in a store written before them (nothing to do in a newer one). A
+    read-only store written before them goes without: its tables are keyed by a digest of its rows instead."""
+    try:
+        db.executescript(CONTENT_TRIGGERS)
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('content_token', lower(hex(randomblob(16))))")
+    except sqlite3.OperationalError as exc:
+        if "readonly" not in str(exc):
+            raise
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
@@ -385,8 +403,7 @@ class Store:
                 self.db.execute("PRAGMA synchronous=NORMAL")
                 self.db.executescript(SCHEMA)
                 _add_missing_columns(self.db)
-                self.db.executescript(CONTENT_TRIGGERS)
-                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('content_token', lower(hex(randomblob(16))))")
+                _add_content_token(self.db)
                 found = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 if found is None:
                     self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -787,6 +804,22 @@ class Store:
                     (key, layout, layout.partition("@")[0], np.asarray(vector, dtype="<f8").tobytes())
                     for (key, layout), vector in vectors.items()
                 ],
+            )
+
+    def stat_values(self, version: str) -> dict[str, list[float]]:
+        """The remembered resampled statistics of this version of the code (``stats.memo``): key → values."""
+        rows = self.db.execute("SELECT stat_key, stat_value FROM stat_values WHERE version = ?", (version,)).fetchall()
+        return {key: np.frombuffer(value, dtype="<f8").tolist() for key, value in rows}
+
+    def save_stat_values(self, values: dict[str, list[float]], version: str) -> None:
+        """Keep computed statistics, and drop those of other versions of the code (they are never read again)."""
+        if not values:
+            return
+        with self.transaction() as db:
+            db.execute("DELETE FROM stat_values WHERE version != ?", (version,))
+            db.executemany(
+                "INSERT OR REPLACE INTO stat_values VALUES (?, ?, ?)",
+                [(key, version, np.asarray(value, dtype="<f8").tobytes()) for key, value in values.items()],
             )
 
     # -- imported logs (another tool's per-sample results; reportgen.imports) ---------------

@@ -89,3 +89,13 @@ models:
         )
         assert done.returncode == 0, f"reportgen {command[0]}: {done.stderr[-3000:]}"
     return folder / "report" / "report.html"
+
+
+@pytest.fixture(autouse=True)
+def _statistics_computed_afresh():
+    """Each test computes its resampled statistics itself: stats.memo remembers them for the whole process."""
+    from reportgen.stats.memo import SHARED_STATS
+
+    SHARED_STATS.values.clear()
+    SHARED_STATS.added.clear()
+    yield

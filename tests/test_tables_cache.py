@@ -183,3 +183,48 @@ def test_a_store_written_before_the_token_gets_one_and_without_one_the_rows_are_
     edited = _read(study).tables.per_prompt.set_index(["model_id", "prompt_id"])
     assert edited.loc[("llama-b", "p0"), "output"] == "edited"
     assert first.tables.per_prompt.set_index(["model_id", "prompt_id"]).loc[("llama-b", "p0"), "output"] != "edited"
+
+
+def test_every_table_but_meta_and_the_caches_draws_a_new_token(tmp_path):
+    """A table added to the store's schema must join CONTENT_TABLES, or a change to it would not be seen."""
+    from reportgen.store import CONTENT_TABLES
+
+    with Store(tmp_path / "results.sqlite") as store:
+        tables = {row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables - {"meta", "answer_scores", "stat_values"} == set(CONTENT_TABLES)
+
+
+def test_the_statistics_are_kept_in_the_store_and_read_back(tmp_path, monkeypatch):
+    """A render keeps its resampled statistics in the store (stat_values, stats.memo); the next process that must
+    compute the tables again (here: the tables cache emptied) reads them back instead of resampling. The study:
+    test_sections' synthetic one (its answers differ enough to be resampled)."""
+    import test_sections as ts
+
+    from reportgen.stats import inference
+    from reportgen.stats.memo import SHARED_STATS
+
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
+    study = load_config(ts.write_study(tmp_path / "study"))
+    ts.fill_store(tmp_path / "study" / "results.sqlite", ts.default_outputs(), old_lora=ts.old_lora_outputs())
+
+    def read():
+        with Store(tmp_path / "study" / "results.sqlite", create=False) as store:
+            return inputs.read_report_inputs(store, study), store.db.execute("SELECT COUNT(*) FROM stat_values").fetchone()[0]
+
+    calls = []
+    resampled = inference.resampled_means
+    monkeypatch.setattr(inference, "resampled_means", lambda columns, *a: calls.append(len(columns)) or resampled(columns, *a))
+    first, kept = read()
+    assert sum(calls) > 0 and kept >= sum(calls)  # intervals and tests resampled, and kept (with the sign-flip tests)
+    for entry in (tmp_path / "cache" / "tables").glob("*.pickle"):
+        entry.unlink()
+    SHARED_STATS.values.clear()  # a fresh process
+
+    def no_resampling(*args, **kwargs):
+        raise AssertionError("resampled again")
+
+    monkeypatch.setattr(inference, "resampled_means", no_resampling)
+    second, _ = read()
+    for name in ("summary", "category_summary", "pairwise"):
+        assert getattr(second.tables, name).to_csv() == getattr(first.tables, name).to_csv(), name
+    assert [d.model_id for d in second.deltas] == [d.model_id for d in first.deltas] == ["lora"]

@@ -84,6 +84,7 @@ def test_kept_streams_are_the_streams_drawn_afresh(monkeypatch, tmp_path):
     streams each call would draw: resampled means and sign-flip p-values are bit for bit those computed with
     nothing kept; a second process reads the folder instead of drawing; a damaged file is drawn again."""
     from reportgen.stats import streams
+    from reportgen.stats.memo import SHARED_STATS
 
     rng = np.random.default_rng(5)
     columns = [rng.exponential(1.0, 3000), rng.integers(0, 2, 3000).astype(float)]
@@ -95,6 +96,7 @@ def test_kept_streams_are_the_streams_drawn_afresh(monkeypatch, tmp_path):
     def forget():
         streams.draw_counts.cache_clear()
         streams.sign_patterns.cache_clear()
+        SHARED_STATS.values.clear()  # nothing remembered: each computation resamples
 
     forget()
     monkeypatch.setattr(streams, "_folder", None)
@@ -121,3 +123,33 @@ def test_kept_streams_are_the_streams_drawn_afresh(monkeypatch, tmp_path):
     fresh = computed()
     for other in (in_memory, first, second, redrawn):
         assert all(np.array_equal(a, b) for a, b in zip(other[0], fresh[0])) and other[1] == fresh[1]
+
+
+def test_remembered_statistics_are_read_back_not_resampled(monkeypatch):
+    """stats.memo: an interval or a test of values seen before (same settings) is read back, equal to the one
+    computed; other values or other settings are computed."""
+    from reportgen.stats.memo import SHARED_STATS
+
+    rng = np.random.default_rng(17)
+    columns = [rng.exponential(1.0, 1500), rng.normal(0, 1, 40)]
+    pairs = [(x, x + rng.normal(0.05, 0.3, x.size), False) for x in columns]
+    differences = [rng.normal(0.02, 1.0, 500), rng.normal(0.0, 1.0, 2000)]
+
+    def computed(seed=3):
+        return (
+            I.bootstrap_mean_intervals(columns, n_resamples=2000, seed=seed),
+            sb.paired_bootstraps(pairs, seed=seed),
+            I.sign_flip_tests(differences, seed=seed),
+        )
+
+    first = computed()
+    assert len(SHARED_STATS.values) == 2 + 2 * 2 + 2  # intervals; paired CIs and p-values; sign-flip p-values
+
+    def no_resampling(*args, **kwargs):
+        raise AssertionError("resampled again")
+
+    monkeypatch.setattr(I, "resampled_means", no_resampling)
+    monkeypatch.setattr(I.streams, "sign_patterns", no_resampling)
+    assert computed() == first
+    with pytest.raises(AssertionError, match="resampled again"):
+        computed(seed=4)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from reportgen.stats import inference
 from reportgen.stats.inference import holm
+from reportgen.stats.memo import SHARED_STATS, stat_key
 
 if TYPE_CHECKING:
     pass
@@ -48,6 +49,10 @@ def _resampled(stat_of_indices: Callable[[np.ndarray], np.ndarray], n: int, n_bo
         stop = min(n_boot, start + rows_per_chunk)
         out[start:stop] = stat_of_indices(rng.integers(0, n, size=(stop - start, n)))
     return out
+
+
+def _ci_key(differences: np.ndarray, n_boot: int, seed: int, level: float) -> str:
+    return stat_key("paired-ci", (n_boot, seed, level), differences)
 
 
 def _interval(boots: np.ndarray, level: float) -> tuple[float, float]:
@@ -152,14 +157,19 @@ def paired_bootstraps(
         result["diff"] = float(d.mean())
         if n < 2:
             continue
-        if not np.all(d == d[0]):
+        known = SHARED_STATS.get(_ci_key(d, n_boot, seed, level))
+        if known is not None:  # computed before (stats.memo)
+            result["ci_low"], result["ci_high"] = known
+        elif not np.all(d == d[0]):
             resample.append((len(results) - 1, d))
         if binary:
             result["p_value"] = inference.mcnemar_exact(x, y).p_value
         else:
             flip.append((len(results) - 1, d))
-    for (i, _), means in zip(resample, inference.resampled_means([d for _, d in resample], n_boot, seed)):
+    drawn = inference.resampled_means([d for _, d in resample], n_boot, seed) if resample else []
+    for (i, d), means in zip(resample, drawn):
         results[i]["ci_low"], results[i]["ci_high"] = _interval(means, level)
+        SHARED_STATS.put(_ci_key(d, n_boot, seed, level), [results[i]["ci_low"], results[i]["ci_high"]])
     for (i, _), test in zip(flip, inference.sign_flip_tests([d for _, d in flip], seed=seed)):
         results[i]["p_value"] = test.p_value
     for result in results:

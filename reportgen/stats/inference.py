@@ -28,6 +28,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from reportgen.stats import streams
+from reportgen.stats.memo import SHARED_STATS, stat_key
 
 __all__ = [
     "Interval",
@@ -146,7 +147,11 @@ def sign_flip_tests(
             null = ((1 - 2 * patterns) * d).mean(axis=1)
             results[i] = TestResult(observed, _two_sided(null, observed, 0), n, "exact sign-flip permutation", 2**n)
         else:
-            drawn.setdefault(n, []).append(i)
+            known = SHARED_STATS.get(_flip_key(d, n_resamples, seed))
+            if known is not None:  # tested before (stats.memo)
+                results[i] = TestResult(observed, known[0], n, "Monte Carlo sign-flip permutation", n_resamples)
+            else:
+                drawn.setdefault(n, []).append(i)
     for n, members in drawn.items():
         columns = np.column_stack([cleaned[i] for i in members])
         totals = columns.sum(axis=0)
@@ -160,8 +165,13 @@ def sign_flip_tests(
         for k, i in enumerate(members):
             observed = float(cleaned[i].mean())
             p = _two_sided(nulls[:, k], observed, 1)
+            SHARED_STATS.put(_flip_key(cleaned[i], n_resamples, seed), [p])
             results[i] = TestResult(observed, p, n, "Monte Carlo sign-flip permutation", n_resamples)
     return [r for r in results if r is not None]
+
+
+def _flip_key(differences: np.ndarray, n_resamples: int, seed: int) -> str:
+    return stat_key("sign-flip", (n_resamples, seed), differences)
 
 
 def mcnemar_exact(a: Iterable[float], b: Iterable[float]) -> TestResult:
@@ -334,11 +344,22 @@ def bootstrap_mean_intervals(
             results[i] = _not_estimable(mean, n, label, level, TOO_FEW)
         elif np.all(x == x[0]):
             results[i] = _not_estimable(mean, n, label, level, CONSTANT)
+        elif (known := SHARED_STATS.get(_interval_key(x, method, n_resamples, seed, level))) is not None:
+            low, high = known  # computed before (stats.memo); NaN ends: every resampled mean on one side
+            results[i] = (
+                Interval(mean, low, high, n, label, level) if low == low else _not_estimable(mean, n, label, level, CONSTANT)
+            )
         else:
             resample.append(i)
-    for i, means in zip(resample, resampled_means([cleaned[i] for i in resample], n_resamples, seed)):
-        results[i] = _interval_from_means(cleaned[i], means, method, level)
+    drawn = resampled_means([cleaned[i] for i in resample], n_resamples, seed) if resample else []
+    for i, means in zip(resample, drawn):
+        interval = results[i] = _interval_from_means(cleaned[i], means, method, level)
+        SHARED_STATS.put(_interval_key(cleaned[i], method, n_resamples, seed, level), [interval.low, interval.high])
     return [r for r in results if r is not None]
+
+
+def _interval_key(values: np.ndarray, method: str, n_resamples: int, seed: int, level: float) -> str:
+    return stat_key("bootstrap-mean", (method, n_resamples, seed, level), values)
 
 
 def _interval_from_means(x: np.ndarray, means: np.ndarray, method: str, level: float) -> Interval:
