@@ -10,7 +10,8 @@ computed and saves what was added afterwards (store table ``stat_values``).
 
 A value read back equals the value computed afresh: bit for bit below ``inference.COUNTED_FROM`` items;
 from there on within 1e-12, as the resampled means of a matrix product summed in another order are
-(``docs/metrics.md``, "Random streams"). The book holds floats only (JSON in the store: nothing executable).
+(``docs/metrics.md``, "Random streams"). The book holds floats only (float64 bytes in the store: nothing
+executable is read back).
 """
 
 from __future__ import annotations
