@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from reportgen.errors import StoreError
 from reportgen.stats.metrics import PER_PROMPT_KINDS
-from reportgen.stats.memo import SHARED_STATS, VERSION
+from reportgen.stats.memo import SHARED_STATS, version
 from reportgen.stats.scoring import SHARED_BOOK, layout
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def recall_scores(store: "Store") -> None:
     SHARED_STATS.take_added()
     try:
         SHARED_BOOK.fill(store.answer_scores(layout(kind)[0] for kind in PER_PROMPT_KINDS))
-        SHARED_STATS.fill(store.stat_values(VERSION))
+        SHARED_STATS.fill(store.stat_values(version()))
     except sqlite3.Error as exc:  # a cache: unreadable values are computed again
         log.info("%s: stored per-answer scores unreadable (%s); scoring the answers again", store.path, exc)
 
@@ -48,7 +48,7 @@ def keep_scores(store: "Store") -> int:
     added = SHARED_BOOK.take_added()
     try:
         store.save_answer_scores(added)
-        store.save_stat_values(SHARED_STATS.take_added(), VERSION)
+        store.save_stat_values(SHARED_STATS.take_added(), version())
     except (sqlite3.Error, StoreError) as exc:
         log.info("%s: per-answer scores not saved (%s); the next render scores those answers again", store.path, exc)
         return 0

@@ -3,7 +3,7 @@
 A bootstrap interval of a mean depends only on its values, the number of resamples, the seed and the level; a
 sign-flip p-value only on its differences, the number of resamples and the seed (the draws depend on nothing
 else: ``stats.streams``). So each is remembered under a digest of exactly those, and of this code's version
-(``VERSION``: the statistics modules' source and numpy's version). After one model was retrained, the
+(``version()``: the statistics modules' source and numpy's version). After one model was retrained, the
 intervals of the other models and the tests between them are read back, not resampled again. The book is the
 process's (``SHARED_STATS``); ``reportgen.scorebook`` fills it from the study's store before the tables are
 computed and saves what was added afterwards (store table ``stat_values``).
@@ -23,24 +23,22 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SHARED_STATS", "StatBook", "VERSION", "stat_key"]
+from reportgen.util.cache import code_digest
+
+__all__ = ["SHARED_STATS", "StatBook", "stat_key", "version"]
 
 
 @lru_cache(maxsize=1)
-def _version() -> str:
+def version() -> str:
+    """The statistics code's version: its modules' source (``util.cache.code_digest``) and numpy's version."""
     here = Path(__file__).parent
-    sha = hashlib.sha256(np.__version__.encode())
-    for name in ("inference.py", "bootstrap.py", "streams.py", "memo.py"):
-        sha.update(name.encode() + b"\0" + (here / name).read_bytes())
-    return sha.hexdigest()[:16]
-
-
-VERSION = _version()
+    files = [str(here / name) for name in ("inference.py", "bootstrap.py", "streams.py", "memo.py")]
+    return f"{code_digest(*files)[:16]}-numpy{np.__version__}"
 
 
 def stat_key(kind: str, settings: tuple[float | int | str, ...], values: np.ndarray) -> str:
     """The key of a statistic of ``kind`` with ``settings`` over ``values`` (float64, in order)."""
-    sha = hashlib.sha256(f"{kind}|{settings!r}|{VERSION}|{values.size}".encode())
+    sha = hashlib.sha256(f"{kind}|{settings!r}|{version()}|{values.size}".encode())
     sha.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
     return sha.hexdigest()[:32]
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -110,6 +109,5 @@ def _kept(name: str, shape: tuple[int, int], dtype: np.dtype, draw: Callable[[],
         buffer = io.BytesIO()
         np.save(buffer, whole, allow_pickle=False)
         with contextlib.suppress(OSError, ReportgenError):  # a stream not kept is drawn again next time
-            os.makedirs(path.parent, exist_ok=True)
             atomic_write(path, buffer.getvalue())
     return whole

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -255,27 +256,22 @@ def _load_jsonl(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
     return data, lines
 
 
-#: The prompt sets read in this process, by (path, digest of the file's bytes): a render reads its set for
-#: the tables and again for the samples' texts; a frozen PromptSet is safe to share.
-_READ: dict[tuple[str, str], PromptSet] = {}
-
-
 def load_prompt_set(path: str | Path) -> PromptSet:
-    """The prompt set in ``path`` (YAML, JSON or JSONL), validated, its ``include`` sources appended."""
-    identity: tuple[str, str] | None = None
+    """The prompt set in ``path`` (YAML, JSON or JSONL), validated, its ``include`` sources appended. Read once per
+    process and content (a render reads its set for the tables and again for the samples' texts; a frozen
+    PromptSet is safe to share)."""
     try:
         if Path(path).stat().st_size <= MAX_JSONL_BYTES:  # a larger file is refused by _read, with the limit
-            identity = (str(Path(path).resolve()), hashlib.sha256(Path(path).read_bytes()).hexdigest())
+            return _read_once(str(Path(path).resolve()), hashlib.sha256(Path(path).read_bytes()).hexdigest())
     except OSError:
         pass  # unreadable: _read says why
-    if identity is not None and identity in _READ:
-        return _READ[identity]
-    prompt_set = _read(Path(path))
-    if identity is not None:
-        if len(_READ) >= 4:
-            _READ.pop(next(iter(_READ)))
-        _READ[identity] = prompt_set
-    return prompt_set
+    return _read(Path(path))
+
+
+@lru_cache(maxsize=4)
+def _read_once(path: str, digest: str) -> PromptSet:
+    """``_read`` remembered by the file's path and the digest of its bytes (a changed file is another key)."""
+    return _read(Path(path))
 
 
 def _read(path: Path) -> PromptSet:
