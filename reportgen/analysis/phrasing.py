@@ -556,12 +556,15 @@ def _separation(n: Mapping[str, Any], metric: str, w: _Writer, what: str) -> str
     return text + f"; the ranges overlap, so there is no clear difference in {what}."
 
 
-def _busy_machine(busy: Mapping[str, float], w: _Writer) -> str:
-    """``other processes used up to 35.0% of the machine's CPU while A and B were timed``."""
-    return (
-        f"other processes used up to {_pct(max(busy.values()))} of the machine's CPU while {w.names(list(busy))} "
-        f"{'was' if len(busy) == 1 else 'were'} timed"
-    )
+def _busy_machine(busy: Mapping[str, float], w: _Writer, timed: Iterable[str] = ()) -> str:
+    """``other processes used up to 35.0% of the machine's CPU while A and B were timed`` (``every model was
+    timed`` when the busy ones are all of ``timed``, two or more)."""
+    timed = list(timed)
+    if len(timed) > 1 and set(timed) <= set(busy):
+        who = "every model was"
+    else:
+        who = f"{w.names(list(busy))} {'was' if len(busy) == 1 else 'were'}"
+    return f"other processes used up to {_pct(max(busy.values()))} of the machine's CPU while {who} timed"
 
 
 def _result_throughput(f: Finding, w: _Writer) -> str:
@@ -850,8 +853,8 @@ def _conclusion_fastest(f: Finding, w: _Writer) -> str:
     if not n.get("winner"):
         why = "no timed passes" if not n.get("ranges") else "the timed passes' ranges overlap"
         if n.get("busy"):
-            why = _busy_machine(n["busy"], w)
-        return f"{w.bold(label)} no clear difference ({why})."
+            why = _busy_machine(n["busy"], w, timed=values)
+        return f"{w.bold(label)} no clear difference{LEAD_END} ({why})."
     best = n["fastest"]
     text = f"{w.bold(label)} {w.name(best)}, {_value(metric, values[best], unit=True)}"
     if regime == "single":
@@ -875,7 +878,8 @@ def _conclusion_least_memory(f: Finding, w: _Writer) -> str:
     if not n.get("clear", True):
         if n.get("all_tied"):
             return (
-                f"{w.bold('Least memory:')} no clear difference (every model's peak is within {_memory_noise(n)} of the least)."
+                f"{w.bold('Least memory:')} no clear difference{LEAD_END} (every model's peak is within {_memory_noise(n)} of "
+                "the least)."
             )
         return (
             f"{w.bold('Least memory:')} {w.names(n['tied'])}, {human_bytes(n['peak_memory_bytes'])} at peak and "
