@@ -262,15 +262,17 @@ def load_prompt_set(path: str | Path) -> PromptSet:
     PromptSet is safe to share)."""
     try:
         if Path(path).stat().st_size <= MAX_JSONL_BYTES:  # a larger file is refused by _read, with the limit
-            return _read_once(str(Path(path).resolve()), hashlib.sha256(Path(path).read_bytes()).hexdigest())
+            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            return _read_once(str(path), str(Path(path).resolve()), digest)
     except OSError:
         pass  # unreadable: _read says why
     return _read(Path(path))
 
 
 @lru_cache(maxsize=4)
-def _read_once(path: str, digest: str) -> PromptSet:
-    """``_read`` remembered by the file's path and the digest of its bytes (a changed file is another key)."""
+def _read_once(path: str, resolved: str, digest: str) -> PromptSet:
+    """``_read`` of ``path`` as given (its errors name it so), remembered by the file it is and the digest of its
+    bytes (a changed file is another key)."""
     return _read(Path(path))
 
 
