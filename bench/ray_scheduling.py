@@ -124,7 +124,7 @@ def main() -> None:
         print(f"sequential (engine: local): {sequential:6.2f} s")
         for gpus in [int(g) for g in args.gpus.split(",")]:
             started = time.perf_counter()
-            ray.init(num_cpus=4, num_gpus=gpus, include_dashboard=False, logging_level="ERROR")
+            ray.init(address="local", num_cpus=4, num_gpus=gpus, include_dashboard=False, logging_level="ERROR")
             init_s = time.perf_counter() - started
             study = load_config(
                 sleep_study(

@@ -52,7 +52,16 @@ class Clusters:
         if self.kind != "local":
             self.close()
             started = time.perf_counter()
-            ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR", runtime_env=WORKER_ENV)
+            # address="local": a cluster of this session's own, even where another one runs on the machine (a
+            # ray.init() with no address joins whatever /tmp/ray/ray_current_cluster names, and refuses num_gpus)
+            ray.init(
+                address="local",
+                num_cpus=2,
+                num_gpus=2,
+                include_dashboard=False,
+                logging_level="ERROR",
+                runtime_env=WORKER_ENV,
+            )
             self.started_s["local"] = time.perf_counter() - started
             self.kind = "local"
 
