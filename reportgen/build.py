@@ -12,12 +12,15 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import reportgen
 from reportgen.errors import JobFailed, RenderError
 from reportgen.imports.importer import import_study_logs, imported_models
+from reportgen.report.charts import new_chart_browser, static_charts_available
 from reportgen.report.assemble import between_markers, host_parts, render_in_memory, render_report, replace_between_markers
 from reportgen.report.formats import FORMATS, study_formats
 from reportgen.report.inputs import ReportInputs, read_report_inputs
@@ -28,6 +31,9 @@ from reportgen.run.summary import RunSummary
 from reportgen.store import Store, store_path
 from reportgen.study.config import Study
 from reportgen.util.atomic import atomic_write, write_files
+
+if TYPE_CHECKING:
+    from reportgen.report.chart_browser import ChartBrowser
 
 __all__ = ["BUILD_STATE", "BuildResult", "build_study", "render_inputs", "render_study"]
 
@@ -55,10 +61,18 @@ def render_study(
     A render of the study's own formats into its report folder records the build stamp, so that a
     following ``build`` knows the report is current."""
     store = _open_store(study, create=False)
-    with contextlib.closing(store) if store is not None else contextlib.nullcontext():
-        inputs = read_report_inputs(store, study) if store is not None else ReportInputs()
+    with contextlib.closing(store) if store is not None else contextlib.nullcontext(), new_chart_browser() as browser:
+        early = _early_start(browser, study, formats, embedding=into is not None)
+        inputs = read_report_inputs(store, study, on_compute=early) if store is not None else ReportInputs()
         paths = _render(
-            study, inputs, templates_dir=templates_dir, into=into, single_file=single_file, out_dir=out_dir, formats=formats
+            study,
+            inputs,
+            templates_dir=templates_dir,
+            into=into,
+            single_file=single_file,
+            out_dir=out_dir,
+            formats=formats,
+            browser=browser,
         )
         if (
             into is None
@@ -70,6 +84,15 @@ def render_study(
     return paths
 
 
+def _early_start(browser: ChartBrowser, study: Study, formats: list[str] | None, *, embedding: bool) -> Callable[[], None] | None:
+    """``browser.start`` where this render draws static charts (the README, the PDF, an embedded report) and
+    a browser can: passed as ``read_report_inputs``' ``on_compute``, it starts Chromium when the tables must be
+    computed (the charts have then changed), so that the browser starts while they are."""
+    if not embedding and not any(FORMATS.get(name).static_charts for name in formats or study.output.formats):
+        return None
+    return browser.start if static_charts_available() else None
+
+
 def _render(
     study: Study,
     inputs: ReportInputs,
@@ -79,16 +102,29 @@ def _render(
     single_file: bool = True,
     out_dir: Path | None = None,
     formats: list[str] | None = None,
+    browser: ChartBrowser | None = None,
 ) -> list[Path]:
     if into is not None:
-        return _render_into(study, inputs, into, templates_dir=templates_dir, assets=out_dir)
+        return _render_into(study, inputs, into, templates_dir=templates_dir, assets=out_dir, browser=browser)
     return render_report(
-        study, templates_dir=templates_dir, formats=formats, out_dir=out_dir, single_file=single_file, **inputs.as_kwargs()
+        study,
+        templates_dir=templates_dir,
+        formats=formats,
+        out_dir=out_dir,
+        single_file=single_file,
+        browser=browser,
+        **inputs.as_kwargs(),
     )
 
 
 def _render_into(
-    study: Study, inputs: ReportInputs, into: Path, *, templates_dir: Path | None, assets: Path | None
+    study: Study,
+    inputs: ReportInputs,
+    into: Path,
+    *,
+    templates_dir: Path | None,
+    assets: Path | None,
+    browser: ChartBrowser | None = None,
 ) -> list[Path]:
     """The Markdown report between the host file's markers, its charts in ``assets`` (default: a folder
     ``<host stem>_files`` beside the host) with paths, headings and anchors fitted to the host."""
@@ -97,7 +133,9 @@ def _render_into(
 
     before, after = host_parts(into)  # the markers are checked before any work
     folder = assets if assets is not None else into.parent / f"{into.stem}_files"
-    report = render_in_memory(study, templates_dir=templates_dir, formats=["markdown"], out_dir=folder, **inputs.as_kwargs())
+    report = render_in_memory(
+        study, templates_dir=templates_dir, formats=["markdown"], out_dir=folder, browser=browser, **inputs.as_kwargs()
+    )
     charts = {name: data for name, data in report.files.items() if name.startswith(f"{CHART_DIR}/")}
     prefix = Path(os.path.relpath(folder.resolve(), into.parent.resolve())).as_posix()
     body = embed_markdown(before, report.markdown, after, chart_paths=charts, asset_prefix="" if prefix == "." else prefix)
@@ -272,7 +310,7 @@ def build_study(
     runnable = study.prompts is not None and any(m.runnable for m in study.models)
     imports = bool(imported_models(study))
     store = _open_store(study, create=runnable or imports)
-    with contextlib.closing(store) if store is not None else contextlib.nullcontext():
+    with contextlib.closing(store) if store is not None else contextlib.nullcontext(), new_chart_browser() as browser:
         reran: list[str] = []
         summary: RunSummary | None = None
         if imports and store is not None:  # another tool's logs: stored once per content, before any model runs
@@ -296,16 +334,17 @@ def build_study(
         stale = _stale_formats(study, digests.formats, force=force or elsewhere is not None)
         paths: list[Path] = []
         wanted = stale or into is not None or fail_on_regression
-        inputs = read_report_inputs(store, study) if store is not None and wanted else ReportInputs()
+        early = _early_start(browser, study, stale, embedding=into is not None) if stale or into is not None else None
+        inputs = read_report_inputs(store, study, on_compute=early) if store is not None and wanted else ReportInputs()
         if stale:
-            paths = _render(study, inputs, templates_dir=templates_dir, formats=stale, out_dir=elsewhere)
+            paths = _render(study, inputs, templates_dir=templates_dir, formats=stale, out_dir=elsewhere, browser=browser)
             if elsewhere is None:
                 _write_state(study, digests)
             log.info("rendered %s in %s", ", ".join(FORMATS.get(f).file_name for f in stale), elsewhere or study.output_dir)
         else:
             log.info("%s: the report is up to date; nothing rendered", study.output_dir)
         if into is not None:
-            paths += _render(study, inputs, templates_dir=templates_dir, into=into, out_dir=out_dir)
+            paths += _render(study, inputs, templates_dir=templates_dir, into=into, out_dir=out_dir, browser=browser)
             _record_embedded(study, into, digests)
             log.info("rendered the report into %s", into)
         worse = regressions(study, inputs) if fail_on_regression else []  # the tables the render used, not read again

@@ -107,7 +107,8 @@ def test_chart_export_runs_chromium_offline(tmp_path: Path, monkeypatch: pytest.
     watcher = threading.Thread(target=chromium_command_lines, args=(stop, seen), daemon=True)
     watcher.start()
     try:
-        svgs = chart_set._export(list(chart_set))  # the export itself, past the SVG caches
+        with charts.new_chart_browser() as browser:  # the export itself, past the SVG caches
+            svgs = chart_set._export(list(chart_set), browser).result()
     finally:
         stop.set()
         watcher.join(5)

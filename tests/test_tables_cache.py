@@ -50,21 +50,24 @@ def study_path(tmp_path: Path, tiny_llama_dir: Path, monkeypatch) -> Path:
     return path
 
 
-def _read(study):
+def _read(study, on_compute=None):
     with Store(store_path(study), create=False) as store:
-        return inputs.read_report_inputs(store, study)
+        return inputs.read_report_inputs(store, study, on_compute=on_compute)
 
 
 def test_a_second_read_comes_from_the_cache_and_equals_a_fresh_computation(study_path, tmp_path, monkeypatch):
     study = load_config(study_path)
-    first = _read(study)
+    computed = []  # on_compute: told when the tables must be computed (a render then starts its chart browser)
+    first = _read(study, on_compute=lambda: computed.append("first"))
     assert first.tables is not None and len(list((tmp_path / "cache" / "tables").glob("*.pickle"))) == 1
+    assert computed == ["first"]
 
     def no_recompute(*args, **kwargs):
         raise AssertionError("the tables were computed again")
 
     monkeypatch.setattr(inputs, "tables_from_frames", no_recompute)
-    second = _read(study)
+    second = _read(study, on_compute=lambda: computed.append("second"))
+    assert computed == ["first"]  # from the cache: nothing computed, no browser started for unchanged charts
     for name in ("per_prompt", "summary", "category_summary", "pairwise", "efficiency", "lm"):
         assert getattr(second.tables, name).to_csv() == getattr(first.tables, name).to_csv(), name
     assert second.tables.model_ids == first.tables.model_ids == ["llama", "llama-b"]

@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from reportgen.analysis import ClaimResult, Statement
     from reportgen.records import RunManifest
-    from reportgen.report.charts import ChartSet
+    from reportgen.report.chart_browser import ChartBrowser
+    from reportgen.report.charts import ChartSet, PendingSvgs
     from reportgen.report.context import ReportContext
     from reportgen.report.formats import Format
     from reportgen.specs.extract import ModelSpec
@@ -177,12 +178,15 @@ def render_in_memory(
     tables: Tables | None = None,
     deltas: Sequence[RetrainingDelta] | None = None,
     manifest: RunManifest | None = None,
+    browser: ChartBrowser | None = None,
 ) -> RenderedReport:
     """Phase one: compute and render every file of the report, write nothing.
 
     ``tables`` (stats.tables.compute_tables), ``deltas`` (stats.history.RetrainingDelta) and ``manifest``
     (the latest run's RunManifest) add the results sections; with ``tables=None`` (or no generation in
     it) the report is the spec-only report. A claim naming a measured value is checked against ``tables``.
+    The static charts are drawn on ``browser`` (a caller may have started it early) or on one of their
+    own, while the sections and the formats without static charts render.
     """
     from reportgen.report.formats import prepare_formats
     from reportgen.report.templates import make_environment
@@ -192,9 +196,16 @@ def render_in_memory(
     _check_extra_context(extra_context)
     facts = gather(study, specs, tables, list(deltas or []), manifest)
     charts = draw_charts(study, facts)
-    context = report_context(study, facts, charts, extra_context)
     folder = Path(out_dir) if out_dir is not None else study.output_dir
-    return render_formats(chosen, env, context, charts, folder, single_file=single_file, study=study, tables=facts.tables)
+    svgs = _start_static_charts(charts, chosen, browser)  # drawn from here on, on the browser's thread
+    try:
+        context = report_context(study, facts, charts, extra_context)
+        return render_formats(
+            chosen, env, context, charts, folder, svgs, single_file=single_file, study=study, tables=facts.tables
+        )
+    finally:
+        if svgs is not None:
+            svgs.close()
 
 
 def gather(
@@ -297,30 +308,48 @@ def render_formats(
     context: ReportContext,
     charts: ChartSet,
     folder: Path,
+    svgs: PendingSvgs | None,
     *,
     single_file: bool = True,
     study: Study | None = None,
     tables: Tables | None = None,
 ) -> RenderedReport:
-    """Each chosen format from the Markdown body of its own target; the static charts once, for all of them.
+    """Each chosen format from the Markdown body of its own target; the static charts (``svgs``, being drawn;
+    None when no browser can draw them) once, for all of them.
 
     A format whose work happens in another process (``Format.runs_apart``: the PDF's printer) is started
-    first, on a thread that waits for it, while this one renders the others; the files are collected in
-    the order the formats were chosen."""
+    first, on a thread that waits for the charts and then for it; the formats without static charts render
+    next, while the charts are drawn; those with them last. The files are collected in the order the
+    formats were chosen."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from reportgen.report.formats import FormatInput, FormatOutput
 
-    svgs = _static_charts(charts, chosen)
-    report = RenderedReport(folder, dict(svgs or {}), context)
-    charts_only = dict(report.files)  # what every format may reference: the charts, not each other's files
+    report = RenderedReport(folder, {}, context)
+    drawn: dict[str, bytes] | None = None
+
+    def static_files() -> dict[str, bytes]:
+        """charts/NAME.svg of every chart: what every format with static charts may reference."""
+        nonlocal drawn
+        if drawn is None:
+            drawn = {charts[name].svg_path: data for name, data in svgs.result().items()} if svgs is not None else {}
+        return drawn
+
+    def render_apart(fmt: Format, job: FormatInput) -> FormatOutput:
+        return fmt.render(dataclasses.replace(job, pending=static_files() if fmt.static_charts else {}))
+
     outputs: dict[str, Future[FormatOutput] | FormatOutput] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reportgen-format") as apart:
-        for fmt in sorted(chosen, key=lambda f: not f.runs_apart):
+        for fmt in sorted(chosen, key=lambda f: (not f.runs_apart, f.static_charts)):
             ctx, body = _format_body(env, context, charts, fmt, drawn=svgs is not None)
-            job = FormatInput(env, ctx, body, charts, folder, charts_only, single_file, study, tables)
-            outputs[fmt.name] = apart.submit(fmt.render, job) if fmt.runs_apart else fmt.render(job)
+            job = FormatInput(env, ctx, body, charts, folder, {}, single_file, study, tables)
+            if fmt.runs_apart:
+                outputs[fmt.name] = apart.submit(render_apart, fmt, job)
+            else:
+                outputs[fmt.name] = fmt.render(dataclasses.replace(job, pending=static_files()) if fmt.static_charts else job)
             report.bodies[fmt.name] = body
+        if any(fmt.static_charts for fmt in chosen):
+            report.files.update(static_files())
         for fmt in chosen:
             done = outputs[fmt.name]
             rendered = done.result() if isinstance(done, Future) else done
@@ -331,17 +360,17 @@ def render_formats(
     return report
 
 
-def _static_charts(charts: ChartSet, chosen: Sequence[Format]) -> dict[str, bytes] | None:
-    """charts/NAME.svg for the formats that show static charts ({} when none needs them); None when no browser can draw them."""
-    if not charts or not any(fmt.static_charts for fmt in chosen):
-        return {}
-    from reportgen.report.charts import static_charts_available
+def _start_static_charts(charts: ChartSet, chosen: Sequence[Format], browser: ChartBrowser | None) -> PendingSvgs | None:
+    """The charts being drawn for the formats that show static charts (none when no format does); None when
+    no browser can draw them."""
+    from reportgen.report.charts import ChartSet, static_charts_available
 
+    if not charts or not any(fmt.static_charts for fmt in chosen):
+        return ChartSet().start_svgs()  # nothing to draw
     if not charts.svgs_cached() and not static_charts_available():
         log.warning("static charts skipped: no Chrome/Chromium found for kaleido (install chromium or set BROWSER_PATH)")
         return None
-    svgs = charts.svgs()
-    return {chart.svg_path: svgs[chart.name] for chart in charts}
+    return charts.start_svgs(browser)
 
 
 def _format_body(
@@ -376,6 +405,7 @@ def render_report(
     tables: Tables | None = None,
     deltas: Sequence[RetrainingDelta] | None = None,
     manifest: RunManifest | None = None,
+    browser: ChartBrowser | None = None,
 ) -> list[Path]:
     """Render the study's report and write it; return the written paths.
 
@@ -386,7 +416,8 @@ def render_report(
     fields to set. ``tables`` (stats.tables.Tables), ``deltas`` (stats.history.RetrainingDelta list) and
     ``manifest`` (the latest run's RunManifest) add the measured results: summary, metric tables,
     charts, analysis, samples, what retraining changed, the run manifest; ``tables=None`` gives the
-    spec-only report. Raises ConfigError / ClaimError / RenderError; on any error nothing is written.
+    spec-only report. ``browser``: the ChartBrowser to draw the static charts on (``build`` starts one early).
+    Raises ConfigError / ClaimError / RenderError; on any error nothing is written.
     """
     from reportgen.util.atomic import write_files
 
@@ -400,6 +431,7 @@ def render_report(
         tables=tables,
         deltas=deltas,
         manifest=manifest,
+        browser=browser,
     )
     written = write_files(report.out_dir, report.files)
     _remove_stale_charts(report.out_dir, report.files)

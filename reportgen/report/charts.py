@@ -4,7 +4,7 @@
   ``plotly.min.js`` written once next to the report (``write_plotly_js``), or plotly.js inline for a
   single-file report. Never a CDN: reports open offline.
 * SVG: kaleido 1.x drives a headless Chromium; every chart of a report is exported in ONE browser
-  session. kaleido finds the browser through choreographer: ``BROWSER_PATH`` if set, else ``chromium``
+  session, on a thread of its own (``chart_browser``), while the rest of the report renders. kaleido finds the browser through choreographer: ``BROWSER_PATH`` if set, else ``chromium``
   / ``google-chrome`` on ``PATH``. plotly puts a random id in each SVG (clip paths, defs); it is
   replaced by one derived from the chart name, so the output is byte-identical across renders.
 * Offline: the browser starts with ``OFFLINE_CHROMIUM_FLAGS`` (no component updates, background
@@ -32,7 +32,11 @@ from reportgen.errors import RenderError
 from reportgen.format import capital as _capital, finite as _finite
 
 if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import Future
+
     import plotly.graph_objects as go
+
+    from reportgen.report.chart_browser import ChartBrowser
 
     from reportgen.specs.extract import ModelSpec
 
@@ -137,56 +141,85 @@ class ChartSet:
         return out
 
     # -- SVG --------------------------------------------------------------------------------------
-    def svgs(self) -> dict[str, bytes]:
-        """name → SVG bytes, all exported in one kaleido (Chromium) session. RenderError if that fails.
+    def svgs(self, browser: ChartBrowser | None = None) -> dict[str, bytes]:
+        """name → SVG bytes of every chart (``start_svgs``, waited for). RenderError if they cannot be drawn."""
+        with self.start_svgs(browser) as pending:
+            return pending.result()
+
+    def start_svgs(self, browser: ChartBrowser | None = None) -> PendingSvgs:
+        """Start drawing the charts whose SVG is not known yet, on ``browser`` (else on a browser of its own,
+        closed once they are drawn); ``result()`` of the returned PendingSvgs waits for them.
 
         Exports are memoised by the digest of (figure JSON, size, plotly and kaleido versions), per
         process and in the user cache (``<cache>/charts/<digest>.svg``): the output of a figure does not
         change, so Chromium starts only when a chart changed.
         """
-        from reportgen.util.cache import write_cached
-
-        if not self.charts:
-            return {}
         keys = {chart.name: _svg_key(chart) for chart in self}
         todo = [chart for chart in self if not _svg_known(keys[chart.name])]
-        if todo:
-            for name, data in self._export(todo).items():
-                _SVG_CACHE[keys[name]] = data
-                write_cached(CHART_DIR, keys[name], data, ".svg")
-        return {chart.name: deterministic_svg(chart.name, _SVG_CACHE[keys[chart.name]]) for chart in self}
+        if not todo:
+            return PendingSvgs(list(self), keys)
+        if browser is not None:
+            return PendingSvgs(list(self), keys, self._export(todo, browser))
+        own = new_chart_browser()
+        return PendingSvgs(list(self), keys, self._export(todo, own), own)
 
     def svgs_cached(self) -> bool:
         """Whether every chart's SVG is already known (then ``svgs()`` needs no browser)."""
         return all(_svg_known(_svg_key(chart)) for chart in self)
 
-    def _export(self, charts: list[Chart]) -> dict[str, bytes]:
-        try:
-            import kaleido
-        except ImportError as exc:  # pragma: no cover - a core dependency
-            raise RenderError("static charts need the Python package 'kaleido'. Fix: pip install 'kaleido>=1'") from exc
+    def _export(self, charts: list[Chart], browser: ChartBrowser) -> Future[dict[str, bytes]]:
+        """The one place charts are drawn: name → SVG bytes, as kaleido exports them."""
+        from reportgen.report.chart_browser import Drawing
 
-        browser = offline_browser_class()
-        plotly_path = _plotly_min_js()
+        return browser.export([Drawing(c.name, c.figure, c.width, c.height) for c in charts])
 
-        async def export() -> dict[str, bytes]:
-            results = {}
-            async with kaleido.Kaleido(
-                n=1, mathjax=False, plotlyjs=plotly_path, browser_cls=browser, enable_extensions=False
-            ) as session:
-                for chart in charts:
-                    results[chart.name] = await session.calc_fig(
-                        chart.figure, opts={"format": "svg", "width": chart.width, "height": chart.height}
-                    )
-            return results
 
-        try:
-            return _run(export())
-        except Exception as exc:  # kaleido/choreographer raise many kinds; all mean "no browser session"
-            raise RenderError(
-                f"static charts (SVG) could not be exported: {type(exc).__name__}: {str(exc)[:300]}. "
-                "Fix: install Chromium (apt-get install chromium) or set BROWSER_PATH to a Chrome/Chromium binary"
-            ) from exc
+@dataclass
+class PendingSvgs:
+    """Charts being drawn: ``result()`` waits for them and gives name → SVG bytes (ids made deterministic),
+    keeping each new SVG in the caches; ``close()`` ends a browser started for them alone."""
+
+    charts: list[Chart]
+    keys: dict[str, str]  # chart name → its SVG's cache key
+    job: Future[dict[str, bytes]] | None = None
+    own_browser: ChartBrowser | None = None
+
+    def result(self) -> dict[str, bytes]:
+        from reportgen.util.cache import write_cached
+
+        if self.job is not None:
+            try:
+                exported = self.job.result()
+            except Exception as exc:  # kaleido/choreographer raise many kinds; all mean "no browser session"
+                raise RenderError(
+                    f"static charts (SVG) could not be exported: {type(exc).__name__}: {str(exc)[:300]}. "
+                    "Fix: install Chromium (apt-get install chromium) or set BROWSER_PATH to a Chrome/Chromium binary"
+                ) from exc
+            finally:
+                self.close()
+            for name, data in exported.items():
+                _SVG_CACHE[self.keys[name]] = data
+                write_cached(CHART_DIR, self.keys[name], data, ".svg")
+            self.job = None
+        return {chart.name: deterministic_svg(chart.name, _SVG_CACHE[self.keys[chart.name]]) for chart in self.charts}
+
+    def close(self) -> None:
+        if self.own_browser is not None:
+            self.own_browser.close()
+            self.own_browser = None
+
+    def __enter__(self) -> PendingSvgs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def new_chart_browser() -> ChartBrowser:
+    """A ChartBrowser (not started) that runs Chromium offline and loads plotly.js from the plotly package."""
+    from reportgen.report.chart_browser import ChartBrowser
+
+    return ChartBrowser(offline_browser_class(), _plotly_min_js())
 
 
 _SVG_CACHE: dict[str, bytes] = {}
@@ -250,20 +283,6 @@ def _svg_key(chart: Chart) -> str:
 
     payload = f"{chart.width}x{chart.height}:{version('plotly')}:{version('kaleido')}:{chart.figure.to_json()}"
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def _run(coro):
-    import asyncio
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # Called from inside a running loop (a notebook): run in a worker thread with its own loop.
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def deterministic_svg(name: str, svg: bytes) -> bytes:

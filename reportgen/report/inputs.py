@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,15 +66,20 @@ def study_tables(store: Store, study: Study) -> Tables:
     return tables
 
 
-def read_report_inputs(store: Store, study: Study) -> ReportInputs:
-    tables, deltas = tables_and_deltas(store, study)
+def read_report_inputs(store: Store, study: Study, *, on_compute: Callable[[], None] | None = None) -> ReportInputs:
+    """The tables, deltas and latest manifest; ``on_compute`` is called when the tables are not cached and
+    must be computed (``build`` then starts the chart browser: the charts will have changed)."""
+    tables, deltas = tables_and_deltas(store, study, on_compute=on_compute)
     if tables.per_prompt.empty:
         return ReportInputs()
     return ReportInputs(tables, deltas, store.latest_manifest())
 
 
-def tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[RetrainingDelta]]:
-    """Every metric table of the study and each retrained model's delta, from the cache when nothing changed."""
+def tables_and_deltas(
+    store: Store, study: Study, *, on_compute: Callable[[], None] | None = None
+) -> tuple[Tables, list[RetrainingDelta]]:
+    """Every metric table of the study and each retrained model's delta, from the cache when nothing changed
+    (``on_compute`` is called first when they must be computed)."""
     prompt_set = study_prompt_set(study) if study.prompts is not None else None
     token = store.content_token()
     if token is not None:  # the store says whether its rows changed: nothing to read to find the cached tables
@@ -89,6 +95,8 @@ def tables_and_deltas(store: Store, study: Study) -> tuple[Tables, list[Retraini
         cached = _load(key)
         if cached is not None:
             return cached
+    if on_compute is not None:
+        on_compute()
     recall_scores(store)
     streams.keep_in(cache_dir() / "streams")  # the resampling draws, kept between renders (stats.streams)
     tables = tables_from_frames(frames, study, prompt_set)
