@@ -66,12 +66,13 @@ def layout(kind: str) -> tuple[str, tuple[str, ...]]:
     return f"{kind}@{digest}", names
 
 
+_PART_END = "\x00\x1f"
+
+
 def _digest(*parts: str) -> str:
-    sha = hashlib.sha256()
-    for part in parts:
-        sha.update(part.encode("utf-8", "surrogatepass"))
-        sha.update(b"\x00\x1f")
-    return sha.hexdigest()[:32]
+    """sha256 of the parts, each followed by NUL + US, as one string (one hash call per key)."""
+    joined = _PART_END.join(parts) + _PART_END
+    return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def content_keys(output: str, references: Sequence[str], finish_reason: str | None, output_tokens: int | None) -> tuple[str, str]:
