@@ -15,7 +15,8 @@ retrained the first model's served model renamed (a new fingerprint, new answers
           then ``render`` timed: what a retraining costs;
 sizes     the bytes of each output file after the last render.
 
-Every command is the real CLI in a fresh process (``python -m reportgen``).
+Every command is the real CLI in a fresh process (``python -m reportgen``), timed after ``os.sync()`` (what the
+step before wrote is on disk first, so no step pays for the write-back of another).
 
     .venv/bin/python bench/scale.py [--prompts 100 1000 10000] [--models 4] [--formats markdown html]
 """
@@ -105,6 +106,9 @@ def write_study(folder: Path, n: int, models: int, url: str, formats: list[str],
 
 
 def timed(args: list[str], env: dict[str, str]) -> float:
+    # what the step before wrote (a run stores ~50 MB at 10,000 prompts) is flushed to disk first: otherwise
+    # the kernel writes it back during this step, and its time (up to a second here) depends on the disk
+    os.sync()
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "reportgen", "-q", *args], cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
