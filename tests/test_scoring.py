@@ -77,6 +77,26 @@ def test_parallel_scoring_agrees_exactly_with_serial(monkeypatch):
     same(serial, fresh(*rows))
 
 
+def test_with_another_thread_running_the_workers_are_not_forked_from_it_and_agree(monkeypatch):
+    """A render's chart browser runs on a thread of its own: the scoring workers then start from a fork server,
+    not from a fork of this process (which copies one thread, and any lock another held), with the same values."""
+    import threading
+
+    rows = answers(300, seed=3)
+    monkeypatch.setattr(scoring, "PARALLEL_MIN_VALUES", 1)
+    monkeypatch.setattr(scoring, "CHUNK_ROWS", 50)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert scoring._start_context().get_start_method() != "fork"
+        parallel = score_columns(*rows, NAMES, book=ScoreBook(), workers=2)
+    finally:
+        stop.set()
+        other.join()
+    same(parallel, score_columns(*rows, NAMES, book=ScoreBook(), workers=1))
+
+
 def test_values_stored_in_the_study_store_equal_a_fresh_computation(tmp_path: Path, monkeypatch):
     rows = answers(300)
     book = ScoreBook()

@@ -24,6 +24,7 @@ import hashlib
 import math
 import multiprocessing
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -124,13 +125,21 @@ def _score_rows(names: Sequence[str], rows: Sequence[Row]) -> list[list[float]]:
     ]
 
 
+def _start_context() -> multiprocessing.context.BaseContext:
+    """fork where this process runs one thread (the workers then import nothing again); with other threads
+    running (a render's chart browser), forkserver: a fork copies only the forking thread, and a lock another
+    thread held at that moment would stay locked in the worker."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
 def _compute(names: Sequence[str], rows: list[Row], workers: int) -> list[list[float]]:
     if workers <= 1 or len(rows) * len(names) < PARALLEL_MIN_VALUES:
         return _score_rows(names, rows)
     chunks = [rows[i : i + CHUNK_ROWS] for i in range(0, len(rows), CHUNK_ROWS)]
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)  # fork: nothing to import again
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=_start_context()) as pool:
         done = pool.map(_score_rows, [names] * len(chunks), chunks)
         return [values for chunk in done for values in chunk]
 
