@@ -1,8 +1,8 @@
-"""The chart browser: one kaleido session on a thread of its own, its tab reused between charts.
+"""The chart browser: one kaleido session on a thread of its own.
 
-The SVGs it draws are the bytes kaleido's own session draws (which reloads the page after every chart);
-it can start before the charts exist and draw them while the caller goes on; a browser that cannot start
-says so, with the fix, when the charts are asked for."""
+The SVGs it draws are the bytes a plain kaleido session draws, the same chart twice included; it can start
+before the charts exist and draw them while the caller goes on; a browser that cannot start says so, with
+the fix, when the charts are asked for."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from reportgen.errors import RenderError
 from reportgen.report import charts
-from reportgen.report.chart_browser import ChartBrowser, Drawing
+from reportgen.report.chart_browser import Drawing
 
 needs_chromium = pytest.mark.skipif(not charts.static_charts_available(), reason="no Chrome/Chromium for kaleido")
 
@@ -36,7 +36,7 @@ def _figures():
         Drawing("bars", bars, 600, 300),
         Drawing("panels", panels, 900, 420),
         Drawing("log-axis", log_axis, 700, 260),
-        Drawing("bars-again", bars, 600, 300),  # the same figure after others: nothing left over on the page
+        Drawing("bars-again", bars, 600, 300),  # the same figure after others: nothing left over from them
     ]
 
 
@@ -61,7 +61,7 @@ def _kaleido_own(drawings: list[Drawing]) -> dict[str, bytes]:
 
 @pytest.mark.browser
 @needs_chromium
-def test_a_reused_tab_draws_the_bytes_kaleidos_own_session_draws():
+def test_the_browser_on_its_thread_draws_the_bytes_of_a_plain_kaleido_session():
     drawings = _figures()
     with charts.new_chart_browser() as browser:
         browser.start()  # before anything is asked: the caller goes on while Chromium starts
@@ -99,13 +99,3 @@ def test_a_browser_that_cannot_start_says_so_when_the_charts_are_asked_for(monke
     message = str(caught.value)
     assert "static charts (SVG) could not be exported" in message and "no-chromium-here" in message
     assert "Fix: install Chromium" in message
-
-
-def test_a_kaleido_without_the_tab_hook_is_used_as_it_is():
-    from reportgen.report.chart_browser import _tab_reusing
-
-    class Plain:
-        pass
-
-    assert _tab_reusing(Plain) is Plain
-    assert isinstance(ChartBrowser(object, charts._plotly_min_js()), ChartBrowser)
