@@ -12,7 +12,6 @@ import pytest
 
 from reportgen.errors import RenderError
 from reportgen.report import charts
-from reportgen.report.chart_browser import Drawing
 
 needs_chromium = pytest.mark.skipif(not charts.static_charts_available(), reason="no Chrome/Chromium for kaleido")
 
@@ -33,14 +32,14 @@ def _figures():
         for index, trace in enumerate(figure.data):
             trace.uid = f"{number}{index}"
     return [
-        Drawing("bars", bars, 600, 300),
-        Drawing("panels", panels, 900, 420),
-        Drawing("log-axis", log_axis, 700, 260),
-        Drawing("bars-again", bars, 600, 300),  # the same figure after others: nothing left over from them
+        charts.Chart("bars", "bars", bars, 600, 300),
+        charts.Chart("panels", "panels", panels, 900, 420),
+        charts.Chart("log-axis", "log-axis", log_axis, 700, 260),
+        charts.Chart("bars-again", "bars-again", bars, 600, 300),  # the same figure after others: nothing left over from them
     ]
 
 
-def _kaleido_own(drawings: list[Drawing]) -> dict[str, bytes]:
+def _kaleido_own(drawings: list[charts.Chart]) -> dict[str, bytes]:
     import kaleido
 
     async def export() -> dict[str, bytes]:

@@ -19,9 +19,8 @@ import asyncio
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = ["ChartBrowser", "Drawing"]
 
@@ -29,14 +28,17 @@ __all__ = ["ChartBrowser", "Drawing"]
 CLOSE_TIMEOUT_S = 30
 
 
-@dataclass(frozen=True)
-class Drawing:
-    """One chart to draw: its name, the plotly figure, and the size of the SVG in px."""
+class Drawing(Protocol):
+    """One chart to draw (``charts.Chart`` is one): its name, the plotly figure, and the size of the SVG in px."""
 
-    name: str
-    figure: Any
-    width: int
-    height: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def figure(self) -> Any: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
 
 
 class ChartBrowser:

@@ -4,8 +4,8 @@
   ``plotly.min.js`` written once next to the report (``write_plotly_js``), or plotly.js inline for a
   single-file report. Never a CDN: reports open offline.
 * SVG: kaleido 1.x drives a headless Chromium; every chart of a report is exported in ONE browser
-  session, on a thread of its own (``chart_browser``), while the rest of the report renders. kaleido finds the browser through choreographer: ``BROWSER_PATH`` if set, else ``chromium``
-  / ``google-chrome`` on ``PATH``. plotly puts a random id in each SVG (clip paths, defs); it is
+  session, on a thread of its own (``chart_browser``), while the rest of the report renders. kaleido finds
+  the browser through choreographer: ``BROWSER_PATH`` if set, else ``chromium`` / ``google-chrome`` on ``PATH``. plotly puts a random id in each SVG (clip paths, defs); it is
   replaced by one derived from the chart name, so the output is byte-identical across renders.
 * Offline: the browser starts with ``OFFLINE_CHROMIUM_FLAGS`` (no component updates, background
   networking, sync, first-run or search-engine screens, DNS prefetch or prediction; every host name
@@ -169,9 +169,7 @@ class ChartSet:
 
     def _export(self, charts: list[Chart], browser: ChartBrowser) -> Future[dict[str, bytes]]:
         """The one place charts are drawn: name → SVG bytes, as kaleido exports them."""
-        from reportgen.report.chart_browser import Drawing
-
-        return browser.export([Drawing(c.name, c.figure, c.width, c.height) for c in charts])
+        return browser.export(charts)
 
 
 @dataclass
@@ -190,6 +188,8 @@ class PendingSvgs:
         if self.job is not None:
             try:
                 exported = self.job.result()
+            except ModuleNotFoundError as exc:  # pragma: no cover - a core dependency
+                raise RenderError("static charts need the Python package 'kaleido'. Fix: pip install 'kaleido>=1'") from exc
             except Exception as exc:  # kaleido/choreographer raise many kinds; all mean "no browser session"
                 raise RenderError(
                     f"static charts (SVG) could not be exported: {type(exc).__name__}: {str(exc)[:300]}. "
