@@ -58,14 +58,14 @@ def keep_scores(store: "Store") -> int:
 def score_stored_answers(store: "Store", study: "Study", prompt_set: "PromptSet") -> int:
     """Score every answer the study's report shows that has no stored values yet, and keep them in the
     store; returns how many values were scored."""
-    from reportgen.stats.frames import latest_results, per_prompt_frame
+    from reportgen.stats.frames import in_keys, latest_results, per_prompt_frame
 
     started = time.perf_counter()
     results = store.results_frame()
     if results.empty:
         return 0
     results = latest_results(results, {m.id: None for m in study.models}, model_runs=store.model_runs_frame())
-    results = results[results["prompt_id"].isin({p.id for p in prompt_set.prompts})]
+    results = results[in_keys(results["prompt_id"], {p.id for p in prompt_set.prompts})]
     recall_scores(store)
     per_prompt_frame(results, prompt_set)
     scored = keep_scores(store)

@@ -26,7 +26,7 @@ from reportgen.stats.efficiency import (
     speed_figures,
     timed_on_a_busy_machine,
 )
-from reportgen.stats.frames import latest_results, metric_columns, per_prompt_frame
+from reportgen.stats.frames import in_keys, latest_results, metric_columns, per_prompt_frame
 from reportgen.stats.history import run_deltas
 from reportgen.study.prompts import PromptSet
 
@@ -174,7 +174,7 @@ def run_diff(
         frames = []
         for side in sides:
             rows = latest_results(results, {model_id: side.fingerprint}) if len(results) else results
-            rows = rows[rows["prompt_id"].isin({p.id for p in prompt_set.prompts})] if len(rows) else rows
+            rows = rows[in_keys(rows["prompt_id"], {p.id for p in prompt_set.prompts})] if len(rows) else rows
             frames.append(per_prompt_frame(rows, prompt_set) if len(rows) else pd.DataFrame())
         if all(len(f) for f in frames):
             names = [m for m in metric_columns(frames[1]) if m in frames[0].columns]

@@ -12,6 +12,7 @@ from reportgen.stats.efficiency import efficiency_frame
 from reportgen.stats.frames import (
     all_paired_comparisons,
     category_summary,
+    in_keys,
     latest_results,
     metric_columns,
     model_summary,
@@ -138,7 +139,7 @@ def tables_from_frames(
     wanted: dict[str, str | None] = {m: (fingerprints or {}).get(m) for m in order}
     results = latest_results(frames.results, wanted, model_runs=frames.model_runs)
     if prompt_set is not None and len(results):
-        results = results[results["prompt_id"].isin({p.id for p in prompt_set.prompts})].reset_index(drop=True)
+        results = results[in_keys(results["prompt_id"], {p.id for p in prompt_set.prompts})].reset_index(drop=True)
     per_prompt = with_code_pass(
         per_prompt_frame(results, prompt_set, model_order=order), frames.code_runs, prompt_set, study.code
     )
