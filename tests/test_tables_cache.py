@@ -231,3 +231,52 @@ def test_the_statistics_are_kept_in_the_store_and_read_back(tmp_path, monkeypatc
     for name in ("summary", "category_summary", "pairwise"):
         assert getattr(second.tables, name).to_csv() == getattr(first.tables, name).to_csv(), name
     assert [d.model_id for d in second.deltas] == [d.model_id for d in first.deltas] == ["lora"]
+
+
+def test_a_retraining_delta_is_read_back_until_its_own_models_answers_change(tmp_path, monkeypatch):
+    """Each model's retraining delta is remembered on its own (``<cache>/deltas``): after another model's answers
+    changed, the tables are computed again but the retrained adapter's history is not rebuilt, and the delta read
+    back equals the one computed; a change to the adapter's own answers computes it again."""
+    import test_sections as ts
+
+    from reportgen.records import GenerationResult
+
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
+    study = load_config(ts.write_study(tmp_path / "study"))
+    path = tmp_path / "study" / "results.sqlite"
+    ts.fill_store(path, ts.default_outputs(), old_lora=ts.old_lora_outputs())
+    computed: list[str] = []
+    real = inputs.retraining_delta
+    monkeypatch.setattr(
+        inputs,
+        "retraining_delta",
+        lambda results, runs, prompts, model: computed.append(model) or real(results, runs, prompts, model),
+    )
+
+    def read():
+        with Store(path, create=False) as store:
+            return inputs.read_report_inputs(store, study)
+
+    def answer_again(model: str, fingerprint: str, prompt_id: str, text: str) -> None:
+        with Store(path) as store:
+            result = GenerationResult(prompt_id, text, 9, len(text.split()), "eos", 0.5, None)
+            store.save_results(
+                fingerprint=fingerprint, model_id=model, run_id="r1", settings_hash="s1",
+                request_hashes={prompt_id: "h"}, results=[result], batch_size=1,
+            )  # fmt: skip
+
+    first = read()
+    assert computed == ["lora"] and [d.model_id for d in first.deltas] == ["lora"]
+    prompt_id = first.tables.per_prompt["prompt_id"].iloc[0]
+
+    answer_again("base", "fp-base", prompt_id, "A different answer from the base model.")
+    second = read()
+    assert computed == ["lora"]  # the tables were computed again (the base changed), the adapter's delta read back
+    assert second.tables.per_prompt.to_csv() != first.tables.per_prompt.to_csv()
+    assert second.deltas[0].deltas.to_csv() == first.deltas[0].deltas.to_csv()
+    assert second.deltas[0].history.to_csv() == first.deltas[0].history.to_csv()
+
+    answer_again("lora", "fp-lora-2", prompt_id, "The adapter answers this prompt anew.")
+    third = read()
+    assert computed == ["lora", "lora"]  # its own answers changed: computed again
+    assert third.deltas[0].history.to_csv() != first.deltas[0].history.to_csv()

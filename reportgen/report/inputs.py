@@ -10,7 +10,10 @@ A re-render after a template edit reads them back instead of scoring every answe
 nltk and scipy) and redrawing every bootstrap; any change to those inputs is a new key, so an entry is
 never stale. When the tables must be computed, each answer's metric values come from the study's store
 where a render already scored that answer (``stats.scoring``, the ``answer_scores`` table), and the values
-scored now are saved there: a retrained model costs the scoring of its own new answers. The statistics are seeded, so a cached table is the table a fresh computation gives.
+scored now are saved there: a retrained model costs the scoring of its own new answers. Each model's
+retraining delta is also remembered on its own (``<cache>/deltas``) under a digest of that model's stored
+answers and runs: after one model was retrained, the other models' histories are read back, not rebuilt.
+The statistics are seeded, so a cached table is the table a fresh computation gives.
 The entries are pickles written by reportgen into the user's own cache folder, read only with the same
 versions of the libraries they were written with.
 """
@@ -43,6 +46,9 @@ __all__ = ["ReportInputs", "read_report_inputs", "study_tables", "tables_and_del
 log = logging.getLogger(__name__)
 
 KIND = "tables"
+DELTAS_KIND = "deltas"
+#: the columns that identify a stored answer and its version (what ``Store.content_digest`` reads of a result)
+_ANSWER_KEYS = ("fingerprint", "prompt_id", "request_hash", "settings_hash", "created_at")
 _PACKAGES = ("pandas", "numpy", "scipy", "sacrebleu", "rouge-score", "nltk", "choix")
 _ROOT = Path(__file__).resolve().parents[1]
 #: the modules whose code computes the tables and deltas (an edit to one is a new key)
@@ -102,16 +108,50 @@ def tables_and_deltas(
     tables = tables_from_frames(frames, study, prompt_set)
     deltas: list[RetrainingDelta] = []
     if prompt_set is not None and not tables.per_prompt.empty:
-        deltas = [
-            d
-            for d in (retraining_delta(frames.results, frames.model_runs, prompt_set, m.id) for m in study.models if m.runnable)
-            if d is not None
-        ]
+        deltas = [d for d in (_retraining_delta(frames, prompt_set, m.id) for m in study.models if m.runnable) if d is not None]
     imported = (imported_retraining_delta(frames.imports, frames.imported_samples, m.id) for m in study.models if m.results_from)
     deltas += [d for d in imported if d is not None]  # a model another tool evaluated again: its last two logs
     keep_scores(store)
     write_cached(KIND, key, pickle.dumps((tables, deltas), protocol=pickle.HIGHEST_PROTOCOL), ".pickle")
     return tables, deltas
+
+
+def _retraining_delta(frames: StoreFrames, prompt_set: PromptSet, model_id: str) -> RetrainingDelta | None:
+    """``retraining_delta`` of one model, remembered (``<cache>/deltas``) under a digest of what it is computed
+    from: the model's own stored answers (their keys and times, as ``Store.content_digest`` reads them) and
+    runs, the prompt set, the code and the libraries. A render after another model was retrained reads it back
+    instead of scoring every earlier version of this one again."""
+    results = frames.results
+    mine = results[results["model_id"] == model_id] if len(results) else results
+    if mine.empty or mine["fingerprint"].nunique() < 2:
+        return None  # one set of answers: nothing changed
+    runs = frames.model_runs
+    key = hash_json(
+        {
+            "model": model_id,
+            "answers": _frame_digest(mine[list(_ANSWER_KEYS)]),
+            "runs": _frame_digest(runs[runs["model_id"] == model_id]) if len(runs) else None,
+            "prompts": _prompts_digest(prompt_set),
+            "packages": package_versions(*_PACKAGES),
+            "code": _code(),
+        }
+    )
+    raw = read_cached(DELTAS_KIND, key, ".pickle")
+    if raw is not None:
+        try:
+            known = pickle.loads(raw)
+        except Exception as exc:  # a damaged or foreign entry is a miss: compute afresh
+            log.debug("deltas cache entry %s unreadable (%s): recomputing", key[:12], exc)
+        else:
+            if known is None or isinstance(known, RetrainingDelta):
+                return known
+    delta = retraining_delta(results, frames.model_runs, prompt_set, model_id)
+    write_cached(DELTAS_KIND, key, pickle.dumps(delta, protocol=pickle.HIGHEST_PROTOCOL), ".pickle")
+    return delta
+
+
+def _prompts_digest(prompt_set: PromptSet | None) -> str | None:
+    return None if prompt_set is None else hash_json(prompt_set.model_dump(mode="json"))
 
 
 def _code() -> str:
@@ -134,7 +174,7 @@ def _key(rows: dict[str, str], study: Study, prompt_set: PromptSet | None) -> st
             "frames": rows,
             "models": [(m.id, m.runnable, m.results_from is not None) for m in study.models],
             "judges": [j.model_dump(mode="json") for j in study.judges],
-            "prompts": prompt_set.model_dump(mode="json") if prompt_set is not None else None,
+            "prompts": _prompts_digest(prompt_set),
             "packages": package_versions(*_PACKAGES),
             "code": _code(),
         }

@@ -208,8 +208,9 @@ def sequence_latencies(rows: pd.DataFrame) -> list[float]:
     """Each answered prompt's latency (``records.sequence_latency``: the time to its last token) from the
     stored rows' ``extra`` JSON and ``latency_s``."""
     extras = rows["extra"].tolist() if "extra" in rows else ["{}"] * len(rows)
+    # only a batching backend's rows name "finish_s": the others' JSON is not parsed (40,000 rows: 0.15 s)
     return [
-        sequence_latency(_json_object(extra), latency)
+        sequence_latency(_json_object(extra) if isinstance(extra, str) and "finish_s" in extra else {}, latency)
         for extra, latency in zip(extras, pd.to_numeric(rows["latency_s"], errors="coerce").tolist())
     ]
 

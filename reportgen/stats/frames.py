@@ -86,7 +86,7 @@ def current_fingerprint(rows: pd.DataFrame, time_column: str) -> str:
 
 
 def ordered_models(models: Iterable[str], order: Sequence[str] | None) -> list[str]:
-    models = list(dict.fromkeys(models))
+    models = list(dict.fromkeys(models.tolist() if isinstance(models, pd.Series) else models))
     if order is None:
         return sorted(models)
     known = [m for m in order if m in models]
