@@ -13,6 +13,8 @@ cold      ``reportgen render`` with an empty reportgen cache (``REPORTGEN_CACHE`
 warm      the same render again, nothing changed;
 retrained the first model's served model renamed (a new fingerprint, new answers), ``run`` again,
           then ``render`` timed: what a retraining costs;
+another   the second model retrained the same way, ``run``, then ``render`` timed: a retraining when another
+          model already has a history (its retraining delta is read back, not rebuilt);
 sizes     the bytes of each output file after the last render.
 
 Every command is the real CLI in a fresh process (``python -m reportgen``), timed after ``os.sync()`` (what the
@@ -81,7 +83,8 @@ class Instant(BaseHTTPRequestHandler):
         pass
 
 
-def write_study(folder: Path, n: int, models: int, url: str, formats: list[str], retrained: bool = False) -> Path:
+def write_study(folder: Path, n: int, models: int, url: str, formats: list[str], retrained: int = 0) -> Path:
+    """The study with its first ``retrained`` models serving a retrained version (new answers, new fingerprint)."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "prompts.jsonl", "w", encoding="utf-8") as out:
         for i in range(n):
@@ -97,7 +100,7 @@ def write_study(folder: Path, n: int, models: int, url: str, formats: list[str],
         "models:",
     ]
     for m in range(models):
-        served = f"m{m}-v2" if (retrained and m == 0) else f"m{m}"
+        served = f"m{m}-v2" if m < retrained else f"m{m}"
         lines.append(
             f"  - {{id: model-{m}, name: Model {m}, source: {{type: http, url: '{url}', protocol: openai-completions, model: {served}}}}}"
         )
@@ -125,9 +128,12 @@ def bench_size(n: int, models: int, url: str, formats: list[str], work: Path) ->
     row["run"] = timed(["run", str(config)], env)
     row["cold"] = timed(["render", str(config)], env)
     row["warm"] = timed(["render", str(config)], env)
-    write_study(folder, n, models, url, formats, retrained=True)
+    write_study(folder, n, models, url, formats, retrained=1)
     row["rerun"] = timed(["run", str(config)], env)
     row["retrained"] = timed(["render", str(config)], env)
+    write_study(folder, n, models, url, formats, retrained=2)
+    timed(["run", str(config)], env)
+    row["another"] = timed(["render", str(config)], env)
     out = folder / "out"
     row["sizes"] = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file() and p.suffix != ".sqlite"}
     return row
@@ -147,12 +153,13 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="reportgen-scale-"))
     try:
         print(f"{args.models} models, formats {' '.join(args.formats)}, {os.cpu_count()} CPUs; seconds")
-        print(f"{'prompts':>8} {'run':>7} {'cold':>7} {'warm':>7} {'re-run':>7} {'retrained':>9}  sizes")
+        print(f"{'prompts':>8} {'run':>7} {'cold':>7} {'warm':>7} {'re-run':>7} {'retrained':>9} {'another':>7}  sizes")
         for n in args.prompts:
             row = bench_size(n, args.models, url, args.formats, work)
             sizes = ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in row["sizes"].items())  # type: ignore[attr-defined]
             print(
-                f"{n:>8} {row['run']:7.1f} {row['cold']:7.1f} {row['warm']:7.1f} {row['rerun']:7.1f} {row['retrained']:9.1f}  {sizes}",
+                f"{n:>8} {row['run']:7.1f} {row['cold']:7.1f} {row['warm']:7.1f} {row['rerun']:7.1f} {row['retrained']:9.1f}"
+                f" {row['another']:7.1f}  {sizes}",
                 flush=True,
             )
     finally:
