@@ -5,8 +5,9 @@
   single-file report. Never a CDN: reports open offline.
 * SVG: kaleido 1.x drives a headless Chromium; every chart of a report is exported in ONE browser
   session, on a thread of its own (``chart_browser``), while the rest of the report renders. kaleido finds
-  the browser through choreographer: ``BROWSER_PATH`` if set, else ``chromium`` / ``google-chrome`` on ``PATH``. plotly puts a random id in each SVG (clip paths, defs); it is
-  replaced by one derived from the chart name, so the output is byte-identical across renders.
+  the browser through choreographer: ``BROWSER_PATH`` if set, else ``chromium`` / ``google-chrome`` on
+  ``PATH``. plotly puts a random id in each SVG (clip paths, defs); it is replaced by one derived from the
+  chart name, so the output is byte-identical across renders.
 * Offline: the browser starts with ``OFFLINE_CHROMIUM_FLAGS`` (no component updates, background
   networking, sync, first-run or search-engine screens, DNS prefetch or prediction; every host name
   resolves to nothing except 127.0.0.1), and the page kaleido loads takes plotly.js from the

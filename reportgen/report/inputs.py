@@ -25,6 +25,7 @@ import logging
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import pandas as pd
@@ -87,19 +88,20 @@ def tables_and_deltas(
     """Every metric table of the study and each retrained model's delta, from the cache when nothing changed
     (``on_compute`` is called first when they must be computed)."""
     prompt_set = study_prompt_set(study) if study.prompts is not None else None
+    computed_with = _computed_with(prompt_set)
     token = store.content_token()
     if token is not None:  # the store says whether its rows changed: nothing to read to find the cached tables
-        key = _key({"store": token}, study, prompt_set)
-        cached = _load(key)
-        if cached is not None:
+        key = _key({"store": token}, study, computed_with)
+        cached = _load(KIND, key, _is_tables_entry)
+        if cached is not _MISS:
             register_metrics(store.imports_frame())  # the imported metrics' names, units and directions
             return cached
     frames = StoreFrames.read(store)
     register_metrics(frames.imports)
     if token is None:
-        key = _key({name: _frame_digest(frame) for name, frame in frames.named().items()}, study, prompt_set)
-        cached = _load(key)
-        if cached is not None:
+        key = _key({name: _frame_digest(frame) for name, frame in frames.named().items()}, study, computed_with)
+        cached = _load(KIND, key, _is_tables_entry)
+        if cached is not _MISS:
             return cached
     if on_compute is not None:
         on_compute()
@@ -108,50 +110,50 @@ def tables_and_deltas(
     tables = tables_from_frames(frames, study, prompt_set)
     deltas: list[RetrainingDelta] = []
     if prompt_set is not None and not tables.per_prompt.empty:
-        deltas = [d for d in (_retraining_delta(frames, prompt_set, m.id) for m in study.models if m.runnable) if d is not None]
+        computed = (_retraining_delta(frames, prompt_set, m.id, computed_with) for m in study.models if m.runnable)
+        deltas = [d for d in computed if d is not None]
     imported = (imported_retraining_delta(frames.imports, frames.imported_samples, m.id) for m in study.models if m.results_from)
     deltas += [d for d in imported if d is not None]  # a model another tool evaluated again: its last two logs
     keep_scores(store)
-    write_cached(KIND, key, pickle.dumps((tables, deltas), protocol=pickle.HIGHEST_PROTOCOL), ".pickle")
+    _save(KIND, key, (tables, deltas))
     return tables, deltas
 
 
-def _retraining_delta(frames: StoreFrames, prompt_set: PromptSet, model_id: str) -> RetrainingDelta | None:
+def _retraining_delta(
+    frames: StoreFrames, prompt_set: PromptSet, model_id: str, computed_with: dict[str, Any]
+) -> RetrainingDelta | None:
     """``retraining_delta`` of one model, remembered (``<cache>/deltas``) under a digest of what it is computed
     from: the model's own stored answers (their keys and times, as ``Store.content_digest`` reads them) and
-    runs, the prompt set, the code and the libraries. A render after another model was retrained reads it back
-    instead of scoring every earlier version of this one again."""
-    results = frames.results
+    runs, and ``computed_with`` (the prompt set, the code and the libraries). A render after another model was
+    retrained reads it back instead of scoring every earlier version of this one again."""
+    results, runs = frames.results, frames.model_runs
     mine = results[results["model_id"] == model_id] if len(results) else results
     if mine.empty or mine["fingerprint"].nunique() < 2:
-        return None  # one set of answers: nothing changed
-    runs = frames.model_runs
+        return None  # one set of answers: nothing changed (and nothing to digest)
     key = hash_json(
         {
             "model": model_id,
             "answers": _frame_digest(mine[list(_ANSWER_KEYS)]),
             "runs": _frame_digest(runs[runs["model_id"] == model_id]) if len(runs) else None,
-            "prompts": _prompts_digest(prompt_set),
-            "packages": package_versions(*_PACKAGES),
-            "code": _code(),
+            **computed_with,
         }
     )
-    raw = read_cached(DELTAS_KIND, key, ".pickle")
-    if raw is not None:
-        try:
-            known = pickle.loads(raw)
-        except Exception as exc:  # a damaged or foreign entry is a miss: compute afresh
-            log.debug("deltas cache entry %s unreadable (%s): recomputing", key[:12], exc)
-        else:
-            if known is None or isinstance(known, RetrainingDelta):
-                return known
-    delta = retraining_delta(results, frames.model_runs, prompt_set, model_id)
-    write_cached(DELTAS_KIND, key, pickle.dumps(delta, protocol=pickle.HIGHEST_PROTOCOL), ".pickle")
+    known = _load(DELTAS_KIND, key, lambda value: value is None or isinstance(value, RetrainingDelta))
+    if known is not _MISS:
+        return known
+    delta = retraining_delta(results, runs, prompt_set, model_id)
+    _save(DELTAS_KIND, key, delta)
     return delta
 
 
-def _prompts_digest(prompt_set: PromptSet | None) -> str | None:
-    return None if prompt_set is None else hash_json(prompt_set.model_dump(mode="json"))
+def _computed_with(prompt_set: PromptSet | None) -> dict[str, Any]:
+    """What every cached table and delta is computed with besides the stored rows: the prompt set (digested once
+    per render: ~40 ms at 10,000 prompts), the libraries' versions and the code."""
+    return {
+        "prompts": None if prompt_set is None else hash_json(prompt_set.model_dump(mode="json")),
+        "packages": package_versions(*_PACKAGES),
+        "code": _code(),
+    }
 
 
 def _code() -> str:
@@ -166,7 +168,7 @@ def _frame_digest(frame: pd.DataFrame) -> str:
     return sha.hexdigest()
 
 
-def _key(rows: dict[str, str], study: Study, prompt_set: PromptSet | None) -> str:
+def _key(rows: dict[str, str], study: Study, computed_with: dict[str, Any]) -> str:
     """The digest of everything the tables and deltas are computed from; ``rows`` says which stored rows: the
     store's content token, or (a store without one) a digest of every frame."""
     return hash_json(
@@ -174,22 +176,32 @@ def _key(rows: dict[str, str], study: Study, prompt_set: PromptSet | None) -> st
             "frames": rows,
             "models": [(m.id, m.runnable, m.results_from is not None) for m in study.models],
             "judges": [j.model_dump(mode="json") for j in study.judges],
-            "prompts": _prompts_digest(prompt_set),
-            "packages": package_versions(*_PACKAGES),
-            "code": _code(),
+            **computed_with,
         }
     )
 
 
-def _load(key: str) -> tuple[Tables, list[RetrainingDelta]] | None:
-    raw = read_cached(KIND, key, ".pickle")
+#: what ``_load`` returns for a missing, damaged or foreign entry (a cached delta may be None)
+_MISS: Any = object()
+
+
+def _is_tables_entry(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], Tables) and isinstance(value[1], list)
+
+
+def _load(kind: str, key: str, accept: Callable[[Any], bool]) -> Any:
+    """The cached value under ``key``, or ``_MISS`` when there is none, it cannot be unpickled or ``accept``
+    refuses it (a damaged or foreign entry: computed afresh)."""
+    raw = read_cached(kind, key, ".pickle")
     if raw is None:
-        return None
+        return _MISS
     try:
-        tables, deltas = pickle.loads(raw)
-    except Exception as exc:  # a damaged or foreign entry is a miss: compute afresh
-        log.debug("tables cache entry %s unreadable (%s): recomputing", key[:12], exc)
-        return None
-    if not isinstance(tables, Tables) or not isinstance(deltas, list):
-        return None
-    return tables, deltas
+        value = pickle.loads(raw)
+    except Exception as exc:
+        log.debug("%s cache entry %s unreadable (%s): recomputing", kind, key[:12], exc)
+        return _MISS
+    return value if accept(value) else _MISS
+
+
+def _save(kind: str, key: str, value: Any) -> None:
+    write_cached(kind, key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), ".pickle")
